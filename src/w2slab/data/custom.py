@@ -1,0 +1,129 @@
+"""Loader for a user's own ``.jsonl`` / ``.csv`` file of labelled texts.
+
+Users' files are messy, so this is the one place that converts labels (bools, "0"/"1", "true"/"false")
+and reports the exact row of any problem instead of failing later inside training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from w2slab.data.carve import carve
+from w2slab.data.types import TaskData
+from w2slab.data.validate import validate_rows
+from w2slab.errors import DataError
+
+CUSTOM_SUFFIXES = (".jsonl", ".csv")
+CUSTOM_TRAIN_FRACTION = 0.8
+_FIX = "every row needs text and label (0 or 1)"
+_LABELS = {"0": 0, "1": 1, "false": 0, "true": 1}
+
+
+def _records(path: Path) -> list[dict]:
+    """Data rows as dicts, numbered 1.. in file order (blank JSONL lines and the CSV header skipped)."""
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames:
+                raise DataError(
+                    f"{path.name}: no header row; the first line must name the columns, e.g. text,label"
+                )
+            return list(reader)
+    records = []
+    with open(path, encoding="utf-8-sig") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            n = len(records) + 1
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path.name} row {n}: not valid JSON ({exc.msg}); write one object per line like "
+                    '{"text": "...", "label": 0}'
+                ) from None
+            if not isinstance(rec, dict):
+                raise DataError(
+                    f"{path.name} row {n}: expected a JSON object, got {type(rec).__name__}; "
+                    'write one object per line like {"text": "...", "label": 0}'
+                )
+            records.append(rec)
+    return records
+
+
+def _field(rec: dict, field: str, where: str, n: int, flag: str) -> object:
+    value = rec.get(field)
+    if value is None:
+        raise DataError(
+            f"{where} row {n}: missing {field!r} field; {_FIX} (or set {flag} to your column name)"
+        )
+    return value
+
+
+def _label(value: object, where: str, n: int) -> int:
+    """Convert the accepted label spellings to 0/1 or raise naming the row."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        if int(value) in (0, 1):
+            return int(value)
+        raise DataError(f"{where} row {n}: label {value!r} is outside {{0, 1}}; use 0 or 1")
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in _LABELS:
+            return _LABELS[key]
+        if not key:
+            raise DataError(f"{where} row {n}: missing 'label' value; {_FIX}")
+        raise DataError(
+            f"{where} row {n}: label {value.strip()} is outside {{0, 1}}; use 0 or 1 (or true/false)"
+        )
+    raise DataError(f"{where} row {n}: label {value!r} is not 0 or 1; use 0 or 1")
+
+
+def _text(value: object, where: str, n: int) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"{where} row {n}: text {value!r} is not a string; quote it or fix the column")
+    return value
+
+
+def load_custom_file(
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    label_field: str = "label",
+    question_field: str | None = None,
+    answer_field: str | None = None,
+) -> TaskData:
+    """Read, convert, validate and carve (80/20 by a hash of the text) a user's labelled file."""
+    path = Path(path)
+    where = path.name
+    if path.suffix.lower() not in CUSTOM_SUFFIXES:
+        raise DataError(f"{where}: unsupported file type {path.suffix!r}; give a .jsonl or .csv file")
+    if (question_field is None) != (answer_field is None):
+        raise DataError(
+            "question_field and answer_field go together; set both (text = 'Q: {q} A: {a}') or neither"
+        )
+    records = _records(path)
+    if not records:
+        raise DataError(f"{where}: no rows; {_FIX}")
+    rows: list[dict] = []
+    for n, rec in enumerate(records, start=1):
+        if question_field is not None and answer_field is not None:
+            q = _text(_field(rec, question_field, where, n, "--question-field"), where, n)
+            a = _text(_field(rec, answer_field, where, n, "--answer-field"), where, n)
+            text = f"Q: {q.strip()} A: {a.strip()}" if q.strip() and a.strip() else ""
+        else:
+            text = _text(_field(rec, text_field, where, n, "--text-field"), where, n)
+        label = _label(_field(rec, label_field, where, n, "--label-field"), where, n)
+        if not text.strip():
+            raise DataError(f"{where} row {n}: empty text; remove the row or fill in its text")
+        rows.append({"id": f"{path.stem}/{n}", "text": text, "label": label})
+    validate_rows(rows, where)
+    train, test = carve(rows, key=lambda r: r["text"], train_fraction=CUSTOM_TRAIN_FRACTION)
+    note = (
+        f"{where}: no predefined split; carved train/test pools {CUSTOM_TRAIN_FRACTION:.0%}/"
+        f"{1 - CUSTOM_TRAIN_FRACTION:.0%} by a hash of each row's text ({len(train)}/{len(test)} rows)"
+    )
+    return TaskData(name=path.stem, train=train, test=test, notes=[note])

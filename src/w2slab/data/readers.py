@@ -1,0 +1,137 @@
+"""Readers for the offline raw files, each yielding records with the Hugging Face Hub field names.
+
+Keeping the Hub schema means one formatter serves both the offline files and ``datasets.load_dataset``,
+so an offline run and a Hub run format examples identically.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from w2slab.errors import DataError
+
+ALL = "all"  # split name for datasets that ship a single labelled split offline (carved later)
+
+
+def _need(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError(
+            f"raw file {str(path)!r} not found; point --data-root / W2SLAB_DATA_ROOT at a complete copy "
+            "of the shared datasets folder"
+        )
+    return path
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(_need(path), "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def read_sciq(folder: Path, split: str) -> list[dict]:
+    """SciQ.zip -> ``{train,test}.json`` read in memory (the archive is never extracted to disk)."""
+    with zipfile.ZipFile(_need(folder / "SciQ.zip")) as zf:
+        member = next(
+            n for n in zf.namelist() if n.endswith(f"/{split}.json") and not n.startswith("__MACOSX")
+        )
+        records = json.loads(zf.read(member).decode("utf-8"))
+    keys = ("question", "distractor1", "distractor2", "distractor3", "correct_answer", "support")
+    return [{k: r.get(k, "") for k in keys} for r in records]
+
+
+def read_boolq(folder: Path, split: str) -> list[dict]:
+    """``derived/{train,validation}.jsonl`` already match google/boolq (answer is a bool)."""
+    name = {"train": "train.jsonl", "test": "validation.jsonl"}[split]
+    return [
+        {"question": r["question"], "passage": r["passage"], "answer": bool(r["answer"])}
+        for r in _read_jsonl(folder / "derived" / name)
+    ]
+
+
+HH_FILES = (
+    "harmless-base_test.jsonl.gz",
+    "helpful-base_test.jsonl.gz",
+    "helpful-online_test.jsonl.gz",
+    "helpful-rejection-sampled_test.jsonl.gz",
+)
+
+
+def read_anthropic_hh(folder: Path, split: str) -> list[dict]:
+    """All four test subsets concatenated in a fixed order (only test files exist offline)."""
+    records: list[dict] = []
+    for name in HH_FILES:
+        records.extend({"chosen": r["chosen"], "rejected": r["rejected"]} for r in _read_jsonl(folder / name))
+    return records
+
+
+def read_cosmos_qa(folder: Path, split: str) -> list[dict]:
+    """``valid.csv`` (the only labelled split offline); label becomes an int like on the Hub."""
+    with open(_need(folder / "valid.csv"), newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    keys = ("context", "question", "answer0", "answer1", "answer2", "answer3")
+    return [{**{k: r[k] for k in keys}, "label": int(r["label"])} for r in rows]
+
+
+_REVIEW = re.compile(r"<review>(.*?)</review>", re.DOTALL)
+_TITLE = re.compile(r"<title>(.*?)</title>", re.DOTALL)
+_BODY = re.compile(r"<review_text>(.*?)</review_text>", re.DOTALL)
+AMAZON_DOMAINS = ("books", "dvd", "electronics", "kitchen")
+
+
+def read_amazon_multidomain(folder: Path, split: str) -> list[dict]:
+    """Blitzer et al. pseudo-XML (not well-formed, hence regex) -> amazon_polarity's title/content/label."""
+    records: list[dict] = []
+    for domain in AMAZON_DOMAINS:
+        for polarity, label in (("negative", 0), ("positive", 1)):
+            raw = _need(folder / f"{domain}.{polarity}.review").read_text(encoding="utf-8", errors="replace")
+            for block in _REVIEW.findall(raw):
+                title, body = _TITLE.search(block), _BODY.search(block)
+                records.append(
+                    {
+                        "title": title.group(1).strip() if title else "",
+                        "content": body.group(1).strip() if body else "",
+                        "label": label,
+                    }
+                )
+    return records
+
+
+def read_imdb(folder: Path, split: str) -> list[dict]:
+    """Full aclImdb train/test as gzip JSON lines (text, label)."""
+    return [
+        {"text": r["text"], "label": int(r["label"])}
+        for r in _read_jsonl(folder / f"aclImdb_{split}.jsonl.gz")
+    ]
+
+
+def _read_sst2_tsv(path: Path) -> list[dict]:
+    # Plain tab split, not csv: sentences contain quote characters that csv would treat specially.
+    with open(_need(path), encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    records = []
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        sentence, _, label = line.rpartition("\t")
+        records.append({"sentence": sentence, "label": int(label)})
+    return records
+
+
+def read_sst2(folder: Path, split: str) -> list[dict]:
+    """GLUE SST-2: train = part + heldout (= full GLUE train), test = GLUE validation."""
+    if split == "train":
+        return _read_sst2_tsv(folder / "glue_train_part.tsv") + _read_sst2_tsv(
+            folder / "glue_train_heldout.tsv"
+        )
+    return _read_sst2_tsv(folder / "glue_validation.tsv")
+
+
+def read_amazon_fine_foods(folder: Path, split: str) -> list[dict]:
+    """modeldata small_fine_foods: review text with score "great" (5 stars) vs "other"."""
+    name = {"train": "fine_foods_training_data.jsonl", "test": "fine_foods_testing_data.jsonl"}[split]
+    return [{"review": r["review"], "score": r["score"]} for r in _read_jsonl(folder / name)]

@@ -1,0 +1,169 @@
+"""The registered datasets: where each lives offline and on the Hub, and how it is formatted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from w2slab.data import formatters as fmt
+from w2slab.data import readers as rd
+from w2slab.data.root import try_data_root
+
+Reader = Callable[[Path, str], list[dict]]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: Hub id + splits, offline folder + reader, and the shared formatter.
+
+    ``local_splits`` is ``("train", "test")`` when both pools exist offline, or ``("all",)`` when only
+    one labelled split exists and the loader must carve train/test from it (and say so in the notes).
+    """
+
+    name: str
+    hub_id: str | None
+    hub_splits: tuple[str, str] | None  # (train pool split, test pool split) on the Hub
+    folder: str  # sub-folder of the data root
+    reader: Reader
+    local_splits: tuple[str, ...]
+    required_files: tuple[str, ...]  # relative to folder; all must exist for local availability
+    formatter: fmt.Formatter
+    local_notes: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def carved_locally(self) -> bool:
+        """True when the offline files hold a single split that the loader splits itself."""
+        return self.local_splits == (rd.ALL,)
+
+
+_AMAZON_FILES = tuple(f"{d}.{p}.review" for d in rd.AMAZON_DOMAINS for p in ("positive", "negative"))
+
+_SPECS = (
+    DatasetSpec(
+        name="sciq",
+        hub_id="allenai/sciq",
+        hub_splits=("train", "test"),
+        folder="sciq",
+        reader=rd.read_sciq,
+        local_splits=("train", "test"),
+        required_files=("SciQ.zip",),
+        formatter=fmt.format_sciq,
+        description="science QA; correct answer vs random distractor",
+    ),
+    DatasetSpec(
+        name="boolq",
+        hub_id="google/boolq",
+        hub_splits=("train", "validation"),
+        folder="boolq",
+        reader=rd.read_boolq,
+        local_splits=("train", "test"),
+        required_files=("derived/train.jsonl", "derived/validation.jsonl"),
+        formatter=fmt.format_boolq,
+        local_notes=("boolq: test pool is the BoolQ validation split (as in the OpenAI recipe)",),
+        description="yes/no questions about a passage",
+    ),
+    DatasetSpec(
+        name="anthropic_hh",
+        hub_id="Anthropic/hh-rlhf",
+        hub_splits=("train", "test"),
+        folder="anthropic_hh",
+        reader=rd.read_anthropic_hh,
+        local_splits=(rd.ALL,),
+        required_files=rd.HH_FILES,
+        formatter=fmt.format_anthropic_hh,
+        local_notes=("anthropic_hh: only the Hub test split (8552 rows, 4 subsets) exists offline",),
+        description="pairwise preference: is response A the chosen one",
+    ),
+    DatasetSpec(
+        name="cosmos_qa",
+        hub_id="allenai/cosmos_qa",
+        hub_splits=("train", "validation"),
+        folder="cosmos_qa",
+        reader=rd.read_cosmos_qa,
+        local_splits=(rd.ALL,),
+        required_files=("valid.csv",),
+        formatter=fmt.format_cosmos_qa,
+        local_notes=("cosmos_qa: only the Hub validation split (2985 rows) exists offline",),
+        description="commonsense reading comprehension; true answer vs other candidate",
+    ),
+    DatasetSpec(
+        name="amazon_polarity",
+        hub_id="fancyzhx/amazon_polarity",
+        hub_splits=("train", "test"),
+        folder="amazon_multidomain",
+        reader=rd.read_amazon_multidomain,
+        local_splits=(rd.ALL,),
+        required_files=_AMAZON_FILES,
+        formatter=fmt.format_amazon_polarity,
+        local_notes=(
+            (
+                "amazon_polarity is not available offline; using amazon_multidomain (Blitzer et al. 2007) "
+                "as the local stand-in"
+            ),
+        ),
+        description="Amazon review polarity",
+    ),
+    DatasetSpec(
+        name="amazon_multidomain",
+        hub_id=None,
+        hub_splits=None,
+        folder="amazon_multidomain",
+        reader=rd.read_amazon_multidomain,
+        local_splits=(rd.ALL,),
+        required_files=_AMAZON_FILES,
+        formatter=fmt.format_amazon_polarity,
+        description="Blitzer et al. 2007 Amazon reviews (4 domains), positive vs negative",
+    ),
+    DatasetSpec(
+        name="imdb",
+        hub_id="stanfordnlp/imdb",
+        hub_splits=("train", "test"),
+        folder="imdb",
+        reader=rd.read_imdb,
+        local_splits=("train", "test"),
+        required_files=("aclImdb_train.jsonl.gz", "aclImdb_test.jsonl.gz"),
+        formatter=fmt.format_imdb,
+        description="movie review sentiment",
+    ),
+    DatasetSpec(
+        name="sst2",
+        hub_id="stanfordnlp/sst2",
+        hub_splits=("train", "validation"),
+        folder="sst2",
+        reader=rd.read_sst2,
+        local_splits=("train", "test"),
+        required_files=("glue_train_part.tsv", "glue_train_heldout.tsv", "glue_validation.tsv"),
+        formatter=fmt.format_sst2,
+        local_notes=("sst2: test pool is the GLUE validation split (GLUE test is unlabelled)",),
+        description="sentence sentiment (GLUE SST-2)",
+    ),
+    DatasetSpec(
+        name="amazon_fine_foods",
+        hub_id=None,
+        hub_splits=None,
+        folder="amazon_fine_foods",
+        reader=rd.read_amazon_fine_foods,
+        local_splits=("train", "test"),
+        required_files=("fine_foods_training_data.jsonl", "fine_foods_testing_data.jsonl"),
+        formatter=fmt.format_amazon_fine_foods,
+        description="Amazon fine-food reviews, 5 stars vs 1-4 stars (offline only)",
+    ),
+)
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def list_datasets() -> list[DatasetSpec]:
+    """All registered datasets, in registration order."""
+    return list(DATASETS.values())
+
+
+def dataset_available_locally(name: str, data_root: str | Path | None) -> bool:
+    """True when ``name`` is registered and all its raw files exist under the data root."""
+    spec = DATASETS.get(name)
+    root = try_data_root(data_root)
+    if spec is None or root is None:
+        return False
+    return all((root / spec.folder / f).is_file() for f in spec.required_files)

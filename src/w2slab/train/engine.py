@@ -1,0 +1,194 @@
+"""Training and prediction on top of ``accelerate``: one loop for every model, mode and loss.
+
+``accelerate`` owns devices, autocast and the fp16 gradient scaler; ``transformers`` owns the
+learning-rate schedule; ``torch.optim.AdamW`` the optimiser. What this module adds is the W2S
+specifics (soft-label losses that see training progress) and the stability guards: a step whose
+loss or gradient norm is not finite is skipped and counted, repeated bad steps cut the learning
+rate, and a run that ends with non-finite weights fails loudly instead of being saved.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from w2slab.config import TrainConfig
+from w2slab.errors import TrainingError
+from w2slab.progress import progress_bar
+from w2slab.train.losses import LossFn
+
+# After this many consecutive non-finite steps the learning rate is halved.
+BAD_STEPS_BEFORE_LR_CUT = 3
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."""
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def _accelerator(precision: str):
+    """An Accelerator for this precision (its state is a process singleton: reset it on change)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision", mixed) != mixed:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    return Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+
+
+@dataclass
+class StabilityReport:
+    """What happened numerically during one training run (saved with the stage, printed in one line)."""
+
+    steps: int = 0
+    skipped_steps: int = 0
+    lr_cuts: int = 0
+    max_grad_norm: float = float("nan")
+    median_grad_norm: float = float("nan")
+    final_loss: float = float("nan")
+    precision: str = "fp32"
+
+    def line(self) -> str:
+        return (f"steps={self.steps} skipped={self.skipped_steps} lr_cuts={self.lr_cuts} "
+                f"grad_norm(max={self.max_grad_norm:.3g}, median={self.median_grad_norm:.3g}) "
+                f"final_loss={self.final_loss:.4f} precision={self.precision}")
+
+
+@dataclass
+class TrainResult:
+    log: list[dict] = field(default_factory=list)  # one row per optimiser step
+    stability: StabilityReport = field(default_factory=StabilityReport)
+
+    def to_dict(self) -> dict:
+        return {"stability": asdict(self.stability), "n_log_rows": len(self.log)}
+
+
+def _model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k not in ("target", "index")}
+
+
+def _all_finite(params: Sequence[torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)
+
+
+def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict],
+                loss_fn: LossFn, cfg: TrainConfig, lr: float, *, seed: int, desc: str = "train") -> TrainResult:
+    """Train ``model`` on ``examples`` (each with a soft ``target``) and return its step log.
+
+    Only parameters with ``requires_grad`` are optimised (the training mode decided which).
+    """
+    precision = resolve_precision(cfg.precision)
+    accelerator = _accelerator(precision)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    loader = DataLoader(list(examples), batch_size=cfg.batch_size, shuffle=True, collate_fn=collate,
+                        generator=generator)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    total_steps = max(1, math.ceil(len(loader) * cfg.epochs))
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_frac * total_steps),
+                              num_training_steps=total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model.train()
+
+    result = TrainResult(stability=StabilityReport(precision=precision))
+    grad_norms: list[float] = []
+    consecutive_bad = 0
+    step = 0
+    with progress_bar(desc, total_steps) as advance:
+        while step < total_steps:
+            for batch in loader:
+                if step >= total_steps:
+                    break
+                with accelerator.autocast():
+                    logits = model(**_model_inputs(batch))
+                loss = loss_fn(logits.float(), batch["target"], step / total_steps)
+                bad = not torch.isfinite(loss)
+                grad_norm = float("nan")
+                if not bad:
+                    accelerator.backward(loss)
+                    grad_norm = float(accelerator.clip_grad_norm_(params, cfg.max_grad_norm))
+                    bad = not math.isfinite(grad_norm)
+                if not bad:
+                    optimizer.step()
+                    bad = accelerator.optimizer_step_was_skipped  # the fp16 scaler found inf grads
+                optimizer.zero_grad(set_to_none=True)
+                current_lr = scheduler.get_last_lr()[0]
+                scheduler.step()
+                if bad:
+                    result.stability.skipped_steps += 1
+                    consecutive_bad += 1
+                    if consecutive_bad >= BAD_STEPS_BEFORE_LR_CUT:
+                        _cut_lr(scheduler)
+                        result.stability.lr_cuts += 1
+                        consecutive_bad = 0
+                else:
+                    consecutive_bad = 0
+                    grad_norms.append(grad_norm)
+                result.log.append({"step": step, "loss": float(loss.detach()), "grad_norm": grad_norm,
+                                   "lr": current_lr, "skipped": bad})
+                step += 1
+                advance(f"loss {float(loss.detach()):.3f}")
+
+    stability = result.stability
+    stability.steps = step
+    if grad_norms:
+        stability.max_grad_norm = max(grad_norms)
+        stability.median_grad_norm = statistics.median(grad_norms)
+    finite_losses = [row["loss"] for row in result.log if math.isfinite(row["loss"])]
+    stability.final_loss = float(np.mean(finite_losses[-10:])) if finite_losses else float("nan")
+    model = accelerator.unwrap_model(model)
+    if not _all_finite([p for p in model.parameters() if p.requires_grad]):
+        raise TrainingError(f"{desc}: training left non-finite weights; not saved ({stability.line()}); "
+                            "lower the learning rate or use --precision fp32")
+    return result
+
+
+def _cut_lr(scheduler) -> None:
+    """Halve the learning rate for the rest of the run (the schedule's shape is kept)."""
+    inner = getattr(scheduler, "scheduler", scheduler)  # accelerate wraps the scheduler
+    inner.base_lrs = [lr * 0.5 for lr in inner.base_lrs]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict], *,
+                   batch_size: int, precision: str = "auto", desc: str = "predict",
+                   output: str = "logits") -> np.ndarray:
+    """Run the model over ``examples`` in their order; ``output`` is ``logits`` or ``features``.
+
+    Examples are batched by length (less padding), and results are put back in input order.
+    """
+    precision = resolve_precision(precision)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.eval().to(device)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].get("input_ids", ())))
+    chunks: list[tuple[list[int], np.ndarray]] = []
+    with progress_bar(desc, math.ceil(len(order) / batch_size)) as advance:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in _model_inputs(collate([examples[i] for i in idx])).items()}
+            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                enabled=autocast_dtype is not None):
+                out = model.features(**batch) if output == "features" else model(**batch)
+            chunks.append((idx, out.float().cpu().numpy()))
+            advance()
+    result = np.zeros((len(examples), chunks[0][1].shape[1]), dtype=np.float32) if chunks else np.zeros((0, 0))
+    for idx, values in chunks:
+        result[idx] = values
+    return result

@@ -1,0 +1,200 @@
+"""Registered datasets on their real offline files: loading, formatting, notes, determinism, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from w2slab.data import (
+    DATASETS,
+    DatasetSpec,
+    dataset_available_locally,
+    list_datasets,
+    load_task,
+    make_splits,
+    resolve_data_root,
+    validate_rows,
+)
+from w2slab.data.formatters import format_anthropic_hh, format_cosmos_qa, format_sciq
+from w2slab.errors import DataError
+
+CORE = ("sciq", "boolq", "anthropic_hh", "cosmos_qa", "amazon_polarity", "imdb", "sst2")
+
+# What a formatted text must look like, per dataset.
+TEXT_CHECKS = {
+    "sciq": lambda t: t.startswith("Q: ") and " A: " in t,
+    "boolq": lambda t: t.startswith("Passage: ") and "\nQuestion: " in t,
+    "anthropic_hh": lambda t: (
+        "Response A:" in t and "Response B:" in t and t.endswith("Is Response A better than Response B?")
+    ),
+    "cosmos_qa": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
+    "amazon_polarity": lambda t: len(t) > 20,
+    "amazon_multidomain": lambda t: len(t) > 20,
+    "imdb": lambda t: len(t) > 20,
+    "sst2": lambda t: t == t.strip(),
+    "amazon_fine_foods": lambda t: len(t) > 5,
+}
+
+
+@pytest.fixture(scope="module")
+def tasks(data_root: Path):
+    """Each dataset loaded once per module (imdb/sst2 are big), keyed by name."""
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = load_task(name, data_root=data_root, seed=0)
+        return cache[name]
+
+    return get
+
+
+def test_registry_covers_core_datasets():
+    assert set(CORE) <= set(DATASETS)
+    assert all(isinstance(s, DatasetSpec) for s in list_datasets())
+    assert DATASETS["sciq"].hub_id == "allenai/sciq"
+    assert DATASETS["amazon_polarity"].hub_id == "fancyzhx/amazon_polarity"
+    assert DATASETS["anthropic_hh"].hub_id == "Anthropic/hh-rlhf"
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_dataset_loads_from_real_files(name: str, tasks, data_root: Path):
+    assert dataset_available_locally(name, data_root)
+    task = tasks(name)
+    assert task.name == name
+    for split, rows in (("train", task.train), ("test", task.test)):
+        validate_rows(rows, f"{name} {split}")
+        assert {r["label"] for r in rows} == {0, 1}, f"{name} {split} pool lacks a class"
+        assert all(TEXT_CHECKS[name](r["text"]) for r in rows[:200]), rows[0]["text"][:200]
+    assert not {r["id"] for r in task.train} & {r["id"] for r in task.test}
+    splits = make_splits(task, n_train=200, n_test=100, seed=0)
+    assert (len(splits.weak_train), len(splits.transfer), len(splits.test)) == (100, 100, 100)
+
+
+@pytest.mark.parametrize("name", ["anthropic_hh", "cosmos_qa", "amazon_polarity", "amazon_multidomain"])
+def test_carved_datasets_say_so(name: str, tasks):
+    assert any("carved" in n for n in tasks(name).notes)
+
+
+def test_amazon_polarity_stand_in_note(tasks):
+    assert any(
+        "amazon_polarity is not available offline" in n and "amazon_multidomain" in n
+        for n in tasks("amazon_polarity").notes
+    )
+
+
+def test_expected_pool_sizes(tasks):
+    assert (len(tasks("sciq").train), len(tasks("sciq").test)) == (11679, 1000)
+    assert (len(tasks("boolq").train), len(tasks("boolq").test)) == (9427, 3270)
+    assert (len(tasks("imdb").train), len(tasks("imdb").test)) == (25000, 25000)
+    assert (len(tasks("sst2").train), len(tasks("sst2").test)) == (67349, 872)
+    hh = tasks("anthropic_hh")
+    assert 8400 < len(hh.train) + len(hh.test) <= 8552 and 0.6 < len(hh.train) / 8552 < 0.8
+
+
+def _hh_raw(data_root: Path) -> list[dict]:
+    return DATASETS["anthropic_hh"].reader(data_root / "anthropic_hh", "all")
+
+
+def test_hh_text_holds_both_responses_and_label_marks_chosen(data_root: Path):
+    import random
+
+    rng = random.Random(0)
+    labels = set()
+    for rec in _hh_raw(data_root)[:300]:
+        rows = format_anthropic_hh(rec, rng)
+        if not rows:
+            continue
+        (row,) = rows
+        chosen = rec["chosen"].rsplit("\n\nAssistant:", 1)[1].strip()
+        rejected = rec["rejected"].rsplit("\n\nAssistant:", 1)[1].strip()
+        assert chosen in row["text"] and rejected in row["text"]
+        first = chosen if row["label"] == 1 else rejected
+        assert f"Response A: {first}\n\nResponse B:" in row["text"]
+        assert row["text"].count("\n\nHuman:") <= rec["chosen"].count(
+            "\n\nHuman:"
+        )  # conversation written once
+        labels.add(row["label"])
+    assert labels == {0, 1}
+
+
+def test_sciq_label_one_shows_correct_answer(data_root: Path):
+    import random
+
+    raw = DATASETS["sciq"].reader(data_root / "sciq", "test")
+    rng = random.Random(0)
+    for rec in raw[:200]:
+        (row,) = format_sciq(rec, rng)
+        prefix = f"Q: {rec['question']} A: "
+        assert row["text"].startswith(prefix)
+        answer = row["text"][len(prefix) :]
+        if row["label"]:
+            assert answer == rec["correct_answer"]
+        else:
+            assert answer in (rec["distractor1"], rec["distractor2"], rec["distractor3"])
+
+
+def test_cosmos_none_of_the_above_is_label_zero(data_root: Path):
+    import random
+
+    raw = DATASETS["cosmos_qa"].reader(data_root / "cosmos_qa", "all")
+    nota = [r for r in raw if "None of the above choices ." in r[f"answer{r['label']}"]]
+    assert nota, "expected some 'None of the above' gold answers in cosmos_qa"
+    rng = random.Random(0)
+    for rec in nota[:50]:
+        (row,) = format_cosmos_qa(rec, rng)
+        assert row["label"] == 0 and not row["text"].endswith("Answer: " + rec[f"answer{rec['label']}"])
+
+
+@pytest.mark.parametrize("name", ["sciq", "cosmos_qa", "anthropic_hh"])
+def test_formatting_is_deterministic_in_seed(name: str, tasks, data_root: Path):
+    again = load_task(name, data_root=data_root, seed=0)
+    assert again.train == tasks(name).train and again.test == tasks(name).test
+    other = load_task(name, data_root=data_root, seed=1)
+    assert other.train != again.train
+    assert [r["id"] for r in other.train] == [r["id"] for r in again.train]  # pools do not depend on the seed
+
+
+def test_env_var_data_root(monkeypatch: pytest.MonkeyPatch, data_root: Path):
+    monkeypatch.setenv("W2SLAB_DATA_ROOT", str(data_root))
+    assert resolve_data_root(None) == data_root
+    assert len(load_task("cosmos_qa").train) > 1000
+
+
+# --- errors that need no data ---------------------------------------------------------------------
+
+
+def test_missing_data_root_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.delenv("W2SLAB_DATA_ROOT", raising=False)
+    with pytest.raises(DataError, match="W2SLAB_DATA_ROOT or --data-root"):
+        resolve_data_root(None)
+    with pytest.raises(DataError, match="not found; set W2SLAB_DATA_ROOT"):
+        resolve_data_root(tmp_path / "nope")
+    with pytest.raises(DataError, match="not found"):
+        load_task("sciq", data_root=tmp_path / "nope", source="local")
+
+
+def test_incomplete_data_root(tmp_path: Path):
+    assert not dataset_available_locally("sciq", tmp_path)
+    assert not dataset_available_locally("no_such_dataset", tmp_path)
+    with pytest.raises(DataError, match="raw files missing"):
+        load_task("sciq", data_root=tmp_path)
+
+
+def test_unknown_dataset_lists_names():
+    with pytest.raises(DataError, match="unknown dataset 'nope'.*sciq.*boolq"):
+        load_task("nope")
+    with pytest.raises(DataError, match="not found"):
+        load_task("missing_file.jsonl")
+    with pytest.raises(DataError, match="unknown source"):
+        load_task("sciq", source="web")
+
+
+def test_hub_path_errors(tmp_path: Path):
+    with pytest.raises(DataError, match="no Hugging Face Hub copy"):
+        load_task("amazon_multidomain", source="hub")
+    if importlib.util.find_spec("datasets") is None:
+        with pytest.raises(DataError, match="pip install datasets"):
+            load_task("sciq", source="hub")
