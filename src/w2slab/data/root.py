@@ -32,8 +32,7 @@ def resolve_data_root(data_root: str | Path | None) -> Path:
 
 
 def try_data_root(data_root: str | Path | None) -> Path | None:
-    """Like :func:`resolve_data_root` but return None instead of raising (for ``source="auto"``)."""
-    try:
-        return resolve_data_root(data_root)
-    except DataError:
+    """For ``source="auto"``: None when no root is configured (use the Hub); a configured root must exist."""
+    if data_root in (None, "") and not os.environ.get(ENV_VAR):
         return None
+    return resolve_data_root(data_root)

@@ -1,0 +1,86 @@
+"""Bad input gives a one-line error naming the problem, exit code 2, and writes nothing."""
+
+import json
+
+import pytest
+
+from w2slab.cli import build_config, main, make_parser
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.err.strip()
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    return str(tmp_path / "runs")
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_unknown_dataset(capsys, out_dir, data_root):
+    code, err = run_cli(["run", "--dataset", "nosuchdata", "--data-root", str(data_root), "--out-dir", out_dir], capsys)
+    assert_one_line_error(code, err, "nosuchdata", "sciq")
+
+
+def test_unknown_model(capsys, out_dir, data_root):
+    code, err = run_cli(["run", "--dataset", "sst2", "--weak", "no-such-model", "--n-train", "20", "--n-test", "10",
+                         "--data-root", str(data_root), "--out-dir", out_dir], capsys)
+    assert_one_line_error(code, err, "no-such-model", "w2s models")
+
+
+def test_missing_data_root(capsys, out_dir, tmp_path):
+    code, err = run_cli(["run", "--dataset", "sciq", "--data-root", str(tmp_path / "nowhere"), "--out-dir", out_dir],
+                        capsys)
+    assert_one_line_error(code, err, "nowhere", "W2SLAB_DATA_ROOT")
+
+
+def test_n_train_larger_than_data(capsys, out_dir, data_root):
+    code, err = run_cli(["run", "--dataset", "cosmos_qa", "--n-train", "100000", "--data-root", str(data_root),
+                         "--out-dir", out_dir], capsys)
+    assert_one_line_error(code, err, "100000", "--n-train")
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ([{"text": "good", "label": 1}, {"text": "bad"}], "label"),
+    ([{"text": "good", "label": 1}, {"text": "bad", "label": 2}], "2"),
+    ([{"text": "good", "label": 1}, {"text": "   ", "label": 0}], "empty"),
+])
+def test_bad_jsonl_rows(capsys, out_dir, tmp_path, rows, needle):
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows * 20))
+    code, err = run_cli(["run", "--dataset", str(path), "--out-dir", out_dir], capsys)
+    assert_one_line_error(code, err, "mine.jsonl", "row", needle)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_unknown_loss(capsys, out_dir):
+    code, err = run_cli(["run", "--loss", "xent,focal", "--out-dir", out_dir], capsys)
+    assert_one_line_error(code, err, "focal")
+
+
+def test_reference_code_flags_are_aliases():
+    args = make_parser().parse_args([
+        "run", "--ds_name", "boolq", "--weak_model_size", "minilm-l3", "--strong_model_size", "minilm-l6",
+        "--n_docs", "600", "--n_test_docs", "200", "--loss", "logconf", "--batch_size", "8", "--max_ctx", "64",
+        "--seed", "3"])
+    cfg = build_config(args)
+    assert (cfg.dataset, cfg.weak, cfg.strong, cfg.n_train, cfg.n_test, cfg.losses, cfg.max_ctx, cfg.seed) == (
+        "boolq", "minilm-l3", "minilm-l6", 600, 200, ["logconf"], 64, 3)
+    assert cfg.weak_train.batch_size == cfg.strong_train.batch_size == 8
+
+
+def test_config_roundtrip_through_json(tmp_path):
+    cfg = build_config(make_parser().parse_args(["run", "--dataset", "sst2", "--lora", "--strong-lr", "1e-4"]))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    again = build_config(make_parser().parse_args(["run", "--config", str(path)]))
+    assert again == cfg and again.strong_train.mode == "lora" and again.strong_train.lr == 1e-4
