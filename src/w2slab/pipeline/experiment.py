@@ -11,6 +11,7 @@ experiment has finished, so a crash never leaves a half-written result that look
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import platform
@@ -71,7 +72,7 @@ def _stage_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
     return {"accuracy": accuracy(probs, labels), "auroc": auroc(probs, labels)}
 
 
-def run_experiment(cfg: ExperimentConfig, *, echo=print) -> dict:
+def run_experiment(cfg: ExperimentConfig, *, echo=functools.partial(print, flush=True)) -> dict:
     """Run one experiment and write its folder under ``cfg.out_dir``; returns the metrics dict."""
     started = time.time()
     cache_dir = Path(cfg.model_cache) if cfg.model_cache else default_cache_dir()
@@ -91,8 +92,9 @@ def run_experiment(cfg: ExperimentConfig, *, echo=print) -> dict:
                                                                                        "test")}
     ids = {name: [r["id"] for r in getattr(splits, name)] for name in labels}
     truncated = {}
-    for runner in (weak, strong):
-        for name in labels:
+    # the weak model sees all three splits; the strong model only transfer (training) and test
+    for runner, names in ((weak, ("weak_train", "transfer", "test")), (strong, ("transfer", "test"))):
+        for name in names:
             split = runner.encode(name, getattr(splits, name))
             truncated[f"{runner.role}/{name}"] = split.n_truncated
     if any(truncated.values()):

