@@ -18,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from w2slab.config import PRECISIONS, TRAIN_MODES, ExperimentConfig, TrainConfig
+from w2slab.config import PRECISIONS, TRAIN_MODES, ExperimentConfig
 from w2slab.errors import W2SError
 
 DEFAULTS = ExperimentConfig()

@@ -18,6 +18,7 @@ import platform
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def _drop_long(splits: Splits, runners: list[ModelRunner], max_ctx: int) -> tupl
         too_long = np.zeros(len(rows), dtype=bool)
         for runner in runners:
             too_long |= np.array(runner.token_lengths([r["text"] for r in rows])) > max_ctx
-        kept[name] = [r for r, drop in zip(rows, too_long) if not drop]
+        kept[name] = [r for r, drop in zip(rows, too_long, strict=False) if not drop]
         if too_long.any():
             notes.append(f"{name}: dropped {int(too_long.sum())} of {len(rows)} texts longer than {max_ctx} tokens")
         if not kept[name]:
@@ -185,10 +186,14 @@ def _run_stages(cfg: ExperimentConfig, weak: ModelRunner, strong: ModelRunner, l
         _save_predictions(preds_dir, f"student_{loss_name}_test", ids["test"], student_logits["test"], test)
         probs = softmax(student_logits["test"])
         entry = _stage_metrics(probs, test)
-        entry["pgr"] = pgr(metrics["weak"]["accuracy"], entry["accuracy"], metrics["ceiling"]["accuracy"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            entry["pgr"] = pgr(metrics["weak"]["accuracy"], entry["accuracy"], metrics["ceiling"]["accuracy"])
+            entry["pgr_auroc"] = pgr(metrics["weak"]["auroc"], entry["auroc"], metrics["ceiling"]["auroc"])
+        for warning in caught:
+            echo(f"warning: {warning.message}")
         entry["pgr_ci95"] = bootstrap_pgr_ci(weak_correct, probs.argmax(-1) == test, ceiling_correct,
                                              seed=cfg.seed)
-        entry["pgr_auroc"] = pgr(metrics["weak"]["auroc"], entry["auroc"], metrics["ceiling"]["auroc"])
         # misfit: how far the student departs from the weak labels it was trained on (transfer set)
         entry["agreement_with_weak_transfer"] = agreement(softmax(student_logits["transfer"]), weak_soft)
         entry["agreement_with_weak_test"] = agreement(probs, weak_probs)

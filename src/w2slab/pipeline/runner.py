@@ -15,8 +15,13 @@ import numpy as np
 import torch
 
 from w2slab.config import TrainConfig
-from w2slab.models.loading import (ResolvedModel, SequenceClassifier, apply_training_mode, load_classifier,
-                                   load_tokenizer)
+from w2slab.models.loading import (
+    ResolvedModel,
+    SequenceClassifier,
+    apply_training_mode,
+    load_classifier,
+    load_tokenizer,
+)
 from w2slab.train.engine import TrainResult, predict_logits, resolve_precision, train_model
 from w2slab.train.losses import LossFn
 
@@ -129,10 +134,11 @@ class ModelRunner:
             model: torch.nn.Module = ProbeHead(torch.nn.Linear(feats.shape[1], self.num_labels))
             torch.nn.init.zeros_(model.head.weight)
             torch.nn.init.zeros_(model.head.bias)
-            examples = [{"features": f, "target": t, "index": i} for i, (f, t) in enumerate(zip(feats, targets))]
+            examples = [{"features": f, "target": t, "index": i}
+                        for i, (f, t) in enumerate(zip(feats, targets, strict=True))]
         else:
             model = self._fresh_model()
-            examples = [dict(ex, target=t) for ex, t in zip(self.splits[train_split].examples, targets)]
+            examples = [dict(ex, target=t) for ex, t in zip(self.splits[train_split].examples, targets, strict=True)]
         result = train_model(model, examples, self.collate, loss_fn, self.train_cfg, self.lr, seed=seed, desc=desc)
         logits = {}
         for split in predict_splits:
