@@ -26,8 +26,10 @@ class FamilyDefaults:
     lr_lora: float
     lr_probe: float = 1e-3
     lora_targets: str | tuple[str, ...] = "all-linear"
-    # Modules kept in fp32 under fp16 autocast because their activations are known to overflow.
+    # fp16 remedies for families whose activations overflow fp16: modules run in fp32 outside autocast,
+    # and whether a frozen base may be *stored* in fp16 (else fp32, keeping the residual stream fp32).
     fp16_fp32_modules: tuple[str, ...] = ()
+    fp16_half_storage: bool = True
     attn_implementation: str | None = None
 
 
@@ -49,14 +51,14 @@ FAMILIES: dict[str, FamilyDefaults] = {
     "qwen2": FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4),
     "qwen3": FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4),
     "mistral": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4),
-    # Gemma scales embeddings by sqrt(d) and has large residual activations that overflow fp16:
-    # eager attention and fp32 norms are the documented remedy.
+    # Gemma scales embeddings by sqrt(d) and has residual activations beyond fp16's 65504: the documented
+    # remedy is eager attention, an fp32 residual stream (fp32 storage) and fp32 norms under fp16 autocast.
     "gemma": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4, attn_implementation="eager",
-                            fp16_fp32_modules=("norm",)),
+                            fp16_fp32_modules=("norm",), fp16_half_storage=False),
     "gemma2": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4, attn_implementation="eager",
-                             fp16_fp32_modules=("norm",)),
+                             fp16_fp32_modules=("norm",), fp16_half_storage=False),
     "gemma3_text": FamilyDefaults("decoder", "last", lr_full=1e-5, lr_lora=2e-4, attn_implementation="eager",
-                                  fp16_fp32_modules=("norm",)),
+                                  fp16_fp32_modules=("norm",), fp16_half_storage=False),
 }
 
 GENERIC_ENCODER = FamilyDefaults("encoder", "cls", lr_full=3e-5, lr_lora=5e-4)

@@ -31,8 +31,8 @@ from w2slab.errors import DataError
 from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_ci, pgr, softmax
 from w2slab.models.loading import default_cache_dir, resolve_model
 from w2slab.pipeline.runner import ModelRunner
-from w2slab.train.engine import resolve_precision
 from w2slab.train.losses import make_loss
+from w2slab.train.precision import resolve_precision
 
 log = logging.getLogger("w2slab")
 

@@ -22,8 +22,9 @@ from w2slab.models.loading import (
     load_classifier,
     load_tokenizer,
 )
-from w2slab.train.engine import TrainResult, predict_logits, resolve_precision, train_model
+from w2slab.train.engine import TrainResult, predict_logits, train_model
 from w2slab.train.losses import LossFn
+from w2slab.train.precision import PrecisionPolicy, run_modules_in_fp32
 
 
 @dataclass
@@ -103,16 +104,14 @@ class ModelRunner:
         return split
 
     def _fresh_model(self) -> SequenceClassifier:
-        cfg = self.train_cfg
-        precision = resolve_precision(cfg.precision)
-        # The frozen base may be stored in half precision (less memory, faster); trainables stay fp32.
-        storage = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-        if cfg.mode == "full":
-            storage = torch.float32
+        cfg, defaults = self.train_cfg, self.resolved.defaults
+        policy = PrecisionPolicy.resolve(cfg.precision)
+        storage = policy.frozen_storage_dtype(cfg.mode, half_storage_ok=defaults.fp16_half_storage)
         model = load_classifier(self.resolved, num_labels=self.num_labels, dtype=storage)
-        return apply_training_mode(model, cfg.mode, self.resolved.defaults, lora_r=cfg.lora_r,
-                                   lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                   lora_targets=cfg.lora_targets)
+        if policy.name == "fp16" and defaults.fp16_fp32_modules:
+            run_modules_in_fp32(model.backbone, defaults.fp16_fp32_modules)
+        return apply_training_mode(model, cfg.mode, defaults, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                   lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
 
     def _split_features(self, name: str) -> np.ndarray:
         if name not in self._features:

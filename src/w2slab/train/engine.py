@@ -1,7 +1,8 @@
 """Training and prediction on top of ``accelerate``: one loop for every model, mode and loss.
 
-``accelerate`` owns devices, autocast and the fp16 gradient scaler; ``transformers`` owns the
-learning-rate schedule; ``torch.optim.AdamW`` the optimiser. What this module adds is the W2S
+``accelerate`` owns devices and distribution; ``torch.amp`` (through :mod:`w2slab.train.precision`)
+autocast and the fp16 gradient scaler; ``transformers`` the learning-rate schedule;
+``torch.optim.AdamW`` the optimiser. What this module adds is the W2S
 specifics (soft-label losses that see training progress) and the stability guards: a step whose
 loss or gradient norm is not finite is skipped and counted, repeated bad steps cut the learning
 rate, and a run that ends with non-finite weights fails loudly instead of being saved.
@@ -23,30 +24,10 @@ from w2slab.config import TrainConfig
 from w2slab.errors import TrainingError
 from w2slab.progress import progress_bar
 from w2slab.train.losses import LossFn
+from w2slab.train.precision import PrecisionPolicy, default_device
 
 # After this many consecutive non-finite steps the learning rate is halved.
 BAD_STEPS_BEFORE_LR_CUT = 3
-
-
-def resolve_precision(precision: str) -> str:
-    """``auto``: bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU."""
-    if precision != "auto":
-        return precision
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
-
-
-def _accelerator(precision: str):
-    """An Accelerator for this precision (its state is a process singleton: reset it on change)."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
-    state = AcceleratorState._shared_state
-    if state and state.get("_mixed_precision", mixed) != mixed:
-        AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
 
 
 @dataclass
@@ -90,8 +71,12 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
 
     Only parameters with ``requires_grad`` are optimised (the training mode decided which).
     """
-    precision = resolve_precision(cfg.precision)
-    accelerator = _accelerator(precision)
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
+    policy = PrecisionPolicy.resolve(cfg.precision)
+    accelerator = Accelerator(cpu=policy.device_type == "cpu")  # precision is the policy's job, not accelerate's
+    scaler = policy.make_scaler()
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     loader = DataLoader(list(examples), batch_size=cfg.batch_size, shuffle=True, collate_fn=collate,
@@ -99,14 +84,12 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     total_steps = max(1, math.ceil(len(loader) * cfg.epochs))
-    from transformers import get_scheduler
-
     scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_frac * total_steps),
                               num_training_steps=total_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     model.train()
 
-    result = TrainResult(stability=StabilityReport(precision=precision))
+    result = TrainResult(stability=StabilityReport(precision=policy.name))
     grad_norms: list[float] = []
     consecutive_bad = 0
     step = 0
@@ -115,19 +98,10 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
             for batch in loader:
                 if step >= total_steps:
                     break
-                with accelerator.autocast():
+                with policy.autocast():
                     logits = model(**_model_inputs(batch))
                 loss = loss_fn(logits.float(), batch["target"], step / total_steps)
-                bad = not torch.isfinite(loss)
-                grad_norm = float("nan")
-                if not bad:
-                    accelerator.backward(loss)
-                    grad_norm = float(accelerator.clip_grad_norm_(params, cfg.max_grad_norm))
-                    bad = not math.isfinite(grad_norm)
-                if not bad:
-                    optimizer.step()
-                    bad = accelerator.optimizer_step_was_skipped  # the fp16 scaler found inf grads
-                optimizer.zero_grad(set_to_none=True)
+                grad_norm, bad = _optimizer_step(accelerator, optimizer, scaler, params, loss, cfg.max_grad_norm)
                 current_lr = scheduler.get_last_lr()[0]
                 scheduler.step()
                 if bad:
@@ -136,6 +110,7 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
                     if consecutive_bad >= BAD_STEPS_BEFORE_LR_CUT:
                         _cut_lr(scheduler)
                         result.stability.lr_cuts += 1
+                        result.log.append({"step": step, "event": "lr_cut", "factor": 0.5})
                         consecutive_bad = 0
                 else:
                     consecutive_bad = 0
@@ -150,13 +125,36 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
     if grad_norms:
         stability.max_grad_norm = max(grad_norms)
         stability.median_grad_norm = statistics.median(grad_norms)
-    finite_losses = [row["loss"] for row in result.log if math.isfinite(row["loss"])]
+    finite_losses = [row["loss"] for row in result.log if "loss" in row and math.isfinite(row["loss"])]
     stability.final_loss = float(np.mean(finite_losses[-10:])) if finite_losses else float("nan")
     model = accelerator.unwrap_model(model)
     if not _all_finite([p for p in model.parameters() if p.requires_grad]):
         raise TrainingError(f"{desc}: training left non-finite weights; not saved ({stability.line()}); "
                             "lower the learning rate or use --precision fp32")
     return result
+
+
+def _optimizer_step(accelerator, optimizer, scaler, params, loss: torch.Tensor, max_norm: float
+                    ) -> tuple[float, bool]:
+    """Backward, clip, step; returns (grad norm, skipped). A non-finite loss or norm skips the update;
+    under fp16 the scaler also skips (and lowers its scale) when it finds inf/NaN gradients."""
+    if not torch.isfinite(loss):
+        optimizer.zero_grad(set_to_none=True)
+        return float("nan"), True
+    accelerator.backward(scaler.scale(loss) if scaler else loss)
+    if scaler:
+        scaler.unscale_(optimizer)
+    grad_norm = float(accelerator.clip_grad_norm_(params, max_norm))
+    bad = not math.isfinite(grad_norm)
+    if scaler:
+        scale_before = scaler.get_scale()
+        scaler.step(optimizer)  # a no-op when unscale_ found inf/NaN gradients
+        scaler.update()
+        bad = bad or scaler.get_scale() < scale_before
+    elif not bad:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm, bad
 
 
 def _cut_lr(scheduler) -> None:
@@ -173,9 +171,8 @@ def predict_logits(model: nn.Module, examples: Sequence[dict], collate: Callable
 
     Examples are batched by length (less padding), and results are put back in input order.
     """
-    precision = resolve_precision(precision)
-    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
+    policy = PrecisionPolicy.resolve(precision, device)
     model.eval().to(device)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].get("input_ids", ())))
     chunks: list[tuple[list[int], np.ndarray]] = []
@@ -183,8 +180,7 @@ def predict_logits(model: nn.Module, examples: Sequence[dict], collate: Callable
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = {k: v.to(device) for k, v in _model_inputs(collate([examples[i] for i in idx])).items()}
-            with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                enabled=autocast_dtype is not None):
+            with policy.autocast():
                 out = model.features(**batch) if output == "features" else model(**batch)
             chunks.append((idx, out.float().cpu().numpy()))
             advance()
