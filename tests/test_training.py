@@ -112,3 +112,35 @@ def test_training_is_deterministic_in_the_seed():
 
     assert run(1) == run(1)
     assert run(1) != run(2)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
+    cfg = TrainConfig(epochs=3, batch_size=16, precision="fp32")  # 12 steps over 3 shuffled epochs
+    loss = make_loss("xent")
+
+    def fresh():
+        torch.manual_seed(0)
+        return apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+
+    reference_model = fresh()
+    reference = train_model(reference_model, toy_examples(), Collator(0), loss, cfg, lr=1e-3, seed=5, desc="ref")
+
+    def crashing_loss(logits, labels, step_frac):
+        if step_frac >= 7 / 12:  # dies in step 7, after the checkpoint of step 6
+            raise Crash()
+        return loss(logits, labels, step_frac)
+
+    with pytest.raises(Crash):
+        train_model(fresh(), toy_examples(), Collator(0), crashing_loss, cfg, lr=1e-3, seed=5, desc="a",
+                    checkpoint_dir=tmp_path, checkpoint_every=3)
+    assert (tmp_path / "checkpoint-latest.json").exists()
+    resumed_model = fresh()
+    resumed = train_model(resumed_model, toy_examples(), Collator(0), loss, cfg, lr=1e-3, seed=5, desc="b",
+                          checkpoint_dir=tmp_path, checkpoint_every=3)
+    assert [r["loss"] for r in resumed.log] == [r["loss"] for r in reference.log]
+    for a, b in zip(reference_model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -10,10 +10,14 @@ rate, and a run that ends with non-finite weights fails loudly instead of being 
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,11 +69,20 @@ def _all_finite(params: Sequence[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in params)
 
 
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The shuffle of one epoch, a pure function of (seed, epoch): a resumed run sees the same batches."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+
+
 def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict],
-                loss_fn: LossFn, cfg: TrainConfig, lr: float, *, seed: int, desc: str = "train") -> TrainResult:
+                loss_fn: LossFn, cfg: TrainConfig, lr: float, *, seed: int, desc: str = "train",
+                checkpoint_dir: Path | None = None, checkpoint_every: int = 0) -> TrainResult:
     """Train ``model`` on ``examples`` (each with a soft ``target``) and return its step log.
 
-    Only parameters with ``requires_grad`` are optimised (the training mode decided which).
+    Only parameters with ``requires_grad`` are optimised (the training mode decided which). With a
+    ``checkpoint_dir``, the full training state (model, optimiser, scheduler, RNG, scaler, step log)
+    is saved every ``checkpoint_every`` steps through ``accelerate.save_state``, and a run that finds
+    a checkpoint there resumes from it and ends exactly where an uninterrupted run would.
     """
     from accelerate import Accelerator
     from transformers import get_scheduler
@@ -77,27 +90,33 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
     policy = PrecisionPolicy.resolve(cfg.precision)
     accelerator = Accelerator(cpu=policy.device_type == "cpu")  # precision is the policy's job, not accelerate's
     scaler = policy.make_scaler()
-    generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    loader = DataLoader(list(examples), batch_size=cfg.batch_size, shuffle=True, collate_fn=collate,
-                        generator=generator)
+    examples = list(examples)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    total_steps = max(1, math.ceil(len(loader) * cfg.epochs))
+    steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
+    total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
     scheduler = get_scheduler(cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_frac * total_steps),
                               num_training_steps=total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
 
-    result = TrainResult(stability=StabilityReport(precision=policy.name))
-    grad_norms: list[float] = []
-    consecutive_bad = 0
-    step = 0
+    state = {"step": 0, "log": [], "grad_norms": [], "consecutive_bad": 0, "skipped": 0, "lr_cuts": 0}
+    if checkpoint_dir is not None:
+        state = _load_checkpoint(accelerator, scaler, checkpoint_dir) or state
     with progress_bar(desc, total_steps) as advance:
-        while step < total_steps:
-            for batch in loader:
-                if step >= total_steps:
+        while state["step"] < total_steps:
+            epoch, skip = divmod(state["step"], steps_per_epoch)
+            order = _epoch_order(len(examples), seed, epoch)
+            # its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG,
+            # which would shift dropout's random stream whenever a resumed run starts a new iterator
+            loader = accelerator.prepare(DataLoader([examples[i] for i in order], batch_size=cfg.batch_size,
+                                                    collate_fn=collate,
+                                                    generator=torch.Generator().manual_seed(seed + epoch)))
+            for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
+                if state["step"] >= total_steps:
                     break
+                step = state["step"]
                 with policy.autocast():
                     logits = model(**_model_inputs(batch))
                 loss = loss_fn(logits.float(), batch["target"], step / total_steps)
@@ -105,26 +124,30 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
                 current_lr = scheduler.get_last_lr()[0]
                 scheduler.step()
                 if bad:
-                    result.stability.skipped_steps += 1
-                    consecutive_bad += 1
-                    if consecutive_bad >= BAD_STEPS_BEFORE_LR_CUT:
+                    state["skipped"] += 1
+                    state["consecutive_bad"] += 1
+                    if state["consecutive_bad"] >= BAD_STEPS_BEFORE_LR_CUT:
                         _cut_lr(scheduler)
-                        result.stability.lr_cuts += 1
-                        result.log.append({"step": step, "event": "lr_cut", "factor": 0.5})
-                        consecutive_bad = 0
+                        state["lr_cuts"] += 1
+                        state["log"].append({"step": step, "event": "lr_cut", "factor": 0.5})
+                        state["consecutive_bad"] = 0
                 else:
-                    consecutive_bad = 0
-                    grad_norms.append(grad_norm)
-                result.log.append({"step": step, "loss": float(loss.detach()), "grad_norm": grad_norm,
-                                   "lr": current_lr, "skipped": bad})
-                step += 1
+                    state["consecutive_bad"] = 0
+                    state["grad_norms"].append(grad_norm)
+                state["log"].append({"step": step, "loss": float(loss.detach()), "grad_norm": grad_norm,
+                                     "lr": current_lr, "skipped": bad})
+                state["step"] += 1
                 advance(f"loss {float(loss.detach()):.3f}")
+                if checkpoint_dir is not None and checkpoint_every and state["step"] % checkpoint_every == 0 \
+                        and state["step"] < total_steps:
+                    _save_checkpoint(accelerator, scaler, checkpoint_dir, state)
 
+    result = TrainResult(log=state["log"], stability=StabilityReport(
+        steps=state["step"], skipped_steps=state["skipped"], lr_cuts=state["lr_cuts"], precision=policy.name))
     stability = result.stability
-    stability.steps = step
-    if grad_norms:
-        stability.max_grad_norm = max(grad_norms)
-        stability.median_grad_norm = statistics.median(grad_norms)
+    if state["grad_norms"]:
+        stability.max_grad_norm = max(state["grad_norms"])
+        stability.median_grad_norm = statistics.median(state["grad_norms"])
     finite_losses = [row["loss"] for row in result.log if "loss" in row and math.isfinite(row["loss"])]
     stability.final_loss = float(np.mean(finite_losses[-10:])) if finite_losses else float("nan")
     model = accelerator.unwrap_model(model)
@@ -132,6 +155,41 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
         raise TrainingError(f"{desc}: training left non-finite weights; not saved ({stability.line()}); "
                             "lower the learning rate or use --precision fp32")
     return result
+
+
+CHECKPOINT_POINTER = "checkpoint-latest.json"
+
+
+def _save_checkpoint(accelerator, scaler, folder: Path, state: dict) -> None:
+    """Write ``checkpoint-<step>`` completely, then atomically point ``checkpoint-latest.json`` at it."""
+    folder = Path(folder)
+    target = folder / f"checkpoint-{state['step']}"
+    staging = folder / f"checkpoint-{state['step']}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    accelerator.save_state(str(staging), safe_serialization=True)
+    payload = dict(state, scaler=scaler.state_dict() if scaler else None)
+    (staging / "trainer_state.json").write_text(json.dumps(payload))
+    shutil.rmtree(target, ignore_errors=True)
+    os.rename(staging, target)
+    pointer = folder / (CHECKPOINT_POINTER + ".tmp")
+    pointer.write_text(json.dumps({"dir": target.name}))
+    os.replace(pointer, folder / CHECKPOINT_POINTER)
+    for old in folder.glob("checkpoint-*"):
+        if old.is_dir() and old != target:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(accelerator, scaler, folder: Path) -> dict | None:
+    pointer = Path(folder) / CHECKPOINT_POINTER
+    if not pointer.exists():
+        return None
+    target = Path(folder) / json.loads(pointer.read_text())["dir"]
+    accelerator.load_state(str(target))
+    state = json.loads((target / "trainer_state.json").read_text())
+    scaler_state = state.pop("scaler", None)
+    if scaler is not None and scaler_state:
+        scaler.load_state_dict(scaler_state)
+    return state
 
 
 def _optimizer_step(accelerator, optimizer, scaler, params, loss: torch.Tensor, max_norm: float

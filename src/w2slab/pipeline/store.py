@@ -1,0 +1,128 @@
+"""The stage store: outputs keyed by stage identity under a run root, written atomically.
+
+Layout, per stage:
+
+    RUN_ROOT/stages/<kind>/<id>/            finished: outputs + stage.json + DONE (written last)
+    RUN_ROOT/stages/<kind>/<id>.partial/    in progress or interrupted: checkpoints live here
+    RUN_ROOT/stages/<kind>/<id>.lock        file lock held by the process computing the stage
+    RUN_ROOT/events.jsonl                   append-only log of start/done/failed/cached per stage
+
+A stage is finished iff its final folder holds ``DONE``; the folder only appears by an atomic
+``rename`` of the ``.partial`` folder after ``DONE`` is written, so a crash at any point leaves either
+nothing, a resumable ``.partial`` folder, or a complete stage, never a half-written "finished" one.
+The lock (``filelock``: released by the OS when its holder dies) makes concurrent writers of the
+same stage wait for each other instead of writing the same folder twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+DONE = "DONE"
+FAILED = "FAILED.json"
+
+
+class StageStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        (self.root / "stages").mkdir(parents=True, exist_ok=True)
+
+    def final_dir(self, kind: str, stage_id: str) -> Path:
+        return self.root / "stages" / kind / stage_id
+
+    def partial_dir(self, kind: str, stage_id: str) -> Path:
+        return self.root / "stages" / kind / f"{stage_id}.partial"
+
+    def lock_path(self, kind: str, stage_id: str) -> Path:
+        return self.root / "stages" / kind / f"{stage_id}.lock"
+
+    def is_done(self, kind: str, stage_id: str) -> bool:
+        return (self.final_dir(kind, stage_id) / DONE).exists()
+
+    def log_event(self, event: str, kind: str, stage_id: str, **extra) -> None:
+        row = {"time": round(time.time(), 3), "event": event, "kind": kind, "id": stage_id, "pid": os.getpid(),
+               **extra}
+        with open(self.root / "events.jsonl", "a") as fh:  # one short line per write: atomic append
+            fh.write(json.dumps(row) + "\n")
+
+    def events(self) -> list[dict]:
+        path = self.root / "events.jsonl"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill mid-write
+        return rows
+
+    def run(self, kind: str, stage_id: str, description: dict, compute: Callable[[Path], None]) -> Path:
+        """Return the stage's finished folder, computing it (at most once, under a lock) if needed.
+
+        ``compute(work_dir)`` writes the outputs into ``work_dir``, which persists across crashes so
+        training can resume from the checkpoints it left there.
+        """
+        final = self.final_dir(kind, stage_id)
+        if (final / DONE).exists():
+            self.log_event("cached", kind, stage_id)
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.lock_path(kind, stage_id))):
+            if (final / DONE).exists():  # finished by a concurrent writer while we waited
+                self.log_event("cached", kind, stage_id)
+                return final
+            work = self.partial_dir(kind, stage_id)
+            work.mkdir(exist_ok=True)
+            (work / FAILED).unlink(missing_ok=True)
+            (work / "stage.json").write_text(json.dumps(description, indent=2, default=str))
+            self.log_event("start", kind, stage_id, resumed=any(work.glob("checkpoint*")))
+            try:
+                compute(work)
+            except BaseException as exc:
+                (work / FAILED).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+                self.log_event("failed", kind, stage_id, error=f"{type(exc).__name__}: {exc}"[:500])
+                raise
+            for leftover in work.glob("checkpoint*"):  # checkpoints are only for resuming
+                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
+            (work / DONE).write_text(json.dumps({"finished": time.time()}))
+            if final.exists():  # an orphan without DONE cannot exist, but never rename onto a folder
+                shutil.rmtree(final)
+            os.rename(work, final)
+            self.log_event("done", kind, stage_id)
+        return final
+
+    def status(self) -> list[dict]:
+        """Every stage under the root with its state: done, running, failed or interrupted."""
+        rows = []
+        for kind_dir in sorted(p for p in (self.root / "stages").iterdir() if p.is_dir()):
+            for entry in sorted(kind_dir.iterdir()):
+                if not entry.is_dir():
+                    continue
+                stage_id = entry.name.removesuffix(".partial")
+                if not entry.name.endswith(".partial"):
+                    state = "done" if (entry / DONE).exists() else "incomplete"
+                elif (entry / FAILED).exists():
+                    state = "failed"
+                else:
+                    state = "running" if self._locked(kind_dir.name, stage_id) else "interrupted"
+                description = {}
+                if (entry / "stage.json").exists():
+                    description = json.loads((entry / "stage.json").read_text())
+                rows.append({"kind": kind_dir.name, "id": stage_id, "state": state,
+                             "label": description.get("label", "")})
+        return rows
+
+    def _locked(self, kind: str, stage_id: str) -> bool:
+        try:
+            with FileLock(str(self.lock_path(kind, stage_id)), timeout=0):
+                return False
+        except Timeout:
+            return True

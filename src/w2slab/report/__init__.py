@@ -1,0 +1,33 @@
+"""The report of a sweep: summary tables and figures built from the per-experiment records.
+
+``write_report`` is the one entry point (used by ``w2s report``); the submodules hold the pieces:
+:mod:`.records` (loading), :mod:`.tables` (aggregation over seeds, CSV/Markdown), :mod:`.plots` (PNGs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from w2slab.report.plots import plot_accuracy_vs_ceiling, plot_pgr_heatmap
+from w2slab.report.records import load_records
+from w2slab.report.tables import aggregate, write_tables
+
+__all__ = ["aggregate", "load_records", "plot_accuracy_vs_ceiling", "plot_pgr_heatmap", "write_report",
+           "write_tables"]
+
+
+def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[Path]]:
+    """Load every finished experiment under ``run_root`` and write tables and figures to ``out_dir``.
+
+    ``out_dir`` defaults to ``RUN_ROOT/report``. Seeds are aggregated once and shared by the tables and
+    both plot kinds, so every number in a figure is the one printed in the table.
+    """
+    run_root = Path(run_root)
+    out_dir = Path(out_dir) if out_dir is not None else run_root / "report"
+    records = load_records(run_root)
+    rows = aggregate(records)
+    return {
+        "tables": list(write_tables(rows, out_dir)),
+        "accuracy_plots": plot_accuracy_vs_ceiling(records, out_dir, rows=rows),
+        "heatmaps": plot_pgr_heatmap(records, out_dir, rows=rows),
+    }

@@ -1,0 +1,243 @@
+"""Report figures: accuracy against the strong ceiling (paper Figure 3 style) and PGR heatmaps.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly and saved with the Agg renderer: no
+pyplot, so no global backend switch, no GUI, and nothing left open between calls (sweeps run headless).
+Statistics come from :func:`w2slab.report.tables.aggregate`, so every plotted number matches the tables.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from w2slab.report.records import nanmean, order_losses, order_models
+from w2slab.report.tables import aggregate, summarize
+
+DPI = 120
+#: PGR colour range: below -1 or above 1.5 the colour saturates (the annotation keeps the real value).
+PGR_MIN, PGR_MAX = -1.0, 1.5
+# Dotted is kept for the weak models' own accuracy lines, so the third loss is dash-dot, not dotted.
+LOSS_STYLES = {"xent": "-", "logconf": "--", "product": "-."}
+EXTRA_STYLES = [(0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (3, 1, 1, 1))]
+LOSS_MARKERS = {"xent": "o", "logconf": "s", "product": "^"}
+EXTRA_MARKERS = ["D", "v", "P", "X"]
+
+
+def plot_accuracy_vs_ceiling(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
+    """One ``accuracy_vs_ceiling_<dataset>.png`` per dataset; ``rows`` reuses an existing :func:`aggregate`."""
+    rows = aggregate(records) if rows is None else rows
+    out_dir = _ensure_dir(out_dir)
+    paths = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        fig = _accuracy_figure(dataset, [r for r in records if r["dataset"] == dataset],
+                               [row for row in rows if row["dataset"] == dataset])
+        paths.append(_save(fig, out_dir / f"accuracy_vs_ceiling_{_slug(dataset)}.png"))
+    return paths
+
+
+def plot_pgr_heatmap(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
+    """One ``pgr_heatmap_<dataset>_<loss>.png`` per (dataset, loss); ``rows`` reuses an :func:`aggregate`."""
+    rows = aggregate(records) if rows is None else rows
+    out_dir = _ensure_dir(out_dir)
+    paths = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        subset = [r for r in records if r["dataset"] == dataset]
+        for loss in order_losses(r["loss"] for r in subset):
+            cells = {(row["weak"], row["strong"]): row for row in rows
+                     if row["dataset"] == dataset and row["loss"] == loss}
+            fig = _heatmap_figure(dataset, loss, subset, cells)
+            paths.append(_save(fig, out_dir / f"pgr_heatmap_{_slug(dataset)}_{_slug(loss)}.png"))
+    return paths
+
+
+# --- accuracy vs ceiling -------------------------------------------------------------------------
+
+
+def _accuracy_figure(dataset: str, records: list[dict], rows: list[dict]) -> Figure:
+    """Student accuracy per (weak, loss) line over strong models placed at their ceiling accuracy."""
+    strongs, weaks = order_models(records, "strong"), order_models(records, "weak")
+    losses = order_losses(r["loss"] for r in records)
+    ceiling = {s: summarize([r["ceiling_accuracy"] for r in records if r["strong"] == s]) for s in strongs}
+    colours = _colours(weaks)
+    fig = Figure(figsize=(9.0, 5.6), dpi=DPI)
+    ax = fig.add_subplot()
+    _draw_ceiling(ax, strongs, ceiling)
+    for weak in weaks:
+        _draw_weak_level(ax, summarize([r["weak_accuracy"] for r in records if r["weak"] == weak]), colours[weak])
+        for loss in losses:
+            series = [row for row in rows if row["weak"] == weak and row["loss"] == loss]
+            _draw_student_line(ax, series, ceiling, colours[weak], loss, losses)
+    _label_strong_models(ax, strongs, ceiling)
+    ax.set_xlabel("strong ceiling accuracy (ground truth)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{dataset}: weak-to-strong accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.08, y=0.08)
+    any_flagged = any(row["weak_not_smaller"] for row in rows)
+    ax.legend(handles=_accuracy_legend(weaks, colours, losses, any_flagged), loc="upper left",
+              bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9,
+              title="mean over seeds,\nbars: bootstrap 95% CI", title_fontsize=9)
+    return fig
+
+
+def _draw_ceiling(ax, strongs: list[str], ceiling: dict) -> None:
+    """The ceiling itself: black dashed line through the (ceiling, ceiling) points."""
+    xs = np.array([ceiling[s][0] for s in strongs])
+    err = _yerr([ceiling[s] for s in strongs])
+    ax.errorbar(xs, xs, yerr=err, color="black", linestyle="--", marker="*", markersize=10, capsize=3,
+                linewidth=1.4, zorder=4)
+
+
+def _draw_weak_level(ax, stats: tuple[float, float, float], colour) -> None:
+    """A weak model's own accuracy: thin dotted horizontal line, its CI as a faint band."""
+    mean, low, high = stats
+    if math.isnan(mean):
+        return
+    ax.axhline(mean, color=colour, linestyle=":", linewidth=1.3, alpha=0.9, zorder=1)
+    if high > low:
+        ax.axhspan(low, high, color=colour, alpha=0.08, linewidth=0, zorder=0)
+
+
+def _draw_student_line(ax, series: list[dict], ceiling: dict, colour, loss: str, losses: list[str]) -> None:
+    """One (weak, loss) line; pairs whose weak model is not smaller get open markers."""
+    points = sorted((ceiling[row["strong"]][0], row) for row in series if not math.isnan(ceiling[row["strong"]][0]))
+    if not points:
+        return
+    xs = np.array([x for x, _ in points])
+    ys = np.array([row["student_accuracy_mean"] for _, row in points])
+    err = _yerr([(row["student_accuracy_mean"], row["student_accuracy_lo"], row["student_accuracy_hi"])
+                 for _, row in points])
+    linestyle, marker = _loss_style(loss, losses)
+    ax.errorbar(xs, ys, yerr=err, color=colour, linestyle=linestyle, marker=marker, markersize=6,
+                capsize=3, linewidth=1.6, elinewidth=1.0, zorder=3)
+    flagged = np.array([row["weak_not_smaller"] for _, row in points])
+    if flagged.any():
+        ax.plot(xs[flagged], ys[flagged], linestyle="none", marker=marker, markersize=6,
+                markerfacecolor="white", markeredgecolor=colour, zorder=5)
+
+
+def _label_strong_models(ax, strongs: list[str], ceiling: dict) -> None:
+    """Name the strong models on a top axis at their ceiling, since the bottom axis only shows numbers."""
+    placed = [(ceiling[s][0], s) for s in strongs if not math.isnan(ceiling[s][0])]
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([x for x, _ in placed], labels=[s for _, s in placed], rotation=30, ha="left", fontsize=8)
+    top.set_xlabel("strong model", fontsize=9)
+
+
+def _accuracy_legend(weaks: list[str], colours: dict, losses: list[str], any_flagged: bool) -> list[Line2D]:
+    """Proxy handles: colour = weak model, line style + marker = loss, plus the reference lines."""
+    handles = [Line2D([], [], color=colours[w], linewidth=2.5, label=f"weak: {w}") for w in weaks]
+    for loss in losses:
+        linestyle, marker = _loss_style(loss, losses)
+        handles.append(Line2D([], [], color="dimgray", linestyle=linestyle, marker=marker, label=f"loss: {loss}"))
+    handles.append(Line2D([], [], color="black", linestyle="--", marker="*", markersize=9, label="strong ceiling"))
+    handles.append(Line2D([], [], color="dimgray", linestyle=":", linewidth=1.3, label="weak model accuracy"))
+    if any_flagged:
+        handles.append(Line2D([], [], color="dimgray", linestyle="none", marker="o", markerfacecolor="white",
+                              label="open marker: weak ≥ strong"))
+    return handles
+
+
+def _loss_style(loss: str, losses: list[str]) -> tuple:
+    """Fixed styles for the paper's losses, then a cycle for any others (stable within one figure)."""
+    if loss in LOSS_STYLES:
+        return LOSS_STYLES[loss], LOSS_MARKERS[loss]
+    extra = [name for name in losses if name not in LOSS_STYLES].index(loss)
+    return EXTRA_STYLES[extra % len(EXTRA_STYLES)], EXTRA_MARKERS[extra % len(EXTRA_MARKERS)]
+
+
+def _yerr(stats: list[tuple[float, float, float]]) -> np.ndarray:
+    """Asymmetric error-bar lengths from (point, low, high); NaN bounds draw no bar."""
+    arr = np.array(stats, dtype=float).reshape(-1, 3)
+    err = np.vstack([arr[:, 0] - arr[:, 1], arr[:, 2] - arr[:, 0]])
+    return np.nan_to_num(np.clip(err, 0.0, None), nan=0.0)
+
+
+# --- PGR heatmap ---------------------------------------------------------------------------------
+
+
+def _heatmap_figure(dataset: str, loss: str, records: list[dict], cells: dict) -> Figure:
+    """Median PGR per (weak, strong) cell; rows and columns ordered by capability over the whole dataset."""
+    weaks, strongs = order_models(records, "weak"), order_models(records, "strong")
+    values = np.full((len(weaks), len(strongs)), np.nan)
+    for i, weak in enumerate(weaks):
+        for j, strong in enumerate(strongs):
+            if (weak, strong) in cells:
+                values[i, j] = cells[(weak, strong)]["pgr_median"]
+    fig = Figure(figsize=(2.6 + 1.5 * len(strongs), 1.9 + 0.75 * len(weaks)), dpi=DPI)
+    ax = fig.add_subplot()
+    norm = TwoSlopeNorm(vmin=PGR_MIN, vcenter=0.0, vmax=PGR_MAX)
+    cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#d9d9d9")
+    image = ax.imshow(np.ma.masked_invalid(np.clip(values, PGR_MIN, PGR_MAX)), cmap=cmap, norm=norm, aspect="auto")
+    for i, weak in enumerate(weaks):
+        for j, strong in enumerate(strongs):
+            _annotate_cell(ax, i, j, cells.get((weak, strong)), norm)
+    weak_acc = _mean_by(records, "weak", "weak_accuracy")
+    ceiling = _mean_by(records, "strong", "ceiling_accuracy")
+    ax.set_xticks(range(len(strongs)), labels=[f"{s}\n({ceiling[s]:.3f})" for s in strongs], fontsize=9)
+    ax.set_yticks(range(len(weaks)), labels=[f"{w}\n({weak_acc[w]:.3f})" for w in weaks], fontsize=9)
+    ax.set_xlabel("strong model (ceiling accuracy)")
+    ax.set_ylabel("weak model (weak accuracy)")
+    ax.set_title(f"{dataset}, loss {loss}: PGR (weak × strong)")
+    colorbar = fig.colorbar(image, ax=ax, extend="both", fraction=0.08, pad=0.04)
+    colorbar.set_label("median PGR")
+    return fig
+
+
+def _annotate_cell(ax, i: int, j: int, row: dict | None, norm) -> None:
+    """Median PGR with its seed count; ``n/a`` when undefined, an em dash when the pair was not run."""
+    if row is None:
+        ax.text(j, i, "—\nnot run", ha="center", va="center", fontsize=8, color="dimgray")
+        return
+    value = row["pgr_median"]
+    if math.isnan(value):
+        text, colour = "n/a", "black"
+    else:
+        text = f"{value:.2f}"
+        colour = "white" if abs(norm(np.clip(value, PGR_MIN, PGR_MAX)) - 0.5) > 0.3 else "black"
+    detail = f"n={row['n_pgr']}" if row["n_pgr"] == row["n_seeds"] else f"n={row['n_pgr']}/{row['n_seeds']}"
+    if row["note"]:
+        detail += f", {row['note']}"
+    ax.text(j, i - 0.08, text, ha="center", va="center", fontsize=11, fontweight="bold", color=colour)
+    ax.text(j, i + 0.22, detail, ha="center", va="center", fontsize=7, color=colour)
+
+
+def _mean_by(records: list[dict], role: str, metric: str) -> dict[str, float]:
+    """Mean of ``metric`` per model in ``role`` (used for tick labels)."""
+    return {name: nanmean(r[metric] for r in records if r[role] == name) for name in {r[role] for r in records}}
+
+
+# --- shared --------------------------------------------------------------------------------------
+
+
+def _colours(names: list[str]) -> dict[str, tuple]:
+    """A distinct tab10 colour per weak model (cycled past ten)."""
+    palette = matplotlib.colormaps["tab10"].colors
+    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+
+
+def _slug(name: str) -> str:
+    """A file-name-safe version of a dataset or loss name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "unnamed"
+
+
+def _ensure_dir(out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Lay out and write a PNG with the Agg renderer."""
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path

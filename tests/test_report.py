@@ -1,0 +1,201 @@
+"""Report module: loading records, aggregation over seeds, tables and figures, on synthetic records."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2slab.errors import W2SError
+from w2slab.report import aggregate, load_records, write_report
+from w2slab.report.tables import summarize
+
+SEEDS = (0, 1, 2)
+WEAK_ACC = {"minilm-l3": 0.60, "minilm-l6": 0.70}  # + 0.01 * seed
+CEILING_ACC = {"minilm-l6": 0.70, "minilm-l12": 0.80}  # + 0.01 * seed
+# PGR per seed for each (weak, strong, loss); None = undefined (recorded as JSON null).
+PGR = {
+    ("minilm-l3", "minilm-l6", "xent"): [0.2, 0.5, 1.1],
+    ("minilm-l3", "minilm-l6", "logconf"): [0.4, 0.6, 0.8],
+    ("minilm-l3", "minilm-l12", "xent"): [0.3, 0.35, 0.7],
+    ("minilm-l3", "minilm-l12", "logconf"): [0.1, 0.9, None],
+    ("minilm-l6", "minilm-l6", "xent"): [None, None, None],  # self pair: ceiling == weak
+    ("minilm-l6", "minilm-l6", "logconf"): [None, None, None],
+    ("minilm-l6", "minilm-l12", "xent"): [-0.2, 0.0, 0.3],
+    ("minilm-l6", "minilm-l12", "logconf"): [0.5, 1.2, 1.8],
+}
+
+
+def make_record(dataset: str, weak: str, strong: str, loss: str, seed: int, pgr: float | None) -> dict:
+    """A record as a sweep writes it, with the student accuracy implied by the PGR."""
+    weak_acc = WEAK_ACC[weak] + 0.01 * seed
+    ceiling = CEILING_ACC[strong] + 0.01 * seed
+    student = weak_acc + 0.01 if pgr is None else weak_acc + pgr * (ceiling - weak_acc)
+    return {
+        "experiment_id": f"{dataset}-{weak}-{strong}-{loss}-{seed}", "dataset": dataset, "weak": weak,
+        "strong": strong, "loss": loss, "seed": seed,
+        "weak_accuracy": weak_acc, "ceiling_accuracy": ceiling, "student_accuracy": student,
+        "weak_auroc": weak_acc + 0.05, "ceiling_auroc": ceiling + 0.05, "student_auroc": student + 0.05,
+        "pgr": pgr, "self_pair": weak == strong, "weak_not_smaller": weak == strong,
+    }
+
+
+def synthetic_records() -> list[dict]:
+    """sciq: 2 weak x 2 strong x 2 losses x 3 seeds; boolq: a single pair, loss and seed."""
+    records = [make_record("sciq", w, s, loss, seed, values[seed]) for (w, s, loss), values in PGR.items()
+               for seed in SEEDS]
+    records.append(make_record("boolq", "minilm-l3", "minilm-l12", "xent", 0, 0.42))
+    return records
+
+
+def write_run_root(root: Path, records: list[dict]) -> Path:
+    for record in records:
+        folder = root / "experiments" / record["experiment_id"]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(record), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_root(tmp_path_factory) -> Path:
+    return write_run_root(tmp_path_factory.mktemp("run"), synthetic_records())
+
+
+@pytest.fixture(scope="module")
+def rows(run_root) -> list[dict]:
+    return aggregate(load_records(run_root))
+
+
+@pytest.fixture(scope="module")
+def report(run_root) -> dict[str, list[Path]]:
+    return write_report(run_root)
+
+
+def find(rows: list[dict], dataset: str, weak: str, strong: str, loss: str) -> dict:
+    (row,) = [r for r in rows if (r["dataset"], r["weak"], r["strong"], r["loss"]) == (dataset, weak, strong, loss)]
+    return row
+
+
+def test_load_records_normalises_nulls_and_flags(run_root):
+    records = load_records(run_root)
+    assert len(records) == len(PGR) * len(SEEDS) + 1
+    self_pairs = [r for r in records if r["weak"] == r["strong"]]
+    assert all(math.isnan(r["pgr"]) and r["self_pair"] and r["weak_not_smaller"] for r in self_pairs)
+    assert all(isinstance(r["pgr"], float) for r in records)
+
+
+def test_aggregate_matches_hand_computed_statistics(rows):
+    assert len(rows) == len(PGR) + 1
+    row = find(rows, "sciq", "minilm-l3", "minilm-l6", "xent")
+    assert row["n_seeds"] == 3 and row["n_pgr"] == 3
+    assert row["pgr_mean"] == pytest.approx(0.6)
+    assert row["pgr_median"] == pytest.approx(0.5)
+    assert row["weak_accuracy_mean"] == pytest.approx(0.61)
+    assert row["ceiling_accuracy_mean"] == pytest.approx(0.71)
+    # student = weak + pgr * 0.1 for each seed
+    assert row["student_accuracy_mean"] == pytest.approx(np.mean([0.60 + 0.02, 0.61 + 0.05, 0.62 + 0.11]))
+    assert row["weak_auroc_mean"] == pytest.approx(0.66)
+    assert row["note"] == "" and not row["self_pair"]
+
+
+def test_rows_are_ordered_by_dataset_loss_and_capability(rows):
+    sciq_xent = [(r["weak"], r["strong"]) for r in rows if r["dataset"] == "sciq" and r["loss"] == "xent"]
+    assert sciq_xent == [("minilm-l3", "minilm-l6"), ("minilm-l3", "minilm-l12"),
+                         ("minilm-l6", "minilm-l6"), ("minilm-l6", "minilm-l12")]
+    assert [r["dataset"] for r in rows][0] == "boolq"
+    assert [r["loss"] for r in rows if r["dataset"] == "sciq"][:4] == ["xent"] * 4
+
+
+def test_confidence_intervals_contain_the_estimate(rows):
+    for row in rows:
+        for stat in ("pgr_mean", "pgr_median"):
+            if not math.isnan(row[stat]):
+                assert row[f"{stat}_lo"] <= row[stat] <= row[f"{stat}_hi"]
+        for name in ("weak_accuracy", "ceiling_accuracy", "student_accuracy"):
+            assert row[f"{name}_lo"] <= row[f"{name}_mean"] <= row[f"{name}_hi"]
+    wide = find(rows, "sciq", "minilm-l3", "minilm-l6", "xent")
+    assert wide["pgr_mean_hi"] > wide["pgr_mean_lo"]
+
+
+def test_single_seed_gives_degenerate_interval(rows):
+    row = find(rows, "boolq", "minilm-l3", "minilm-l12", "xent")
+    assert row["n_seeds"] == 1
+    assert row["pgr_mean"] == row["pgr_mean_lo"] == row["pgr_mean_hi"] == pytest.approx(0.42)
+    assert row["pgr_median"] == row["pgr_median_lo"] == row["pgr_median_hi"] == pytest.approx(0.42)
+    assert row["student_accuracy_lo"] == row["student_accuracy_hi"] == row["student_accuracy_mean"]
+
+
+def test_nan_pgr_is_excluded_and_all_nan_gives_nan(rows):
+    partial = find(rows, "sciq", "minilm-l3", "minilm-l12", "logconf")
+    assert partial["n_seeds"] == 3 and partial["n_pgr"] == 2
+    assert partial["pgr_mean"] == pytest.approx(0.5)
+    assert partial["pgr_median"] == pytest.approx(0.5)
+    assert 0.1 <= partial["pgr_mean_lo"] <= partial["pgr_mean_hi"] <= 0.9
+    undefined = find(rows, "sciq", "minilm-l6", "minilm-l6", "xent")
+    assert undefined["n_pgr"] == 0
+    for key in ("pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median", "pgr_median_lo", "pgr_median_hi"):
+        assert math.isnan(undefined[key])
+    assert undefined["note"] == "self-pair"
+    assert not math.isnan(undefined["student_accuracy_mean"])
+
+
+def test_summarize_all_nan_and_empty():
+    assert all(math.isnan(v) for v in summarize([math.nan, math.nan]))
+    assert all(math.isnan(v) for v in summarize([]))
+
+
+def test_tables_have_one_row_per_configuration(report, rows):
+    csv_path, md_path = report["tables"]
+    assert csv_path.name == "summary.csv" and md_path.name == "summary.md"
+    with csv_path.open(encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == len(rows)
+    assert {"pgr_mean", "pgr_median_lo", "student_accuracy_hi", "note"} <= set(table[0])
+    first_sciq = next(r for r in table if r["dataset"] == "sciq")
+    assert float(first_sciq["pgr_mean"]) == pytest.approx(0.6)
+
+    markdown = md_path.read_text(encoding="utf-8")
+    table_lines = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(table_lines) == len(rows) + 1  # header + one line per row
+    assert "| sciq | xent | minilm-l3 | minilm-l6 | 3 | 0.600 [" in markdown
+    assert "| 2/3 |" in markdown  # one undefined PGR among three seeds
+    assert "n/a" in markdown and "self-pair" in markdown
+
+
+def test_pngs_are_written_and_non_trivial(report, run_root):
+    assert sorted(p.name for p in report["accuracy_plots"]) == ["accuracy_vs_ceiling_boolq.png",
+                                                                "accuracy_vs_ceiling_sciq.png"]
+    assert sorted(p.name for p in report["heatmaps"]) == ["pgr_heatmap_boolq_xent.png", "pgr_heatmap_sciq_logconf.png",
+                                                          "pgr_heatmap_sciq_xent.png"]
+    for path in report["accuracy_plots"] + report["heatmaps"]:
+        assert path.parent == run_root / "report"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 10_000
+
+
+def test_empty_run_root_raises(tmp_path):
+    with pytest.raises(W2SError, match="no finished experiments"):
+        load_records(tmp_path)
+    (tmp_path / "experiments" / "unfinished").mkdir(parents=True)
+    with pytest.raises(W2SError, match="w2s sweep"):
+        write_report(tmp_path)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "malformed"),
+    ("[1, 2]", "one JSON object"),
+    (json.dumps({"dataset": "sciq"}), "missing"),
+    (json.dumps({**make_record("sciq", "minilm-l3", "minilm-l6", "xent", 0, 0.5), "pgr": "high"}), "pgr"),
+])
+def test_malformed_record_raises_naming_the_file(tmp_path, content, problem):
+    write_run_root(tmp_path, [make_record("sciq", "minilm-l3", "minilm-l6", "xent", 1, 0.5)])
+    bad = tmp_path / "experiments" / "zz-bad" / "result.json"
+    bad.parent.mkdir()
+    bad.write_text(content, encoding="utf-8")
+    with pytest.raises(W2SError, match=problem) as info:
+        load_records(tmp_path)
+    assert str(bad) in str(info.value)
