@@ -20,6 +20,7 @@ from w2slab.data import load_task, make_splits
 from w2slab.metrics import accuracy, softmax
 from w2slab.models.loading import resolve_model
 from w2slab.pipeline.runner import ModelRunner
+from w2slab.progress import quiet_libraries
 from w2slab.train.losses import make_loss
 
 
@@ -39,10 +40,7 @@ def main() -> None:
     parser.add_argument("--out", default="lr_sweep.jsonl")
     args = parser.parse_args()
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_libraries()
     task = load_task(args.dataset, data_root=args.data_root, seed=args.seed)
     splits = make_splits(task, n_train=2 * args.n_train, n_test=args.n_test, seed=args.seed)
     train_rows = splits.weak_train

@@ -29,6 +29,7 @@ from w2slab.errors import TrainingError
 from w2slab.metrics import accuracy, softmax
 from w2slab.models.loading import apply_training_mode, load_classifier, resolve_model
 from w2slab.pipeline.runner import ModelRunner
+from w2slab.progress import quiet_libraries
 from w2slab.train.losses import make_loss
 from w2slab.train.precision import PRECISION_DTYPES
 
@@ -95,10 +96,7 @@ def main() -> None:
     parser.add_argument("--out", default="stability.jsonl")
     args = parser.parse_args()
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_libraries()
     torch.manual_seed(0)
     n_train = args.steps * args.batch_size
     splits = make_splits(load_task("sciq", data_root=args.data_root, seed=0), n_train=2 * n_train,

@@ -1,6 +1,9 @@
 """The ``w2s`` command: parse arguments, call the library, print results. No logic of its own.
 
     w2s run [--dataset sciq --weak minilm-l6 --strong mpnet-base --loss xent,logconf ...]
+    w2s sweep sweep.yaml [--executor local|ray]
+    w2s status RUN_ROOT
+    w2s report RUN_ROOT
     w2s models [install NAME ...]
     w2s datasets
 
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from w2slab.config import PRECISIONS, TRAIN_MODES, ExperimentConfig
 from w2slab.errors import W2SError
+from w2slab.progress import quiet_libraries
 
 DEFAULTS = ExperimentConfig()
 
@@ -169,6 +173,55 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from w2slab.pipeline.stages import StageContext
+    from w2slab.pipeline.sweep import expand, load_sweep_file, run_sweep
+
+    spec = load_sweep_file(args.file)
+    run_root = args.run_root or spec.get("run_root") or str(Path("runs") / Path(args.file).stem)
+    data_root = args.data_root or spec.get("data_root") or os.environ.get("W2SLAB_DATA_ROOT")
+    spec["data_root"] = data_root
+    configs = expand(spec)
+    ctx = StageContext(data_root, args.model_cache or spec.get("model_cache"), args.checkpoint_every,
+                       lambda *a: print(*a, flush=True))
+    executor = args.executor or spec.get("executor", "local")
+    _, records = run_sweep(configs, run_root, executor=executor, ray_address=args.ray_address,
+                           ray_cpus=args.ray_cpus, gpus_per_training=args.gpus_per_training, ctx=ctx,
+                           echo=lambda *a: print(*a, flush=True))
+    for record in records:
+        print(f"  {record['dataset']:10s} {record['weak']:>14s} -> {record['strong']:14s} {record['loss']:8s} "
+              f"s{record['seed']}  weak {_fmt(record['weak_accuracy'])}  student {_fmt(record['student_accuracy'])}"
+              f"  ceiling {_fmt(record['ceiling_accuracy'])}  PGR {_fmt(record['pgr'])}")
+    print(f"report: w2s report {run_root}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from w2slab.pipeline.store import StageStore
+
+    root = Path(args.run_root)
+    if not (root / "stages").is_dir():
+        raise W2SError(f"no stages under {root}; pass the run root of a sweep or the --out-dir of w2s run")
+    rows = StageStore(root).status()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+        if args.all or row["state"] != "done":
+            print(f"  {row['state']:11s} {row['kind']:10s} {row['id']}  {row['label']}")
+    print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no stages")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from w2slab.report import write_report
+
+    paths = write_report(Path(args.run_root), Path(args.out) if args.out else None)
+    for kind, files in paths.items():
+        for path in files:
+            print(f"{kind}: {path}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="w2s", description="Weak-to-strong generalization experiments")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,23 +233,34 @@ def make_parser() -> argparse.ArgumentParser:
     models.add_argument("names", nargs="*", default=["all"])
     models.add_argument("--model-cache")
     models.set_defaults(func=cmd_models)
+    sweep = sub.add_parser("sweep", help="run a sweep file (YAML/TOML) as one deduplicated stage graph")
+    sweep.add_argument("file")
+    sweep.add_argument("--run-root", help="default: the file's run_root, else runs/<file stem>")
+    sweep.add_argument("--executor", choices=("local", "ray"))
+    sweep.add_argument("--ray-address", help="existing Ray cluster ('auto' or ray://host:port); default: start one")
+    sweep.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    sweep.add_argument("--gpus-per-training", type=float, default=0.0)
+    sweep.add_argument("--checkpoint-every", type=int, default=50, help="training steps between checkpoints")
+    sweep.add_argument("--data-root")
+    sweep.add_argument("--model-cache")
+    sweep.set_defaults(func=cmd_sweep)
+    status = sub.add_parser("status", help="which stages of a run root are done, running, failed, interrupted")
+    status.add_argument("run_root")
+    status.add_argument("--all", action="store_true", help="list finished stages too")
+    status.set_defaults(func=cmd_status)
+    report = sub.add_parser("report", help="tables (CSV, Markdown) and plots (PNG) of every finished experiment")
+    report.add_argument("run_root")
+    report.add_argument("--out", help="default: RUN_ROOT/report")
+    report.set_defaults(func=cmd_report)
     datasets = sub.add_parser("datasets", help="list registered datasets and whether they are available")
     datasets.add_argument("--data-root")
     datasets.set_defaults(func=cmd_datasets)
     return parser
 
 
-def _quiet_libraries() -> None:
-    """Keep the output to our own progress and results (transformers prints a bar per model load)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _quiet_libraries()
+    quiet_libraries()
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -26,3 +26,11 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[..., None]]:
             progress.update(task, advance=1, status=status)
 
         yield advance
+
+
+def quiet_libraries() -> None:
+    """Keep the output to our own progress and results (transformers prints a bar per model load)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

@@ -42,6 +42,9 @@ def stage_resources(stage: Stage, gpus_per_training: float) -> dict:
 
 def _ray_stage_task(stage: Stage, root: str, ctx: StageContext, *_upstream: str) -> str:
     """The body of one Ray task; ``_upstream`` are the ids of finished inputs (Ray resolved their refs)."""
+    from w2slab.progress import quiet_libraries
+
+    quiet_libraries()
     run_stage(stage, StageStore(root), ctx)
     return stage.id
 
