@@ -62,7 +62,8 @@ class SequenceClassifier(nn.Module):
         return pool(out.last_hidden_state, attention_mask, self.pooling)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: object) -> torch.Tensor:
-        return self.head(self.features(input_ids, attention_mask).float())
+        # the head is fp32 (trainable) under every precision policy: pooled features go up to its dtype
+        return self.head(self.features(input_ids, attention_mask).to(self.head.weight.dtype))
 
 
 @dataclass
