@@ -144,3 +144,13 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
     assert [r["loss"] for r in resumed.log] == [r["loss"] for r in reference.log]
     for a, b in zip(reference_model.parameters(), resumed_model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_tensorboard_tracking_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+    cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32")
+    train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="tb run",
+                trackers=("tensorboard",), tracking_dir=tmp_path)
+    events = list(tmp_path.rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

@@ -57,6 +57,23 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-cache", help="where packaged models are converted (default ~/.cache/w2slab/models)")
     p.add_argument("--out-dir", help=f"where experiment folders go (default {DEFAULTS.out_dir})")
     p.add_argument("--name", help="experiment folder name (default: derived from the config)")
+    _add_log_arg(p)
+
+
+TRACKERS = ("tensorboard", "wandb")
+
+
+def _add_log_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", default="", help="extra training logs besides JSONL: tensorboard,wandb (W&B offline "
+                   "unless WANDB_MODE is set)")
+
+
+def parse_trackers(value: str) -> tuple[str, ...]:
+    trackers = tuple(t.strip() for t in value.split(",") if t.strip())
+    unknown = [t for t in trackers if t not in TRACKERS]
+    if unknown:
+        raise W2SError(f"unknown --log target {', '.join(unknown)}; choose from {', '.join(TRACKERS)}")
+    return trackers
 
 
 def build_config(args: argparse.Namespace) -> ExperimentConfig:
@@ -125,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
-        metrics = run_experiment(cfg)
+        metrics = run_experiment(cfg, trackers=parse_trackers(args.log))
     print_summary(cfg, metrics)
     return 0
 
@@ -183,7 +200,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec["data_root"] = data_root
     configs = expand(spec)
     ctx = StageContext(data_root, args.model_cache or spec.get("model_cache"), args.checkpoint_every,
-                       lambda *a: print(*a, flush=True))
+                       lambda *a: print(*a, flush=True), parse_trackers(args.log))
     executor = args.executor or spec.get("executor", "local")
     _, records = run_sweep(configs, run_root, executor=executor, ray_address=args.ray_address,
                            ray_cpus=args.ray_cpus, gpus_per_training=args.gpus_per_training, ctx=ctx,
@@ -243,6 +260,7 @@ def make_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--checkpoint-every", type=int, default=50, help="training steps between checkpoints")
     sweep.add_argument("--data-root")
     sweep.add_argument("--model-cache")
+    _add_log_arg(sweep)
     sweep.set_defaults(func=cmd_sweep)
     status = sub.add_parser("status", help="which stages of a run root are done, running, failed, interrupted")
     status.add_argument("run_root")

@@ -9,6 +9,7 @@ must then be on a filesystem every node sees.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -67,12 +68,12 @@ def run_ray(stages: list[Stage], store: StageStore, ctx: StageContext, *, addres
             ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
     remote = ray.remote(_ray_stage_task)
     refs: dict[str, object] = {}
-    quiet_ctx = StageContext(ctx.data_root, ctx.model_cache, ctx.checkpoint_every, print)
+    task_ctx = dataclasses.replace(ctx, echo=print)  # a driver-side callback cannot travel to the workers
     try:
         for stage in stages:
             upstream = [refs[dep.id] for dep in stage.inputs.values()]
             refs[stage.id] = remote.options(**stage_resources(stage, gpus_per_training), max_retries=0).remote(
-                stage, str(store.root), quiet_ctx, *upstream)
+                stage, str(store.root), task_ctx, *upstream)
         ray.get(list(refs.values()))
     finally:
         if started_here:

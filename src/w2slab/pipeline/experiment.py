@@ -34,11 +34,12 @@ STUDENT_KEYS = ("pgr", "pgr_ci95", "pgr_auroc", "agreement_with_weak_transfer", 
 
 
 def run_experiment(cfg: ExperimentConfig, *, echo=functools.partial(print, flush=True),
-                   checkpoint_every: int = 50) -> dict:
+                   checkpoint_every: int = 50, trackers: tuple[str, ...] = ()) -> dict:
     """Run one experiment and write its folder under ``cfg.out_dir``; returns the metrics dict."""
     started = time.time()
     store = StageStore(cfg.out_dir)
-    ctx = StageContext(cfg.data_root, cfg.model_cache, checkpoint_every, echo)
+    ctx = StageContext(cfg.data_root, cfg.model_cache, checkpoint_every, echo, tuple(trackers),
+                       str(store.root / "tracking"))
     graph = build_experiment(cfg)
     cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]
     if cached:

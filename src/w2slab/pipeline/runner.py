@@ -158,7 +158,8 @@ class ModelRunner:
         return examples
 
     def fit(self, train_split: str, targets: np.ndarray, loss_fn: LossFn, *, seed: int, desc: str,
-            checkpoint_dir: Path | None = None, checkpoint_every: int = 0) -> tuple[torch.nn.Module, TrainResult]:
+            checkpoint_dir: Path | None = None, checkpoint_every: int = 0, trackers: Sequence[str] = (),
+            tracking_dir: Path | None = None) -> tuple[torch.nn.Module, TrainResult]:
         """Train a fresh copy on ``train_split`` with soft ``targets`` (resuming from checkpoints if any)."""
         if self.train_cfg.mode == "probe":
             self.features(train_split)
@@ -166,7 +167,7 @@ class ModelRunner:
         model = self.new_model()
         result = train_model(model, self._examples(train_split, targets), self.collate, loss_fn, self.train_cfg,
                              self.lr, seed=seed, desc=desc, checkpoint_dir=checkpoint_dir,
-                             checkpoint_every=checkpoint_every)
+                             checkpoint_every=checkpoint_every, trackers=trackers, tracking_dir=tracking_dir)
         return model, result
 
     def predict(self, model: torch.nn.Module, split: str, desc: str = "predict") -> np.ndarray:

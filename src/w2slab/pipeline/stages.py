@@ -20,6 +20,7 @@ from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_ci, pgr, so
 from w2slab.models.loading import default_cache_dir, resolve_model
 from w2slab.pipeline.graph import Stage
 from w2slab.pipeline.runner import ModelRunner, trainable_state
+from w2slab.pipeline.store import distributed_state
 from w2slab.train.losses import make_loss
 
 SPLIT_NAMES = ("weak_train", "transfer", "test")
@@ -33,6 +34,17 @@ class StageContext:
     model_cache: str | None = None
     checkpoint_every: int = 50
     echo: object = field(default=print)
+    trackers: tuple[str, ...] = ()  # tensorboard, wandb (JSONL step logs are always written)
+    tracking_dir: str | None = None
+
+    def training_options(self, work: Path, label: str) -> dict:
+        """Checkpointing and tracking arguments of ModelRunner.fit for a stage's training."""
+        tracking = Path(self.tracking_dir) / label if self.tracking_dir and self.trackers else None
+        # Multi-process (accelerate launch) stages restart from their beginning after a crash: only the
+        # main rank writes the stage folder, so the other ranks could not find a shared checkpoint.
+        checkpoint_dir = None if distributed_state() else work
+        return {"checkpoint_dir": checkpoint_dir, "checkpoint_every": self.checkpoint_every,
+                "trackers": self.trackers, "tracking_dir": tracking}
 
     def cache_dir(self) -> Path:
         return Path(self.model_cache) if self.model_cache else default_cache_dir()
@@ -122,8 +134,8 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, ctx: S
     ctx.echo(f"  training weak {stage.config['model']} ({runner.train_cfg.mode}, lr {runner.lr:g}) on "
              f"{len(splits['weak_train'])} ground-truth labels")
     model, result = runner.fit("weak_train", one_hot(labels_of(splits, "weak_train")), make_loss("xent"),
-                               seed=stage.config["seed"], desc="weak", checkpoint_dir=work,
-                               checkpoint_every=ctx.checkpoint_every)
+                               seed=stage.config["seed"], desc="weak",
+                               **ctx.training_options(work, f"weak_train-{stage.id}"))
     save_file(trainable_state(model), str(work / "trainable.safetensors"))
     write_training(work, result)
     ctx.echo(f"  stability: {result.stability.line()}")
@@ -170,8 +182,8 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, ctx: Stag
     ctx.echo(f"  training ceiling {stage.config['model']} ({runner.train_cfg.mode}, lr {runner.lr:g}) on "
              f"{len(splits['transfer'])} ground-truth labels")
     model, result = runner.fit("transfer", one_hot(labels_of(splits, "transfer")), make_loss("xent"),
-                               seed=stage.config["seed"], desc="ceiling", checkpoint_dir=work,
-                               checkpoint_every=ctx.checkpoint_every)
+                               seed=stage.config["seed"], desc="ceiling",
+                               **ctx.training_options(work, f"ceiling-{stage.id}"))
     save_predictions(work / "test.npz", [r["id"] for r in splits["test"]], runner.predict(model, "test", "ceiling"),
                      labels_of(splits, "test"))
     write_training(work, result)
@@ -186,7 +198,7 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, ctx: Stag
     ctx.echo(f"  training student {cfg['model']} on weak labels, loss {cfg['loss']}")
     loss_fn = make_loss(cfg["loss"], aux_weight=cfg.get("aux_weight", 0.5), warmup_frac=runner.train_cfg.warmup_frac)
     model, result = runner.fit("transfer", weak_soft, loss_fn, seed=cfg["seed"], desc=f"student {cfg['loss']}",
-                               checkpoint_dir=work, checkpoint_every=ctx.checkpoint_every)
+                               **ctx.training_options(work, f"student-{stage.id}"))
     for name in ("transfer", "test"):
         save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]],
                          runner.predict(model, name, "student"), labels_of(splits, name))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,15 @@ from filelock import FileLock, Timeout
 
 DONE = "DONE"
 FAILED = "FAILED.json"
+
+
+def distributed_state():
+    """accelerate's process state when launched on several processes (``accelerate launch``), else None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState()
 
 
 class StageStore:
@@ -70,11 +80,28 @@ class StageStore:
         ``compute(work_dir)`` writes the outputs into ``work_dir``, which persists across crashes so
         training can resume from the checkpoints it left there.
         """
+        distributed = distributed_state()
+        if distributed:  # every rank must agree on cached vs computed before anyone starts
+            distributed.wait_for_everyone()
         final = self.final_dir(kind, stage_id)
         if (final / DONE).exists():
             self.log_event("cached", kind, stage_id)
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
+        if distributed and not distributed.is_main_process:
+            # under `accelerate launch` every rank takes part in the training; only the main one writes
+            with tempfile.TemporaryDirectory() as scratch:
+                compute(Path(scratch))
+            distributed.wait_for_everyone()
+            return final
+        try:
+            return self._run_locked(kind, stage_id, description, compute, final)
+        finally:
+            if distributed:
+                distributed.wait_for_everyone()
+
+    def _run_locked(self, kind: str, stage_id: str, description: dict, compute: Callable[[Path], None],
+                    final: Path) -> Path:
         with FileLock(str(self.lock_path(kind, stage_id))):
             if (final / DONE).exists():  # finished by a concurrent writer while we waited
                 self.log_event("cached", kind, stage_id)

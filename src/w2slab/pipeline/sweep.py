@@ -128,6 +128,8 @@ def run_sweep(configs: list[ExperimentConfig], run_root: str | Path, *, executor
               ctx: StageContext | None = None, echo=print) -> tuple[SweepPlan, list[dict]]:
     store = StageStore(run_root)
     ctx = ctx or StageContext(echo=echo)
+    if ctx.trackers and not ctx.tracking_dir:
+        ctx = dataclasses.replace(ctx, tracking_dir=str(store.root / "tracking"))
     sweep_plan = plan(configs, store)
     echo(sweep_plan.summary())
     started = time.time()

@@ -77,19 +77,32 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 
 def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict],
                 loss_fn: LossFn, cfg: TrainConfig, lr: float, *, seed: int, desc: str = "train",
-                checkpoint_dir: Path | None = None, checkpoint_every: int = 0) -> TrainResult:
+                checkpoint_dir: Path | None = None, checkpoint_every: int = 0, trackers: Sequence[str] = (),
+                tracking_dir: Path | None = None) -> TrainResult:
     """Train ``model`` on ``examples`` (each with a soft ``target``) and return its step log.
 
     Only parameters with ``requires_grad`` are optimised (the training mode decided which). With a
     ``checkpoint_dir``, the full training state (model, optimiser, scheduler, RNG, scaler, step log)
     is saved every ``checkpoint_every`` steps through ``accelerate.save_state``, and a run that finds
     a checkpoint there resumes from it and ends exactly where an uninterrupted run would.
+    ``trackers`` (``tensorboard``, ``wandb``) receive loss, gradient norm and learning rate per step
+    through accelerate's trackers, under ``tracking_dir``; W&B runs offline unless WANDB_MODE says otherwise.
     """
     from accelerate import Accelerator
     from transformers import get_scheduler
 
     policy = PrecisionPolicy.resolve(cfg.precision)
-    accelerator = Accelerator(cpu=policy.device_type == "cpu")  # precision is the policy's job, not accelerate's
+    if "wandb" in trackers:
+        os.environ.setdefault("WANDB_MODE", "offline")  # works without network; `wandb sync` uploads later
+        if tracking_dir is not None:
+            os.environ.setdefault("WANDB_DIR", str(tracking_dir))
+    # precision is the policy's job, not accelerate's (see w2slab.train.precision)
+    accelerator = Accelerator(cpu=policy.device_type == "cpu", log_with=list(trackers) or None,
+                              project_dir=str(tracking_dir) if tracking_dir else None)
+    if trackers:
+        accelerator.init_trackers(desc.replace(" ", "_"), config={
+            "lr": lr, "mode": cfg.mode, "precision": policy.name, "batch_size": cfg.batch_size, "epochs": cfg.epochs,
+            "warmup_frac": cfg.warmup_frac, "max_grad_norm": cfg.max_grad_norm})
     scaler = policy.make_scaler()
     torch.manual_seed(seed)
     examples = list(examples)
@@ -139,12 +152,17 @@ def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[l
                     state["grad_norms"].append(grad_norm)
                 state["log"].append({"step": step, "loss": float(loss.detach()), "grad_norm": grad_norm,
                                      "lr": current_lr, "skipped": bad})
+                if trackers:
+                    accelerator.log({"loss": float(loss.detach()), "lr": current_lr,
+                                     **({} if bad else {"grad_norm": grad_norm})}, step=step)
                 state["step"] += 1
                 advance(f"loss {float(loss.detach()):.3f}")
                 if checkpoint_dir is not None and checkpoint_every and state["step"] % checkpoint_every == 0 \
                         and state["step"] < total_steps:
                     _save_checkpoint(accelerator, scaler, checkpoint_dir, state)
 
+    if trackers:
+        accelerator.end_training()
     result = TrainResult(log=state["log"], stability=StabilityReport(
         steps=state["step"], skipped_steps=state["skipped"], lr_cuts=state["lr_cuts"], precision=policy.name))
     stability = result.stability
