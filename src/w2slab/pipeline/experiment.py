@@ -44,6 +44,9 @@ def run_experiment(cfg: ExperimentConfig, *, echo=functools.partial(print, flush
     cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]
     if cached:
         echo(f"reusing {len(cached)} finished stage(s) from {store.root / 'stages'}")
+    if graph.split in cached:
+        for note in read_splits(store.final_dir("split", graph.split.id))["notes"]:
+            echo(f"note: {note}")
     run_local(graph.stages(), store, ctx)
     publish_results([graph], store)
     metrics = assemble_folder(graph, store, ctx, started)

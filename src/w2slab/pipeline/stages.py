@@ -102,6 +102,8 @@ def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, ctx: StageC
         splits = _drop_long(splits, cfg["drop_for_models"], cfg["drop_longer_than"], ctx)
     payload = {name: getattr(splits, name) for name in SPLIT_NAMES}
     payload["notes"] = list(splits.notes)
+    for note in splits.notes:  # stand-in datasets, carved splits, dropped duplicates: said, not hidden
+        ctx.echo(f"note: {note}")
     (work / "splits.json").write_text(json.dumps(payload))
 
 
