@@ -10,6 +10,7 @@ padding both work.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +148,9 @@ def apply_training_mode(model: SequenceClassifier, mode: str, defaults: FamilyDe
         targets = lora_targets or defaults.lora_targets
         config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                             target_modules=targets if isinstance(targets, str) else list(targets))
-        model.backbone = get_peft_model(model.backbone, config)
+        with warnings.catch_warnings():  # peft calls a transformers API that is deprecated in v5
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model.backbone = get_peft_model(model.backbone, config)
     elif mode == "probe":
         model.backbone.requires_grad_(False)
     elif mode != "full":
