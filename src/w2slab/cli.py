@@ -143,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
         metrics = run_experiment(cfg, trackers=parse_trackers(args.log))
-    print_summary(cfg, metrics)
+    if metrics:  # empty on the non-main ranks of an `accelerate launch`
+        print_summary(cfg, metrics)
     return 0
 
 

@@ -26,7 +26,7 @@ from w2slab.pipeline.executors import run_local
 from w2slab.pipeline.graph import ExperimentGraph, build_experiment, result_versions
 from w2slab.pipeline.runner import learning_rate
 from w2slab.pipeline.stages import StageContext, read_splits
-from w2slab.pipeline.store import StageStore
+from w2slab.pipeline.store import StageStore, distributed_state
 from w2slab.pipeline.sweep import publish_results
 from w2slab.train.precision import resolve_precision
 
@@ -48,6 +48,9 @@ def run_experiment(cfg: ExperimentConfig, *, echo=functools.partial(print, flush
         for note in read_splits(store.final_dir("split", graph.split.id))["notes"]:
             echo(f"note: {note}")
     run_local(graph.stages(), store, ctx)
+    distributed = distributed_state()
+    if distributed and not distributed.is_main_process:
+        return {}  # under accelerate launch the main rank writes the results
     publish_results([graph], store)
     metrics = assemble_folder(graph, store, ctx, started)
     return metrics

@@ -29,7 +29,7 @@ from w2slab.errors import W2SError
 from w2slab.pipeline.executors import run_local, run_ray
 from w2slab.pipeline.graph import ExperimentGraph, Stage, build_experiment, unique_stages
 from w2slab.pipeline.stages import StageContext
-from w2slab.pipeline.store import StageStore
+from w2slab.pipeline.store import StageStore, distributed_state
 
 LIST_KEYS = {"datasets": "dataset", "weak": "weak", "strong": "strong", "seeds": "seed"}
 
@@ -141,6 +141,9 @@ def run_sweep(configs: list[ExperimentConfig], run_root: str | Path, *, executor
                 gpus_per_training=gpus_per_training)
     else:
         raise W2SError(f"unknown executor {executor!r}; choose local or ray")
+    distributed = distributed_state()
+    if distributed and not distributed.is_main_process:
+        return sweep_plan, []  # under accelerate launch the main rank writes the results
     records = publish_results(sweep_plan.graphs, store)
     echo(f"sweep finished in {time.time() - started:.0f} s: {len(records)} experiment results under "
          f"{store.root / 'experiments'}")
