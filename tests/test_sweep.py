@@ -134,3 +134,20 @@ def test_ray_executor_gives_the_same_metrics(reference_sweep, data_root, tmp_pat
                               ctx=StageContext(str(data_root), echo=quiet), echo=quiet)
     assert trainings(tmp_path / "ray") == {"weak_train": 4, "ceiling": 2, "student": 8}
     same(metrics_by_experiment(records), metrics_by_experiment(reference))
+
+
+def test_accelerate_launch_on_two_processes_writes_each_stage_once(models_ready, data_root, tmp_path):
+    """DDP (gloo on CPU): both ranks train every stage, only the main rank writes it."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "w2slab.cli", "run",
+               "--dataset", "sst2", "--weak", "minilm-l3", "--strong", "minilm-l3", "--n-train", "32", "--n-test", "16",
+               "--weak-mode", "full", "--strong-mode", "full", "--epochs", "1", "--batch-size", "8", "--loss", "xent",
+               "--data-root", str(data_root), "--out-dir", str(tmp_path)]
+    done = subprocess.run(command, env={**os.environ, "W2SLAB_QUIET": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = StageStore(tmp_path).events()
+    finished = [e["id"] for e in events if e["event"] == "done"]
+    assert len(finished) == len(set(finished)) == 6
+    assert {e["pid"] for e in events if e["event"] == "done"} == {events[0]["pid"]}  # one writer
+    assert len(list(tmp_path.glob("sst2_minilm-l3_to_minilm-l3_s0_*/metrics.json"))) == 1
