@@ -8,13 +8,13 @@ import pytest
 import torch
 import transformers
 
+from tests.test_training import toy_examples
 from w2slab.config import TrainConfig
 from w2slab.models.loading import SequenceClassifier, apply_training_mode
 from w2slab.models.registry import FAMILIES, MODELS, family_defaults
 from w2slab.pipeline.runner import Collator
 from w2slab.train.engine import train_model
 from w2slab.train.losses import make_loss
-from tests.test_training import toy_examples
 
 SMALL = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
          "intermediate_size": 64, "max_position_embeddings": 64}
