@@ -5,6 +5,7 @@ import json
 import pytest
 
 from w2slab.cli import build_config, main, make_parser
+from w2slab.pipeline.store import StageStore
 
 
 def run_cli(args, capsys):
@@ -57,9 +58,21 @@ def test_n_train_larger_than_data(capsys, out_dir, data_root):
 def test_bad_jsonl_rows(capsys, out_dir, tmp_path, rows, needle):
     path = tmp_path / "mine.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows * 20))
+    runs = tmp_path / "runs"
+    earlier_stage = runs / "stages" / "split" / "0123456789abcdef"  # what an earlier run had finished
+    earlier_stage.mkdir(parents=True)
+    (earlier_stage / "splits.json").write_text("{}")
+    (earlier_stage / "DONE").write_text("{}")
+    (runs / "earlier_experiment").mkdir()
+    (runs / "earlier_experiment" / "metrics.json").write_text('{"weak": 1}')
     code, err = run_cli(["run", "--dataset", str(path), "--out-dir", out_dir], capsys)
     assert_one_line_error(code, err, "mine.jsonl", "row", needle)
-    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    # nothing new is finished (no experiment folder, result or stage marked done) and nothing earlier changed
+    assert sorted(p.name for p in runs.iterdir()) == ["earlier_experiment", "events.jsonl", "stages"]
+    assert list(runs.rglob("DONE")) == [earlier_stage / "DONE"] and not list(runs.rglob("result.json"))
+    assert (runs / "earlier_experiment" / "metrics.json").read_text() == '{"weak": 1}'
+    # the failed split is recorded for `w2s status`, with the reason
+    assert sorted(row["state"] for row in StageStore(runs).status()) == ["done", "failed"]
 
 
 def test_unknown_loss(capsys, out_dir):
