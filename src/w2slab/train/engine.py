@@ -17,7 +17,7 @@ import shutil
 import statistics
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +57,6 @@ class StabilityReport:
 class TrainResult:
     log: list[dict] = field(default_factory=list)  # one row per optimiser step
     stability: StabilityReport = field(default_factory=StabilityReport)
-
-    def to_dict(self) -> dict:
-        return {"stability": asdict(self.stability), "n_log_rows": len(self.log)}
 
 
 def _model_inputs(batch: dict) -> dict:
