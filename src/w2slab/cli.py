@@ -57,6 +57,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-cache", help="where packaged models are converted (default ~/.cache/w2slab/models)")
     p.add_argument("--out-dir", help=f"where experiment folders go (default {DEFAULTS.out_dir})")
     p.add_argument("--name", help="experiment folder name (default: derived from the config)")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="training steps between resumable checkpoints")
     _add_log_arg(p)
 
 
@@ -142,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
-        metrics = run_experiment(cfg, trackers=parse_trackers(args.log))
+        metrics = run_experiment(cfg, trackers=parse_trackers(args.log), checkpoint_every=args.checkpoint_every)
     if metrics:  # empty on the non-main ranks of an `accelerate launch`
         print_summary(cfg, metrics)
     return 0
