@@ -46,6 +46,15 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     raise ValueError(f"unknown pooling {pooling!r}")
 
 
+def zero_head(hidden_size: int, num_labels: int) -> nn.Linear:
+    """An fp32 linear head initialised to zero: every example starts at the uniform prediction, so early
+    steps are gentle and the same seed gives the same start whatever the backbone."""
+    head = nn.Linear(hidden_size, num_labels, dtype=torch.float32)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    return head
+
+
 class SequenceClassifier(nn.Module):
     """Backbone -> masked pooling -> fp32 linear head (K logits)."""
 
@@ -53,10 +62,7 @@ class SequenceClassifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
-        self.head = nn.Linear(hidden_size, num_labels, dtype=torch.float32)
-        # Zero init: every example starts at the uniform prediction, so early steps are gentle.
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.head = zero_head(hidden_size, num_labels)
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)

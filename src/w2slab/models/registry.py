@@ -8,6 +8,7 @@ name is taken as a Hub id or a local HF folder and gets its family's defaults fr
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -110,7 +111,8 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
-def parameter_count(name: str, cache_dir=None) -> int | None:
+@functools.cache
+def parameter_count(name: str) -> int | None:
     """Parameters of a model: from the registry, else by instantiating its config on the meta device."""
     if name in MODELS:
         return MODELS[name].params

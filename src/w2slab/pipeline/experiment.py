@@ -45,7 +45,7 @@ def run_experiment(cfg: ExperimentConfig, *, echo=functools.partial(print, flush
     if cached:
         echo(f"reusing {len(cached)} finished stage(s) from {store.root / 'stages'}")
     if graph.split in cached:
-        for note in read_splits(store.final_dir("split", graph.split.id))["notes"]:
+        for note in read_splits(_stage_dir(store, graph.split))["notes"]:
             echo(f"note: {note}")
     run_local(graph.stages(), store, ctx)
     distributed = distributed_state()

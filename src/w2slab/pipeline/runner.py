@@ -22,6 +22,7 @@ from w2slab.models.loading import (
     apply_training_mode,
     load_classifier,
     load_tokenizer,
+    zero_head,
 )
 from w2slab.train.engine import TrainResult, predict_logits, train_model
 from w2slab.train.losses import LossFn
@@ -62,9 +63,9 @@ class Collator:
 class ProbeHead(torch.nn.Module):
     """A linear head over cached features (the head of a frozen-backbone classifier)."""
 
-    def __init__(self, head: torch.nn.Linear):
+    def __init__(self, hidden_size: int, num_labels: int):
         super().__init__()
-        self.head = head
+        self.head = zero_head(hidden_size, num_labels)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features.float())
@@ -142,10 +143,7 @@ class ModelRunner:
         hidden = next(iter(self._features.values())).shape[1] if self._features else None
         if hidden is None:
             raise RuntimeError("probe mode needs features: call features() or set_features() first")
-        model = ProbeHead(torch.nn.Linear(hidden, self.num_labels))
-        torch.nn.init.zeros_(model.head.weight)
-        torch.nn.init.zeros_(model.head.bias)
-        return model
+        return ProbeHead(hidden, self.num_labels)
 
     def _examples(self, split: str, targets: np.ndarray | None = None) -> list[dict]:
         if self.train_cfg.mode == "probe":

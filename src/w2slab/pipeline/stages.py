@@ -235,15 +235,15 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, ctx: Sta
         ctx.echo(f"warning: {record['loss']}: {warning.message}")
     record["pgr_ci95"] = bootstrap_pgr_ci(weak.argmax(-1) == test, student.argmax(-1) == test,
                                           ceiling.argmax(-1) == test, seed=record["seed"])
-    record.update(_pair_marks(record["weak"], record["strong"], ctx))
+    record.update(_pair_marks(record["weak"], record["strong"]))
     (work / "result.json").write_text(json.dumps(record, indent=2))
 
 
-def _pair_marks(weak: str, strong: str, ctx: StageContext) -> dict:
+def _pair_marks(weak: str, strong: str) -> dict:
     """Self-pairs and weak >= strong pairs are allowed (as in the paper) and marked."""
     from w2slab.models.registry import parameter_count
 
-    weak_params, strong_params = parameter_count(weak, ctx.cache_dir()), parameter_count(strong, ctx.cache_dir())
+    weak_params, strong_params = parameter_count(weak), parameter_count(strong)
     return {"self_pair": weak == strong, "weak_params": weak_params, "strong_params": strong_params,
             "weak_not_smaller": bool(weak_params and strong_params and weak_params >= strong_params)}
 
