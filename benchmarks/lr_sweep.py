@@ -17,11 +17,11 @@ import numpy as np
 
 from w2slab.config import TrainConfig
 from w2slab.data import load_task, make_splits
+from w2slab.losses import make_loss
 from w2slab.metrics import accuracy, softmax
 from w2slab.models.loading import resolve_model
-from w2slab.pipeline.runner import ModelRunner
+from w2slab.pipeline.role_model import RoleModel
 from w2slab.progress import quiet_libraries
-from w2slab.train.losses import make_loss
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
             for mode in args.modes.split(","):
                 for lr in (float(x) for x in args.lrs.split(",")):
                     cfg = TrainConfig(mode=mode, lr=lr, epochs=args.epochs, precision=args.precision)
-                    runner = ModelRunner("sweep", resolve_model(model), cfg, args.max_ctx, "left")
+                    runner = RoleModel("sweep", resolve_model(model), cfg, args.max_ctx, "left")
                     runner.encode("train", train_rows)
                     runner.encode("test", splits.test)
                     start = time.time()

@@ -26,11 +26,11 @@ import torch
 from w2slab.config import TrainConfig
 from w2slab.data import load_task, make_splits
 from w2slab.errors import TrainingError
+from w2slab.losses import make_loss
 from w2slab.metrics import accuracy, softmax
 from w2slab.models.loading import apply_training_mode, load_classifier, resolve_model
-from w2slab.pipeline.runner import ModelRunner
+from w2slab.pipeline.role_model import RoleModel
 from w2slab.progress import quiet_libraries
-from w2slab.train.losses import make_loss
 from w2slab.train.precision import PRECISION_DTYPES
 
 
@@ -38,7 +38,7 @@ def weights_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def run_w2slab(runner: ModelRunner, targets: np.ndarray, test_labels: np.ndarray) -> dict:
+def run_w2slab(runner: RoleModel, targets: np.ndarray, test_labels: np.ndarray) -> dict:
     """One cell with w2slab's own training path (exactly what `w2s run` does)."""
     try:
         logits, result = runner.fit_predict("train", targets, make_loss("xent"), ["test"], seed=0, desc="cell")
@@ -50,7 +50,7 @@ def run_w2slab(runner: ModelRunner, targets: np.ndarray, test_labels: np.ndarray
             "lr_cuts": result.stability.lr_cuts, "final_loss": result.stability.final_loss, "accuracy": acc}
 
 
-def run_reference(base: torch.nn.Module, runner: ModelRunner, targets: np.ndarray, test_labels: np.ndarray,
+def run_reference(base: torch.nn.Module, runner: RoleModel, targets: np.ndarray, test_labels: np.ndarray,
                   lr: float, precision: str, mode: str, batch_size: int, steps: int) -> dict:
     """The reference recipe: half-precision trainable weights, Adam at full lr, no clipping/warm-up/scaler."""
     model = copy.deepcopy(base)
@@ -119,7 +119,7 @@ def main() -> None:
                         for recipe in args.recipes.split(","):
                             cfg = TrainConfig(mode=mode, lr=lr, epochs=1, batch_size=args.batch_size,
                                               precision=precision, warmup_frac=0.25)
-                            runner = ModelRunner("bench", resolved, cfg, args.max_ctx, "left")
+                            runner = RoleModel("bench", resolved, cfg, args.max_ctx, "left")
                             runner.encode("train", splits.weak_train)
                             runner.encode("test", splits.test)
                             t0 = time.time()

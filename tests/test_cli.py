@@ -86,7 +86,8 @@ def test_reference_code_flags_are_aliases():
         "--n_docs", "600", "--n_test_docs", "200", "--loss", "logconf", "--batch_size", "8", "--max_ctx", "64",
         "--seed", "3"])
     cfg = build_config(args)
-    assert (cfg.dataset, cfg.weak, cfg.strong, cfg.n_train, cfg.n_test, cfg.losses, cfg.max_ctx, cfg.seed) == (
+    labels = [loss.label for loss in cfg.losses]
+    assert (cfg.dataset, cfg.weak, cfg.strong, cfg.n_train, cfg.n_test, labels, cfg.max_ctx, cfg.seed) == (
         "boolq", "minilm-l3", "minilm-l6", 600, 200, ["logconf"], 64, 3)
     assert cfg.weak_train.batch_size == cfg.strong_train.batch_size == 8
 

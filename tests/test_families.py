@@ -8,13 +8,12 @@ import pytest
 import torch
 import transformers
 
-from tests.test_training import toy_examples
+from tests.tiny import toy_collate, toy_examples
 from w2slab.config import TrainConfig
+from w2slab.losses import make_loss
 from w2slab.models.loading import SequenceClassifier, apply_training_mode
 from w2slab.models.registry import FAMILIES, MODELS, family_defaults
-from w2slab.pipeline.runner import Collator
-from w2slab.train.engine import train_model
-from w2slab.train.losses import make_loss
+from w2slab.train.trainer import train_model
 
 SMALL = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
          "intermediate_size": 64, "max_position_embeddings": 64}
@@ -40,7 +39,7 @@ def test_family_defaults_train_a_tiny_model_with_lora(model_type):
     adapters = [n for n, p in model.named_parameters() if p.requires_grad and "lora_" in n]
     assert adapters, f"{model_type}: LoRA targets {defaults.lora_targets} matched no module"
     cfg = TrainConfig(mode="lora", epochs=1, batch_size=32, precision="fp32")
-    result = train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=defaults.lr_lora, seed=0,
+    result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=defaults.lr_lora, seed=0,
                          desc=model_type)
     assert result.stability.skipped_steps == 0 and result.stability.steps == 2
 

@@ -21,17 +21,18 @@ def minilm_l3_ready():
 
 
 def test_pipeline_end_to_end_on_minilm_l3(minilm_l3_ready, data_root, tmp_path):
-    from w2slab.pipeline.experiment import run_experiment
+    from w2slab.api import run
+    from w2slab.config import RuntimeConfig
 
     cfg = ExperimentConfig(
         dataset="sst2", weak="minilm-l3", strong="minilm-l3", losses=["xent", "logconf"], n_train=48, n_test=32,
-        seed=0, max_ctx=48, data_root=str(data_root), out_dir=str(tmp_path),
+        seed=0, max_ctx=48,
         weak_train=TrainConfig(mode="full", epochs=1, batch_size=8),
         strong_train=TrainConfig(mode="probe", epochs=3, batch_size=8))
     lines = []
-    metrics = run_experiment(cfg, echo=lines.append)
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path), data_root=str(data_root), echo=lines.append))
     folder = tmp_path / cfg.default_name()
-    assert metrics["folder"] == str(folder)
+    assert result.folder == folder and result.summary.folder == str(folder)
     saved = json.loads((folder / "metrics.json").read_text())
     for stage in ("weak", "ceiling"):
         assert 0.0 <= saved[stage]["accuracy"] <= 1.0

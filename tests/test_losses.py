@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from w2slab.train.losses import LogConfLoss, ProductLoss, harden_predictions, logconf_weight, make_loss, xent_loss
+from w2slab.losses import LogConfLoss, ProductLoss, harden_predictions, logconf_weight, make_loss, xent_loss
 
 LN2 = math.log(2.0)
 # For logits [2, 0]: log(e^2 + 1) = 2.126928, so log-probs are [-0.126928, -2.126928].

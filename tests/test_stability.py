@@ -7,15 +7,14 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from tests.test_training import tiny_bert, toy_examples
+from tests.tiny import tiny_bert, toy_collate, toy_examples
 from w2slab.config import TrainConfig
 from w2slab.errors import TrainingError
+from w2slab.losses import make_loss
 from w2slab.models.loading import ResolvedModel, apply_training_mode, load_classifier
 from w2slab.models.registry import FAMILIES
-from w2slab.pipeline.runner import Collator
-from w2slab.train.engine import BAD_STEPS_BEFORE_LR_CUT, train_model
-from w2slab.train.losses import make_loss
 from w2slab.train.precision import PrecisionPolicy, resolve_precision, run_modules_in_fp32
+from w2slab.train.trainer import BAD_STEPS_BEFORE_LR_CUT, train_model
 
 
 def test_auto_precision_is_fp32_on_cpu():
@@ -38,7 +37,7 @@ def test_injected_inf_gradient_is_skipped_and_training_recovers(precision):
     model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
     model.head.weight.register_hook(inf_grad_hook({3, 4}))  # inf gradients at steps 2 and 3 (0-based)
     cfg = TrainConfig(epochs=6, batch_size=16, precision=precision)
-    result = train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=3e-3, seed=0, desc="t")
+    result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=3e-3, seed=0, desc="t")
     steps = [row for row in result.log if "loss" in row]
     assert [row["skipped"] for row in steps[:5]] == [False, False, True, True, False]
     assert result.stability.skipped_steps == 2 and result.stability.precision == precision
@@ -50,7 +49,7 @@ def test_repeated_bad_steps_cut_the_learning_rate():
     model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
     model.head.weight.register_hook(inf_grad_hook(set(range(2, 2 + BAD_STEPS_BEFORE_LR_CUT))))
     cfg = TrainConfig(epochs=2, batch_size=16, warmup_frac=0.0, scheduler="constant_with_warmup", precision="fp32")
-    result = train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="t")
+    result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="t")
     assert result.stability.lr_cuts == 1
     assert [row for row in result.log if row.get("event") == "lr_cut"]
     lrs = [row["lr"] for row in result.log if "lr" in row]
@@ -61,7 +60,7 @@ def test_huge_learning_rate_never_finishes_with_nan_weights():
     model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
     cfg = TrainConfig(epochs=4, batch_size=16, warmup_frac=0.0, weight_decay=0.1, precision="fp32")
     try:
-        result = train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=1e6, seed=0,
+        result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e6, seed=0,
                              desc="huge")
     except TrainingError as exc:
         assert "non-finite weights" in str(exc) and "skipped=" in str(exc)
@@ -82,7 +81,7 @@ def test_nan_weights_fail_loudly_with_the_report():
     model.backbone.register_forward_hook(poison)
     cfg = TrainConfig(epochs=1, batch_size=32, precision="fp32")
     with pytest.raises(TrainingError, match=r"non-finite weights.*steps=2 skipped=2"):
-        train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="poisoned")
+        train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="poisoned")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +109,7 @@ def test_trainable_params_stay_fp32_under_half_storage(tiny_bert_folder, precisi
     else:
         assert {p.dtype for p in frozen} == {policy.compute_dtype}
     cfg = TrainConfig(mode=mode, epochs=1, batch_size=32, precision=precision)
-    result = train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="t")
+    result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="t")
     assert all(math.isfinite(r["loss"]) for r in result.log)
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
 

@@ -1,22 +1,23 @@
 """Sweeps as a stage graph on the small ladder models: exact stage counts, caching, crash-resume, Ray."""
 
-import json
+import dataclasses
 import math
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from w2slab.api import sweep
+from w2slab.config import RuntimeConfig
 from w2slab.models.packaged import PACKAGED
-from w2slab.pipeline.stages import StageContext
 from w2slab.pipeline.store import StageStore
-from w2slab.pipeline.sweep import expand, run_sweep
+from w2slab.pipeline.sweep import parse_sweep
+from w2slab.results import load_results
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +44,14 @@ def quiet(*_args):
     pass
 
 
-def sweep_configs(data_root):
-    return expand({**SWEEP, "data_root": str(data_root)})
+def sweep_configs():
+    return parse_sweep(SWEEP).configs
+
+
+def run_sweep(root, data_root, **options):
+    result = sweep(sweep_configs(), RuntimeConfig(run_root=str(root), data_root=str(data_root), echo=quiet),
+                   **options)
+    return result.plan, [dataclasses.asdict(r) for r in result.results]
 
 
 def trainings(root: Path) -> dict[str, int]:
@@ -69,8 +76,7 @@ def same(a, b):
 @pytest.fixture(scope="module")
 def reference_sweep(models_ready, data_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
-    plan, records = run_sweep(sweep_configs(data_root), root, ctx=StageContext(str(data_root), echo=quiet),
-                              echo=quiet)
+    plan, records = run_sweep(root, data_root)
     return root, plan, records
 
 
@@ -90,7 +96,7 @@ def test_sweep_trains_exactly_the_distinct_stages(reference_sweep):
 def test_rerunning_a_finished_sweep_trains_nothing(reference_sweep, data_root):
     root, _, records = reference_sweep
     before = len(StageStore(root).events())
-    plan, again = run_sweep(sweep_configs(data_root), root, ctx=StageContext(str(data_root), echo=quiet), echo=quiet)
+    plan, again = run_sweep(root, data_root)
     assert all(v["new"] == 0 for v in plan.counts().values())
     new_events = StageStore(root).events()[before:]
     assert not [e for e in new_events if e["event"] in ("start", "done")]  # nothing was computed again
@@ -98,40 +104,48 @@ def test_rerunning_a_finished_sweep_trains_nothing(reference_sweep, data_root):
     same(metrics_by_experiment(again), metrics_by_experiment(records))
 
 
-def test_sigkill_at_random_points_then_resume_gives_the_same_metrics(reference_sweep, data_root, tmp_path):
+#: (training name, step): where each attempt of the crash test dies, after that step's checkpoint was written.
+CRASHES = (("weak", 1), ("ceiling", 2), ("student logconf", 3), ("student xent", 1))
+
+
+def test_injected_crashes_then_resume_give_the_same_metrics(reference_sweep, data_root, tmp_path):
+    """Each attempt dies like a SIGKILL (os._exit, no clean-up) inside a training; the next resumes it."""
     _, _, reference = reference_sweep
     sweep_file = tmp_path / "sweep.yaml"
-    sweep_file.write_text(yaml.safe_dump({**SWEEP, "data_root": str(data_root)}))
-    root = tmp_path / "killed"
-    command = [sys.executable, "-m", "w2slab.cli", "sweep", str(sweep_file), "--run-root", str(root),
-               "--checkpoint-every", "1"]
-    env = {**os.environ, "W2SLAB_QUIET": "1"}
-    rng = random.Random(1234)
-    kills = 0
-    for _ in range(6):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(4.0, 12.0))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills >= 5
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    sweep_file.write_text(yaml.safe_dump(SWEEP))
+    root = tmp_path / "crashed"
+    env = {**os.environ, "W2SLAB_QUIET": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH",
+                                                                                                         "")])}
+
+    def attempt(*crash: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(REPO / "tests" / "crash_sweep.py"), str(sweep_file), str(root), str(data_root),
+                   *crash]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    for name, step in CRASHES:
+        crashed = attempt(name, str(step))
+        assert crashed.returncode == 137, crashed.stderr[-2000:]  # it died where it was told to
+        states = {row["state"] for row in StageStore(root).status()}
+        assert "interrupted" in states and "failed" not in states
+    finished = attempt()
     assert finished.returncode == 0, finished.stderr[-2000:]
-    records = [json.loads(p.read_text()) for p in (root / "experiments").glob("*/result.json")]
+    records = [dataclasses.asdict(r) for r in load_results(root)]
     same(metrics_by_experiment(records), metrics_by_experiment(reference))
-    done = [e["id"] for e in StageStore(root).events() if e["event"] == "done"]
+    events = StageStore(root).events()
+    done = [e["id"] for e in events if e["event"] == "done"]
     assert len(done) == len(set(done)) == 28  # every stage finished exactly once: none recomputed
-    resumed = [e for e in StageStore(root).events() if e["event"] == "start" and e.get("resumed")]
-    assert StageStore(root).status() and all(row["state"] == "done" for row in StageStore(root).status())
-    print(f"kills: {kills}, stages resumed from a checkpoint: {len(resumed)}")
+    resumed = [e for e in events if e["event"] == "start" and e.get("resumed")]
+    assert len(resumed) == len(CRASHES)  # each crashed training resumed from its checkpoint, once
+    assert {e["kind"] for e in resumed} == {"weak_train", "ceiling", "student"}
+    assert all(row["state"] == "done" for row in StageStore(root).status())
 
 
 def test_ray_executor_gives_the_same_metrics(reference_sweep, data_root, tmp_path):
     pytest.importorskip("ray")
     _, _, reference = reference_sweep
-    plan, records = run_sweep(sweep_configs(data_root), tmp_path / "ray", executor="ray", ray_cpus=2,
-                              ctx=StageContext(str(data_root), echo=quiet), echo=quiet)
+    result = sweep(sweep_configs(), RuntimeConfig(run_root=str(tmp_path / "ray"), data_root=str(data_root),
+                                                  executor="ray", echo=quiet), ray_cpus=2)
+    records = [dataclasses.asdict(r) for r in result.results]
     assert trainings(tmp_path / "ray") == {"weak_train": 4, "ceiling": 2, "student": 8}
     same(metrics_by_experiment(records), metrics_by_experiment(reference))
 

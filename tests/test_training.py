@@ -3,41 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel
 
+from tests.tiny import tiny_bert, tiny_llama, tiny_tokenizer, toy_collate, toy_examples
 from w2slab.config import TrainConfig
-from w2slab.models.loading import SequenceClassifier, apply_training_mode, pool
+from w2slab.losses import make_loss
+from w2slab.models.loading import apply_training_mode, pool
 from w2slab.models.registry import FAMILIES
-from w2slab.pipeline.runner import Collator
-from w2slab.train.engine import predict_logits, train_model
-from w2slab.train.losses import make_loss
-
-
-def tiny_bert() -> SequenceClassifier:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    return SequenceClassifier(BertModel(config), 32, "mean")
-
-
-def tiny_llama() -> SequenceClassifier:
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64)
-    return SequenceClassifier(LlamaModel(config), 32, "last")
-
-
-def toy_examples(n: int = 64, seed: int = 0) -> list[dict]:
-    """Label 1 iff token 7 occurs: learnable by any model."""
-    rng = np.random.default_rng(seed)
-    examples = []
-    for i in range(n):
-        ids = rng.integers(10, 50, size=rng.integers(4, 12)).tolist()
-        label = i % 2
-        if label:
-            ids[rng.integers(len(ids))] = 7
-        examples.append({"input_ids": ids, "index": i, "target": np.eye(2, dtype=np.float32)[label]})
-    return examples
+from w2slab.train.batching import Collator
+from w2slab.train.trainer import predict_logits, train_model
 
 
 def test_pooling_uses_attention_mask_not_pad_ids():
@@ -55,7 +28,7 @@ def test_decoder_logits_ignore_pad_token_that_also_appears_in_text():
     # pad id == eos id == 2, and 2 also occurs inside the text: pooling must still pick the true last token
     model = tiny_llama().eval()
     text = [5, 2, 9, 11]
-    collate = Collator(pad_token_id=2)
+    collate = Collator(tiny_tokenizer(pad_token="[CLS]"))  # pad id 2
     alone = collate([{"input_ids": text, "index": 0}])
     padded = collate([{"input_ids": text, "index": 0}, {"input_ids": text + [12, 13, 14], "index": 1}])
     with torch.no_grad():
@@ -73,7 +46,7 @@ def test_training_lowers_the_loss(make_model, mode):
     model = apply_training_mode(model, mode, family, lora_targets="all-linear")
     cfg = TrainConfig(mode=mode, epochs=6, batch_size=16, warmup_frac=0.1, precision="fp32")
     examples = toy_examples()
-    collate = Collator(pad_token_id=0)
+    collate = toy_collate()
     lr = 3e-3 if mode == "full" else 2e-2  # adapters on a random tiny base need a larger step
     result = train_model(model, examples, collate, make_loss("xent"), cfg, lr=lr, seed=0, desc="t")
     losses = [row["loss"] for row in result.log]
@@ -89,7 +62,7 @@ def test_training_lowers_the_loss(make_model, mode):
 def test_warmup_and_clipping_are_applied():
     model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
     cfg = TrainConfig(epochs=2, batch_size=16, warmup_frac=0.5, max_grad_norm=1e-3, precision="fp32")
-    result = train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="t")
+    result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="t")
     lrs = [row["lr"] for row in result.log]
     assert lrs[0] == 0.0 and lrs[4] == pytest.approx(1e-3) and lrs[-1] < lrs[4]
     assert np.argmax(lrs) == 4  # 8 steps, 4 warm-up steps, then decay
@@ -107,7 +80,7 @@ def test_training_is_deterministic_in_the_seed():
     def run(seed):
         model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
         cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32")
-        return [r["loss"] for r in train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg,
+        return [r["loss"] for r in train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg,
                                                lr=1e-3, seed=seed, desc="t").log]
 
     assert run(1) == run(1)
@@ -127,7 +100,7 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
         return apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
 
     reference_model = fresh()
-    reference = train_model(reference_model, toy_examples(), Collator(0), loss, cfg, lr=1e-3, seed=5, desc="ref")
+    reference = train_model(reference_model, toy_examples(), toy_collate(), loss, cfg, lr=1e-3, seed=5, desc="ref")
 
     def crashing_loss(logits, labels, step_frac):
         if step_frac >= 7 / 12:  # dies in step 7, after the checkpoint of step 6
@@ -135,11 +108,11 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
         return loss(logits, labels, step_frac)
 
     with pytest.raises(Crash):
-        train_model(fresh(), toy_examples(), Collator(0), crashing_loss, cfg, lr=1e-3, seed=5, desc="a",
+        train_model(fresh(), toy_examples(), toy_collate(), crashing_loss, cfg, lr=1e-3, seed=5, desc="a",
                     checkpoint_dir=tmp_path, checkpoint_every=3)
     assert (tmp_path / "checkpoint-latest.json").exists()
     resumed_model = fresh()
-    resumed = train_model(resumed_model, toy_examples(), Collator(0), loss, cfg, lr=1e-3, seed=5, desc="b",
+    resumed = train_model(resumed_model, toy_examples(), toy_collate(), loss, cfg, lr=1e-3, seed=5, desc="b",
                           checkpoint_dir=tmp_path, checkpoint_every=3)
     assert [r["loss"] for r in resumed.log] == [r["loss"] for r in reference.log]
     for a, b in zip(reference_model.parameters(), resumed_model.parameters(), strict=True):
@@ -150,7 +123,7 @@ def test_tensorboard_tracking_writes_event_files(tmp_path):
     pytest.importorskip("tensorboard")
     model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
     cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32")
-    train_model(model, toy_examples(), Collator(0), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="tb run",
+    train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="tb run",
                 trackers=("tensorboard",), tracking_dir=tmp_path)
     events = list(tmp_path.rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0

@@ -1,3 +1,38 @@
-"""w2slab: weak-to-strong generalisation experiments with open models, on a laptop CPU or a GPU cluster."""
+"""w2slab: weak-to-strong generalisation experiments with open models, on a laptop CPU or a GPU cluster.
+
+The Python API (names are imported on first use, so ``import w2slab`` stays cheap)::
+
+    import w2slab
+    result = w2slab.run(w2slab.ExperimentConfig(dataset="sst2", weak="minilm-l6", strong="mpnet-base"))
+    sweep = w2slab.sweep([...configs...], w2slab.RuntimeConfig(run_root="runs/mine"))
+
+Extension points: :func:`register_loss` (a :class:`Loss` dataclass), :func:`register_dataset`,
+:func:`register_family`, :func:`register_model`, and :class:`TrainerCallback` (``RuntimeConfig.callbacks``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "run": "w2slab.api", "sweep": "w2slab.api", "RunResult": "w2slab.api", "SweepResult": "w2slab.api",
+    "ExperimentConfig": "w2slab.config", "TrainConfig": "w2slab.config", "RuntimeConfig": "w2slab.config",
+    "Loss": "w2slab.losses", "register_loss": "w2slab.losses", "LOSSES": "w2slab.losses",
+    "ExperimentResult": "w2slab.results", "ExperimentSummary": "w2slab.results",
+    "register_dataset": "w2slab.data.registry", "DatasetSpec": "w2slab.data.registry",
+    "register_family": "w2slab.models.registry", "register_model": "w2slab.models.registry",
+    "FamilyDefaults": "w2slab.models.registry", "ModelSpec": "w2slab.models.registry",
+    "TrainerCallback": "w2slab.train.trainer", "TrainerState": "w2slab.train.trainer",
+    "W2SError": "w2slab.errors", "ConfigError": "w2slab.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'w2slab' has no attribute {name!r}")

@@ -15,33 +15,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from w2slab.config import PRECISIONS, TRAIN_MODES, ExperimentConfig
-from w2slab.errors import W2SError
+from w2slab.config import PRECISIONS, TRACKERS, TRAIN_MODES, TRUNCATIONS, ExperimentConfig, RuntimeConfig
+from w2slab.errors import ConfigError, W2SError
 from w2slab.progress import quiet_libraries
 
 DEFAULTS = ExperimentConfig()
+#: Keys of config.json files written before the runtime settings left the experiment config.
+_LEGACY_RUNTIME_KEYS = ("data_root", "model_cache", "out_dir", "name")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
+    from w2slab.losses import LOSSES
+
     p.add_argument("--config", help="JSON file of an ExperimentConfig (e.g. a previous run's config.json)")
     p.add_argument("--dataset", "--ds_name", dest="dataset",
                    help=f"registered dataset or a .jsonl/.csv file (default {DEFAULTS.dataset})")
     p.add_argument("--weak", "--weak_model_size", dest="weak", help=f"default {DEFAULTS.weak}")
     p.add_argument("--strong", "--strong_model_size", dest="strong", help=f"default {DEFAULTS.strong}")
-    p.add_argument("--loss", "--losses", dest="loss", help="comma-separated: xent,logconf,product "
-                   f"(default {','.join(DEFAULTS.losses)})")
+    p.add_argument("--loss", "--losses", dest="loss", help=f"comma-separated, from {', '.join(LOSSES.names())} "
+                   f"(default {','.join(loss.label for loss in DEFAULTS.losses)}; `w2s losses` lists parameters)")
+    p.add_argument("--loss-param", action="append", default=[], metavar="LOSS.PARAM=VALUE",
+                   help="a loss parameter, e.g. logconf.aux_weight=0.3 (repeatable)")
+    p.add_argument("--aux-weight", type=float, help="shorthand for --loss-param logconf.aux_weight=VALUE")
     p.add_argument("--n-train", "--n_docs", dest="n_train", type=int,
                    help=f"labelled docs, half weak-train, half transfer (default {DEFAULTS.n_train})")
     p.add_argument("--n-test", "--n_test_docs", dest="n_test", type=int, help=f"default {DEFAULTS.n_test}")
     p.add_argument("--seed", type=int, help=f"default {DEFAULTS.seed}")
     p.add_argument("--max-ctx", "--max_ctx", dest="max_ctx", type=int, help=f"default {DEFAULTS.max_ctx}")
-    p.add_argument("--truncation", choices=("left", "right", "drop"),
+    p.add_argument("--truncation", choices=TRUNCATIONS,
                    help="texts longer than max-ctx: keep the end (left), the start (right) or drop them")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, help="both models")
     p.add_argument("--epochs", type=float, help="both models")
@@ -51,48 +57,81 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora", action="store_true", help="shorthand for --weak-mode lora --strong-mode lora")
     p.add_argument("--weak-lr", type=float, help="default: the weak model family's default for its mode")
     p.add_argument("--strong-lr", type=float, help="default: the strong model family's default for its mode")
-    p.add_argument("--aux-weight", type=float, help="logconf maximum auxiliary weight (default 0.5)")
-    p.add_argument("--data-root", help="local data root (default $W2SLAB_DATA_ROOT)")
     p.add_argument("--data-source", choices=("auto", "local", "hub"))
+    p.add_argument("--data-root", help="local data root (default $W2SLAB_DATA_ROOT)")
     p.add_argument("--model-cache", help="where packaged models are converted (default ~/.cache/w2slab/models)")
-    p.add_argument("--out-dir", help=f"where experiment folders go (default {DEFAULTS.out_dir})")
+    p.add_argument("--out-dir", default="runs", help="run root: stages and experiment folders (default runs)")
     p.add_argument("--name", help="experiment folder name (default: derived from the config)")
+    _add_runtime_args(p)
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=50, help="training steps between resumable checkpoints")
-    _add_log_arg(p)
+    p.add_argument("--log", default="", help=f"extra training logs besides JSONL: {','.join(TRACKERS)} (W&B "
+                   "offline unless WANDB_MODE is set)")
 
 
-TRACKERS = ("tensorboard", "wandb")
+def _read_config_file(path: str) -> dict:
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise W2SError(f"--config {path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise W2SError(f"--config {path}: not a readable JSON file ({exc}); pass a config.json of an earlier run")\
+            from None
+    if not isinstance(data, dict):
+        raise W2SError(f"--config {path}: expected a JSON object of ExperimentConfig fields")
+    data.pop("resolved", None)
+    for key in _LEGACY_RUNTIME_KEYS:
+        data.pop(key, None)
+    if "aux_weight" in data:  # before losses carried their own parameters
+        aux = data.pop("aux_weight")
+        data["losses"] = [{"name": "logconf", "aux_weight": aux} if loss == "logconf" else loss
+                          for loss in data.get("losses", [])]
+    return data
 
 
-def _add_log_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log", default="", help="extra training logs besides JSONL: tensorboard,wandb (W&B offline "
-                   "unless WANDB_MODE is set)")
+def _parse_value(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
-def parse_trackers(value: str) -> tuple[str, ...]:
-    trackers = tuple(t.strip() for t in value.split(",") if t.strip())
-    unknown = [t for t in trackers if t not in TRACKERS]
-    if unknown:
-        raise W2SError(f"unknown --log target {', '.join(unknown)}; choose from {', '.join(TRACKERS)}")
-    return trackers
+def _loss_params(args: argparse.Namespace) -> dict[str, dict]:
+    params: dict[str, dict] = {}
+    entries = list(args.loss_param)
+    if args.aux_weight is not None:
+        entries.append(f"logconf.aux_weight={args.aux_weight}")
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        loss, dot, param = key.partition(".")
+        if not (sep and dot and loss and param):
+            raise ConfigError(f"--loss-param {entry!r}: expected LOSS.PARAM=VALUE, e.g. logconf.aux_weight=0.3")
+        params.setdefault(loss.strip(), {})[param.strip()] = _parse_value(value.strip())
+    return params
 
 
 def build_config(args: argparse.Namespace) -> ExperimentConfig:
-    """Defaults <- --config file <- flags."""
-    cfg = DEFAULTS
-    if args.config:
-        data = json.loads(Path(args.config).read_text())
-        data.pop("resolved", None)
-        cfg = ExperimentConfig.from_dict(data)
-    data = cfg.to_dict()
-    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "max_ctx", "truncation", "aux_weight",
-                "data_root", "data_source", "model_cache", "out_dir", "name"):
+    """Defaults <- --config file <- flags, validated as one ExperimentConfig."""
+    data = _read_config_file(args.config) if args.config else DEFAULTS.to_dict()
+    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "max_ctx", "truncation", "data_source"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
-    if args.loss:
+    if args.loss is not None:
         data["losses"] = [s.strip() for s in args.loss.split(",") if s.strip()]
+    params = _loss_params(args)
+    losses = [loss if isinstance(loss, dict) else {"name": loss} for loss in data.get("losses", [])]
+    unused = set(params) - {loss.get("name") for loss in losses}
+    if unused:
+        raise ConfigError(f"--loss-param: {', '.join(sorted(unused))} is not among the losses "
+                          f"({', '.join(str(loss.get('name')) for loss in losses)}); add it with --loss")
+    data["losses"] = [{**loss, **params.get(loss.get("name"), {})} for loss in losses]
     for role in ("weak", "strong"):
-        train = data[f"{role}_train"]
+        train = dict(data.get(f"{role}_train", {}))
         for key in ("batch_size", "epochs", "precision"):
             if getattr(args, key) is not None:
                 train[key] = getattr(args, key)
@@ -101,62 +140,43 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
             train["mode"] = mode
         if getattr(args, f"{role}_lr") is not None:
             train["lr"] = getattr(args, f"{role}_lr")
-    if data["data_root"] is None and os.environ.get("W2SLAB_DATA_ROOT"):
-        data["data_root"] = os.environ["W2SLAB_DATA_ROOT"]
-    cfg = ExperimentConfig.from_dict(data)
-    from w2slab.train.losses import LOSSES
-
-    unknown = [loss for loss in cfg.losses if loss not in LOSSES]
-    if unknown or not cfg.losses:
-        raise W2SError(f"unknown loss {', '.join(unknown) or '(none given)'}; choose from {', '.join(LOSSES)}")
-    if cfg.n_train < 4 or cfg.n_test < 2:
-        raise W2SError("--n-train must be >= 4 and --n-test >= 2")
-    return cfg
+        data[f"{role}_train"] = train
+    try:
+        return ExperimentConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"--config {args.config}: {exc}" if args.config else str(exc)) from None
 
 
-def _fmt(value: float) -> str:
-    return "  nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-
-
-def print_summary(cfg: ExperimentConfig, metrics: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{cfg.dataset}: {cfg.weak} -> {cfg.strong} (seed {cfg.seed}, n_test "
-                        f"{cfg.n_test})")
-    for column in ("model", "accuracy", "AUROC", "PGR", "PGR 95% CI"):
-        table.add_column(column, justify="right" if column != "model" else "left")
-    table.add_row(f"weak ({cfg.weak})", _fmt(metrics["weak"]["accuracy"]), _fmt(metrics["weak"]["auroc"]), "", "")
-    for loss, entry in metrics["students"].items():
-        low, high = entry["pgr_ci95"]
-        table.add_row(f"w2s student ({loss})", _fmt(entry["accuracy"]), _fmt(entry["auroc"]), _fmt(entry["pgr"]),
-                      f"[{_fmt(low)}, {_fmt(high)}]")
-    table.add_row(f"ceiling ({cfg.strong})", _fmt(metrics["ceiling"]["accuracy"]),
-                  _fmt(metrics["ceiling"]["auroc"]), "", "")
-    Console().print(table)
-    print(f"results: {metrics['folder']}  ({metrics['wall_seconds']:.0f} s)")
+def _echo(*parts) -> None:
+    print(*parts, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from w2slab.pipeline.experiment import run_experiment
+    from rich.console import Console
+
+    from w2slab.api import run
+    from w2slab.results import summary_table
 
     cfg = build_config(args)
+    runtime = RuntimeConfig(run_root=args.out_dir, data_root=args.data_root, model_cache=args.model_cache,
+                            name=args.name, checkpoint_every=args.checkpoint_every, trackers=args.log, echo=_echo)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
-        metrics = run_experiment(cfg, trackers=parse_trackers(args.log), checkpoint_every=args.checkpoint_every)
-    if metrics:  # empty on the non-main ranks of an `accelerate launch`
-        print_summary(cfg, metrics)
+        result = run(cfg, runtime)
+    if result.summary is not None:  # None on the non-main ranks of an `accelerate launch`
+        Console().print(summary_table(result.summary))
+        print(f"results: {result.folder}  ({result.summary.wall_seconds:.0f} s)")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from w2slab.models.loading import default_cache_dir
-    from w2slab.models.packaged import COMPLETE_MARKER, PACKAGED, converted_folder
+    from w2slab.models.packaged import PACKAGED, converted_folder, install_status
     from w2slab.models.registry import MODELS
 
     cache = Path(args.model_cache) if args.model_cache else default_cache_dir()
     if args.action == "install":
-        names = list(MODELS) if args.names == ["all"] else args.names
+        names = list(PACKAGED) if args.names == ["all"] else args.names
         for name in names:
             if name not in PACKAGED:
                 raise W2SError(f"unknown model {name!r}; installable: {', '.join(PACKAGED)} (or 'all')")
@@ -166,15 +186,19 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     print(f"model cache: {cache}")
     for name, spec in MODELS.items():
-        source = PACKAGED.get(name)
-        if (cache / name / COMPLETE_MARKER).exists():
-            state = "converted"
-        elif source and not source.missing_packages():
-            state = "installed (converts on first use)"
-        else:
-            state = f"not installed: w2s models install {name}"
-        print(f"  {name:14s} {spec.description:52s} {state}")
+        print(f"  {name:14s} {spec.description:52s} {install_status(name, cache)}")
     print("Any other name is a Hub id (owner/name) or a local HF model folder.")
+    return 0
+
+
+def cmd_losses(args: argparse.Namespace) -> int:
+    from w2slab.losses import LOSSES
+
+    for name, cls in LOSSES.items():
+        params = ", ".join(f"{k}={v}" for k, v in cls().params().items()) or "no parameters"
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"  {name:10s} {params:40s} {doc}")
+    print("Set a parameter with --loss-param LOSS.PARAM=VALUE, or in a sweep: losses: [{name: LOSS, PARAM: VALUE}]")
     return 0
 
 
@@ -193,25 +217,24 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from w2slab.pipeline.stages import StageContext
-    from w2slab.pipeline.sweep import expand, load_sweep_file, run_sweep
+    from w2slab.api import sweep
+    from w2slab.pipeline.sweep import load_sweep_file, parse_sweep
 
-    spec = load_sweep_file(args.file)
-    run_root = args.run_root or spec.get("run_root") or str(Path("runs") / Path(args.file).stem)
-    data_root = args.data_root or spec.get("data_root") or os.environ.get("W2SLAB_DATA_ROOT")
-    spec["data_root"] = data_root
-    configs = expand(spec)
-    ctx = StageContext(data_root, args.model_cache or spec.get("model_cache"), args.checkpoint_every,
-                       lambda *a: print(*a, flush=True), parse_trackers(args.log))
-    executor = args.executor or spec.get("executor", "local")
-    _, records = run_sweep(configs, run_root, executor=executor, ray_address=args.ray_address,
-                           ray_cpus=args.ray_cpus, gpus_per_training=args.gpus_per_training, ctx=ctx,
-                           echo=lambda *a: print(*a, flush=True))
-    for record in records:
-        print(f"  {record['dataset']:10s} {record['weak']:>14s} -> {record['strong']:14s} {record['loss']:8s} "
-              f"s{record['seed']}  weak {_fmt(record['weak_accuracy'])}  student {_fmt(record['student_accuracy'])}"
-              f"  ceiling {_fmt(record['ceiling_accuracy'])}  PGR {_fmt(record['pgr'])}")
-    print(f"report: w2s report {run_root}")
+    parsed = parse_sweep(load_sweep_file(args.file), source=args.file)
+    settings = parsed.runtime
+    runtime = RuntimeConfig(
+        run_root=args.run_root or settings.get("run_root") or str(Path("runs") / Path(args.file).stem),
+        data_root=args.data_root or settings.get("data_root"),
+        model_cache=args.model_cache or settings.get("model_cache"), checkpoint_every=args.checkpoint_every,
+        trackers=args.log, executor=args.executor or settings.get("executor", "local"), echo=_echo)
+    options = {"ray_address": args.ray_address, "ray_cpus": args.ray_cpus,
+               "gpus_per_training": args.gpus_per_training}
+    result = sweep(parsed.configs, runtime, **(options if runtime.executor == "ray" else {}))
+    print(f"sweep finished in {result.seconds:.0f} s: {len(result.results)} experiment results under "
+          f"{result.run_root / 'experiments'}")
+    for record in result.results:
+        print("  " + record.one_line())
+    print(f"report: w2s report {runtime.run_root}")
     return 0
 
 
@@ -259,10 +282,9 @@ def make_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--ray-address", help="existing Ray cluster ('auto' or ray://host:port); default: start one")
     sweep.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     sweep.add_argument("--gpus-per-training", type=float, default=0.0)
-    sweep.add_argument("--checkpoint-every", type=int, default=50, help="training steps between checkpoints")
     sweep.add_argument("--data-root")
     sweep.add_argument("--model-cache")
-    _add_log_arg(sweep)
+    _add_runtime_args(sweep)
     sweep.set_defaults(func=cmd_sweep)
     status = sub.add_parser("status", help="which stages of a run root are done, running, failed, interrupted")
     status.add_argument("run_root")
@@ -272,6 +294,8 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument("run_root")
     report.add_argument("--out", help="default: RUN_ROOT/report")
     report.set_defaults(func=cmd_report)
+    losses = sub.add_parser("losses", help="list registered losses and their parameters")
+    losses.set_defaults(func=cmd_losses)
     datasets = sub.add_parser("datasets", help="list registered datasets and whether they are available")
     datasets.add_argument("--data-root")
     datasets.set_defaults(func=cmd_datasets)
@@ -279,8 +303,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from w2slab.registry import load_plugins
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_libraries()
+    try:
+        load_plugins()  # before the parser: plugin losses appear in --help and validation
+    except W2SError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -1,92 +1,197 @@
-"""Typed, serialisable configuration of experiments and training runs.
+"""Typed, validated, serialisable configuration: what identifies a result, and where a run lives.
 
-Every result folder stores the fully *resolved* config (defaults filled in, per-model learning
-rates chosen), so a run can be read back and repeated from its ``config.json`` alone.
+Two objects, kept apart on purpose:
+
+- :class:`ExperimentConfig` (with one :class:`TrainConfig` per role) is *what* is computed. It is
+  validated field by field on construction (types, ranges, names against the registries), it is
+  hashed into stage identities and folder names, and it is saved with every result.
+- :class:`RuntimeConfig` is *where* things live and *how* the run is watched (data root, model
+  cache, run root, checkpoint interval, trackers, extra trainer callbacks). Changing it never
+  changes a result, so it is never hashed: moving the data or the cache reuses every finished stage.
+
+Build either from plain data with :meth:`from_dict` (unknown keys and wrong types fail in one line
+naming the key); :meth:`to_dict` gives the JSON-ready form that :meth:`from_dict` reads back.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-TRAIN_MODES = ("full", "lora", "probe")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from w2slab.errors import ConfigError
+from w2slab.losses import DEFAULT_WARMUP_FRAC, Loss, make_loss
+from w2slab.typed import build, check, to_plain
+
+TrainMode = Literal["full", "lora", "probe"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Truncation = Literal["left", "right", "drop"]
+DataSource = Literal["auto", "local", "hub"]
+Scheduler = Literal["cosine", "linear", "constant_with_warmup", "constant"]
+TRAIN_MODES: tuple[str, ...] = TrainMode.__args__
+PRECISIONS: tuple[str, ...] = Precision.__args__
+TRUNCATIONS: tuple[str, ...] = Truncation.__args__
+DATA_SOURCES: tuple[str, ...] = DataSource.__args__
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """How one model is trained. ``lr=None`` means the model family's default for ``mode``."""
 
-    mode: str = "full"  # full fine-tuning, LoRA adapters, or a linear probe on a frozen backbone
+    mode: TrainMode = "full"  # full fine-tuning, LoRA adapters, or a linear probe on a frozen backbone
     lr: float | None = None
     epochs: float = 2.0
     batch_size: int = 16
-    eval_batch_size: int = 64
-    warmup_frac: float = 0.1
-    scheduler: str = "cosine"  # cosine | linear | constant_with_warmup
+    eval_batch_size: int = 64  # batching of predictions only: never changes a result, not part of identities
+    warmup_frac: float = DEFAULT_WARMUP_FRAC
+    scheduler: Scheduler = "cosine"
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    precision: str = "auto"
+    precision: Precision = "auto"
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    lora_targets: str | list[str] | None = None  # None: the family's targets
+    lora_targets: str | tuple[str, ...] | None = None  # None: the family's targets
 
     def __post_init__(self) -> None:
-        from w2slab.errors import W2SError
+        check(self.mode in TRAIN_MODES, "mode", f"must be one of {', '.join(TRAIN_MODES)}, got {self.mode!r}")
+        check(self.precision in PRECISIONS, "precision",
+              f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check(self.lr is None or self.lr > 0, "lr", f"must be > 0 (or null for the family default), got {self.lr}")
+        check(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.eval_batch_size >= 1, "eval_batch_size", f"must be >= 1, got {self.eval_batch_size}")
+        check(0.0 <= self.warmup_frac <= 1.0, "warmup_frac", f"must be in [0, 1], got {self.warmup_frac}")
+        check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check(self.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {self.max_grad_norm}")
+        check(self.lora_r >= 1, "lora_r", f"must be >= 1, got {self.lora_r}")
+        check(self.lora_alpha > 0, "lora_alpha", f"must be > 0, got {self.lora_alpha}")
+        check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
+        if isinstance(self.lora_targets, list):  # lists read from JSON/YAML: keep the config hashable
+            object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
 
-        if self.mode not in TRAIN_MODES:
-            raise W2SError(f"unknown training mode {self.mode!r}; choose from {', '.join(TRAIN_MODES)}")
-        if self.precision not in PRECISIONS:
-            raise W2SError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
-        if self.batch_size < 1 or self.epochs <= 0:
-            raise W2SError("batch size must be >= 1 and epochs > 0")
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str = "") -> TrainConfig:
+        return build(cls, data, path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that can change a trained model (prediction batching cannot)."""
+        data = self.to_dict()
+        data.pop("eval_batch_size")
+        return data
 
 
-@dataclass
+def _default_losses() -> tuple[Loss, ...]:
+    return (make_loss("xent"), make_loss("logconf"))
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
-    """One weak-to-strong experiment: (dataset, weak model, strong model, losses, seed)."""
+    """One weak-to-strong experiment: (dataset, weak model, strong model, losses, seed).
 
-    # Default: a 10-point gap between weak and ceiling that survives seed noise, in ~2 CPU minutes
+    ``losses`` accepts names, ``{name: ..., param: ...}`` mappings or :class:`~w2slab.losses.Loss`
+    instances; each is validated against the loss registry and stored as a typed loss object.
+    """
+
+    # Default: an 8-point gap between weak and ceiling that survives seed noise, in ~2 CPU minutes
     # (README "The default experiment"); sciq sits near chance for every CPU-sized model.
     dataset: str = "sst2"
     weak: str = "minilm-l6"
     strong: str = "mpnet-base"
-    losses: list[str] = field(default_factory=lambda: ["xent", "logconf"])
+    losses: tuple[Loss, ...] = field(default_factory=_default_losses)
     n_train: int = 2000  # labelled docs, split in half: weak-train and transfer (as the reference code)
     n_test: int = 800
     seed: int = 0
     max_ctx: int = 128
-    truncation: str = "left"  # left | right | drop: what to do with texts longer than max_ctx
-    aux_weight: float = 0.5  # logconf maximum auxiliary weight
+    truncation: Truncation = "left"  # texts longer than max_ctx: keep the end, keep the start, or drop them
+    data_source: DataSource = "auto"
     weak_train: TrainConfig = field(default_factory=TrainConfig)
     strong_train: TrainConfig = field(default_factory=lambda: TrainConfig(mode="probe"))
-    data_root: str | None = None
-    data_source: str = "auto"  # auto | local | hub
-    model_cache: str | None = None
-    out_dir: str = "runs"
-    name: str | None = None  # experiment folder name; default derived from the config
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def __post_init__(self) -> None:
+        losses = self.losses
+        if isinstance(losses, str | Loss | dict):
+            losses = (losses,)
+        if not isinstance(losses, list | tuple):
+            raise ConfigError(f"losses: expected a list of losses, got {type(losses).__name__} {losses!r}")
+        losses = tuple(Loss.from_value(loss, f"losses[{i}]") for i, loss in enumerate(losses))
+        object.__setattr__(self, "losses", losses)
+        check(bool(losses), "losses", "name at least one loss (e.g. xent)")
+        labels = [loss.label for loss in losses]
+        duplicated = sorted({label for label in labels if labels.count(label) > 1})
+        check(not duplicated, "losses", f"{', '.join(duplicated)} listed twice")
+        for key in ("dataset", "weak", "strong"):
+            check(isinstance(getattr(self, key), str) and bool(getattr(self, key)), key, "must be a non-empty name")
+        check(self.n_train >= 4, "n_train", f"must be >= 4 (half weak-train, half transfer), got {self.n_train}")
+        check(self.n_test >= 2, "n_test", f"must be >= 2, got {self.n_test}")
+        check(self.max_ctx >= 2, "max_ctx", f"must be >= 2 tokens, got {self.max_ctx}")
+        check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        check(self.truncation in TRUNCATIONS, "truncation", f"must be one of {', '.join(TRUNCATIONS)}")
+        check(self.data_source in DATA_SOURCES, "data_source", f"must be one of {', '.join(DATA_SOURCES)}")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
-        data = dict(data)
-        for key in ("weak_train", "strong_train"):
-            if isinstance(data.get(key), dict):
-                data[key] = TrainConfig(**data[key])
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], path: str = "") -> ExperimentConfig:
+        """From plain data (a sweep entry, a ``config.json``); every key and value is checked."""
+        return build(cls, data, path)
 
-    def short_hash(self) -> str:
-        """Stable digest of the config, for naming folders."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:8]
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+    def identity(self) -> str:
+        """Digest of everything that identifies the experiment's results (never where they are stored)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
     def default_name(self) -> str:
-        safe = lambda s: s.replace("/", "_")  # noqa: E731 - Hub ids hold slashes
-        return (f"{safe(self.dataset)}_{safe(self.weak)}_to_{safe(self.strong)}_s{self.seed}_"
-                f"{self.short_hash()}")
+        safe = lambda s: s.replace("/", "_").replace(os.sep, "_")  # noqa: E731 - Hub ids hold slashes
+        return f"{safe(Path(self.dataset).stem if self.dataset.endswith(('.jsonl', '.csv')) else self.dataset)}_" \
+               f"{safe(self.weak)}_to_{safe(self.strong)}_s{self.seed}_{self.identity()}"
+
+    def train_config(self, role: str) -> TrainConfig:
+        return self.weak_train if role == "weak" else self.strong_train
+
+    def model(self, role: str) -> str:
+        return self.weak if role == "weak" else self.strong
+
+
+TRACKERS = ("tensorboard", "wandb")
+
+
+@dataclass
+class RuntimeConfig:
+    """Where things live and how a run is watched: never part of a result's identity."""
+
+    run_root: str = "runs"  # stages live in RUN_ROOT/stages, experiment folders in RUN_ROOT/<name>
+    data_root: str | None = None  # default: $W2SLAB_DATA_ROOT
+    model_cache: str | None = None  # default: $W2SLAB_CACHE/models or ~/.cache/w2slab/models
+    name: str | None = None  # experiment folder name (w2s run); default derived from the config
+    checkpoint_every: int = 50  # training steps between resumable checkpoints (0: none)
+    trackers: tuple[str, ...] = ()  # tensorboard, wandb (JSONL step logs are always written)
+    executor: str = "local"  # local | ray (see w2slab.pipeline.executors)
+    echo: Callable[..., None] = field(default=print, repr=False, compare=False)
+    callbacks: tuple[Any, ...] = field(default=(), repr=False, compare=False)  # extra TrainerCallbacks
+
+    def __post_init__(self) -> None:
+        if self.data_root is None and os.environ.get("W2SLAB_DATA_ROOT"):
+            self.data_root = os.environ["W2SLAB_DATA_ROOT"]
+        if isinstance(self.trackers, str):
+            self.trackers = tuple(t.strip() for t in self.trackers.split(",") if t.strip())
+        self.trackers = tuple(self.trackers)
+        unknown = [t for t in self.trackers if t not in TRACKERS]
+        check(not unknown, "trackers", f"unknown {', '.join(unknown)}; choose from {', '.join(TRACKERS)}")
+        check(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0, "checkpoint_every",
+              f"must be an integer >= 0, got {self.checkpoint_every!r}")
+
+    def cache_dir(self) -> Path:
+        from w2slab.models.loading import default_cache_dir
+
+        return Path(self.model_cache) if self.model_cache else default_cache_dir()
+
+    def tracking_dir(self, label: str) -> Path | None:
+        return Path(self.run_root) / "tracking" / label if self.trackers else None

@@ -22,3 +22,7 @@ class ModelError(W2SError):
 
 class TrainingError(W2SError):
     """A training stage that cannot finish with usable (finite) weights."""
+
+
+class ConfigError(W2SError):
+    """A configuration value of the wrong type, out of range, or an unknown key (named by its path)."""

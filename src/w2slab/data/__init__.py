@@ -5,8 +5,8 @@ and Hub paths) turns each into ``{"id", "text", "label"}`` rows (:func:`load_tas
 and :func:`make_splits` samples weak_train / transfer / test (:class:`Splits`).
 """
 
-from w2slab.data.loading import load_task
-from w2slab.data.registry import DATASETS, DatasetSpec, dataset_available_locally, list_datasets
+from w2slab.data.loading import check_dataset_name, load_task
+from w2slab.data.registry import DATASETS, DatasetSpec, dataset_available_locally, list_datasets, register_dataset
 from w2slab.data.root import resolve_data_root
 from w2slab.data.splits import make_splits
 from w2slab.data.types import Splits, TaskData
@@ -16,11 +16,13 @@ __all__ = [
     "DATASETS",
     "DatasetSpec",
     "Splits",
+    "check_dataset_name",
     "TaskData",
     "dataset_available_locally",
     "list_datasets",
     "load_task",
     "make_splits",
+    "register_dataset",
     "resolve_data_root",
     "validate_rows",
 ]

@@ -108,6 +108,12 @@ def _unknown(name: str) -> DataError:
     )
 
 
+def check_dataset_name(name: str) -> None:
+    """Cheap check, before any work: a registered dataset or an existing data file."""
+    if name not in DATASETS and not Path(name).is_file():
+        raise _unknown(name)
+
+
 def load_task(
     name: str,
     *,
@@ -126,7 +132,7 @@ def load_task(
     """
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
-    spec = DATASETS.get(name)
+    spec = DATASETS.find(name)
     if spec is None:
         if Path(name).is_file():
             return load_custom_file(

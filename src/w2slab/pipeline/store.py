@@ -26,17 +26,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from w2slab import atomic
+from w2slab.distributed import distributed_state
+
 DONE = "DONE"
 FAILED = "FAILED.json"
-
-
-def distributed_state():
-    """accelerate's process state when launched on several processes (``accelerate launch``), else None."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from accelerate import PartialState
-
-    return PartialState()
 
 
 class StageStore:
@@ -74,7 +68,7 @@ class StageStore:
                 continue  # a line cut by a kill mid-write
         return rows
 
-    def run(self, kind: str, stage_id: str, description: dict, compute: Callable[[Path], None]) -> Path:
+    def get_or_compute(self, kind: str, stage_id: str, description: dict, compute: Callable[[Path], None]) -> Path:
         """Return the stage's finished folder, computing it (at most once, under a lock) if needed.
 
         ``compute(work_dir)`` writes the outputs into ``work_dir``, which persists across crashes so
@@ -109,7 +103,7 @@ class StageStore:
             work = self.partial_dir(kind, stage_id)
             work.mkdir(exist_ok=True)
             (work / FAILED).unlink(missing_ok=True)
-            (work / "stage.json").write_text(json.dumps(description, indent=2, default=str))
+            atomic.write_json(work / "stage.json", description)
             self.log_event("start", kind, stage_id, resumed=any(work.glob("checkpoint*")))
             try:
                 compute(work)
@@ -120,9 +114,7 @@ class StageStore:
             for leftover in work.glob("checkpoint*"):  # checkpoints are only for resuming
                 shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
             (work / DONE).write_text(json.dumps({"finished": time.time()}))
-            if final.exists():  # an orphan without DONE cannot exist, but never rename onto a folder
-                shutil.rmtree(final)
-            os.rename(work, final)
+            atomic.publish_dir(work, final)  # an orphan without DONE is replaced, never renamed onto
             self.log_event("done", kind, stage_id)
         return final
 

@@ -3,79 +3,120 @@
     datasets: [sciq]
     weak: [minilm-l3, minilm-l6]
     strong: [minilm-l6]
-    losses: [xent, logconf]
+    losses: [xent, {name: logconf, aux_weight: 0.3}]
     seeds: [0, 1]
     n_train: 64            # any ExperimentConfig field applies to every experiment
     n_test: 64
     weak_train: {epochs: 1, batch_size: 8}
     strong_train: {mode: full, epochs: 1}
 
-The sweep expands to experiments, the experiments to their stages, and the union of the stages is
-deduplicated by identity: each weak model, ceiling and student is trained exactly once.
+The file is parsed and *every* experiment is built and validated (types, ranges, unknown keys,
+loss/dataset/model names) before the first stage runs. The experiments expand to their stages, and
+the union of the stages is deduplicated by identity: each weak model, ceiling and student is
+trained exactly once.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import itertools
-import json
-import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from w2slab.config import ExperimentConfig, TrainConfig
-from w2slab.errors import W2SError
-from w2slab.pipeline.executors import run_local, run_ray
+from w2slab.config import ExperimentConfig
+from w2slab.errors import ConfigError, W2SError
 from w2slab.pipeline.graph import ExperimentGraph, Stage, build_experiment, unique_stages
-from w2slab.pipeline.stages import StageContext
-from w2slab.pipeline.store import StageStore, distributed_state
+from w2slab.pipeline.store import StageStore
+from w2slab.typed import init_fields
 
+#: List keys of a sweep file and the ExperimentConfig field each one varies.
 LIST_KEYS = {"datasets": "dataset", "weak": "weak", "strong": "strong", "seeds": "seed"}
+#: Keys that say where the sweep lives and how it runs (never part of any identity).
+RUNTIME_KEYS = ("run_root", "executor", "data_root", "model_cache")
+
+
+@dataclass(frozen=True)
+class SweepFile:
+    """A parsed and fully validated sweep: its experiments and its runtime settings."""
+
+    configs: tuple[ExperimentConfig, ...]
+    runtime: dict[str, Any] = field(default_factory=dict)  # the RUNTIME_KEYS it sets
 
 
 def load_sweep_file(path: str | Path) -> dict:
+    """The raw mapping of a YAML or TOML sweep file (syntax errors are one line naming the file)."""
     path = Path(path)
     if not path.is_file():
-        raise W2SError(f"sweep file {str(path)!r} not found")
-    text = path.read_text()
-    if path.suffix == ".toml":
-        import tomllib
+        raise W2SError(f"sweep file {str(path)!r} not found; pass the path of a .yaml or .toml file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            import tomllib
 
-        return tomllib.loads(text)
-    import yaml
+            data = tomllib.loads(text)
+        else:
+            import yaml
 
-    data = yaml.safe_load(text)
+            data = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise W2SError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    except Exception as exc:  # noqa: BLE001 - yaml and tomllib raise their own error types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise W2SError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} ({first})") from None
     if not isinstance(data, dict):
         raise W2SError(f"{path}: a sweep file is a mapping with datasets, weak, strong, losses, seeds")
     return data
 
 
-def expand(spec: dict) -> list[ExperimentConfig]:
-    """One ExperimentConfig per (dataset, weak, strong, seed); losses share the experiment's graph."""
-    spec = dict(spec)
-    missing = [key for key in ("datasets", "weak", "strong") if not spec.get(key)]
-    if missing:
-        raise W2SError(f"sweep is missing {', '.join(missing)}; list at least one of each")
-    lists = {key: spec.pop(key) if isinstance(spec.get(key), list) else [spec.pop(key)]
-             for key in LIST_KEYS if key in spec}
-    lists.setdefault("seeds", [0])
+def parse_sweep(spec: dict, source: str = "sweep") -> SweepFile:
+    """Expand a sweep mapping into validated ExperimentConfigs; any problem is one line naming the key."""
+    try:
+        return _parse(dict(spec))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _parse(spec: dict) -> SweepFile:
+    fields = set(init_fields(ExperimentConfig))
+    allowed = [*LIST_KEYS, "losses", *RUNTIME_KEYS, *sorted(fields - set(LIST_KEYS.values()) - {"losses"})]
+    for key in spec:
+        singular = LIST_KEYS.get(key, key)
+        if key not in allowed and singular not in LIST_KEYS.values():
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{key}: unknown key{hint}; a sweep takes {', '.join(allowed)}")
+    runtime = {key: spec.pop(key) for key in RUNTIME_KEYS if key in spec}
+    for key, value in runtime.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+    lists: dict[str, list] = {}
+    for plural, singular in LIST_KEYS.items():
+        value = spec.pop(plural) if plural in spec else spec.pop(singular, None)
+        if value is None:
+            if singular != "seed":
+                raise ConfigError(f"{plural}: missing; list at least one")
+            value = [0]
+        lists[singular] = value if isinstance(value, list) else [value]
+        if not lists[singular]:
+            raise ConfigError(f"{plural}: empty; list at least one")
     losses = spec.pop("losses", ["xent"])
-    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    unknown = set(spec) - fields - {"run_root", "executor"}
-    if unknown:
-        raise W2SError(f"unknown sweep keys {sorted(unknown)}; allowed: {sorted(fields | set(LIST_KEYS))}")
-    base = {k: v for k, v in spec.items() if k in fields}
-    for role in ("weak_train", "strong_train"):
-        if role in base:
-            default = dataclasses.asdict(getattr(ExperimentConfig(), role))
-            base[role] = TrainConfig(**{**default, **base[role]})
     configs = []
-    for dataset, weak, strong, seed in itertools.product(lists["datasets"], lists["weak"], lists["strong"],
-                                                         lists["seeds"]):
-        configs.append(ExperimentConfig(**base, dataset=dataset, weak=weak, strong=strong, seed=int(seed),
-                                        losses=list(losses)))
-    return configs
+    for dataset, weak, strong, seed in itertools.product(*(lists[k] for k in ("dataset", "weak", "strong", "seed"))):
+        configs.append(ExperimentConfig.from_dict(
+            {**spec, "dataset": dataset, "weak": weak, "strong": strong, "seed": seed, "losses": losses}))
+    return SweepFile(tuple(configs), runtime)
+
+
+def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]) -> None:
+    """Every dataset and model name resolvable (cheaply: no download, no load), before any stage runs."""
+    from w2slab.data import check_dataset_name
+    from w2slab.models.loading import check_model_name
+
+    for name in sorted({c.dataset for c in configs}):
+        check_dataset_name(name)
+    for name in sorted({m for c in configs for m in (c.weak, c.strong)}):
+        check_model_name(name)
 
 
 @dataclass
@@ -99,52 +140,12 @@ class SweepPlan:
             lines.append(f"  {kind:11s} {row['total']:4d}  ({row['new']} new, {row['cached']} cached)")
         return "\n".join(lines)
 
+    def todo(self) -> list[Stage]:
+        return [s for s in self.stages if s.id not in self.cached]
 
-def plan(configs: list[ExperimentConfig], store: StageStore) -> SweepPlan:
+
+def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: StageStore) -> SweepPlan:
+    check_sources(configs)
     graphs = [build_experiment(cfg) for cfg in configs]
     stages = unique_stages(graphs)
     return SweepPlan(graphs, stages, {s.id for s in stages if store.is_done(s.kind, s.id)})
-
-
-def publish_results(graphs: list[ExperimentGraph], store: StageStore) -> list[dict]:
-    """Copy each evaluation's record to RUN_ROOT/experiments/<id>/result.json (what reports read)."""
-    records = []
-    for graph in graphs:
-        for evaluation in graph.evaluations.values():
-            source = store.final_dir(evaluation.kind, evaluation.id) / "result.json"
-            record = json.loads(source.read_text())
-            folder = store.root / "experiments" / evaluation.id
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f"result.json.tmp{os.getpid()}"
-            tmp.write_text(json.dumps(record, indent=2))
-            os.replace(tmp, folder / "result.json")
-            (folder / "config.json").write_text(json.dumps(graph.config.to_dict(), indent=2))
-            records.append(record)
-    return records
-
-
-def run_sweep(configs: list[ExperimentConfig], run_root: str | Path, *, executor: str = "local",
-              ray_address: str | None = None, ray_cpus: int | None = None, gpus_per_training: float = 0.0,
-              ctx: StageContext | None = None, echo=print) -> tuple[SweepPlan, list[dict]]:
-    store = StageStore(run_root)
-    ctx = ctx or StageContext(echo=echo)
-    if ctx.trackers and not ctx.tracking_dir:
-        ctx = dataclasses.replace(ctx, tracking_dir=str(store.root / "tracking"))
-    sweep_plan = plan(configs, store)
-    echo(sweep_plan.summary())
-    started = time.time()
-    todo = [s for s in sweep_plan.stages if s.id not in sweep_plan.cached]
-    if executor == "local":
-        run_local(todo, store, ctx)
-    elif executor == "ray":
-        run_ray(sweep_plan.stages, store, ctx, address=ray_address, num_cpus=ray_cpus,
-                gpus_per_training=gpus_per_training)
-    else:
-        raise W2SError(f"unknown executor {executor!r}; choose local or ray")
-    distributed = distributed_state()
-    if distributed and not distributed.is_main_process:
-        return sweep_plan, []  # under accelerate launch the main rank writes the results
-    records = publish_results(sweep_plan.graphs, store)
-    echo(f"sweep finished in {time.time() - started:.0f} s: {len(records)} experiment results under "
-         f"{store.root / 'experiments'}")
-    return sweep_plan, records

@@ -1,74 +1,29 @@
-"""Loading the per-experiment records a sweep writes, and the model orderings every report view shares.
+"""The report's input (validated :class:`~w2slab.results.ExperimentResult` files as flat records) and the
+model orderings every report view shares.
 
-A sweep writes one ``RUN_ROOT/experiments/<experiment_id>/result.json`` per finished experiment. The
-report is only as trustworthy as these files, so a malformed one stops the report with a message that
-names it, rather than being skipped (a silently missing seed would shift every mean and CI).
+A sweep writes one ``RUN_ROOT/experiments/<experiment_id>/result.json`` per finished experiment; the
+schema and its validation live in :mod:`w2slab.results`, so a malformed file stops the report with a
+message that names it.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 from collections.abc import Iterable
 from pathlib import Path
 
-from w2slab.errors import W2SError
+from w2slab.results import ExperimentResult, load_results
 
 #: Keys that name an experiment; they group records into table rows and plot series.
-KEY_FIELDS = ("dataset", "weak", "strong", "loss")
-#: Numeric fields every record must carry (``pgr`` may be null: undefined when ceiling <= weak).
-REQUIRED_NUMBERS = ("weak_accuracy", "ceiling_accuracy", "student_accuracy", "pgr")
-#: Numeric fields a record may carry; missing or null ones become NaN.
-OPTIONAL_NUMBERS = ("weak_auroc", "ceiling_auroc", "student_auroc")
+KEY_FIELDS = ExperimentResult.KEYS
 #: The paper's losses in its own order; other losses follow alphabetically.
 KNOWN_LOSS_ORDER = ("xent", "logconf", "product")
 
 
 def load_records(run_root: Path) -> list[dict]:
-    """Read every ``experiments/*/result.json`` under ``run_root``, sorted by path.
-
-    Numbers are normalised to floats (null -> NaN) and the flags to bools, so that downstream code
-    never has to special-case JSON nulls.
-    """
-    run_root = Path(run_root)
-    paths = sorted(run_root.glob("experiments/*/result.json"))
-    if not paths:
-        raise W2SError(f"no finished experiments under {run_root}; run `w2s sweep` first")
-    return [_read_record(path) for path in paths]
-
-
-def _read_record(path: Path) -> dict:
-    """Parse and validate one result file; every problem names the file so it can be fixed or deleted."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise W2SError(f"malformed experiment record {path}: {exc}; delete it and re-run `w2s sweep`") from exc
-    if not isinstance(raw, dict):
-        raise W2SError(f"malformed experiment record {path}: expected one JSON object, got {type(raw).__name__}; "
-                       "delete it and re-run `w2s sweep`")
-    missing = [key for key in (*KEY_FIELDS, "seed", *REQUIRED_NUMBERS) if key not in raw]
-    if missing:
-        raise W2SError(f"malformed experiment record {path}: missing {', '.join(missing)}; "
-                       "delete it and re-run `w2s sweep`")
-    record = dict(raw)
-    for key in KEY_FIELDS:
-        record[key] = str(raw[key])
-    for key in (*REQUIRED_NUMBERS, *OPTIONAL_NUMBERS):
-        record[key] = _as_float(raw.get(key), key, path)
-    # Older records may lack the flags; a self pair is recognisable from the names alone.
-    record["self_pair"] = bool(raw.get("self_pair", record["weak"] == record["strong"]))
-    record["weak_not_smaller"] = bool(raw.get("weak_not_smaller", record["self_pair"]))
-    return record
-
-
-def _as_float(value, key: str, path: Path) -> float:
-    """JSON null -> NaN; anything that is not a number is a malformed record."""
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise W2SError(f"malformed experiment record {path}: {key} must be a number or null, got {value!r}; "
-                       "delete it and re-run `w2s sweep`")
-    return float(value)
+    """Every finished experiment under ``run_root`` as a flat dict (null numbers are NaN)."""
+    return [dataclasses.asdict(result) for result in load_results(run_root)]
 
 
 def nanmean(values: Iterable[float]) -> float:

@@ -1,4 +1,4 @@
-"""One model of an experiment: tokenised splits, and fresh fine-tunes of it on demand.
+"""One model of an experiment in one role (weak or strong): its encoded splits and fresh fine-tunes of it.
 
 The weak model is trained once (ground truth); the strong model is trained once per target
 (ground truth for the ceiling, weak labels per loss for the students), each time from the same
@@ -10,23 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from w2slab.config import TrainConfig
+from w2slab.losses import LossFn
 from w2slab.models.loading import (
+    ProbeHead,
     ResolvedModel,
     SequenceClassifier,
     apply_training_mode,
     load_classifier,
     load_tokenizer,
-    zero_head,
 )
-from w2slab.train.engine import TrainResult, predict_logits, train_model
-from w2slab.train.losses import LossFn
+from w2slab.train.batching import Collator
 from w2slab.train.precision import PrecisionPolicy, run_modules_in_fp32
+from w2slab.train.trainer import TrainResult, predict_logits, train_model
 
 
 @dataclass
@@ -36,51 +37,7 @@ class EncodedSplit:
 
 
 @dataclass
-class Collator:
-    """Pads token ids dynamically; stacks cached features; carries soft targets and indices."""
-
-    pad_token_id: int
-
-    def __call__(self, items: list[dict]) -> dict:
-        batch: dict[str, torch.Tensor] = {}
-        if "features" in items[0]:
-            batch["features"] = torch.stack([torch.as_tensor(i["features"]) for i in items])
-        else:
-            width = max(len(i["input_ids"]) for i in items)
-            ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(items), width), dtype=torch.long)
-            for row, item in enumerate(items):
-                n = len(item["input_ids"])
-                ids[row, :n] = torch.as_tensor(item["input_ids"])
-                mask[row, :n] = 1
-            batch["input_ids"], batch["attention_mask"] = ids, mask
-        if "target" in items[0]:
-            batch["target"] = torch.tensor(np.stack([i["target"] for i in items]), dtype=torch.float32)
-        batch["index"] = torch.tensor([i["index"] for i in items])
-        return batch
-
-
-class ProbeHead(torch.nn.Module):
-    """A linear head over cached features (the head of a frozen-backbone classifier)."""
-
-    def __init__(self, hidden_size: int, num_labels: int):
-        super().__init__()
-        self.head = zero_head(hidden_size, num_labels)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.head(features.float())
-
-
-def learning_rate(train_cfg: TrainConfig, resolved: ResolvedModel) -> float:
-    """The configured learning rate, else the model family's default for the training mode."""
-    if train_cfg.lr is not None:
-        return train_cfg.lr
-    defaults = resolved.defaults
-    return {"full": defaults.lr_full, "lora": defaults.lr_lora, "probe": defaults.lr_probe}[train_cfg.mode]
-
-
-@dataclass
-class ModelRunner:
+class RoleModel:
     role: str  # "weak" or "strong", for messages and file names
     resolved: ResolvedModel
     train_cfg: TrainConfig
@@ -92,11 +49,22 @@ class ModelRunner:
 
     def __post_init__(self) -> None:
         self.tokenizer = load_tokenizer(self.resolved, truncation_side=self.truncation)
-        self.collate = Collator(self.tokenizer.pad_token_id)
+        self.collate = Collator(self.tokenizer)
 
     @property
     def lr(self) -> float:
-        return learning_rate(self.train_cfg, self.resolved)
+        """The configured learning rate, else the model family's default for the training mode."""
+        cfg = self.train_cfg
+        return cfg.lr if cfg.lr is not None else self.resolved.defaults.lr_for(cfg.mode)
+
+    def resolved_settings(self) -> dict[str, Any]:
+        """What this model resolved at run time; stages record it and results read it back, never recompute it."""
+        from w2slab.distributed import device
+
+        policy = PrecisionPolicy.resolve(self.train_cfg.precision, device())
+        return {"model": self.resolved.name, "location": self.resolved.location, "source": self.resolved.source,
+                "mode": self.train_cfg.mode, "lr": self.lr, "precision": policy.name, "device": policy.device_type,
+                "pooling": self.resolved.defaults.pooling}
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
@@ -121,7 +89,7 @@ class ModelRunner:
                                    lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
 
     def features(self, name: str) -> np.ndarray:
-        """Frozen-backbone features of an encoded split (computed once, cached on the runner)."""
+        """Frozen-backbone features of an encoded split (computed once, cached on this object)."""
         if name not in self._features:
             base = load_classifier(self.resolved, num_labels=self.num_labels)
             self._features.update({
@@ -156,16 +124,14 @@ class ModelRunner:
         return examples
 
     def fit(self, train_split: str, targets: np.ndarray, loss_fn: LossFn, *, seed: int, desc: str,
-            checkpoint_dir: Path | None = None, checkpoint_every: int = 0, trackers: Sequence[str] = (),
-            tracking_dir: Path | None = None) -> tuple[torch.nn.Module, TrainResult]:
-        """Train a fresh copy on ``train_split`` with soft ``targets`` (resuming from checkpoints if any)."""
+            **options: Any) -> tuple[torch.nn.Module, TrainResult]:
+        """Train a fresh copy on ``train_split`` with soft ``targets`` (``options``: see :class:`Trainer`)."""
         if self.train_cfg.mode == "probe":
             self.features(train_split)
         torch.manual_seed(seed)  # same seed -> same head init and LoRA init
         model = self.new_model()
         result = train_model(model, self._examples(train_split, targets), self.collate, loss_fn, self.train_cfg,
-                             self.lr, seed=seed, desc=desc, checkpoint_dir=checkpoint_dir,
-                             checkpoint_every=checkpoint_every, trackers=trackers, tracking_dir=tracking_dir)
+                             self.lr, seed=seed, desc=desc, **options)
         return model, result
 
     def predict(self, model: torch.nn.Module, split: str, desc: str = "predict") -> np.ndarray:
@@ -189,6 +155,8 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def _predict_probe(model: torch.nn.Module, examples: list[dict], collate: Collator) -> np.ndarray:
-    model.eval()
-    features = collate(examples)["features"].to(next(model.parameters()).device)
+    from w2slab.distributed import device
+
+    model.eval().to(device())
+    features = collate(examples)["features"].to(device())
     return model(features).float().cpu().numpy()

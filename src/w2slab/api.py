@@ -1,0 +1,115 @@
+"""The Python API: ``w2slab.run`` (one experiment) and ``w2slab.sweep`` (many), with typed results.
+
+    import w2slab
+    result = w2slab.run(w2slab.ExperimentConfig(dataset="sst2", weak="minilm-l6", strong="mpnet-base"))
+    result.summary.results["xent"].pgr
+
+An experiment is a sweep of one: both go through the same plan (validate every config and name,
+build the stage graphs, deduplicate), the same executor and the same published results
+(``RUN_ROOT/experiments/<id>/result.json``). ``run`` then also assembles the experiment's folder.
+The CLI is a thin layer over these two functions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from w2slab.config import ExperimentConfig, RuntimeConfig
+from w2slab.distributed import is_main_process
+from w2slab.errors import ConfigError
+from w2slab.results import ExperimentResult, ExperimentSummary
+
+
+@dataclass
+class SweepResult:
+    run_root: Path
+    plan: Any  # w2slab.pipeline.sweep.SweepPlan
+    results: list[ExperimentResult]  # one per (experiment, loss); empty on non-main ranks of accelerate launch
+    seconds: float
+
+
+@dataclass
+class RunResult:
+    folder: Path | None  # None on non-main ranks of accelerate launch
+    summary: ExperimentSummary | None
+    sweep: SweepResult
+
+    @property
+    def results(self) -> list[ExperimentResult]:
+        return self.sweep.results
+
+
+def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | None = None, *,
+          plan_only: bool = False, **executor_options: Any) -> SweepResult:
+    """Run experiments as one deduplicated stage graph under ``runtime.run_root``.
+
+    ``configs`` may be ExperimentConfig objects or plain mappings (validated). Everything is validated
+    and planned before the first stage runs. ``executor_options`` go to the executor (Ray:
+    ``ray_address``, ``ray_cpus``, ``gpus_per_training``).
+    """
+    from w2slab.pipeline.executors import EXECUTORS
+    from w2slab.pipeline.store import StageStore
+    from w2slab.pipeline.sweep import plan
+    from w2slab.registry import load_plugins
+
+    load_plugins()
+    runtime = runtime or RuntimeConfig()
+    configs = [c if isinstance(c, ExperimentConfig) else ExperimentConfig.from_dict(c) for c in configs]
+    if not configs:
+        raise ConfigError("a sweep needs at least one experiment")
+    if runtime.executor not in EXECUTORS:
+        raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
+    store = StageStore(runtime.run_root)
+    sweep_plan = plan(configs, store)
+    runtime.echo(sweep_plan.summary())
+    started = time.time()
+    if plan_only:
+        return SweepResult(store.root, sweep_plan, [], 0.0)
+    execute = EXECUTORS[runtime.executor]
+    execute(sweep_plan.todo() if runtime.executor == "local" else sweep_plan.stages, store, runtime,
+            **executor_options)
+    results = publish_results(sweep_plan.graphs, store) if is_main_process() else []
+    return SweepResult(store.root, sweep_plan, results, time.time() - started)
+
+
+def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | None = None) -> RunResult:
+    """One experiment (a sweep of one), plus its folder ``RUN_ROOT/<name>`` with config, metrics, predictions."""
+    from w2slab.pipeline.folder import summarize, write_experiment_folder
+    from w2slab.pipeline.stages import read_splits
+    from w2slab.pipeline.store import StageStore
+
+    started = time.time()
+    config = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config or {})
+    runtime = runtime or RuntimeConfig()
+    store = StageStore(runtime.run_root)
+    from w2slab.pipeline.graph import build_experiment
+
+    graph = build_experiment(config)
+    cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]
+    if cached:
+        runtime.echo(f"reusing {len(cached)} finished stage(s) from {store.root / 'stages'}")
+    if graph.split in cached:
+        for note in read_splits(store.final_dir(graph.split.kind, graph.split.id))["notes"]:
+            runtime.echo(f"note: {note}")
+    swept = sweep([config], runtime)
+    if not is_main_process():
+        return RunResult(None, None, swept)
+    summary = summarize(swept.plan.graphs[0], store)
+    summary.wall_seconds = round(time.time() - started, 1)
+    folder = write_experiment_folder(swept.plan.graphs[0], store, runtime, summary)
+    return RunResult(folder, summary, swept)
+
+
+def publish_results(graphs: list, store) -> list[ExperimentResult]:
+    """Copy each evaluation's result to ``RUN_ROOT/experiments/<id>/result.json`` (what reports read)."""
+    results = []
+    for graph in graphs:
+        for evaluation in graph.evaluations.values():
+            result = ExperimentResult.read(store.final_dir(evaluation.kind, evaluation.id) / "result.json")
+            result.write(store.root / "experiments" / evaluation.id / "result.json")
+            results.append(result)
+    return results

@@ -1,0 +1,58 @@
+"""Atomic writes: a reader sees the old content or the complete new content, never a half-written one.
+
+Files are written to a temporary sibling and ``os.replace``d; folders are filled in a temporary
+sibling and renamed into place. Every writer of results, stages, checkpoints and converted models
+goes through these two helpers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary sibling, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:
+    return write_text(path, json.dumps(data, indent=indent, default=str))
+
+
+def publish_dir(staging: Path, final: Path) -> Path:
+    """Move a completely written folder into place, replacing an earlier version of the same folder."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(staging, final)
+    return final
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``final``; on success it replaces ``final``, on error it is removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield staging
+        publish_dir(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,192 @@
+"""Weak-to-strong losses (Burns et al. 2023): registered, typed, written for K classes, computed in fp32.
+
+A loss is a frozen dataclass registered by name; its fields are its typed parameters, and an
+instance is at once the loss's configuration (serialised into results and stage identities) and the
+callable that computes it::
+
+    @register_loss("focal")
+    @dataclass(frozen=True)
+    class Focal(Loss):
+        gamma: float = 2.0
+        def __call__(self, logits, labels, step_frac): ...
+
+Every loss takes ``logits`` [B, K], soft ``labels`` [B, K] (rows sum to 1) and ``step_frac``
+(fraction of training done, in [0, 1]) and returns the mean loss over the batch.
+
+- ``xent``: cross-entropy against the (soft) labels.
+- ``logconf``: the auxiliary confidence loss. The target mixes the weak labels with the
+  student's own *hardened* predictions: ``(1 - w) * weak + w * hard(student)``. For K=2 the
+  hardening uses a threshold chosen so the fraction of predicted positives matches the weak
+  labels' class balance in the batch (as in the paper); for K>2 it is the argmax. The weight ``w``
+  warms up linearly from 0 to ``aux_weight`` over ``warmup_frac`` of training (default: the training
+  run's own warm-up fraction). The reference code used ``w = step_frac`` during warm-up (so it
+  reached only ``warmup_frac`` ≈ 5% of the maximum before jumping to it); :func:`logconf_weight` fixes that.
+- ``product``: target proportional to ``student^beta * weak^alpha`` (detached).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import torch
+import torch.nn.functional as F
+
+from w2slab.errors import ConfigError
+from w2slab.registry import Registry
+from w2slab.typed import build, check, init_fields, to_plain
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+#: The warm-up fraction of a training run (TrainConfig.warmup_frac) unless configured otherwise; also what a
+#: loss whose warm-up follows the run's uses when it is called outside a run.
+DEFAULT_WARMUP_FRAC = 0.1
+
+LOSSES: Registry[type[Loss]] = Registry("loss")
+
+L = TypeVar("L", bound="type[Loss]")
+
+
+def register_loss(name: str, *, replace: bool = False) -> Callable[[L], L]:
+    """Register a :class:`Loss` subclass under ``name`` (made a frozen dataclass if it is not one)."""
+
+    def add(cls: L) -> L:
+        if not (isinstance(cls, type) and issubclass(cls, Loss)):
+            raise ConfigError(f"register_loss({name!r}) needs a subclass of w2slab.Loss, got {cls!r}")
+        if "__dataclass_fields__" not in cls.__dict__:
+            cls = dataclass(frozen=True)(cls)
+        cls.name = name
+        LOSSES.register(name, cls, replace=replace)
+        return cls
+
+    return add
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Base of every registered loss: its dataclass fields are its typed, serialisable parameters."""
+
+    name: ClassVar[str] = ""
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def for_training(self, warmup_frac: float) -> Loss:
+        """The loss as one training run uses it (fills parameters that default to the run's settings)."""
+        return self
+
+    # --- configuration --------------------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        return {key: to_plain(getattr(self, key)) for key in init_fields(type(self))}
+
+    def to_value(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params()}
+
+    @property
+    def label(self) -> str:
+        """Short, unique, file-name-safe tag: the name, plus the parameters that differ from their defaults."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.init}
+        changed = [f"{k}={v}" for k, v in self.params().items() if defaults.get(k) != getattr(self, k)]
+        return self.name + (f"[{','.join(changed)}]" if changed else "")
+
+    @classmethod
+    def from_value(cls, value: Any, path: str = "loss") -> Loss:
+        """A loss from its name (``"logconf"``), a mapping (``{name: logconf, aux_weight: 0.3}``) or an instance."""
+        if isinstance(value, Loss):
+            return value
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise ConfigError(f"{path}: expected a loss name or a mapping with a 'name' key, got {value!r}")
+        params = {k: v for k, v in value.items() if k != "name"}
+        if value["name"] not in LOSSES:
+            raise ConfigError(f"{path}: {LOSSES.unknown_message(value['name'])}")
+        return build(LOSSES.get(value["name"]), params, f"{path}[{value['name']}]")
+
+
+def make_loss(spec: str | dict | Loss) -> Loss:
+    """A loss from a name, a ``{name: ..., param: ...}`` mapping or an instance (validated)."""
+    return Loss.from_value(spec)
+
+
+def with_params(loss: Loss, **params: Any) -> Loss:
+    """A copy of ``loss`` with some parameters changed (validated like any configuration)."""
+    return build(type(loss), {**loss.params(), **params}, loss.name)
+
+
+# --- the paper's losses -------------------------------------------------------------------------
+
+
+@register_loss("xent")
+@dataclass(frozen=True)
+class CrossEntropy(Loss):
+    """Cross-entropy with soft targets."""
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels.float())
+
+
+def xent_loss(logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0) -> torch.Tensor:
+    """Cross-entropy with soft targets (the function form of ``xent``)."""
+    return CrossEntropy()(logits, labels, step_frac)
+
+
+def logconf_weight(step_frac: float, aux_weight: float, warmup_frac: float) -> float:
+    """Auxiliary weight: linear from 0 to ``aux_weight`` over the warm-up fraction, then constant."""
+    if warmup_frac <= 0:
+        return aux_weight
+    return aux_weight * min(1.0, max(0.0, step_frac) / warmup_frac)
+
+
+def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor) -> torch.Tensor:
+    """One-hot hardened student predictions.
+
+    K=2: class 1 for the examples whose p(class 1) exceeds the batch quantile that makes the
+    predicted-positive fraction equal the weak labels' mean positive mass. K>2: argmax.
+    """
+    num_classes = probs.shape[-1]
+    if num_classes == 2:
+        positive_share = weak_labels[:, 1].mean()
+        threshold = torch.quantile(probs[:, 0], positive_share)
+        is_positive = probs[:, 0] < threshold
+        return torch.stack([~is_positive, is_positive], dim=1).float()
+    return F.one_hot(probs.argmax(dim=-1), num_classes).float()
+
+
+@register_loss("logconf")
+@dataclass(frozen=True)
+class LogConfLoss(Loss):
+    aux_weight: float = 0.5  # maximum weight of the student's hardened predictions in the target
+    warmup_frac: float | None = None  # warm-up of that weight, as a fraction of training; None: the run's warm-up
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.aux_weight <= 1.0, "aux_weight", f"must be in [0, 1], got {self.aux_weight}")
+        check(self.warmup_frac is None or 0.0 <= self.warmup_frac <= 1.0, "warmup_frac",
+              f"must be in [0, 1] or null, got {self.warmup_frac}")
+
+    def for_training(self, warmup_frac: float) -> Loss:
+        return self if self.warmup_frac is not None else dataclasses.replace(self, warmup_frac=warmup_frac)
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        logits, labels = logits.float(), labels.float()
+        warmup = DEFAULT_WARMUP_FRAC if self.warmup_frac is None else self.warmup_frac
+        weight = logconf_weight(step_frac, self.aux_weight, warmup)
+        hard = harden_predictions(torch.softmax(logits, dim=-1).detach(), labels)
+        target = (1.0 - weight) * labels + weight * hard
+        return F.cross_entropy(logits, target)
+
+
+@register_loss("product")
+@dataclass(frozen=True)
+class ProductLoss(Loss):
+    alpha: float = 1.0  # exponent of the weak labels
+    beta: float = 1.0  # exponent of the student's predictions
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        logits, labels = logits.float(), labels.float()
+        probs = torch.softmax(logits, dim=-1)
+        target = probs.pow(self.beta) * labels.pow(self.alpha)
+        target = (target / target.sum(dim=-1, keepdim=True).clamp_min(1e-12)).detach()
+        return F.cross_entropy(logits, target)

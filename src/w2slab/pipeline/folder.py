@@ -1,0 +1,66 @@
+"""The folder of one ``w2s run`` experiment, assembled from its finished stages.
+
+    RUN_ROOT/<dataset>_<weak>_to_<strong>_s<seed>_<config hash>/
+        config.json       the experiment config + what the stages resolved (lr, precision, device, ...)
+        metrics.json      ExperimentSummary (w2slab.results)
+        splits.json       example ids per split
+        predictions/*.npz logs/*.jsonl
+
+It is filled in a temporary sibling and renamed into place, so a crash never leaves a half-written
+folder that looks complete. Every value comes from a stage's output; nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from w2slab import atomic
+from w2slab.config import RuntimeConfig
+from w2slab.pipeline.graph import ExperimentGraph, Stage, result_versions
+from w2slab.pipeline.stages import SPLIT_NAMES, read_splits
+from w2slab.pipeline.store import StageStore
+from w2slab.results import ExperimentResult, ExperimentSummary
+
+
+def summarize(graph: ExperimentGraph, store: StageStore) -> ExperimentSummary:
+    """The experiment's summary, read from its evaluate, training and split stages."""
+
+    def folder(stage: Stage) -> Path:
+        return store.final_dir(stage.kind, stage.id)
+
+    results = {loss: ExperimentResult.read(folder(stage) / "result.json") for loss, stage in graph.evaluations.items()}
+    splits = read_splits(folder(graph.split))
+    first = next(iter(results.values()))
+    return ExperimentSummary(
+        config=graph.config.to_dict(), results=results,
+        stability={name: json.loads((folder(stage) / "stability.json").read_text())
+                   for name, stage in graph.trained().items()},
+        notes=splits["notes"], stages={stage.label or stage.kind: stage.id for stage in graph.stages()},
+        resolved={**first.resolved, "split_sizes": {k: len(splits[k]) for k in SPLIT_NAMES},
+                  "versions": result_versions()})
+
+
+def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: RuntimeConfig,
+                            summary: ExperimentSummary) -> Path:
+    final = Path(runtime.run_root) / (runtime.name or graph.config.default_name())
+    copies = {"predictions/weak_transfer.npz": (graph.weak_label, "transfer.npz"),
+              "predictions/weak_test.npz": (graph.weak_label, "test.npz"),
+              "predictions/ceiling_test.npz": (graph.ceiling, "test.npz"),
+              "logs/weak.jsonl": (graph.weak_train, "log.jsonl"),
+              "logs/ceiling.jsonl": (graph.ceiling, "log.jsonl")}
+    for loss, student in graph.students.items():
+        copies[f"predictions/student_{loss}_test.npz"] = (student, "test.npz")
+        copies[f"logs/student_{loss}.jsonl"] = (student, "log.jsonl")
+    splits = read_splits(store.final_dir(graph.split.kind, graph.split.id))
+    with atomic.staged_dir(final) as staging:
+        (staging / "predictions").mkdir()
+        (staging / "logs").mkdir()
+        for target, (stage, source) in copies.items():
+            shutil.copy2(store.final_dir(stage.kind, stage.id) / source, staging / target)
+        (staging / "config.json").write_text(json.dumps({**summary.config, "resolved": summary.resolved}, indent=2))
+        (staging / "splits.json").write_text(json.dumps({k: [r["id"] for r in splits[k]] for k in SPLIT_NAMES}))
+        (staging / "metrics.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    summary.folder = str(final)
+    return final

@@ -1,0 +1,36 @@
+"""Batching for training and prediction: dynamic padding of token ids, stacking of cached features.
+
+Token ids are padded by ``transformers``' :class:`~transformers.DataCollatorWithPadding` (the
+tokenizer's pad id and padding side, an attention mask); cached backbone features are stacked.
+Every example may also carry a soft ``target`` [K] and its ``index`` in the split, which pass through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class Collator:
+    """``collate(list of examples) -> batch``; ``tokenizer=None`` for feature-only (probe) batches."""
+
+    def __init__(self, tokenizer=None, pad_to_multiple_of: int | None = None):
+        from transformers import DataCollatorWithPadding
+
+        self.tokenizer = tokenizer
+        self._pad = (DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
+                     if tokenizer is not None else None)
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        batch: dict[str, torch.Tensor] = {}
+        if "features" in items[0]:
+            batch["features"] = torch.stack([torch.as_tensor(i["features"]) for i in items])
+        else:
+            if self._pad is None:
+                raise ValueError("token batches need a tokenizer: Collator(tokenizer)")
+            padded = self._pad([{"input_ids": i["input_ids"]} for i in items])
+            batch["input_ids"], batch["attention_mask"] = padded["input_ids"], padded["attention_mask"]
+        if "target" in items[0]:
+            batch["target"] = torch.tensor(np.stack([i["target"] for i in items]), dtype=torch.float32)
+        batch["index"] = torch.tensor([i["index"] for i in items])
+        return batch

@@ -1,0 +1,416 @@
+"""A small trainer with a typed, serialisable state and callbacks (after ``transformers``' Trainer).
+
+The loop itself only does what every run needs: batches in a seeded order, a forward pass under
+the precision policy, the loss in fp32, backward, clipping and an optimiser step that is skipped
+when the loss or the gradient norm is not finite. Everything else hangs on callbacks that see the
+:class:`TrainerState` after each step:
+
+- :class:`StabilityGuard`: repeated bad steps halve the learning rate (logged as an event);
+- :class:`ProgressCallback`: a rich progress bar on a terminal;
+- :class:`TrackerCallback`: TensorBoard / W&B through accelerate's trackers;
+- :class:`CheckpointCallback`: resumable checkpoints through ``accelerate.save_state``;
+- :class:`PeriodicEvaluation`: loss and accuracy on a named split every N steps, into the state
+  (the hook early stopping uses: any callback may set ``state.should_stop``).
+
+``accelerate`` owns devices and distribution, ``torch.amp`` (via :mod:`w2slab.train.precision`)
+autocast and the fp16 scaler, ``transformers`` the schedule, ``torch.optim.AdamW`` the optimiser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import statistics
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from w2slab import atomic
+from w2slab.config import TrainConfig
+from w2slab.errors import TrainingError
+from w2slab.losses import LossFn
+from w2slab.progress import progress_bar
+from w2slab.train.precision import PrecisionPolicy
+
+# After this many consecutive non-finite steps the learning rate is halved.
+BAD_STEPS_BEFORE_LR_CUT = 3
+
+
+@dataclass
+class TrainerState:
+    """Everything a resumed run needs besides the tensors (those go through ``accelerate.save_state``)."""
+
+    step: int = 0
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+    log: list[dict] = field(default_factory=list)  # one row per optimiser step, plus events
+    grad_norms: list[float] = field(default_factory=list)  # of the steps that were applied
+    consecutive_bad: int = 0
+    skipped: int = 0
+    lr_cuts: int = 0
+    evaluations: list[dict] = field(default_factory=list)  # PeriodicEvaluation rows
+    should_stop: bool = False  # set by a callback to end training after the current step
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainerState:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class StabilityReport:
+    """What happened numerically during one training run (saved with the stage, printed in one line)."""
+
+    steps: int = 0
+    skipped_steps: int = 0
+    lr_cuts: int = 0
+    max_grad_norm: float = float("nan")
+    median_grad_norm: float = float("nan")
+    final_loss: float = float("nan")
+    precision: str = "fp32"
+
+    def line(self) -> str:
+        return (f"steps={self.steps} skipped={self.skipped_steps} lr_cuts={self.lr_cuts} "
+                f"grad_norm(max={self.max_grad_norm:.3g}, median={self.median_grad_norm:.3g}) "
+                f"final_loss={self.final_loss:.4f} precision={self.precision}")
+
+    @classmethod
+    def of(cls, state: TrainerState, precision: str) -> StabilityReport:
+        report = cls(steps=state.step, skipped_steps=state.skipped, lr_cuts=state.lr_cuts, precision=precision)
+        if state.grad_norms:
+            report.max_grad_norm = max(state.grad_norms)
+            report.median_grad_norm = statistics.median(state.grad_norms)
+        finite = [row["loss"] for row in state.log if "loss" in row and math.isfinite(row["loss"])]
+        report.final_loss = float(np.mean(finite[-10:])) if finite else float("nan")
+        return report
+
+
+@dataclass
+class TrainResult:
+    state: TrainerState
+    stability: StabilityReport
+
+    @property
+    def log(self) -> list[dict]:
+        return self.state.log
+
+
+class TrainerCallback:
+    """Hooks into the loop; override what you need. ``trainer.state`` may be replaced in ``on_train_begin``."""
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+        pass
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
+        """After an optimiser step (applied or skipped); ``state.step`` already counts it."""
+
+    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
+        """Always called, also when training stops on an error (release resources here)."""
+
+
+class StabilityGuard(TrainerCallback):
+    """Halve the learning rate after ``patience`` consecutive non-finite steps (the schedule's shape is kept)."""
+
+    def __init__(self, patience: int = BAD_STEPS_BEFORE_LR_CUT):
+        self.patience = patience
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
+        if state.consecutive_bad < self.patience:
+            return
+        inner = getattr(trainer.scheduler, "scheduler", trainer.scheduler)  # accelerate wraps the scheduler
+        inner.base_lrs = [lr * 0.5 for lr in inner.base_lrs]
+        state.lr_cuts += 1
+        state.log.append({"step": row["step"], "event": "lr_cut", "factor": 0.5})
+        state.consecutive_bad = 0
+
+
+class ProgressCallback(TrainerCallback):
+    """A rich bar on a terminal (nothing otherwise); opened at the first step, so a resumed run starts mid-way."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._advance: Callable[..., None] | None = None
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
+        if self._advance is None:
+            self._advance = self._stack.enter_context(progress_bar(trainer.name, state.total_steps))
+            for _ in range(state.step - 1):
+                self._advance()
+        self._advance(f"loss {row['loss']:.3f}")
+
+    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
+        self._stack.close()
+
+
+class TrackerCallback(TrainerCallback):
+    """Loss, gradient norm and learning rate per step to accelerate's trackers (TensorBoard, W&B).
+
+    W&B runs offline unless ``WANDB_MODE`` says otherwise (``wandb sync`` uploads later); its files go
+    under the tracking folder. Nothing is written to ``os.environ``.
+    """
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+        cfg = trainer.cfg
+        init_kwargs = {"wandb": {"mode": os.environ.get("WANDB_MODE", "offline"),
+                                 **({"dir": str(trainer.tracking_dir)} if trainer.tracking_dir else {})}}
+        trainer.accelerator.init_trackers(trainer.name.replace(" ", "_"), config={
+            "lr": trainer.lr, "mode": cfg.mode, "precision": trainer.policy.name, "batch_size": cfg.batch_size,
+            "epochs": cfg.epochs, "warmup_frac": cfg.warmup_frac, "max_grad_norm": cfg.max_grad_norm},
+            init_kwargs=init_kwargs)
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
+        values = {"loss": row["loss"], "lr": row["lr"], **({} if row["skipped"] else {"grad_norm": row["grad_norm"]})}
+        trainer.accelerator.log(values, step=row["step"])
+
+    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
+        trainer.accelerator.end_training()
+
+
+CHECKPOINT_POINTER = "checkpoint-latest.json"
+
+
+class CheckpointCallback(TrainerCallback):
+    """Save the full training state every ``every`` steps into ``folder``; resume from it at the start.
+
+    ``checkpoint-<step>`` is written completely in a staging folder and renamed, then the pointer file
+    is atomically replaced, then older checkpoints are removed. A resumed run ends exactly where an
+    uninterrupted one would (same batches, same RNG streams, same scaler).
+    """
+
+    def __init__(self, folder: Path, every: int):
+        self.folder, self.every = Path(folder), every
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+        pointer = self.folder / CHECKPOINT_POINTER
+        if not pointer.exists():
+            return
+        target = self.folder / json.loads(pointer.read_text())["dir"]
+        trainer.accelerator.load_state(str(target))
+        saved = json.loads((target / "trainer_state.json").read_text())
+        scaler_state = saved.pop("scaler", None)
+        if trainer.scaler is not None and scaler_state:
+            trainer.scaler.load_state_dict(scaler_state)
+        restored = TrainerState.from_dict(saved)
+        restored.total_steps, restored.steps_per_epoch = state.total_steps, state.steps_per_epoch
+        trainer.state = restored
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
+        if self.every and state.step % self.every == 0 and state.step < state.total_steps:
+            self.save(trainer, state)
+
+    def save(self, trainer: Trainer, state: TrainerState) -> None:
+        target = self.folder / f"checkpoint-{state.step}"
+        staging = self.folder / f"checkpoint-{state.step}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        trainer.accelerator.save_state(str(staging), safe_serialization=True)
+        payload = dict(state.to_dict(), scaler=trainer.scaler.state_dict() if trainer.scaler else None)
+        (staging / "trainer_state.json").write_text(json.dumps(payload))
+        atomic.publish_dir(staging, target)
+        atomic.write_json(self.folder / CHECKPOINT_POINTER, {"dir": target.name}, indent=None)
+        for old in self.folder.glob("checkpoint-*"):
+            if old.is_dir() and old != target:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+class PeriodicEvaluation(TrainerCallback):
+    """Every ``every`` steps (and at the end), cross-entropy and accuracy on a named split's soft targets.
+
+    Rows go to ``state.evaluations`` (and so into checkpoints); early stopping reads them and sets
+    ``state.should_stop``. Prediction runs in eval mode and draws no random numbers, so adding this
+    callback does not change the trained model.
+    """
+
+    def __init__(self, split: str, examples: Sequence[dict], every: int, batch_size: int = 64):
+        self.split, self.examples, self.every, self.batch_size = split, list(examples), every, batch_size
+        self.targets = np.stack([e["target"] for e in self.examples]).astype(np.float32)
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
+        if state.step % self.every == 0 or state.step >= state.total_steps:
+            state.evaluations.append({"step": state.step, "split": self.split, **self.evaluate(trainer)})
+
+    def evaluate(self, trainer: Trainer) -> dict[str, float]:
+        logits = predict_logits(trainer.model, self.examples, trainer.collate, batch_size=self.batch_size,
+                                precision=trainer.cfg.precision, desc=f"eval {self.split}")
+        trainer.model.train()
+        log_probs = torch.log_softmax(torch.from_numpy(logits), dim=-1).numpy()
+        return {"loss": float(-(self.targets * log_probs).sum(-1).mean()),
+                "accuracy": float((logits.argmax(-1) == self.targets.argmax(-1)).mean())}
+
+
+def _model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k not in ("target", "index")}
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The shuffle of one epoch, a pure function of (seed, epoch): a resumed run sees the same batches."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
+
+
+class Trainer:
+    """Train ``model`` on ``examples`` (each with a soft ``target``); only ``requires_grad`` parameters move.
+
+    ``checkpoint_dir``/``checkpoint_every`` add a :class:`CheckpointCallback`; ``trackers``
+    (``tensorboard``, ``wandb``) a :class:`TrackerCallback` writing under ``tracking_dir``. Extra
+    ``callbacks`` run after the built-in ones, in order.
+    """
+
+    def __init__(self, model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict],
+                 loss_fn: LossFn, cfg: TrainConfig, lr: float, *, seed: int, name: str = "train",
+                 callbacks: Sequence[TrainerCallback] = (), checkpoint_dir: Path | None = None,
+                 checkpoint_every: int = 0, trackers: Sequence[str] = (), tracking_dir: Path | None = None):
+        from accelerate import Accelerator
+        from transformers import get_scheduler
+
+        from w2slab.distributed import device
+
+        self.cfg, self.lr, self.seed, self.name, self.loss_fn, self.collate = cfg, lr, seed, name, loss_fn, collate
+        self.tracking_dir = tracking_dir
+        self.policy = PrecisionPolicy.resolve(cfg.precision, device())
+        # precision is the policy's job, not accelerate's (see w2slab.train.precision)
+        self.accelerator = Accelerator(cpu=self.policy.device_type == "cpu", log_with=list(trackers) or None,
+                                       project_dir=str(tracking_dir) if tracking_dir else None)
+        self.callbacks: list[TrainerCallback] = [StabilityGuard(), ProgressCallback()]
+        if trackers:
+            self.callbacks.append(TrackerCallback())
+        if checkpoint_dir is not None:
+            self.callbacks.append(CheckpointCallback(checkpoint_dir, checkpoint_every))
+        self.callbacks += list(callbacks)
+        self.scaler = self.policy.make_scaler()
+        torch.manual_seed(seed)
+        self.examples = list(examples)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = math.ceil(len(self.examples) / cfg.batch_size)
+        total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
+        self.scheduler = get_scheduler(cfg.scheduler, self.optimizer,
+                                       num_warmup_steps=int(cfg.warmup_frac * total_steps),
+                                       num_training_steps=total_steps)
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, self.optimizer, self.scheduler)
+        self.state = TrainerState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
+
+    def train(self) -> TrainResult:
+        self.model.train()
+        begun: list[TrainerCallback] = []
+        try:
+            for callback in self.callbacks:
+                callback.on_train_begin(self, self.state)
+                begun.append(callback)
+            self._loop()
+        finally:
+            for callback in begun:
+                callback.on_train_end(self, self.state)
+        model = self.accelerator.unwrap_model(self.model)
+        stability = StabilityReport.of(self.state, self.policy.name)
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
+            raise TrainingError(f"{self.name}: training left non-finite weights; not saved ({stability.line()}); "
+                                "lower the learning rate or use --precision fp32")
+        return TrainResult(self.state, stability)
+
+    def _loop(self) -> None:
+        cfg, state = self.cfg, self.state
+        while state.step < state.total_steps and not state.should_stop:
+            epoch, skip = divmod(state.step, state.steps_per_epoch)
+            order = _epoch_order(len(self.examples), self.seed, epoch)
+            # its own generator: a DataLoader iterator otherwise draws its base seed from the global RNG,
+            # which would shift dropout's random stream whenever a resumed run starts a new iterator
+            loader = self.accelerator.prepare(DataLoader(
+                [self.examples[i] for i in order], batch_size=cfg.batch_size, collate_fn=self.collate,
+                generator=torch.Generator().manual_seed(self.seed + epoch)))
+            for batch in self.accelerator.skip_first_batches(loader, skip) if skip else loader:
+                if state.step >= state.total_steps or state.should_stop:
+                    break
+                row = self._step(batch)
+                state.log.append(row)
+                state.step += 1
+                for callback in self.callbacks:
+                    callback.on_step_end(self, state, row)
+
+    def _step(self, batch: dict) -> dict:
+        state, step = self.state, self.state.step
+        with self.policy.autocast():
+            logits = self.model(**_model_inputs(batch))
+        loss = self.loss_fn(logits.float(), batch["target"], step / state.total_steps)
+        grad_norm, bad = self._optimizer_step(loss)
+        current_lr = self.scheduler.get_last_lr()[0]
+        with warnings.catch_warnings():  # a skipped step still advances the schedule, on purpose
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
+        if bad:
+            state.skipped += 1
+            state.consecutive_bad += 1
+        else:
+            state.consecutive_bad = 0
+            state.grad_norms.append(grad_norm)
+        return {"step": step, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": current_lr, "skipped": bad}
+
+    def _optimizer_step(self, loss: torch.Tensor) -> tuple[float, bool]:
+        """Backward, clip, step; returns (grad norm, skipped). A non-finite loss or norm skips the update;
+        under fp16 the scaler also skips (and lowers its scale) when it finds inf/NaN gradients."""
+        optimizer, scaler = self.optimizer, self.scaler
+        if not torch.isfinite(loss):
+            optimizer.zero_grad(set_to_none=True)
+            return float("nan"), True
+        self.accelerator.backward(scaler.scale(loss) if scaler else loss)
+        if scaler:
+            scaler.unscale_(optimizer)
+        grad_norm = float(self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
+        bad = not math.isfinite(grad_norm)
+        if scaler:
+            scale_before = scaler.get_scale()
+            scaler.step(optimizer)  # a no-op when unscale_ found inf/NaN gradients
+            scaler.update()
+            bad = bad or scaler.get_scale() < scale_before
+        elif not bad:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return grad_norm, bad
+
+
+def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict], loss_fn: LossFn,
+                cfg: TrainConfig, lr: float, *, seed: int, desc: str = "train", **options: Any) -> TrainResult:
+    """``Trainer(...).train()`` in one call (options: callbacks, checkpoint_dir/every, trackers, tracking_dir)."""
+    return Trainer(model, examples, collate, loss_fn, cfg, lr, seed=seed, name=desc, **options).train()
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict], *,
+                   batch_size: int, precision: str = "auto", desc: str = "predict",
+                   output: str = "logits") -> np.ndarray:
+    """Run the model over ``examples`` in their order; ``output`` is ``logits`` or ``features``.
+
+    Same device as training (accelerate's, :func:`w2slab.distributed.device`). Examples are batched
+    by length (less padding), and results are put back in input order.
+    """
+    from w2slab.distributed import device as current_device
+
+    device = current_device()
+    policy = PrecisionPolicy.resolve(precision, device)
+    model.eval().to(device)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].get("input_ids", ())))
+    chunks: list[tuple[list[int], np.ndarray]] = []
+    with progress_bar(desc, math.ceil(len(order) / batch_size)) as advance:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in _model_inputs(collate([examples[i] for i in idx])).items()}
+            with policy.autocast():
+                out = model.features(**batch) if output == "features" else model(**batch)
+            chunks.append((idx, out.float().cpu().numpy()))
+            advance()
+    result = np.zeros((len(examples), chunks[0][1].shape[1]), dtype=np.float32) if chunks else np.zeros((0, 0))
+    for idx, values in chunks:
+        result[idx] = values
+    return result
