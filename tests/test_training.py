@@ -1,5 +1,7 @@
 """Training engine and model wrapper on tiny models built from configs (no downloads)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -127,3 +129,43 @@ def test_tensorboard_tracking_writes_event_files(tmp_path):
                 trackers=("tensorboard",), tracking_dir=tmp_path)
     events = list(tmp_path.rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_trainer_state_round_trips_through_json():
+    from w2slab.train.trainer import TrainerState
+
+    state = TrainerState(step=3, total_steps=8, steps_per_epoch=4, log=[{"step": 0, "loss": 0.5}], grad_norms=[1.0],
+                         skipped=1, evaluations=[{"step": 2, "accuracy": 0.5}])
+    assert TrainerState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_periodic_evaluation_records_a_named_split_and_changes_nothing():
+    from w2slab.train.trainer import PeriodicEvaluation
+
+    cfg = TrainConfig(epochs=3, batch_size=16, precision="fp32")
+
+    def train(callbacks):
+        model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+        return train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=3e-3, seed=0, desc="t",
+                           callbacks=callbacks)
+
+    evaluation = PeriodicEvaluation("val", toy_examples(32, seed=1), every=5)
+    watched, plain = train([evaluation]), train([])
+    assert [row["loss"] for row in watched.log] == [row["loss"] for row in plain.log]  # no RNG drawn, no drift
+    rows = watched.state.evaluations
+    assert [row["step"] for row in rows] == [5, 10, 12] and {row["split"] for row in rows} == {"val"}
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["loss"] > 0 for row in rows)
+
+
+def test_a_callback_can_stop_training_early():
+    from w2slab.train.trainer import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, trainer, state, row):
+            state.should_stop = state.step >= 5
+
+    model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+    cfg = TrainConfig(epochs=3, batch_size=16, precision="fp32")
+    result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=3e-3, seed=0, desc="t",
+                         callbacks=[StopAt()])
+    assert result.stability.steps == 5 and len(result.log) == 5

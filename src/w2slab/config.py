@@ -149,9 +149,15 @@ class ExperimentConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
     def default_name(self) -> str:
-        safe = lambda s: s.replace("/", "_").replace(os.sep, "_")  # noqa: E731 - Hub ids hold slashes
-        return f"{safe(Path(self.dataset).stem if self.dataset.endswith(('.jsonl', '.csv')) else self.dataset)}_" \
-               f"{safe(self.weak)}_to_{safe(self.strong)}_s{self.seed}_{self.identity()}"
+        """``<dataset>_<weak>_to_<strong>_s<seed>_<identity>``: local files and folders by their base name."""
+
+        def short(name: str) -> str:
+            path = Path(name)
+            if path.suffix in (".jsonl", ".csv") or path.is_absolute() or name.startswith("."):
+                return path.stem if path.suffix in (".jsonl", ".csv") else path.name
+            return name.replace("/", "_")  # Hub ids hold one slash
+
+        return f"{short(self.dataset)}_{short(self.weak)}_to_{short(self.strong)}_s{self.seed}_{self.identity()}"
 
     def train_config(self, role: str) -> TrainConfig:
         return self.weak_train if role == "weak" else self.strong_train

@@ -24,7 +24,10 @@ PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch
 
 
 def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device of this process, the same for training and prediction (see :mod:`w2slab.distributed`)."""
+    from w2slab.distributed import device
+
+    return device()
 
 
 def resolve_precision(precision: str, device: torch.device | None = None) -> str:

@@ -1,0 +1,64 @@
+"""The package's layers, as the README's Architecture section states them, checked on every import.
+
+A module may import from its own layer's package and from lower layers, never upward. Imports
+inside functions count too (a lazy import is still a dependency).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "w2slab"
+
+#: Lowest first. A module's layer is that of its longest matching prefix.
+LAYERS: list[tuple[str, ...]] = [
+    ("w2slab.errors", "w2slab.typed", "w2slab.registry", "w2slab.atomic", "w2slab.progress", "w2slab.metrics",
+     "w2slab.distributed"),  # core: no w2slab imports beyond this layer
+    ("w2slab.losses", "w2slab.data", "w2slab.models"),  # components, each registered by name
+    ("w2slab.config",),  # typed ExperimentConfig / TrainConfig / RuntimeConfig
+    ("w2slab.train", "w2slab.results"),  # the trainer; the result schema
+    ("w2slab.pipeline",),  # stages, store, executors, sweeps
+    ("w2slab.report",),  # tables and plots of results
+    ("w2slab.api",),  # w2slab.run / w2slab.sweep
+    ("w2slab.cli",),  # the w2s command
+]
+
+
+def layer_of(module: str) -> int:
+    best, best_len = None, -1
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+                best, best_len = index, len(prefix)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS and to the README"
+    return best
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "w2slab":  # from w2slab import atomic
+            names |= {f"w2slab.{alias.name}" for alias in node.names if alias.name != "__version__"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("w2slab"):
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.startswith("w2slab")}
+    return names
+
+
+def test_no_module_imports_from_a_higher_layer():
+    violations = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        if module == "w2slab":
+            continue  # the package's lazy re-exports (w2slab.run, ...) are the public face, not a dependency
+        for target in imported(path):
+            if target != "w2slab" and layer_of(target) > layer_of(module):
+                violations.append(f"{module} -> {target}")
+    assert not violations, violations
