@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from w2slab.errors import ConfigError
 from w2slab.losses import DEFAULT_WARMUP_FRAC, Loss, make_loss
-from w2slab.typed import build, check, to_plain
+from w2slab.typed import build, check, check_types, to_plain
 
 TrainMode = Literal["full", "lora", "probe"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -58,6 +57,7 @@ class TrainConfig:
     lora_targets: str | tuple[str, ...] | None = None  # None: the family's targets
 
     def __post_init__(self) -> None:
+        check_types(self)
         check(self.mode in TRAIN_MODES, "mode", f"must be one of {', '.join(TRAIN_MODES)}, got {self.mode!r}")
         check(self.precision in PRECISIONS, "precision",
               f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
@@ -71,8 +71,6 @@ class TrainConfig:
         check(self.lora_r >= 1, "lora_r", f"must be >= 1, got {self.lora_r}")
         check(self.lora_alpha > 0, "lora_alpha", f"must be > 0, got {self.lora_alpha}")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
-        if isinstance(self.lora_targets, list):  # lists read from JSON/YAML: keep the config hashable
-            object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str = "") -> TrainConfig:
@@ -116,19 +114,15 @@ class ExperimentConfig:
     strong_train: TrainConfig = field(default_factory=lambda: TrainConfig(mode="probe"))
 
     def __post_init__(self) -> None:
-        losses = self.losses
-        if isinstance(losses, str | Loss | dict):
-            losses = (losses,)
-        if not isinstance(losses, list | tuple):
-            raise ConfigError(f"losses: expected a list of losses, got {type(losses).__name__} {losses!r}")
-        losses = tuple(Loss.from_value(loss, f"losses[{i}]") for i, loss in enumerate(losses))
-        object.__setattr__(self, "losses", losses)
-        check(bool(losses), "losses", "name at least one loss (e.g. xent)")
-        labels = [loss.label for loss in losses]
+        if isinstance(self.losses, str | Loss | dict):  # one loss given on its own
+            object.__setattr__(self, "losses", (self.losses,))
+        check_types(self)  # types of every field; losses become registered Loss objects, train dicts TrainConfigs
+        check(bool(self.losses), "losses", "name at least one loss (e.g. xent)")
+        labels = [loss.label for loss in self.losses]
         duplicated = sorted({label for label in labels if labels.count(label) > 1})
         check(not duplicated, "losses", f"{', '.join(duplicated)} listed twice")
         for key in ("dataset", "weak", "strong"):
-            check(isinstance(getattr(self, key), str) and bool(getattr(self, key)), key, "must be a non-empty name")
+            check(bool(getattr(self, key).strip()), key, "must be a non-empty name")
         check(self.n_train >= 4, "n_train", f"must be >= 4 (half weak-train, half transfer), got {self.n_train}")
         check(self.n_test >= 2, "n_test", f"must be >= 2, got {self.n_test}")
         check(self.max_ctx >= 2, "max_ctx", f"must be >= 2 tokens, got {self.max_ctx}")

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from w2slab.errors import ConfigError
 from w2slab.registry import Registry
-from w2slab.typed import build, check, init_fields, to_plain
+from w2slab.typed import build, check, check_types, init_fields, to_plain
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -69,6 +69,9 @@ class Loss:
     """Base of every registered loss: its dataclass fields are its typed, serialisable parameters."""
 
     name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        check_types(self)  # parameters typed as declared, however the loss was built
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         raise NotImplementedError
@@ -162,6 +165,7 @@ class LogConfLoss(Loss):
     warmup_frac: float | None = None  # warm-up of that weight, as a fraction of training; None: the run's warm-up
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(0.0 <= self.aux_weight <= 1.0, "aux_weight", f"must be in [0, 1], got {self.aux_weight}")
         check(self.warmup_frac is None or 0.0 <= self.warmup_frac <= 1.0, "warmup_frac",
               f"must be in [0, 1] or null, got {self.warmup_frac}")

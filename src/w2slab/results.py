@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,6 @@ class ExperimentResult:
             agreement_with_weak_transfer=agreement(student["transfer"], weak["transfer"]),
             agreement_with_weak_test=agreement(student["test"], weak["test"]),
             experiment_id=experiment_id, config=config, resolved=resolved)
-        import warnings
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result.pgr = pgr(result.weak_accuracy, result.student_accuracy, result.ceiling_accuracy)

@@ -108,6 +108,16 @@ def coerce(value: Any, annotation: Any, path: str) -> Any:
     return value
 
 
+def check_types(obj: Any) -> None:
+    """In a frozen dataclass's ``__post_init__``: check (and losslessly convert) every field in place.
+
+    So a config built directly in Python (``TrainConfig(epochs="two")``) fails as one built from a file does.
+    """
+    hints = _hints(type(obj))
+    for name in init_fields(type(obj)):
+        object.__setattr__(obj, name, coerce(getattr(obj, name), hints[name], name))
+
+
 def to_plain(obj: Any) -> Any:
     """A dataclass tree as JSON-ready plain data (objects with ``to_value()`` serialise themselves)."""
     if hasattr(obj, "to_value"):
