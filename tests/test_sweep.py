@@ -123,7 +123,7 @@ def test_injected_crashes_then_resume_give_the_same_metrics(reference_sweep, dat
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
     for name, step in CRASHES:
-        crashed = attempt(name, str(step))
+        crashed = attempt("train", name, str(step))
         assert crashed.returncode == 137, crashed.stderr[-2000:]  # it died where it was told to
         states = {row["state"] for row in StageStore(root).status()}
         assert "interrupted" in states and "failed" not in states

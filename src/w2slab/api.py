@@ -64,7 +64,7 @@ def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | N
     if runtime.executor not in EXECUTORS:
         raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
     store = StageStore(runtime.run_root)
-    sweep_plan = plan(configs, store)
+    sweep_plan = plan(configs, store, runtime.data_root, runtime.recompute)
     runtime.echo(sweep_plan.summary())
     started = time.time()
     if plan_only:
@@ -88,7 +88,7 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
     store = StageStore(runtime.run_root)
     from w2slab.pipeline.graph import build_experiment
 
-    graph = build_experiment(config)
+    graph = build_experiment(config, runtime.data_root)
     cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]
     if cached:
         runtime.echo(f"reusing {len(cached)} finished stage(s) from {store.root / 'stages'}")

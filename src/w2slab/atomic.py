@@ -1,8 +1,9 @@
 """Atomic writes: a reader sees the old content or the complete new content, never a half-written one.
 
-Files are written to a temporary sibling and ``os.replace``d; folders are filled in a temporary
-sibling and renamed into place. Every writer of results, stages, checkpoints and converted models
-goes through these two helpers.
+Files are written to a temporary sibling, fsynced and ``os.replace``d; folders are filled in a
+temporary sibling, fsynced and renamed into place. Every writer of results, stages, checkpoints and
+converted models goes through these helpers, so a power cut after a "done" marker cannot leave a
+marker whose data never reached the disk.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def write_text(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -36,11 +40,38 @@ def write_json(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:
     return write_text(path, json.dumps(data, indent=indent, default=str))
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on folders; nothing more can be done there
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder: str | Path) -> None:
+    """fsync every file and folder under ``folder`` (before writing a marker that says they are complete)."""
+    folder = Path(folder)
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_file() and not path.is_symlink():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+        elif path.is_dir():
+            fsync_dir(path)
+    fsync_dir(folder)
+
+
 def publish_dir(staging: Path, final: Path) -> Path:
     """Move a completely written folder into place, replacing an earlier version of the same folder."""
     if final.exists():
         shutil.rmtree(final)
     os.rename(staging, final)
+    fsync_dir(final.parent)
     return final
 
 

@@ -67,6 +67,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=50, help="training steps between resumable checkpoints")
+    p.add_argument("--recompute", default="", metavar="KIND[,KIND]",
+                   help="compute these stage kinds again even if finished, and everything after them "
+                        "(split, weak_train, weak_label, features, ceiling, student, evaluate)")
     p.add_argument("--log", default="", help=f"extra training logs besides JSONL: {','.join(TRACKERS)} (W&B "
                    "offline unless WANDB_MODE is set)")
 
@@ -159,7 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     runtime = RuntimeConfig(run_root=args.out_dir, data_root=args.data_root, model_cache=args.model_cache,
-                            name=args.name, checkpoint_every=args.checkpoint_every, trackers=args.log, echo=_echo)
+                            name=args.name, checkpoint_every=args.checkpoint_every, trackers=args.log,
+                            recompute=args.recompute, echo=_echo)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
         result = run(cfg, runtime)
@@ -226,7 +230,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         run_root=args.run_root or settings.get("run_root") or str(Path("runs") / Path(args.file).stem),
         data_root=args.data_root or settings.get("data_root"),
         model_cache=args.model_cache or settings.get("model_cache"), checkpoint_every=args.checkpoint_every,
-        trackers=args.log, executor=args.executor or settings.get("executor", "local"), echo=_echo)
+        trackers=args.log, executor=args.executor or settings.get("executor", "local"), recompute=args.recompute,
+        echo=_echo)
     options = {"ray_address": args.ray_address, "ray_cpus": args.ray_cpus,
                "gpus_per_training": args.gpus_per_training}
     result = sweep(parsed.configs, runtime, **(options if runtime.executor == "ray" else {}))

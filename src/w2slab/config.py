@@ -174,6 +174,7 @@ class RuntimeConfig:
     checkpoint_every: int = 50  # training steps between resumable checkpoints (0: none)
     trackers: tuple[str, ...] = ()  # tensorboard, wandb (JSONL step logs are always written)
     executor: str = "local"  # local | ray (see w2slab.pipeline.executors)
+    recompute: tuple[str, ...] = ()  # stage kinds to compute again even if finished (and all that depend on them)
     echo: Callable[..., None] = field(default=print, repr=False, compare=False)
     callbacks: tuple[Any, ...] = field(default=(), repr=False, compare=False)  # extra TrainerCallbacks
 
@@ -183,10 +184,23 @@ class RuntimeConfig:
         if isinstance(self.trackers, str):
             self.trackers = tuple(t.strip() for t in self.trackers.split(",") if t.strip())
         self.trackers = tuple(self.trackers)
+        if isinstance(self.recompute, str):
+            self.recompute = tuple(k.strip() for k in self.recompute.split(",") if k.strip())
+        self.recompute = tuple(self.recompute)
         unknown = [t for t in self.trackers if t not in TRACKERS]
         check(not unknown, "trackers", f"unknown {', '.join(unknown)}; choose from {', '.join(TRACKERS)}")
         check(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0, "checkpoint_every",
               f"must be an integer >= 0, got {self.checkpoint_every!r}")
+
+    def absolute(self) -> RuntimeConfig:
+        """The same settings with absolute paths (for workers that start in another folder or on another node)."""
+        import dataclasses
+
+        def absolute(path: str | None) -> str | None:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        return dataclasses.replace(self, run_root=absolute(self.run_root), data_root=absolute(self.data_root),
+                                   model_cache=absolute(self.model_cache) or str(self.cache_dir().resolve()))
 
     def cache_dir(self) -> Path:
         from w2slab.models.loading import default_cache_dir

@@ -5,8 +5,8 @@ from __future__ import annotations
 from w2slab.errors import DataError
 
 
-def load_hub_records(hub_id: str, split: str) -> list[dict]:
-    """Raw records of one Hub split, with the Hub's own field names (which our formatters expect)."""
+def load_hub_records(hub_id: str, split: str, revision: str | None = None) -> list[dict]:
+    """Raw records of one Hub split at a pinned commit, with the Hub's own field names (our formatters expect them)."""
     try:
         import datasets  # optional and slow to import; only needed for source="hub"
     except ImportError:
@@ -15,7 +15,7 @@ def load_hub_records(hub_id: str, split: str) -> list[dict]:
             "(or set W2SLAB_DATA_ROOT / --data-root to use the offline files)"
         ) from None
     try:
-        ds = datasets.load_dataset(hub_id, split=split)
+        ds = datasets.load_dataset(hub_id, split=split, revision=revision)
     except Exception as exc:  # noqa: BLE001 - network, auth, bad split: all user-fixable, one line
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(

@@ -48,7 +48,7 @@ def _local_pools(spec: DatasetSpec, root: Path) -> tuple[dict[str, list[dict]], 
     return pools, notes
 
 
-def _hub_pools(spec: DatasetSpec) -> tuple[dict[str, list[dict]], list[str]]:
+def _hub_pools(spec: DatasetSpec, revision: str | None = None) -> tuple[dict[str, list[dict]], list[str]]:
     if spec.hub_id is None or spec.hub_splits is None:
         raise DataError(
             f"{spec.name} has no Hugging Face Hub copy; use source='local' with "
@@ -56,14 +56,14 @@ def _hub_pools(spec: DatasetSpec) -> tuple[dict[str, list[dict]], list[str]]:
         )
     train_split, test_split = spec.hub_splits
     pools = {
-        "train": load_hub_records(spec.hub_id, train_split),
-        "test": load_hub_records(spec.hub_id, test_split),
+        "train": load_hub_records(spec.hub_id, train_split, revision),
+        "test": load_hub_records(spec.hub_id, test_split, revision),
     }
     note = f"{spec.name}: loaded from the Hugging Face Hub ({spec.hub_id}, splits {train_split}/{test_split})"
     return pools, [note]
 
 
-def _choose_local(spec: DatasetSpec, data_root: str | Path | None, source: str) -> Path | None:
+def choose_local_root(spec: DatasetSpec, data_root: str | Path | None, source: str) -> Path | None:
     """The data root to read from, or None to use the Hub."""
     if source == "hub":
         return None
@@ -120,6 +120,7 @@ def load_task(
     data_root: str | Path | None = None,
     seed: int = 0,
     source: str = "auto",
+    hub_revision: str | None = None,
     text_field: str = "text",
     label_field: str = "label",
     question_field: str | None = None,
@@ -144,8 +145,8 @@ def load_task(
             )
         raise _unknown(name)
 
-    root = _choose_local(spec, data_root, source)
-    pools, notes = _local_pools(spec, root) if root is not None else _hub_pools(spec)
+    root = choose_local_root(spec, data_root, source)
+    pools, notes = _local_pools(spec, root) if root is not None else _hub_pools(spec, hub_revision)
     if spec.name == "anthropic_hh":
         notes.append(_HH_FORMAT_NOTE)
     formatted: dict[str, list[dict]] = {}

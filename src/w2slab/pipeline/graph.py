@@ -22,17 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from w2slab import __version__
+from w2slab import __version__, fingerprint
 from w2slab.config import ExperimentConfig, TrainConfig
 from w2slab.losses import Loss
 from w2slab.typed import to_plain
 
+#: Libraries whose version can change a number in a result (tokenisation, kernels, metrics, data loading).
+RESULT_PACKAGES = ("torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "scikit-learn",
+                   "safetensors", "datasets")
+
 
 @functools.cache
 def result_versions() -> dict[str, str | None]:
-    """Package versions whose change may change results: part of every stage identity."""
-    versions: dict[str, str | None] = {"w2slab": __version__}
-    for package in ("torch", "transformers", "peft", "accelerate"):
+    """What code produced a result: w2slab's version and source digest, and the result-relevant libraries."""
+    versions: dict[str, str | None] = {"w2slab": __version__, "w2slab_source": fingerprint.source_digest()}
+    for package in RESULT_PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -40,29 +44,63 @@ def result_versions() -> dict[str, str | None]:
     return versions
 
 
-@functools.cache
 def model_revision(name: str) -> str:
-    """What identifies the weights behind a model name: package pins, a folder's config hash, or the Hub id."""
+    """What identifies the weights behind a model name.
+
+    Packaged models: their pinned packages. A local folder: the content of every file in it (streamed
+    hash, remembered by size and mtime). A Hub id: the commit ``main`` points to, resolved once here and
+    loaded with that ``revision`` by the stages (``hub:<id>@<sha>``).
+    """
     from w2slab.models.packaged import PACKAGED
 
     if name in PACKAGED:
         return "pypi:" + ",".join(PACKAGED[name].packages)
     folder = Path(name)
     if folder.is_dir():
-        digest = hashlib.sha256()
-        for path in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
-            digest.update(path.name.encode())
-            digest.update(str(path.stat().st_size).encode() if path.suffix == ".safetensors" else path.read_bytes())
-        return "folder:" + digest.hexdigest()[:16]
-    return f"hub:{name}@main"
+        return "folder:" + fingerprint.files_digest(folder)
+    return f"hub:{name}@{_hub_commit(name, 'model') or 'unresolved'}"
 
 
-def dataset_revision(name: str) -> str:
-    """A user's data file is identified by its content, a registered dataset by its name."""
+@functools.cache
+def _hub_commit(repo_id: str, repo_type: str) -> str | None:
+    return fingerprint.hub_commit(repo_id, repo_type)
+
+
+def pinned_revision(revision: str) -> str | None:
+    """The commit to load a Hub model or dataset at, from its recorded revision (None: not a pinned Hub source)."""
+    if revision.startswith("hub:") and "@" in revision:
+        sha = revision.rsplit("@", 1)[1]
+        return None if sha == "unresolved" else sha
+    return None
+
+
+def dataset_revision(name: str, source: str = "auto", data_root: str | None = None) -> str:
+    """What identifies the rows a split stage reads: the resolved source and the content of its files.
+
+    A user's file: its content. A registered dataset read offline: the content of the files it reads
+    under the data root. Read from the Hub: the dataset repository's commit, loaded at that revision.
+    """
+    from w2slab.data.loading import choose_local_root
+    from w2slab.data.registry import DATASETS
+
     path = Path(name)
     if path.is_file():
-        return "file:" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return "registered:" + name
+        return "file:" + fingerprint.file_digest(path)[:16]
+    spec = DATASETS[name]
+    root = choose_local_root(spec, data_root, source)
+    if root is not None:
+        folder = root / spec.folder
+        return f"local:{spec.folder}:" + fingerprint.files_digest(folder, [folder / f for f in spec.required_files])
+    return f"hub:{spec.hub_id}@{_hub_commit(spec.hub_id, 'dataset') or 'unresolved'}"
+
+
+def resolved_precision(precision: str) -> dict[str, str]:
+    """``auto`` as this machine resolves it, and the device type: fp32 on CPU and bf16 on a GPU are not one result."""
+    from w2slab.distributed import device
+    from w2slab.train.precision import resolve_precision
+
+    where = device()
+    return {"precision": resolve_precision(precision, where), "device": where.type}
 
 
 # --- stage specs: what each kind of stage is configured by (frozen, typed, serialisable) -------------
@@ -99,7 +137,8 @@ class TrainSpec:
     seed: int
 
     def to_value(self) -> dict[str, Any]:
-        return {"model": to_plain(self.model), "train": self.train.identity(), "seed": self.seed}
+        train = {**self.train.identity(), **resolved_precision(self.train.precision)}
+        return {"model": to_plain(self.model), "train": train, "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -122,6 +161,9 @@ class FeaturesSpec:
     model: ModelInput
     precision: str
 
+    def to_value(self) -> dict[str, Any]:
+        return {"model": to_plain(self.model), **resolved_precision(self.precision)}
+
 
 @dataclass(frozen=True)
 class EvaluateSpec:
@@ -136,6 +178,8 @@ class EvaluateSpec:
 
 StageSpec = SplitSpec | TrainSpec | StudentSpec | WeakLabelSpec | FeaturesSpec | EvaluateSpec
 
+#: Every stage kind, in dependency order.
+STAGE_KINDS = ("split", "weak_train", "weak_label", "features", "ceiling", "student", "evaluate")
 #: Stage kinds that train a model (for counting and for scheduling on GPUs).
 TRAINING_KINDS = ("weak_train", "ceiling", "student")
 
@@ -146,6 +190,7 @@ class Stage:
     spec: StageSpec
     inputs: dict[str, Stage] = field(default_factory=dict)
     label: str = ""
+    force: bool = False  # compute again even if finished (--recompute); not part of the identity
 
     @property
     def trains(self) -> bool:
@@ -195,10 +240,12 @@ class ExperimentGraph:
                 **{f"student_{loss}": stage for loss, stage in self.students.items()}}
 
 
-def build_experiment(cfg: ExperimentConfig) -> ExperimentGraph:
+def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> ExperimentGraph:
+    """The experiment's stages; ``data_root`` decides where a registered dataset is read from (part of its identity)."""
     name = f"{cfg.dataset}/{cfg.weak}->{cfg.strong}/s{cfg.seed}"
     drop = cfg.truncation == "drop"  # which rows survive depends on both tokenizers
-    split = Stage("split", SplitSpec(cfg.dataset, dataset_revision(cfg.dataset), cfg.n_train, cfg.n_test, cfg.seed,
+    revision = dataset_revision(cfg.dataset, cfg.data_source, data_root)
+    split = Stage("split", SplitSpec(cfg.dataset, revision, cfg.n_train, cfg.n_test, cfg.seed,
                                      cfg.data_source, drop_longer_than=cfg.max_ctx if drop else None,
                                      drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else ()),
                   label=f"{cfg.dataset} s{cfg.seed}")

@@ -21,7 +21,7 @@ from w2slab.errors import DataError
 from w2slab.losses import make_loss
 from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
-from w2slab.pipeline.graph import Stage
+from w2slab.pipeline.graph import Stage, pinned_revision
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import ExperimentResult
 
@@ -76,7 +76,8 @@ def write_training(work: Path, model: RoleModel, result) -> None:
 def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, names: tuple[str, ...],
                 train: TrainConfig) -> RoleModel:
     spec = stage.spec.model
-    model = RoleModel(role, resolve_model(spec.model, runtime.cache_dir()), train, spec.max_ctx, spec.truncation)
+    resolved = resolve_model(spec.model, runtime.cache_dir(), revision=pinned_revision(spec.revision))
+    model = RoleModel(role, resolved, train, spec.max_ctx, spec.truncation)
     truncated = {name: model.encode(name, splits[name]).n_truncated for name in names}
     if any(truncated.values()):
         runtime.echo(f"note: {spec.model}: texts truncated to {spec.max_ctx} tokens ({spec.truncation} side): "
@@ -89,7 +90,8 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
 
 def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     spec = stage.spec
-    task = load_task(spec.dataset, data_root=runtime.data_root, seed=spec.seed, source=spec.data_source)
+    task = load_task(spec.dataset, data_root=runtime.data_root, seed=spec.seed, source=spec.data_source,
+                     hub_revision=pinned_revision(spec.dataset_revision))
     splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed)
     if spec.drop_longer_than is not None:
         splits = _drop_long(splits, spec.drop_for_models, spec.drop_longer_than, runtime)

@@ -28,9 +28,11 @@ from filelock import FileLock, Timeout
 
 from w2slab import atomic
 from w2slab.distributed import distributed_state
+from w2slab.train.trainer import CHECKPOINT_POINTER
 
 DONE = "DONE"
 FAILED = "FAILED.json"
+
 
 
 class StageStore:
@@ -68,17 +70,19 @@ class StageStore:
                 continue  # a line cut by a kill mid-write
         return rows
 
-    def get_or_compute(self, kind: str, stage_id: str, description: dict, compute: Callable[[Path], None]) -> Path:
+    def get_or_compute(self, kind: str, stage_id: str, description: dict, compute: Callable[[Path], None], *,
+                       force: bool = False) -> Path:
         """Return the stage's finished folder, computing it (at most once, under a lock) if needed.
 
         ``compute(work_dir)`` writes the outputs into ``work_dir``, which persists across crashes so
-        training can resume from the checkpoints it left there.
+        training can resume from the checkpoints it left there. ``force`` computes it again from a fresh
+        start even when it is finished (``--recompute``); the finished folder is replaced only on success.
         """
         distributed = distributed_state()
         if distributed:  # every rank must agree on cached vs computed before anyone starts
             distributed.wait_for_everyone()
         final = self.final_dir(kind, stage_id)
-        if (final / DONE).exists():
+        if (final / DONE).exists() and not force:
             self.log_event("cached", kind, stage_id)
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -89,34 +93,54 @@ class StageStore:
             distributed.wait_for_everyone()
             return final
         try:
-            return self._run_locked(kind, stage_id, description, compute, final)
+            return self._run_locked(kind, stage_id, description, compute, final, force)
         finally:
             if distributed:
                 distributed.wait_for_everyone()
 
     def _run_locked(self, kind: str, stage_id: str, description: dict, compute: Callable[[Path], None],
-                    final: Path) -> Path:
+                    final: Path, force: bool) -> Path:
         with FileLock(str(self.lock_path(kind, stage_id))):
-            if (final / DONE).exists():  # finished by a concurrent writer while we waited
+            if (final / DONE).exists() and not force:  # finished by a concurrent writer while we waited
                 self.log_event("cached", kind, stage_id)
                 return final
             work = self.partial_dir(kind, stage_id)
+            if force and work.exists():
+                shutil.rmtree(work)  # a forced recomputation starts afresh, not from old checkpoints
+            if (work / DONE).exists():  # killed between DONE and the rename: finished, only not yet in place
+                atomic.publish_dir(work, final)
+                self.log_event("done", kind, stage_id, recovered=True)
+                return final
             work.mkdir(exist_ok=True)
             (work / FAILED).unlink(missing_ok=True)
             atomic.write_json(work / "stage.json", description)
-            self.log_event("start", kind, stage_id, resumed=any(work.glob("checkpoint*")))
+            self.log_event("start", kind, stage_id, resumed=(work / CHECKPOINT_POINTER).exists(), forced=force)
             try:
                 compute(work)
+            except KeyboardInterrupt:
+                self.log_event("interrupted", kind, stage_id)  # no FAILED marker: it resumes from its checkpoint
+                raise
             except BaseException as exc:
-                (work / FAILED).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+                atomic.write_json(work / FAILED, {"error": f"{type(exc).__name__}: {exc}"})
                 self.log_event("failed", kind, stage_id, error=f"{type(exc).__name__}: {exc}"[:500])
                 raise
-            for leftover in work.glob("checkpoint*"):  # checkpoints are only for resuming
-                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink()
-            (work / DONE).write_text(json.dumps({"finished": time.time()}))
-            atomic.publish_dir(work, final)  # an orphan without DONE is replaced, never renamed onto
+            self.remove_checkpoints(work)
+            atomic.fsync_tree(work)  # every output on disk before the marker that says they are complete
+            atomic.write_json(work / DONE, {"finished": time.time()})
+            atomic.publish_dir(work, final)  # replaces a forced stage's earlier folder only now
             self.log_event("done", kind, stage_id)
         return final
+
+    @staticmethod
+    def remove_checkpoints(work: Path) -> None:
+        """Checkpoints are only for resuming. The pointer goes first: a kill mid-way then leaves folders that
+        nothing points to (a fresh start), never a pointer to a deleted checkpoint."""
+        pointer = work / CHECKPOINT_POINTER
+        if pointer.exists():
+            pointer.unlink()
+            atomic.fsync_dir(work)
+        for leftover in sorted(work.glob("checkpoint*")):
+            shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
     def status(self) -> list[dict]:
         """Every stage under the root with its state: done, running, failed or interrupted."""
@@ -128,20 +152,32 @@ class StageStore:
                 stage_id = entry.name.removesuffix(".partial")
                 if not entry.name.endswith(".partial"):
                     state = "done" if (entry / DONE).exists() else "incomplete"
+                elif self._locked(kind_dir.name, stage_id):
+                    state = "running"
                 elif (entry / FAILED).exists():
                     state = "failed"
                 else:
-                    state = "running" if self._locked(kind_dir.name, stage_id) else "interrupted"
-                description = {}
-                if (entry / "stage.json").exists():
-                    description = json.loads((entry / "stage.json").read_text())
+                    state = "interrupted"
                 rows.append({"kind": kind_dir.name, "id": stage_id, "state": state,
-                             "label": description.get("label", "")})
+                             "label": _read_label(entry / "stage.json")})
         return rows
 
     def _locked(self, kind: str, stage_id: str) -> bool:
+        if not self.lock_path(kind, stage_id).exists():
+            return False
         try:
             with FileLock(str(self.lock_path(kind, stage_id)), timeout=0):
                 return False
         except Timeout:
             return True
+
+
+def _read_label(path: Path) -> str:
+    """A stage's label from its stage.json; a missing or torn file (a kill mid-write) gives a placeholder."""
+    try:
+        description = json.loads(path.read_text())
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError):
+        return "(stage.json unreadable: cut short by a kill)"
+    return str(description.get("label", "")) if isinstance(description, dict) else ""

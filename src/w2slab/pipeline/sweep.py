@@ -26,7 +26,7 @@ from typing import Any
 
 from w2slab.config import ExperimentConfig
 from w2slab.errors import ConfigError, W2SError
-from w2slab.pipeline.graph import ExperimentGraph, Stage, build_experiment, unique_stages
+from w2slab.pipeline.graph import STAGE_KINDS, ExperimentGraph, Stage, build_experiment, unique_stages
 from w2slab.pipeline.store import StageStore
 from w2slab.typed import init_fields
 
@@ -144,8 +144,15 @@ class SweepPlan:
         return [s for s in self.stages if s.id not in self.cached]
 
 
-def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: StageStore) -> SweepPlan:
+def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: StageStore,
+         data_root: str | None = None, recompute: tuple[str, ...] = ()) -> SweepPlan:
+    """The deduplicated stages of the experiments; ``recompute`` kinds (and all that depend on them) run again."""
+    unknown = [kind for kind in recompute if kind not in STAGE_KINDS]
+    if unknown:
+        raise ConfigError(f"recompute: unknown stage kind {', '.join(unknown)}; choose from {', '.join(STAGE_KINDS)}")
     check_sources(configs)
-    graphs = [build_experiment(cfg) for cfg in configs]
+    graphs = [build_experiment(cfg, data_root) for cfg in configs]
     stages = unique_stages(graphs)
-    return SweepPlan(graphs, stages, {s.id for s in stages if store.is_done(s.kind, s.id)})
+    for stage in stages:  # dependency order: a stage's inputs are marked before it
+        stage.force = stage.kind in recompute or any(dep.force for dep in stage.inputs.values())
+    return SweepPlan(graphs, stages, {s.id for s in stages if store.is_done(s.kind, s.id) and not s.force})

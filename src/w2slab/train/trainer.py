@@ -19,12 +19,14 @@ autocast and the fp16 scaler, ``transformers`` the schedule, ``torch.optim.AdamW
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
 import os
 import shutil
 import statistics
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -198,9 +200,24 @@ class CheckpointCallback(TrainerCallback):
         pointer = self.folder / CHECKPOINT_POINTER
         if not pointer.exists():
             return
-        target = self.folder / json.loads(pointer.read_text())["dir"]
-        trainer.accelerator.load_state(str(target))
-        saved = json.loads((target / "trainer_state.json").read_text())
+        pristine = None
+        try:
+            target = self.folder / json.loads(pointer.read_text())["dir"]
+            saved = json.loads((target / "trainer_state.json").read_text())
+            # load_state can fail half-way (a file cut short by a kill): keep what a fresh start needs
+            pristine = (copy.deepcopy(trainer.model.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
+                        copy.deepcopy(trainer.scheduler.state_dict()), torch.get_rng_state())
+            trainer.accelerator.load_state(str(target))
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint means: start this training afresh
+            if pristine is not None:
+                trainer.model.load_state_dict(pristine[0])
+                trainer.optimizer.load_state_dict(pristine[1])
+                trainer.scheduler.load_state_dict(pristine[2])
+                torch.set_rng_state(pristine[3])
+            print(f"note: {trainer.name}: checkpoint in {self.folder} is incomplete ({type(exc).__name__}: {exc}); "
+                  "training from the start", file=sys.stderr, flush=True)
+            pointer.unlink(missing_ok=True)
+            return
         scaler_state = saved.pop("scaler", None)
         if trainer.scaler is not None and scaler_state:
             trainer.scaler.load_state_dict(scaler_state)

@@ -1,0 +1,121 @@
+"""Content fingerprints of what a result depends on: files, folders, the w2slab source, Hub commits.
+
+A stage identity must change whenever its result could: a model folder retrained in place, a data
+file edited, a line of w2slab's own code changed. So files are identified by a streamed sha256 of
+their *content*. Hashing a 400 MB model on every run would be slow, so each file's digest is
+remembered in a small JSON memo keyed by (absolute path, size, mtime in ns): an unchanged file costs a
+``stat``, a changed one (any byte, even at the same size) is hashed again because writing it moves its
+mtime. The memo lives beside the model cache (``$W2SLAB_CACHE`` or ``~/.cache/w2slab``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+_CHUNK = 1 << 20
+_lock = threading.Lock()
+_memo: dict[str, str] | None = None
+
+
+def memo_path() -> Path:
+    if os.environ.get("W2SLAB_CACHE"):
+        return Path(os.environ["W2SLAB_CACHE"]) / "content-hashes.json"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "w2slab" / "content-hashes.json"
+
+
+def _load_memo() -> dict[str, str]:
+    global _memo
+    if _memo is None:
+        try:
+            data = json.loads(memo_path().read_text())
+            _memo = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            _memo = {}  # missing or torn memo: it is only a cache
+    return _memo
+
+
+def _save_memo() -> None:
+    from w2slab import atomic
+
+    try:
+        atomic.write_json(memo_path(), _memo, indent=None)
+    except OSError:
+        pass  # a read-only cache only costs speed
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's content (hex), remembered by (path, size, mtime_ns)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    with _lock:
+        memo = _load_memo()
+        if key in memo:
+            return memo[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    with _lock:
+        memo = _load_memo()
+        for old in [k for k in memo if k.startswith(f"{path}|")]:
+            del memo[old]  # keep one entry per file
+        memo[key] = value
+        _save_memo()
+    return value
+
+
+def files_digest(root: str | Path, files: list[Path] | None = None) -> str:
+    """Digest of the relative names and contents of ``files`` under ``root`` (all files when None)."""
+    root = Path(root)
+    if files is None:
+        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(file_digest(path).encode())
+    return digest.hexdigest()[:16]
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@functools.cache
+def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
+    """Digest of w2slab's own Python source: an edit to any module gives every stage a new identity."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(str(path.relative_to(package_dir)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def hub_commit(repo_id: str, repo_type: str = "model") -> str | None:
+    """The commit sha that ``main`` of a Hub repository points to: asked once, else read from the local HF cache.
+
+    None when neither the Hub nor the cache knows it (offline and never downloaded).
+    """
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if not offline:
+        try:
+            from huggingface_hub import HfApi
+
+            info = HfApi().repo_info(repo_id, repo_type=repo_type)
+            if info.sha:
+                return info.sha
+        except Exception:  # noqa: BLE001 - no network, no such repo, no auth: fall back to the cache
+            pass
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        folder = Path(HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}" / "refs" / "main"
+        sha = folder.read_text().strip()
+        return sha or None
+    except (OSError, ImportError):
+        return None
