@@ -230,3 +230,58 @@ def test_kills_during_checkpoint_cleanup_and_stage_rename_then_resume(tiny, tmp_
     done = [e["id"] for e in store.events() if e["event"] == "done"]
     assert len(done) == len(set(done)) == 8  # every stage published once (split, weak x2, ceiling, 2 x student+eval)
     assert [e for e in store.events() if e.get("recovered")]  # a stage killed mid-rename was published, not redone
+
+
+def test_hub_models_and_datasets_are_pinned_to_a_commit_and_loaded_at_it(monkeypatch):
+    from w2slab.pipeline.graph import model_revision, pinned_revision
+
+    asked = []
+
+    def commit(repo_id, repo_type="model"):
+        asked.append((repo_id, repo_type))
+        return "0123abcd" if repo_id != "gone/model" else None
+
+    monkeypatch.setattr(fingerprint, "hub_commit", commit)
+    graph_module._hub_commit.cache_clear()
+    try:
+        assert model_revision("google/gemma-2b") == "hub:google/gemma-2b@0123abcd"
+        assert model_revision("google/gemma-2b") == "hub:google/gemma-2b@0123abcd"
+        assert asked.count(("google/gemma-2b", "model")) == 1  # resolved once per process
+        assert pinned_revision("hub:google/gemma-2b@0123abcd") == "0123abcd"
+        assert model_revision("gone/model") == "hub:gone/model@unresolved" and pinned_revision(
+            "hub:gone/model@unresolved") is None
+        assert pinned_revision("folder:abc") is None and pinned_revision("pypi:x==1") is None
+        revision = dataset_revision("sst2", "hub")
+        assert revision == "hub:stanfordnlp/sst2@0123abcd" and ("stanfordnlp/sst2", "dataset") in asked
+    finally:
+        graph_module._hub_commit.cache_clear()
+
+
+def test_a_local_data_root_and_the_hub_are_different_sources(data_root, monkeypatch):
+    monkeypatch.setattr(fingerprint, "hub_commit", lambda *_: "feedbeef")
+    graph_module._hub_commit.cache_clear()
+    try:
+        local, hub = dataset_revision("sst2", "auto", str(data_root)), dataset_revision("sst2", "hub", str(data_root))
+        assert local.startswith("local:sst2:") and hub == "hub:stanfordnlp/sst2@feedbeef"
+    finally:
+        graph_module._hub_commit.cache_clear()
+
+
+def test_outputs_are_fsynced_before_the_done_marker(tmp_path, monkeypatch):
+    from w2slab import atomic
+    from w2slab.pipeline import store as store_module
+
+    seen = []
+    real = atomic.fsync_tree
+    monkeypatch.setattr(store_module.atomic, "fsync_tree",
+                        lambda folder: seen.append(sorted(p.name for p in Path(folder).iterdir())) or real(folder))
+    StageStore(tmp_path).get_or_compute("split", "s1", {}, lambda work: (work / "splits.json").write_text("{}"))
+    assert seen and "splits.json" in seen[0] and "DONE" not in seen[0]
+
+
+def test_ray_workers_get_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runtime = RuntimeConfig(run_root="runs", data_root="data", model_cache="cache").absolute()
+    assert runtime.run_root == str(tmp_path / "runs") and runtime.data_root == str(tmp_path / "data")
+    assert runtime.model_cache == str(tmp_path / "cache")
+    assert Path(RuntimeConfig(run_root="r").absolute().model_cache).is_absolute()
