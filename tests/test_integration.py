@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 
 from w2slab.config import ExperimentConfig, TrainConfig
-from w2slab.models.packaged import PACKAGED
+from w2slab.models.loading import default_cache_dir
+from w2slab.models.packaged import COMPLETE_MARKER, PACKAGED
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def minilm_l3_ready():
-    if PACKAGED["minilm-l3"].missing_packages():
+    cache, name = default_cache_dir(), "minilm-l3"
+    if not (cache / name / COMPLETE_MARKER).exists() and PACKAGED[name].missing_wheels(cache, name):
         if os.environ.get("CI"):
-            pytest.fail("minilm-l3 weights are not installed in CI; .ci/run must run `w2s models install minilm-l3`")
-        pytest.skip("minilm-l3 not installed (w2s models install minilm-l3)")
+            pytest.fail("minilm-l3 weights are not downloaded in CI; .ci/run must run `w2s models install minilm-l3`")
+        pytest.skip("minilm-l3 not downloaded (w2s models install minilm-l3)")
 
 
 def test_pipeline_end_to_end_on_minilm_l3(minilm_l3_ready, data_root, tmp_path):

