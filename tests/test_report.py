@@ -199,3 +199,60 @@ def test_malformed_record_raises_naming_the_file(tmp_path, content, problem):
     with pytest.raises(W2SError, match=problem) as info:
         load_records(tmp_path)
     assert str(bad) in str(info.value)
+
+
+def with_config(record: dict, **changes) -> dict:
+    """A record carrying its experiment config (as sweeps write it), ``changes`` applied to the defaults."""
+    config = {"dataset": record["dataset"], "weak": record["weak"], "strong": record["strong"],
+              "losses": [{"name": record["loss"]}], "n_train": 2000, "n_test": 800, "seed": record["seed"],
+              "weak_train": {"epochs": 2, "lr": None}}
+    for key, value in changes.items():
+        if key == "epochs":
+            config["weak_train"] = {**config["weak_train"], "epochs": value}
+        else:
+            config[key] = value
+    tag = "-".join(f"{k}{v}" for k, v in changes.items())
+    return {**record, "config": config, "experiment_id": f"{record['experiment_id']}-{tag}"}
+
+
+def test_two_configurations_of_one_pair_are_reported_apart(tmp_path):
+    pair = ("sciq", "minilm-l3", "minilm-l12", "xent")
+    main = [with_config(make_record(*pair, seed, pgr)) for seed, pgr in zip(SEEDS, (0.2, 0.3, 0.4), strict=True)]
+    other = [with_config(make_record(*pair, seed, pgr), n_train=4000, epochs=3)
+             for seed, pgr in zip((0, 1), (0.9, 1.0), strict=True)]
+    old = [make_record(*pair, 0, 0.5)]  # written before results carried their config
+    root = write_run_root(tmp_path / "run", main + other + old)
+    records = load_records(root)
+    rows = [r for r in aggregate(records) if (r["dataset"], r["weak"], r["strong"], r["loss"]) == pair]
+    assert [(r["n_seeds"], r["config_main"]) for r in rows] == [(3, True), (2, False), (1, False)]
+    first, second, third = rows
+    assert first["pgr_mean"] == pytest.approx(0.3) and second["pgr_mean"] == pytest.approx(0.95)
+    assert third["pgr_mean"] == pytest.approx(0.5) and third["config_id"] == "no-config"
+    assert len({r["config_id"] for r in rows}) == 3
+    assert first["config_diff"] == ""
+    assert second["config_diff"] == "n_train=4000 (main 2000), weak_train.epochs=3 (main 2)"
+    assert "seed" not in second["config_diff"]
+    assert "no config recorded" in third["config_diff"]
+    # the seed does not enter the config id: the three main records share one
+    assert len({r["config_id"] for r in records if r["experiment_id"] in {m["experiment_id"] for m in main}}) == 1
+
+    paths = write_report(root)
+    markdown = paths["tables"][1].read_text(encoding="utf-8")
+    assert f"| {first['config_id']} |" in markdown
+    assert f"{second['config_id']}: n_train=4000 (main 2000)" in markdown
+    with paths["tables"][0].open(encoding="utf-8") as handle:
+        table = [r for r in csv.DictReader(handle)]
+    assert [int(r["n_seeds"]) for r in table] == [3, 2, 1]
+    assert all(path.exists() for path in paths["accuracy_plots"] + paths["heatmaps"])
+
+
+def test_suspect_runs_are_marked_in_the_tables(tmp_path):
+    records = [make_record("sciq", "minilm-l3", "minilm-l12", "xent", seed, 0.3) for seed in SEEDS]
+    records[1]["suspect"] = ["student predicts class 1 on 97% of test (labels: 51% class 1)"]
+    root = write_run_root(tmp_path / "run", records)
+    (row,) = aggregate(load_records(root))
+    assert row["n_suspect"] == 1 and row["note"] == "suspect 1/3"
+    assert row["suspect"] == "s1: student predicts class 1 on 97% of test (labels: 51% class 1)"
+    markdown = write_report(root)["tables"][1].read_text(encoding="utf-8")
+    assert "suspect 1/3 |" in markdown
+    assert "## Suspect runs" in markdown and "s1: student predicts class 1 on 97% of test" in markdown

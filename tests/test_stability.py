@@ -14,7 +14,13 @@ from w2slab.losses import make_loss
 from w2slab.models.loading import ResolvedModel, apply_training_mode, load_classifier
 from w2slab.models.registry import FAMILIES
 from w2slab.train.precision import PrecisionPolicy, resolve_precision, run_modules_in_fp32
-from w2slab.train.trainer import BAD_STEPS_BEFORE_LR_CUT, train_model
+from w2slab.train.trainer import (
+    BAD_STEPS_BEFORE_LR_CUT,
+    SUSPECT_GRAD_SPIKE_RATIO,
+    StabilityReport,
+    TrainerState,
+    train_model,
+)
 
 
 def test_auto_precision_is_fp32_on_cpu():
@@ -39,8 +45,16 @@ def test_injected_inf_gradient_is_skipped_and_training_recovers(precision):
     cfg = TrainConfig(epochs=6, batch_size=16, precision=precision)
     result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=3e-3, seed=0, desc="t")
     steps = [row for row in result.log if "loss" in row]
-    assert [row["skipped"] for row in steps[:5]] == [False, False, True, True, False]
-    assert result.stability.skipped_steps == 2 and result.stability.precision == precision
+    if precision == "fp16":  # the scaler finds the inf gradients, skips and backs off: counted, not a bad step
+        assert [row["scaler_backoff"] for row in steps[:5]] == [False, False, True, True, False]
+        assert not any(row["skipped"] for row in steps)
+        assert result.stability.skipped_steps == 0 and result.stability.scaler_backoffs == 2
+    else:
+        assert [row["skipped"] for row in steps[:5]] == [False, False, True, True, False]
+        assert "scaler_backoff" not in steps[0]
+        assert result.stability.skipped_steps == 2 and result.stability.scaler_backoffs == 0
+    assert result.stability.precision == precision
+    assert len(result.state.grad_norms) == len(steps) - 2  # only applied steps have a gradient norm
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert np.mean([r["loss"] for r in steps[-4:]]) < np.mean([r["loss"] for r in steps[:2]]) - 0.1
 
@@ -54,6 +68,87 @@ def test_repeated_bad_steps_cut_the_learning_rate():
     assert [row for row in result.log if row.get("event") == "lr_cut"]
     lrs = [row["lr"] for row in result.log if "lr" in row]
     assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(5e-4)
+
+
+def test_scaler_backoffs_are_counted_but_never_cut_the_learning_rate():
+    model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+    n_bad = BAD_STEPS_BEFORE_LR_CUT + 1
+    model.head.weight.register_hook(inf_grad_hook(set(range(2, 2 + n_bad))))
+    cfg = TrainConfig(epochs=2, batch_size=16, warmup_frac=0.0, scheduler="constant_with_warmup", precision="fp16")
+    result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e-3, seed=0, desc="t")
+    assert result.stability.scaler_backoffs == n_bad and result.state.scaler_backoffs == n_bad
+    assert result.stability.skipped_steps == 0 and result.stability.lr_cuts == 0
+    assert not [row for row in result.log if row.get("event") == "lr_cut"]
+    assert [row["lr"] for row in result.log if "lr" in row] == pytest.approx([1e-3] * result.stability.steps)
+    assert "scaler_backoffs=4" in result.stability.line()
+
+
+def test_non_finite_loss_under_fp16_is_still_a_bad_step():
+    model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+    xent, calls = make_loss("xent"), {"n": 0}
+
+    def nan_at_first_steps(logits, labels, step_frac):
+        calls["n"] += 1
+        loss = xent(logits, labels, step_frac)
+        return loss * float("nan") if calls["n"] in range(2, 2 + BAD_STEPS_BEFORE_LR_CUT) else loss
+
+    cfg = TrainConfig(epochs=2, batch_size=16, warmup_frac=0.0, scheduler="constant_with_warmup", precision="fp16")
+    result = train_model(model, toy_examples(), toy_collate(), nan_at_first_steps, cfg, lr=1e-3, seed=0, desc="t")
+    assert result.stability.skipped_steps == BAD_STEPS_BEFORE_LR_CUT and result.stability.lr_cuts == 1
+    assert result.stability.scaler_backoffs == 0
+
+
+def test_a_step_another_rank_finds_bad_is_skipped_on_every_rank(monkeypatch):
+    """Under DDP the bad flag is reduced (max) across ranks before deciding; simulated here in one process."""
+    from w2slab.train.trainer import Trainer
+
+    model = apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+    cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32")
+    trainer = Trainer(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=1e-3, seed=0, name="t")
+    calls: list[tuple[float, str]] = []
+
+    def reduce(tensor: torch.Tensor, reduction: str) -> torch.Tensor:
+        calls.append((float(tensor), reduction))
+        # two reductions per step (loss, then gradient norm): the other rank's loss is bad at step 2 (call 5),
+        # its gradient norm at step 3 (call 7: step 2 stopped after its first reduction)
+        return torch.tensor(1.0) if len(calls) in (5, 7) else tensor
+
+    trainer.world_size = 2  # only the agreement: batches stay those of one process
+    monkeypatch.setattr(trainer.accelerator, "reduce", reduce)
+    result = trainer.train()
+    assert [row["skipped"] for row in result.log] == [False, False, True, True]
+    assert result.stability.skipped_steps == 2 and len(result.state.grad_norms) == 2
+    assert {reduction for _, reduction in calls} == {"max"} and all(flag == 0.0 for flag, _ in calls)
+    assert math.isfinite(result.log[3]["grad_norm"])  # this rank's own norm was fine: it skipped to agree
+
+
+def log_of(losses: list[float]) -> list[dict]:
+    return [{"step": i, "loss": loss, "grad_norm": 1.0, "lr": 1e-3, "skipped": False} for i, loss in enumerate(losses)]
+
+
+def test_stability_report_flags_a_rising_loss():
+    rising = TrainerState(step=30, log=log_of([0.6] * 10 + [0.7] * 10 + [0.9, float("nan")] * 5),
+                          grad_norms=[1.0] * 30)
+    report = StabilityReport.of(rising, "fp32")
+    # the last 10 *finite* losses: five of 0.7, five of 0.9 (the NaN steps are left out)
+    assert report.initial_loss == pytest.approx(0.6) and report.final_loss == pytest.approx(0.8)
+    (reason,) = report.suspect
+    assert reason.startswith("loss rose from 0.6000") and "0.8000" in reason
+    falling = StabilityReport.of(TrainerState(step=20, log=log_of([0.7] * 10 + [0.3] * 10), grad_norms=[1.0] * 20),
+                                 "fp32")
+    assert falling.suspect == [] and falling.suspect_reasons() == []
+    assert StabilityReport.of(TrainerState(), "fp32").suspect == []  # no steps: nothing to judge
+
+
+def test_stability_report_flags_a_gradient_norm_spike():
+    norms = [1.0] * 20
+    calm = StabilityReport.of(TrainerState(step=21, log=log_of([0.5] * 21), grad_norms=[*norms, 40.0]), "fp32")
+    assert calm.suspect == []
+    spike = SUSPECT_GRAD_SPIKE_RATIO * 2
+    report = StabilityReport.of(TrainerState(step=21, log=log_of([0.5] * 21), grad_norms=[*norms, spike]), "fp32")
+    (reason,) = report.suspect
+    assert reason.startswith("gradient norm spiked to 100, 100x the median 1")
+    assert "SUSPECT" in report.line()
 
 
 def test_huge_learning_rate_never_finishes_with_nan_weights():

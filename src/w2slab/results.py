@@ -1,8 +1,9 @@
 """The result schema, defined once: what an experiment measured, on disk, on screen and in reports.
 
 - :class:`ExperimentResult`: one (experiment, loss): the accuracies of weak, ceiling and student,
-  PGR with its bootstrap CI, agreement, pair marks, the experiment's config (restricted to that
-  loss) and what the stages resolved at run time. The ``evaluate`` stage writes it as
+  PGR with its bootstrap CI (or the mark that it is unbounded) and the gap's CI, agreement, pair marks,
+  the reasons the run is *suspect*, the experiment's config (restricted to that loss) and what the
+  stages resolved at run time. The ``evaluate`` stage writes it as
   ``result.json``; sweeps publish it to ``RUN_ROOT/experiments/<id>/result.json``; reports read it back
   with :func:`load_results`, which validates every file.
 - :class:`ExperimentSummary`: one experiment with all its losses (``metrics.json`` of ``w2s run``),
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import warnings
@@ -22,14 +24,30 @@ from typing import Any
 import numpy as np
 
 from w2slab.errors import W2SError
-from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_ci, pgr
+from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_interval, majority_fraction, pgr
 
 NAN = math.nan
+#: A model that predicts one class on at least this fraction of the test set makes its run suspect: it has
+#: collapsed to a constant (or the test set is that unbalanced, which the reason then says too).
+SUSPECT_ONE_CLASS_FRACTION = 0.95
+#: The roles a suspect reason starts with ("student predicts class 1 on 97% of test").
+ROLES = ("weak", "ceiling", "student")
+#: :meth:`ExperimentResult.config_id` of a record written before results carried their config.
+NO_CONFIG_ID = "no-config"
 
 
 @dataclass
 class ExperimentResult:
-    """One (dataset, weak, strong, loss, seed). Undefined numbers (e.g. PGR when ceiling <= weak) are NaN."""
+    """One (dataset, weak, strong, loss, seed). Undefined numbers (e.g. PGR when ceiling <= weak) are NaN.
+
+    ``pgr_ci95`` is the paired-bootstrap 95% CI of PGR over test examples. When more than 2.5% of the
+    resamples have the ceiling at or below the weak model, PGR is unbounded within the interval:
+    ``pgr_ci_unbounded`` is true and ``pgr_ci95`` is ``[null, null]`` in JSON (NaN in Python).
+    ``gap_ci95`` is the CI of ceiling - weak accuracy from the same resamples. ``suspect`` lists why
+    the run's numbers need a look before use, each reason starting with its role (``weak``, ``ceiling``,
+    ``student``): a training whose loss rose or whose gradient norm spiked, or a model predicting one
+    class on >= 95% of the test set; empty when none applies.
+    """
 
     dataset: str
     weak: str
@@ -45,6 +63,8 @@ class ExperimentResult:
     student_auroc: float = NAN
     pgr_auroc: float = NAN
     pgr_ci95: tuple[float, float] = (NAN, NAN)
+    pgr_ci_unbounded: bool = False
+    gap_ci95: tuple[float, float] = (NAN, NAN)
     weak_transfer_accuracy: float = NAN
     agreement_with_weak_transfer: float = NAN
     agreement_with_weak_test: float = NAN
@@ -55,6 +75,7 @@ class ExperimentResult:
     experiment_id: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # ExperimentConfig.to_dict() with this loss only
     resolved: dict[str, Any] = field(default_factory=dict)  # per role: lr, precision, device, pooling, location
+    suspect: list[str] = field(default_factory=list)
 
     KEYS = ("dataset", "weak", "strong", "loss")  # what names a configuration in tables and plots
 
@@ -82,10 +103,14 @@ class ExperimentResult:
             value = raw[name]
             if f.type in ("float",):
                 values[name] = _as_float(value, name, source, fix)
-            elif name == "pgr_ci95":
+            elif name in ("pgr_ci95", "gap_ci95"):
                 if not isinstance(value, list | tuple) or len(value) != 2:
-                    raise W2SError(f"malformed experiment record {source}: pgr_ci95 must be [low, high]; {fix}")
+                    raise W2SError(f"malformed experiment record {source}: {name} must be [low, high]; {fix}")
                 values[name] = tuple(_as_float(v, name, source, fix) for v in value)
+            elif name == "suspect":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise W2SError(f"malformed experiment record {source}: suspect must be a list of strings; {fix}")
+                values[name] = list(value)
             elif name in cls.KEYS or name == "experiment_id":
                 values[name] = str(value)
             elif name == "seed":
@@ -116,8 +141,13 @@ class ExperimentResult:
     @classmethod
     def compute(cls, *, labels: dict[str, np.ndarray], weak: dict[str, np.ndarray], ceiling: np.ndarray,
                 student: dict[str, np.ndarray], config: dict[str, Any], loss: str, experiment_id: str,
-                resolved: dict[str, Any], seed: int, warn=print) -> ExperimentResult:
-        """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test."""
+                resolved: dict[str, Any], seed: int, warn=print,
+                stability: dict[str, dict] | None = None) -> ExperimentResult:
+        """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test.
+
+        ``stability``: the trainings' stability reports by role (``weak``, ``ceiling``, ``student``; each a
+        parsed ``stability.json``), whose ``suspect`` reasons the result carries next to its own.
+        """
         test = labels["test"]
         result = cls(
             dataset=config["dataset"], weak=config["weak"], strong=config["strong"], loss=loss, seed=seed,
@@ -135,10 +165,26 @@ class ExperimentResult:
             result.pgr_auroc = pgr(result.weak_auroc, result.student_auroc, result.ceiling_auroc)
         for warning in caught:
             warn(f"warning: {loss}: {warning.message}")
-        result.pgr_ci95 = bootstrap_pgr_ci(weak["test"].argmax(-1) == test, student["test"].argmax(-1) == test,
-                                           ceiling.argmax(-1) == test, seed=seed)
+        interval = bootstrap_pgr_interval(weak["test"].argmax(-1) == test, student["test"].argmax(-1) == test,
+                                          ceiling.argmax(-1) == test, seed=seed)
+        result.pgr_ci95, result.pgr_ci_unbounded, result.gap_ci95 = (interval.pgr_ci95, interval.unbounded,
+                                                                      interval.gap_ci95)
+        result.suspect = suspect_reasons({"weak": weak["test"], "ceiling": ceiling, "student": student["test"]},
+                                         test, stability or {})
         result.mark_pair()
         return result
+
+    def config_id(self) -> str:
+        """Short hash of the configuration without its seed: records that share it are seeds of one setting.
+
+        Reports average over seeds only within one config id, so runs before and after a change of, say,
+        ``n_train`` or ``epochs`` are never mixed. Records without a config (older files) get ``no-config``.
+        """
+        return config_id(self.config)
+
+    def suspect_roles(self) -> set[str]:
+        """The roles (``weak``, ``ceiling``, ``student``) some suspect reason is about."""
+        return {reason.split(" ", 1)[0] for reason in self.suspect}
 
     def mark_pair(self) -> None:
         """Self-pairs and weak >= strong pairs are allowed (as in the paper) and marked."""
@@ -151,7 +197,35 @@ class ExperimentResult:
     def one_line(self) -> str:
         return (f"{self.dataset:10s} {self.weak:>14s} -> {self.strong:14s} {self.loss:8s} s{self.seed}  "
                 f"weak {fmt(self.weak_accuracy)}  student {fmt(self.student_accuracy)}  "
-                f"ceiling {fmt(self.ceiling_accuracy)}  PGR {fmt(self.pgr)}")
+                f"ceiling {fmt(self.ceiling_accuracy)}  PGR {fmt(self.pgr)}"
+                + ("  SUSPECT" if self.suspect else ""))
+
+
+def config_id(config: dict[str, Any]) -> str:
+    """See :meth:`ExperimentResult.config_id`: 10 hex digits of the config without ``seed``, or ``no-config``."""
+    if not config:
+        return NO_CONFIG_ID
+    identity = {key: value for key, value in config.items() if key != "seed"}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
+                    stability: dict[str, dict]) -> list[str]:
+    """Why a run needs a look, by role: its trainings' own reasons, then a collapse to one predicted class.
+
+    A model predicting one class on >= :data:`SUSPECT_ONE_CLASS_FRACTION` of the test set usually learned
+    nothing (or diverged); its accuracy is then the class balance, and PGR built on it means little.
+    """
+    reasons: list[str] = []
+    for role in ROLES:
+        reasons += [f"{role} training: {reason}" for reason in (stability.get(role) or {}).get("suspect", [])]
+        if role not in test_probs:
+            continue
+        top, share = majority_fraction(test_probs[role])
+        if share >= SUSPECT_ONE_CLASS_FRACTION:
+            base = float(np.mean(test_labels == top)) if len(test_labels) else NAN
+            reasons.append(f"{role} predicts class {top} on {share:.0%} of test (labels: {base:.0%} class {top})")
+    return reasons
 
 
 def load_results(run_root: Path) -> list[ExperimentResult]:
@@ -184,17 +258,28 @@ class ExperimentSummary:
     def first(self) -> ExperimentResult:
         return next(iter(self.results.values()))
 
+    @property
+    def suspect(self) -> list[str]:
+        """Every loss's suspect reasons, each once, in order (weak and ceiling reasons are shared by all)."""
+        return list(dict.fromkeys(reason for result in self.results.values() for reason in result.suspect))
+
     def to_dict(self) -> dict[str, Any]:
+        """``metrics.json``. ``pgr_ci95`` is ``[null, null]`` with ``pgr_ci_unbounded: true`` when the gap is
+        not established in the bootstrap (see :class:`ExperimentResult`); ``gap`` is ceiling - weak accuracy
+        with its own CI (the same resamples for every loss)."""
         first = self.first
         return _nan_to_none({
             "weak": {"accuracy": first.weak_accuracy, "auroc": first.weak_auroc},
             "weak_transfer_accuracy": first.weak_transfer_accuracy,
             "ceiling": {"accuracy": first.ceiling_accuracy, "auroc": first.ceiling_auroc},
+            "gap": {"accuracy": first.ceiling_accuracy - first.weak_accuracy, "gap_ci95": list(first.gap_ci95)},
             "students": {loss: {"accuracy": r.student_accuracy, "auroc": r.student_auroc, "pgr": r.pgr,
-                                "pgr_ci95": list(r.pgr_ci95), "pgr_auroc": r.pgr_auroc,
+                                "pgr_ci95": list(r.pgr_ci95), "pgr_ci_unbounded": r.pgr_ci_unbounded,
+                                "pgr_auroc": r.pgr_auroc,
                                 "agreement_with_weak_transfer": r.agreement_with_weak_transfer,
-                                "agreement_with_weak_test": r.agreement_with_weak_test}
+                                "agreement_with_weak_test": r.agreement_with_weak_test, "suspect": r.suspect}
                          for loss, r in self.results.items()},
+            "suspect": self.suspect,
             "stability": self.stability,
             "notes": self.notes,
             "pair": {"self_pair": first.self_pair, "weak_not_smaller": first.weak_not_smaller,
@@ -206,20 +291,40 @@ class ExperimentSummary:
 
 
 def summary_table(summary: ExperimentSummary):
-    """The printed result of ``w2s run`` as a rich table."""
+    """The printed result of ``w2s run`` as a rich table.
+
+    The last column holds the students' PGR CI (``unbounded`` when the bootstrap cannot bound it) and the
+    gap's CI; rows of a suspect model are marked and the reasons are listed under the table.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     first = summary.first
     table = Table(title=f"{first.dataset}: {first.weak} -> {first.strong} (seed {first.seed}, n_test "
                         f"{summary.config['n_test']})")
-    for column in ("model", "accuracy", "AUROC", "PGR", "PGR 95% CI"):
+    for column in ("model", "accuracy", "AUROC", "PGR", "95% CI"):
         table.add_column(column, justify="right" if column != "model" else "left")
-    table.add_row(f"weak ({first.weak})", fmt(first.weak_accuracy), fmt(first.weak_auroc), "", "")
+
+    def label(text: str, suspect: bool) -> str:
+        return escape(text) + (" [bold red]SUSPECT[/]" if suspect else "")
+
+    def interval(low: float, high: float) -> str:
+        return escape(f"[{fmt(low)}, {fmt(high)}]")
+
+    roles = set().union(*(result.suspect_roles() for result in summary.results.values()))
+    table.add_row(label(f"weak ({first.weak})", "weak" in roles), fmt(first.weak_accuracy), fmt(first.weak_auroc),
+                  "", "")
     for loss, result in summary.results.items():
-        low, high = result.pgr_ci95
-        table.add_row(f"w2s student ({loss})", fmt(result.student_accuracy), fmt(result.student_auroc),
-                      fmt(result.pgr), f"[{fmt(low)}, {fmt(high)}]")
-    table.add_row(f"ceiling ({first.strong})", fmt(first.ceiling_accuracy), fmt(first.ceiling_auroc), "", "")
+        ci = "unbounded" if result.pgr_ci_unbounded else interval(*result.pgr_ci95)
+        table.add_row(label(f"w2s student ({loss})", "student" in result.suspect_roles()),
+                      fmt(result.student_accuracy), fmt(result.student_auroc), fmt(result.pgr), ci)
+    table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), fmt(first.ceiling_accuracy),
+                  fmt(first.ceiling_auroc), "", "")
+    table.add_row("gap (ceiling - weak)", fmt(first.ceiling_accuracy - first.weak_accuracy), "", "",
+                  interval(*first.gap_ci95))
+    if summary.suspect:
+        table.caption = escape("suspect: " + "; ".join(summary.suspect))
+        table.caption_style = "red"
     return table
 
 

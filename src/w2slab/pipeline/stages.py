@@ -214,7 +214,9 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
         student={name: load_probs(inputs["student"] / f"{name}.npz") for name in ("transfer", "test")},
         config=config.to_dict(), loss=stage.spec.loss.label, experiment_id=stage.id, seed=config.seed,
         resolved={"weak": read_resolved(inputs["weak_train"]), "strong": read_resolved(inputs["student"])},
-        warn=runtime.echo)
+        warn=runtime.echo,  # the trainings' stability reports, so the result carries their suspect reasons
+        stability={role: json.loads((inputs[key] / "stability.json").read_text())
+                   for role, key in (("weak", "weak_train"), ("ceiling", "ceiling"), ("student", "student"))})
     result.write(work / "result.json")
 
 

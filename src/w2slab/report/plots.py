@@ -3,6 +3,9 @@
 Figures are built on :class:`matplotlib.figure.Figure` directly and saved with the Agg renderer: no
 pyplot, so no global backend switch, no GUI, and nothing left open between calls (sweeps run headless).
 Statistics come from :func:`w2slab.report.tables.aggregate`, so every plotted number matches the tables.
+Figures show only each (dataset, weak, strong, loss)'s main configuration (its most common config id), so
+runs of different configurations never share a line or a cell; a note under the figure counts the runs of
+other configurations left out (they are rows of their own in ``summary.md``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from w2slab.report.records import nanmean, order_losses, order_models
+from w2slab.report.records import main_config_records, nanmean, order_losses, order_models
 from w2slab.report.tables import aggregate, summarize
 
 DPI = 120
@@ -34,11 +37,13 @@ EXTRA_MARKERS = ["D", "v", "P", "X"]
 def plot_accuracy_vs_ceiling(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
     """One ``accuracy_vs_ceiling_<dataset>.png`` per dataset; ``rows`` reuses an existing :func:`aggregate`."""
     rows = aggregate(records) if rows is None else rows
+    records, rows, left_out = _main_only(records, rows)
     out_dir = _ensure_dir(out_dir)
     paths = []
     for dataset in sorted({r["dataset"] for r in records}):
         fig = _accuracy_figure(dataset, [r for r in records if r["dataset"] == dataset],
                                [row for row in rows if row["dataset"] == dataset])
+        _note_left_out(fig, left_out.get(dataset, 0))
         paths.append(_save(fig, out_dir / f"accuracy_vs_ceiling_{_slug(dataset)}.png"))
     return paths
 
@@ -46,6 +51,7 @@ def plot_accuracy_vs_ceiling(records: list[dict], out_dir: Path, rows: list[dict
 def plot_pgr_heatmap(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
     """One ``pgr_heatmap_<dataset>_<loss>.png`` per (dataset, loss); ``rows`` reuses an :func:`aggregate`."""
     rows = aggregate(records) if rows is None else rows
+    records, rows, left_out = _main_only(records, rows)
     out_dir = _ensure_dir(out_dir)
     paths = []
     for dataset in sorted({r["dataset"] for r in records}):
@@ -54,6 +60,7 @@ def plot_pgr_heatmap(records: list[dict], out_dir: Path, rows: list[dict] | None
             cells = {(row["weak"], row["strong"]): row for row in rows
                      if row["dataset"] == dataset and row["loss"] == loss}
             fig = _heatmap_figure(dataset, loss, subset, cells)
+            _note_left_out(fig, left_out.get((dataset, loss), 0))
             paths.append(_save(fig, out_dir / f"pgr_heatmap_{_slug(dataset)}_{_slug(loss)}.png"))
     return paths
 
@@ -217,6 +224,26 @@ def _mean_by(records: list[dict], role: str, metric: str) -> dict[str, float]:
 
 
 # --- shared --------------------------------------------------------------------------------------
+
+
+def _main_only(records: list[dict], rows: list[dict]) -> tuple[list[dict], list[dict], dict]:
+    """Records and rows of the main configurations, and how many records were left out, counted per
+    dataset and per (dataset, loss) (the scopes of the two figure kinds)."""
+    kept = main_config_records(records)
+    kept_ids = {id(r) for r in kept}
+    left_out: dict = {}
+    for record in records:
+        if id(record) not in kept_ids:
+            for scope in (record["dataset"], (record["dataset"], record["loss"])):
+                left_out[scope] = left_out.get(scope, 0) + 1
+    return kept, [row for row in rows if row.get("config_main", True)], left_out
+
+
+def _note_left_out(fig: Figure, count: int) -> None:
+    """Say under the figure that runs of other configurations exist and where they are."""
+    if count:
+        fig.text(0.01, 0.0, f"{count} run(s) of other configurations not shown (see summary.md)", fontsize=8,
+                 color="dimgray", ha="left", va="top")
 
 
 def _colours(names: list[str]) -> dict[str, tuple]:

@@ -4,16 +4,24 @@ model orderings every report view shares.
 A sweep writes one ``RUN_ROOT/experiments/<experiment_id>/result.json`` per finished experiment; the
 schema and its validation live in :mod:`w2slab.results`, so a malformed file stops the report with a
 message that names it.
+
+Seeds are averaged only within one *configuration*: a (dataset, weak, strong, loss) plus its
+``config_id`` (the full experiment config without the seed). Runs of the same pair under another
+``n_train``, ``epochs`` or data are other configurations; the most common one of each
+(dataset, weak, strong, loss) is its *main* configuration, which plots show and others are described against.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from w2slab.results import ExperimentResult, load_results
+from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, load_results
 
 #: Keys that name an experiment; they group records into table rows and plot series.
 KEY_FIELDS = ExperimentResult.KEYS
@@ -22,8 +30,72 @@ KNOWN_LOSS_ORDER = ("xent", "logconf", "product")
 
 
 def load_records(run_root: Path) -> list[dict]:
-    """Every finished experiment under ``run_root`` as a flat dict (null numbers are NaN)."""
-    return [dataclasses.asdict(result) for result in load_results(run_root)]
+    """Every finished experiment under ``run_root`` as a flat dict (null numbers are NaN), with its ``config_id``."""
+    return [dict(dataclasses.asdict(result), config_id=result.config_id()) for result in load_results(run_root)]
+
+
+def key_of(record: dict) -> tuple[str, ...]:
+    """(dataset, weak, strong, loss) of a record or a table row."""
+    return tuple(record[key] for key in KEY_FIELDS)
+
+
+def config_id_of(record: dict) -> str:
+    """A record's config id (computed from its config when it was built without :func:`load_records`)."""
+    return record.get("config_id") or config_id(record.get("config") or {})
+
+
+def main_configs(records: list[dict]) -> dict[tuple[str, ...], str]:
+    """The main config id of each (dataset, weak, strong, loss): the one with most records.
+
+    Ties go to a recorded config over ``no-config``, then to the id that sorts first, so the choice
+    does not depend on the order files were read in.
+    """
+    counts: dict[tuple[str, ...], Counter] = defaultdict(Counter)
+    for record in records:
+        counts[key_of(record)][config_id_of(record)] += 1
+    return {key: min(ids.items(), key=lambda item: (-item[1], item[0] == NO_CONFIG_ID, item[0]))[0]
+            for key, ids in counts.items()}
+
+
+def main_config_records(records: list[dict]) -> list[dict]:
+    """Only the records of their (dataset, weak, strong, loss)'s main configuration (what plots show)."""
+    main = main_configs(records)
+    return [r for r in records if config_id_of(r) == main[key_of(r)]]
+
+
+def config_difference(config: dict[str, Any], main: dict[str, Any]) -> str:
+    """The fields where ``config`` differs from the ``main`` config, as ``n_train=4000 (main 2000)``.
+
+    Nested configs (``weak_train``, ``strong_train``) are compared field by field; the seed is ignored.
+    """
+    if not config:
+        return "no config recorded (older result file)"
+    if not main:
+        return "the main configuration has no config recorded (older result files)"
+    mine, theirs = _flatten(config), _flatten(main)
+    missing = object()
+    parts = []
+    for key in sorted((set(mine) | set(theirs)) - {"seed"}):
+        value, reference = mine.get(key, missing), theirs.get(key, missing)
+        if value != reference:
+            parts.append(f"{key}={_show(value, missing)} (main {_show(reference, missing)})")
+    return ", ".join(parts)
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _show(value: Any, missing: object) -> str:
+    if value is missing:
+        return "unset"
+    return value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
 
 
 def nanmean(values: Iterable[float]) -> float:

@@ -1,7 +1,10 @@
 """Per-configuration summary over seeds: PGR and accuracies with bootstrap CIs, as CSV and Markdown.
 
-One row per (dataset, weak, strong, loss). Seeds are the unit of resampling: the spread that matters
-for a claim such as "logconf recovers more of the gap" is the run-to-run spread, not the test-set noise.
+One row per configuration: (dataset, weak, strong, loss) and config id (the experiment config without
+its seed). Seeds are the unit of resampling: the spread that matters for a claim such as "logconf
+recovers more of the gap" is the run-to-run spread, not the test-set noise. Runs of another config
+(a changed ``n_train``, ``epochs``, data, ...) are never counted as extra seeds: they get their own row,
+right after the main configuration's, with the fields that differ.
 """
 
 from __future__ import annotations
@@ -16,20 +19,31 @@ from pathlib import Path
 import numpy as np
 
 from w2slab.metrics import bootstrap_ci
-from w2slab.report.records import KEY_FIELDS, nanmean, order_losses, order_models
+from w2slab.report.records import (
+    KEY_FIELDS,
+    config_difference,
+    config_id_of,
+    key_of,
+    main_config_records,
+    main_configs,
+    nanmean,
+    order_losses,
+    order_models,
+)
 
 ACCURACIES = ("weak_accuracy", "ceiling_accuracy", "student_accuracy")
 AUROCS = ("weak_auroc", "ceiling_auroc", "student_auroc")
 NOTE_SELF_PAIR = "self-pair"
 NOTE_WEAK_NOT_SMALLER = "weak ≥ strong"
+NOTE_SUSPECT = "suspect"
 
-#: CSV column order: keys, counts, PGR, accuracies, AUROCs, flags.
+#: CSV column order: keys, config, counts, PGR, accuracies, AUROCs, flags.
 COLUMNS = (
-    *KEY_FIELDS, "n_seeds", "n_pgr",
+    *KEY_FIELDS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr",
     "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median", "pgr_median_lo", "pgr_median_hi",
     *(f"{name}_{part}" for name in ACCURACIES for part in ("mean", "lo", "hi")),
     *(f"{name}_mean" for name in AUROCS),
-    "self_pair", "weak_not_smaller", "note",
+    "self_pair", "weak_not_smaller", "n_suspect", "suspect", "note",
 )
 
 
@@ -52,24 +66,30 @@ def summarize(values, statistic: Callable = np.mean) -> tuple[float, float, floa
 
 
 def aggregate(records: list[dict]) -> list[dict]:
-    """One summary row per (dataset, weak, strong, loss), ordered as the plots are.
+    """One summary row per configuration ((dataset, weak, strong, loss) + config id), ordered as the plots are.
 
-    Rows go by dataset, loss (paper order), weak model (by weak accuracy), strong model (by ceiling).
+    Rows go by dataset, loss (paper order), weak model (by weak accuracy), strong model (by ceiling), then
+    the main configuration before the others.
     """
     groups: dict[tuple[str, ...], list[dict]] = defaultdict(list)
     for record in records:
-        groups[tuple(record[key] for key in KEY_FIELDS)].append(record)
-    rows = [_summarize_group(key, group) for key, group in groups.items()]
-    return sorted(rows, key=_row_sort_key(records))
+        groups[(*key_of(record), config_id_of(record))].append(record)
+    main = main_configs(records)
+    main_config = {key[:-1]: group[0].get("config") or {} for key, group in groups.items() if main[key[:-1]] == key[-1]}
+    rows = [_summarize_group(key, group, main_config[key[:-1]], key[-1] == main[key[:-1]])
+            for key, group in groups.items()]
+    return sorted(rows, key=_row_sort_key(main_config_records(records)))
 
 
-def _summarize_group(key: tuple[str, ...], group: list[dict]) -> dict:
+def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict, is_main: bool) -> dict:
     """Statistics of one configuration over its seeds."""
     seeds = [r["seed"] for r in group]
     if len(set(seeds)) < len(seeds):
         warnings.warn(f"{'/'.join(key)} has repeated seeds {sorted(seeds)}: each record is counted "
                       "as a separate seed", stacklevel=3)
-    row: dict = dict(zip(KEY_FIELDS, key, strict=True))
+    row: dict = dict(zip(KEY_FIELDS, key[:-1], strict=True))
+    row["config_id"], row["config_main"] = key[-1], is_main
+    row["config_diff"] = "" if is_main else config_difference(group[0].get("config") or {}, main_config)
     pgrs = [r["pgr"] for r in group]
     row["n_seeds"] = len(group)
     row["n_pgr"] = sum(not math.isnan(v) for v in pgrs)
@@ -81,17 +101,24 @@ def _summarize_group(key: tuple[str, ...], group: list[dict]) -> dict:
         row[f"{name}_mean"] = nanmean(r[name] for r in group)
     row["self_pair"] = any(r["self_pair"] for r in group)
     row["weak_not_smaller"] = any(r["weak_not_smaller"] for r in group)
+    suspect = [r for r in group if r.get("suspect")]
+    row["n_suspect"] = len(suspect)
+    row["suspect"] = "; ".join(f"s{r['seed']}: {reason}" for r in suspect for reason in r["suspect"])
     row["note"] = note(row)
     return row
 
 
 def note(row: dict) -> str:
-    """The paper allows pairs whose weak model is not smaller; the table marks them so they are not misread."""
+    """Marks so a row is not misread: pairs whose weak model is not smaller (the paper allows them) and
+    seeds whose run is suspect (their reasons are in the ``suspect`` column and under the Markdown table)."""
+    parts = []
     if row["self_pair"]:
-        return NOTE_SELF_PAIR
-    if row["weak_not_smaller"]:
-        return NOTE_WEAK_NOT_SMALLER
-    return ""
+        parts.append(NOTE_SELF_PAIR)
+    elif row["weak_not_smaller"]:
+        parts.append(NOTE_WEAK_NOT_SMALLER)
+    if row.get("n_suspect"):
+        parts.append(f"{NOTE_SUSPECT} {row['n_suspect']}/{row['n_seeds']}")
+    return ", ".join(parts)
 
 
 def _row_sort_key(records: list[dict]) -> Callable[[dict], tuple]:
@@ -104,7 +131,7 @@ def _row_sort_key(records: list[dict]) -> Callable[[dict], tuple]:
                 rank[(dataset, role, name)] = i
     loss_rank = {loss: i for i, loss in enumerate(order_losses(r["loss"] for r in records))}
     return lambda row: (row["dataset"], loss_rank[row["loss"]], rank[(row["dataset"], "weak", row["weak"])],
-                        rank[(row["dataset"], "strong", row["strong"])])
+                        rank[(row["dataset"], "strong", row["strong"])], not row["config_main"], row["config_id"])
 
 
 def write_tables(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
@@ -133,18 +160,22 @@ def fmt_ci(point: float, low: float, high: float) -> str:
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a Markdown document: a one-paragraph legend, then one table."""
     header = ["dataset", "loss", "weak", "strong", "seeds", "PGR mean [95% CI]", "PGR median [95% CI]",
-              "weak acc", "ceiling acc", "student acc", "note"]
+              "weak acc", "ceiling acc", "student acc", "config", "note"]
     lines = [
         "# Weak-to-strong summary",
         "",
-        "One row per (dataset, weak, strong, loss). Brackets: bootstrap 95% CI over seeds. "
+        "One row per configuration: (dataset, weak, strong, loss) and `config` id (the experiment config "
+        "without its seed); seeds are averaged only within one configuration. Rows of a config other than "
+        "the most common one of their (dataset, weak, strong, loss) follow it, with the fields that differ. "
+        "Brackets: bootstrap 95% CI over seeds. "
         "PGR = (student - weak) / (ceiling - weak); seeds with an undefined PGR (ceiling <= weak) are "
         "left out of the PGR statistics, so `seeds` shows `valid/total` when some were. "
         f"Notes: `{NOTE_SELF_PAIR}` = weak and strong are the same model; "
-        f"`{NOTE_WEAK_NOT_SMALLER}` = the weak model is not smaller than the strong one.",
+        f"`{NOTE_WEAK_NOT_SMALLER}` = the weak model is not smaller than the strong one; "
+        f"`{NOTE_SUSPECT} k/n` = k of the n seeds are suspect (reasons below the table).",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if i < 4 or i == len(header) - 1 else "---:" for i in range(len(header))) + "|",
+        "|" + "|".join("---" if i < 4 or i >= len(header) - 2 else "---:" for i in range(len(header))) + "|",
     ]
     for row in rows:
         seeds = str(row["n_seeds"]) if row["n_pgr"] == row["n_seeds"] else f"{row['n_pgr']}/{row['n_seeds']}"
@@ -153,7 +184,18 @@ def markdown_table(rows: list[dict]) -> str:
             fmt_ci(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"]),
             fmt_ci(row["pgr_median"], row["pgr_median_lo"], row["pgr_median_hi"]),
             *(fmt_ci(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) for n in ACCURACIES),
-            row["note"],
+            _md(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
+            _md(row["note"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    suspect = [row for row in rows if row["n_suspect"]]
+    if suspect:
+        lines += ["", "## Suspect runs", ""]
+        lines += [f"- {row['dataset']} / {row['loss']} / {row['weak']} → {row['strong']} (config {row['config_id']}): "
+                  f"{_md(row['suspect'])}" for row in suspect]
     return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    """Cell text that cannot break the table (a ``|`` in a config value would start a new column)."""
+    return text.replace("|", "\\|")

@@ -5,7 +5,8 @@ the precision policy, the loss in fp32, backward, clipping and an optimiser step
 when the loss or the gradient norm is not finite. Everything else hangs on callbacks that see the
 :class:`TrainerState` after each step:
 
-- :class:`StabilityGuard`: repeated bad steps halve the learning rate (logged as an event);
+- :class:`StabilityGuard`: repeated bad steps halve the learning rate (logged as an event); fp16 scaler
+  back-offs (the scaler skipping a step and lowering its scale) are counted apart and never cut it;
 - :class:`ProgressCallback`: a rich progress bar on a terminal;
 - :class:`TrackerCallback`: TensorBoard / W&B through accelerate's trackers;
 - :class:`CheckpointCallback`: resumable checkpoints through ``accelerate.save_state``;
@@ -47,6 +48,12 @@ from w2slab.train.precision import PrecisionPolicy
 
 # After this many consecutive non-finite steps the learning rate is halved.
 BAD_STEPS_BEFORE_LR_CUT = 3
+# A training is *suspect* when its largest applied gradient norm exceeds this multiple of their median.
+# Norms are measured before clipping; early steps and warm-up routinely sit within ~10-20x of the median,
+# while a loss spike or a blow-up that clipping hides shows as a jump of two orders of magnitude.
+SUSPECT_GRAD_SPIKE_RATIO = 50.0
+# The initial and final loss of a training are the means of its first and last this-many finite step losses.
+LOSS_WINDOW = 10
 
 
 @dataclass
@@ -60,6 +67,7 @@ class TrainerState:
     grad_norms: list[float] = field(default_factory=list)  # of the steps that were applied
     consecutive_bad: int = 0
     skipped: int = 0
+    scaler_backoffs: int = 0  # fp16 steps the GradScaler skipped (and lowered its scale): not bad steps
     lr_cuts: int = 0
     evaluations: list[dict] = field(default_factory=list)  # PeriodicEvaluation rows
     should_stop: bool = False  # set by a callback to end training after the current step
@@ -84,21 +92,44 @@ class StabilityReport:
     median_grad_norm: float = float("nan")
     final_loss: float = float("nan")
     precision: str = "fp32"
+    scaler_backoffs: int = 0
+    initial_loss: float = float("nan")
+    # Why this training's numbers should not be trusted without a look (empty: nothing found). The checks
+    # are in :meth:`suspect_reasons`; the evaluate stage copies them into the result, prefixed by the role.
+    suspect: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"steps={self.steps} skipped={self.skipped_steps} lr_cuts={self.lr_cuts} "
+        backoffs = f" scaler_backoffs={self.scaler_backoffs}" if self.scaler_backoffs else ""
+        flags = f" SUSPECT: {'; '.join(self.suspect)}" if self.suspect else ""
+        return (f"steps={self.steps} skipped={self.skipped_steps}{backoffs} lr_cuts={self.lr_cuts} "
                 f"grad_norm(max={self.max_grad_norm:.3g}, median={self.median_grad_norm:.3g}) "
-                f"final_loss={self.final_loss:.4f} precision={self.precision}")
+                f"final_loss={self.final_loss:.4f} precision={self.precision}{flags}")
 
     @classmethod
     def of(cls, state: TrainerState, precision: str) -> StabilityReport:
-        report = cls(steps=state.step, skipped_steps=state.skipped, lr_cuts=state.lr_cuts, precision=precision)
+        report = cls(steps=state.step, skipped_steps=state.skipped, lr_cuts=state.lr_cuts, precision=precision,
+                     scaler_backoffs=state.scaler_backoffs)
         if state.grad_norms:
             report.max_grad_norm = max(state.grad_norms)
             report.median_grad_norm = statistics.median(state.grad_norms)
         finite = [row["loss"] for row in state.log if "loss" in row and math.isfinite(row["loss"])]
-        report.final_loss = float(np.mean(finite[-10:])) if finite else float("nan")
+        report.final_loss = float(np.mean(finite[-LOSS_WINDOW:])) if finite else float("nan")
+        report.initial_loss = float(np.mean(finite[:LOSS_WINDOW])) if finite else float("nan")
+        report.suspect = report.suspect_reasons()
         return report
+
+    def suspect_reasons(self) -> list[str]:
+        """The training-based checks: a loss that ends above where it began (the run diverged or fitted
+        nothing), and a gradient-norm spike far above the median (:data:`SUSPECT_GRAD_SPIKE_RATIO`)."""
+        reasons = []
+        if self.final_loss > self.initial_loss:  # False when either is NaN
+            reasons.append(f"loss rose from {self.initial_loss:.4f} (first {LOSS_WINDOW} steps) to "
+                           f"{self.final_loss:.4f} (last {LOSS_WINDOW})")
+        top, median = self.max_grad_norm, self.median_grad_norm
+        if math.isfinite(top) and math.isfinite(median) and top > SUSPECT_GRAD_SPIKE_RATIO * median:
+            against = f"{top / median:.0f}x the median {median:.3g}" if median > 0 else "with a median of 0"
+            reasons.append(f"gradient norm spiked to {top:.3g}, {against} (threshold {SUSPECT_GRAD_SPIKE_RATIO:g}x)")
+        return reasons
 
 
 @dataclass
@@ -175,7 +206,8 @@ class TrackerCallback(TrainerCallback):
             init_kwargs=init_kwargs)
 
     def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
-        values = {"loss": row["loss"], "lr": row["lr"], **({} if row["skipped"] else {"grad_norm": row["grad_norm"]})}
+        applied = not row["skipped"] and not row.get("scaler_backoff", False)
+        values = {"loss": row["loss"], "lr": row["lr"], **({"grad_norm": row["grad_norm"]} if applied else {})}
         trainer.accelerator.log(values, step=row["step"])
 
     def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
@@ -317,6 +349,7 @@ class Trainer:
                                        num_warmup_steps=int(cfg.warmup_frac * total_steps),
                                        num_training_steps=total_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, self.optimizer, self.scheduler)
+        self.world_size = self.accelerator.num_processes  # > 1: every rank must agree to skip a step
         self.state = TrainerState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
 
     def train(self) -> TrainResult:
@@ -361,7 +394,7 @@ class Trainer:
         with self.policy.autocast():
             logits = self.model(**_model_inputs(batch))
         loss = self.loss_fn(logits.float(), batch["target"], step / state.total_steps)
-        grad_norm, bad = self._optimizer_step(loss)
+        grad_norm, bad, backoff = self._optimizer_step(loss)
         current_lr = self.scheduler.get_last_lr()[0]
         with warnings.catch_warnings():  # a skipped step still advances the schedule, on purpose
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
@@ -369,32 +402,57 @@ class Trainer:
         if bad:
             state.skipped += 1
             state.consecutive_bad += 1
+        elif backoff:
+            # the scaler's normal search for its scale (it starts high on purpose): neither bad nor applied,
+            # so it leaves the run of bad steps as it is and adds no gradient norm
+            state.scaler_backoffs += 1
         else:
             state.consecutive_bad = 0
             state.grad_norms.append(grad_norm)
-        return {"step": step, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": current_lr, "skipped": bad}
+        row = {"step": step, "loss": float(loss.detach()), "grad_norm": grad_norm, "lr": current_lr, "skipped": bad}
+        if self.scaler is not None:
+            row["scaler_backoff"] = backoff
+        return row
 
-    def _optimizer_step(self, loss: torch.Tensor) -> tuple[float, bool]:
-        """Backward, clip, step; returns (grad norm, skipped). A non-finite loss or norm skips the update;
-        under fp16 the scaler also skips (and lowers its scale) when it finds inf/NaN gradients."""
+    def _any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any process. Under DDP every rank must take the same branch: a rank that
+        skips backward while the others run it leaves them waiting in the gradient all-reduce (and a rank that
+        skips the update while others apply it drifts apart). A single process runs no collective."""
+        if self.world_size <= 1:
+            return flag
+        return bool(self.accelerator.reduce(torch.tensor(float(flag), device=self.accelerator.device), "max") > 0)
+
+    def _optimizer_step(self, loss: torch.Tensor) -> tuple[float, bool, bool]:
+        """Backward, clip, step; returns (grad norm, bad, scaler back-off).
+
+        A non-finite loss (on any rank) or a non-finite gradient norm skips the update: a *bad* step. Under
+        fp16 the scaler skips the update (and lowers its scale) when it finds inf/NaN gradients: a *back-off*,
+        the scaler's routine search for a scale that fits, which is counted but is not a bad step.
+        """
         optimizer, scaler = self.optimizer, self.scaler
-        if not torch.isfinite(loss):
+        if self._any_rank(not torch.isfinite(loss)):
             optimizer.zero_grad(set_to_none=True)
-            return float("nan"), True
+            return float("nan"), True, False
         self.accelerator.backward(scaler.scale(loss) if scaler else loss)
         if scaler:
             scaler.unscale_(optimizer)
         grad_norm = float(self.accelerator.clip_grad_norm_(self.params, self.cfg.max_grad_norm))
-        bad = not math.isfinite(grad_norm)
+        nonfinite = self._any_rank(not math.isfinite(grad_norm))
+        backoff = False
         if scaler:
             scale_before = scaler.get_scale()
-            scaler.step(optimizer)  # a no-op when unscale_ found inf/NaN gradients
-            scaler.update()
-            bad = bad or scaler.get_scale() < scale_before
-        elif not bad:
+            if nonfinite and math.isfinite(grad_norm):
+                # only another rank's scaler found inf/NaN gradients: skip and back off with it (one process
+                # never gets here: its own norm decides)
+                scaler.update(scale_before * scaler.get_backoff_factor())
+            else:
+                scaler.step(optimizer)  # a no-op when unscale_ found inf/NaN gradients
+                scaler.update()
+            backoff = scaler.get_scale() < scale_before
+        elif not nonfinite:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return grad_norm, bad
+        return grad_norm, nonfinite and not backoff, backoff
 
 
 def train_model(model: nn.Module, examples: Sequence[dict], collate: Callable[[list[dict]], dict], loss_fn: LossFn,

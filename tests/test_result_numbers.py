@@ -1,0 +1,173 @@
+"""The numbers of one result on synthetic predictions: PGR and gap intervals, suspect flags, config ids."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from w2slab.metrics import PGR_UNBOUNDED_FRACTION, bootstrap_pgr_ci, bootstrap_pgr_interval
+from w2slab.results import SUSPECT_ONE_CLASS_FRACTION, ExperimentResult, ExperimentSummary, summary_table
+
+N = 400
+CONFIG = {"dataset": "toy", "weak": "minilm-l6", "strong": "mpnet-base", "n_train": 2000, "n_test": N, "seed": 0,
+          "losses": [{"name": "xent"}], "weak_train": {"epochs": 2}}
+
+
+def correct(fraction: float, n: int = N, seed: int = 0) -> np.ndarray:
+    """A boolean correctness array with exactly ``fraction`` of it true, in a random order."""
+    values = np.zeros(n, dtype=bool)
+    values[: round(fraction * n)] = True
+    return np.random.default_rng(seed).permutation(values)
+
+
+def test_a_clear_gap_gives_a_bounded_pgr_interval_and_a_gap_interval():
+    weak, student, ceiling = correct(0.60, seed=1), correct(0.75, seed=2), correct(0.90, seed=3)
+    interval = bootstrap_pgr_interval(weak, student, ceiling, seed=0)
+    assert not interval.unbounded
+    low, high = interval.pgr_ci95
+    assert low < 0.5 < high and high - low < 0.6
+    gap_low, gap_high = interval.gap_ci95
+    assert 0.2 < gap_low < 0.3 < gap_high < 0.4
+    assert bootstrap_pgr_ci(weak, student, ceiling, seed=0) == interval.pgr_ci95
+
+
+def test_a_gap_the_test_set_cannot_establish_makes_the_pgr_interval_unbounded():
+    weak, student, ceiling = correct(0.70, seed=1), correct(0.72, seed=2), correct(0.71, seed=3)
+    interval = bootstrap_pgr_interval(weak, student, ceiling, seed=0)
+    assert interval.unbounded and all(math.isnan(v) for v in interval.pgr_ci95)
+    gap_low, gap_high = interval.gap_ci95
+    assert gap_low < 0 < gap_high  # the reason: the gap's own interval reaches zero
+    assert all(math.isnan(v) for v in bootstrap_pgr_ci(weak, student, ceiling, seed=0))
+
+
+def test_the_unbounded_threshold_counts_resamples_where_the_ceiling_does_not_win():
+    # a gap about 2.2 standard errors wide: the ceiling loses in ~1-2% of resamples (bounded), while a
+    # gap of ~1.6 standard errors loses in ~5% of them (unbounded)
+    weak = correct(0.70, n=2000, seed=1)
+    wide, narrow = correct(0.73, n=2000, seed=3), correct(0.7225, n=2000, seed=3)
+    for ceiling, unbounded in ((wide, False), (narrow, True)):
+        draws = np.random.default_rng(0)
+        losses = sum(ceiling[idx].mean() <= weak[idx].mean()
+                     for idx in (draws.integers(0, 2000, 2000) for _ in range(1000)))
+        assert (losses > PGR_UNBOUNDED_FRACTION * 1000) == unbounded
+        assert bootstrap_pgr_interval(weak, correct(0.71, n=2000, seed=2), ceiling, seed=0).unbounded == unbounded
+
+
+def probs(predicted: np.ndarray) -> np.ndarray:
+    """Confident probabilities for the given predicted classes."""
+    out = np.full((len(predicted), 2), 0.1)
+    out[np.arange(len(predicted)), predicted] = 0.9
+    return out
+
+
+def compute(student_pred: np.ndarray, *, ceiling_fraction: float = 0.9, stability: dict | None = None,
+            labels: np.ndarray | None = None) -> ExperimentResult:
+    labels = np.arange(N) % 2 if labels is None else labels
+
+    def predictions(fraction: float, seed: int) -> np.ndarray:
+        return np.where(correct(fraction, seed=seed), labels, 1 - labels)
+
+    weak = probs(predictions(0.6, 1))
+    return ExperimentResult.compute(
+        labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
+        ceiling=probs(predictions(ceiling_fraction, 3)), student={"test": probs(student_pred), "transfer": weak},
+        config=CONFIG, loss="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None, stability=stability)
+
+
+def test_a_one_class_student_makes_the_result_suspect():
+    labels = np.arange(N) % 2
+    result = compute(np.ones(N, dtype=int))
+    assert result.suspect == ["student predicts class 1 on 100% of test (labels: 50% class 1)"]
+    assert result.suspect_roles() == {"student"}
+    almost = np.ones(N, dtype=int)
+    almost[: int(N * (1 - SUSPECT_ONE_CLASS_FRACTION)) + 1] = 0  # just under the threshold
+    assert compute(almost).suspect == []
+    assert compute(np.where(correct(0.75, seed=2), labels, 1 - labels)).suspect == []
+
+
+def test_training_reasons_are_carried_by_role_and_survive_json():
+    labels = np.arange(N) % 2
+    stability = {"weak": {"suspect": []}, "ceiling": {"suspect": ["loss rose from 0.6931 (first 10 steps) to "
+                                                                   "0.7100 (last 10)"]},
+                 "student": {"suspect": ["gradient norm spiked to 120, 80x the median 1.5 (threshold 50x)"]}}
+    result = compute(np.where(correct(0.75, seed=2), labels, 1 - labels), stability=stability)
+    assert result.suspect == ["ceiling training: loss rose from 0.6931 (first 10 steps) to 0.7100 (last 10)",
+                              "student training: gradient norm spiked to 120, 80x the median 1.5 (threshold 50x)"]
+    assert result.suspect_roles() == {"ceiling", "student"}
+    again = ExperimentResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.suspect == result.suspect and again.gap_ci95 == pytest.approx(result.gap_ci95)
+    assert "SUSPECT" in result.one_line()
+
+
+def test_an_unbounded_interval_is_json_safe_and_shown_in_metrics_and_the_table():
+    labels = np.arange(N) % 2
+    result = compute(np.where(correct(0.62, seed=2), labels, 1 - labels), ceiling_fraction=0.61)
+    assert result.pgr_ci_unbounded and all(math.isnan(v) for v in result.pgr_ci95)
+    saved = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strict JSON: no NaN
+    assert saved["pgr_ci95"] == [None, None] and saved["pgr_ci_unbounded"] is True
+    assert saved["gap_ci95"][0] < 0 < saved["gap_ci95"][1]
+    again = ExperimentResult.from_dict(saved)
+    assert again.pgr_ci_unbounded and all(math.isnan(v) for v in again.pgr_ci95)
+
+    summary = ExperimentSummary(config=CONFIG, results={"xent": result}, stability={}, notes=[], stages={},
+                                resolved={})
+    metrics = json.loads(json.dumps(summary.to_dict(), allow_nan=False))
+    assert metrics["students"]["xent"]["pgr_ci95"] == [None, None]
+    assert metrics["students"]["xent"]["pgr_ci_unbounded"] is True
+    assert metrics["gap"]["accuracy"] == pytest.approx(0.01)
+    assert metrics["gap"]["gap_ci95"] == pytest.approx(list(result.gap_ci95))
+    assert metrics["suspect"] == [] and metrics["students"]["xent"]["suspect"] == []
+    console = Console(width=140, record=True)
+    console.print(summary_table(summary))
+    text = console.export_text()
+    assert "unbounded" in text and "gap (ceiling - weak)" in text and "SUSPECT" not in text
+
+
+def test_the_table_marks_suspect_rows_and_lists_the_reasons():
+    result = compute(np.ones(N, dtype=int))
+    assert not result.pgr_ci_unbounded
+    summary = ExperimentSummary(config=CONFIG, results={"xent": result}, stability={}, notes=[], stages={},
+                                resolved={})
+    console = Console(width=160, record=True)
+    console.print(summary_table(summary))
+    text = console.export_text()
+    student_line = next(line for line in text.splitlines() if "w2s student (xent)" in line)
+    assert "SUSPECT" in student_line
+    assert "SUSPECT" not in next(line for line in text.splitlines() if "weak (minilm-l6)" in line)
+    assert "suspect: student predicts class 1 on 100% of test" in text
+    assert summary.to_dict()["suspect"] == result.suspect
+
+
+def test_config_id_ignores_the_seed_only():
+    base = ExperimentResult("toy", "a", "b", "xent", 0, 0.6, 0.9, 0.7, 0.33, config=CONFIG)
+    reseeded = ExperimentResult("toy", "a", "b", "xent", 1, 0.6, 0.9, 0.7, 0.33, config={**CONFIG, "seed": 1})
+    changed = ExperimentResult("toy", "a", "b", "xent", 0, 0.6, 0.9, 0.7, 0.33, config={**CONFIG, "n_train": 4000})
+    assert base.config_id() == reseeded.config_id() != changed.config_id()
+    assert len(base.config_id()) == 10
+    assert ExperimentResult("toy", "a", "b", "xent", 0, 0.6, 0.9, 0.7, 0.33).config_id() == "no-config"
+
+
+def test_the_evaluate_stage_carries_every_trainings_reasons(tmp_path, monkeypatch):
+    """Through the pipeline on tiny models: each training's stability reasons reach the result and metrics.json."""
+    from tests.tiny import write_tiny_model, write_toy_dataset
+    from w2slab.api import run
+    from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
+    from w2slab.train.trainer import StabilityReport
+
+    monkeypatch.setattr(StabilityReport, "suspect_reasons", lambda self: [f"synthetic ({self.steps} steps)"])
+    train = TrainConfig(mode="full", epochs=1, batch_size=16, lr=3e-3)
+    cfg = ExperimentConfig(dataset=str(write_toy_dataset(tmp_path / "toy.jsonl", n=200)),
+                           weak=str(write_tiny_model(tmp_path / "weak", layers=1, hidden=16)),
+                           strong=str(write_tiny_model(tmp_path / "strong", layers=1, hidden=32, seed=1)),
+                           losses=["xent"], n_train=64, n_test=32, max_ctx=16, weak_train=train, strong_train=train)
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *_: None))
+    metrics = json.loads((result.folder / "metrics.json").read_text())
+    reasons = metrics["students"]["xent"]["suspect"]
+    assert [r for r in reasons if "training" in r] == [f"{role} training: synthetic (2 steps)"
+                                                        for role in ("weak", "ceiling", "student")]
+    assert metrics["stability"]["weak"]["suspect"] == ["synthetic (2 steps)"]
+    assert metrics["suspect"] == reasons
