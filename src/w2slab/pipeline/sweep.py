@@ -47,6 +47,8 @@ class SweepFile:
 def load_sweep_file(path: str | Path) -> dict:
     """The raw mapping of a YAML or TOML sweep file (syntax errors are one line naming the file)."""
     path = Path(path)
+    if path.is_dir():
+        raise W2SError(f"sweep file {str(path)!r} is a directory; pass the path of a .yaml or .toml file")
     if not path.is_file():
         raise W2SError(f"sweep file {str(path)!r} not found; pass the path of a .yaml or .toml file")
     try:
