@@ -67,12 +67,11 @@ def test_bad_jsonl_rows(capsys, out_dir, tmp_path, rows, needle):
     (runs / "earlier_experiment" / "metrics.json").write_text('{"weak": 1}')
     code, err = run_cli(["run", "--dataset", str(path), "--out-dir", out_dir], capsys)
     assert_one_line_error(code, err, "mine.jsonl", "row", needle)
-    # nothing new is finished (no experiment folder, result or stage marked done) and nothing earlier changed
-    assert sorted(p.name for p in runs.iterdir()) == ["earlier_experiment", "events.jsonl", "stages"]
+    # the file is checked before any stage runs: nothing started, nothing new, nothing earlier changed
+    assert sorted(p.name for p in runs.iterdir()) == ["earlier_experiment", "stages"]
     assert list(runs.rglob("DONE")) == [earlier_stage / "DONE"] and not list(runs.rglob("result.json"))
     assert (runs / "earlier_experiment" / "metrics.json").read_text() == '{"weak": 1}'
-    # the failed split is recorded for `w2s status`, with the reason
-    assert sorted(row["state"] for row in StageStore(runs).status()) == ["done", "failed"]
+    assert sorted(row["state"] for row in StageStore(runs).status()) == ["done"]
 
 
 def test_unknown_loss(capsys, out_dir):

@@ -73,13 +73,13 @@ def test_custom_text_field(tmp_path: Path):
     [
         (
             {"text": "no label here"},
-            r"bad.jsonl row 3: missing 'label' field; every row needs text and label \(0 or 1\)",
+            r"bad.jsonl row 3: missing 'label' field; every row needs text and label \(0 or 1",
         ),
         ({"text": "two", "label": 2}, r"bad.jsonl row 3: label 2 is outside \{0, 1\}"),
         ({"text": "   ", "label": 1}, r"bad.jsonl row 3: empty text"),
         ({"label": 1}, r"bad.jsonl row 3: missing 'text' field"),
         ({"text": "x", "label": "maybe"}, r"bad.jsonl row 3: label maybe is outside \{0, 1\}"),
-        ({"text": 5, "label": 1}, r"bad.jsonl row 3: text 5 is not a string"),
+        ({"text": 5, "label": 1}, r"bad.jsonl row 3: text '5' is not a string"),
         ([1, 2], r"bad.jsonl row 3: expected a JSON object"),
     ],
 )

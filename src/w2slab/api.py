@@ -87,7 +87,9 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
     runtime = runtime or RuntimeConfig()
     store = StageStore(runtime.run_root)
     from w2slab.pipeline.graph import build_experiment
+    from w2slab.pipeline.sweep import check_sources
 
+    check_sources([config])  # before the graph: its identities read the data and model sources
     graph = build_experiment(config, runtime.data_root)
     cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]
     if cached:

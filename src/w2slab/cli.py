@@ -57,6 +57,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora", action="store_true", help="shorthand for --weak-mode lora --strong-mode lora")
     p.add_argument("--weak-lr", type=float, help="default: the weak model family's default for its mode")
     p.add_argument("--strong-lr", type=float, help="default: the strong model family's default for its mode")
+    p.add_argument("--text-field", help="your file's text column (default text)")
+    p.add_argument("--label-field", help="your file's label column (default label)")
+    p.add_argument("--label-map", metavar="WORD=ID,...", help="word labels to class ids, e.g. positive=1,negative=0")
     p.add_argument("--data-source", choices=("auto", "local", "hub"))
     p.add_argument("--data-root", help="local data root (default $W2SLAB_DATA_ROOT)")
     p.add_argument("--model-cache", help="where packaged models are converted (default ~/.cache/w2slab/models)")
@@ -95,6 +98,17 @@ def _read_config_file(path: str) -> dict:
     return data
 
 
+def _parse_label_map(text: str) -> dict[str, int]:
+    mapping: dict[str, int] = {}
+    for part in text.split(","):
+        word, sep, value = part.partition("=")
+        if not sep or not word.strip() or value.strip() not in ("0", "1"):
+            raise ConfigError(f"--label-map {text!r}: expected WORD=0|1 pairs separated by commas, e.g. "
+                              "positive=1,negative=0")
+        mapping[word.strip()] = int(value)
+    return mapping
+
+
 def _parse_value(text: str):
     import yaml
 
@@ -121,9 +135,12 @@ def _loss_params(args: argparse.Namespace) -> dict[str, dict]:
 def build_config(args: argparse.Namespace) -> ExperimentConfig:
     """Defaults <- --config file <- flags, validated as one ExperimentConfig."""
     data = _read_config_file(args.config) if args.config else DEFAULTS.to_dict()
-    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "max_ctx", "truncation", "data_source"):
+    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "max_ctx", "truncation", "data_source",
+                "text_field", "label_field"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
+    if args.label_map is not None:
+        data["label_map"] = _parse_label_map(args.label_map)
     if args.loss is not None:
         data["losses"] = [s.strip() for s in args.loss.split(",") if s.strip()]
     params = _loss_params(args)
@@ -145,9 +162,29 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
             train["lr"] = getattr(args, f"{role}_lr")
         data[f"{role}_train"] = train
     try:
-        return ExperimentConfig.from_dict(data)
+        cfg = ExperimentConfig.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"--config {args.config}: {exc}" if args.config else str(exc)) from None
+    if cfg.reads_a_file() and args.n_train is None and not args.config:
+        cfg = _n_train_the_file_supports(cfg)
+    return cfg
+
+
+def _n_train_the_file_supports(cfg: ExperimentConfig) -> ExperimentConfig:
+    """A user's file without --n-train: as many class-balanced examples as it supports, up to the default."""
+    import dataclasses
+
+    from w2slab.data import load_task
+    from w2slab.data.splits import largest_n_train
+
+    task = load_task(cfg.dataset, seed=cfg.seed, text_field=cfg.text_field, label_field=cfg.label_field,
+                     label_map=cfg.label_map)
+    n_train = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train)
+    if n_train < cfg.n_train:
+        print(f"note: {Path(cfg.dataset).name} supports n_train={n_train} class-balanced examples (fewer than the "
+              f"default {cfg.n_train}); using that. Set --n-train to choose another size.", flush=True)
+        cfg = dataclasses.replace(cfg, n_train=n_train)
+    return cfg
 
 
 def _echo(*parts) -> None:

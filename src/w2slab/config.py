@@ -110,6 +110,10 @@ class ExperimentConfig:
     max_ctx: int = 128
     truncation: Truncation = "left"  # texts longer than max_ctx: keep the end, keep the start, or drop them
     data_source: DataSource = "auto"
+    # reading a user's .jsonl/.csv file (registered datasets have their own formatters)
+    text_field: str = "text"
+    label_field: str = "label"
+    label_map: dict[str, int] | None = None  # word labels to class ids, e.g. {"positive": 1, "negative": 0}
     weak_train: TrainConfig = field(default_factory=TrainConfig)
     strong_train: TrainConfig = field(default_factory=lambda: TrainConfig(mode="probe"))
 
@@ -129,6 +133,14 @@ class ExperimentConfig:
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         check(self.truncation in TRUNCATIONS, "truncation", f"must be one of {', '.join(TRUNCATIONS)}")
         check(self.data_source in DATA_SOURCES, "data_source", f"must be one of {', '.join(DATA_SOURCES)}")
+        check(bool(self.text_field.strip()) and bool(self.label_field.strip()), "text_field",
+              "text_field and label_field must name columns")
+        bad = {k: v for k, v in (self.label_map or {}).items() if v not in (0, 1) or not k.strip()}
+        check(not bad, "label_map", f"maps words to 0 or 1, got {bad}; e.g. positive=1,negative=0")
+
+    def reads_a_file(self) -> bool:
+        """A user's data file (not a registered dataset name)."""
+        return Path(self.dataset).suffix.lower() in (".jsonl", ".csv") or Path(self.dataset).is_file()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str = "") -> ExperimentConfig:

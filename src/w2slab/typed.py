@@ -6,7 +6,7 @@ anything runs. An error names the key by its path (``strong_train.epochs``) and 
 expected, so a typo in a sweep file stops the sweep in one line instead of after an hour of training.
 
 Supported annotations: ``bool``, ``int``, ``float`` (ints accepted), ``str``, ``Literal[...]``,
-``X | None``, ``tuple[X, ...]``, ``list[X]``, nested dataclasses, and any class with a
+``X | None``, ``tuple[X, ...]``, ``list[X]``, ``dict[K, V]``, nested dataclasses, and any class with a
 ``from_value(value, path)`` classmethod (how registered objects such as losses parse themselves).
 """
 
@@ -77,6 +77,11 @@ def coerce(value: Any, annotation: Any, path: str) -> Any:
         if value in args:
             return value
         raise ConfigError(f"{path}: expected one of {', '.join(map(str, args))}, got {_show(value)}")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {_show(value)}")
+        key_type, value_type = args if args else (Any, Any)
+        return {coerce(k, key_type, f"{path} key"): coerce(v, value_type, f"{path}.{k}") for k, v in value.items()}
     if origin in (tuple, list):
         if isinstance(value, str) or not isinstance(value, list | tuple):
             raise ConfigError(f"{path}: expected a list, got {_show(value)}")

@@ -17,12 +17,29 @@ from w2slab.errors import DataError
 
 CUSTOM_SUFFIXES = (".jsonl", ".csv")
 CUSTOM_TRAIN_FRACTION = 0.8
-_FIX = "every row needs text and label (0 or 1)"
+MAX_FIELD_CHARS = 1_000_000  # a longer field is a broken file (or not text), never a training example
+_FIX = "every row needs text and label (0 or 1; word labels with --label-map positive=1,negative=0)"
 _LABELS = {"0": 0, "1": 1, "false": 0, "true": 1}
 
 
 def _records(path: Path) -> list[dict]:
-    """Data rows as dicts, numbered 1.. in file order (blank JSONL lines and the CSV header skipped)."""
+    """Data rows as dicts, numbered 1.. in file order; any unreadable content is one line naming where."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; pass the .jsonl or .csv file inside it")
+    head = path.read_bytes()[:8192]
+    if b"\x00" in head:
+        raise DataError(f"{path.name}: binary content (NUL bytes), not a text file; export it as UTF-8 .jsonl/.csv")
+    try:
+        return _parse_records(path)
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path.name} line {line}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save the file "
+                        "as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path.name}: malformed CSV ({exc}); check its quoting, or use .jsonl") from None
+
+
+def _parse_records(path: Path) -> list[dict]:
     if path.suffix.lower() == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -30,7 +47,12 @@ def _records(path: Path) -> list[dict]:
                 raise DataError(
                     f"{path.name}: no header row; the first line must name the columns, e.g. text,label"
                 )
-            return list(reader)
+            rows = list(reader)
+            for n, row in enumerate(rows, start=1):
+                if None in row or any(value is None for value in row.values()):
+                    raise DataError(f"{path.name} row {n}: {len(reader.fieldnames)} columns in the header but a "
+                                    "different number in this row; quote fields that contain commas")
+            return rows
     records = []
     with open(path, encoding="utf-8-sig") as fh:
         for line in fh:
@@ -62,8 +84,13 @@ def _field(rec: dict, field: str, where: str, n: int, flag: str) -> object:
     return value
 
 
-def _label(value: object, where: str, n: int) -> int:
-    """Convert the accepted label spellings to 0/1 or raise naming the row."""
+def _label(value: object, where: str, n: int, label_map: dict[str, int] | None = None) -> int:
+    """Convert the accepted label spellings (and ``label_map``'s words) to 0/1 or raise naming the row."""
+    if label_map and isinstance(value, str):
+        if value.strip() in label_map:
+            return label_map[value.strip()]
+        raise DataError(f"{where} row {n}: label {value.strip()[:40]!r} is not in --label-map "
+                        f"({', '.join(label_map)}); add it to the map or fix the row")
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
@@ -77,14 +104,18 @@ def _label(value: object, where: str, n: int) -> int:
         if not key:
             raise DataError(f"{where} row {n}: missing 'label' value; {_FIX}")
         raise DataError(
-            f"{where} row {n}: label {value.strip()} is outside {{0, 1}}; use 0 or 1 (or true/false)"
+            f"{where} row {n}: label {value.strip()[:40]} is outside {{0, 1}}; use 0 or 1 (or true/false), or map "
+            "words with --label-map positive=1,negative=0"
         )
     raise DataError(f"{where} row {n}: label {value!r} is not 0 or 1; use 0 or 1")
 
 
 def _text(value: object, where: str, n: int) -> str:
     if not isinstance(value, str):
-        raise DataError(f"{where} row {n}: text {value!r} is not a string; quote it or fix the column")
+        raise DataError(f"{where} row {n}: text {str(value)[:40]!r} is not a string; quote it or fix the column")
+    if len(value) > MAX_FIELD_CHARS:
+        raise DataError(f"{where} row {n}: text of {len(value):,} characters (limit {MAX_FIELD_CHARS:,}); split or "
+                        "drop the row")
     return value
 
 
@@ -95,6 +126,7 @@ def load_custom_file(
     label_field: str = "label",
     question_field: str | None = None,
     answer_field: str | None = None,
+    label_map: dict[str, int] | None = None,
 ) -> TaskData:
     """Read, convert, validate and carve (80/20 by a hash of the text) a user's labelled file."""
     path = Path(path)
@@ -116,7 +148,7 @@ def load_custom_file(
             text = f"Q: {q.strip()} A: {a.strip()}" if q.strip() and a.strip() else ""
         else:
             text = _text(_field(rec, text_field, where, n, "--text-field"), where, n)
-        label = _label(_field(rec, label_field, where, n, "--label-field"), where, n)
+        label = _label(_field(rec, label_field, where, n, "--label-field"), where, n, label_map)
         if not text.strip():
             raise DataError(f"{where} row {n}: empty text; remove the row or fill in its text")
         rows.append({"id": f"{path.stem}/{n}", "text": text, "label": label})

@@ -99,6 +99,8 @@ def _format_pool(spec: DatasetSpec, split: str, records: list[dict], seed: int) 
 
 
 def _unknown(name: str) -> DataError:
+    if Path(name).is_dir():
+        return DataError(f"{name}: is a directory; pass the .jsonl or .csv file inside it")
     looks_like_path = Path(name).suffix.lower() in CUSTOM_SUFFIXES or os.sep in name or "/" in name
     if looks_like_path:
         return DataError(f"file {name!r} not found; check the path to your .jsonl/.csv file")
@@ -123,6 +125,7 @@ def load_task(
     hub_revision: str | None = None,
     text_field: str = "text",
     label_field: str = "label",
+    label_map: dict[str, int] | None = None,
     question_field: str | None = None,
     answer_field: str | None = None,
 ) -> TaskData:
@@ -140,6 +143,7 @@ def load_task(
                 name,
                 text_field=text_field,
                 label_field=label_field,
+                label_map=label_map,
                 question_field=question_field,
                 answer_field=answer_field,
             )

@@ -144,3 +144,29 @@ def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int) -> Spli
     return Splits(
         weak_train=splits["weak_train"], transfer=splits["transfer"], test=splits["test"], notes=notes
     )
+
+
+def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int) -> int:
+    """The largest even n_train <= ``cap`` that :func:`make_splits` can serve class-balanced from ``task``.
+
+    Found by bisection over make_splits itself (feasibility grows monotonically with the pool), so it can never
+    disagree with the split stage. A test pool too small for ``n_test`` raises that error unchanged.
+    """
+    def feasible(n: int) -> bool:
+        try:
+            make_splits(task, n_train=n, n_test=n_test, seed=seed)
+        except DataError as exc:
+            if "n_test" in str(exc):
+                raise
+            return False
+        return True
+
+    if feasible(cap):
+        return cap
+    low, high = 2, cap // 2  # in units of 2 examples
+    if not feasible(2 * low):
+        make_splits(task, n_train=2 * low, n_test=n_test, seed=seed)  # raises the precise "too few" message
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if feasible(2 * mid) else (low, mid - 1)
+    return 2 * low

@@ -116,6 +116,7 @@ class SplitSpec:
     data_source: str
     drop_longer_than: int | None = None  # truncation=drop: rows longer than this for any of drop_for_models
     drop_for_models: tuple[str, ...] = ()
+    file_fields: dict[str, Any] | None = None  # a user's file: text_field, label_field, label_map
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,9 @@ def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> Exp
     revision = dataset_revision(cfg.dataset, cfg.data_source, data_root)
     split = Stage("split", SplitSpec(cfg.dataset, revision, cfg.n_train, cfg.n_test, cfg.seed,
                                      cfg.data_source, drop_longer_than=cfg.max_ctx if drop else None,
-                                     drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else ()),
+                                     drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else (),
+                                     file_fields={"text_field": cfg.text_field, "label_field": cfg.label_field,
+                                                  "label_map": cfg.label_map} if cfg.reads_a_file() else None),
                   label=f"{cfg.dataset} s{cfg.seed}")
 
     def model_input(role: str) -> ModelInput:

@@ -91,7 +91,7 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
 def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     spec = stage.spec
     task = load_task(spec.dataset, data_root=runtime.data_root, seed=spec.seed, source=spec.data_source,
-                     hub_revision=pinned_revision(spec.dataset_revision))
+                     hub_revision=pinned_revision(spec.dataset_revision), **(spec.file_fields or {}))
     splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed)
     if spec.drop_longer_than is not None:
         splits = _drop_long(splits, spec.drop_for_models, spec.drop_longer_than, runtime)

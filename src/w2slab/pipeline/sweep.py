@@ -111,14 +111,25 @@ def _parse(spec: dict) -> SweepFile:
 
 
 def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]) -> None:
-    """Every dataset and model name resolvable (cheaply: no download, no load), before any stage runs."""
-    from w2slab.data import check_dataset_name
+    """Before any stage runs: every dataset and model name resolvable (no download, no model load), and a
+    user's data file read, validated row by row and split as the split stage will."""
+    from w2slab.data import check_dataset_name, load_task, make_splits
     from w2slab.models.loading import check_model_name
 
     for name in sorted({c.dataset for c in configs}):
         check_dataset_name(name)
     for name in sorted({m for c in configs for m in (c.weak, c.strong)}):
         check_model_name(name)
+    defaults = ExperimentConfig()
+    for c in configs:
+        if c.reads_a_file():  # read and split here: a bad row or a too small file stops us before any stage
+            task = load_task(c.dataset, seed=c.seed, text_field=c.text_field, label_field=c.label_field,
+                             label_map=c.label_map)
+            make_splits(task, n_train=c.n_train, n_test=c.n_test, seed=c.seed)
+        elif (c.text_field, c.label_field, c.label_map) != (defaults.text_field, defaults.label_field,
+                                                            defaults.label_map):
+            raise ConfigError(f"text_field/label_field/label_map: {c.dataset!r} is a registered dataset with its own "
+                              "formatter; these options are for your own .jsonl/.csv files")
 
 
 @dataclass
