@@ -21,6 +21,7 @@ from w2slab.metrics import bootstrap_pgr_ci
 from w2slab.models.loading import resolve_model
 from w2slab.pipeline.role_model import RoleModel
 from w2slab.pipeline.store import StageStore
+from w2slab.train.precision import resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,9 @@ def quiet(*_args) -> None:
 @pytest.fixture(scope="module")
 def probe_lora_run(tiny, tmp_path_factory):
     """Weak: a linear probe on the frozen tiny backbone. Strong: LoRA adapters (and the head)."""
-    cfg = tiny_config(tiny, losses=["xent", "logconf"],
+    # seed 1: a partition on which the tiny LoRA model learns the toy task within 6 epochs (it does on about
+    # half of the seeds), so that the ceiling beats the weak probe and PGR is defined
+    cfg = tiny_config(tiny, losses=["xent", "logconf"], seed=1,
                       weak_train=TrainConfig(mode="probe", epochs=2, batch_size=16, lr=1e-2),
                       strong_train=TrainConfig(mode="lora", epochs=6, batch_size=16, lr=3e-2, lora_r=4))
     root = tmp_path_factory.mktemp("runs")
@@ -65,7 +68,7 @@ def test_probe_weak_and_lora_strong_run_through_the_pipeline(probe_lora_run):
     config = json.loads((result.folder / "config.json").read_text())
     resolved = config["resolved"]
     assert resolved["weak"]["mode"] == "probe" and resolved["weak"]["lr"] == 1e-2
-    assert resolved["strong"]["mode"] == "lora" and resolved["strong"]["precision"] == "fp32"
+    assert resolved["strong"]["mode"] == "lora" and resolved["strong"]["precision"] == resolve_precision("auto")
     assert resolved["strong"]["device"] == "cpu" and resolved["strong"]["pooling"] == "cls"
     assert config["strong_train"]["lora_r"] == 4
     for name in ("weak", "ceiling", "student_xent", "student_logconf"):

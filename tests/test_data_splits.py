@@ -57,7 +57,21 @@ def test_deterministic_in_seed(task: TaskData):
     c = make_splits(task, n_train=300, n_test=80, seed=8)
     assert _all(a) == _all(b)
     assert [r["id"] for r in a.weak_train] != [r["id"] for r in c.weak_train]
-    assert [r["id"] for r in a.test] != [r["id"] for r in c.test]
+
+
+def test_seeds_of_one_data_seed_share_pool_and_test_set(task: TaskData):
+    """The seed repartitions one pool (so per-example caches serve every seed); data_seed draws new rows."""
+    ids = lambda rows: {r["id"] for r in rows}  # noqa: E731
+    a = make_splits(task, n_train=300, n_test=80, seed=0)
+    b = make_splits(task, n_train=300, n_test=80, seed=1)
+    c = make_splits(task, n_train=300, n_test=80, seed=0, data_seed=1)
+    assert ids(a.weak_train) | ids(a.transfer) == ids(b.weak_train) | ids(b.transfer)
+    assert ids(a.weak_train) != ids(b.weak_train)
+    assert [r["id"] for r in a.test] == [r["id"] for r in b.test]
+    assert ids(a.weak_train) | ids(a.transfer) != ids(c.weak_train) | ids(c.transfer)
+    assert ids(a.test) != ids(c.test)
+    for split in (b.weak_train, b.transfer):  # the repartition stays class-balanced
+        assert abs(2 * sum(r["label"] for r in split) - len(split)) <= 1
 
 
 def test_splits_are_shuffled_not_sorted_by_label(task: TaskData):

@@ -113,11 +113,13 @@ def test_editing_w2slab_source_changes_every_identity(tiny, tmp_path, monkeypatc
 def test_auto_precision_is_identified_by_what_it_resolves_to(tiny, monkeypatch):
     auto = {**TRAIN, "precision": "auto"}
     fixed = {**TRAIN, "precision": "fp32"}
+    import w2slab.train.precision as precision
+
     cfg = ExperimentConfig.from_dict(spec(tiny, weak_train=fixed, strong_train=auto))
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # a CPU without bf16 units
     on_cpu = build_experiment(cfg)
     cpu_ids = (on_cpu.split.id, on_cpu.weak_train.id, on_cpu.ceiling.id)  # identities are fixed when first read
     assert on_cpu.ceiling.config()["train"]["precision"] == "fp32"  # recorded resolved, never "auto"
-    import w2slab.train.precision as precision
 
     resolve = precision.resolve_precision
     monkeypatch.setattr(precision, "resolve_precision",

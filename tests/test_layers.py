@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "w2slab"
 #: Lowest first. A module's layer is that of its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
     ("w2slab.errors", "w2slab.typed", "w2slab.registry", "w2slab.atomic", "w2slab.progress", "w2slab.metrics",
-     "w2slab.fingerprint", "w2slab.distributed"),  # core: no w2slab imports beyond this layer
+     "w2slab.fingerprint", "w2slab.distributed", "w2slab.example_store"),  # core: no w2slab imports beyond this layer
     ("w2slab.losses", "w2slab.data", "w2slab.models"),  # components, each registered by name
     ("w2slab.config",),  # typed ExperimentConfig / TrainConfig / RuntimeConfig
     ("w2slab.train", "w2slab.results"),  # the trainer; the result schema

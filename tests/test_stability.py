@@ -23,9 +23,15 @@ from w2slab.train.trainer import (
 )
 
 
-def test_auto_precision_is_fp32_on_cpu():
+def test_auto_precision_on_cpu_is_bf16_only_with_native_bf16(monkeypatch):
+    import w2slab.train.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
     assert resolve_precision("fp16", torch.device("cpu")) == "fp16"
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
 
 
 def inf_grad_hook(bad_calls: set[int]):

@@ -45,13 +45,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-train", "--n_docs", dest="n_train", type=int,
                    help=f"labelled docs, half weak-train, half transfer (default {DEFAULTS.n_train})")
     p.add_argument("--n-test", "--n_test_docs", dest="n_test", type=int, help=f"default {DEFAULTS.n_test}")
-    p.add_argument("--seed", type=int, help=f"default {DEFAULTS.seed}")
+    p.add_argument("--seed", type=int, help=f"weak/transfer partition of the pool and training randomness "
+                   f"(default {DEFAULTS.seed})")
+    p.add_argument("--data-seed", type=int, help=f"which rows form the pool and the test set (default "
+                   f"{DEFAULTS.data_seed})")
     p.add_argument("--max-ctx", "--max_ctx", dest="max_ctx", type=int, help=f"default {DEFAULTS.max_ctx}")
     p.add_argument("--truncation", choices=TRUNCATIONS,
                    help="texts longer than max-ctx: keep the end (left), the start (right) or drop them")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, help="both models")
     p.add_argument("--epochs", type=float, help="both models")
-    p.add_argument("--precision", choices=PRECISIONS, help="both models (auto: bf16/fp16 on GPU, fp32 on CPU)")
+    p.add_argument("--precision", choices=PRECISIONS, help="both models (auto: bf16/fp16 on GPU; bf16 on a "
+                   "CPU with native bf16, else fp32)")
     p.add_argument("--weak-mode", choices=TRAIN_MODES, help=f"default {DEFAULTS.weak_train.mode}")
     p.add_argument("--strong-mode", choices=TRAIN_MODES, help=f"default {DEFAULTS.strong_train.mode}")
     p.add_argument("--lora", action="store_true", help="shorthand for --weak-mode lora --strong-mode lora")
@@ -135,7 +139,8 @@ def _loss_params(args: argparse.Namespace) -> dict[str, dict]:
 def build_config(args: argparse.Namespace) -> ExperimentConfig:
     """Defaults <- --config file <- flags, validated as one ExperimentConfig."""
     data = _read_config_file(args.config) if args.config else DEFAULTS.to_dict()
-    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "max_ctx", "truncation", "data_source",
+    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "data_seed", "max_ctx", "truncation",
+                "data_source",
                 "text_field", "label_field"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
@@ -177,9 +182,10 @@ def _n_train_the_file_supports(cfg: ExperimentConfig) -> ExperimentConfig:
     from w2slab.data import load_task
     from w2slab.data.splits import largest_n_train
 
-    task = load_task(cfg.dataset, seed=cfg.seed, text_field=cfg.text_field, label_field=cfg.label_field,
+    task = load_task(cfg.dataset, seed=cfg.data_seed, text_field=cfg.text_field, label_field=cfg.label_field,
                      label_map=cfg.label_map)
-    n_train = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train)
+    n_train = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train,
+                              data_seed=cfg.data_seed)
     if n_train < cfg.n_train:
         print(f"note: {Path(cfg.dataset).name} supports n_train={n_train} class-balanced examples (fewer than the "
               f"default {cfg.n_train}); using that. Set --n-train to choose another size.", flush=True)

@@ -45,6 +45,7 @@ class TrainConfig:
     lr: float | None = None
     epochs: float = 2.0
     batch_size: int = 16
+    group_by_length: bool = True  # batches of similar-length texts (transformers' length-grouped order)
     eval_batch_size: int = 64  # batching of predictions only: never changes a result, not part of identities
     warmup_frac: float = DEFAULT_WARMUP_FRAC
     scheduler: Scheduler = "cosine"
@@ -106,7 +107,11 @@ class ExperimentConfig:
     losses: tuple[Loss, ...] = field(default_factory=_default_losses)
     n_train: int = 2000  # labelled docs, split in half: weak-train and transfer (as the reference code)
     n_test: int = 800
+    # seed: the partition of the pool into weak-train and transfer, initialisations, shuffles and dropout;
+    # data_seed: which rows form the pool (n_train) and the test set (n_test). Seeds of one data_seed share
+    # their examples, so a new seed reuses every token id and frozen feature computed for the others.
     seed: int = 0
+    data_seed: int = 0
     max_ctx: int = 128
     truncation: Truncation = "left"  # texts longer than max_ctx: keep the end, keep the start, or drop them
     data_source: DataSource = "auto"
@@ -131,6 +136,7 @@ class ExperimentConfig:
         check(self.n_test >= 2, "n_test", f"must be >= 2, got {self.n_test}")
         check(self.max_ctx >= 2, "max_ctx", f"must be >= 2 tokens, got {self.max_ctx}")
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        check(self.data_seed >= 0, "data_seed", f"must be >= 0, got {self.data_seed}")
         check(self.truncation in TRUNCATIONS, "truncation", f"must be one of {', '.join(TRUNCATIONS)}")
         check(self.data_source in DATA_SOURCES, "data_source", f"must be one of {', '.join(DATA_SOURCES)}")
         check(bool(self.text_field.strip()) and bool(self.label_field.strip()), "text_field",
@@ -213,6 +219,10 @@ class RuntimeConfig:
 
         return dataclasses.replace(self, run_root=absolute(self.run_root), data_root=absolute(self.data_root),
                                    model_cache=absolute(self.model_cache) or str(self.cache_dir().resolve()))
+
+    def example_dir(self) -> Path:
+        """Token ids and frozen-backbone features, keyed by example text (see :mod:`w2slab.example_store`)."""
+        return Path(self.run_root) / "examples"
 
     def cache_dir(self) -> Path:
         from w2slab.models.loading import default_cache_dir

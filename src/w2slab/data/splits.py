@@ -104,11 +104,15 @@ def _check_disjoint(splits: dict[str, list[dict]], name: str) -> None:
             )
 
 
-def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int) -> Splits:
+def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int, data_seed: int = 0) -> Splits:
     """Sample weak_train (n_train // 2), transfer (the rest) and test (n_test), each class-balanced.
 
-    weak_train and transfer come from ``task.train``, test from ``task.test``; the same seed gives
-    identical splits. Raises :class:`DataError` when a pool is too small, naming the largest feasible n.
+    ``data_seed`` draws the *pool*, the n_train rows of ``task.train`` that weak_train and transfer
+    share, and the test set from ``task.test``; ``seed`` partitions the pool into weak_train and
+    transfer. So seeds of one data_seed see the same examples in different roles and the same test set
+    (paired comparisons across seeds, and every per-example cache reused), while a new data_seed draws
+    new rows. The same (seed, data_seed) gives identical splits. Raises :class:`DataError` when a pool
+    is too small, naming the largest feasible n.
     """
     if not isinstance(n_train, int) or n_train < 2:
         raise DataError(
@@ -131,7 +135,7 @@ def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int) -> Spli
             f"{task.name}: dropped {leaked} train-pool rows whose text is also in the test pool (leakage)"
         )
 
-    rng = random.Random(f"splits|{task.name}|{seed}")
+    rng = random.Random(f"splits|{task.name}|{data_seed}")
     n_weak = n_train // 2
     train_parts = _sample(train_pool, [n_weak, n_train - n_weak], rng)
     if train_parts is None:
@@ -139,6 +143,13 @@ def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int) -> Spli
     test_parts = _sample(test_pool, [n_test], rng)
     if test_parts is None:
         raise _too_few(task, test_pool, "n_test", n_test, halves=False)
+    # the pool's rows in a fixed order, then partitioned by the seed (always feasible: each half of the pool
+    # is balanced to within one row, so any balanced halving of it is too)
+    pool = sorted(train_parts[0] + train_parts[1], key=lambda r: r["id"])
+    partition = random.Random(f"partition|{task.name}|{data_seed}|{seed}")
+    train_parts = _sample(pool, [n_weak, n_train - n_weak], partition)
+    if train_parts is None:  # pragma: no cover - see above
+        raise DataError(f"{task.name}: could not partition the pool of {n_train} rows class-balanced")
     splits = {"weak_train": train_parts[0], "transfer": train_parts[1], "test": test_parts[0]}
     _check_disjoint(splits, task.name)
     return Splits(
@@ -146,7 +157,7 @@ def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int) -> Spli
     )
 
 
-def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int) -> int:
+def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int, data_seed: int = 0) -> int:
     """The largest even n_train <= ``cap`` that :func:`make_splits` can serve class-balanced from ``task``.
 
     Found by bisection over make_splits itself (feasibility grows monotonically with the pool), so it can never
@@ -154,7 +165,7 @@ def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int) -> int:
     """
     def feasible(n: int) -> bool:
         try:
-            make_splits(task, n_train=n, n_test=n_test, seed=seed)
+            make_splits(task, n_train=n, n_test=n_test, seed=seed, data_seed=data_seed)
         except DataError as exc:
             if "n_test" in str(exc):
                 raise
@@ -164,8 +175,8 @@ def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int) -> int:
     if feasible(cap):
         return cap
     low, high = 2, cap // 2  # in units of 2 examples
-    if not feasible(2 * low):
-        make_splits(task, n_train=2 * low, n_test=n_test, seed=seed)  # raises the precise "too few" message
+    if not feasible(2 * low):  # raises the precise "too few" message below
+        make_splits(task, n_train=2 * low, n_test=n_test, seed=seed, data_seed=data_seed)
     while low < high:
         mid = (low + high + 1) // 2
         low, high = (mid, high) if feasible(2 * mid) else (low, mid - 1)

@@ -112,11 +112,12 @@ class SplitSpec:
     dataset_revision: str
     n_train: int
     n_test: int
-    seed: int
+    seed: int  # the partition of the pool into weak_train and transfer
     data_source: str
     drop_longer_than: int | None = None  # truncation=drop: rows longer than this for any of drop_for_models
     drop_for_models: tuple[str, ...] = ()
     file_fields: dict[str, Any] | None = None  # a user's file: text_field, label_field, label_map
+    data_seed: int = 0  # which rows form the pool and the test set
 
 
 @dataclass(frozen=True)
@@ -250,8 +251,9 @@ def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> Exp
                                      cfg.data_source, drop_longer_than=cfg.max_ctx if drop else None,
                                      drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else (),
                                      file_fields={"text_field": cfg.text_field, "label_field": cfg.label_field,
-                                                  "label_map": cfg.label_map} if cfg.reads_a_file() else None),
-                  label=f"{cfg.dataset} s{cfg.seed}")
+                                                  "label_map": cfg.label_map} if cfg.reads_a_file() else None,
+                                     data_seed=cfg.data_seed),
+                  label=f"{cfg.dataset} s{cfg.seed}" + (f" d{cfg.data_seed}" if cfg.data_seed else ""))
 
     def model_input(role: str) -> ModelInput:
         model = cfg.model(role)

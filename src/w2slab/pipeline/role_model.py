@@ -2,20 +2,28 @@
 
 The weak model is trained once (ground truth); the strong model is trained once per target
 (ground truth for the ceiling, weak labels per loss for the students), each time from the same
-pretrained weights. In ``probe`` mode the frozen backbone's features are computed once per split
-and every head trains on the cached features, so a new loss costs seconds, not a forward pass.
+pretrained weights. In ``probe`` mode every head trains on cached frozen-backbone features, so a new
+loss costs seconds, not a forward pass.
+
+Token ids and features are kept in :class:`~w2slab.example_store.ExampleStore` folders keyed by the
+example's text (under ``store_root``), not by split: every seed, split and experiment of a dataset
+reuses them, and only texts never seen by this tokenizer or model cost a tokenizer call or a forward pass.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from w2slab.config import TrainConfig
+from w2slab.example_store import ExampleStore, store_key
 from w2slab.losses import LossFn
 from w2slab.models.loading import (
     ProbeHead,
@@ -34,6 +42,22 @@ from w2slab.train.trainer import TrainResult, predict_logits, train_model
 class EncodedSplit:
     examples: list[dict]
     n_truncated: int
+    texts: list[str] = field(default_factory=list)
+
+
+_STORES: dict[Path, ExampleStore] = {}
+#: Seconds this process spent computing what the example stores lacked, by kind (tokens, features): what
+#: benchmarks/speed.py reports as the cost of tokenisation and feature extraction.
+COMPUTE_SECONDS: dict[str, float] = {}
+
+
+def example_store(root: Path, kind: str, identity: dict[str, Any]) -> ExampleStore:
+    """The store of ``kind`` (tokens, features) for ``identity``, one object per folder in this process."""
+    describe = {"kind": kind, **identity}
+    folder = Path(root) / kind / store_key(describe)
+    if folder not in _STORES:
+        _STORES[folder] = ExampleStore(folder, describe)
+    return _STORES[folder]
 
 
 @dataclass
@@ -44,12 +68,23 @@ class RoleModel:
     max_ctx: int
     truncation: str
     num_labels: int = 2
+    # where token ids and features are kept across stages (None: computed in memory, not kept), and what
+    # determines them besides max_ctx, truncation and precision (the model's revision, the code's versions)
+    store_root: Path | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
     splits: dict[str, EncodedSplit] = field(default_factory=dict)
     _features: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.tokenizer = load_tokenizer(self.resolved, truncation_side=self.truncation)
-        self.collate = Collator(self.tokenizer)
+    @functools.cached_property
+    def tokenizer(self):
+        """Loaded on first use: a stage whose texts are all in the token store (a probe head on cached
+        features) never loads it."""
+        return load_tokenizer(self.resolved, truncation_side=self.truncation)
+
+    @functools.cached_property
+    def collate(self) -> Collator:
+        """Token batches; feature batches only in probe mode (which then never needs the tokenizer)."""
+        return Collator(None if self.train_cfg.mode == "probe" else self.tokenizer)
 
     @property
     def lr(self) -> float:
@@ -69,12 +104,25 @@ class RoleModel:
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
 
+    def _store(self, kind: str, **what: Any) -> ExampleStore | None:
+        if self.store_root is None:
+            return None
+        return example_store(self.store_root, kind, {**self.identity, "max_ctx": self.max_ctx,
+                                                      "truncation": self.truncation, **what})
+
+    def _tokenize(self, texts: list[str]) -> list[np.ndarray]:
+        """Per text: ``[untruncated length, *token ids truncated to max_ctx]`` (one row of the token store)."""
+        if not texts:
+            return []
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_ctx)["input_ids"]
+        return [np.array([n, *ids], dtype=np.int64) for n, ids in zip(self.token_lengths(texts), encoded, strict=True)]
+
     def encode(self, name: str, rows: Sequence[dict]) -> EncodedSplit:
+        """Token ids of a split, from the token store where this tokenizer has seen the text before."""
         texts = [r["text"] for r in rows]
-        lengths = self.token_lengths(texts)
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_ctx)
-        examples = [{"input_ids": ids, "index": i} for i, ids in enumerate(encoded["input_ids"])]
-        split = EncodedSplit(examples, sum(n > self.max_ctx for n in lengths))
+        rows_of = _cached(self._store("tokens"), texts, self._tokenize, "tokens")
+        examples = [{"input_ids": row[1:].tolist(), "index": i} for i, row in enumerate(rows_of)]
+        split = EncodedSplit(examples, sum(int(row[0]) > self.max_ctx for row in rows_of), texts)
         self.splits[name] = split
         return split
 
@@ -89,15 +137,31 @@ class RoleModel:
                                    lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
 
     def features(self, name: str) -> np.ndarray:
-        """Frozen-backbone features of an encoded split (computed once, cached on this object)."""
+        """Frozen-backbone features of an encoded split, from the feature store where the text was seen before.
+
+        The first call computes every encoded split's missing texts in one forward pass.
+        """
         if name not in self._features:
-            base = load_classifier(self.resolved, num_labels=self.num_labels)
-            self._features.update({
-                split: predict_logits(base, self.splits[split].examples, self.collate,
-                                      batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
-                                      desc=f"{self.role} features: {split}", output="features")
-                for split in self.splits if split not in self._features})
-            del base
+            todo = [split for split in self.splits if split not in self._features]
+            examples = {text: ex for split in todo
+                        for text, ex in zip(self.splits[split].texts, self.splits[split].examples, strict=True)}
+
+            def extract(texts: list[str]) -> list[np.ndarray]:
+                base = load_classifier(self.resolved, num_labels=self.num_labels)
+                values = predict_logits(base, [examples[t] for t in texts], Collator(self.tokenizer),
+                                        batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
+                                        desc=f"{self.role} features", output="features")
+                return list(values)
+
+            from w2slab.distributed import device
+
+            policy = PrecisionPolicy.resolve(self.train_cfg.precision, device())
+            store = self._store("features", precision=policy.name, device=policy.device_type,
+                                pooling=self.resolved.defaults.pooling)
+            values = _cached(store, list(examples), extract, "features")
+            by_text = dict(zip(examples, values, strict=True))
+            for split in todo:
+                self._features[split] = np.stack([by_text[t] for t in self.splits[split].texts]).astype(np.float32)
         return self._features[name]
 
     def set_features(self, name: str, features: np.ndarray) -> None:
@@ -135,17 +199,41 @@ class RoleModel:
         return model, result
 
     def predict(self, model: torch.nn.Module, split: str, desc: str = "predict") -> np.ndarray:
+        return self.predict_splits(model, (split,), desc)[split]
+
+    def predict_splits(self, model: torch.nn.Module, names: Sequence[str], desc: str = "predict"
+                       ) -> dict[str, np.ndarray]:
+        """Logits on several splits in one pass (one length-sorted batching over all their examples)."""
         if self.train_cfg.mode == "probe":
-            return _predict_probe(model, self._examples(split), self.collate)
-        return predict_logits(model, self.splits[split].examples, self.collate,
-                              batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
-                              desc=f"{desc}: {split}")
+            examples = [ex for name in names for ex in self._examples(name)]
+            logits = _predict_probe(model, examples, self.collate)
+        else:
+            examples = [ex for name in names for ex in self.splits[name].examples]
+            logits = predict_logits(model, examples, self.collate, batch_size=self.train_cfg.eval_batch_size,
+                                    precision=self.train_cfg.precision, desc=f"{desc}: {', '.join(names)}")
+        bounds = np.cumsum([0] + [len(self.splits[name].examples) for name in names])
+        return {name: logits[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
 
     def fit_predict(self, train_split: str, targets: np.ndarray, loss_fn: LossFn, predict_splits: Sequence[str],
                     *, seed: int, desc: str) -> tuple[dict[str, np.ndarray], TrainResult]:
         """Train a fresh copy on ``train_split`` with soft ``targets``; return logits on ``predict_splits``."""
         model, result = self.fit(train_split, targets, loss_fn, seed=seed, desc=desc)
-        return {split: self.predict(model, split, desc) for split in predict_splits}, result
+        return self.predict_splits(model, predict_splits, desc), result
+
+
+def _cached(store: ExampleStore | None, texts: list[str], compute, kind: str) -> list[np.ndarray]:
+    """``compute(texts)`` for the texts ``store`` lacks (all of them without a store); stored, then returned."""
+    if store is None:
+        return compute(texts)
+    values, missing = store.get(texts)
+    if missing:
+        unique = list(dict.fromkeys(texts[i] for i in missing))
+        started = time.perf_counter()
+        computed = dict(zip(unique, compute(unique), strict=True))
+        COMPUTE_SECONDS[kind] = COMPUTE_SECONDS.get(kind, 0.0) + time.perf_counter() - started
+        store.add(unique, [computed[t] for t in unique])
+        values = [computed[texts[i]] if v is None else v for i, v in enumerate(values)]
+    return values
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -21,7 +21,7 @@ from w2slab.errors import DataError
 from w2slab.losses import make_loss
 from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
-from w2slab.pipeline.graph import Stage, pinned_revision
+from w2slab.pipeline.graph import Stage, pinned_revision, result_versions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import ExperimentResult
 
@@ -77,7 +77,8 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
                 train: TrainConfig) -> RoleModel:
     spec = stage.spec.model
     resolved = resolve_model(spec.model, runtime.cache_dir(), revision=pinned_revision(spec.revision))
-    model = RoleModel(role, resolved, train, spec.max_ctx, spec.truncation)
+    model = RoleModel(role, resolved, train, spec.max_ctx, spec.truncation, store_root=runtime.example_dir(),
+                      identity={"model": spec.model, "revision": spec.revision, "versions": result_versions()})
     truncated = {name: model.encode(name, splits[name]).n_truncated for name in names}
     if any(truncated.values()):
         runtime.echo(f"note: {spec.model}: texts truncated to {spec.max_ctx} tokens ({spec.truncation} side): "
@@ -90,9 +91,9 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
 
 def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     spec = stage.spec
-    task = load_task(spec.dataset, data_root=runtime.data_root, seed=spec.seed, source=spec.data_source,
+    task = load_task(spec.dataset, data_root=runtime.data_root, seed=spec.data_seed, source=spec.data_source,
                      hub_revision=pinned_revision(spec.dataset_revision), **(spec.file_fields or {}))
-    splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed)
+    splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed, data_seed=spec.data_seed)
     if spec.drop_longer_than is not None:
         splits = _drop_long(splits, spec.drop_for_models, spec.drop_longer_than, runtime)
     payload = {name: getattr(splits, name) for name in SPLIT_NAMES}
@@ -152,14 +153,17 @@ def compute_weak_label(stage: Stage, inputs: dict[str, Path], work: Path, runtim
                                                 strict=False)
     if unexpected or any(p.requires_grad for n, p in model.named_parameters() if n in missing):
         raise RuntimeError(f"weak model state does not fit its model (unexpected={unexpected[:3]})")
+    logits = weak.predict_splits(model, ("transfer", "test"), "weak labels")
     for name in ("transfer", "test"):
-        ids = [row["id"] for row in splits[name]]
-        save_predictions(work / f"{name}.npz", ids, weak.predict(model, name, "weak labels"), labels_of(splits, name))
+        save_predictions(work / f"{name}.npz", [row["id"] for row in splits[name]], logits[name],
+                         labels_of(splits, name))
 
 
 def compute_features(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     splits = read_splits(inputs["split"])
-    strong = _role_model(stage, runtime, "strong", splits, ("transfer", "test"),
+    # the whole pool, weak_train included: another seed partitions the same pool differently, and its
+    # transfer set then finds every feature in the example store
+    strong = _role_model(stage, runtime, "strong", splits, SPLIT_NAMES,
                          TrainConfig(mode="probe", precision=stage.spec.precision))
     np.savez(work / "features.npz", **{name: strong.features(name) for name in ("transfer", "test")})
     (work / RESOLVED).write_text(json.dumps(strong.resolved_settings(), indent=2))
@@ -197,9 +201,9 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     loss = spec.loss.for_training(warmup_frac=spec.train.warmup_frac)
     model, result = strong.fit("transfer", weak_soft, loss, seed=spec.seed, desc=f"student {spec.loss.label}",
                                **training_options(stage, work, runtime))
+    logits = strong.predict_splits(model, ("transfer", "test"), "student")
     for name in ("transfer", "test"):
-        save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]],
-                         strong.predict(model, name, "student"), labels_of(splits, name))
+        save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]], logits[name], labels_of(splits, name))
     write_training(work, strong, result)
     runtime.echo(f"  stability: {result.stability.line()}")
 

@@ -123,9 +123,9 @@ def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]
     defaults = ExperimentConfig()
     for c in configs:
         if c.reads_a_file():  # read and split here: a bad row or a too small file stops us before any stage
-            task = load_task(c.dataset, seed=c.seed, text_field=c.text_field, label_field=c.label_field,
+            task = load_task(c.dataset, seed=c.data_seed, text_field=c.text_field, label_field=c.label_field,
                              label_map=c.label_map)
-            make_splits(task, n_train=c.n_train, n_test=c.n_test, seed=c.seed)
+            make_splits(task, n_train=c.n_train, n_test=c.n_test, seed=c.seed, data_seed=c.data_seed)
         elif (c.text_field, c.label_field, c.label_map) != (defaults.text_field, defaults.label_field,
                                                             defaults.label_map):
             raise ConfigError(f"text_field/label_field/label_map: {c.dataset!r} is a registered dataset with its own "
