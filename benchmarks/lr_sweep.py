@@ -10,6 +10,7 @@ Prints a table and writes JSON lines to --out. Example (about 10 minutes on 2 CP
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1000, help="training examples (all used for training)")
     parser.add_argument("--n-test", type=int, default=400)
     parser.add_argument("--epochs", type=float, default=2.0)
+    parser.add_argument("--batch-sizes", default="16", help="comma-separated; each is swept with every lr")
     parser.add_argument("--max-ctx", type=int, default=128)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -46,24 +48,26 @@ def main() -> None:
     train_rows = splits.weak_train
     labels = np.array([r["label"] for r in train_rows])
     test_labels = np.array([r["label"] for r in splits.test])
-    print(f"{'model':14s} {'mode':6s} {'lr':>8s} {'test acc':>9s} {'final loss':>10s} {'seconds':>8s}")
+    print(f"{'model':14s} {'mode':6s} {'lr':>8s} {'batch':>5s} {'test acc':>9s} {'final loss':>10s} {'seconds':>8s}")
     with open(args.out, "a") as sink:
         for model in args.models.split(","):
             for mode in args.modes.split(","):
-                for lr in (float(x) for x in args.lrs.split(",")):
-                    cfg = TrainConfig(mode=mode, lr=lr, epochs=args.epochs, precision=args.precision)
+                for lr, batch in itertools.product((float(x) for x in args.lrs.split(",")),
+                                                   (int(b) for b in args.batch_sizes.split(","))):
+                    cfg = TrainConfig(mode=mode, lr=lr, epochs=args.epochs, precision=args.precision, batch_size=batch)
                     runner = RoleModel("sweep", resolve_model(model), cfg, args.max_ctx, "left")
                     runner.encode("train", train_rows)
                     runner.encode("test", splits.test)
                     start = time.time()
                     logits, result = runner.fit_predict("train", np.eye(2, dtype=np.float32)[labels],
                                                         make_loss("xent"), ["test"], seed=args.seed, desc=model)
-                    row = {"dataset": args.dataset, "model": model, "mode": mode, "lr": lr,
+                    row = {"dataset": args.dataset, "model": model, "mode": mode, "lr": lr, "batch_size": batch,
+                           "precision": result.stability.precision,
                            "n_train": args.n_train, "epochs": args.epochs,
                            "test_accuracy": accuracy(softmax(logits["test"]), test_labels),
                            "final_loss": result.stability.final_loss, "seconds": round(time.time() - start, 1)}
                     sink.write(json.dumps(row) + "\n")
-                    print(f"{model:14s} {mode:6s} {lr:8.0e} {row['test_accuracy']:9.3f} {row['final_loss']:10.4f} "
+                    print(f"{model:14s} {mode:6s} {lr:8.0e} {batch:5d} {row['test_accuracy']:9.3f} {row['final_loss']:10.4f} "
                           f"{row['seconds']:8.1f}", flush=True)
 
 

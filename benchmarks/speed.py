@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import json
 import math
@@ -254,6 +255,8 @@ def profile_steps(args, steps: int = 4) -> str:
     from w2slab.train.trainer import Trainer, TrainerCallback
 
     cfg = ExperimentConfig()
+    if cfg.strong_train.mode == "probe":  # the profile is of fine-tuning
+        cfg = dataclasses.replace(cfg, strong_train=dataclasses.replace(cfg.strong_train, mode="full"))
     task = load_task(args.dataset, seed=args.data_seed)
     splits = make_splits(task, n_train=args.n_train, n_test=args.n_test, seed=args.seed, data_seed=args.data_seed)
     train_cfg = cfg.strong_train

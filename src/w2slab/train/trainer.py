@@ -295,7 +295,7 @@ class PeriodicEvaluation(TrainerCallback):
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
         logits = predict_logits(trainer.model, self.examples, trainer.collate, batch_size=self.batch_size,
                                 precision=trainer.cfg.precision, desc=f"eval {self.split}")
-        trainer.model.train()
+        trainer.set_training_mode()
         log_probs = torch.log_softmax(torch.from_numpy(logits), dim=-1).numpy()
         return {"loss": float(-(self.targets * log_probs).sum(-1).mean()),
                 "accuracy": float((logits.argmax(-1) == self.targets.argmax(-1)).mean())}
@@ -370,8 +370,13 @@ class Trainer:
         self.world_size = self.accelerator.num_processes  # > 1: every rank must agree to skip a step
         self.state = TrainerState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
 
+    def set_training_mode(self) -> None:
+        """``train()``, or ``eval()`` when dropout is off: as in the original recipe, fine-tuning then runs without
+        dropout (deterministic, and no random masks to draw: ~7% of a CPU step on mpnet-base)."""
+        self.model.train(self.cfg.dropout)
+
     def train(self) -> TrainResult:
-        self.model.train()
+        self.set_training_mode()
         begun: list[TrainerCallback] = []
         try:
             for callback in self.callbacks:
