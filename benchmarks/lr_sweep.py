@@ -67,7 +67,8 @@ def main() -> None:
                            "test_accuracy": accuracy(softmax(logits["test"]), test_labels),
                            "final_loss": result.stability.final_loss, "seconds": round(time.time() - start, 1)}
                     sink.write(json.dumps(row) + "\n")
-                    print(f"{model:14s} {mode:6s} {lr:8.0e} {batch:5d} {row['test_accuracy']:9.3f} {row['final_loss']:10.4f} "
+                    print(f"{model:14s} {mode:6s} {lr:8.0e} {batch:5d} "
+                          f"{row['test_accuracy']:9.3f} {row['final_loss']:10.4f} "
                           f"{row['seconds']:8.1f}", flush=True)
 
 

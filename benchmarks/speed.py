@@ -43,7 +43,6 @@ import torch
 
 PARTS = ("rates", "w2slab", "reference", "profile", "ladder")
 TEXT_MODELS = ("minilm-l3", "minilm-l6", "mpnet-base", "smollm2-135m", "gemma3-270m")
-LADDER_DATASETS = ("sst2", "sciq", "boolq", "cosmos_qa", "anthropic_hh")
 
 
 # --- 1. matmul rates ---------------------------------------------------------------------------
@@ -285,16 +284,21 @@ def profile_steps(args, steps: int = 4) -> str:
 # --- 4. the probe ladder -------------------------------------------------------------------------
 
 
-def ladder_configs(args, seeds) -> list:
-    from w2slab.config import ExperimentConfig, TrainConfig
-    from w2slab.models.registry import parameter_count
+LADDER_SWEEP = Path(__file__).resolve().parent.parent / "sweeps" / "ladder_probe.yaml"
 
-    models = sorted(TEXT_MODELS, key=lambda m: parameter_count(m) or 0)
-    probe = TrainConfig(mode="probe")
-    return [ExperimentConfig(dataset=d, weak=w, strong=s, losses=("xent", "logconf", "product"), seed=seed,
-                             n_train=args.ladder_n_train, n_test=args.ladder_n_test, weak_train=probe,
-                             strong_train=probe)
-            for d in args.ladder_datasets.split(",") for w, s in itertools.combinations(models, 2) for seed in seeds]
+
+def ladder_configs(args, seeds) -> list:
+    """The experiments of ``sweeps/ladder_probe.yaml`` (the same file ``w2s sweep`` runs), for ``seeds``."""
+    from w2slab.pipeline.sweep import load_sweep_file, parse_sweep
+
+    spec = load_sweep_file(LADDER_SWEEP)
+    spec.pop("run_root", None)
+    spec["seeds"] = list(seeds)
+    for key in ("datasets", "n_train", "n_test"):
+        value = getattr(args, f"ladder_{key}")
+        if value is not None:
+            spec[key] = value.split(",") if key == "datasets" else value
+    return list(parse_sweep(spec, str(LADDER_SWEEP)).configs)
 
 
 def run_ladder(out: Path, args) -> dict:
@@ -368,10 +372,13 @@ def report(found: dict, args) -> None:
         print(found["profile"])
     ladder = found.get("ladder")
     if ladder:
-        n_models = len(TEXT_MODELS)
-        print(f"\nprobe-mode ladder: {n_models} text models ({n_models * (n_models - 1) // 2} weak<strong pairs) x "
-              f"{len(args.ladder_datasets.split(','))} datasets ({args.ladder_datasets}) x 3 losses, n_train "
-              f"{args.ladder_n_train}, n_test {args.ladder_n_test}")
+        configs = ladder_configs(args, (0,))
+        pairs = sorted({(c.weak, c.strong) for c in configs})
+        datasets = sorted({c.dataset for c in configs})
+        print(f"\nprobe-mode ladder ({LADDER_SWEEP.name}): {len(pairs)} weak<strong pairs of "
+              f"{', '.join(TEXT_MODELS)} x "
+              f"{len(datasets)} datasets ({', '.join(datasets)}) x {len(configs[0].losses)} losses, n_train "
+              f"{configs[0].n_train}, n_test {configs[0].n_test}")
         for label, row in ladder.items():
             share = row["feature_seconds"] / row["total"] if row["total"] else float("nan")
             print(f"  {label:12s} {row['experiments']:4d} experiments, {row['results']:4d} results, "
@@ -394,9 +401,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--reference-lr", type=float, default=5e-5, help="the reference recipe's learning rate")
-    parser.add_argument("--ladder-datasets", default=",".join(LADDER_DATASETS))
-    parser.add_argument("--ladder-n-train", type=int, default=1000)
-    parser.add_argument("--ladder-n-test", type=int, default=400)
+    parser.add_argument("--ladder-datasets", help="comma-separated (default: the sweep file's)")
+    parser.add_argument("--ladder-n-train", type=int, help="default: the sweep file's")
+    parser.add_argument("--ladder-n-test", type=int, help="default: the sweep file's")
     parser.add_argument("--json", help="also write the raw figures here")
     args = parser.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]

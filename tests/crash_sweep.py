@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
     elif crash and crash[0] == "publish":
         crash_during_publish(crash[1])
     runtime = RuntimeConfig(run_root=run_root, data_root=None if data_root == "-" else data_root, checkpoint_every=1,
-                            callbacks=callbacks, echo=lambda *_: None)
+                            checkpoint_seconds=0, callbacks=callbacks, echo=lambda *_: None)
     sweep(parse_sweep(load_sweep_file(sweep_file)).configs, runtime)
     return 0
 

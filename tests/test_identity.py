@@ -149,12 +149,12 @@ def test_ctrl_c_leaves_a_stage_interrupted_and_resumable(tiny):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(tiny, checkpoint_every=1, callbacks=(CtrlC(),))
+        run_sweep(tiny, checkpoint_every=1, checkpoint_seconds=0, callbacks=(CtrlC(),))
     store = StageStore(tiny.root)
     states = {row["kind"]: row["state"] for row in store.status()}
     assert states["ceiling"] == "interrupted" and states["weak_train"] == "done"
     assert [e["event"] for e in store.events() if e["kind"] == "ceiling"] == ["start", "interrupted"]
-    run_sweep(tiny, checkpoint_every=1)
+    run_sweep(tiny, checkpoint_every=1, checkpoint_seconds=0)
     resumed = [e for e in store.events() if e["event"] == "start" and e["kind"] == "ceiling"]
     assert resumed[-1]["resumed"] is True
     assert all(row["state"] == "done" for row in store.status())

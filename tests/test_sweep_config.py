@@ -64,3 +64,23 @@ def test_bad_sweep_files_are_clear_errors(tmp_path, text, needle):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(W2SError, match=needle):
         expand(load_sweep_file(tmp_path / "bad.yaml"))
+
+
+def test_ladder_pairs_keep_only_weak_models_smaller_than_the_strong_one():
+    spec = {"datasets": ["sst2"], "weak": ["minilm-l3", "minilm-l6", "mpnet-base"],
+            "strong": ["minilm-l6", "mpnet-base", "gemma3-270m"], "losses": ["xent"], "pairs": "ladder"}
+    pairs = [(c.weak, c.strong) for c in parse_sweep(spec).configs]
+    assert pairs == [("minilm-l3", "minilm-l6"), ("minilm-l3", "mpnet-base"), ("minilm-l3", "gemma3-270m"),
+                     ("minilm-l6", "mpnet-base"), ("minilm-l6", "gemma3-270m"), ("mpnet-base", "gemma3-270m")]
+    assert len(parse_sweep({**spec, "pairs": "all"}).configs) == 9
+    with pytest.raises(W2SError, match="pairs: must be one of all, ladder"):
+        parse_sweep({**spec, "pairs": "upward"})
+
+
+def test_the_shipped_ladder_sweep_is_ten_pairs_on_five_datasets():
+    from pathlib import Path
+
+    sweep = parse_sweep(load_sweep_file(Path(__file__).resolve().parent.parent / "sweeps" / "ladder_probe.yaml"))
+    assert len({(c.weak, c.strong) for c in sweep.configs}) == 10
+    assert len({c.dataset for c in sweep.configs}) == 5 and {c.seed for c in sweep.configs} == {0, 1, 2}
+    assert all(c.weak_train.mode == c.strong_train.mode == "probe" for c in sweep.configs)

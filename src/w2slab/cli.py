@@ -74,6 +74,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=50, help="training steps between resumable checkpoints")
+    p.add_argument("--checkpoint-seconds", type=float, default=120.0,
+                   help="write a checkpoint only once this long has passed since the last one (0: every interval)")
     p.add_argument("--recompute", default="", metavar="KIND[,KIND]",
                    help="compute these stage kinds again even if finished, and everything after them "
                         "(split, weak_train, weak_label, features, ceiling, student, evaluate)")
@@ -205,7 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     runtime = RuntimeConfig(run_root=args.out_dir, data_root=args.data_root, model_cache=args.model_cache,
-                            name=args.name, checkpoint_every=args.checkpoint_every, trackers=args.log,
+                            name=args.name, checkpoint_every=args.checkpoint_every,
+                            checkpoint_seconds=args.checkpoint_seconds, trackers=args.log,
                             recompute=args.recompute, echo=_echo)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
@@ -274,6 +277,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         run_root=args.run_root or settings.get("run_root") or str(Path("runs") / Path(args.file).stem),
         data_root=args.data_root or settings.get("data_root"),
         model_cache=args.model_cache or settings.get("model_cache"), checkpoint_every=args.checkpoint_every,
+        checkpoint_seconds=args.checkpoint_seconds,
         trackers=args.log, executor=args.executor or settings.get("executor", "local"), recompute=args.recompute,
         echo=_echo)
     options = {"ray_address": args.ray_address, "ray_cpus": args.ray_cpus,

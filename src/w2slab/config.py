@@ -191,6 +191,9 @@ class RuntimeConfig:
     model_cache: str | None = None  # default: $W2SLAB_CACHE/models or ~/.cache/w2slab/models
     name: str | None = None  # experiment folder name (w2s run); default derived from the config
     checkpoint_every: int = 50  # training steps between resumable checkpoints (0: none)
+    # ... written only once this many seconds have passed since the training began or last saved: a crash
+    # costs at most about this much work, and a short training writes none (0: at every interval)
+    checkpoint_seconds: float = 120.0
     trackers: tuple[str, ...] = ()  # tensorboard, wandb (JSONL step logs are always written)
     executor: str = "local"  # local | ray (see w2slab.pipeline.executors)
     recompute: tuple[str, ...] = ()  # stage kinds to compute again even if finished (and all that depend on them)
@@ -210,6 +213,8 @@ class RuntimeConfig:
         check(not unknown, "trackers", f"unknown {', '.join(unknown)}; choose from {', '.join(TRACKERS)}")
         check(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0, "checkpoint_every",
               f"must be an integer >= 0, got {self.checkpoint_every!r}")
+        check(isinstance(self.checkpoint_seconds, int | float) and self.checkpoint_seconds >= 0, "checkpoint_seconds",
+              f"must be a number >= 0, got {self.checkpoint_seconds!r}")
 
     def absolute(self) -> RuntimeConfig:
         """The same settings with absolute paths (for workers that start in another folder or on another node)."""

@@ -61,6 +61,7 @@ def training_options(stage: Stage, work: Path, runtime: RuntimeConfig) -> dict:
     # main rank writes the stage folder, so the other ranks could not find a shared checkpoint.
     checkpoint_dir = None if distributed_state() else work
     return {"checkpoint_dir": checkpoint_dir, "checkpoint_every": runtime.checkpoint_every,
+            "checkpoint_seconds": runtime.checkpoint_seconds,
             "trackers": runtime.trackers, "tracking_dir": runtime.tracking_dir(f"{stage.kind}-{stage.id}"),
             "callbacks": runtime.callbacks}
 

@@ -5,6 +5,7 @@
     strong: [minilm-l6]
     losses: [xent, {name: logconf, aux_weight: 0.3}]
     seeds: [0, 1]
+    pairs: all             # every weak x strong (default); ladder: only weak models smaller than the strong one
     n_train: 64            # any ExperimentConfig field applies to every experiment
     n_test: 64
     weak_train: {epochs: 1, batch_size: 8}
@@ -34,6 +35,8 @@ from w2slab.typed import init_fields
 LIST_KEYS = {"datasets": "dataset", "weak": "weak", "strong": "strong", "seeds": "seed"}
 #: Keys that say where the sweep lives and how it runs (never part of any identity).
 RUNTIME_KEYS = ("run_root", "executor", "data_root", "model_cache")
+#: ``pairs``: which (weak, strong) combinations of the two lists run.
+PAIRINGS = ("all", "ladder")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def parse_sweep(spec: dict, source: str = "sweep") -> SweepFile:
 
 def _parse(spec: dict) -> SweepFile:
     fields = set(init_fields(ExperimentConfig))
-    allowed = [*LIST_KEYS, "losses", *RUNTIME_KEYS, *sorted(fields - set(LIST_KEYS.values()) - {"losses"})]
+    allowed = [*LIST_KEYS, "losses", "pairs", *RUNTIME_KEYS, *sorted(fields - set(LIST_KEYS.values()) - {"losses"})]
     for key in spec:
         singular = LIST_KEYS.get(key, key)
         if key not in allowed and singular not in LIST_KEYS.values():
@@ -103,11 +106,26 @@ def _parse(spec: dict) -> SweepFile:
         if not lists[singular]:
             raise ConfigError(f"{plural}: empty; list at least one")
     losses = spec.pop("losses", ["xent"])
+    pairs = spec.pop("pairs", "all")
+    if pairs not in PAIRINGS:
+        raise ConfigError(f"pairs: must be one of {', '.join(PAIRINGS)}, got {pairs!r}")
     configs = []
     for dataset, weak, strong, seed in itertools.product(*(lists[k] for k in ("dataset", "weak", "strong", "seed"))):
+        if pairs == "ladder" and not _smaller(weak, strong):
+            continue
         configs.append(ExperimentConfig.from_dict(
             {**spec, "dataset": dataset, "weak": weak, "strong": strong, "seed": seed, "losses": losses}))
     return SweepFile(tuple(configs), runtime)
+
+
+def _smaller(weak: str, strong: str) -> bool:
+    """Whether ``weak`` has fewer parameters than ``strong`` (registry counts; unknown counts: kept)."""
+    from w2slab.models.registry import parameter_count
+
+    if weak == strong:
+        return False
+    a, b = parameter_count(weak), parameter_count(strong)
+    return a is None or b is None or a < b
 
 
 def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]) -> None:
