@@ -48,7 +48,7 @@ TEXT_MODELS = ("minilm-l3", "minilm-l6", "mpnet-base", "smollm2-135m", "gemma3-2
 # --- 1. matmul rates ---------------------------------------------------------------------------
 
 
-def matmul_rate(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
+def matmul_rate(dtype: torch.dtype, n: int = 2048, seconds: float = 4.0) -> float:
     """GFLOP/s of an n x n GEMM in ``dtype`` on this device (best of repeated runs over ~``seconds``)."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     torch.mm(a, b)  # warm-up (kernel selection, page faults)
@@ -325,6 +325,12 @@ def run_ladder(out: Path, args) -> dict:
 # --- the report ----------------------------------------------------------------------------------
 
 
+def _num(value: float, width: int, fmt: str = ".1f") -> str:
+    """A number in a column, or a dash where the side has no such stage."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return f"{'-':>{width}s}" if missing else f"{value:{width}{fmt}}"
+
+
 def report(found: dict, args) -> None:
     print("\n" + "=" * 100)
     print(f"w2slab speed benchmark  ({time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
@@ -343,7 +349,8 @@ def report(found: dict, args) -> None:
             b = (ref or {}).get("stages", {}).get(kind, float("nan"))
             if math.isnan(a) and math.isnan(b):
                 continue
-            print(f"{kind + ' (s)':24s}{a:12.1f}{b:12.1f}{b / a if a > 0 else float('nan'):8.1f}")
+            ratio = b / a if a > 0 and not math.isnan(b) else float("nan")
+            print(f"{kind + ' (s)':24s}{_num(a, 12)}{_num(b, 12)}{_num(ratio, 8)}")
         a, b = (ours or {}).get("total", float("nan")), (ref or {}).get("total", float("nan"))
         print(f"{'total (s)':24s}{a:12.1f}{b:12.1f}{b / a if a > 0 else float('nan'):7.1f}x")
         for name in ("weak", "ceiling"):
