@@ -97,3 +97,80 @@ def test_unknown_loss_is_a_clear_error():
 
     with pytest.raises(W2SError, match="unknown loss 'focal'"):
         make_loss("focal")
+
+
+# --- per-example weights and the losses of issue 10 -------------------------------------------------
+# logits [2, 0]: p = [0.880797, 0.119203], log p = [-0.126928, -2.126928] (LSE = 2.126928)
+P0, P1 = math.exp(2) / (math.exp(2) + 1), 1 / (math.exp(2) + 1)
+
+
+def test_weights_make_a_weighted_mean_of_per_example_losses():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    row1, row2 = LSE - 2, LN2
+    assert make_loss("xent")(logits, labels, 0.0, weights=torch.tensor([3.0, 1.0])).item() == pytest.approx(
+        (3 * row1 + row2) / 4, abs=1e-6)
+    assert make_loss("xent")(logits, labels, 0.0, weights=torch.tensor([0.0, 1.0])).item() == pytest.approx(
+        row2, abs=1e-6)  # weight 0 drops an example (filtering)
+    for name in ("xent", "logconf", "product", "kl", "reverse_kl", "entropy", "window"):
+        loss = make_loss(name)
+        assert loss(logits, labels, 0.5, weights=torch.ones(2)).item() == pytest.approx(
+            loss(logits, labels, 0.5).item(), abs=1e-6)
+
+
+def test_kl_is_xent_minus_the_label_entropy():
+    # 0.626928 (xent, see above) - H([0.75, 0.25]) = 0.626928 - 0.562335 = 0.064593
+    value = make_loss("kl")(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.0).item()
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert value == pytest.approx(0.626928 - entropy, abs=1e-5)
+    assert make_loss("kl")(torch.tensor([[2.0, 0.0]]), torch.tensor([[P0, P1]]), 0.0).item() == pytest.approx(
+        0.0, abs=1e-6)  # zero at a perfect fit
+
+
+def test_reverse_kl_exact_value():
+    # KL(p || y) with p = [P0, P1], y = [0.5, 0.5]: P0 log(2 P0) + P1 log(2 P1) = ln 2 - H(p) = 0.693147 - 0.365334
+    value = make_loss("reverse_kl")(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.5, 0.5]]), 0.0).item()
+    assert value == pytest.approx(LN2 - 0.365334, abs=1e-5)
+
+
+def test_entropy_loss_mixes_in_the_soft_predictions():
+    # after warm-up, w = 0.5: target = 0.5 * [1, 0] + 0.5 * [P0, P1] = [0.940399, 0.059601]
+    # loss = 0.940399 * 0.126928 + 0.059601 * 2.126928 = 0.246130
+    value = make_loss("entropy")(torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 0.0]]), 0.5).item()
+    t0 = 0.5 + 0.5 * P0
+    assert value == pytest.approx(t0 * (LSE - 2) + (1 - t0) * LSE, abs=1e-6)
+    assert value == pytest.approx(0.246130, abs=1e-5)
+
+
+def test_window_only_counts_unsure_examples_and_divides_by_the_batch():
+    # row 1: max p = 0.880797 >= 0.5 + 0.15 -> confident, dropped; row 2: uniform, unsure -> ln 2.  (0 + ln 2) / 2
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    labels = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    assert make_loss("window")(logits, labels, 0.0).item() == pytest.approx(LN2 / 2, abs=1e-6)
+    # radius 0.4: both unsure (0.880797 < 0.9): (2.126928 + ln 2) / 2
+    assert make_loss({"name": "window", "radius": 0.4})(logits, labels, 0.0).item() == pytest.approx(
+        (LSE + LN2) / 2, abs=1e-6)
+    # midweak: median weak confidence 1.0 -> radius 0.5 -> every example counts
+    assert make_loss({"name": "window", "radius": "midweak"})(logits, labels, 0.0).item() == pytest.approx(
+        (LSE + LN2) / 2, abs=1e-6)
+
+
+def test_logconf_balance_batch_recentres_the_weak_labels():
+    from w2slab.losses import balance_labels
+
+    # log-odds of [0.8, 0.6] positives: [1.386294, 0.405465], mean 0.895880 -> sigmoid([0.490415, -0.490415])
+    balanced = balance_labels(torch.tensor([[0.2, 0.8], [0.4, 0.6]]))
+    assert balanced[:, 1].tolist() == pytest.approx([0.620204, 0.379796], abs=1e-5)
+    assert balanced.sum(-1).tolist() == pytest.approx([1.0, 1.0])
+    # at step 0 (weight 0) balanced logconf is xent against the balanced labels
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    weak = torch.tensor([[0.2, 0.8], [0.4, 0.6]])
+    assert LogConfLoss(balance_batch=True)(logits, weak, 0.0).item() == pytest.approx(
+        xent_loss(logits, balanced).item(), abs=1e-6)
+
+
+def test_bad_window_radius_is_a_config_error():
+    from w2slab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="radius"):
+        make_loss({"name": "window", "radius": "wide"})

@@ -10,8 +10,10 @@ callable that computes it::
         gamma: float = 2.0
         def __call__(self, logits, labels, step_frac): ...
 
-Every loss takes ``logits`` [B, K], soft ``labels`` [B, K] (rows sum to 1) and ``step_frac``
-(fraction of training done, in [0, 1]) and returns the mean loss over the batch.
+Every loss takes ``logits`` [B, K], soft ``labels`` [B, K] (rows sum to 1), ``step_frac``
+(fraction of training done, in [0, 1]) and optional per-example ``weights`` [B], and returns the
+(weighted) mean loss over the batch. A loss implements :meth:`Loss.per_example`; the base class
+does the weighting, so every loss accepts weights (filtering and confidence-weighting methods use them).
 
 - ``xent``: cross-entropy against the (soft) labels.
 - ``logconf``: the auxiliary confidence loss. The target mixes the weak labels with the
@@ -22,6 +24,13 @@ Every loss takes ``logits`` [B, K], soft ``labels`` [B, K] (rows sum to 1) and `
   run's own warm-up fraction). The reference code used ``w = step_frac`` during warm-up (so it
   reached only ``warmup_frac`` ≈ 5% of the maximum before jumping to it); :func:`logconf_weight` fixes that.
 - ``product``: target proportional to ``student^beta * weak^alpha`` (detached).
+- ``kl`` / ``reverse_kl``: KL(weak || student) (cross-entropy minus the weak labels' entropy: same
+  gradient as ``xent``, zero at a perfect fit) and KL(student || weak) (mode-seeking).
+- ``entropy``: ``logconf`` without hardening: the target mixes the weak labels with the student's own
+  soft predictions (EleutherAI/w2s ``entropy``; its gradient lowers the student's entropy).
+- ``window``: cross-entropy only on the examples where the student is unsure (max probability below
+  ``1/K + radius``), summed and divided by the batch size (EleutherAI/w2s ``window``); ``radius`` is a
+  number or ``midweak``, the batch's median weak-label confidence above chance.
 """
 
 from __future__ import annotations
@@ -73,8 +82,14 @@ class Loss:
     def __post_init__(self) -> None:
         check_types(self)  # parameters typed as declared, however the loss was built
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        """The loss of each example [B], from fp32 ``logits`` and ``labels`` (batch-level quantities such as
+        logconf's threshold are computed over the whole batch first)."""
         raise NotImplementedError
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
+        return weighted_mean(self.per_example(logits.float(), labels.float(), step_frac), weights)
 
     def for_training(self, warmup_frac: float) -> Loss:
         """The loss as one training run uses it (fills parameters that default to the run's settings)."""
@@ -119,16 +134,29 @@ def with_params(loss: Loss, **params: Any) -> Loss:
     return build(type(loss), {**loss.params(), **params}, loss.name)
 
 
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-example ``values``; with ``weights``, ``sum(w * v) / sum(w)`` (0 when every weight is 0)."""
+    if weights is None:
+        return values.mean()
+    weights = weights.to(values)
+    return (weights * values).sum() / weights.sum().clamp_min(1e-12)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy of ``logits`` against soft ``target`` rows: ``-sum_k t_k log p_k``."""
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
+
+
 # --- the paper's losses -------------------------------------------------------------------------
 
 
 @register_loss("xent")
 @dataclass(frozen=True)
 class CrossEntropy(Loss):
-    """Cross-entropy with soft targets."""
+    """Cross-entropy with soft targets: ``-sum_k y_k log p_k`` (Burns et al. 2023)."""
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), labels.float())
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        return soft_cross_entropy(logits, labels)
 
 
 def xent_loss(logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0) -> torch.Tensor:
@@ -158,11 +186,26 @@ def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor) -> torch.
     return F.one_hot(probs.argmax(dim=-1), num_classes).float()
 
 
+def balance_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Binary soft labels with the batch's mean log-odds subtracted (EleutherAI/w2s ``balance_batch``): a small
+    batch that happens to lean to one class no longer pulls the student's threshold with it."""
+    logodds = torch.log(labels[:, 1] + 1e-7) - torch.log(labels[:, 0] + 1e-7)
+    positive = torch.sigmoid(logodds - logodds.mean())
+    return torch.stack([1 - positive, positive], dim=1)
+
+
 @register_loss("logconf")
 @dataclass(frozen=True)
 class LogConfLoss(Loss):
+    """Auxiliary confidence loss (Burns et al. 2023, eq. 1): cross-entropy against ``(1 - w) y + w hard(p)``.
+
+    ``balance_batch`` (binary): subtract the batch's mean log-odds from the weak labels and harden at the 50%
+    quantile (EleutherAI/w2s), for small batches whose class balance is noise.
+    """
+
     aux_weight: float = 0.5  # maximum weight of the student's hardened predictions in the target
     warmup_frac: float | None = None  # warm-up of that weight, as a fraction of training; None: the run's warm-up
+    balance_batch: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -173,24 +216,92 @@ class LogConfLoss(Loss):
     def for_training(self, warmup_frac: float) -> Loss:
         return self if self.warmup_frac is not None else dataclasses.replace(self, warmup_frac=warmup_frac)
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
-        logits, labels = logits.float(), labels.float()
+    def weight(self, step_frac: float) -> float:
         warmup = DEFAULT_WARMUP_FRAC if self.warmup_frac is None else self.warmup_frac
-        weight = logconf_weight(step_frac, self.aux_weight, warmup)
-        hard = harden_predictions(torch.softmax(logits, dim=-1).detach(), labels)
-        target = (1.0 - weight) * labels + weight * hard
-        return F.cross_entropy(logits, target)
+        return logconf_weight(step_frac, self.aux_weight, warmup)
+
+    def own_target(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """What the student's own predictions contribute to the target: hardened here."""
+        return harden_predictions(probs, labels)
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        if self.balance_batch and labels.shape[-1] == 2:
+            labels = balance_labels(labels)
+        weight = self.weight(step_frac)
+        own = self.own_target(torch.softmax(logits, dim=-1).detach(), labels)
+        return soft_cross_entropy(logits, (1.0 - weight) * labels + weight * own)
+
+
+@register_loss("entropy")
+@dataclass(frozen=True)
+class EntropyLoss(LogConfLoss):
+    """``logconf`` without hardening: cross-entropy against ``(1 - w) y + w p`` with the student's soft,
+    detached predictions ``p`` (EleutherAI/w2s ``entropy``): the auxiliary term rewards confidence without
+    the batch-quantile threshold."""
+
+    def own_target(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return probs
 
 
 @register_loss("product")
 @dataclass(frozen=True)
 class ProductLoss(Loss):
+    """Cross-entropy against the detached, renormalised product ``p^beta y^alpha`` (Burns et al. 2023 code)."""
+
     alpha: float = 1.0  # exponent of the weak labels
     beta: float = 1.0  # exponent of the student's predictions
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
-        logits, labels = logits.float(), labels.float()
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         probs = torch.softmax(logits, dim=-1)
         target = probs.pow(self.beta) * labels.pow(self.alpha)
         target = (target / target.sum(dim=-1, keepdim=True).clamp_min(1e-12)).detach()
-        return F.cross_entropy(logits, target)
+        return soft_cross_entropy(logits, target)
+
+
+# --- more losses from the literature ------------------------------------------------------------
+
+_EPS = 1e-7
+
+
+@register_loss("kl")
+@dataclass(frozen=True)
+class KLLoss(Loss):
+    """``KL(y || p) = sum_k y_k (log y_k - log p_k)``: cross-entropy minus the weak labels' entropy (the same
+    gradient as ``xent``, but 0 at a perfect fit, so values compare across teachers; EleutherAI/weak-to-strong)."""
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        entropy = -(labels * torch.log(labels.clamp_min(_EPS))).sum(-1)
+        return soft_cross_entropy(logits, labels) - entropy
+
+
+@register_loss("reverse_kl")
+@dataclass(frozen=True)
+class ReverseKLLoss(Loss):
+    """``KL(p || y) = sum_k p_k (log p_k - log y_k)``, weak labels clamped at 1e-7: mode-seeking, so the
+    student may put its mass on one of the classes a hesitant teacher spreads over."""
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        log_probs = torch.log_softmax(logits, dim=-1)
+        return (log_probs.exp() * (log_probs - torch.log(labels.clamp_min(_EPS)))).sum(-1)
+
+
+@register_loss("window")
+@dataclass(frozen=True)
+class WindowLoss(Loss):
+    """Cross-entropy only where the student is unsure, ``max_k p_k < 1/K + radius``, summed over those examples
+    and divided by the batch size (EleutherAI/w2s ``window``): confident predictions are left alone even where
+    the teacher disagrees. ``radius: midweak`` uses the batch's median weak confidence above chance,
+    ``median(max_k y_k) - 1/K``."""
+
+    radius: float | str = 0.15
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.radius == "midweak" or (not isinstance(self.radius, str) and 0.0 <= self.radius <= 1.0),
+              "radius", f"must be a number in [0, 1] or 'midweak', got {self.radius!r}")
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        chance = 1.0 / logits.shape[-1]
+        radius = (labels.max(-1).values.median() - chance) if self.radius == "midweak" else self.radius
+        unsure = torch.softmax(logits, dim=-1).detach().max(-1).values < chance + radius
+        return soft_cross_entropy(logits, labels) * unsure.float()

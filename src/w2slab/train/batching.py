@@ -2,7 +2,8 @@
 
 Token ids are padded by ``transformers``' :class:`~transformers.DataCollatorWithPadding` (the
 tokenizer's pad id and padding side, an attention mask); cached backbone features are stacked.
-Every example may also carry a soft ``target`` [K] and its ``index`` in the split, which pass through.
+Every example may also carry a soft ``target`` [K], a loss ``weight`` and its ``index`` in the split, which
+pass through.
 """
 
 from __future__ import annotations
@@ -32,5 +33,7 @@ class Collator:
             batch["input_ids"], batch["attention_mask"] = padded["input_ids"], padded["attention_mask"]
         if "target" in items[0]:
             batch["target"] = torch.tensor(np.stack([i["target"] for i in items]), dtype=torch.float32)
+        if "weight" in items[0]:
+            batch["weight"] = torch.tensor([float(i["weight"]) for i in items], dtype=torch.float32)
         batch["index"] = torch.tensor([i["index"] for i in items])
         return batch

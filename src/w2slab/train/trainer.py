@@ -310,7 +310,7 @@ class PeriodicEvaluation(TrainerCallback):
 
 
 def _model_inputs(batch: dict) -> dict:
-    return {k: v for k, v in batch.items() if k not in ("target", "index")}
+    return {k: v for k, v in batch.items() if k not in ("target", "index", "weight")}
 
 
 def _epoch_order(n: int, seed: int, epoch: int, lengths: Sequence[int] | None = None,
@@ -426,7 +426,8 @@ class Trainer:
         started = time.perf_counter()
         with self.policy.autocast():
             logits = self.model(**_model_inputs(batch))
-        loss = self.loss_fn(logits.float(), batch["target"], step / state.total_steps)
+        weights = {"weights": batch["weight"]} if "weight" in batch else {}  # per-example weights, when given
+        loss = self.loss_fn(logits.float(), batch["target"], step / state.total_steps, **weights)
         grad_norm, bad, backoff = self._optimizer_step(loss)
         current_lr = self.scheduler.get_last_lr()[0]
         with warnings.catch_warnings():  # a skipped step still advances the schedule, on purpose
