@@ -113,7 +113,7 @@ def run_w2slab(out: Path, args) -> dict:
     any_result = next(iter(summary.results.values()))
     return {"total": total, "stages": per_stage, "config": cfg.to_dict(),
             "weak": any_result.weak_accuracy, "ceiling": any_result.ceiling_accuracy,
-            "students": {loss: (r.student_accuracy, r.pgr) for loss, r in summary.results.items()},
+            "students": {loss: (r.student_accuracy, r.pgr, tuple(r.pgr_ci95)) for loss, r in summary.results.items()},
             "strong_log": [r for r in strong_logs if "loss" in r],
             "resolved": {"weak": any_result.resolved.get("weak"), "strong": any_result.resolved.get("strong")}}
 
@@ -186,6 +186,7 @@ class ReferenceRecipe:
 
 def run_reference(out: Path, args, losses: tuple[str, ...] = ("xent", "logconf")) -> dict:
     from w2slab.data import load_task, make_splits
+    from w2slab.metrics import bootstrap_pgr_interval
     from w2slab.models.loading import load_tokenizer, resolve_model
 
     torch.set_num_threads(torch.get_num_threads())
@@ -213,26 +214,29 @@ def run_reference(out: Path, args, losses: tuple[str, ...] = ("xent", "logconf")
         stages["weak_train"] += time.time() - t
         t = time.time()
         weak_transfer = recipe.predict(weak, weak_ids["transfer"][0], weak_ids["transfer"][1])
-        weak_acc = float((recipe.predict(weak, weak_ids["test"][0], weak_ids["test"][1]).argmax(-1)
-                          == labels["test"]).mean())
+        weak_correct = recipe.predict(weak, weak_ids["test"][0], weak_ids["test"][1]).argmax(-1) == labels["test"]
+        weak_acc = float(weak_correct.mean())
         stages["weak_label"] += time.time() - t
         del weak
         t = time.time()
         recipe.log = []
         ceiling = recipe.train(strong_model, strong_ids["transfer"][0], np.eye(2)[labels["transfer"]], reference_xent)
         strong_log += recipe.log
-        ceiling_acc = float((recipe.predict(ceiling, strong_ids["test"][0], strong_ids["test"][1]).argmax(-1)
-                             == labels["test"]).mean())
+        ceiling_correct = (recipe.predict(ceiling, strong_ids["test"][0], strong_ids["test"][1]).argmax(-1)
+                           == labels["test"])
+        ceiling_acc = float(ceiling_correct.mean())
         stages["ceiling"] += time.time() - t
         del ceiling
         t = time.time()
         recipe.log = []
         student = recipe.train(strong_model, strong_ids["transfer"][0], weak_transfer, loss_fns[loss])
         strong_log += recipe.log
-        acc = float((recipe.predict(student, strong_ids["test"][0], strong_ids["test"][1]).argmax(-1)
-                     == labels["test"]).mean())
+        student_correct = (recipe.predict(student, strong_ids["test"][0], strong_ids["test"][1]).argmax(-1)
+                           == labels["test"])
+        acc = float(student_correct.mean())
         stages["student"] += time.time() - t
-        students[loss] = (acc, (acc - weak_acc) / (ceiling_acc - weak_acc) if ceiling_acc > weak_acc else float("nan"))
+        pgr = (acc - weak_acc) / (ceiling_acc - weak_acc) if ceiling_acc > weak_acc else float("nan")
+        students[loss] = (acc, pgr, bootstrap_pgr_interval(weak_correct, student_correct, ceiling_correct).pgr_ci95)
         print(f"  reference {loss}: weak {weak_acc:.3f} ceiling {ceiling_acc:.3f} student {acc:.3f} "
               f"({time.time() - start_all:.0f} s so far)", flush=True)
     return {"total": time.time() - start_all, "stages": dict(stages), "weak": weak_acc, "ceiling": ceiling_acc,
@@ -356,10 +360,13 @@ def report(found: dict, args) -> None:
         for name in ("weak", "ceiling"):
             print(f"{name + ' accuracy':24s}{(ours or {}).get(name, float('nan')):12.3f}"
                   f"{(ref or {}).get(name, float('nan')):12.3f}")
+        nan = float("nan")
         for loss in ("xent", "logconf"):
-            oa, op = (ours or {}).get("students", {}).get(loss, (float("nan"),) * 2)
-            ra, rp = (ref or {}).get("students", {}).get(loss, (float("nan"),) * 2)
-            print(f"{loss + ' student (PGR)':24s}{oa:7.3f} ({op:+.2f}){ra:7.3f} ({rp:+.2f})")
+            oa, op, oci = (ours or {}).get("students", {}).get(loss, (nan, nan, (nan, nan)))
+            ra, rp, rci = (ref or {}).get("students", {}).get(loss, (nan, nan, (nan, nan)))
+            print(f"{loss + ' student':24s}{oa:12.3f}{ra:12.3f}")
+            print(f"{'  PGR [95% CI]':24s}{op:6.2f} [{oci[0]:.2f}, {oci[1]:.2f}]  "
+                  f"{rp:6.2f} [{rci[0]:.2f}, {rci[1]:.2f}]  (nan: the gap is within noise)")
         if ours:
             print(f"w2slab resolved: {json.dumps(ours['resolved'])}")
     if (ours or ref) and found.get("n_params"):

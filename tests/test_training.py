@@ -169,3 +169,18 @@ def test_a_callback_can_stop_training_early():
     result = train_model(model, toy_examples(), toy_collate(), make_loss("xent"), cfg, lr=3e-3, seed=0, desc="t",
                          callbacks=[StopAt()])
     assert result.stability.steps == 5 and len(result.log) == 5
+
+
+def test_per_example_weights_reach_the_loss():
+    seen = []
+
+    class Recording:
+        def __call__(self, logits, labels, step_frac, weights=None):
+            seen.append(weights)
+            return make_loss("xent")(logits, labels, step_frac, weights=weights)
+
+    examples = [dict(e, weight=float(e["index"] % 2)) for e in toy_examples()]
+    cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32")
+    train_model(tiny_bert(), examples, toy_collate(), Recording(), cfg, lr=1e-3, seed=0)
+    assert len(seen) == 4 and all(w is not None and w.shape == (16,) for w in seen)
+    assert sorted(torch.cat(seen).tolist()) == [0.0] * 32 + [1.0] * 32  # each example's own weight, once
