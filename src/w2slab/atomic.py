@@ -13,19 +13,19 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (temporary sibling, then ``os.replace``)."""
+def write_with(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Let ``write(binary handle)`` fill a temporary sibling of ``path``, fsync it and ``os.replace`` it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -34,6 +34,11 @@ def write_text(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temporary sibling, then ``os.replace``)."""
+    return write_with(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def write_json(path: str | Path, data: Any, *, indent: int | None = 2) -> Path:

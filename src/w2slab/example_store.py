@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from w2slab.atomic import fsync_dir
+from w2slab import atomic
 
 
 def text_key(text: str) -> str:
@@ -80,18 +78,9 @@ class ExampleStore:
         flat = np.concatenate(arrays) if arrays else np.zeros(0)
         self.folder.mkdir(parents=True, exist_ok=True)
         if self._describe is not None and not (self.folder / "about.json").exists():
-            (self.folder / "about.json").write_text(json.dumps(self._describe, indent=2, default=str))
-        fd, tmp = tempfile.mkstemp(prefix=".shard-", suffix=".npz", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, keys=np.array(keys), flat=flat, offsets=offsets)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.folder / f"shard-{uuid.uuid4().hex}.npz")
-            fsync_dir(self.folder)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            atomic.write_json(self.folder / "about.json", self._describe)
+        atomic.write_with(self.folder / f"shard-{uuid.uuid4().hex}.npz",
+                          lambda fh: np.savez(fh, keys=np.array(keys), flat=flat, offsets=offsets))
         for key, array in zip(keys, arrays, strict=True):
             self._values.setdefault(key, array)
 

@@ -153,9 +153,7 @@ class RoleModel:
                                         desc=f"{self.role} features", output="features")
                 return list(values)
 
-            from w2slab.distributed import device
-
-            policy = PrecisionPolicy.resolve(self.train_cfg.precision, device())
+            policy = PrecisionPolicy.resolve(self.train_cfg.precision)  # on this process's device
             store = self._store("features", precision=policy.name, device=policy.device_type,
                                 pooling=self.resolved.defaults.pooling)
             values = _cached(store, list(examples), extract, "features")
