@@ -1,7 +1,9 @@
 """The package's layers, as the README's Architecture section states them, checked on every import.
 
 A module may import from its own layer's package and from lower layers, never upward. Imports
-inside functions count too (a lazy import is still a dependency).
+inside functions count too (a lazy import is still a dependency). Imports under ``if TYPE_CHECKING:`` do
+not: a method's hooks are *called with* the pipeline's graph builder, and naming that type in a hint adds
+no runtime dependency.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "w2slab"
 #: Lowest first. A module's layer is that of its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
     ("w2slab.errors", "w2slab.typed", "w2slab.registry", "w2slab.atomic", "w2slab.progress", "w2slab.metrics",
-     "w2slab.fingerprint", "w2slab.distributed", "w2slab.example_store"),  # core: no w2slab imports beyond this layer
-    ("w2slab.losses", "w2slab.data", "w2slab.models"),  # components, each registered by name
+     "w2slab.fingerprint", "w2slab.distributed", "w2slab.example_store", "w2slab.component",
+     "w2slab.diagnostics"),  # core: no w2slab imports beyond this layer
+    ("w2slab.losses", "w2slab.data", "w2slab.models", "w2slab.methods"),  # components, each registered by name
     ("w2slab.config",),  # typed ExperimentConfig / TrainConfig / RuntimeConfig
     ("w2slab.train", "w2slab.results"),  # the trainer; the result schema
     ("w2slab.pipeline",),  # stages, store, executors, sweeps
@@ -40,9 +43,22 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the nodes under ``if TYPE_CHECKING:`` blocks."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            skipped |= {id(child) for statement in node.body for child in ast.walk(statement)}
+    return skipped
+
+
 def imported(path: Path) -> set[str]:
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    hints_only = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in hints_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module == "w2slab":  # from w2slab import atomic
             names |= {f"w2slab.{alias.name}" for alias in node.names if alias.name != "__version__"}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("w2slab"):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from w2slab.losses import DEFAULT_WARMUP_FRAC, Loss, make_loss
+from w2slab.methods import Method, check_method, make_method
 from w2slab.typed import build, check, check_types, to_plain
 
 TrainMode = Literal["full", "lora", "probe"]
@@ -92,12 +93,17 @@ def _default_losses() -> tuple[Loss, ...]:
     return (make_loss("xent"), make_loss("logconf"))
 
 
+def _default_methods() -> tuple[Method, ...]:
+    return (make_method("none"),)
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """One weak-to-strong experiment: (dataset, weak model, strong model, losses, seed).
 
     ``losses`` accepts names, ``{name: ..., param: ...}`` mappings or :class:`~w2slab.losses.Loss`
-    instances; each is validated against the loss registry and stored as a typed loss object.
+    instances; each is validated against the loss registry and stored as a typed loss object. ``methods``
+    likewise (:mod:`w2slab.methods`); the experiment trains one student per (method, loss).
     """
 
     # Default: the paper's NLP setting, the strong model fine-tuned (README "The default experiment" gives its
@@ -106,6 +112,7 @@ class ExperimentConfig:
     weak: str = "minilm-l6"
     strong: str = "mpnet-base"
     losses: tuple[Loss, ...] = field(default_factory=_default_losses)
+    methods: tuple[Method, ...] = field(default_factory=_default_methods)  # "none": the paper's recipe
     n_train: int = 2000  # labelled docs, split in half: weak-train and transfer (as the reference code)
     n_test: int = 800
     # seed: the partition of the pool into weak-train and transfer, initialisations, shuffles and dropout;
@@ -126,11 +133,19 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if isinstance(self.losses, str | Loss | dict):  # one loss given on its own
             object.__setattr__(self, "losses", (self.losses,))
+        if isinstance(self.methods, str | Method | dict):
+            object.__setattr__(self, "methods", (self.methods,))
         check_types(self)  # types of every field; losses become registered Loss objects, train dicts TrainConfigs
         check(bool(self.losses), "losses", "name at least one loss (e.g. xent)")
         labels = [loss.label for loss in self.losses]
         duplicated = sorted({label for label in labels if labels.count(label) > 1})
         check(not duplicated, "losses", f"{', '.join(duplicated)} listed twice")
+        check(bool(self.methods), "methods", "name at least one method (none: the paper's recipe)")
+        labels = [method.label for method in self.methods]
+        duplicated = sorted({label for label in labels if labels.count(label) > 1})
+        check(not duplicated, "methods", f"{', '.join(duplicated)} listed twice")
+        for method in self.methods:
+            check_method(method)  # a student-side method reading ground truth must be a named oracle
         for key in ("dataset", "weak", "strong"):
             check(bool(getattr(self, key).strip()), key, "must be a non-empty name")
         check(self.n_train >= 4, "n_train", f"must be >= 4 (half weak-train, half transfer), got {self.n_train}")

@@ -38,14 +38,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from w2slab.errors import ConfigError
+from w2slab.component import Component, registrar
 from w2slab.registry import Registry
-from w2slab.typed import build, check, check_types, init_fields, to_plain
+from w2slab.typed import check
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -55,32 +55,12 @@ DEFAULT_WARMUP_FRAC = 0.1
 
 LOSSES: Registry[type[Loss]] = Registry("loss")
 
-L = TypeVar("L", bound="type[Loss]")
-
-
-def register_loss(name: str, *, replace: bool = False) -> Callable[[L], L]:
-    """Register a :class:`Loss` subclass under ``name`` (made a frozen dataclass if it is not one)."""
-
-    def add(cls: L) -> L:
-        if not (isinstance(cls, type) and issubclass(cls, Loss)):
-            raise ConfigError(f"register_loss({name!r}) needs a subclass of w2slab.Loss, got {cls!r}")
-        if "__dataclass_fields__" not in cls.__dict__:
-            cls = dataclass(frozen=True)(cls)
-        cls.name = name
-        LOSSES.register(name, cls, replace=replace)
-        return cls
-
-    return add
-
 
 @dataclass(frozen=True)
-class Loss:
+class Loss(Component):
     """Base of every registered loss: its dataclass fields are its typed, serialisable parameters."""
 
-    name: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        check_types(self)  # parameters typed as declared, however the loss was built
+    registry: ClassVar[Registry] = LOSSES
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         """The loss of each example [B], from fp32 ``logits`` and ``labels`` (batch-level quantities such as
@@ -95,33 +75,9 @@ class Loss:
         """The loss as one training run uses it (fills parameters that default to the run's settings)."""
         return self
 
-    # --- configuration --------------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        return {key: to_plain(getattr(self, key)) for key in init_fields(type(self))}
 
-    def to_value(self) -> dict[str, Any]:
-        return {"name": self.name, **self.params()}
-
-    @property
-    def label(self) -> str:
-        """Short, unique, file-name-safe tag: the name, plus the parameters that differ from their defaults."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.init}
-        changed = [f"{k}={v}" for k, v in self.params().items() if defaults.get(k) != getattr(self, k)]
-        return self.name + (f"[{','.join(changed)}]" if changed else "")
-
-    @classmethod
-    def from_value(cls, value: Any, path: str = "loss") -> Loss:
-        """A loss from its name (``"logconf"``), a mapping (``{name: logconf, aux_weight: 0.3}``) or an instance."""
-        if isinstance(value, Loss):
-            return value
-        if isinstance(value, str):
-            value = {"name": value}
-        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-            raise ConfigError(f"{path}: expected a loss name or a mapping with a 'name' key, got {value!r}")
-        params = {k: v for k, v in value.items() if k != "name"}
-        if value["name"] not in LOSSES:
-            raise ConfigError(f"{path}: {LOSSES.unknown_message(value['name'])}")
-        return build(LOSSES.get(value["name"]), params, f"{path}[{value['name']}]")
+#: ``@register_loss("name")`` on a :class:`Loss` subclass (made a frozen dataclass if it is not one).
+register_loss = registrar(Loss)
 
 
 def make_loss(spec: str | dict | Loss) -> Loss:
@@ -131,7 +87,7 @@ def make_loss(spec: str | dict | Loss) -> Loss:
 
 def with_params(loss: Loss, **params: Any) -> Loss:
     """A copy of ``loss`` with some parameters changed (validated like any configuration)."""
-    return build(type(loss), {**loss.params(), **params}, loss.name)
+    return loss.with_params(**params)
 
 
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from w2slab.diagnostics import calibration, decompose, misfit_gain, pack_correct, unpack_correct
 from w2slab.errors import W2SError
 from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_interval, majority_fraction, pgr
 
@@ -76,6 +77,14 @@ class ExperimentResult:
     config: dict[str, Any] = field(default_factory=dict)  # ExperimentConfig.to_dict() with this loss only
     resolved: dict[str, Any] = field(default_factory=dict)  # per role: lr, precision, device, pooling, location
     suspect: list[str] = field(default_factory=list)
+    method: str = "none"  # the method's label; ``loss`` is then the student's label, e.g. xent+conf_filter
+    oracle: bool = False  # the student read ground truth on purpose (a named oracle method): not a W2S result
+    ground_truth_labels: dict[str, int] = field(default_factory=dict)  # by role: weak, ceiling, supervisor, student
+    # misfit/gain (Charikar et al. 2024), the test-set decomposition and calibration (w2slab.diagnostics)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    test_correct: dict[str, str] = field(default_factory=dict)  # per role, packed per-example correctness on test
+    test_size: int = 0  # examples in the test set (what test_correct unpacks to)
+    selection: list[dict] = field(default_factory=list)  # checkpoint-selection evaluations of the student
 
     KEYS = ("dataset", "weak", "strong", "loss")  # what names a configuration in tables and plots
 
@@ -113,7 +122,7 @@ class ExperimentResult:
                 values[name] = list(value)
             elif name in cls.KEYS or name == "experiment_id":
                 values[name] = str(value)
-            elif name == "seed":
+            elif name in ("seed", "test_size"):
                 values[name] = int(value)
             elif f.type == "bool":
                 values[name] = bool(value)
@@ -142,11 +151,14 @@ class ExperimentResult:
     def compute(cls, *, labels: dict[str, np.ndarray], weak: dict[str, np.ndarray], ceiling: np.ndarray,
                 student: dict[str, np.ndarray], config: dict[str, Any], loss: str, experiment_id: str,
                 resolved: dict[str, Any], seed: int, warn=print,
-                stability: dict[str, dict] | None = None) -> ExperimentResult:
+                stability: dict[str, dict] | None = None, method: str = "none", oracle: bool = False,
+                ground_truth_labels: dict[str, int] | None = None,
+                selection: list[dict] | None = None) -> ExperimentResult:
         """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test.
 
         ``stability``: the trainings' stability reports by role (``weak``, ``ceiling``, ``student``; each a
-        parsed ``stability.json``), whose ``suspect`` reasons the result carries next to its own.
+        parsed ``stability.json``), whose ``suspect`` reasons the result carries next to its own. ``weak`` is
+        the supervisor the student learned from (the weak model, or a method's synthetic supervisor or ensemble).
         """
         test = labels["test"]
         result = cls(
@@ -171,8 +183,21 @@ class ExperimentResult:
                                                                       interval.gap_ci95)
         result.suspect = suspect_reasons({"weak": weak["test"], "ceiling": ceiling, "student": student["test"]},
                                          test, stability or {})
+        result.method, result.oracle = method, oracle
+        result.ground_truth_labels = dict(ground_truth_labels or {})
+        result.selection = list(selection or [])
+        result.diagnostics = diagnose(weak, ceiling, student, labels)
+        result.test_size = len(test)
+        result.test_correct = {role: pack_correct(probs.argmax(-1) == test) for role, probs in
+                               (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
         result.mark_pair()
         return result
+
+    def correct(self, role: str) -> np.ndarray:
+        """Per-example correctness of ``role`` on the test set (for paired comparisons between results)."""
+        if role not in self.test_correct:
+            raise W2SError(f"result {self.experiment_id} has no per-example record of {role}; re-run its evaluation")
+        return unpack_correct(self.test_correct[role], self.test_size)
 
     def config_id(self) -> str:
         """Short hash of the configuration without its seed: records that share it are seeds of one setting.
@@ -199,6 +224,19 @@ class ExperimentResult:
                 f"weak {fmt(self.weak_accuracy)}  student {fmt(self.student_accuracy)}  "
                 f"ceiling {fmt(self.ceiling_accuracy)}  PGR {fmt(self.pgr)}"
                 + ("  SUSPECT" if self.suspect else ""))
+
+
+def diagnose(weak: dict[str, np.ndarray], ceiling: np.ndarray, student: dict[str, np.ndarray],
+             labels: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Misfit and gain (test), misfit on transfer (where the student fit the weak labels), the test-set
+    decomposition, and calibration of the three models (:mod:`w2slab.diagnostics`)."""
+    test = labels["test"]
+    transfer = misfit_gain(weak["transfer"], student["transfer"], labels["transfer"])
+    return {**misfit_gain(weak["test"], student["test"], test),
+            "misfit_transfer": transfer["misfit"],
+            "decomposition": decompose(weak["test"], student["test"], test).to_dict(),
+            "calibration": {"weak": calibration(weak["test"], test), "ceiling": calibration(ceiling, test),
+                            "student": calibration(student["test"], test)}}
 
 
 def config_id(config: dict[str, Any]) -> str:

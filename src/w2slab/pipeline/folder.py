@@ -16,6 +16,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from w2slab import atomic
 from w2slab.config import RuntimeConfig
 from w2slab.pipeline.graph import ExperimentGraph, Stage, result_versions
@@ -42,6 +44,15 @@ def summarize(graph: ExperimentGraph, store: StageStore) -> ExperimentSummary:
                   "versions": result_versions()})
 
 
+def _with_labels(source: Path, target: Path, rows: list[dict]) -> None:
+    """A stage's predictions with the ground-truth labels of their split (student-side stages never hold them)."""
+    with np.load(source) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["labels"] = np.array([row["label"] for row in rows])
+    with open(target, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
 def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: RuntimeConfig,
                             summary: ExperimentSummary) -> Path:
     final = Path(runtime.run_root) / (runtime.name or graph.config.default_name())
@@ -58,7 +69,11 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
         (staging / "predictions").mkdir()
         (staging / "logs").mkdir()
         for target, (stage, source) in copies.items():
-            shutil.copy2(store.final_dir(stage.kind, stage.id) / source, staging / target)
+            if target.endswith(".npz"):  # a user recomputes metrics from a folder: the split's labels go with it
+                _with_labels(store.final_dir(stage.kind, stage.id) / source, staging / target,
+                             splits[source.removesuffix(".npz")])
+            else:
+                shutil.copy2(store.final_dir(stage.kind, stage.id) / source, staging / target)
         (staging / "config.json").write_text(json.dumps({**summary.config, "resolved": summary.resolved}, indent=2))
         (staging / "splits.json").write_text(json.dumps({k: [r["id"] for r in splits[k]] for k in SPLIT_NAMES}))
         (staging / "metrics.json").write_text(json.dumps(summary.to_dict(), indent=2))

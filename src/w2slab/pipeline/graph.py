@@ -9,6 +9,11 @@ training config) is one stage however many strong models and losses use it, and 
     split ─┬─> weak_train ──> weak_label ─┬──────────────> student(loss) ──> evaluate(loss)
            ├─> features (probe mode only) ─┼─> ceiling ─────────────────────────┘
            └───────────────────────────────┘
+
+A method (:mod:`w2slab.methods`) puts stages between the weak labels and the student: a ``relabel``
+stage (filtering, kNN relabelling), a ``supervise`` stage instead of the weak model (synthetic
+supervisors), more weak models (ensembles) or more students (bootstrapping, strong-to-strong). Each
+student is one (loss, method); its evaluation measures PGR from the supervisor it learned from.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from w2slab import __version__, fingerprint
 from w2slab.config import ExperimentConfig, TrainConfig
 from w2slab.losses import Loss
+from w2slab.methods.base import Method, SelectionMethod, check_method
 from w2slab.typed import to_plain
 
 #: Libraries whose version can change a number in a result (tokenisation, kernels, metrics, data loading).
@@ -145,12 +151,44 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class StudentSpec(TrainSpec):
-    """The strong model trained on the weak model's soft labels with one loss."""
+    """The strong model trained on soft labels (its ``labels`` input) with one loss and one method."""
 
     loss: Loss = None  # type: ignore[assignment] - always given; dataclass field order needs a default
+    method: Method | None = None  # None: the plain recipe (no selection)
 
     def to_value(self) -> dict[str, Any]:
-        return {**super().to_value(), "loss": self.loss.to_value()}
+        selection = {"method": self.method.to_value()} if self.method is not None else {}
+        return {**super().to_value(), "loss": self.loss.to_value(), **selection}
+
+
+@dataclass(frozen=True)
+class RelabelSpec:
+    """A label method applied to its ``labels`` input (the seed draws any randomness it needs)."""
+
+    method: Method
+    seed: int
+
+    def to_value(self) -> dict[str, Any]:
+        return {"method": self.method.to_value(), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class SuperviseSpec:
+    """A synthetic supervisor: labels transfer and test from ground truth with its error structure."""
+
+    method: Method
+    seed: int
+    num_classes: int
+
+    def to_value(self) -> dict[str, Any]:
+        return {"method": self.method.to_value(), "seed": self.seed, "num_classes": self.num_classes}
+
+
+@dataclass(frozen=True)
+class EnsembleSpec:
+    """The weighted mean of its ``member_<i>`` inputs' soft labels (weights normalised; empty: equal)."""
+
+    weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,18 +215,24 @@ class EvaluateSpec:
     def loss(self) -> Loss:
         return self.config.losses[0]
 
+    @property
+    def method(self) -> Method:
+        return self.config.methods[0]
 
-StageSpec = SplitSpec | TrainSpec | StudentSpec | WeakLabelSpec | FeaturesSpec | EvaluateSpec
+
+StageSpec = (SplitSpec | TrainSpec | StudentSpec | WeakLabelSpec | FeaturesSpec | EvaluateSpec | RelabelSpec
+             | SuperviseSpec | EnsembleSpec)
 
 #: Every stage kind, in dependency order.
-STAGE_KINDS = ("split", "weak_train", "weak_label", "features", "ceiling", "student", "evaluate")
+STAGE_KINDS = ("split", "weak_train", "weak_label", "features", "ceiling", "supervise", "ensemble", "relabel",
+               "student", "evaluate")
 #: Stage kinds that train a model (for counting and for scheduling on GPUs).
 TRAINING_KINDS = ("weak_train", "ceiling", "student")
 
 
 @dataclass(eq=False)
 class Stage:
-    kind: str  # split | weak_train | weak_label | features | ceiling | student | evaluate
+    kind: str  # one of STAGE_KINDS
     spec: StageSpec
     inputs: dict[str, Stage] = field(default_factory=dict)
     label: str = ""
@@ -215,7 +259,8 @@ class Stage:
 
 @dataclass
 class ExperimentGraph:
-    """The stages of one experiment (one student and one evaluation per loss, keyed by the loss label)."""
+    """The stages of one experiment: one student and one evaluation per (loss, method), keyed by the student's
+    label (``xent``, ``xent+conf_filter``, ...)."""
 
     config: ExperimentConfig
     split: Stage
@@ -227,61 +272,129 @@ class ExperimentGraph:
     features: Stage | None = None
 
     def stages(self) -> list[Stage]:
-        """All stages in dependency order."""
-        ordered = [self.split, self.weak_train, self.weak_label]
-        if self.features is not None:
-            ordered.append(self.features)
-        ordered.append(self.ceiling)
-        for loss in self.students:
-            ordered += [self.students[loss], self.evaluations[loss]]
-        return ordered
+        """All stages in dependency order (inputs before the stages that read them)."""
+        ordered: dict[str, Stage] = {}
+
+        def visit(stage: Stage) -> None:
+            if stage.id in ordered:
+                return
+            for dependency in stage.inputs.values():
+                visit(dependency)
+            ordered[stage.id] = stage
+
+        for stage in (self.split, self.weak_train, self.weak_label, *([self.features] if self.features else []),
+                      self.ceiling):
+            visit(stage)
+        for label in self.students:
+            visit(self.students[label])
+            visit(self.evaluations[label])
+        return list(ordered.values())
 
     def trained(self) -> dict[str, Stage]:
-        """Training stages by the name results use: weak, ceiling, student_<loss>."""
+        """Training stages by the name results use: weak, ceiling, student_<label>."""
         return {"weak": self.weak_train, "ceiling": self.ceiling,
-                **{f"student_{loss}": stage for loss, stage in self.students.items()}}
+                **{f"student_{label}": stage for label, stage in self.students.items()}}
+
+
+class GraphBuilder:
+    """Builds one experiment's stages; methods call it for the stages they add (:mod:`w2slab.methods`).
+
+    Every stage is made once per identity, so two methods that need the same weak model or features share it.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, data_root: str | None = None):
+        self.cfg = cfg
+        self.name = f"{cfg.dataset}/{cfg.weak}->{cfg.strong}/s{cfg.seed}"
+        self._made: dict[str, Stage] = {}
+        drop = cfg.truncation == "drop"  # which rows survive depends on both tokenizers
+        revision = dataset_revision(cfg.dataset, cfg.data_source, data_root)
+        self.split = self.make(Stage(
+            "split", SplitSpec(cfg.dataset, revision, cfg.n_train, cfg.n_test, cfg.seed, cfg.data_source,
+                               drop_longer_than=cfg.max_ctx if drop else None,
+                               drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else (),
+                               file_fields={"text_field": cfg.text_field, "label_field": cfg.label_field,
+                                            "label_map": cfg.label_map} if cfg.reads_a_file() else None,
+                               data_seed=cfg.data_seed),
+            label=f"{cfg.dataset} s{cfg.seed}" + (f" d{cfg.data_seed}" if cfg.data_seed else "")))
+        self.weak_train, self.weak_label = self.weak_model(cfg.weak, cfg.seed)
+        self.strong = TrainSpec(self.model_input(cfg.strong), cfg.strong_train, cfg.seed)
+        self.features = self.features_of(cfg.strong) if cfg.strong_train.mode == "probe" else None
+        self.ceiling = self.make(Stage("ceiling", self.strong, self.strong_inputs(),
+                                       label=f"ceiling {cfg.strong} on {cfg.dataset} s{cfg.seed}"))
+
+    def make(self, stage: Stage) -> Stage:
+        """The stage, or the one already made with its identity."""
+        return self._made.setdefault(stage.id, stage)
+
+    def model_input(self, model: str) -> ModelInput:
+        return ModelInput(model, model_revision(model), self.cfg.max_ctx, self.cfg.truncation)
+
+    def weak_model(self, model: str, seed: int, train: TrainConfig | None = None) -> tuple[Stage, Stage]:
+        """A weak model trained on ground truth, and its labels of transfer and test."""
+        cfg = self.cfg
+        trained = self.make(Stage("weak_train", TrainSpec(self.model_input(model), train or cfg.weak_train, seed),
+                                  {"split": self.split}, label=f"weak {model} on {cfg.dataset} s{seed}"))
+        labels = self.make(Stage("weak_label", WeakLabelSpec(), {"split": self.split, "weak_train": trained},
+                                 label=f"labels of {model} on {cfg.dataset} s{seed}"))
+        return trained, labels
+
+    def features_of(self, model: str) -> Stage:
+        """Frozen-backbone features of ``model`` on every split (probe students, kNN and probe relabelling)."""
+        precision = self.cfg.strong_train.precision
+        return self.make(Stage("features", FeaturesSpec(self.model_input(model), precision), {"split": self.split},
+                               label=f"features of {model} on {self.cfg.dataset} s{self.cfg.seed}"))
+
+    def strong_inputs(self) -> dict[str, Stage]:
+        return {"split": self.split, **({"features": self.features} if self.features is not None else {})}
+
+    def relabel(self, method: Method, labels: Stage | None = None) -> Stage:
+        inputs = {"split": self.split, "labels": labels or self.weak_label}
+        if "strong_features" in method.reads:
+            inputs["features"] = self.features_of(self.cfg.strong)
+        return self.make(Stage("relabel", RelabelSpec(method, self.cfg.seed), inputs,
+                               label=f"{method.label} labels {self.name}"))
+
+    def supervise(self, method: Method) -> Stage:
+        return self.make(Stage("supervise", SuperviseSpec(method, self.cfg.seed, 2), {"split": self.split},
+                               label=f"{method.label} supervisor {self.name}"))
+
+    def ensemble(self, members: list[Stage], weights: tuple[float, ...] = ()) -> Stage:
+        inputs = {"split": self.split, **{f"member_{i}": stage for i, stage in enumerate(members)}}
+        return self.make(Stage("ensemble", EnsembleSpec(tuple(weights)), inputs, label=f"ensemble {self.name}"))
+
+    def student(self, loss: Loss, labels: Stage, method: Method | None = None, model: str | None = None,
+                train: TrainConfig | None = None, label: str = "") -> Stage:
+        """A student of ``model`` (default: the strong model) trained on ``labels``' transfer labels."""
+        model_input = self.model_input(model) if model else self.strong.model
+        spec = StudentSpec(model_input, train or self.strong.train, self.cfg.seed, loss=loss,
+                           method=method if isinstance(method, SelectionMethod) else None)
+        inputs = {"labels": labels, "split": self.split}
+        if (train or self.strong.train).mode == "probe":
+            inputs["features"] = self.features_of(model_input.model)
+        return self.make(Stage("student", spec, inputs, label=label or f"student {self.name} {loss.label}"))
+
+    def evaluate(self, loss: Loss, method: Method, student: Stage) -> Stage:
+        supervisor = method.supervisor_stage(self)
+        inputs = {"split": self.split, "supervisor": supervisor, "ceiling": self.ceiling, "student": student}
+        if supervisor is self.weak_label:  # the trained weak model: its settings and stability go in the result
+            inputs["weak_train"] = self.weak_train
+        config = dataclasses.replace(self.cfg, losses=(loss,), methods=(method,))
+        return self.make(Stage("evaluate", EvaluateSpec(config), inputs,
+                               label=f"evaluate {self.name} {method.student_label(loss.label)}"))
 
 
 def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> ExperimentGraph:
     """The experiment's stages; ``data_root`` decides where a registered dataset is read from (part of its identity)."""
-    name = f"{cfg.dataset}/{cfg.weak}->{cfg.strong}/s{cfg.seed}"
-    drop = cfg.truncation == "drop"  # which rows survive depends on both tokenizers
-    revision = dataset_revision(cfg.dataset, cfg.data_source, data_root)
-    split = Stage("split", SplitSpec(cfg.dataset, revision, cfg.n_train, cfg.n_test, cfg.seed,
-                                     cfg.data_source, drop_longer_than=cfg.max_ctx if drop else None,
-                                     drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else (),
-                                     file_fields={"text_field": cfg.text_field, "label_field": cfg.label_field,
-                                                  "label_map": cfg.label_map} if cfg.reads_a_file() else None,
-                                     data_seed=cfg.data_seed),
-                  label=f"{cfg.dataset} s{cfg.seed}" + (f" d{cfg.data_seed}" if cfg.data_seed else ""))
-
-    def model_input(role: str) -> ModelInput:
-        model = cfg.model(role)
-        return ModelInput(model, model_revision(model), cfg.max_ctx, cfg.truncation)
-
-    weak_train = Stage("weak_train", TrainSpec(model_input("weak"), cfg.weak_train, cfg.seed), {"split": split},
-                       label=f"weak {cfg.weak} on {cfg.dataset} s{cfg.seed}")
-    weak_label = Stage("weak_label", WeakLabelSpec(), {"split": split, "weak_train": weak_train},
-                       label=f"labels of {cfg.weak} on {cfg.dataset} s{cfg.seed}")
-    strong_inputs: dict[str, Stage] = {"split": split}
-    features = None
-    if cfg.strong_train.mode == "probe":
-        features = Stage("features", FeaturesSpec(model_input("strong"), cfg.strong_train.precision),
-                         {"split": split}, label=f"features of {cfg.strong} on {cfg.dataset} s{cfg.seed}")
-        strong_inputs["features"] = features
-    strong = TrainSpec(model_input("strong"), cfg.strong_train, cfg.seed)
-    ceiling = Stage("ceiling", strong, dict(strong_inputs), label=f"ceiling {cfg.strong} on {cfg.dataset} s{cfg.seed}")
+    builder = GraphBuilder(cfg, data_root)
     students, evaluations = {}, {}
-    for loss in cfg.losses:
-        student_spec = StudentSpec(strong.model, strong.train, strong.seed, loss=loss)
-        students[loss.label] = Stage("student", student_spec, {**strong_inputs, "weak_label": weak_label},
-                                     label=f"student {name} {loss.label}")
-        evaluations[loss.label] = Stage(
-            "evaluate", EvaluateSpec(dataclasses.replace(cfg, losses=(loss,))),
-            {"split": split, "weak_train": weak_train, "weak_label": weak_label, "ceiling": ceiling,
-             "student": students[loss.label]},
-            label=f"evaluate {name} {loss.label}")
-    return ExperimentGraph(cfg, split, weak_train, weak_label, ceiling, students, evaluations, features)
+    for method in cfg.methods:
+        check_method(method)
+        for loss in cfg.losses:
+            label = method.student_label(loss.label)
+            students[label] = method.build_student(builder, loss, f"student {builder.name} {label}")
+            evaluations[label] = builder.evaluate(loss, method, students[label])
+    return ExperimentGraph(cfg, builder.split, builder.weak_train, builder.weak_label, builder.ceiling, students,
+                           evaluations, builder.features)
 
 
 def unique_stages(graphs: list[ExperimentGraph]) -> list[Stage]:

@@ -175,7 +175,8 @@ class RoleModel:
             raise RuntimeError("probe mode needs features: call features() or set_features() first")
         return ProbeHead(hidden, self.num_labels)
 
-    def _examples(self, split: str, targets: np.ndarray | None = None) -> list[dict]:
+    def _examples(self, split: str, targets: np.ndarray | None = None, weights: np.ndarray | None = None
+                  ) -> list[dict]:
         if self.train_cfg.mode == "probe":
             examples = [{"features": f, "index": i} for i, f in enumerate(self.features(split))]
         else:
@@ -183,17 +184,43 @@ class RoleModel:
         if targets is not None:
             for example, target in zip(examples, targets, strict=True):
                 example["target"] = target
+        if weights is not None and not np.all(weights == 1.0):  # all ones: the plain mean, bit for bit
+            for example, weight in zip(examples, weights, strict=True):
+                example["weight"] = float(weight)
         return examples
 
+    def subset(self, name: str, rows: np.ndarray) -> str:
+        """``rows`` of an encoded split as a split of their own (filtered or held-out rows); returns its name.
+
+        All rows in order is the split itself, so a method that keeps every row trains exactly as without it.
+        """
+        rows = np.asarray(rows, dtype=int)
+        base = self.splits[name]
+        if len(rows) == len(base.examples) and np.array_equal(rows, np.arange(len(rows))):
+            return name
+        if self.train_cfg.mode == "probe":
+            features = self.features(name)
+        subset = f"{name}[{len(rows)} rows]"
+        self.splits[subset] = EncodedSplit([{**base.examples[i], "index": k} for k, i in enumerate(rows)], 0,
+                                           [base.texts[i] for i in rows])
+        if self.train_cfg.mode == "probe":
+            self._features[subset] = features[rows]
+        return subset
+
+    def subset_examples(self, name: str, rows: np.ndarray) -> list[dict]:
+        """Prediction examples of some rows of a split (a validation slice)."""
+        return self._examples(self.subset(name, rows))
+
     def fit(self, train_split: str, targets: np.ndarray, loss_fn: LossFn, *, seed: int, desc: str,
-            **options: Any) -> tuple[torch.nn.Module, TrainResult]:
-        """Train a fresh copy on ``train_split`` with soft ``targets`` (``options``: see :class:`Trainer`)."""
+            weights: np.ndarray | None = None, **options: Any) -> tuple[torch.nn.Module, TrainResult]:
+        """Train a fresh copy on ``train_split`` with soft ``targets`` and optional per-example loss ``weights``
+        (``options``: see :class:`Trainer`)."""
         if self.train_cfg.mode == "probe":
             self.features(train_split)
         torch.manual_seed(seed)  # same seed -> same head init and LoRA init
         model = self.new_model()
-        result = train_model(model, self._examples(train_split, targets), self.collate, loss_fn, self.train_cfg,
-                             self.lr, seed=seed, desc=desc, **options)
+        result = train_model(model, self._examples(train_split, targets, weights), self.collate, loss_fn,
+                             self.train_cfg, self.lr, seed=seed, desc=desc, **options)
         return model, result
 
     def predict(self, model: torch.nn.Module, split: str, desc: str = "predict") -> np.ndarray:

@@ -19,11 +19,13 @@ from w2slab.data import Splits, load_task, make_splits
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import make_loss
+from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels
 from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
 from w2slab.pipeline.graph import Stage, pinned_revision, result_versions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import ExperimentResult
+from w2slab.train.selection import KeepBest
 
 SPLIT_NAMES = ("weak_train", "transfer", "test")
 RESOLVED = "resolved.json"
@@ -33,8 +35,13 @@ def one_hot(labels: np.ndarray, num_classes: int = 2) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
-def read_splits(folder: Path) -> dict:
-    return json.loads((folder / "splits.json").read_text())
+def read_splits(folder: Path, *, blind: bool = False) -> dict:
+    """The split stage's rows; ``blind``: without their labels (what every student-side stage is given)."""
+    splits = json.loads((folder / "splits.json").read_text())
+    if blind:
+        for name in SPLIT_NAMES:
+            splits[name] = [{k: v for k, v in row.items() if k != "label"} for row in splits[name]]
+    return splits
 
 
 def read_resolved(folder: Path) -> dict:
@@ -45,14 +52,62 @@ def labels_of(splits: dict, name: str) -> np.ndarray:
     return np.array([row["label"] for row in splits[name]])
 
 
-def save_predictions(path: Path, ids: list[str], logits: np.ndarray, labels: np.ndarray) -> None:
+def save_predictions(path: Path, ids: list[str], logits: np.ndarray, labels: np.ndarray | None = None,
+                     weights: np.ndarray | None = None) -> None:
+    """Logits (and their probabilities) of a split; ground-truth ``labels`` only from stages allowed to read them,
+    per-example ``weights`` from label methods (0: the row is filtered out)."""
+    extra = {"labels": labels} if labels is not None else {}
+    if weights is not None:
+        extra["weights"] = np.asarray(weights, dtype=np.float32)
     with open(path, "wb") as fh:  # np.savez on a handle: no ".npz" appended behind our back
-        np.savez(fh, ids=np.array(ids), logits=logits, probs=softmax(logits), labels=labels)
+        np.savez(fh, ids=np.array(ids), logits=logits, probs=softmax(logits), **extra)
+
+
+def save_labels(path: Path, ids: list[str], labels: SoftLabels) -> None:
+    """Soft labels as a predictions file (logits = log-probabilities) with their weights."""
+    save_predictions(path, ids, np.log(np.clip(labels.probs, 1e-12, 1.0)).astype(np.float32), weights=labels.weights)
 
 
 def load_probs(path: Path) -> np.ndarray:
     with np.load(path) as data:
         return softmax(data["logits"])
+
+
+def load_labels(path: Path) -> SoftLabels:
+    """What a student learns from: the probabilities of a predictions file and its weights (1 where it has none)."""
+    with np.load(path) as data:
+        probs = softmax(data["logits"])
+        weights = data["weights"] if "weights" in data.files else np.ones(len(probs), dtype=np.float32)
+    return SoftLabels(probs.astype(np.float32), weights.astype(np.float32))
+
+
+# --- ground truth: who read how much ------------------------------------------------------------------
+
+GROUND_TRUTH = "ground_truth.json"
+
+
+def record_ground_truth(work: Path, stage: Stage, inputs: dict[str, Path], role: str | None = None,
+                        count: int = 0) -> None:
+    """``ground_truth.json``: the ground-truth labels this stage and everything upstream of it read, by stage id.
+
+    Each stage adds its own reading (``role``, ``count``) to its inputs' records, so the evaluate stage can say
+    how many ground-truth labels each role consumed without counting a shared stage twice.
+    """
+    seen: dict[str, dict] = {}
+    for folder in inputs.values():
+        path = folder / GROUND_TRUTH
+        if path.exists():
+            seen.update(json.loads(path.read_text()))
+    if role is not None and count:
+        seen[stage.id] = {"role": role, "kind": stage.kind, "labels": count}
+    (work / GROUND_TRUTH).write_text(json.dumps(seen, indent=1))
+
+
+def ground_truth_by_role(records: dict[str, dict]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for record in records.values():
+        totals[record["role"]] = totals.get(record["role"], 0) + int(record["labels"])
+    return dict(sorted(totals.items()))
 
 
 def training_options(stage: Stage, work: Path, runtime: RuntimeConfig) -> dict:
@@ -137,6 +192,7 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
                              seed=spec.seed, desc="weak", **training_options(stage, work, runtime))
     save_file(trainable_state(model), str(work / "trainable.safetensors"))
     write_training(work, weak, result)
+    record_ground_truth(work, stage, inputs, "weak", len(splits["weak_train"]))
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
@@ -156,8 +212,8 @@ def compute_weak_label(stage: Stage, inputs: dict[str, Path], work: Path, runtim
         raise RuntimeError(f"weak model state does not fit its model (unexpected={unexpected[:3]})")
     logits = weak.predict_splits(model, ("transfer", "test"), "weak labels")
     for name in ("transfer", "test"):
-        save_predictions(work / f"{name}.npz", [row["id"] for row in splits[name]], logits[name],
-                         labels_of(splits, name))
+        save_predictions(work / f"{name}.npz", [row["id"] for row in splits[name]], logits[name])
+    record_ground_truth(work, stage, inputs)
 
 
 def compute_features(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
@@ -168,6 +224,7 @@ def compute_features(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
                          TrainConfig(mode="probe", precision=stage.spec.precision))
     np.savez(work / "features.npz", **{name: strong.features(name) for name in ("transfer", "test")})
     (work / RESOLVED).write_text(json.dumps(strong.resolved_settings(), indent=2))
+    record_ground_truth(work, stage, {})
 
 
 def _strong_model(stage: Stage, inputs: dict[str, Path], runtime: RuntimeConfig, splits: dict) -> RoleModel:
@@ -187,44 +244,135 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
                  f"{len(splits['transfer'])} ground-truth labels")
     model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer")), make_loss("xent"),
                                seed=spec.seed, desc="ceiling", **training_options(stage, work, runtime))
-    save_predictions(work / "test.npz", [r["id"] for r in splits["test"]], strong.predict(model, "test", "ceiling"),
-                     labels_of(splits, "test"))
+    save_predictions(work / "test.npz", [r["id"] for r in splits["test"]], strong.predict(model, "test", "ceiling"))
     write_training(work, strong, result)
+    record_ground_truth(work, stage, inputs, "ceiling", len(splits["transfer"]))
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
 def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    """Train the student on its ``labels`` input's transfer labels (rows of weight 0 left out), predict transfer
+    and test. It is given the splits without their labels; only an oracle selection method reads ground truth,
+    through :func:`oracle_truth`, which counts what it reads."""
     spec = stage.spec
-    splits = read_splits(inputs["split"])
+    splits = read_splits(inputs["split"], blind=True)
     strong = _strong_model(stage, inputs, runtime, splits)
-    weak_soft = load_probs(inputs["weak_label"] / "transfer.npz")
-    runtime.echo(f"  training student {spec.model.model} on weak labels, loss {spec.loss.label}")
+    labels = load_labels(inputs["labels"] / "transfer.npz")
+    rows = np.flatnonzero(labels.kept)
+    method, callbacks, truth_read = spec.method, [], 0
+    if isinstance(method, SelectionMethod):
+        rows, held = holdout_rows(rows, method.holdout, spec.seed)
+        truth = (lambda: oracle_truth(inputs["split"], "transfer", held, method)) if method.oracle else None
+        targets = method.validation_targets(labels.probs[held], truth)
+        truth_read = len(held) if method.oracle else 0
+        steps = max(1, int(np.ceil(len(rows) / spec.train.batch_size * spec.train.epochs)))
+        callbacks.append(KeepBest(strong.subset_examples("transfer", held), targets,
+                                  method.every or max(1, steps // 10), metric=method.metric, patience=method.patience,
+                                  batch_size=spec.train.eval_batch_size))
+    train_split = strong.subset("transfer", rows)
+    note = f", {len(rows)} of {len(labels.probs)} rows" if len(rows) < len(labels.probs) else ""
+    runtime.echo(f"  training {stage.label.split(' ', 1)[0]} {spec.model.model} on its labels, loss {spec.loss.label}"
+                 + (f", {method.label}" if method is not None else "") + note)
     loss = spec.loss.for_training(warmup_frac=spec.train.warmup_frac)
-    model, result = strong.fit("transfer", weak_soft, loss, seed=spec.seed, desc=f"student {spec.loss.label}",
-                               **training_options(stage, work, runtime))
+    options = training_options(stage, work, runtime)
+    options["callbacks"] = [*options["callbacks"], *callbacks]
+    model, result = strong.fit(train_split, labels.probs[rows], loss, seed=spec.seed,
+                               desc=f"student {spec.loss.label}", weights=labels.weights[rows], **options)
     logits = strong.predict_splits(model, ("transfer", "test"), "student")
     for name in ("transfer", "test"):
-        save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]], logits[name], labels_of(splits, name))
+        save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]], logits[name])
     write_training(work, strong, result)
+    (work / "evaluations.json").write_text(json.dumps(result.state.evaluations))
+    record_ground_truth(work, stage, inputs, "student", truth_read)
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
-def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
-    config = stage.spec.config
+def holdout_rows(rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` split at random (by ``seed``) into (kept for training, held out): ``round(fraction * n)`` held out."""
+    rng = np.random.default_rng([seed, 104_729])
+    held = np.sort(rng.choice(rows, size=max(1, int(round(fraction * len(rows)))), replace=False))
+    return np.setdiff1d(rows, held), held
+
+
+def oracle_truth(split_folder: Path, name: str, rows: np.ndarray, method) -> np.ndarray:
+    """Ground truth of ``rows`` of a split, for a named oracle method only (anything else is refused)."""
+    if not getattr(method, "oracle", False):
+        raise LeakageError(f"{getattr(method, 'name', method)!r} is not an oracle and may not read ground truth")
+    return labels_of(read_splits(split_folder), name)[rows]
+
+
+def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    """A label method on the transfer labels of its ``labels`` input (no ground truth is within reach)."""
+    spec = stage.spec
+    splits = read_splits(inputs["split"], blind=True)
+    labels = load_labels(inputs["labels"] / "transfer.npz")
+    features = None
+    if "features" in inputs:
+        with np.load(inputs["features"] / "features.npz") as data:
+            features = data["transfer"]
+    context = RelabelContext(texts=[r["text"] for r in splits["transfer"]], seed=spec.seed,
+                             num_classes=labels.probs.shape[1], features=features)
+    new = spec.method.transform(labels, context)
+    changed = int((new.probs.argmax(-1) != labels.probs.argmax(-1))[new.kept].sum())
+    runtime.echo(f"  {spec.method.label}: kept {int(new.kept.sum())} of {len(new.probs)} rows, "
+                 f"{changed} kept rows change their label")
+    save_labels(work / "transfer.npz", [r["id"] for r in splits["transfer"]], new)
+    record_ground_truth(work, stage, inputs)
+
+
+def compute_supervise(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    """A synthetic supervisor: the weak side of the experiment, so it reads ground truth (and counts it)."""
+    spec = stage.spec
     splits = read_splits(inputs["split"])
+    names = ("transfer", "test")
+    probs = spec.method.supervise({n: [r["text"] for r in splits[n]] for n in names},
+                                  {n: labels_of(splits, n) for n in names}, spec.num_classes, spec.seed)
+    for name in names:
+        wrong = float((probs[name].argmax(-1) != labels_of(splits, name)).mean())
+        runtime.echo(f"  {spec.method.label}: {name} labels {wrong:.1%} wrong")
+        save_labels(work / f"{name}.npz", [r["id"] for r in splits[name]], SoftLabels.of(probs[name]))
+    record_ground_truth(work, stage, inputs, "supervisor", sum(len(splits[n]) for n in names))
+
+
+def compute_ensemble(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    """The (weighted) mean of the members' soft labels on transfer and test."""
+    splits = read_splits(inputs["split"], blind=True)
+    members = sorted((role for role in inputs if role.startswith("member_")), key=lambda r: int(r.split("_")[1]))
+    weights = np.array(stage.spec.weights or [1.0] * len(members), dtype=np.float64)
+    weights = weights / weights.sum()
+    for name in ("transfer", "test"):
+        mean = sum(w * load_probs(inputs[m] / f"{name}.npz") for w, m in zip(weights, members, strict=True))
+        save_labels(work / f"{name}.npz", [r["id"] for r in splits[name]], SoftLabels.of(mean))
+    record_ground_truth(work, stage, inputs)
+
+
+def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    config, method = stage.spec.config, stage.spec.method
+    splits = read_splits(inputs["split"])
+    weak_resolved = (read_resolved(inputs["weak_train"]) if "weak_train" in inputs
+                     else {"supervisor": method.label})
+    stability_of = {"weak": "weak_train", "ceiling": "ceiling", "student": "student"}
+    ground_truth = {}
+    for key in ("supervisor", "ceiling", "student"):
+        path = inputs[key] / GROUND_TRUTH
+        ground_truth.update(json.loads(path.read_text()) if path.exists() else {})
+    evaluations_path = inputs["student"] / "evaluations.json"
     result = ExperimentResult.compute(
         labels={name: labels_of(splits, name) for name in ("transfer", "test")},
-        weak={name: load_probs(inputs["weak_label"] / f"{name}.npz") for name in ("transfer", "test")},
+        weak={name: load_probs(inputs["supervisor"] / f"{name}.npz") for name in ("transfer", "test")},
         ceiling=load_probs(inputs["ceiling"] / "test.npz"),
         student={name: load_probs(inputs["student"] / f"{name}.npz") for name in ("transfer", "test")},
-        config=config.to_dict(), loss=stage.spec.loss.label, experiment_id=stage.id, seed=config.seed,
-        resolved={"weak": read_resolved(inputs["weak_train"]), "strong": read_resolved(inputs["student"])},
+        config=config.to_dict(), loss=method.student_label(stage.spec.loss.label), experiment_id=stage.id,
+        seed=config.seed, resolved={"weak": weak_resolved, "strong": read_resolved(inputs["student"])},
         warn=runtime.echo,  # the trainings' stability reports, so the result carries their suspect reasons
         stability={role: json.loads((inputs[key] / "stability.json").read_text())
-                   for role, key in (("weak", "weak_train"), ("ceiling", "ceiling"), ("student", "student"))})
+                   for role, key in stability_of.items() if key in inputs},
+        method=method.label, oracle=method.oracle, ground_truth_labels=ground_truth_by_role(ground_truth),
+        selection=json.loads(evaluations_path.read_text()) if evaluations_path.exists() else [])
     result.write(work / "result.json")
 
 
 COMPUTE = {"split": compute_split, "weak_train": compute_weak_train, "weak_label": compute_weak_label,
-           "features": compute_features, "ceiling": compute_ceiling, "student": compute_student,
+           "features": compute_features, "ceiling": compute_ceiling, "supervise": compute_supervise,
+           "ensemble": compute_ensemble, "relabel": compute_relabel, "student": compute_student,
            "evaluate": compute_evaluate}

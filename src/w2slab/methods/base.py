@@ -1,0 +1,209 @@
+"""Weak-to-strong methods: registered components that change what a student learns from or how it trains.
+
+A *student* of an experiment is one loss together with one method (``none`` is the plain recipe of the
+paper). A method is a frozen dataclass registered by name, like a loss; its class says which hooks it
+uses and which labels it reads:
+
+- :class:`LabelMethod` rewrites the transfer set's soft labels and per-example weights in a ``relabel``
+  stage (confidence filtering, kNN / logistic-regression relabelling); weight 0 removes a row;
+- :class:`SupervisorMethod` replaces the trained weak model by a supervisor that labels transfer and
+  test itself (synthetic supervisors with a chosen error structure); it is the *weak* side of the
+  experiment, so it may read ground truth, which it turns into labels;
+- :class:`SelectionMethod` holds out part of the transfer set and picks the student's checkpoint on it
+  (against the weak labels, or against ground truth as a named oracle);
+- :class:`ChainMethod` builds a chain of stages that ends in the labels the student learns from
+  (ensembles of weak models, bootstrapping through an intermediate model, strong-to-strong rounds).
+
+**Ground truth.** Every method declares ``reads``, a subset of :data:`LABEL_SOURCES`. A student-side
+method that reads ``ground_truth`` must be an ``oracle`` (its label says so, and every table marks it);
+the graph refuses any other (:func:`check_no_leakage`). Student-side stages are also handed splits
+without their labels, and the ground truth a stage did read is counted in its folder, so a result says
+how many ground-truth labels each role consumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from w2slab.component import Component, registrar
+from w2slab.errors import ConfigError
+from w2slab.registry import Registry
+
+if TYPE_CHECKING:
+    from w2slab.losses import Loss
+    from w2slab.pipeline.graph import GraphBuilder, Stage
+
+#: What a method may read: the weak model's labels on the transfer set, ground truth, the strong model's
+#: frozen features of the transfer set, or a trained student's labels.
+LABEL_SOURCES = ("weak_labels", "ground_truth", "strong_features", "student_labels")
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+class LeakageError(ConfigError):
+    """A student-side stage tried to read ground truth without being a named oracle."""
+
+
+@dataclass
+class SoftLabels:
+    """What a student learns from on the transfer set: soft labels [N, K] and per-example weights [N].
+
+    ``weights`` 0 removes a row from training (filtering); other values scale its loss.
+    """
+
+    probs: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def of(cls, probs: np.ndarray) -> SoftLabels:
+        return cls(np.asarray(probs, dtype=np.float32), np.ones(len(probs), dtype=np.float32))
+
+    @property
+    def kept(self) -> np.ndarray:
+        return self.weights > 0
+
+
+@dataclass(frozen=True)
+class Method(Component):
+    """Base of every registered method (see the module docstring for the kinds)."""
+
+    registry: ClassVar[Registry] = METHODS
+    #: the sources the method reads besides nothing (a subset of LABEL_SOURCES)
+    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels"})
+    #: an oracle reads ground truth on the student's side on purpose: its results are upper references
+    oracle: ClassVar[bool] = False
+    #: the stage kind this method adds or configures ("" for none)
+    stage_kind: ClassVar[str] = ""
+
+    @property
+    def plain(self) -> bool:
+        """The paper's recipe: no method at all."""
+        return False
+
+    def student_label(self, loss_label: str) -> str:
+        """The student's name in tables: the loss, then ``+method`` (and ``ORACLE`` for an oracle)."""
+        if self.plain:
+            return loss_label
+        return f"{loss_label}+{self.label}" + ("(oracle)" if self.oracle else "")
+
+    def labels_stage(self, builder: GraphBuilder) -> Stage:
+        """The stage whose ``transfer.npz`` the student learns from (default: the weak model's labels)."""
+        return builder.weak_label
+
+    def supervisor_stage(self, builder: GraphBuilder) -> Stage:
+        """The stage whose ``test.npz`` is the *weak* accuracy PGR is measured from (default: the weak model)."""
+        return builder.weak_label
+
+    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+        """The final student of this (loss, method): by default one student on :meth:`labels_stage`."""
+        return builder.student(loss, self.labels_stage(builder), self, label=label)
+
+
+@dataclass(frozen=True)
+class LabelMethod(Method):
+    """Rewrites the transfer set's labels and weights in a ``relabel`` stage before the student trains."""
+
+    stage_kind: ClassVar[str] = "relabel"
+
+    def transform(self, labels: SoftLabels, context: RelabelContext) -> SoftLabels:
+        raise NotImplementedError
+
+    def labels_stage(self, builder: GraphBuilder) -> Stage:
+        return builder.relabel(self)
+
+
+@dataclass(frozen=True)
+class SupervisorMethod(Method):
+    """Replaces the trained weak model: labels transfer and test itself in a ``supervise`` stage."""
+
+    reads: ClassVar[frozenset[str]] = frozenset({"ground_truth"})
+    stage_kind: ClassVar[str] = "supervise"
+
+    def supervise(self, texts: dict[str, list[str]], labels: dict[str, np.ndarray], num_classes: int,
+                  seed: int) -> dict[str, np.ndarray]:
+        """Soft labels [N, K] on ``transfer`` and ``test`` from their texts and ground-truth ``labels``."""
+        raise NotImplementedError
+
+    def labels_stage(self, builder: GraphBuilder) -> Stage:
+        return builder.supervise(self)
+
+    def supervisor_stage(self, builder: GraphBuilder) -> Stage:
+        return builder.supervise(self)
+
+
+@dataclass(frozen=True)
+class SelectionMethod(Method):
+    """Holds out ``holdout`` of the transfer set and keeps the student's best checkpoint on it (or stops early)."""
+
+    stage_kind: ClassVar[str] = "student"
+    holdout: float = 0.1
+    every: int = 0  # evaluate every this many steps (0: ten times per training)
+    patience: int = 0  # stop after this many evaluations without improvement (0: never stop early)
+    metric: str = "auroc"  # against the held-out labels: auroc or loss
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from w2slab.typed import check
+
+        check(0.0 < self.holdout < 1.0, "holdout", f"must be in (0, 1), got {self.holdout}")
+        check(self.every >= 0 and self.patience >= 0, "every", "every and patience must be >= 0")
+        check(self.metric in ("auroc", "loss"), "metric", f"must be auroc or loss, got {self.metric!r}")
+
+    def validation_targets(self, weak: np.ndarray, truth: Callable[[], np.ndarray] | None) -> np.ndarray:
+        """What the held-out rows are scored against: the weak labels (an oracle overrides this)."""
+        return weak
+
+
+@dataclass(frozen=True)
+class ChainMethod(Method):
+    """Builds its own chain of stages ending in the student's labels (and, for ensembles, the supervisor)."""
+
+
+@dataclass
+class RelabelContext:
+    """What a :class:`LabelMethod` may see: transfer texts, the strong model's frozen features when it
+    reads them, and a seed. There is no ground truth here: a relabel stage never gets any."""
+
+    texts: list[str]
+    seed: int
+    num_classes: int
+    features: np.ndarray | None = None
+
+    def strong_features(self) -> np.ndarray:
+        if self.features is None:
+            raise ConfigError("this method reads strong_features but declares no such input; add "
+                              "'strong_features' to its reads")
+        return self.features
+
+
+#: ``@register_method("name")`` on a :class:`Method` subclass (made a frozen dataclass if it is not one).
+register_method = registrar(Method)
+
+
+def make_method(spec: str | dict | Method) -> Method:
+    """A method from a name, a ``{name: ..., param: ...}`` mapping or an instance (validated)."""
+    return Method.from_value(spec)
+
+
+def check_method(method: Method) -> None:
+    """Refuse a student-side method that reads ground truth without being a named oracle (exit 2, before work)."""
+    unknown = set(method.reads) - set(LABEL_SOURCES)
+    if unknown:
+        raise ConfigError(f"method {method.name!r} reads unknown sources {sorted(unknown)}; choose from "
+                          f"{', '.join(LABEL_SOURCES)}")
+    if "ground_truth" in method.reads and not (method.oracle or isinstance(method, SupervisorMethod)):
+        raise LeakageError(f"method {method.name!r} reads ground truth on the student's side; declare it an "
+                           "oracle (oracle = True, and its results are marked as such) or read weak labels only")
+
+
+def describe(method_cls: type[Method]) -> dict[str, Any]:
+    """One row of ``w2s methods``."""
+    kind = next((k.__name__.removesuffix("Method").lower() for k in (LabelMethod, SupervisorMethod,
+                                                                     SelectionMethod, ChainMethod)
+                 if issubclass(method_cls, k)), "plain")
+    return {"name": method_cls.name, "kind": kind, "oracle": method_cls.oracle, "reads": sorted(method_cls.reads),
+            "summary": method_cls.summary()}
