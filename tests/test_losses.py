@@ -174,3 +174,54 @@ def test_bad_window_radius_is_a_config_error():
 
     with pytest.raises(ConfigError, match="radius"):
         make_loss({"name": "window", "radius": "wide"})
+
+
+def test_adaptive_conf_exact_values():
+    # logits [2, 0]: p = [P0, P1] = [0.880797, 0.119203]; student class 0.
+    # teacher class 1 (labels [0.25, 0.75]): alpha = p_t / (p_s + p_t) = P1 / (P0 + P1) = 0.119203,
+    # target = (1 - alpha) [0.25, 0.75] + alpha [1, 0] = [0.339402, 0.660598]
+    # loss = 0.339402 * 0.126928 + 0.660598 * 2.126928 = 1.448125
+    loss = make_loss("adaptive_conf")
+    value = loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.25, 0.75]]), 0.0).item()
+    t0 = 0.25 + 0.75 * P1
+    assert value == pytest.approx(t0 * (LSE - 2) + (1 - t0) * LSE, abs=1e-6)
+    assert value == pytest.approx(1.448125, abs=1e-5)
+    # student and teacher agree (labels [0.75, 0.25]): alpha = 1/2, target [0.875, 0.125]
+    # loss = 0.875 * 0.126928 + 0.125 * 2.126928 = 0.376928
+    agree = loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.0).item()
+    assert agree == pytest.approx(0.376928, abs=1e-5)
+
+
+def test_logconf_rolling_buffer_thresholds_over_recent_predictions():
+    # weight 0.5 from the start (warmup_frac 0), weak labels 50/50, so the threshold is the median p(class 0).
+    weak = torch.full((2, 2), 0.5)
+    first, second = torch.tensor([[3.0, 0.0], [3.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.5, 0.0]])
+    buffered = make_loss({"name": "logconf", "warmup_frac": 0.0, "buffer": 4}).for_training(0.1)
+    per_batch = make_loss({"name": "logconf", "warmup_frac": 0.0})
+    buffered(first, weak, 0.5)
+    # second batch: p0 = [0.5, 0.622459]. Per batch the median is 0.561230: row 1 is hardened to class 1, row 2 to 0,
+    # targets [0.25, 0.75] and [0.75, 0.25]: (ln 2 + 0.75 * 0.474077 + 0.25 * 0.974077) / 2 = 0.646112.
+    # Buffer [0.952574, 0.952574, 0.5, 0.622459]: median 0.787516, both rows class 1, targets [0.25, 0.75]:
+    # (ln 2 + 0.25 * 0.474077 + 0.75 * 0.974077) / 2 = 0.771112.
+    lse = math.log(math.exp(0.5) + 1)
+    assert per_batch(second, weak, 0.5).item() == pytest.approx(
+        (LN2 + 0.75 * (lse - 0.5) + 0.25 * lse) / 2, abs=1e-6)
+    assert per_batch(second, weak, 0.5).item() == pytest.approx(0.646112, abs=1e-5)
+    value = buffered(second, weak, 0.5).item()
+    assert value == pytest.approx((LN2 + 0.25 * (lse - 0.5) + 0.75 * lse) / 2, abs=1e-6)
+    assert value == pytest.approx(0.771112, abs=1e-5)
+    # a fresh training run starts with an empty buffer
+    assert make_loss({"name": "logconf", "warmup_frac": 0.0, "buffer": 4}).for_training(0.1)(
+        second, weak, 0.5).item() == pytest.approx(0.646112, abs=1e-5)
+
+
+def test_every_loss_accepts_per_example_weights():
+    from w2slab.losses import LOSSES
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
+    for name in LOSSES.names():
+        loss = make_loss(name).for_training(0.1)
+        rows = [make_loss(name).for_training(0.1).per_example(logits, labels, 0.5)]
+        weighted = loss(logits, labels, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
+        assert weighted == pytest.approx(((rows[0][0] + 3 * rows[0][2]) / 4).item(), abs=1e-6), name

@@ -42,6 +42,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss-param", action="append", default=[], metavar="LOSS.PARAM=VALUE",
                    help="a loss parameter, e.g. logconf.aux_weight=0.3 (repeatable)")
     p.add_argument("--aux-weight", type=float, help="shorthand for --loss-param logconf.aux_weight=VALUE")
+    p.add_argument("--method", "--methods", dest="method",
+                   help="comma-separated W2S methods; one student per (method, loss); none is the paper's recipe "
+                        "(default none; `w2s methods` lists them)")
+    p.add_argument("--method-param", action="append", default=[], metavar="METHOD.PARAM=VALUE",
+                   help="a method parameter, e.g. conf_filter.drop=0.3 (repeatable)")
     p.add_argument("--n-train", "--n_docs", dest="n_train", type=int,
                    help=f"labelled docs, half weak-train, half transfer (default {DEFAULTS.n_train})")
     p.add_argument("--n-test", "--n_test_docs", dest="n_test", type=int, help=f"default {DEFAULTS.n_test}")
@@ -124,18 +129,29 @@ def _parse_value(text: str):
         return text
 
 
-def _loss_params(args: argparse.Namespace) -> dict[str, dict]:
+def _component_params(entries: list[str], flag: str, example: str) -> dict[str, dict]:
+    """``NAME.PARAM=VALUE`` flags as ``{name: {param: value}}`` (values parsed as YAML scalars)."""
     params: dict[str, dict] = {}
-    entries = list(args.loss_param)
-    if args.aux_weight is not None:
-        entries.append(f"logconf.aux_weight={args.aux_weight}")
     for entry in entries:
         key, sep, value = entry.partition("=")
-        loss, dot, param = key.partition(".")
-        if not (sep and dot and loss and param):
-            raise ConfigError(f"--loss-param {entry!r}: expected LOSS.PARAM=VALUE, e.g. logconf.aux_weight=0.3")
-        params.setdefault(loss.strip(), {})[param.strip()] = _parse_value(value.strip())
+        name, dot, param = key.partition(".")
+        if not (sep and dot and name and param):
+            raise ConfigError(f"{flag} {entry!r}: expected NAME.PARAM=VALUE, e.g. {example}")
+        params.setdefault(name.strip(), {})[param.strip()] = _parse_value(value.strip())
     return params
+
+
+def _merge_components(data: dict, key: str, names: str | None, params: dict[str, dict], flag: str,
+                      add_flag: str) -> None:
+    """``data[key]`` (losses or methods) from a comma-separated ``names`` flag and per-name parameters."""
+    if names is not None:
+        data[key] = [s.strip() for s in names.split(",") if s.strip()]
+    items = [item if isinstance(item, dict) else {"name": item} for item in data.get(key, [])]
+    unused = set(params) - {item.get("name") for item in items}
+    if unused:
+        raise ConfigError(f"{flag}: {', '.join(sorted(unused))} is not among the {key} "
+                          f"({', '.join(str(item.get('name')) for item in items)}); add it with {add_flag}")
+    data[key] = [{**item, **params.get(item.get("name"), {})} for item in items]
 
 
 def build_config(args: argparse.Namespace) -> ExperimentConfig:
@@ -148,15 +164,14 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
             data[key] = getattr(args, key)
     if args.label_map is not None:
         data["label_map"] = _parse_label_map(args.label_map)
-    if args.loss is not None:
-        data["losses"] = [s.strip() for s in args.loss.split(",") if s.strip()]
-    params = _loss_params(args)
-    losses = [loss if isinstance(loss, dict) else {"name": loss} for loss in data.get("losses", [])]
-    unused = set(params) - {loss.get("name") for loss in losses}
-    if unused:
-        raise ConfigError(f"--loss-param: {', '.join(sorted(unused))} is not among the losses "
-                          f"({', '.join(str(loss.get('name')) for loss in losses)}); add it with --loss")
-    data["losses"] = [{**loss, **params.get(loss.get("name"), {})} for loss in losses]
+    loss_entries = list(args.loss_param) + ([f"logconf.aux_weight={args.aux_weight}"]
+                                            if args.aux_weight is not None else [])
+    _merge_components(data, "losses", args.loss, _component_params(loss_entries, "--loss-param",
+                                                                    "logconf.aux_weight=0.3"),
+                      "--loss-param", "--loss")
+    _merge_components(data, "methods", args.method, _component_params(args.method_param, "--method-param",
+                                                                      "conf_filter.drop=0.3"),
+                      "--method-param", "--method")
     for role in ("weak", "strong"):
         train = dict(data.get(f"{role}_train", {}))
         for key in ("batch_size", "epochs", "precision"):
@@ -247,9 +262,24 @@ def cmd_losses(args: argparse.Namespace) -> int:
 
     for name, cls in LOSSES.items():
         params = ", ".join(f"{k}={v}" for k, v in cls().params().items()) or "no parameters"
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"  {name:10s} {params:40s} {doc}")
+        print(f"  {name:12s} {params:40s} {cls.summary()}")
     print("Set a parameter with --loss-param LOSS.PARAM=VALUE, or in a sweep: losses: [{name: LOSS, PARAM: VALUE}]")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from w2slab.methods import METHODS
+    from w2slab.methods.base import describe
+
+    kinds = ("plain", "label", "selection", "supervisor", "chain")
+    for name, cls in sorted(METHODS.items(), key=lambda item: kinds.index(describe(item[1])["kind"])):
+        row = describe(cls)
+        params = ", ".join(f"{k}={v}" for k, v in cls().params().items()) or "no parameters"
+        print(f"  {name:22s} {row['kind']:10s} {row['summary']}")
+        print(f"  {'':22s} {'':10s} reads {', '.join(row['reads']) or 'nothing'}; {params}")
+    print("Choose with --method NAME[,NAME], set a parameter with --method-param METHOD.PARAM=VALUE, or in a sweep: "
+          "methods: [none, {name: METHOD, PARAM: VALUE}]. Every (method, loss) is one student; an oracle reads "
+          "ground truth on the student's side and is marked (oracle) in every table.")
     return 0
 
 
@@ -349,6 +379,8 @@ def make_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
     losses = sub.add_parser("losses", help="list registered losses and their parameters")
     losses.set_defaults(func=cmd_losses)
+    methods = sub.add_parser("methods", help="list registered W2S methods, what they read, and their parameters")
+    methods.set_defaults(func=cmd_methods)
     datasets = sub.add_parser("datasets", help="list registered datasets and whether they are available")
     datasets.add_argument("--data-root")
     datasets.set_defaults(func=cmd_datasets)

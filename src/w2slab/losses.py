@@ -31,10 +31,13 @@ does the weighting, so every loss accepts weights (filtering and confidence-weig
 - ``window``: cross-entropy only on the examples where the student is unsure (max probability below
   ``1/K + radius``), summed and divided by the batch size (EleutherAI/w2s ``window``); ``radius`` is a
   number or ``midweak``, the batch's median weak-label confidence above chance.
+- ``adaptive_conf``: logconf whose per-example weight comes from the student's and the teacher's
+  cross-entropies (RAVEN's "V-sup"), with no schedule.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,16 +130,18 @@ def logconf_weight(step_frac: float, aux_weight: float, warmup_frac: float) -> f
     return aux_weight * min(1.0, max(0.0, step_frac) / warmup_frac)
 
 
-def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor) -> torch.Tensor:
+def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor,
+                       recent: torch.Tensor | None = None) -> torch.Tensor:
     """One-hot hardened student predictions.
 
-    K=2: class 1 for the examples whose p(class 1) exceeds the batch quantile that makes the
-    predicted-positive fraction equal the weak labels' mean positive mass. K>2: argmax.
+    K=2: class 1 for the examples whose p(class 1) exceeds the quantile that makes the predicted-positive
+    fraction equal the weak labels' mean positive mass: the quantile of this batch's p(class 0), or of
+    ``recent`` p(class 0) values (a rolling buffer that includes this batch). K>2: argmax.
     """
     num_classes = probs.shape[-1]
     if num_classes == 2:
         positive_share = weak_labels[:, 1].mean()
-        threshold = torch.quantile(probs[:, 0], positive_share)
+        threshold = torch.quantile(probs[:, 0] if recent is None else recent.to(probs), positive_share)
         is_positive = probs[:, 0] < threshold
         return torch.stack([~is_positive, is_positive], dim=1).float()
     return F.one_hot(probs.argmax(dim=-1), num_classes).float()
@@ -155,22 +160,41 @@ def balance_labels(labels: torch.Tensor) -> torch.Tensor:
 class LogConfLoss(Loss):
     """Auxiliary confidence loss (Burns et al. 2023, eq. 1): cross-entropy against ``(1 - w) y + w hard(p)``.
 
-    ``balance_batch`` (binary): subtract the batch's mean log-odds from the weak labels and harden at the 50%
-    quantile (EleutherAI/w2s), for small batches whose class balance is noise.
+    ``balance_batch`` (binary): subtract the batch's mean log-odds from the weak labels, so the hardening
+    quantile is ~50% (EleutherAI/w2s), for small batches whose class balance is noise. ``buffer`` > 0: the
+    threshold is the quantile of the student's last ``buffer`` predictions, this batch's included
+    (EleutherAI/w2s's rolling buffer, there the batch size 32), not of this batch alone; a small batch
+    then no longer decides its own threshold. The buffer lives with one training run (a resumed run
+    starts it empty).
     """
 
     aux_weight: float = 0.5  # maximum weight of the student's hardened predictions in the target
     warmup_frac: float | None = None  # warm-up of that weight, as a fraction of training; None: the run's warm-up
     balance_batch: bool = False
+    buffer: int = 0  # predictions the hardening threshold is computed over (0: this batch's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(0.0 <= self.aux_weight <= 1.0, "aux_weight", f"must be in [0, 1], got {self.aux_weight}")
         check(self.warmup_frac is None or 0.0 <= self.warmup_frac <= 1.0, "warmup_frac",
               f"must be in [0, 1] or null, got {self.warmup_frac}")
+        check(self.buffer >= 0, "buffer", f"must be >= 0, got {self.buffer}")
 
     def for_training(self, warmup_frac: float) -> Loss:
-        return self if self.warmup_frac is not None else dataclasses.replace(self, warmup_frac=warmup_frac)
+        loss = self if self.warmup_frac is not None else dataclasses.replace(self, warmup_frac=warmup_frac)
+        if self.buffer:  # a fresh buffer per training run: state, not configuration
+            loss = dataclasses.replace(loss)
+            object.__setattr__(loss, "_recent", collections.deque(maxlen=self.buffer))
+        return loss
+
+    def recent(self, probs: torch.Tensor) -> torch.Tensor | None:
+        """This batch's p(class 0) pushed into the rolling buffer, and the buffer (None without one)."""
+        if not self.buffer or probs.shape[-1] != 2:
+            return None
+        if "_recent" not in self.__dict__:  # called outside a training run: a buffer for this instance
+            object.__setattr__(self, "_recent", collections.deque(maxlen=self.buffer))
+        self._recent.extend(probs[:, 0].tolist())
+        return torch.tensor(list(self._recent))
 
     def weight(self, step_frac: float) -> float:
         warmup = DEFAULT_WARMUP_FRAC if self.warmup_frac is None else self.warmup_frac
@@ -178,7 +202,7 @@ class LogConfLoss(Loss):
 
     def own_target(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """What the student's own predictions contribute to the target: hardened here."""
-        return harden_predictions(probs, labels)
+        return harden_predictions(probs, labels, self.recent(probs))
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         if self.balance_batch and labels.shape[-1] == 2:
@@ -197,6 +221,27 @@ class EntropyLoss(LogConfLoss):
 
     def own_target(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return probs
+
+
+@register_loss("adaptive_conf")
+@dataclass(frozen=True)
+class AdaptiveConfidenceLoss(Loss):
+    """Adaptive confidence ("V-sup", RAVEN, Jeon et al. 2025): logconf with a per-example weight from the
+    student's and teacher's cross-entropies instead of a schedule.
+
+    With the student's predicted class ``s`` and the weak label's class ``t``, ``alpha = exp(CE(p, s)) /
+    (exp(CE(p, s)) + exp(CE(p, t))) = p_t / (p_s + p_t)`` (detached), and the target is ``(1 - alpha) y +
+    alpha onehot(s)``. Where student and teacher agree alpha is 1/2; where a confident student disagrees
+    alpha is small and the target leans to the teacher, so the term mostly sharpens agreement.
+    """
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        probs = torch.softmax(logits, dim=-1).detach()
+        own, teacher = probs.argmax(-1), labels.argmax(-1)
+        p_own, p_teacher = probs.gather(1, own[:, None])[:, 0], probs.gather(1, teacher[:, None])[:, 0]
+        alpha = (p_teacher / (p_own + p_teacher).clamp_min(1e-12))[:, None]
+        target = (1.0 - alpha) * labels + alpha * F.one_hot(own, labels.shape[-1]).float()
+        return soft_cross_entropy(logits, target)
 
 
 @register_loss("product")

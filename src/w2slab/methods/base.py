@@ -84,6 +84,10 @@ class Method(Component):
         """The paper's recipe: no method at all."""
         return False
 
+    def extra_models(self) -> tuple[str, ...]:
+        """Models the method trains besides the experiment's weak and strong ones (checked before any work)."""
+        return ()
+
     def student_label(self, loss_label: str) -> str:
         """The student's name in tables: the loss, then ``+method`` (and ``ORACLE`` for an oracle)."""
         if self.plain:

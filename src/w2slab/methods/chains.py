@@ -38,6 +38,9 @@ class WeakEnsemble(ChainMethod):
         check(all(w >= 0 for w in self.weights) and (not self.weights or sum(self.weights) > 0), "weights",
               f"must be >= 0 and not all 0, got {self.weights}")
 
+    def extra_models(self) -> tuple[str, ...]:
+        return self.models
+
     def members(self, builder: GraphBuilder) -> list[Stage]:
         cfg = builder.cfg
         stages = [builder.weak_model(model, cfg.seed + i)[1] for model in (cfg.weak, *self.models)
@@ -65,6 +68,9 @@ class Bootstrap(ChainMethod):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(bool(self.via.strip()), "via", "name the intermediate model, e.g. via=minilm-l6")
+
+    def extra_models(self) -> tuple[str, ...]:
+        return (self.via,)
 
     def labels_stage(self, builder: GraphBuilder) -> Stage:
         from w2slab.losses import make_loss

@@ -13,6 +13,7 @@ folder that looks complete. Every value comes from a stage's output; nothing is 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,11 @@ def summarize(graph: ExperimentGraph, store: StageStore) -> ExperimentSummary:
                   "versions": result_versions()})
 
 
+def file_safe(label: str) -> str:
+    """A student's label as a file name: parameters may hold paths or Hub ids (``bootstrap[via=/models/x]``)."""
+    return re.sub(r"[^A-Za-z0-9_.+=,()\[\]-]", "_", label)
+
+
 def _with_labels(source: Path, target: Path, rows: list[dict]) -> None:
     """A stage's predictions with the ground-truth labels of their split (student-side stages never hold them)."""
     with np.load(source) as data:
@@ -61,9 +67,9 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
               "predictions/ceiling_test.npz": (graph.ceiling, "test.npz"),
               "logs/weak.jsonl": (graph.weak_train, "log.jsonl"),
               "logs/ceiling.jsonl": (graph.ceiling, "log.jsonl")}
-    for loss, student in graph.students.items():
-        copies[f"predictions/student_{loss}_test.npz"] = (student, "test.npz")
-        copies[f"logs/student_{loss}.jsonl"] = (student, "log.jsonl")
+    for label, student in graph.students.items():
+        copies[f"predictions/student_{file_safe(label)}_test.npz"] = (student, "test.npz")
+        copies[f"logs/student_{file_safe(label)}.jsonl"] = (student, "log.jsonl")
     splits = read_splits(store.final_dir(graph.split.kind, graph.split.id))
     with atomic.staged_dir(final) as staging:
         (staging / "predictions").mkdir()

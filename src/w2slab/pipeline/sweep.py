@@ -136,7 +136,8 @@ def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]
 
     for name in sorted({c.dataset for c in configs}):
         check_dataset_name(name)
-    for name in sorted({m for c in configs for m in (c.weak, c.strong)}):
+    for name in sorted({m for c in configs for m in (c.weak, c.strong, *(x for method in c.methods
+                                                                         for x in method.extra_models()))}):
         check_model_name(name)
     defaults = ExperimentConfig()
     for c in configs:

@@ -1,0 +1,299 @@
+"""W2S methods: each one's behaviour, the ground-truth rules, and every method through the pipeline.
+
+Unit tests check each method on hand-built inputs; the pipeline test runs every registered method on tiny
+config-built models (probe mode, seconds) and checks what the stages wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from tests.tiny import write_tiny_model, write_toy_dataset
+from w2slab.api import run
+from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
+from w2slab.errors import ConfigError
+from w2slab.methods import METHODS, LeakageError, Method, RelabelContext, SoftLabels, make_method, register_method
+from w2slab.pipeline.graph import build_experiment
+from w2slab.pipeline.store import StageStore
+
+
+def context(n: int, features: np.ndarray | None = None) -> RelabelContext:
+    return RelabelContext(texts=[f"text {i}" for i in range(n)], seed=0, num_classes=2, features=features)
+
+
+# --- label methods ------------------------------------------------------------------------------
+
+
+def test_conf_filter_drops_exactly_the_least_confident_rows():
+    probs = np.array([[0.9, 0.1], [0.55, 0.45], [0.3, 0.7], [0.5, 0.5], [0.2, 0.8], [0.6, 0.4],
+                      [0.95, 0.05], [0.35, 0.65], [0.51, 0.49], [0.1, 0.9]], dtype=np.float32)
+    out = make_method({"name": "conf_filter", "drop": 0.3}).transform(SoftLabels.of(probs), context(10))
+    # confidences 0.9 .55 .7 .5 .8 .6 .95 .65 .51 .9: the three lowest are rows 3 (.5), 8 (.51), 1 (.55)
+    assert np.flatnonzero(out.weights == 0).tolist() == [1, 3, 8]
+    assert np.array_equal(out.probs, probs) and out.weights[[0, 2, 4, 5, 6, 7, 9]].tolist() == [1.0] * 7
+    # per class: 20% of each weak-predicted class (5 each): the least confident of class 0 (row 3, .5 -> argmax 0)
+    # and of class 1 (row 7, .65)
+    per_class = make_method({"name": "conf_filter", "drop": 0.2, "per_class": True}).transform(
+        SoftLabels.of(probs), context(10))
+    assert np.flatnonzero(per_class.weights == 0).tolist() == [3, 7]
+
+
+def test_knn_relabels_by_the_neighbours_and_filters_the_contradicted_rows():
+    # two tight clusters in feature space; row 2 sits in cluster A but its weak label says B
+    features = np.array([[1, 0.0], [1, 0.1], [1, 0.05], [1, -0.1], [0, 1.0], [0.1, 1], [-0.1, 1], [0.05, 1]])
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.7, 0.3], [0.2, 0.8], [0.1, 0.9], [0.3, 0.7],
+                      [0.2, 0.8]], dtype=np.float32)
+    relabel = make_method({"name": "knn", "k": 3}).transform(SoftLabels.of(probs), context(8, features))
+    # row 2's three nearest others are rows 0, 1, 3: mean p(class 0) = (0.9 + 0.8 + 0.7) / 3 = 0.8
+    assert relabel.probs[2].tolist() == pytest.approx([0.8, 0.2])
+    assert (relabel.probs.argmax(-1) == np.array([0, 0, 0, 0, 1, 1, 1, 1])).all()
+    filtered = make_method({"name": "knn", "k": 3, "mode": "filter", "drop": 0.125}).transform(
+        SoftLabels.of(probs), context(8, features))
+    assert np.flatnonzero(filtered.weights == 0).tolist() == [2]  # 1 of 8 rows: the contradicted one
+
+
+def test_logreg_relabels_out_of_fold():
+    rng = np.random.default_rng(0)
+    features = np.concatenate([rng.normal(-2, 0.3, (20, 3)), rng.normal(2, 0.3, (20, 3))])
+    hard = np.array([0] * 20 + [1] * 20)
+    hard[[3, 25]] = 1 - hard[[3, 25]]  # two weak errors, one per cluster
+    probs = np.eye(2, dtype=np.float32)[hard]
+    out = make_method({"name": "logreg", "folds": 4}).transform(SoftLabels.of(probs), context(40, features))
+    assert out.probs.argmax(-1)[[3, 25]].tolist() == [0, 1]  # both errors undone by the other folds' probe
+    assert np.allclose(out.probs.sum(-1), 1.0)
+
+
+def test_label_methods_that_read_features_refuse_to_run_without_them():
+    with pytest.raises(ConfigError, match="strong_features"):
+        make_method("knn").transform(SoftLabels.of(np.eye(2, dtype=np.float32)[[0, 1, 0]]), context(3))
+
+
+# --- synthetic supervisors ------------------------------------------------------------------------
+
+
+def test_synthetic_flip_flips_exactly_the_requested_share():
+    labels = {"transfer": np.array([0, 1] * 50), "test": np.array([1, 0, 0] * 20)}
+    texts = {name: [f"t{i}" for i in range(len(y))] for name, y in labels.items()}
+    out = make_method({"name": "synthetic_flip", "rate": 0.3}).supervise(texts, labels, 2, seed=0)
+    assert (out["transfer"].argmax(-1) != labels["transfer"]).sum() == 30
+    assert (out["test"].argmax(-1) != labels["test"]).sum() == 18
+    again = make_method({"name": "synthetic_flip", "rate": 0.3}).supervise(texts, labels, 2, seed=0)
+    assert np.array_equal(again["transfer"], out["transfer"])  # the seed fixes which rows
+    other = make_method({"name": "synthetic_flip", "rate": 0.3}).supervise(texts, labels, 2, seed=1)
+    assert not np.array_equal(other["transfer"], out["transfer"])
+
+
+def test_synthetic_class_flip_and_cue_put_errors_where_asked():
+    labels = {"transfer": np.array([0] * 40 + [1] * 60)}
+    texts = {"transfer": ["not good" if i % 4 == 0 else "good" + " long" * (i % 7) for i in range(100)]}
+    out = make_method({"name": "synthetic_class_flip", "rates": [0.0, 0.5]}).supervise(texts, labels, 2, seed=0)
+    wrong = out["transfer"].argmax(-1) != labels["transfer"]
+    assert wrong[:40].sum() == 0 and wrong[40:].sum() == 30
+    cue = make_method({"name": "synthetic_cue", "cue": "keyword", "keyword": "not", "rate": 1.0})
+    wrong = cue.supervise(texts, labels, 2, seed=0)["transfer"].argmax(-1) != labels["transfer"]
+    assert np.array_equal(np.flatnonzero(wrong), np.arange(0, 100, 4))  # exactly the texts with the keyword
+    soft = make_method({"name": "synthetic_flip", "rate": 0.0, "confidence": 0.8}).supervise(texts, labels, 2, 0)
+    assert soft["transfer"][0].tolist() == pytest.approx([0.8, 0.2])
+
+
+# --- checkpoint selection ---------------------------------------------------------------------
+
+
+def test_keep_best_restores_the_checkpoint_with_the_best_weak_label_score():
+    from w2slab.train.batching import Collator
+    from w2slab.train.selection import KeepBest, selection_score
+    from w2slab.train.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(64, 4)).astype(np.float32)
+    weak = (features[:, 0] > 0).astype(int)
+    examples = [{"features": f, "target": np.eye(2, dtype=np.float32)[1 - y], "index": i}  # trained on flipped
+                for i, (f, y) in enumerate(zip(features, weak, strict=True))]
+    held = [{"features": f, "index": i} for i, f in enumerate(features[:32])]
+    targets = np.eye(2, dtype=np.float32)[weak[:32]]
+    head = torch.nn.Linear(4, 2)
+    torch.nn.init.zeros_(head.weight)
+    with torch.no_grad():
+        head.weight[1, 0] = 1.0  # starts agreeing with the held-out weak labels; training on flips unlearns it
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = head
+
+        def forward(self, features):
+            return self.head(features)
+
+    model = Head()
+    keep = KeepBest(held, targets, every=2, metric="auroc")
+    cfg = TrainConfig(mode="probe", epochs=4, batch_size=16, lr=0.5, precision="fp32", warmup_frac=0.0)
+    from w2slab.losses import make_loss
+
+    trainer = Trainer(model, examples, Collator(None), make_loss("xent"), cfg, cfg.lr, seed=0, callbacks=[keep])
+    result = trainer.train()
+    rows = [r for r in result.state.evaluations if r["split"] == "validation"]
+    assert len(rows) == 8  # every 2 of 16 steps
+    best = max(rows, key=lambda r: r["score"])
+    assert keep.best_step == next(r["step"] for r in rows if r["score"] == best["score"])
+    assert rows[-1]["score"] < best["score"]  # the last checkpoint is worse: selection matters here
+    with torch.no_grad():
+        logits = model(torch.from_numpy(features[:32])).numpy()
+    assert selection_score(logits, targets, "auroc") == pytest.approx(best["score"])
+    assert result.state.log[-1]["event"] == "selected"
+
+
+def test_keep_best_with_patience_stops_early():
+    from w2slab.train.selection import KeepBest
+    from w2slab.train.trainer import TrainerState
+
+    keep = KeepBest([], np.zeros((0, 2)), every=1, patience=2)
+    scores = iter([0.9, 0.8, 0.7, 0.95])
+    keep.score = lambda trainer: next(scores)
+    state = TrainerState(total_steps=10)
+    fake = SimpleNamespace(accelerator=SimpleNamespace(unwrap_model=lambda m: m), model=torch.nn.Linear(1, 1))
+    for step in range(1, 4):
+        state.step = step
+        keep.on_step_end(fake, state, {})
+    assert state.should_stop and keep.best_step == 1
+
+
+# --- no ground truth on the student's side -------------------------------------------------------
+
+
+def test_a_student_side_method_reading_ground_truth_is_refused_unless_it_is_an_oracle():
+    @register_method("peek_test_only")
+    @dataclass(frozen=True)
+    class Peek(Method):
+        """Reads ground truth without saying it is an oracle."""
+
+        reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth"})
+
+    try:
+        with pytest.raises(LeakageError, match="declare it an oracle"):
+            ExperimentConfig(methods=("none", "peek_test_only"))
+        assert make_method("oracle_select").oracle  # the named oracle passes
+        ExperimentConfig(methods=("oracle_select",))
+    finally:
+        METHODS.unregister("peek_test_only")
+
+
+def test_oracle_truth_refuses_a_method_that_is_not_an_oracle(tmp_path):
+    from w2slab.pipeline.stages import oracle_truth
+
+    (tmp_path / "splits.json").write_text(json.dumps({"weak_train": [], "transfer": [{"id": "a", "text": "x",
+                                                                                       "label": 1}], "test": []}))
+    with pytest.raises(LeakageError):
+        oracle_truth(tmp_path, "transfer", np.array([0]), make_method("select"))
+    assert oracle_truth(tmp_path, "transfer", np.array([0]), make_method("oracle_select")).tolist() == [1]
+
+
+# --- every method through the pipeline ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_methods")
+    return SimpleNamespace(weak=str(write_tiny_model(root / "weak", layers=1, hidden=16)),
+                           mid=str(write_tiny_model(root / "mid", layers=1, hidden=24, seed=2)),
+                           strong=str(write_tiny_model(root / "strong", layers=2, hidden=32, seed=1)),
+                           data=str(write_toy_dataset(root / "toy.jsonl", n=400)))
+
+
+ALL_METHODS = ["none", {"name": "conf_filter", "drop": 0.25}, {"name": "knn", "k": 5},
+               {"name": "logreg", "mode": "filter"}, {"name": "select", "every": 2}, "oracle_select",
+               {"name": "synthetic_flip", "rate": 0.25}, "synthetic_class_flip", "synthetic_cue",
+               {"name": "ensemble", "seeds": 2}, None, {"name": "s2s", "rounds": 2}]
+
+
+@pytest.fixture(scope="module")
+def methods_run(tiny, tmp_path_factory):
+    methods = [m if m is not None else {"name": "bootstrap", "via": tiny.mid} for m in ALL_METHODS]
+    probe = TrainConfig(mode="probe", epochs=3, batch_size=16, lr=1e-2)
+    cfg = ExperimentConfig(dataset=tiny.data, weak=tiny.weak, strong=tiny.strong, losses=["xent"], methods=methods,
+                           n_train=160, n_test=48, max_ctx=16, weak_train=probe, strong_train=probe)
+    root = tmp_path_factory.mktemp("method_runs")
+    return run(cfg, RuntimeConfig(run_root=str(root), echo=lambda *a: None)), root, cfg
+
+
+def test_every_method_runs_through_the_pipeline_and_its_result_says_what_it_used(methods_run):
+    result, root, cfg = methods_run
+    registered = {name for name in METHODS.names()}
+    used = {make_method(m).name for m in cfg.methods}
+    assert used == registered  # this test covers every built-in method
+    results = result.summary.results
+    assert set(results) == {make_method(m).student_label("xent") for m in cfg.methods}
+    for label, r in results.items():
+        assert r.diagnostics["decomposition"] and sum(r.diagnostics["decomposition"].values()) == pytest.approx(1.0)
+        assert set(r.diagnostics["calibration"]) == {"weak", "ceiling", "student"}
+        assert r.correct("student").shape == (r.test_size,)
+        assert r.oracle == label.endswith("(oracle)")
+    plain = results["xent"]
+    assert plain.ground_truth_labels == {"weak": 80, "ceiling": 80}  # n_train 160: 80 weak-train, 80 transfer
+    oracle = results["xent+oracle_select(oracle)"]
+    assert oracle.ground_truth_labels == {"weak": 80, "ceiling": 80, "student": 8}  # 10% of transfer held out
+    assert results["xent+select[every=2]"].ground_truth_labels == plain.ground_truth_labels
+    assert [r["split"] for r in results["xent+select[every=2]"].selection] and results["xent+select[every=2]"].selection[0]["step"] == 2
+    flip = results["xent+synthetic_flip[rate=0.25]"]
+    assert flip.ground_truth_labels == {"supervisor": 80 + 48, "ceiling": 80}  # no weak model trained for it
+    assert flip.weak_accuracy == pytest.approx(0.75, abs=0.01)  # its test labels: exactly 25% (12 of 48) flipped
+    ensemble = results["xent+ensemble[seeds=2]"]
+    assert ensemble.ground_truth_labels == {"weak": 160, "ceiling": 80}  # two weak models of 80 labels each
+
+
+def test_ensemble_labels_are_the_mean_of_its_members(methods_run):
+    _, root, _ = methods_run
+    store = StageStore(root)
+    (ensemble,) = [row for row in store.status() if row["kind"] == "ensemble"]
+    folder = store.final_dir("ensemble", ensemble["id"])
+    members = json.loads((folder / "stage.json").read_text())["inputs"]
+    weak_labels = [store.final_dir("weak_label", members[f"member_{i}"]) for i in range(2)]
+
+    def probs(path):
+        with np.load(path) as data:
+            return data["probs"]
+
+    mean = (probs(weak_labels[0] / "transfer.npz") + probs(weak_labels[1] / "transfer.npz")) / 2
+    assert np.allclose(probs(folder / "transfer.npz"), mean, atol=1e-6)
+
+
+def test_filtered_students_train_on_the_kept_rows_only(methods_run):
+    _, root, cfg = methods_run
+    store = StageStore(root)
+    graph = build_experiment(cfg)
+    student = graph.students["xent+conf_filter[drop=0.25]"]
+    log = [json.loads(line) for line in (store.final_dir("student", student.id) / "log.jsonl").read_text().splitlines()]
+    per_epoch = sum(row["examples"] for row in log if "examples" in row) / cfg.strong_train.epochs
+    assert per_epoch == 60  # 80 transfer rows, the 20 least confident dropped
+
+
+def test_student_side_stages_never_hold_ground_truth(methods_run):
+    _, root, cfg = methods_run
+    store = StageStore(root)
+    for row in store.status():
+        if row["kind"] in ("student", "relabel", "ensemble", "weak_label"):
+            for path in store.final_dir(row["kind"], row["id"]).glob("*.npz"):
+                with np.load(path) as data:
+                    assert "labels" not in data.files, path
+
+
+def test_methods_in_a_sweep_file_and_on_the_command_line(tmp_path):
+    from w2slab.cli import build_config, make_parser
+    from w2slab.pipeline.sweep import parse_sweep
+
+    sweep = parse_sweep({"datasets": ["sst2"], "weak": ["minilm-l3"], "strong": ["minilm-l6"], "losses": ["xent"],
+                         "methods": ["none", {"name": "conf_filter", "drop": 0.3}]})
+    assert [m.label for m in sweep.configs[0].methods] == ["none", "conf_filter[drop=0.3]"]
+    args = make_parser().parse_args(["run", "--method", "none,knn", "--method-param", "knn.k=7"])
+    assert [m.label for m in build_config(args).methods] == ["none", "knn[k=7]"]
+    with pytest.raises(ConfigError, match="unknown method"):
+        build_config(make_parser().parse_args(["run", "--method", "nope"]))
+    with pytest.raises(ConfigError, match="drop"):
+        build_config(make_parser().parse_args(["run", "--method", "conf_filter", "--method-param",
+                                               "conf_filter.drop=1.5"]))
