@@ -239,7 +239,8 @@ def test_every_method_runs_through_the_pipeline_and_its_result_says_what_it_used
     oracle = results["xent+oracle_select(oracle)"]
     assert oracle.ground_truth_labels == {"weak": 80, "ceiling": 80, "student": 8}  # 10% of transfer held out
     assert results["xent+select[every=2]"].ground_truth_labels == plain.ground_truth_labels
-    assert [r["split"] for r in results["xent+select[every=2]"].selection] and results["xent+select[every=2]"].selection[0]["step"] == 2
+    selection = results["xent+select[every=2]"].selection
+    assert selection and selection[0]["step"] == 2 and all(row["split"] == "validation" for row in selection)
     flip = results["xent+synthetic_flip[rate=0.25]"]
     assert flip.ground_truth_labels == {"supervisor": 80 + 48, "ceiling": 80}  # no weak model trained for it
     assert flip.weak_accuracy == pytest.approx(0.75, abs=0.01)  # its test labels: exactly 25% (12 of 48) flipped
