@@ -94,13 +94,14 @@ def throughput(log_rows: list[dict], n_params: int) -> dict[str, float]:
 # --- 2a. w2slab's side -------------------------------------------------------------------------
 
 
-def run_w2slab(out: Path, args) -> dict:
+def run_w2slab(out: Path, args, seed: int) -> dict:
+    """w2slab's default experiment at ``seed`` in a fresh run root (nothing cached from another seed)."""
     import w2slab
 
-    root = out / "w2slab"
+    root = out / f"w2slab-s{seed}"
     shutil.rmtree(root, ignore_errors=True)
     cfg = w2slab.ExperimentConfig(dataset=args.dataset, weak=args.weak, strong=args.strong,
-                                  n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+                                  n_train=args.n_train, n_test=args.n_test, seed=seed, data_seed=args.data_seed)
     start = time.time()
     result = w2slab.run(cfg, w2slab.RuntimeConfig(run_root=str(root), echo=lambda *a, **k: None))
     total = time.time() - start
@@ -184,14 +185,14 @@ class ReferenceRecipe:
         return np.concatenate(out)
 
 
-def run_reference(out: Path, args, losses: tuple[str, ...] = ("xent", "logconf")) -> dict:
+def run_reference(out: Path, args, seed: int, losses: tuple[str, ...] = ("xent", "logconf")) -> dict:
     from w2slab.data import load_task, make_splits
     from w2slab.metrics import bootstrap_pgr_interval
     from w2slab.models.loading import load_tokenizer, resolve_model
 
     torch.set_num_threads(torch.get_num_threads())
     task = load_task(args.dataset, seed=args.data_seed)
-    splits = make_splits(task, n_train=args.n_train, n_test=args.n_test, seed=args.seed, data_seed=args.data_seed)
+    splits = make_splits(task, n_train=args.n_train, n_test=args.n_test, seed=seed, data_seed=args.data_seed)
     weak_model, strong_model = resolve_model(args.weak), resolve_model(args.strong)
 
     def encode(resolved, rows):
@@ -203,7 +204,7 @@ def run_reference(out: Path, args, losses: tuple[str, ...] = ("xent", "logconf")
     labels = {name: np.array([r["label"] for r in getattr(splits, name)]) for name in names}
     weak_ids = {name: encode(weak_model, getattr(splits, name)) for name in ("weak_train", "transfer", "test")}
     strong_ids = {name: encode(strong_model, getattr(splits, name)) for name in ("transfer", "test")}
-    recipe = ReferenceRecipe(lr=args.reference_lr, seed=args.seed, epochs=args.epochs)
+    recipe = ReferenceRecipe(lr=args.reference_lr, seed=seed, epochs=args.epochs)
     loss_fns = {"xent": reference_xent, "logconf": reference_logconf}
     stages, students, strong_log = defaultdict(float), {}, []
     weak_acc = ceiling_acc = float("nan")
@@ -237,10 +238,10 @@ def run_reference(out: Path, args, losses: tuple[str, ...] = ("xent", "logconf")
         stages["student"] += time.time() - t
         pgr = (acc - weak_acc) / (ceiling_acc - weak_acc) if ceiling_acc > weak_acc else float("nan")
         students[loss] = (acc, pgr, bootstrap_pgr_interval(weak_correct, student_correct, ceiling_correct).pgr_ci95)
-        print(f"  reference {loss}: weak {weak_acc:.3f} ceiling {ceiling_acc:.3f} student {acc:.3f} "
+        print(f"  reference s{seed} {loss}: weak {weak_acc:.3f} ceiling {ceiling_acc:.3f} student {acc:.3f} "
               f"({time.time() - start_all:.0f} s so far)", flush=True)
     return {"total": time.time() - start_all, "stages": dict(stages), "weak": weak_acc, "ceiling": ceiling_acc,
-            "students": students, "strong_log": strong_log}
+            "students": students, "strong_log": strong_log, "losses": list(losses)}
 
 
 # --- 3. profile ----------------------------------------------------------------------------------
@@ -335,6 +336,58 @@ def _num(value: float, width: int, fmt: str = ".1f") -> str:
     return f"{'-':>{width}s}" if missing else f"{value:{width}{fmt}}"
 
 
+def side_by_side(seed: int, ours: dict | None, ref: dict | None, args) -> None:
+    """One seed: wall time per stage and in total on each side, accuracies and PGR with paired-bootstrap CIs."""
+    nan = float("nan")
+    ref_losses = ",".join((ref or {}).get("losses", []))
+    print(f"\nside by side: {args.dataset}, {args.weak} -> {args.strong} (fine-tuned), n_train {args.n_train}, "
+          f"n_test {args.n_test}, {args.epochs:g} epochs, seed {seed}"
+          + (f"; reference losses: {ref_losses}" if ref else ""))
+    print(f"{'':24s}{'w2slab':>12s}{'reference':>12s}{'ratio':>8s}")
+    for kind in ("split", "weak_train", "weak_label", "ceiling", "student", "evaluate"):
+        a = (ours or {}).get("stages", {}).get(kind, nan)
+        b = (ref or {}).get("stages", {}).get(kind, nan)
+        if math.isnan(a) and math.isnan(b):
+            continue
+        ratio = b / a if a > 0 and not math.isnan(b) else nan
+        print(f"{kind + ' (s)':24s}{_num(a, 12)}{_num(b, 12)}{_num(ratio, 8)}")
+    a, b = (ours or {}).get("total", nan), (ref or {}).get("total", nan)
+    print(f"{'total (s)':24s}{a:12.1f}{b:12.1f}{b / a if a > 0 else nan:7.1f}x"
+          + ("" if not ref or set(ref["losses"]) >= {"xent", "logconf"} else
+             f"   (reference: {ref_losses} only; w2slab: both losses)"))
+    for name in ("weak", "ceiling"):
+        print(f"{name + ' accuracy':24s}{(ours or {}).get(name, nan):12.3f}{(ref or {}).get(name, nan):12.3f}")
+    for loss in ("xent", "logconf"):
+        oa, op, oci = (ours or {}).get("students", {}).get(loss, (nan, nan, (nan, nan)))
+        ra, rp, rci = (ref or {}).get("students", {}).get(loss, (nan, nan, (nan, nan)))
+        print(f"{loss + ' student':24s}{oa:12.3f}{ra:12.3f}")
+        print(f"{'  PGR [95% CI]':24s}{op:6.2f} [{oci[0]:.2f}, {oci[1]:.2f}]  "
+              f"{rp:6.2f} [{rci[0]:.2f}, {rci[1]:.2f}]  (nan: the gap is within noise)")
+    if ours:
+        print(f"w2slab resolved: {json.dumps(ours['resolved'])}")
+
+
+def seed_noise(by_seed: dict) -> None:
+    """Mean and standard deviation over seeds of each side's accuracies and PGR(xent), and their difference."""
+    print(f"\nover seeds {', '.join(str(s) for s in by_seed)}: mean (sd)")
+    print(f"{'':24s}{'w2slab':>16s}{'reference':>16s}{'w2slab - ref':>16s}")
+
+    def values(side: str, pick) -> np.ndarray:
+        return np.array([pick(sides[side]) if side in sides else np.nan for sides in by_seed.values()], dtype=float)
+
+    rows = {"weak accuracy": lambda r: r["weak"], "ceiling accuracy": lambda r: r["ceiling"],
+            "xent student": lambda r: r["students"]["xent"][0], "xent PGR": lambda r: r["students"]["xent"][1]}
+    for name, pick in rows.items():
+        a, b = values("w2slab", pick), values("reference", pick)
+        d = a - b
+
+        def cell(v: np.ndarray) -> str:
+            v = v[~np.isnan(v)]
+            return f"{v.mean():9.3f} ({v.std(ddof=1) if len(v) > 1 else float('nan'):.3f})" if len(v) else "-"
+
+        print(f"{name:24s}{cell(a):>16s}{cell(b):>16s}{cell(d):>16s}")
+
+
 def report(found: dict, args) -> None:
     print("\n" + "=" * 100)
     print(f"w2slab speed benchmark  ({time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, "
@@ -342,37 +395,17 @@ def report(found: dict, args) -> None:
     rates = found.get("rates")
     if rates:
         print(f"\nmatmul 2048^2 on this machine: fp32 {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f} GFLOP/s")
-    ours, ref = found.get("w2slab"), found.get("reference")
-    if ours or ref:
-        print(f"\nside by side: {args.dataset}, {args.weak} -> {args.strong} (fine-tuned), n_train {args.n_train}, "
-              f"n_test {args.n_test}, {args.epochs:g} epochs, seed {args.seed}")
-        print(f"{'':24s}{'w2slab':>12s}{'reference':>12s}{'ratio':>8s}")
-        kinds = ("split", "weak_train", "weak_label", "ceiling", "student", "evaluate")
-        for kind in kinds:
-            a = (ours or {}).get("stages", {}).get(kind, float("nan"))
-            b = (ref or {}).get("stages", {}).get(kind, float("nan"))
-            if math.isnan(a) and math.isnan(b):
-                continue
-            ratio = b / a if a > 0 and not math.isnan(b) else float("nan")
-            print(f"{kind + ' (s)':24s}{_num(a, 12)}{_num(b, 12)}{_num(ratio, 8)}")
-        a, b = (ours or {}).get("total", float("nan")), (ref or {}).get("total", float("nan"))
-        print(f"{'total (s)':24s}{a:12.1f}{b:12.1f}{b / a if a > 0 else float('nan'):7.1f}x")
-        for name in ("weak", "ceiling"):
-            print(f"{name + ' accuracy':24s}{(ours or {}).get(name, float('nan')):12.3f}"
-                  f"{(ref or {}).get(name, float('nan')):12.3f}")
-        nan = float("nan")
-        for loss in ("xent", "logconf"):
-            oa, op, oci = (ours or {}).get("students", {}).get(loss, (nan, nan, (nan, nan)))
-            ra, rp, rci = (ref or {}).get("students", {}).get(loss, (nan, nan, (nan, nan)))
-            print(f"{loss + ' student':24s}{oa:12.3f}{ra:12.3f}")
-            print(f"{'  PGR [95% CI]':24s}{op:6.2f} [{oci[0]:.2f}, {oci[1]:.2f}]  "
-                  f"{rp:6.2f} [{rci[0]:.2f}, {rci[1]:.2f}]  (nan: the gap is within noise)")
-        if ours:
-            print(f"w2slab resolved: {json.dumps(ours['resolved'])}")
+    by_seed = found.get("seeds", {})
+    for seed, sides in by_seed.items():
+        side_by_side(seed, sides.get("w2slab"), sides.get("reference"), args)
+    if len(by_seed) > 1:
+        seed_noise(by_seed)
+    first = next(iter(by_seed.values()), {})
+    ours, ref = first.get("w2slab"), first.get("reference")
     if (ours or ref) and found.get("n_params"):
         n = found["n_params"]
-        print(f"\nstrong-model training throughput: useful FLOP/s = 6 x {n / 1e6:.1f}M non-embedding parameters x "
-              "real tokens per step / step seconds")
+        print(f"\nstrong-model training throughput (seed {next(iter(by_seed))}): useful FLOP/s = 6 x {n / 1e6:.1f}M "
+              "non-embedding parameters x real tokens per step / step seconds")
         for name, side in (("w2slab", ours), ("reference", ref)):
             if not side:
                 continue
@@ -413,6 +446,12 @@ def main() -> None:
     parser.add_argument("--max-ctx", type=int, default=128)
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", help="comma-separated seeds for the side by side (default: --seed); the first is "
+                        "the full comparison, the others measure the seed noise of accuracy and PGR")
+    parser.add_argument("--reference-losses", default="xent,logconf", help="the reference's losses on the first seed")
+    parser.add_argument("--reference-losses-later", default="xent",
+                        help="the reference's losses on the other seeds (each loss recomputes every stage: ~17 min "
+                             "per loss on 2 CPU cores)")
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--reference-lr", type=float, default=5e-5, help="the reference recipe's learning rate")
     parser.add_argument("--ladder-datasets", help="comma-separated (default: the sweep file's)")
@@ -438,11 +477,17 @@ def main() -> None:
         from w2slab.models.loading import load_classifier, resolve_model
 
         found["n_params"] = non_embedding_parameters(load_classifier(resolve_model(args.strong)).backbone)
-    if "w2slab" in parts:
-        found["w2slab"] = run_w2slab(out, args)
-        print(f"w2slab: {found['w2slab']['total']:.0f} s", flush=True)
-    if "reference" in parts:
-        found["reference"] = run_reference(out, args)
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    found["seeds"] = {}
+    for i, seed in enumerate(seeds):
+        side: dict = {}
+        if "w2slab" in parts:
+            side["w2slab"] = run_w2slab(out, args, seed)
+            print(f"w2slab s{seed}: {side['w2slab']['total']:.0f} s", flush=True)
+        if "reference" in parts:
+            losses = args.reference_losses if i == 0 else args.reference_losses_later
+            side["reference"] = run_reference(out, args, seed, tuple(losses.split(",")))
+        found["seeds"][seed] = side
     if "profile" in parts:
         found["profile"] = profile_steps(args)
     if "ladder" in parts:

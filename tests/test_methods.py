@@ -293,6 +293,11 @@ def test_methods_in_a_sweep_file_and_on_the_command_line(tmp_path):
     assert [m.label for m in sweep.configs[0].methods] == ["none", "conf_filter[drop=0.3]"]
     args = make_parser().parse_args(["run", "--method", "none,knn", "--method-param", "knn.k=7"])
     assert [m.label for m in build_config(args).methods] == ["none", "knn[k=7]"]
+    old = ExperimentConfig().to_dict()
+    del old["methods"]  # a config.json written before methods existed
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert [m.label for m in build_config(make_parser().parse_args(["run", "--config", str(tmp_path / "old.json")])
+                                          ).methods] == ["none"]
     with pytest.raises(ConfigError, match="unknown method"):
         build_config(make_parser().parse_args(["run", "--method", "nope"]))
     with pytest.raises(ConfigError, match="drop"):

@@ -146,6 +146,8 @@ def _merge_components(data: dict, key: str, names: str | None, params: dict[str,
     """``data[key]`` (losses or methods) from a comma-separated ``names`` flag and per-name parameters."""
     if names is not None:
         data[key] = [s.strip() for s in names.split(",") if s.strip()]
+    elif key not in data:  # a config.json written before the key existed: the default
+        data[key] = [item.to_value() for item in getattr(DEFAULTS, key)]
     items = [item if isinstance(item, dict) else {"name": item} for item in data.get(key, [])]
     unused = set(params) - {item.get("name") for item in items}
     if unused:

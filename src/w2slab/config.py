@@ -128,7 +128,9 @@ class ExperimentConfig:
     label_field: str = "label"
     label_map: dict[str, int] | None = None  # word labels to class ids, e.g. {"positive": 1, "negative": 0}
     weak_train: TrainConfig = field(default_factory=TrainConfig)
-    strong_train: TrainConfig = field(default_factory=lambda: TrainConfig(mode="full"))
+    # batch 32 (the reference recipe's): over seeds 0-2 the same ceiling as batch 16 (.890 vs .892), xent students
+    # that recover far more of the gap (PGR .70 vs .19) and 20% less time (README "Speed")
+    strong_train: TrainConfig = field(default_factory=lambda: TrainConfig(mode="full", batch_size=32))
 
     def __post_init__(self) -> None:
         if isinstance(self.losses, str | Loss | dict):  # one loss given on its own

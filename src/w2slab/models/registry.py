@@ -130,7 +130,7 @@ _MODELS: dict[str, ModelSpec] = {
                            overrides={"pooling": "mean", "lr_full": 1e-4}),
     "mpnet-base": ModelSpec("mpnet-base", "mpnet", "all-mpnet-base-v2 (MPNet-base, 110M)",
                             "sentence-transformers/all-mpnet-base-v2", params=109_500_000,
-                            overrides={"lr_full": 5e-5}),  # sst2 sweep at batch 16: README "Speed"
+                            overrides={"lr_full": 5e-5}),  # sst2 sweeps: README "Speed"
     "smollm2-135m": ModelSpec("smollm2-135m", "llama", "SmolLM2-135M-Instruct (Llama, 135M; GGUF Q4_1)",
                               "HuggingFaceTB/SmolLM2-135M-Instruct", params=134_500_000),
     "gemma3-270m": ModelSpec("gemma3-270m", "gemma3_text", "gemma-3-270m base (Gemma 3, 268M; GGUF Q4_K_M)",
