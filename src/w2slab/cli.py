@@ -129,14 +129,14 @@ def _parse_value(text: str):
         return text
 
 
-def _component_params(entries: list[str], flag: str, example: str) -> dict[str, dict]:
+def _component_params(entries: list[str], flag: str, example: str, kind: str) -> dict[str, dict]:
     """``NAME.PARAM=VALUE`` flags as ``{name: {param: value}}`` (values parsed as YAML scalars)."""
     params: dict[str, dict] = {}
     for entry in entries:
         key, sep, value = entry.partition("=")
         name, dot, param = key.partition(".")
         if not (sep and dot and name and param):
-            raise ConfigError(f"{flag} {entry!r}: expected NAME.PARAM=VALUE, e.g. {example}")
+            raise ConfigError(f"{flag} {entry!r}: expected {kind}.PARAM=VALUE, e.g. {example}")
         params.setdefault(name.strip(), {})[param.strip()] = _parse_value(value.strip())
     return params
 
@@ -169,10 +169,10 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
     loss_entries = list(args.loss_param) + ([f"logconf.aux_weight={args.aux_weight}"]
                                             if args.aux_weight is not None else [])
     _merge_components(data, "losses", args.loss, _component_params(loss_entries, "--loss-param",
-                                                                    "logconf.aux_weight=0.3"),
+                                                                    "logconf.aux_weight=0.3", "LOSS"),
                       "--loss-param", "--loss")
     _merge_components(data, "methods", args.method, _component_params(args.method_param, "--method-param",
-                                                                      "conf_filter.drop=0.3"),
+                                                                      "conf_filter.drop=0.3", "METHOD"),
                       "--method-param", "--method")
     for role in ("weak", "strong"):
         train = dict(data.get(f"{role}_train", {}))
