@@ -303,3 +303,46 @@ def test_methods_in_a_sweep_file_and_on_the_command_line(tmp_path):
     with pytest.raises(ConfigError, match="drop"):
         build_config(make_parser().parse_args(["run", "--method", "conf_filter", "--method-param",
                                                "conf_filter.drop=1.5"]))
+
+
+# --- the report's method views ----------------------------------------------------------------
+
+
+def test_paired_differences_are_per_example_and_pooled_over_seeds():
+    from w2slab.diagnostics import paired_difference
+    from w2slab.report.methods import pooled_difference
+
+    a, b = np.array([1, 1, 0, 1, 0, 1, 1, 1]), np.array([1, 0, 0, 1, 0, 0, 1, 1])
+    mean, (low, high) = paired_difference(a, b)
+    assert mean == pytest.approx(0.25) and 0.0 <= low < 0.25 < high  # the two flips one way, none the other
+    same, (lo, hi) = paired_difference(a, a)
+    assert same == 0.0 and lo == hi == 0.0  # identical students: no difference, no spread
+    pooled, _ = pooled_difference([a - b, np.array([0.0, -1.0])])
+    assert pooled == pytest.approx((2 - 1) / 10)  # every example of every seed counts once
+
+
+def test_report_pairs_each_student_with_xent_and_marks_the_oracle(methods_run, tmp_path):
+    from w2slab.report import write_report
+    from w2slab.report.methods import paired_rows
+    from w2slab.report.records import load_records
+
+    _, root, cfg = methods_run
+    paths = write_report(root, tmp_path)
+    names = {p.name for p in paths["methods"]}
+    assert {"paired.csv", "paired.md", "diagnostics.md", "gain_vs_misfit.png"} <= names
+    assert any(n.startswith("forest_") for n in names) and any(n.startswith("decomposition_") for n in names)
+    records = load_records(root)
+    rows = {r["student"]: r for r in paired_rows(records)}
+    assert set(rows) == {r["loss"] for r in records} - {"xent"}
+    by_label = {r["loss"]: r for r in records}
+    from w2slab.diagnostics import unpack_correct
+
+    def correct(label):
+        return unpack_correct(by_label[label]["test_correct"]["student"], by_label[label]["test_size"])
+
+    expected = float((correct("xent+conf_filter[drop=0.25]").astype(float) - correct("xent")).mean())
+    assert rows["xent+conf_filter[drop=0.25]"]["diff_mean"] == pytest.approx(expected)
+    assert rows["xent+oracle_select(oracle)"]["oracle"] and not rows["xent+select[every=2]"]["oracle"]
+    summary = (tmp_path / "summary.md").read_text()
+    oracle_line = next(line for line in summary.splitlines() if "oracle_select" in line)
+    assert "ORACLE" in oracle_line

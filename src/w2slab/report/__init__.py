@@ -1,13 +1,15 @@
 """The report of a sweep: summary tables and figures built from the per-experiment records.
 
 ``write_report`` is the one entry point (used by ``w2s report``); the submodules hold the pieces:
-:mod:`.records` (loading), :mod:`.tables` (aggregation over seeds, CSV/Markdown), :mod:`.plots` (PNGs).
+:mod:`.records` (loading), :mod:`.tables` (aggregation over seeds, CSV/Markdown), :mod:`.plots` (PNGs),
+:mod:`.methods` (paired differences between students, diagnostics, their figures).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from w2slab.report.methods import write_method_report
 from w2slab.report.plots import plot_accuracy_vs_ceiling, plot_pgr_heatmap
 from w2slab.report.records import load_records
 from w2slab.report.tables import aggregate, write_tables
@@ -30,4 +32,5 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[
         "tables": list(write_tables(rows, out_dir)),
         "accuracy_plots": plot_accuracy_vs_ceiling(records, out_dir, rows=rows),
         "heatmaps": plot_pgr_heatmap(records, out_dir, rows=rows),
+        "methods": write_method_report(records, out_dir),
     }

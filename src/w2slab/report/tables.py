@@ -36,6 +36,7 @@ AUROCS = ("weak_auroc", "ceiling_auroc", "student_auroc")
 NOTE_SELF_PAIR = "self-pair"
 NOTE_WEAK_NOT_SMALLER = "weak ≥ strong"
 NOTE_SUSPECT = "suspect"
+NOTE_ORACLE = "ORACLE"
 
 #: CSV column order: keys, config, counts, PGR, accuracies, AUROCs, flags.
 COLUMNS = (
@@ -43,7 +44,7 @@ COLUMNS = (
     "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median", "pgr_median_lo", "pgr_median_hi",
     *(f"{name}_{part}" for name in ACCURACIES for part in ("mean", "lo", "hi")),
     *(f"{name}_mean" for name in AUROCS),
-    "self_pair", "weak_not_smaller", "n_suspect", "suspect", "note",
+    "self_pair", "weak_not_smaller", "oracle", "n_suspect", "suspect", "note",
 )
 
 
@@ -101,6 +102,7 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
         row[f"{name}_mean"] = nanmean(r[name] for r in group)
     row["self_pair"] = any(r["self_pair"] for r in group)
     row["weak_not_smaller"] = any(r["weak_not_smaller"] for r in group)
+    row["oracle"] = any(r.get("oracle") for r in group)
     suspect = [r for r in group if r.get("suspect")]
     row["n_suspect"] = len(suspect)
     row["suspect"] = "; ".join(f"s{r['seed']}: {reason}" for r in suspect for reason in r["suspect"])
@@ -111,7 +113,7 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
 def note(row: dict) -> str:
     """Marks so a row is not misread: pairs whose weak model is not smaller (the paper allows them) and
     seeds whose run is suspect (their reasons are in the ``suspect`` column and under the Markdown table)."""
-    parts = []
+    parts = [NOTE_ORACLE] if row.get("oracle") else []
     if row["self_pair"]:
         parts.append(NOTE_SELF_PAIR)
     elif row["weak_not_smaller"]:
@@ -172,7 +174,9 @@ def markdown_table(rows: list[dict]) -> str:
         "left out of the PGR statistics, so `seeds` shows `valid/total` when some were. "
         f"Notes: `{NOTE_SELF_PAIR}` = weak and strong are the same model; "
         f"`{NOTE_WEAK_NOT_SMALLER}` = the weak model is not smaller than the strong one; "
-        f"`{NOTE_SUSPECT} k/n` = k of the n seeds are suspect (reasons below the table).",
+        f"`{NOTE_SUSPECT} k/n` = k of the n seeds are suspect (reasons below the table); "
+        f"`{NOTE_ORACLE}` = the student read ground truth on purpose (a named oracle method): an upper "
+        "reference, not a weak-to-strong result.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if i < 4 or i >= len(header) - 2 else "---:" for i in range(len(header))) + "|",
