@@ -7,6 +7,7 @@ config-built models (probe mode, seconds) and checks what the stages wrote.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import ClassVar
@@ -217,7 +218,8 @@ def methods_run(tiny, tmp_path_factory):
     methods = [m if m is not None else {"name": "bootstrap", "via": tiny.mid} for m in ALL_METHODS]
     probe = TrainConfig(mode="probe", epochs=3, batch_size=16, lr=1e-2)
     cfg = ExperimentConfig(dataset=tiny.data, weak=tiny.weak, strong=tiny.strong, losses=["xent"], methods=methods,
-                           n_train=160, n_test=48, max_ctx=16, weak_train=probe, strong_train=probe)
+                           n_train=160, n_test=48, max_ctx=16, weak_train=probe,
+                           strong_train=TrainConfig(mode="probe", epochs=3, batch_size=16, lr=1e-2, trace_every=5))
     root = tmp_path_factory.mktemp("method_runs")
     return run(cfg, RuntimeConfig(run_root=str(root), echo=lambda *a: None)), root, cfg
 
@@ -246,6 +248,12 @@ def test_every_method_runs_through_the_pipeline_and_its_result_says_what_it_used
     assert flip.weak_accuracy == pytest.approx(0.75, abs=0.01)  # its test labels: exactly 25% (12 of 48) flipped
     ensemble = results["xent+ensemble[seeds=2]"]
     assert ensemble.ground_truth_labels == {"weak": 160, "ceiling": 80}  # two weak models of 80 labels each
+    # the trace: 80 rows / batch 16 x 3 epochs = 15 steps, every 5th; the last is the final model
+    assert [row["step"] for row in plain.trace] == [5, 10, 15]
+    assert plain.trace[-1]["accuracy"] == pytest.approx(plain.student_accuracy)
+    final_pgr = plain.trace[-1]["pgr"]  # null in JSON where PGR is undefined (the tiny ceiling may not beat weak)
+    assert (final_pgr is None) == math.isnan(plain.pgr) and (final_pgr is None or final_pgr == pytest.approx(plain.pgr))
+    assert plain.trace[-1]["agreement_transfer"] == pytest.approx(plain.agreement_with_weak_transfer)
 
 
 def test_ensemble_labels_are_the_mean_of_its_members(methods_run):
@@ -330,6 +338,7 @@ def test_report_pairs_each_student_with_xent_and_marks_the_oracle(methods_run, t
     paths = write_report(root, tmp_path)
     names = {p.name for p in paths["methods"]}
     assert {"paired.csv", "paired.md", "diagnostics.md", "gain_vs_misfit.png"} <= names
+    assert any(n.startswith("training_") for n in names)
     assert any(n.startswith("forest_") for n in names) and any(n.startswith("decomposition_") for n in names)
     records = load_records(root)
     rows = {r["student"]: r for r in paired_rows(records)}

@@ -49,6 +49,9 @@ class TrainConfig:
     group_by_length: bool = True  # batches of similar-length texts (transformers' length-grouped order)
     dropout: bool = False  # the model's dropout while training; off as in the reference recipe (README "Speed")
     eval_batch_size: int = 64  # batching of predictions only: never changes a result, not part of identities
+    # students: predict transfer and test every this many steps (0: never), for PGR and agreement over training;
+    # prediction draws no random numbers, so the trained model is the same, but the stage stores the trace
+    trace_every: int = 0
     warmup_frac: float = DEFAULT_WARMUP_FRAC
     scheduler: Scheduler = "cosine"
     weight_decay: float = 0.01
@@ -68,6 +71,7 @@ class TrainConfig:
         check(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.eval_batch_size >= 1, "eval_batch_size", f"must be >= 1, got {self.eval_batch_size}")
+        check(self.trace_every >= 0, "trace_every", f"must be >= 0 (0: no trace), got {self.trace_every}")
         check(0.0 <= self.warmup_frac <= 1.0, "warmup_frac", f"must be in [0, 1], got {self.warmup_frac}")
         check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         check(self.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {self.max_grad_norm}")

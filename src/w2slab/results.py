@@ -85,6 +85,7 @@ class ExperimentResult:
     test_correct: dict[str, str] = field(default_factory=dict)  # per role, packed per-example correctness on test
     test_size: int = 0  # examples in the test set (what test_correct unpacks to)
     selection: list[dict] = field(default_factory=list)  # checkpoint-selection evaluations of the student
+    trace: list[dict] = field(default_factory=list)  # per traced step: step_frac, accuracy, PGR, agreement
 
     KEYS = ("dataset", "weak", "strong", "loss")  # what names a configuration in tables and plots
 
@@ -152,8 +153,8 @@ class ExperimentResult:
                 student: dict[str, np.ndarray], config: dict[str, Any], loss: str, experiment_id: str,
                 resolved: dict[str, Any], seed: int, warn=print,
                 stability: dict[str, dict] | None = None, method: str = "none", oracle: bool = False,
-                ground_truth_labels: dict[str, int] | None = None,
-                selection: list[dict] | None = None) -> ExperimentResult:
+                ground_truth_labels: dict[str, int] | None = None, selection: list[dict] | None = None,
+                trace: dict[str, np.ndarray] | None = None) -> ExperimentResult:
         """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test.
 
         ``stability``: the trainings' stability reports by role (``weak``, ``ceiling``, ``student``; each a
@@ -187,6 +188,7 @@ class ExperimentResult:
         result.ground_truth_labels = dict(ground_truth_labels or {})
         result.selection = list(selection or [])
         result.diagnostics = diagnose(weak, ceiling, student, labels)
+        result.trace = trace_rows(trace, weak, result, labels) if trace is not None else []
         result.test_size = len(test)
         result.test_correct = {role: pack_correct(probs.argmax(-1) == test) for role, probs in
                                (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
@@ -224,6 +226,23 @@ class ExperimentResult:
                 f"weak {fmt(self.weak_accuracy)}  student {fmt(self.student_accuracy)}  "
                 f"ceiling {fmt(self.ceiling_accuracy)}  PGR {fmt(self.pgr)}"
                 + ("  SUSPECT" if self.suspect else ""))
+
+
+def trace_rows(trace: dict[str, np.ndarray], weak: dict[str, np.ndarray], result: ExperimentResult,
+               labels: dict[str, np.ndarray]) -> list[dict]:
+    """The student over training: test accuracy, PGR against the final weak and ceiling accuracies, and
+    agreement with the weak labels on transfer (what it fitted) and test, at each traced step."""
+    rows = []
+    total = max(1, int(trace["total_steps"]))
+    for i, step in enumerate(trace["steps"]):
+        test_acc = float((trace["test"][i].argmax(-1) == labels["test"]).mean())
+        gap = result.ceiling_accuracy - result.weak_accuracy
+        rows.append({"step": int(step), "step_frac": int(step) / total, "accuracy": test_acc,
+                     "pgr": (test_acc - result.weak_accuracy) / gap if gap > 0 else NAN,
+                     "agreement_transfer": float((trace["transfer"][i].argmax(-1)
+                                                  == weak["transfer"].argmax(-1)).mean()),
+                     "agreement_test": float((trace["test"][i].argmax(-1) == weak["test"].argmax(-1)).mean())})
+    return rows
 
 
 def diagnose(weak: dict[str, np.ndarray], ceiling: np.ndarray, student: dict[str, np.ndarray],

@@ -25,7 +25,7 @@ from w2slab.models.loading import resolve_model
 from w2slab.pipeline.graph import Stage, pinned_revision, result_versions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import ExperimentResult
-from w2slab.train.selection import KeepBest
+from w2slab.train.selection import KeepBest, RecordPredictions
 
 SPLIT_NAMES = ("weak_train", "transfer", "test")
 RESOLVED = "resolved.json"
@@ -270,6 +270,12 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
                                   method.every or max(1, steps // 10), metric=method.metric, patience=method.patience,
                                   batch_size=spec.train.eval_batch_size))
     train_split = strong.subset("transfer", rows)
+    trace = None
+    if spec.train.trace_every:
+        trace = RecordPredictions({name: strong.subset_examples(name, np.arange(len(splits[name])))
+                                   for name in ("transfer", "test")}, spec.train.trace_every,
+                                  batch_size=spec.train.eval_batch_size)
+        callbacks.append(trace)
     note = f", {len(rows)} of {len(labels.probs)} rows" if len(rows) < len(labels.probs) else ""
     runtime.echo(f"  training {stage.label.split(' ', 1)[0]} {spec.model.model} on its labels, loss {spec.loss.label}"
                  + (f", {method.label}" if method is not None else "") + note)
@@ -283,6 +289,8 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
         save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]], logits[name])
     write_training(work, strong, result)
     (work / "evaluations.json").write_text(json.dumps(result.state.evaluations))
+    if trace is not None:
+        np.savez(work / "trace.npz", total_steps=result.state.total_steps, **trace.arrays())
     record_ground_truth(work, stage, inputs, "student", truth_read)
     runtime.echo(f"  stability: {result.stability.line()}")
 
@@ -346,6 +354,11 @@ def compute_ensemble(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
     record_ground_truth(work, stage, inputs)
 
 
+def read_trace(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
 def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     config, method = stage.spec.config, stage.spec.method
     splits = read_splits(inputs["split"])
@@ -357,6 +370,7 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
         path = inputs[key] / GROUND_TRUTH
         ground_truth.update(json.loads(path.read_text()) if path.exists() else {})
     evaluations_path = inputs["student"] / "evaluations.json"
+    trace_path = inputs["student"] / "trace.npz"
     result = ExperimentResult.compute(
         labels={name: labels_of(splits, name) for name in ("transfer", "test")},
         weak={name: load_probs(inputs["supervisor"] / f"{name}.npz") for name in ("transfer", "test")},
@@ -368,7 +382,8 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
         stability={role: json.loads((inputs[key] / "stability.json").read_text())
                    for role, key in stability_of.items() if key in inputs},
         method=method.label, oracle=method.oracle, ground_truth_labels=ground_truth_by_role(ground_truth),
-        selection=json.loads(evaluations_path.read_text()) if evaluations_path.exists() else [])
+        selection=json.loads(evaluations_path.read_text()) if evaluations_path.exists() else [],
+        trace=read_trace(trace_path) if trace_path.exists() else None)
     result.write(work / "result.json")
 
 

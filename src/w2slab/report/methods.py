@@ -9,7 +9,8 @@ differences and the bootstrap resamples examples within each seed.
 Writes ``paired.csv`` / ``paired.md`` (each student against ``baseline``, default ``xent``, per dataset and
 pair), ``diagnostics.md`` (misfit and gain with the Charikar et al. check, the test-set decomposition,
 calibration), and three figures: ``gain_vs_misfit.png``, ``forest_<dataset>.png`` (paired differences with
-their CIs) and ``decomposition_<dataset>.png`` (stacked bars).
+their CIs) and ``decomposition_<dataset>.png`` (stacked bars); for students trained with ``trace_every``,
+``training_<dataset>_<weak>_<strong>.png`` (PGR and agreement with the weak labels over training).
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ def write_method_report(records: list[dict], out_dir: Path, baseline: str = BASE
         for dataset in sorted({r["dataset"] for r in diagnostics}):
             paths.append(_save(decomposition_figure(dataset, [r for r in diagnostics if r["dataset"] == dataset]),
                                out_dir / f"decomposition_{_slug(dataset)}.png"))
+    traced: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        if record.get("trace"):
+            traced[(record["dataset"], record["weak"], record["strong"])].append(record)
+    for (dataset, weak, strong), group in sorted(traced.items()):
+        paths.append(_save(training_figure(dataset, weak, strong, group),
+                           out_dir / f"training_{_slug(dataset)}_{_slug(weak)}_{_slug(strong)}.png"))
     return paths
 
 
@@ -228,4 +236,32 @@ def decomposition_figure(dataset: str, rows: list[dict]) -> Figure:
     ax.set_ylabel("share of the test set")
     ax.set_title(f"{dataset}: the weak model's errors, corrected or imitated, and the student's new ones")
     ax.legend(fontsize=7)
+    return fig
+
+
+def training_figure(dataset: str, weak: str, strong: str, records: list[dict]) -> Figure:
+    """PGR on test and agreement with the weak labels on transfer over training, per student (mean over seeds)."""
+    fig = Figure(figsize=(10, 4))
+    pgr_ax, agree_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    labels = order_losses({r["loss"] for r in records})
+    colours = _colours(labels)
+    for label in labels:
+        by_frac: dict[float, list[dict]] = defaultdict(list)
+        for record in records:
+            if record["loss"] == label:
+                for row in record["trace"]:
+                    by_frac[round(row["step_frac"], 4)].append(row)
+        fracs = sorted(by_frac)
+        pgr_ax.plot(fracs, [nanmean(r["pgr"] for r in by_frac[f]) for f in fracs], marker=".", color=colours[label],
+                    label=label)
+        agree_ax.plot(fracs, [nanmean(r["agreement_transfer"] for r in by_frac[f]) for f in fracs], marker=".",
+                      color=colours[label], label=label)
+    pgr_ax.axhline(0, color="black", linewidth=0.6)
+    pgr_ax.axhline(1, color="gray", linewidth=0.6, linestyle="--")
+    pgr_ax.set_xlabel("fraction of training")
+    pgr_ax.set_ylabel("PGR on test")
+    agree_ax.set_xlabel("fraction of training")
+    agree_ax.set_ylabel("agreement with the weak labels (transfer)")
+    pgr_ax.set_title(f"{dataset}: {weak} -> {strong}", fontsize=9)
+    agree_ax.legend(fontsize=7)
     return fig

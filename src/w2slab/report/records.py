@@ -98,9 +98,10 @@ def _show(value: Any, missing: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
 
 
-def nanmean(values: Iterable[float]) -> float:
-    """Mean over the finite values, NaN when there are none (without numpy's empty-slice warning)."""
-    finite = [v for v in values if not math.isnan(v)]
+def nanmean(values: Iterable[float | None]) -> float:
+    """Mean over the finite values, NaN when there are none (without numpy's empty-slice warning); ``None`` (a
+    JSON null inside a record's nested fields, such as its trace) counts as undefined."""
+    finite = [v for v in values if v is not None and not math.isnan(v)]
     return sum(finite) / len(finite) if finite else math.nan
 
 

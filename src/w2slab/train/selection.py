@@ -1,8 +1,10 @@
-"""Checkpoint selection on held-out labels: keep the best model seen during training, or stop early.
+"""Callbacks that watch a student while it trains: checkpoint selection on held-out labels, and a trace.
 
-The held-out rows are scored against whatever targets the caller gives: the weak labels (model
+:class:`KeepBest` scores held-out rows against whatever targets the caller gives: the weak labels (model
 selection without ground truth, as EleutherAI/w2s and EleutherAI/weak-to-strong do with AUROC against
-weak labels) or, for a named oracle, ground truth.
+weak labels) or, for a named oracle, ground truth. :class:`RecordPredictions` keeps the model's logits on
+some splits every few steps, without labels: the evaluate stage turns them into PGR and agreement over
+training.
 """
 
 from __future__ import annotations
@@ -87,3 +89,36 @@ class KeepBest(TrainerCallback):
                     param.copy_(self.best_state[name])
         state.log.append({"event": "selected", "step": self.best_step, "metric": self.metric,
                           "score": self.best_score})
+
+
+class RecordPredictions(TrainerCallback):
+    """Every ``every`` steps (and at the last one), the model's logits on each named list of examples.
+
+    ``steps`` and ``logits[name]`` (one [N, K] array per recorded step) accumulate in memory; prediction runs in
+    eval mode and draws no random numbers, so the trained model is the one an untraced run produces.
+    """
+
+    def __init__(self, examples: dict[str, Sequence[dict]], every: int, *, batch_size: int = 64,
+                 predict: Callable[[torch.nn.Module, Sequence[dict]], np.ndarray] | None = None):
+        self.examples = {name: list(rows) for name, rows in examples.items()}
+        self.every, self.batch_size, self.predict = max(1, every), batch_size, predict
+        self.steps: list[int] = []
+        self.logits: dict[str, list[np.ndarray]] = {name: [] for name in self.examples}
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
+        if state.step % self.every and state.step < state.total_steps:
+            return
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        for name, rows in self.examples.items():
+            if self.predict is not None:
+                self.logits[name].append(self.predict(model, rows))
+            else:
+                self.logits[name].append(predict_logits(model, rows, trainer.collate, batch_size=self.batch_size,
+                                                        precision=trainer.cfg.precision, desc=f"trace {name}"))
+        self.steps.append(state.step)
+        trainer.set_training_mode()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``steps`` [T] and ``<name>`` [T, N, K] for ``np.savez``."""
+        return {"steps": np.array(self.steps), **{name: np.stack(values) for name, values in self.logits.items()
+                                                   if values}}
