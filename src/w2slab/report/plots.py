@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -266,6 +267,8 @@ def _ensure_dir(out_dir: Path) -> Path:
 def _save(fig: Figure, path: Path) -> Path:
     """Lay out and write a PNG with the Agg renderer."""
     FigureCanvasAgg(fig)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # long tick labels (a forest plot's names) can defeat tight_layout: say nothing
+        warnings.filterwarnings("ignore", message="Tight layout not applied")
+        fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
