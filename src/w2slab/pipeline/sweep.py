@@ -166,8 +166,9 @@ class SweepPlan:
         return table
 
     def summary(self) -> str:
-        lines = [f"{len(self.graphs)} experiment(s) x {len(self.graphs[0].students) if self.graphs else 0} loss(es)"
-                 f" -> {len(self.stages)} distinct stages"]
+        students = sum(len(graph.students) for graph in self.graphs)
+        lines = [f"{len(self.graphs)} experiment(s), {students} student(s) (loss x method) -> {len(self.stages)} "
+                 "distinct stages"]
         for kind, row in self.counts().items():
             lines.append(f"  {kind:11s} {row['total']:4d}  ({row['new']} new, {row['cached']} cached)")
         return "\n".join(lines)
