@@ -6,7 +6,8 @@ The Python API (names are imported on first use, so ``import w2slab`` stays chea
     result = w2slab.run(w2slab.ExperimentConfig(dataset="sst2", weak="minilm-l6", strong="mpnet-base"))
     sweep = w2slab.sweep([...configs...], w2slab.RuntimeConfig(run_root="runs/mine"))
 
-Extension points: :func:`register_loss` (a :class:`Loss` dataclass), :func:`register_dataset`,
+Extension points: :func:`register_loss` (a :class:`Loss` dataclass), :func:`register_method` (a
+:class:`Method` dataclass of one of :mod:`w2slab.methods`' kinds), :func:`register_dataset`,
 :func:`register_family`, :func:`register_model`, and :class:`TrainerCallback` (``RuntimeConfig.callbacks``).
 """
 
@@ -21,6 +22,7 @@ _EXPORTS = {
     "run": "w2slab.api", "sweep": "w2slab.api", "RunResult": "w2slab.api", "SweepResult": "w2slab.api",
     "ExperimentConfig": "w2slab.config", "TrainConfig": "w2slab.config", "RuntimeConfig": "w2slab.config",
     "Loss": "w2slab.losses", "register_loss": "w2slab.losses", "LOSSES": "w2slab.losses",
+    "Method": "w2slab.methods", "register_method": "w2slab.methods", "METHODS": "w2slab.methods",
     "ExperimentResult": "w2slab.results", "ExperimentSummary": "w2slab.results",
     "register_dataset": "w2slab.data.registry", "DatasetSpec": "w2slab.data.registry",
     "register_family": "w2slab.models.registry", "register_model": "w2slab.models.registry",
