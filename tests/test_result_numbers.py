@@ -89,6 +89,26 @@ def test_a_one_class_student_makes_the_result_suspect():
     assert compute(np.where(correct(0.75, seed=2), labels, 1 - labels)).suspect == []
 
 
+def test_a_student_at_chance_under_a_teacher_that_is_not_makes_the_result_suspect():
+    labels = np.arange(N) % 2
+
+    def predictions(fraction: float, seed: int) -> np.ndarray:
+        return np.where(correct(fraction, seed=seed), labels, 1 - labels)
+
+    weak = probs(predictions(0.8, 1))  # AUROC 0.8
+    result = ExperimentResult.compute(
+        labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
+        ceiling=probs(predictions(0.9, 3)), student={"test": probs(predictions(0.5, 4)), "transfer": weak},
+        config=CONFIG, loss="logconf", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
+    assert len(result.suspect) == 1 and result.suspect[0].startswith("student ranks test examples at chance")
+    assert "(AUROC 0.800)" in result.suspect[0]
+    healthy = ExperimentResult.compute(
+        labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
+        ceiling=probs(predictions(0.9, 3)), student={"test": probs(predictions(0.7, 4)), "transfer": weak},
+        config=CONFIG, loss="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
+    assert healthy.suspect == []
+
+
 def test_training_reasons_are_carried_by_role_and_survive_json():
     labels = np.arange(N) % 2
     stability = {"weak": {"suspect": []}, "ceiling": {"suspect": ["loss rose from 0.6931 (first 10 steps) to "

@@ -31,6 +31,9 @@ NAN = math.nan
 #: A model that predicts one class on at least this fraction of the test set makes its run suspect: it has
 #: collapsed to a constant (or the test set is that unbalanced, which the reason then says too).
 SUSPECT_ONE_CLASS_FRACTION = 0.95
+#: A student whose test AUROC is at most this, while its teacher's is at least 0.1 higher, has lost the signal it
+#: was taught (a collapse that need not show as one predicted class): its run is suspect.
+SUSPECT_CHANCE_AUROC = 0.55
 #: The roles a suspect reason starts with ("student predicts class 1 on 97% of test").
 ROLES = ("weak", "ceiling", "student")
 #: :meth:`ExperimentResult.config_id` of a record written before results carried their config.
@@ -271,7 +274,9 @@ def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
     """Why a run needs a look, by role: its trainings' own reasons, then a collapse to one predicted class.
 
     A model predicting one class on >= :data:`SUSPECT_ONE_CLASS_FRACTION` of the test set usually learned
-    nothing (or diverged); its accuracy is then the class balance, and PGR built on it means little.
+    nothing (or diverged); its accuracy is then the class balance, and PGR built on it means little. A student
+    ranking the test set at chance (AUROC <= :data:`SUSPECT_CHANCE_AUROC`) below a teacher that did not has
+    collapsed too, even while it still predicts both classes.
     """
     reasons: list[str] = []
     for role in ROLES:
@@ -282,6 +287,11 @@ def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
         if share >= SUSPECT_ONE_CLASS_FRACTION:
             base = float(np.mean(test_labels == top)) if len(test_labels) else NAN
             reasons.append(f"{role} predicts class {top} on {share:.0%} of test (labels: {base:.0%} class {top})")
+    if "student" in test_probs and "weak" in test_probs:
+        student, weak = auroc(test_probs["student"], test_labels), auroc(test_probs["weak"], test_labels)
+        if student <= SUSPECT_CHANCE_AUROC and weak >= SUSPECT_CHANCE_AUROC + 0.1:  # False when either is NaN
+            reasons.append(f"student ranks test examples at chance (AUROC {student:.3f}) where its teacher did not "
+                           f"(AUROC {weak:.3f}): it collapsed during training")
     return reasons
 
 
