@@ -311,6 +311,8 @@ def test_methods_in_a_sweep_file_and_on_the_command_line(tmp_path):
     with pytest.raises(ConfigError, match="drop"):
         build_config(make_parser().parse_args(["run", "--method", "conf_filter", "--method-param",
                                                "conf_filter.drop=1.5"]))
+    with pytest.raises(ConfigError, match="one rate per class"):  # refused when the graph is built, before work
+        build_experiment(ExperimentConfig(methods=({"name": "synthetic_class_flip", "rates": [0.1]},)))
 
 
 # --- the report's method views ----------------------------------------------------------------

@@ -127,6 +127,9 @@ class SupervisorMethod(Method):
     reads: ClassVar[frozenset[str]] = frozenset({"ground_truth"})
     stage_kind: ClassVar[str] = "supervise"
 
+    def check_classes(self, num_classes: int) -> None:
+        """Refuse, before any work, parameters that do not fit the task's number of classes."""
+
     def supervise(self, texts: dict[str, list[str]], labels: dict[str, np.ndarray], num_classes: int,
                   seed: int) -> dict[str, np.ndarray]:
         """Soft labels [N, K] on ``transfer`` and ``test`` from their texts and ground-truth ``labels``."""

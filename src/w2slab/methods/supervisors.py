@@ -85,8 +85,11 @@ class ClassConditionalFlips(_Synthetic):
         super().__post_init__()
         check(all(0.0 <= r <= 1.0 for r in self.rates), "rates", f"each must be in [0, 1], got {self.rates}")
 
-    def error_rows(self, texts, labels, num_classes, rng):
+    def check_classes(self, num_classes: int) -> None:
         check(len(self.rates) == num_classes, "rates", f"needs one rate per class ({num_classes}), got {self.rates}")
+
+    def error_rows(self, texts, labels, num_classes, rng):
+        self.check_classes(num_classes)
         rows = [choose(np.flatnonzero(labels == k), rate, rng) for k, rate in enumerate(self.rates)]
         return np.sort(np.concatenate(rows))
 

@@ -355,6 +355,7 @@ class GraphBuilder:
                                label=f"{method.label} labels {self.name}"))
 
     def supervise(self, method: Method) -> Stage:
+        method.check_classes(2)  # every registered task is binary today
         return self.make(Stage("supervise", SuperviseSpec(method, self.cfg.seed, 2), {"split": self.split},
                                label=f"{method.label} supervisor {self.name}"))
 
