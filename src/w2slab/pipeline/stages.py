@@ -52,13 +52,10 @@ def labels_of(splits: dict, name: str) -> np.ndarray:
     return np.array([row["label"] for row in splits[name]])
 
 
-def save_predictions(path: Path, ids: list[str], logits: np.ndarray, labels: np.ndarray | None = None,
-                     weights: np.ndarray | None = None) -> None:
-    """Logits (and their probabilities) of a split; ground-truth ``labels`` only from stages allowed to read them,
+def save_predictions(path: Path, ids: list[str], logits: np.ndarray, weights: np.ndarray | None = None) -> None:
+    """Logits (and their probabilities) of a split, never its labels (the experiment folder adds them for users);
     per-example ``weights`` from label methods (0: the row is filtered out)."""
-    extra = {"labels": labels} if labels is not None else {}
-    if weights is not None:
-        extra["weights"] = np.asarray(weights, dtype=np.float32)
+    extra = {"weights": np.asarray(weights, dtype=np.float32)} if weights is not None else {}
     with open(path, "wb") as fh:  # np.savez on a handle: no ".npz" appended behind our back
         np.savez(fh, ids=np.array(ids), logits=logits, probs=softmax(logits), **extra)
 

@@ -10,13 +10,13 @@ training.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from w2slab.metrics import auroc, softmax
-from w2slab.train.trainer import Trainer, TrainerCallback, TrainerState, predict_logits
+from w2slab.train.trainer import Trainer, TrainerCallback, TrainerState, evaluation_due, predict_while_training
 
 METRICS = ("auroc", "loss")
 
@@ -41,11 +41,9 @@ class KeepBest(TrainerCallback):
     """
 
     def __init__(self, examples: Sequence[dict], targets: np.ndarray, every: int, *, metric: str = "auroc",
-                 patience: int = 0, batch_size: int = 64,
-                 predict: Callable[[torch.nn.Module, Sequence[dict]], np.ndarray] | None = None):
+                 patience: int = 0, batch_size: int = 64):
         self.examples, self.targets = list(examples), np.asarray(targets, dtype=np.float32)
         self.every, self.metric, self.patience, self.batch_size = max(1, every), metric, patience, batch_size
-        self.predict = predict
         self.best_score, self.best_step, self.best_state = -math.inf, -1, None
         self.since_best = 0
 
@@ -54,7 +52,7 @@ class KeepBest(TrainerCallback):
             state.log.append({"event": "resumed: checkpoint selection starts again from here"})
 
     def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
-        if state.step % self.every and state.step < state.total_steps:
+        if not evaluation_due(state, self.every):
             return
         score = self.score(trainer)
         improved = score > self.best_score
@@ -70,13 +68,7 @@ class KeepBest(TrainerCallback):
             state.should_stop = True
 
     def score(self, trainer: Trainer) -> float:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        if self.predict is not None:
-            logits = self.predict(model, self.examples)
-        else:
-            logits = predict_logits(model, self.examples, trainer.collate, batch_size=self.batch_size,
-                                    precision=trainer.cfg.precision, desc="validation")
-        trainer.set_training_mode()
+        logits = predict_while_training(trainer, self.examples, batch_size=self.batch_size, desc="validation")
         return selection_score(logits, self.targets, self.metric)
 
     def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
@@ -98,25 +90,19 @@ class RecordPredictions(TrainerCallback):
     eval mode and draws no random numbers, so the trained model is the one an untraced run produces.
     """
 
-    def __init__(self, examples: dict[str, Sequence[dict]], every: int, *, batch_size: int = 64,
-                 predict: Callable[[torch.nn.Module, Sequence[dict]], np.ndarray] | None = None):
+    def __init__(self, examples: dict[str, Sequence[dict]], every: int, *, batch_size: int = 64):
         self.examples = {name: list(rows) for name, rows in examples.items()}
-        self.every, self.batch_size, self.predict = max(1, every), batch_size, predict
+        self.every, self.batch_size = max(1, every), batch_size
         self.steps: list[int] = []
         self.logits: dict[str, list[np.ndarray]] = {name: [] for name in self.examples}
 
     def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
-        if state.step % self.every and state.step < state.total_steps:
+        if not evaluation_due(state, self.every):
             return
-        model = trainer.accelerator.unwrap_model(trainer.model)
         for name, rows in self.examples.items():
-            if self.predict is not None:
-                self.logits[name].append(self.predict(model, rows))
-            else:
-                self.logits[name].append(predict_logits(model, rows, trainer.collate, batch_size=self.batch_size,
-                                                        precision=trainer.cfg.precision, desc=f"trace {name}"))
+            self.logits[name].append(predict_while_training(trainer, rows, batch_size=self.batch_size,
+                                                            desc=f"trace {name}"))
         self.steps.append(state.step)
-        trainer.set_training_mode()
 
     def arrays(self) -> dict[str, np.ndarray]:
         """``steps`` [T] and ``<name>`` [T, N, K] for ``np.savez``."""

@@ -297,16 +297,27 @@ class PeriodicEvaluation(TrainerCallback):
         self.targets = np.stack([e["target"] for e in self.examples]).astype(np.float32)
 
     def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
-        if state.step % self.every == 0 or state.step >= state.total_steps:
+        if evaluation_due(state, self.every):
             state.evaluations.append({"step": state.step, "split": self.split, **self.evaluate(trainer)})
 
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
-        logits = predict_logits(trainer.model, self.examples, trainer.collate, batch_size=self.batch_size,
-                                precision=trainer.cfg.precision, desc=f"eval {self.split}")
-        trainer.set_training_mode()
+        logits = predict_while_training(trainer, self.examples, batch_size=self.batch_size, desc=f"eval {self.split}")
         log_probs = torch.log_softmax(torch.from_numpy(logits), dim=-1).numpy()
         return {"loss": float(-(self.targets * log_probs).sum(-1).mean()),
                 "accuracy": float((logits.argmax(-1) == self.targets.argmax(-1)).mean())}
+
+
+def evaluation_due(state: TrainerState, every: int) -> bool:
+    """Whether a watching callback acts after this step: every ``every`` steps, and after the last one."""
+    return state.step % every == 0 or state.step >= state.total_steps
+
+
+def predict_while_training(trainer: Trainer, examples: Sequence[dict], *, batch_size: int, desc: str) -> np.ndarray:
+    """Logits of the model being trained (eval mode, no random numbers drawn), then back to its training mode."""
+    logits = predict_logits(trainer.model, examples, trainer.collate, batch_size=batch_size,
+                            precision=trainer.cfg.precision, desc=desc)
+    trainer.set_training_mode()
+    return logits
 
 
 def _model_inputs(batch: dict) -> dict:
