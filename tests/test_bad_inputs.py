@@ -51,7 +51,8 @@ DATA_FILES = {
     "bad json line": ({"d.jsonl": GOOD + '{"text": "w9", "label": \n'}, "row 3: not valid JSON"),
     "row is a list": ({"d.jsonl": GOOD + '["w9", 1]\n'}, "row 3: expected a JSON object"),
     "missing label": ({"d.jsonl": GOOD + '{"text": "w9"}\n'}, "row 3: missing 'label'"),
-    "label 2": ({"d.jsonl": GOOD + '{"text": "w9", "label": 2}\n'}, "row 3: label 2 is outside"),
+    "label with a gap": ({"d.jsonl": GOOD + '{"text": "w9", "label": 3}\n'}, "class 2 never occurs"),
+    "negative label": ({"d.jsonl": GOOD + '{"text": "w9", "label": -1}\n'}, "row 3: label -1 is negative"),
     "empty text": ({"d.jsonl": GOOD + '{"text": "  ", "label": 1}\n'}, "row 3: empty text"),
     "text not a string": ({"d.jsonl": GOOD + '{"text": 12, "label": 1}\n'}, "row 3: text '12' is not a string"),
     "huge field": ({"d.jsonl": GOOD + json.dumps({"text": "w5 " * 400_000, "label": 1}) + "\n"}, "limit 1,000,000"),
@@ -73,7 +74,8 @@ def test_bad_data_files(env, tmp_path, capsys, case):
 
 def test_a_directory_as_the_data_file(env, tmp_path, capsys):
     (tmp_path / "d.jsonl").mkdir()
-    check(env, capsys, ["run", "--dataset", str(tmp_path / "d.jsonl"), *env.common], "is a directory")
+    check(env, capsys, ["run", "--dataset", str(tmp_path / "d.jsonl"), *env.common],
+          "a directory without class sub-folders")
 
 
 def test_a_word_label_missing_from_the_label_map(env, tmp_path, capsys):
@@ -87,7 +89,7 @@ SWEEPS = {
     "unknown training key": ("weak_train: {learning_rate: 3}\n", "weak_train.learning_rate: unknown key"),
     "wrong type": ("strong_train: {epochs: two}\n", "strong_train.epochs: expected float"),
     "negative n_test": ("n_test: -4\n", "n_test: must be >= 2"),
-    "bad label map value": ("label_map: {positive: 3}\n", "label_map: maps words to 0 or 1"),
+    "bad label map value": ("label_map: {positive: -3}\n", "label_map: maps words to class ids"),
     "yaml syntax": ("weak_train: {epochs: 1\n", "not valid YAML"),
     "empty datasets": ("", "datasets: empty"),  # with datasets: []
     "text_field on a registered dataset": ("text_field: sentence\n", "for your own .jsonl/.csv files"),
@@ -141,7 +143,7 @@ def test_config_file_edge_cases(env, tmp_path, capsys):
 FLAGS = {
     "empty loss": (["--loss", ""], "name at least one loss"),
     "empty dataset": (["--dataset", ""], "dataset: must be a non-empty name"),
-    "bad label map": (["--label-map", "positive:1"], "expected WORD=0|1 pairs"),
+    "bad label map": (["--label-map", "positive:1"], "expected WORD=ID pairs"),
     "bad loss param": (["--loss-param", "aux_weight=0.3"], "expected LOSS.PARAM=VALUE"),
     "loss param for an absent loss": (["--loss-param", "logconf.aux_weight=0.3"], "not among the losses"),
     "loss param out of range": (["--loss", "logconf", "--loss-param", "logconf.aux_weight=2"],

@@ -73,12 +73,13 @@ def test_custom_text_field(tmp_path: Path):
     [
         (
             {"text": "no label here"},
-            r"bad.jsonl row 3: missing 'label' field; every row needs text and label \(0 or 1",
+            r"bad.jsonl row 3: missing 'label' field; every row needs text and label \(a class id 0, 1, ..., K-1",
         ),
-        ({"text": "two", "label": 2}, r"bad.jsonl row 3: label 2 is outside \{0, 1\}"),
+        ({"text": "two", "label": -2}, r"bad.jsonl row 3: label -2 is negative"),
+        ({"text": "four", "label": 3}, r"bad.jsonl: labels run up to 3 but class 2 never occurs"),
         ({"text": "   ", "label": 1}, r"bad.jsonl row 3: empty text"),
         ({"label": 1}, r"bad.jsonl row 3: missing 'text' field"),
-        ({"text": "x", "label": "maybe"}, r"bad.jsonl row 3: label maybe is outside \{0, 1\}"),
+        ({"text": "x", "label": "maybe"}, r"bad.jsonl row 3: label maybe is not a class id"),
         ({"text": 5, "label": 1}, r"bad.jsonl row 3: text '5' is not a string"),
         ([1, 2], r"bad.jsonl row 3: expected a JSON object"),
     ],
@@ -93,7 +94,7 @@ def test_bad_csv_rows_name_the_row(tmp_path: Path):
     rows = [["fine", "0"], ["also fine", "1"], ["", "1"]]
     with pytest.raises(DataError, match=r"bad.csv row 3: empty text"):
         load_task(str(_csv(tmp_path / "bad.csv", ["text", "label"], rows)))
-    with pytest.raises(DataError, match=r"bad2.csv row 2: label 2 is outside"):
+    with pytest.raises(DataError, match=r"bad2.csv: labels run up to 2 but class 1 never occurs"):
         load_task(str(_csv(tmp_path / "bad2.csv", ["text", "label"], [["a", "0"], ["b", "2"]])))
     with pytest.raises(DataError, match=r"bad3.csv row 1: missing 'label' field"):
         load_task(str(_csv(tmp_path / "bad3.csv", ["text", "y"], [["a", "0"]])))

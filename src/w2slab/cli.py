@@ -113,9 +113,9 @@ def _parse_label_map(text: str) -> dict[str, int]:
     mapping: dict[str, int] = {}
     for part in text.split(","):
         word, sep, value = part.partition("=")
-        if not sep or not word.strip() or value.strip() not in ("0", "1"):
-            raise ConfigError(f"--label-map {text!r}: expected WORD=0|1 pairs separated by commas, e.g. "
-                              "positive=1,negative=0")
+        if not sep or not word.strip() or not value.strip().isdigit():
+            raise ConfigError(f"--label-map {text!r}: expected WORD=ID pairs (class ids 0..K-1) separated by commas, "
+                              "e.g. positive=1,negative=0")
         mapping[word.strip()] = int(value)
     return mapping
 

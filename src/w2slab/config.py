@@ -163,8 +163,8 @@ class ExperimentConfig:
         check(self.data_source in DATA_SOURCES, "data_source", f"must be one of {', '.join(DATA_SOURCES)}")
         check(bool(self.text_field.strip()) and bool(self.label_field.strip()), "text_field",
               "text_field and label_field must name columns")
-        bad = {k: v for k, v in (self.label_map or {}).items() if v not in (0, 1) or not k.strip()}
-        check(not bad, "label_map", f"maps words to 0 or 1, got {bad}; e.g. positive=1,negative=0")
+        bad = {k: v for k, v in (self.label_map or {}).items() if not isinstance(v, int) or v < 0 or not k.strip()}
+        check(not bad, "label_map", f"maps words to class ids 0..K-1, got {bad}; e.g. positive=1,negative=0")
 
     def reads_a_file(self) -> bool:
         """A user's data file (not a registered dataset name)."""

@@ -18,7 +18,8 @@ from w2slab.errors import DataError
 CUSTOM_SUFFIXES = (".jsonl", ".csv")
 CUSTOM_TRAIN_FRACTION = 0.8
 MAX_FIELD_CHARS = 1_000_000  # a longer field is a broken file (or not text), never a training example
-_FIX = "every row needs text and label (0 or 1; word labels with --label-map positive=1,negative=0)"
+_FIX = ("every row needs text and label (a class id 0, 1, ..., K-1; word labels with --label-map "
+        "positive=1,negative=0)")
 _LABELS = {"0": 0, "1": 1, "false": 0, "true": 1}
 
 
@@ -85,7 +86,8 @@ def _field(rec: dict, field: str, where: str, n: int, flag: str) -> object:
 
 
 def _label(value: object, where: str, n: int, label_map: dict[str, int] | None = None) -> int:
-    """Convert the accepted label spellings (and ``label_map``'s words) to 0/1 or raise naming the row."""
+    """Convert the accepted label spellings (class ids, true/false, ``label_map``'s words) to a class id or raise
+    naming the row. K is inferred afterwards from the largest id (:func:`_classes`)."""
     if label_map and isinstance(value, str):
         if value.strip() in label_map:
             return label_map[value.strip()]
@@ -94,20 +96,42 @@ def _label(value: object, where: str, n: int, label_map: dict[str, int] | None =
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        if int(value) in (0, 1):
+        if int(value) >= 0:
             return int(value)
-        raise DataError(f"{where} row {n}: label {value!r} is outside {{0, 1}}; use 0 or 1")
+        raise DataError(f"{where} row {n}: label {value!r} is negative; use class ids 0, 1, ..., K-1")
     if isinstance(value, str):
         key = value.strip().lower()
         if key in _LABELS:
             return _LABELS[key]
+        if key.isdigit():
+            return int(key)
         if not key:
             raise DataError(f"{where} row {n}: missing 'label' value; {_FIX}")
         raise DataError(
-            f"{where} row {n}: label {value.strip()[:40]} is outside {{0, 1}}; use 0 or 1 (or true/false), or map "
-            "words with --label-map positive=1,negative=0"
+            f"{where} row {n}: label {value.strip()[:40]} is not a class id; use 0, 1, ..., K-1 (or true/false), or "
+            "map words with --label-map positive=1,negative=0"
         )
-    raise DataError(f"{where} row {n}: label {value!r} is not 0 or 1; use 0 or 1")
+    raise DataError(f"{where} row {n}: label {value!r} is not a class id; use 0, 1, ..., K-1")
+
+
+def _classes(rows: list[dict], where: str, label_map: dict[str, int] | None) -> tuple[int, tuple[str, ...] | None]:
+    """K (one more than the largest label) and the class names the label map gives; every class must occur."""
+    counts: dict[int, int] = {}
+    for row in rows:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    num_classes = max(counts) + 1
+    absent = [c for c in range(num_classes) if c not in counts]
+    if num_classes < 2:
+        raise DataError(f"{where}: every row has label {max(counts)}; a classification task needs at least two "
+                        "classes (0 and 1)")
+    if absent:
+        raise DataError(f"{where}: labels run up to {num_classes - 1} but class {absent[0]} never occurs; number the "
+                        f"classes 0..K-1 without gaps (or fix --label-map)")
+    names = None
+    if label_map:
+        by_id = {v: k for k, v in label_map.items()}
+        names = tuple(by_id.get(c, str(c)) for c in range(num_classes))
+    return num_classes, names
 
 
 def _text(value: object, where: str, n: int) -> str:
@@ -152,10 +176,14 @@ def load_custom_file(
         if not text.strip():
             raise DataError(f"{where} row {n}: empty text; remove the row or fill in its text")
         rows.append({"id": f"{path.stem}/{n}", "text": text, "label": label})
-    validate_rows(rows, where)
+    num_classes, names = _classes(rows, where, label_map)
+    validate_rows(rows, where, num_classes)
     train, test = carve(rows, key=lambda r: r["text"], train_fraction=CUSTOM_TRAIN_FRACTION)
-    note = (
+    notes = [
         f"{where}: no predefined split; carved train/test pools {CUSTOM_TRAIN_FRACTION:.0%}/"
         f"{1 - CUSTOM_TRAIN_FRACTION:.0%} by a hash of each row's text ({len(train)}/{len(test)} rows)"
-    )
-    return TaskData(name=path.stem, train=train, test=test, notes=[note])
+    ]
+    if num_classes > 2:
+        notes.append(f"{where}: {num_classes} classes (labels 0..{num_classes - 1}"
+                     + (f": {', '.join(names)}" if names else "") + ")")
+    return TaskData(name=path.stem, train=train, test=test, notes=notes, num_classes=num_classes, class_names=names)

@@ -10,10 +10,11 @@ from pathlib import Path
 from w2slab.data.carve import carve, content_key
 from w2slab.data.custom import CUSTOM_SUFFIXES, load_custom_file
 from w2slab.data.hub import load_hub_records
+from w2slab.data.images import format_image, image_folder_classes, read_image_folder
 from w2slab.data.readers import ALL
 from w2slab.data.registry import DATASETS, DatasetSpec, dataset_available_locally
 from w2slab.data.root import resolve_data_root, try_data_root
-from w2slab.data.types import TaskData
+from w2slab.data.types import CONTENT_FIELDS, TaskData, content
 from w2slab.data.validate import validate_rows
 from w2slab.errors import DataError
 
@@ -32,12 +33,19 @@ def _cached_local(spec_name: str, folder: str, split: str) -> tuple[dict, ...]:
     return tuple(DATASETS[spec_name].reader(Path(folder), split))
 
 
-def _local_pools(spec: DatasetSpec, root: Path) -> tuple[dict[str, list[dict]], list[str]]:
-    folder = str((root / spec.folder).resolve())
+def _record_key(record: dict) -> str:
+    """The carving key of a raw record: its sorted-key JSON, or for an image record its image string."""
+    if "image" in record:
+        return format_image(record)[0]["image"]
+    return content_key(record)
+
+
+def _local_pools(spec: DatasetSpec, root: Path | None) -> tuple[dict[str, list[dict]], list[str]]:
+    folder = "" if spec.bundled or root is None else str((root / spec.folder).resolve())
     notes = list(spec.local_notes)
     if spec.carved_locally:
         records = list(_cached_local(spec.name, folder, ALL))
-        train, test = carve(records, key=content_key, train_fraction=CARVE_TRAIN_FRACTION)
+        train, test = carve(records, key=_record_key, train_fraction=CARVE_TRAIN_FRACTION)
         notes.append(
             f"{spec.name}: no offline train/test split; pools carved {CARVE_TRAIN_FRACTION:.0%}/"
             f"{1 - CARVE_TRAIN_FRACTION:.0%} by a hash of each raw record (fixed, seed-independent): "
@@ -67,13 +75,15 @@ def choose_local_root(spec: DatasetSpec, data_root: str | Path | None, source: s
     """The data root to read from, or None to use the Hub."""
     if source == "hub":
         return None
+    if spec.bundled:
+        return Path(".")  # ships with a library: nothing to find under a data root
     root = resolve_data_root(data_root) if source == "local" else try_data_root(data_root)
     if root is None:  # auto without a root
         if spec.hub_id is None:
             resolve_data_root(data_root)  # raises the "data root not found" message
         return None
     if not dataset_available_locally(spec.name, root):
-        missing = [f for f in spec.required_files if not (root / spec.folder / f).is_file()]
+        missing = [f for f in spec.required_files if not (root / spec.folder / f).exists()]
         raise DataError(
             f"{spec.name}: raw files missing under {str(root / spec.folder)!r} ({', '.join(missing)}); "
             "point W2SLAB_DATA_ROOT / --data-root at the complete shared datasets folder or use source='hub'"
@@ -87,33 +97,86 @@ def _format_pool(spec: DatasetSpec, split: str, records: list[dict], seed: int) 
     rows: list[dict] = []
     dropped = 0
     for i, rec in enumerate(records):
-        out = [r for r in spec.formatter(rec, rng) if r["text"].strip()]
+        out = [r for r in spec.formatter(rec, rng) if content(r).strip()]
         if not out:
             dropped += 1
         for k, r in enumerate(out):
             suffix = f".{k}" if len(out) > 1 else ""
-            rows.append(
-                {"id": f"{spec.name}/{split}/{i}{suffix}", "text": r["text"], "label": int(r["label"])}
-            )
+            field = next(f for f in CONTENT_FIELDS if f in r)
+            rows.append({"id": f"{spec.name}/{split}/{i}{suffix}", field: r[field], "label": int(r["label"])})
     return rows, dropped
 
 
 def _unknown(name: str) -> DataError:
     if Path(name).is_dir():
-        return DataError(f"{name}: is a directory; pass the .jsonl or .csv file inside it")
+        return DataError(f"{name}: a directory without class sub-folders of images; pass a .jsonl/.csv file or an "
+                         "ImageFolder (<dir>/<class>/<image>, or <dir>/train/<class>/... with val/ or test/)")
     looks_like_path = Path(name).suffix.lower() in CUSTOM_SUFFIXES or os.sep in name or "/" in name
     if looks_like_path:
         return DataError(f"file {name!r} not found; check the path to your .jsonl/.csv file")
     return DataError(
-        f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a path to a .jsonl/.csv file "
-        "with text and label columns"
+        f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}, a path to a .jsonl/.csv file "
+        "with text and label columns, or an ImageFolder directory"
     )
 
 
+def image_folder_layout(folder: Path) -> tuple[Path, Path | None] | None:
+    """``(train folder, test folder or None)`` of an ImageFolder directory, or None if it is not one.
+
+    ``<dir>/train/<class>/`` with ``<dir>/val/`` (or ``test/``) beside it: two pools (ImageNet's layout);
+    ``<dir>/<class>/<image>``: one pool, carved into train/test.
+    """
+    if not folder.is_dir():
+        return None
+    train = folder / "train"
+    test = next((folder / n for n in ("val", "test") if (folder / n).is_dir()), None)
+    if train.is_dir() and test is not None and image_folder_classes(train):
+        return train, test
+    if image_folder_classes(folder):
+        return folder, None
+    return None
+
+
 def check_dataset_name(name: str) -> None:
-    """Cheap check, before any work: a registered dataset or an existing data file."""
-    if name not in DATASETS and not Path(name).is_file():
+    """Cheap check, before any work: a registered dataset, an existing data file or an ImageFolder."""
+    if name not in DATASETS and not Path(name).is_file() and image_folder_layout(Path(name)) is None:
         raise _unknown(name)
+
+
+def load_image_folder(path: str | Path) -> TaskData:
+    """An ``ImageFolder`` directory: labels are the sorted class folders' positions (torchvision's rule)."""
+    folder = Path(path).resolve()
+    layout = image_folder_layout(folder)
+    if layout is None:
+        raise _unknown(str(path))
+    train_dir, test_dir = layout
+    classes = image_folder_classes(train_dir)
+    if len(classes) < 2:
+        raise DataError(f"{folder}: {len(classes)} class folder(s); an ImageFolder needs at least 2 classes")
+    records = read_image_folder(train_dir, classes)
+    notes = []
+    if test_dir is not None:
+        test_records = read_image_folder(test_dir, classes)
+        unknown = sorted(set(image_folder_classes(test_dir)) - set(classes))
+        if unknown:
+            raise DataError(f"{test_dir}: class folders {', '.join(unknown[:5])} are not in {train_dir}; the test "
+                            "split must use the training classes")
+    else:
+        records, test_records = carve(records, key=lambda r: str(Path(r["image"]).relative_to(folder)),
+                                      train_fraction=0.8)
+        notes.append(f"{folder.name}: no train/ and val/ folders; carved train/test pools 80%/20% by a hash of each "
+                     f"image's path ({len(records)}/{len(test_records)} images)")
+    pools = {}
+    for split, pool in (("train", records), ("test", test_records)):
+        rows = [{"id": f"{folder.name}/{split}/{i}", **format_image(r)[0]} for i, r in enumerate(pool)]
+        if not rows:
+            raise DataError(f"{folder}: no images in the {split} pool; add image files ({', '.join(('.jpg', '.png'))}"
+                            ", ...) under its class folders")
+        validate_rows(rows, f"{folder.name} {split} pool", len(classes))
+        pools[split] = rows
+    notes.append(f"{folder.name}: ImageFolder with {len(classes)} classes ({', '.join(classes[:4])}"
+                 f"{', ...' if len(classes) > 4 else ''})")
+    return TaskData(folder.name, pools["train"], pools["test"], notes, len(classes), tuple(classes))
 
 
 def load_task(
@@ -138,6 +201,8 @@ def load_task(
         raise DataError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     spec = DATASETS.find(name)
     if spec is None:
+        if image_folder_layout(Path(name)) is not None:
+            return load_image_folder(name)
         if Path(name).is_file():
             return load_custom_file(
                 name,
@@ -154,10 +219,18 @@ def load_task(
     if spec.name == "anthropic_hh":
         notes.append(_HH_FORMAT_NOTE)
     formatted: dict[str, list[dict]] = {}
+    class_names = spec.class_names
+    if spec.name == "imagenet" and root is not None:
+        class_names = tuple(image_folder_classes(root / spec.folder / "train"))
+    num_classes = spec.num_classes or (len(class_names) if class_names else None)
     for split in ("train", "test"):
         rows, dropped = _format_pool(spec, split, pools[split], seed)
         if dropped:
             notes.append(f"{spec.name}: dropped {dropped} {split} records that format to no usable row")
-        validate_rows(rows, f"{spec.name} {split} pool")
         formatted[split] = rows
-    return TaskData(name=spec.name, train=formatted["train"], test=formatted["test"], notes=notes)
+    if num_classes is None:  # the data says K: one more than its largest label
+        num_classes = 1 + max(row["label"] for split in formatted.values() for row in split)
+    for split, rows in formatted.items():
+        validate_rows(rows, f"{spec.name} {split} pool", num_classes)
+    return TaskData(name=spec.name, train=formatted["train"], test=formatted["test"], notes=notes,
+                    num_classes=num_classes, class_names=class_names)

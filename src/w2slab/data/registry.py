@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from w2slab.data import formatters as fmt
+from w2slab.data import images as im
 from w2slab.data import readers as rd
 from w2slab.data.root import try_data_root
 from w2slab.registry import Registry
@@ -32,6 +33,13 @@ class DatasetSpec:
     formatter: fmt.Formatter
     local_notes: tuple[str, ...] = ()
     description: str = ""
+    # K: the number of classes (labels 0..K-1), None where the data says it (an ImageFolder's class folders)
+    num_classes: int | None = 2
+    class_names: tuple[str, ...] | None = None
+    modality: str = "text"
+    bundled: bool = False  # ships with a library (scikit-learn's digits): no data root, always local
+    # what identifies the offline files, where hashing them all is too slow (ImageNet): folder -> digest
+    fingerprint: Callable[[Path], str] | None = None
 
     @property
     def carved_locally(self) -> bool:
@@ -153,6 +161,65 @@ _SPECS = (
     ),
 )
 
+
+def _read_imagenet(folder: Path, split: str) -> list[dict]:
+    """ImageNet laid out as torchvision's ``ImageFolder``: ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG``."""
+    classes = im.image_folder_classes(folder / "train")
+    return im.read_image_folder(folder / ("train" if split == "train" else "val"), classes)
+
+
+def _imagenet_listing(folder: Path) -> str:
+    return im.listing_digest(folder)
+
+
+_IMAGE_SPECS = (
+    DatasetSpec(
+        name="fashion_mnist",
+        hub_id="zalando-datasets/fashion_mnist",
+        hub_splits=("train", "test"),
+        folder="fashion_mnist",
+        reader=im.read_fashion_mnist,
+        local_splits=("train", "test"),
+        required_files=tuple(f for pair in im.FASHION_MNIST_FILES.values() for f in pair),
+        formatter=im.format_image,
+        description="Fashion-MNIST, 10 classes of 28x28 grey clothing images (images)",
+        num_classes=10,
+        class_names=im.FASHION_MNIST_CLASSES,
+        modality="image",
+    ),
+    DatasetSpec(
+        name="digits",
+        hub_id=None,
+        hub_splits=None,
+        folder="",
+        reader=im.read_digits,
+        local_splits=(rd.ALL,),
+        required_files=(),
+        formatter=im.format_image,
+        description="scikit-learn's bundled 8x8 digits, 10 classes, 1,797 images (images; fast tests)",
+        num_classes=10,
+        class_names=tuple(str(d) for d in range(10)),
+        modality="image",
+        bundled=True,
+    ),
+    DatasetSpec(
+        name="imagenet",
+        hub_id=None,  # gated on the Hub: give the ImageFolder copy under the data root
+        hub_splits=None,
+        folder="imagenet",
+        reader=_read_imagenet,
+        local_splits=("train", "test"),
+        required_files=("train", "val"),
+        formatter=im.format_image,
+        local_notes=("imagenet: test pool is the ILSVRC-2012 validation split (as in the reference setting)",),
+        description="ImageNet-1k as an ImageFolder (imagenet/train/<wnid>/, imagenet/val/<wnid>/) under the data "
+                    "root (images)",
+        num_classes=None,
+        modality="image",
+        fingerprint=_imagenet_listing,
+    ),
+)
+
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
@@ -161,7 +228,7 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
     return DATASETS.register(spec.name, spec, replace=replace)
 
 
-for _spec in _SPECS:
+for _spec in (*_SPECS, *_IMAGE_SPECS):
     register_dataset(_spec)
 
 
@@ -173,7 +240,9 @@ def list_datasets() -> list[DatasetSpec]:
 def dataset_available_locally(name: str, data_root: str | Path | None) -> bool:
     """True when ``name`` is registered and all its raw files exist under the data root."""
     spec = DATASETS.find(name)
+    if spec is not None and spec.bundled:
+        return True
     root = try_data_root(data_root)
     if spec is None or root is None:
         return False
-    return all((root / spec.folder / f).is_file() for f in spec.required_files)
+    return all((root / spec.folder / f).exists() for f in spec.required_files)

@@ -10,43 +10,66 @@ from __future__ import annotations
 
 import random
 
-from w2slab.data.types import Splits, TaskData
+from w2slab.data.types import Splits, TaskData, content
 from w2slab.errors import DataError
 
 
 def _dedupe(
-    rows: list[dict], banned_texts: set[str] | frozenset[str] = frozenset()
+    rows: list[dict], banned: set[str] | frozenset[str] = frozenset()
 ) -> tuple[list[dict], int, int]:
-    """Keep the first row per text; drop texts in ``banned_texts``. Return (rows, n_dup, n_banned)."""
+    """Keep the first row per content (text or image); drop contents in ``banned``. Return (rows, n_dup, n_banned)."""
     seen: set[str] = set()
     kept: list[dict] = []
     n_dup = n_banned = 0
     for row in rows:
-        text = row["text"]
-        if text in banned_texts:
+        value = content(row)
+        if value in banned:
             n_banned += 1
-        elif text in seen:
+        elif value in seen:
             n_dup += 1
         else:
-            seen.add(text)
+            seen.add(value)
             kept.append(row)
     return kept, n_dup, n_banned
 
 
-def _class_counts(sizes: list[int], avail: list[int], rng: random.Random) -> list[tuple[int, int]] | None:
-    """Per split (n_label0, n_label1): half each, odd extra to the class with more left; None if short."""
+def _extras(remainder: int, left: list[int], rng: random.Random) -> list[int]:
+    """Which ``remainder`` classes get one row more than ``k // K``: those with the most rows left, ties by ``rng``.
+
+    For K=2 this is the rule binary splits always used: the class with more rows left, a coin flip on a tie.
+    """
+    chosen: list[int] = []
+    candidates = list(range(len(left)))
+    for _ in range(remainder):
+        most = max(left[c] for c in candidates)
+        tied = [c for c in candidates if left[c] == most]
+        pick = tied[rng.randrange(len(tied))] if len(tied) > 1 else tied[0]
+        chosen.append(pick)
+        candidates.remove(pick)
+    return chosen
+
+
+def _class_counts(sizes: list[int], avail: list[int], rng: random.Random) -> list[tuple[int, ...]] | None:
+    """Per split, the rows of each class: k // K each, the remainder to the classes with more left; None if short."""
+    num_classes = len(avail)
     left = list(avail)
     plan = []
     for k in sizes:
-        counts = [k // 2, k // 2]
-        if k % 2:
-            extra = rng.randrange(2) if left[0] == left[1] else int(left[1] > left[0])
-            counts[extra] += 1
-        if counts[0] > left[0] or counts[1] > left[1]:
+        counts = [k // num_classes] * num_classes
+        for c in _extras(k % num_classes, left, rng):
+            counts[c] += 1
+        if any(counts[c] > left[c] for c in range(num_classes)):
             return None
-        left = [left[0] - counts[0], left[1] - counts[1]]
-        plan.append((counts[0], counts[1]))
+        left = [left[c] - counts[c] for c in range(num_classes)]
+        plan.append(tuple(counts))
     return plan
+
+
+def _available(pool: list[dict], num_classes: int) -> list[int]:
+    counts = [0] * num_classes
+    for row in pool:
+        counts[row["label"]] += 1
+    return counts
 
 
 def _max_feasible(halves: bool, requested: int, avail: list[int]) -> int:
@@ -58,18 +81,18 @@ def _max_feasible(halves: bool, requested: int, avail: list[int]) -> int:
     return 0
 
 
-def _sample(pool: list[dict], sizes: list[int], rng: random.Random) -> list[list[dict]] | None:
-    by_label: list[list[dict]] = [[r for r in pool if r["label"] == 0], [r for r in pool if r["label"] == 1]]
-    plan = _class_counts(sizes, [len(by_label[0]), len(by_label[1])], rng)
+def _sample(pool: list[dict], sizes: list[int], rng: random.Random, num_classes: int) -> list[list[dict]] | None:
+    by_label: list[list[dict]] = [[r for r in pool if r["label"] == c] for c in range(num_classes)]
+    plan = _class_counts(sizes, [len(rows) for rows in by_label], rng)
     if plan is None:
         return None
     for rows in by_label:
         rng.shuffle(rows)
-    used = [0, 0]
+    used = [0] * num_classes
     out = []
     for counts in plan:
         split: list[dict] = []
-        for label in (0, 1):
+        for label in range(num_classes):
             split.extend(dict(r) for r in by_label[label][used[label] : used[label] + counts[label]])
             used[label] += counts[label]
         rng.shuffle(split)
@@ -78,24 +101,30 @@ def _sample(pool: list[dict], sizes: list[int], rng: random.Random) -> list[list
 
 
 def _too_few(task: TaskData, pool: list[dict], what: str, requested: int, halves: bool) -> DataError:
-    avail = [sum(r["label"] == 0 for r in pool), sum(r["label"] == 1 for r in pool)]
+    avail = _available(pool, task.num_classes)
     most = _max_feasible(halves, requested, avail)
+    unit = "texts" if task.modality == "text" else "images"
+    if task.num_classes == 2:
+        have = f"only {avail[0]} label-0 and {avail[1]} label-1 unique {unit}"
+    else:
+        rarest = min(range(task.num_classes), key=lambda c: avail[c])
+        have = f"only {avail[rarest]} unique {unit} of class {rarest} (its rarest of {task.num_classes} classes)"
     return DataError(
         f"{task.name}: {what}={requested} class-balanced examples requested but the {what[2:]} pool has "
-        f"only {avail[0]} label-0 and {avail[1]} label-1 unique texts; "
-        f"lower --{what.replace('_', '-')} to at most {most}"
+        f"{have}; lower --{what.replace('_', '-')} to at most {most}"
     )
 
 
 def _check_disjoint(splits: dict[str, list[dict]], name: str) -> None:
-    for key in ("id", "text"):
+    for key, value_of in (("id", lambda row: row["id"]), ("content", content)):
         owner: dict[str, str] = {}
         for split_name, rows in splits.items():
             for row in rows:
-                prev = owner.setdefault(row[key], split_name)
+                value = value_of(row)
+                prev = owner.setdefault(value, split_name)
                 if prev != split_name:
                     raise DataError(
-                        f"{name}: {key} {row[key][:60]!r} is in both {prev} and {split_name} (leakage); "
+                        f"{name}: {key} {value[:60]!r} is in both {prev} and {split_name} (leakage); "
                         "remove duplicate rows from the dataset"
                     )
         if sum(len(rows) for rows in splits.values()) != len(owner):
@@ -122,39 +151,40 @@ def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int, data_se
         raise DataError(f"n_test={n_test!r} is too small; set --n-test to at least 1")
     notes = list(task.notes)
     test_pool, test_dups, _ = _dedupe(task.test)
-    test_texts = {r["text"] for r in test_pool}
+    test_contents = {content(r) for r in test_pool}
     test_ids = {r["id"] for r in test_pool}
-    train_pool, train_dups, leaked = _dedupe([r for r in task.train if r["id"] not in test_ids], test_texts)
+    train_pool, train_dups, leaked = _dedupe([r for r in task.train if r["id"] not in test_ids], test_contents)
+    unit = "texts" if task.modality == "text" else "images"
     if test_dups or train_dups:
         notes.append(
-            f"{task.name}: dropped {train_dups} duplicate texts in the train pool and {test_dups} in the "
+            f"{task.name}: dropped {train_dups} duplicate {unit} in the train pool and {test_dups} in the "
             "test pool"
         )
     if leaked:
         notes.append(
-            f"{task.name}: dropped {leaked} train-pool rows whose text is also in the test pool (leakage)"
+            f"{task.name}: dropped {leaked} train-pool rows whose {unit[:-1]} is also in the test pool (leakage)"
         )
 
     rng = random.Random(f"splits|{task.name}|{data_seed}")
     n_weak = n_train // 2
-    train_parts = _sample(train_pool, [n_weak, n_train - n_weak], rng)
+    k = task.num_classes
+    train_parts = _sample(train_pool, [n_weak, n_train - n_weak], rng, k)
     if train_parts is None:
         raise _too_few(task, train_pool, "n_train", n_train, halves=True)
-    test_parts = _sample(test_pool, [n_test], rng)
+    test_parts = _sample(test_pool, [n_test], rng, k)
     if test_parts is None:
         raise _too_few(task, test_pool, "n_test", n_test, halves=False)
     # the pool's rows in a fixed order, then partitioned by the seed (always feasible: each half of the pool
     # is balanced to within one row, so any balanced halving of it is too)
     pool = sorted(train_parts[0] + train_parts[1], key=lambda r: r["id"])
     partition = random.Random(f"partition|{task.name}|{data_seed}|{seed}")
-    train_parts = _sample(pool, [n_weak, n_train - n_weak], partition)
+    train_parts = _sample(pool, [n_weak, n_train - n_weak], partition, k)
     if train_parts is None:  # pragma: no cover - see above
         raise DataError(f"{task.name}: could not partition the pool of {n_train} rows class-balanced")
     splits = {"weak_train": train_parts[0], "transfer": train_parts[1], "test": test_parts[0]}
     _check_disjoint(splits, task.name)
-    return Splits(
-        weak_train=splits["weak_train"], transfer=splits["transfer"], test=splits["test"], notes=notes
-    )
+    return Splits(weak_train=splits["weak_train"], transfer=splits["transfer"], test=splits["test"], notes=notes,
+                  num_classes=k, class_names=task.class_names)
 
 
 def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int, data_seed: int = 0) -> int:

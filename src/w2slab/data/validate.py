@@ -2,36 +2,42 @@
 
 from __future__ import annotations
 
+from w2slab.data.types import content_field
 from w2slab.errors import DataError
 
-_FIX = "every row needs text and label (0 or 1)"
+
+def _fix(num_classes: int) -> str:
+    return f"every row needs text (or an image) and a label in 0..{num_classes - 1}"
 
 
-def validate_rows(rows: list[dict], where: str) -> None:
+def validate_rows(rows: list[dict], where: str, num_classes: int = 2) -> None:
     """Raise :class:`DataError` naming ``where`` and the 1-based row for the first bad row.
 
-    A valid row is a dict with a unique non-empty str ``id``, a str ``text`` that is non-empty after
-    stripping, and an int ``label`` in {0, 1} (bools and strings are rejected here; only the custom
-    file loader converts them, so that registered datasets cannot silently carry odd labels).
+    A valid row is a dict with a unique non-empty str ``id``, one content field (``text`` or ``image``, a str
+    that is non-empty after stripping) and an int ``label`` in ``0..num_classes-1`` (bools and strings are
+    rejected here; only the custom file loader converts them, so that registered datasets cannot silently
+    carry odd labels).
     """
     seen: dict[str, int] = {}
+    fix = _fix(num_classes)
     for n, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
-            raise DataError(f"{where} row {n}: expected a mapping, got {type(row).__name__}; {_FIX}")
-        for field in ("text", "label"):
-            if field not in row or row[field] is None:
-                raise DataError(f"{where} row {n}: missing {field!r} field; {_FIX}")
-        text, label, row_id = row["text"], row["label"], row.get("id")
-        if not isinstance(text, str):
-            raise DataError(f"{where} row {n}: text is a {type(text).__name__}, not a string; {_FIX}")
-        if not text.strip():
-            raise DataError(f"{where} row {n}: empty text; remove the row or fill in its text")
+            raise DataError(f"{where} row {n}: expected a mapping, got {type(row).__name__}; {fix}")
+        field = content_field(row)
+        for name in (field, "label"):
+            if name not in row or row[name] is None:
+                raise DataError(f"{where} row {n}: missing {name!r} field; {fix}")
+        value, label, row_id = row[field], row["label"], row.get("id")
+        if not isinstance(value, str):
+            raise DataError(f"{where} row {n}: {field} is a {type(value).__name__}, not a string; {fix}")
+        if not value.strip():
+            raise DataError(f"{where} row {n}: empty {field}; remove the row or fill in its {field}")
         if type(label) is not int:
-            raise DataError(
-                f"{where} row {n}: label {label!r} is a {type(label).__name__}, not an int; use 0 or 1"
-            )
-        if label not in (0, 1):
-            raise DataError(f"{where} row {n}: label {label} is outside {{0, 1}}; use 0 or 1")
+            raise DataError(f"{where} row {n}: label {label!r} is a {type(label).__name__}, not an int; "
+                            f"use 0..{num_classes - 1}")
+        if not 0 <= label < num_classes:
+            raise DataError(f"{where} row {n}: label {label} is outside 0..{num_classes - 1}; use a class id in "
+                            f"0..{num_classes - 1}")
         if not isinstance(row_id, str) or not row_id:
             raise DataError(f"{where} row {n}: missing or non-string 'id'; give every row a unique string id")
         if row_id in seen:
