@@ -55,6 +55,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-seed", type=int, help=f"which rows form the pool and the test set (default "
                    f"{DEFAULTS.data_seed})")
     p.add_argument("--max-ctx", "--max_ctx", dest="max_ctx", type=int, help=f"default {DEFAULTS.max_ctx}")
+    p.add_argument("--image-size", dest="image_size", type=int,
+                   help="images: the side they are resized to (default: each model's own, e.g. 224)")
     p.add_argument("--truncation", choices=TRUNCATIONS,
                    help="texts longer than max-ctx: keep the end (left), the start (right) or drop them")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, help="both models")
@@ -158,9 +160,11 @@ def _merge_components(data: dict, key: str, names: str | None, params: dict[str,
 
 def build_config(args: argparse.Namespace) -> ExperimentConfig:
     """Defaults <- --config file <- flags, validated as one ExperimentConfig."""
-    data = _read_config_file(args.config) if args.config else DEFAULTS.to_dict()
-    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "data_seed", "max_ctx", "truncation",
-                "data_source",
+    # the roles' training starts from the dataset modality's defaults (ExperimentConfig.from_dict), not text's
+    data = (_read_config_file(args.config) if args.config
+            else {k: v for k, v in DEFAULTS.to_dict().items() if k not in ("weak_train", "strong_train")})
+    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "data_seed", "max_ctx", "image_size",
+                "truncation", "data_source",
                 "text_field", "label_field"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
@@ -255,7 +259,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     print(f"model cache: {cache}")
     for name, spec in MODELS.items():
         print(f"  {name:14s} {spec.description:52s} {install_status(name, cache)}")
-    print("Any other name is a Hub id (owner/name) or a local HF model folder.")
+    print("Any other name is a Hub id (owner/name) or a local HF model folder; image models of the libraries by name: "
+          "timm:NAME, torchvision:NAME, torchhub:OWNER/REPO/ENTRYPOINT (pip install 'w2slab[vision]').")
     return 0
 
 
@@ -292,10 +297,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     root = try_data_root(args.data_root)
     print(f"data root: {root if root else 'not set (set W2SLAB_DATA_ROOT or --data-root); Hub only'}")
     for spec in list_datasets():
-        local = root is not None and dataset_available_locally(spec.name, root)
-        where = "local" if local else "Hub only" if spec.hub_id else "missing"
-        print(f"  {spec.name:20s} hub: {spec.hub_id or '-':28s} {where}")
-    print("Any .jsonl/.csv file with text and label columns also works as --dataset.")
+        local = spec.bundled or (root is not None and dataset_available_locally(spec.name, root))
+        where = "bundled" if spec.bundled else "local" if local else "Hub only" if spec.hub_id else "missing"
+        classes = f"{spec.num_classes} classes" if spec.num_classes else "K from data"
+        print(f"  {spec.name:20s} {spec.modality:5s} {classes:11s} hub: {spec.hub_id or '-':30s} {where}")
+    print("Any .jsonl/.csv file with text and label columns (labels 0..K-1, or words with --label-map) also works as "
+          "--dataset, and any ImageFolder directory (<dir>/<class>/<image>, or <dir>/train/ and <dir>/val/).")
     return 0
 
 

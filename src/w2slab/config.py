@@ -93,6 +93,24 @@ class TrainConfig:
         return data
 
 
+#: What each role trains with when a config does not say, per modality. Text: both models fine-tuned; the strong
+#: one at batch 32 (the reference recipe's): over seeds 0-2 the same ceiling as batch 16 (.890 vs .892), xent
+#: students that recover far more of the gap (PGR .70 vs .19) and 20% less time (README "Speed"). Images: the
+#: reference's vision setting, a weak CNN trained from scratch and a linear probe on the frozen pretrained backbone
+#: (README "Images"): the CNN needs more passes than a fine-tune (10 epochs; it is small), the probe 5 (on
+#: fashion_mnist 20 epochs raise the ceiling by .004 and let the student fit its teacher's errors: PGR .05 vs .32).
+ROLE_DEFAULTS: dict[tuple[str, str], TrainConfig] = {
+    ("text", "weak"): TrainConfig(),
+    ("text", "strong"): TrainConfig(mode="full", batch_size=32),
+    ("image", "weak"): TrainConfig(mode="full", epochs=10.0, batch_size=32),
+    ("image", "strong"): TrainConfig(mode="probe", epochs=5.0, batch_size=32),
+}
+
+
+def role_default(modality: str, role: str) -> TrainConfig:
+    return ROLE_DEFAULTS[(modality, role)]
+
+
 def _default_losses() -> tuple[Loss, ...]:
     return (make_loss("xent"), make_loss("logconf"))
 
@@ -131,10 +149,11 @@ class ExperimentConfig:
     text_field: str = "text"
     label_field: str = "label"
     label_map: dict[str, int] | None = None  # word labels to class ids, e.g. {"positive": 1, "negative": 0}
-    weak_train: TrainConfig = field(default_factory=TrainConfig)
-    # batch 32 (the reference recipe's): over seeds 0-2 the same ceiling as batch 16 (.890 vs .892), xent students
-    # that recover far more of the gap (PGR .70 vs .19) and 20% less time (README "Speed")
-    strong_train: TrainConfig = field(default_factory=lambda: TrainConfig(mode="full", batch_size=32))
+    # how each role trains; None: the modality's default (ROLE_DEFAULTS): text fine-tunes both models, images train
+    # the weak CNN from scratch and probe the frozen strong backbone (the paper's vision setting)
+    weak_train: TrainConfig | None = None
+    strong_train: TrainConfig | None = None
+    image_size: int | None = None  # images: the side they are resized to (None: each model's native size)
 
     def __post_init__(self) -> None:
         if isinstance(self.losses, str | Loss | dict):  # one loss given on its own
@@ -142,6 +161,9 @@ class ExperimentConfig:
         if isinstance(self.methods, str | Method | dict):
             object.__setattr__(self, "methods", (self.methods,))
         check_types(self)  # types of every field; losses become registered Loss objects, train dicts TrainConfigs
+        for role in ("weak", "strong"):
+            if getattr(self, f"{role}_train") is None:
+                object.__setattr__(self, f"{role}_train", role_default(self.modality, role))
         check(bool(self.losses), "losses", "name at least one loss (e.g. xent)")
         labels = [loss.label for loss in self.losses]
         duplicated = sorted({label for label in labels if labels.count(label) > 1})
@@ -157,6 +179,8 @@ class ExperimentConfig:
         check(self.n_train >= 4, "n_train", f"must be >= 4 (half weak-train, half transfer), got {self.n_train}")
         check(self.n_test >= 2, "n_test", f"must be >= 2, got {self.n_test}")
         check(self.max_ctx >= 2, "max_ctx", f"must be >= 2 tokens, got {self.max_ctx}")
+        check(self.image_size is None or self.image_size >= 8, "image_size",
+              f"must be >= 8 pixels (or null: each model's own), got {self.image_size}")
         check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         check(self.data_seed >= 0, "data_seed", f"must be >= 0, got {self.data_seed}")
         check(self.truncation in TRUNCATIONS, "truncation", f"must be one of {', '.join(TRUNCATIONS)}")
@@ -166,17 +190,38 @@ class ExperimentConfig:
         bad = {k: v for k, v in (self.label_map or {}).items() if not isinstance(v, int) or v < 0 or not k.strip()}
         check(not bad, "label_map", f"maps words to class ids 0..K-1, got {bad}; e.g. positive=1,negative=0")
 
+    @property
+    def modality(self) -> str:
+        """``text`` or ``image``: what the dataset holds (from its name; no data is read)."""
+        from w2slab.data import dataset_modality
+
+        return dataset_modality(self.dataset)
+
     def reads_a_file(self) -> bool:
         """A user's data file (not a registered dataset name)."""
         return Path(self.dataset).suffix.lower() in (".jsonl", ".csv") or Path(self.dataset).is_file()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str = "") -> ExperimentConfig:
-        """From plain data (a sweep entry, a ``config.json``); every key and value is checked."""
+        """From plain data (a sweep entry, a ``config.json``); every key and value is checked. A partial
+        ``weak_train`` / ``strong_train`` mapping overrides the dataset modality's defaults for that role."""
+        if isinstance(data, dict) and isinstance(data.get("dataset", cls.dataset), str):
+            from w2slab.data import dataset_modality
+
+            modality = dataset_modality(data.get("dataset", cls.dataset))
+            data = dict(data)
+            for role in ("weak", "strong"):
+                given = data.get(f"{role}_train")
+                if isinstance(given, dict):
+                    data[f"{role}_train"] = {**role_default(modality, role).to_dict(), **given}
         return build(cls, data, path)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_plain(self)
+        """Plain data; ``image_size`` only when set, so text experiments keep the identities they always had."""
+        data = to_plain(self)
+        if data.get("image_size") is None:
+            data.pop("image_size", None)
+        return data
 
     def identity(self) -> str:
         """Digest of everything that identifies the experiment's results (never where they are stored)."""

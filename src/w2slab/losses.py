@@ -19,7 +19,9 @@ does the weighting, so every loss accepts weights (filtering and confidence-weig
 - ``logconf``: the auxiliary confidence loss. The target mixes the weak labels with the
   student's own *hardened* predictions: ``(1 - w) * weak + w * hard(student)``. For K=2 the
   hardening uses a threshold chosen so the fraction of predicted positives matches the weak
-  labels' class balance in the batch (as in the paper); for K>2 it is the argmax. The weight ``w``
+  labels' class balance in the batch (as in the paper); for K>2 the same idea, each class given as many
+  of the batch's examples as the weak labels' mass on it (:func:`balanced_assignment`; the argmax when the
+  batch is smaller than K, where per-batch class shares are noise). The weight ``w``
   warms up linearly from 0 to ``aux_weight`` over ``warmup_frac`` of training (default: the training
   run's own warm-up fraction). The reference code used ``w = step_frac`` during warm-up (so it
   reached only ``warmup_frac`` ≈ 5% of the maximum before jumping to it); :func:`logconf_weight` fixes that.
@@ -136,7 +138,9 @@ def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor,
 
     K=2: class 1 for the examples whose p(class 1) exceeds the quantile that makes the predicted-positive
     fraction equal the weak labels' mean positive mass: the quantile of this batch's p(class 0), or of
-    ``recent`` p(class 0) values (a rolling buffer that includes this batch). K>2: argmax.
+    ``recent`` p(class 0) values (a rolling buffer that includes this batch). K>2: the batch's examples shared
+    out among the classes in the weak labels' proportions (:func:`balanced_assignment`), or the argmax when the
+    batch has fewer examples than classes.
     """
     num_classes = probs.shape[-1]
     if num_classes == 2:
@@ -144,7 +148,40 @@ def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor,
         threshold = torch.quantile(probs[:, 0] if recent is None else recent.to(probs), positive_share)
         is_positive = probs[:, 0] < threshold
         return torch.stack([~is_positive, is_positive], dim=1).float()
-    return F.one_hot(probs.argmax(dim=-1), num_classes).float()
+    if probs.shape[0] < num_classes:
+        return F.one_hot(probs.argmax(dim=-1), num_classes).float()
+    return F.one_hot(balanced_assignment(probs, weak_labels.mean(dim=0)), num_classes).float()
+
+
+def class_quota(n: int, share: torch.Tensor) -> list[int]:
+    """``n`` examples shared out in proportion to ``share`` (largest remainders; the quotas sum to ``n``)."""
+    exact = share.double().clamp_min(0) / share.double().clamp_min(0).sum() * n
+    quota = exact.floor().long()
+    for c in torch.argsort(exact - quota, descending=True, stable=True)[: n - int(quota.sum())]:
+        quota[c] += 1
+    return quota.tolist()
+
+
+def balanced_assignment(probs: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """A class per example, class counts equal to :func:`class_quota` of ``share``: greedy over (example, class)
+    pairs from the most probable down, an example taking its most probable class that still has room.
+
+    The K-class form of the binary threshold: the student's hardened predictions keep the weak labels' class
+    balance instead of collapsing onto the classes it currently favours.
+    """
+    n, k = probs.shape
+    room = class_quota(n, share)
+    order = torch.argsort(probs.detach().reshape(-1).float().cpu(), descending=True, stable=True).tolist()
+    assigned = [-1] * n
+    left = n
+    for flat in order:
+        row, cls = divmod(flat, k)
+        if assigned[row] < 0 and room[cls] > 0:
+            assigned[row], room[cls] = cls, room[cls] - 1
+            left -= 1
+            if not left:
+                break
+    return torch.tensor(assigned, device=probs.device)
 
 
 def balance_labels(labels: torch.Tensor) -> torch.Tensor:

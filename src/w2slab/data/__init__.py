@@ -1,11 +1,11 @@
-"""Data layer: raw offline/Hub datasets -> formatted binary rows -> balanced, disjoint splits.
+"""Data layer: raw offline/Hub datasets -> formatted rows (text or images, K classes) -> balanced, disjoint splits.
 
 Pipeline: a reader yields raw records with the Hub's field names, a formatter (shared by the offline
 and Hub paths) turns each into ``{"id", "text", "label"}`` rows (:func:`load_task` -> :class:`TaskData`),
 and :func:`make_splits` samples weak_train / transfer / test (:class:`Splits`).
 """
 
-from w2slab.data.loading import check_dataset_name, load_task
+from w2slab.data.loading import check_dataset_name, dataset_modality, dataset_num_classes, load_task
 from w2slab.data.registry import DATASETS, DatasetSpec, dataset_available_locally, list_datasets, register_dataset
 from w2slab.data.root import resolve_data_root
 from w2slab.data.splits import make_splits
@@ -17,6 +17,8 @@ __all__ = [
     "DatasetSpec",
     "Splits",
     "check_dataset_name",
+    "dataset_modality",
+    "dataset_num_classes",
     "TaskData",
     "dataset_available_locally",
     "list_datasets",

@@ -234,3 +234,28 @@ def load_task(
         validate_rows(rows, f"{spec.name} {split} pool", num_classes)
     return TaskData(name=spec.name, train=formatted["train"], test=formatted["test"], notes=notes,
                     num_classes=num_classes, class_names=class_names)
+
+
+def dataset_modality(name: str) -> str:
+    """``text`` or ``image``, from the name alone (no data is read): what the experiment's defaults depend on."""
+    spec = DATASETS.find(name)
+    if spec is not None:
+        return spec.modality
+    return "image" if Path(name).is_dir() else "text"
+
+
+def dataset_num_classes(name: str, *, data_root: str | Path | None = None, source: str = "auto",
+                        **file_fields) -> int:
+    """K of a dataset before any stage runs: registered, from its folders (ImageFolder), or by reading a user file."""
+    spec = DATASETS.find(name)
+    if spec is not None and spec.num_classes is not None:
+        return spec.num_classes
+    if spec is not None:  # an ImageFolder under the data root (imagenet)
+        root = choose_local_root(spec, data_root, source)
+        if root is None:
+            raise DataError(f"{spec.name} is read from the data root only; set W2SLAB_DATA_ROOT / --data-root")
+        return len(image_folder_classes(root / spec.folder / "train"))
+    layout = image_folder_layout(Path(name))
+    if layout is not None:
+        return len(image_folder_classes(layout[0]))
+    return load_task(name, **file_fields).num_classes

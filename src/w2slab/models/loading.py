@@ -19,7 +19,7 @@ from torch import nn
 
 from w2slab.errors import ModelError
 from w2slab.models.packaged import PACKAGED, converted_folder
-from w2slab.models.registry import MODELS, FamilyDefaults, family_defaults
+from w2slab.models.registry import BUILTIN_CONFIGS, FAMILIES, LIBRARY_PREFIXES, MODELS, FamilyDefaults, family_defaults
 
 
 def default_cache_dir() -> Path:
@@ -89,10 +89,15 @@ class ResolvedModel:
     """A name resolved to a loadable location plus its family defaults."""
 
     name: str
-    location: str  # local folder or Hub id
+    location: str  # local folder, Hub id, or an image library's model name
     defaults: FamilyDefaults
-    source: str  # "packaged", "local" or "hub"
+    source: str  # "packaged", "local", "hub" or "builtin" (built from code: no weights)
     revision: str | None = None  # the Hub commit to load (pinned when the stage graph was built)
+    family: str = ""  # the family's registered name (image models are built by it)
+
+    @property
+    def modality(self) -> str:
+        return self.defaults.modality
 
 
 def auto_install_enabled() -> bool:
@@ -100,9 +105,16 @@ def auto_install_enabled() -> bool:
     return os.environ.get("W2SLAB_NO_AUTO_INSTALL", "") not in ("1", "true", "yes")
 
 
+def library_model(name: str) -> tuple[str, str] | None:
+    """``("timm", "resnet50")`` for ``timm:resnet50`` (and torchvision:), else None."""
+    prefix, sep, rest = name.partition(":")
+    return (prefix, rest) if sep and prefix in LIBRARY_PREFIXES and rest.strip() else None
+
+
 def check_model_name(name: str) -> None:
-    """Cheap check, before any work: a registered name, a local folder, or something shaped like a Hub id."""
-    if name in MODELS or Path(name).is_dir():
+    """Cheap check, before any work: a registered name, a local folder, an image library's model
+    (``timm:NAME``, ``torchvision:NAME``), or something shaped like a Hub id."""
+    if name in MODELS or Path(name).is_dir() or library_model(name):
         return
     if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
         raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "
@@ -124,8 +136,12 @@ def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | N
         spec = MODELS[name]
         if name in PACKAGED:
             folder = converted_folder(name, cache_dir, install=install)
-            return ResolvedModel(name, str(folder), spec.defaults(), "packaged")
-        return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub", revision)
+            return ResolvedModel(name, str(folder), spec.defaults(), "packaged", family=spec.family)
+        if name in BUILTIN_CONFIGS:
+            return ResolvedModel(name, name, spec.defaults(), "builtin", family=spec.family)
+        return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub", revision, family=spec.family)
+    if (library := library_model(name)) is not None:
+        return ResolvedModel(name, library[1], FAMILIES[library[0]], "hub", family=library[0])
     check_model_name(name)
     if Path(name).is_dir():
         location, source = str(Path(name).resolve()), "local"
@@ -137,8 +153,10 @@ def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | N
         raise ModelError(f"cannot load model {name!r} ({type(exc).__name__}): it is not a registered name "
                          f"({', '.join(MODELS)}) and could not be read as a local folder or from the Hub; check "
                          "the spelling, or set HF_HUB_OFFLINE=0 with Hub access") from exc
+    if config.model_type in FAMILIES and FAMILIES[config.model_type].modality == "image":  # our image folders
+        return ResolvedModel(name, location, FAMILIES[config.model_type], source, family=config.model_type)
     return ResolvedModel(name, location, family_defaults(config.model_type, config.architectures), source,
-                         revision if source == "hub" else None)
+                         revision if source == "hub" else None, family=config.model_type)
 
 
 def load_tokenizer(resolved: ResolvedModel, *, truncation_side: str = "left"):
@@ -153,9 +171,24 @@ def load_tokenizer(resolved: ResolvedModel, *, truncation_side: str = "left"):
     return tokenizer
 
 
-def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torch.dtype = torch.float32
-                    ) -> SequenceClassifier:
-    """Load the backbone (``AutoModel``) and attach a pooling head; weights in ``dtype``."""
+def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torch.dtype = torch.float32,
+                    image_size: int | None = None) -> nn.Module:
+    """Load the backbone and attach a zero-initialised head; weights in ``dtype``.
+
+    Text: ``AutoModel`` with masked pooling (:class:`SequenceClassifier`). Images: the family's registered
+    builder (:class:`~w2slab.models.vision.ImageClassifier`, inputs resized to ``image_size`` or the model's own).
+    """
+    if resolved.modality == "image":
+        from w2slab.models.vision import load_image_classifier
+
+        config = BUILTIN_CONFIGS.get(resolved.name) if resolved.source == "builtin" else None
+        if resolved.family in LIBRARY_PREFIXES:
+            config = {}
+        model = load_image_classifier(resolved.family, resolved.location, num_labels=num_labels,
+                                      image_size=image_size, config=config)
+        if dtype != torch.float32:
+            model.backbone.to(dtype)
+        return model
     from transformers import AutoModel
 
     kwargs: dict = {"dtype": dtype, "revision": resolved.revision}
@@ -172,9 +205,9 @@ def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torc
     return SequenceClassifier(backbone, hidden, resolved.defaults.pooling, num_labels)
 
 
-def apply_training_mode(model: SequenceClassifier, mode: str, defaults: FamilyDefaults, *, lora_r: int = 8,
+def apply_training_mode(model: nn.Module, mode: str, defaults: FamilyDefaults, *, lora_r: int = 8,
                         lora_alpha: int = 16, lora_dropout: float = 0.05,
-                        lora_targets: str | list[str] | None = None) -> SequenceClassifier:
+                        lora_targets: str | list[str] | None = None) -> nn.Module:
     """Make the right parameters trainable: all (full), LoRA adapters + head (lora), head (probe).
 
     Trainable parameters are always fp32 (the frozen base may be stored in half precision).
@@ -183,6 +216,9 @@ def apply_training_mode(model: SequenceClassifier, mode: str, defaults: FamilyDe
         from peft import LoraConfig, get_peft_model
 
         targets = lora_targets or defaults.lora_targets
+        if not targets:
+            raise ModelError("LoRA needs target modules and this model family names none; set lora_targets (module "
+                             "names of its linear or conv layers) or use mode full or probe")
         config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                             target_modules=targets if isinstance(targets, str) else list(targets))
         with warnings.catch_warnings():  # peft calls a transformers API that is deprecated in v5

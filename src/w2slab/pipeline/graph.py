@@ -57,10 +57,20 @@ def model_revision(name: str) -> str:
     hash, remembered by size and mtime). A Hub id: the commit ``main`` points to, resolved once here and
     loaded with that ``revision`` by the stages (``hub:<id>@<sha>``).
     """
+    from w2slab.models.loading import library_model
     from w2slab.models.packaged import PACKAGED
+    from w2slab.models.registry import BUILTIN_CONFIGS
 
     if name in PACKAGED:
         return "pypi:" + ",".join(PACKAGED[name].packages)
+    if name in BUILTIN_CONFIGS:  # built from code: its configuration (and the code, in the result's versions)
+        return "builtin:" + json.dumps(BUILTIN_CONFIGS[name], sort_keys=True)
+    if (library := library_model(name)) is not None:  # the library's pretrained tag, at its installed version
+        try:
+            version = importlib.metadata.version("torch" if library[0] == "torchhub" else library[0])
+        except importlib.metadata.PackageNotFoundError:
+            version = "not installed"
+        return f"{library[0]}:{library[1]}@{version}"
     folder = Path(name)
     if folder.is_dir():
         return "folder:" + fingerprint.files_digest(folder)
@@ -86,16 +96,23 @@ def dataset_revision(name: str, source: str = "auto", data_root: str | None = No
     A user's file: its content. A registered dataset read offline: the content of the files it reads
     under the data root. Read from the Hub: the dataset repository's commit, loaded at that revision.
     """
+    from w2slab.data.images import listing_digest
     from w2slab.data.loading import choose_local_root
     from w2slab.data.registry import DATASETS
 
     path = Path(name)
     if path.is_file():
         return "file:" + fingerprint.file_digest(path)[:16]
+    if name not in DATASETS and path.is_dir():  # an ImageFolder: its listing (ImageNet is too big to hash)
+        return "folder:" + listing_digest(path)
     spec = DATASETS[name]
+    if spec.bundled:
+        return f"bundled:{spec.name}@scikit-learn=={importlib.metadata.version('scikit-learn')}"
     root = choose_local_root(spec, data_root, source)
     if root is not None:
         folder = root / spec.folder
+        if spec.fingerprint is not None:
+            return f"local:{spec.folder}:" + spec.fingerprint(folder)
         return f"local:{spec.folder}:" + fingerprint.files_digest(folder, [folder / f for f in spec.required_files])
     return f"hub:{spec.hub_id}@{_hub_commit(spec.hub_id, 'dataset') or 'unresolved'}"
 
@@ -134,6 +151,12 @@ class ModelInput:
     revision: str
     max_ctx: int
     truncation: str
+    image_size: int | None = None  # images: the side they are resized to (None: the model's own)
+
+    def to_value(self) -> dict[str, Any]:
+        """Plain data; ``image_size`` only when set, so text stages keep the identities they always had."""
+        value = {"model": self.model, "revision": self.revision, "max_ctx": self.max_ctx, "truncation": self.truncation}
+        return value if self.image_size is None else {**value, "image_size": self.image_size}
 
 
 @dataclass(frozen=True)
@@ -306,7 +329,8 @@ class GraphBuilder:
         self.cfg = cfg
         self.name = f"{cfg.dataset}/{cfg.weak}->{cfg.strong}/s{cfg.seed}"
         self._made: dict[str, Stage] = {}
-        drop = cfg.truncation == "drop"  # which rows survive depends on both tokenizers
+        self.data_root = data_root
+        drop = cfg.truncation == "drop" and cfg.modality == "text"  # which rows survive depends on both tokenizers
         revision = dataset_revision(cfg.dataset, cfg.data_source, data_root)
         self.split = self.make(Stage(
             "split", SplitSpec(cfg.dataset, revision, cfg.n_train, cfg.n_test, cfg.seed, cfg.data_source,
@@ -327,7 +351,17 @@ class GraphBuilder:
         return self._made.setdefault(stage.id, stage)
 
     def model_input(self, model: str) -> ModelInput:
-        return ModelInput(model, model_revision(model), self.cfg.max_ctx, self.cfg.truncation)
+        return ModelInput(model, model_revision(model), self.cfg.max_ctx, self.cfg.truncation, self.cfg.image_size)
+
+    @functools.cached_property
+    def num_classes(self) -> int:
+        """K of the dataset, known before any stage runs (methods check that they fit it)."""
+        from w2slab.data import dataset_num_classes
+
+        cfg = self.cfg
+        return dataset_num_classes(cfg.dataset, data_root=self.data_root, source=cfg.data_source,
+                                   **({"text_field": cfg.text_field, "label_field": cfg.label_field,
+                                       "label_map": cfg.label_map} if cfg.reads_a_file() else {}))
 
     def weak_model(self, model: str, seed: int, train: TrainConfig | None = None) -> tuple[Stage, Stage]:
         """A weak model trained on ground truth, and its labels of transfer and test."""
@@ -355,8 +389,9 @@ class GraphBuilder:
                                label=f"{method.label} labels {self.name}"))
 
     def supervise(self, method: Method) -> Stage:
-        method.check_classes(2)  # every registered task is binary today
-        return self.make(Stage("supervise", SuperviseSpec(method, self.cfg.seed, 2), {"split": self.split},
+        method.check_classes(self.num_classes)
+        spec = SuperviseSpec(method, self.cfg.seed, self.num_classes)
+        return self.make(Stage("supervise", spec, {"split": self.split},
                                label=f"{method.label} supervisor {self.name}"))
 
     def ensemble(self, members: list[Stage], weights: tuple[float, ...] = ()) -> Stage:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from w2slab.config import TrainConfig
+from w2slab.data.types import content
 from w2slab.example_store import ExampleStore, store_key
 from w2slab.losses import LossFn
 from w2slab.models.loading import (
@@ -68,6 +69,7 @@ class RoleModel:
     max_ctx: int
     truncation: str
     num_labels: int = 2
+    image_size: int | None = None  # images: the side they are resized to (None: the model's own)
     # where token ids and features are kept across stages (None: computed in memory, not kept), and what
     # determines them besides max_ctx, truncation and precision (the model's revision, the code's versions)
     store_root: Path | None = None
@@ -81,10 +83,25 @@ class RoleModel:
         features) never loads it."""
         return load_tokenizer(self.resolved, truncation_side=self.truncation)
 
+    @property
+    def is_image(self) -> bool:
+        return self.resolved.modality == "image"
+
+    @functools.cached_property
+    def image_preprocess(self):
+        """The image model's preprocessing (size, channels, normalisation): it belongs to the model, as a
+        tokenizer does; read from a model built once (cheap next to any training)."""
+        return load_classifier(self.resolved, num_labels=self.num_labels, image_size=self.image_size).preprocess
+
+    @functools.cached_property
+    def input_collate(self) -> Collator:
+        """Batches of the model's own inputs: padded token ids, or preprocessed images."""
+        return Collator(images=self.image_preprocess) if self.is_image else Collator(self.tokenizer)
+
     @functools.cached_property
     def collate(self) -> Collator:
-        """Token batches; feature batches only in probe mode (which then never needs the tokenizer)."""
-        return Collator(None if self.train_cfg.mode == "probe" else self.tokenizer)
+        """Model-input batches; feature batches only in probe mode (which then never needs the tokenizer)."""
+        return Collator() if self.train_cfg.mode == "probe" else self.input_collate
 
     @property
     def lr(self) -> float:
@@ -97,9 +114,12 @@ class RoleModel:
         from w2slab.distributed import device
 
         policy = PrecisionPolicy.resolve(self.train_cfg.precision, device())
-        return {"model": self.resolved.name, "location": self.resolved.location, "source": self.resolved.source,
-                "mode": self.train_cfg.mode, "lr": self.lr, "precision": policy.name, "device": policy.device_type,
-                "pooling": self.resolved.defaults.pooling}
+        settings = {"model": self.resolved.name, "location": self.resolved.location, "source": self.resolved.source,
+                    "mode": self.train_cfg.mode, "lr": self.lr, "precision": policy.name,
+                    "device": policy.device_type, "pooling": self.resolved.defaults.pooling}
+        if self.is_image:
+            settings["preprocess"] = self.image_preprocess.to_value()
+        return settings
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
@@ -107,6 +127,9 @@ class RoleModel:
     def _store(self, kind: str, **what: Any) -> ExampleStore | None:
         if self.store_root is None:
             return None
+        if self.is_image:  # images: what they are resized to, not how texts are cut
+            return example_store(self.store_root, kind, {**self.identity, **what,
+                                                          "preprocess": self.image_preprocess.to_value()})
         return example_store(self.store_root, kind, {**self.identity, "max_ctx": self.max_ctx,
                                                       "truncation": self.truncation, **what})
 
@@ -118,7 +141,13 @@ class RoleModel:
         return [np.array([n, *ids], dtype=np.int64) for n, ids in zip(self.token_lengths(texts), encoded, strict=True)]
 
     def encode(self, name: str, rows: Sequence[dict]) -> EncodedSplit:
-        """Token ids of a split, from the token store where this tokenizer has seen the text before."""
+        """Token ids of a split, from the token store where this tokenizer has seen the text before; images are
+        kept as their strings and preprocessed batch by batch (:class:`Collator`)."""
+        if self.is_image:
+            images = [content(r) for r in rows]
+            split = EncodedSplit([{"image": value, "index": i} for i, value in enumerate(images)], 0, images)
+            self.splits[name] = split
+            return split
         texts = [r["text"] for r in rows]
         rows_of = _cached(self._store("tokens"), texts, self._tokenize, "tokens")
         examples = [{"input_ids": row[1:].tolist(), "index": i} for i, row in enumerate(rows_of)]
@@ -130,7 +159,7 @@ class RoleModel:
         cfg, defaults = self.train_cfg, self.resolved.defaults
         policy = PrecisionPolicy.resolve(cfg.precision)
         storage = policy.frozen_storage_dtype(cfg.mode, half_storage_ok=defaults.fp16_half_storage)
-        model = load_classifier(self.resolved, num_labels=self.num_labels, dtype=storage)
+        model = load_classifier(self.resolved, num_labels=self.num_labels, dtype=storage, image_size=self.image_size)
         if policy.name == "fp16" and defaults.fp16_fp32_modules:
             run_modules_in_fp32(model.backbone, defaults.fp16_fp32_modules)
         return apply_training_mode(model, cfg.mode, defaults, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
@@ -147,8 +176,8 @@ class RoleModel:
                         for text, ex in zip(self.splits[split].texts, self.splits[split].examples, strict=True)}
 
             def extract(texts: list[str]) -> list[np.ndarray]:
-                base = load_classifier(self.resolved, num_labels=self.num_labels)
-                values = predict_logits(base, [examples[t] for t in texts], Collator(self.tokenizer),
+                base = load_classifier(self.resolved, num_labels=self.num_labels, image_size=self.image_size)
+                values = predict_logits(base, [examples[t] for t in texts], self.input_collate,
                                         batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
                                         desc=f"{self.role} features", output="features")
                 return list(values)

@@ -16,6 +16,7 @@ import numpy as np
 
 from w2slab.config import RuntimeConfig, TrainConfig
 from w2slab.data import Splits, load_task, make_splits
+from w2slab.data.types import content
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import make_loss
@@ -31,8 +32,13 @@ SPLIT_NAMES = ("weak_train", "transfer", "test")
 RESOLVED = "resolved.json"
 
 
-def one_hot(labels: np.ndarray, num_classes: int = 2) -> np.ndarray:
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def num_classes_of(splits: dict) -> int:
+    """K of a split stage's rows (2 for split folders written before K classes were recorded)."""
+    return int(splits.get("num_classes", 2))
 
 
 def read_splits(folder: Path, *, blind: bool = False) -> dict:
@@ -130,7 +136,8 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
                 train: TrainConfig) -> RoleModel:
     spec = stage.spec.model
     resolved = resolve_model(spec.model, runtime.cache_dir(), revision=pinned_revision(spec.revision))
-    model = RoleModel(role, resolved, train, spec.max_ctx, spec.truncation, store_root=runtime.example_dir(),
+    model = RoleModel(role, resolved, train, spec.max_ctx, spec.truncation, num_labels=num_classes_of(splits),
+                      image_size=spec.image_size, store_root=runtime.example_dir(),
                       identity={"model": spec.model, "revision": spec.revision, "versions": result_versions()})
     truncated = {name: model.encode(name, splits[name]).n_truncated for name in names}
     if any(truncated.values()):
@@ -151,6 +158,9 @@ def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: Ru
         splits = _drop_long(splits, spec.drop_for_models, spec.drop_longer_than, runtime)
     payload = {name: getattr(splits, name) for name in SPLIT_NAMES}
     payload["notes"] = list(splits.notes)
+    if splits.num_classes != 2 or splits.class_names:  # binary split files stay as they were
+        payload["num_classes"] = splits.num_classes
+        payload["class_names"] = list(splits.class_names or ())
     for note in splits.notes:  # stand-in datasets, carved splits, dropped duplicates: said, not hidden
         runtime.echo(f"note: {note}")
     (work / "splits.json").write_text(json.dumps(payload))
@@ -185,7 +195,7 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
     weak = _role_model(stage, runtime, "weak", splits, ("weak_train",), spec.train)
     runtime.echo(f"  training weak {spec.model.model} ({spec.train.mode}, lr {weak.lr:g}) on "
                  f"{len(splits['weak_train'])} ground-truth labels")
-    model, result = weak.fit("weak_train", one_hot(labels_of(splits, "weak_train")), make_loss("xent"),
+    model, result = weak.fit("weak_train", one_hot(labels_of(splits, "weak_train"), weak.num_labels), make_loss("xent"),
                              seed=spec.seed, desc="weak", **training_options(stage, work, runtime))
     save_file(trainable_state(model), str(work / "trainable.safetensors"))
     write_training(work, weak, result)
@@ -239,7 +249,7 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     strong = _strong_model(stage, inputs, runtime, splits)
     runtime.echo(f"  training ceiling {spec.model.model} ({spec.train.mode}, lr {strong.lr:g}) on "
                  f"{len(splits['transfer'])} ground-truth labels")
-    model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer")), make_loss("xent"),
+    model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer"), strong.num_labels), make_loss("xent"),
                                seed=spec.seed, desc="ceiling", **training_options(stage, work, runtime))
     save_predictions(work / "test.npz", [r["id"] for r in splits["test"]], strong.predict(model, "test", "ceiling"))
     write_training(work, strong, result)
@@ -315,7 +325,7 @@ def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     if "features" in inputs:
         with np.load(inputs["features"] / "features.npz") as data:
             features = data["transfer"]
-    context = RelabelContext(texts=[r["text"] for r in splits["transfer"]], seed=spec.seed,
+    context = RelabelContext(texts=[content(r) for r in splits["transfer"]], seed=spec.seed,
                              num_classes=labels.probs.shape[1], features=features)
     new = spec.method.transform(labels, context)
     changed = int((new.probs.argmax(-1) != labels.probs.argmax(-1))[new.kept].sum())
@@ -330,7 +340,7 @@ def compute_supervise(stage: Stage, inputs: dict[str, Path], work: Path, runtime
     spec = stage.spec
     splits = read_splits(inputs["split"])
     names = ("transfer", "test")
-    probs = spec.method.supervise({n: [r["text"] for r in splits[n]] for n in names},
+    probs = spec.method.supervise({n: [content(r) for r in splits[n]] for n in names},
                                   {n: labels_of(splits, n) for n in names}, spec.num_classes, spec.seed)
     for name in names:
         wrong = float((probs[name].argmax(-1) != labels_of(splits, name)).mean())

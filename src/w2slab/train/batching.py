@@ -1,7 +1,9 @@
-"""Batching for training and prediction: dynamic padding of token ids, stacking of cached features.
+"""Batching for training and prediction: dynamic padding of token ids, image preprocessing, stacking of features.
 
 Token ids are padded by ``transformers``' :class:`~transformers.DataCollatorWithPadding` (the
-tokenizer's pad id and padding side, an attention mask); cached backbone features are stacked.
+tokenizer's pad id and padding side, an attention mask); images are decoded and preprocessed by their model's
+:class:`~w2slab.models.vision.ImagePreprocess` when their batch is made (so a dataset of photos never sits in
+memory as tensors); cached backbone features are stacked.
 Every example may also carry a soft ``target`` [K], a loss ``weight`` and its ``index`` in the split, which
 pass through.
 """
@@ -13,19 +15,26 @@ import torch
 
 
 class Collator:
-    """``collate(list of examples) -> batch``; ``tokenizer=None`` for feature-only (probe) batches."""
+    """``collate(list of examples) -> batch``: token batches with a ``tokenizer``, image batches with an
+    ``images`` preprocessing, feature-only (probe) batches with neither."""
 
-    def __init__(self, tokenizer=None, pad_to_multiple_of: int | None = None):
-        from transformers import DataCollatorWithPadding
-
+    def __init__(self, tokenizer=None, pad_to_multiple_of: int | None = None, images=None):
         self.tokenizer = tokenizer
-        self._pad = (DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
-                     if tokenizer is not None else None)
+        self.images = images
+        self._pad = None
+        if tokenizer is not None:
+            from transformers import DataCollatorWithPadding
+
+            self._pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of, return_tensors="pt")
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = {}
         if "features" in items[0]:
             batch["features"] = torch.stack([torch.as_tensor(i["features"]) for i in items])
+        elif "image" in items[0]:
+            if self.images is None:
+                raise ValueError("image batches need a preprocessing: Collator(images=ImagePreprocess(...))")
+            batch["pixel_values"] = self.images([i["image"] for i in items])
         else:
             if self._pad is None:
                 raise ValueError("token batches need a tokenizer: Collator(tokenizer)")

