@@ -52,7 +52,7 @@ def test_n_train_larger_than_data(capsys, out_dir, data_root):
 
 @pytest.mark.parametrize("rows, needle", [
     ([{"text": "good", "label": 1}, {"text": "bad"}], "label"),
-    ([{"text": "good", "label": 1}, {"text": "bad", "label": 2}], "2"),
+    ([{"text": "good", "label": 1}, {"text": "bad", "label": -1}], "-1"),
     ([{"text": "good", "label": 1}, {"text": "   ", "label": 0}], "empty"),
 ])
 def test_bad_jsonl_rows(capsys, out_dir, tmp_path, rows, needle):

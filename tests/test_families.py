@@ -12,7 +12,7 @@ from tests.tiny import toy_collate, toy_examples
 from w2slab.config import TrainConfig
 from w2slab.losses import make_loss
 from w2slab.models.loading import SequenceClassifier, apply_training_mode
-from w2slab.models.registry import FAMILIES, MODELS, family_defaults
+from w2slab.models.registry import BUILTIN_CONFIGS, FAMILIES, MODELS, family_defaults
 from w2slab.train.trainer import train_model
 
 SMALL = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -53,10 +53,15 @@ def test_decoders_pool_the_last_token_and_encoders_do_not():
     assert family_defaults("some_new_encoder", ["SomeNewModel"]).pooling == "cls"
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_every_ladder_model_has_sane_learning_rates(name):
+@pytest.mark.parametrize("name", sorted(set(MODELS) - set(BUILTIN_CONFIGS)))
+def test_every_pretrained_model_has_sane_learning_rates(name):
     defaults = MODELS[name].defaults()
     assert 1e-6 <= defaults.lr_full <= 3e-4
     assert defaults.lr_full < defaults.lr_lora <= 1e-3
     assert 1e-4 <= defaults.lr_probe <= 1e-2
     assert TrainConfig().max_grad_norm == 1.0 and 0 < TrainConfig().warmup_frac < 0.5
+
+
+def test_models_trained_from_scratch_get_a_from_scratch_learning_rate():
+    for name in BUILTIN_CONFIGS:  # no pretrained weights to preserve: a rate a fine-tune would never use
+        assert 1e-3 <= MODELS[name].defaults().lr_full <= 3e-2

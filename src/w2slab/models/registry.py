@@ -150,13 +150,13 @@ _MODELS: dict[str, ModelSpec] = {
                              "google/gemma-3-270m", params=268_100_000),
     # images. cnn-small is built from code (no weights: the weak model trains from scratch, as AlexNet did)
     "cnn-small": ModelSpec("cnn-small", "cnn", "small CNN from scratch (2 conv blocks, 32/64 channels, 19K; images)",
-                           "", params=19_466),
+                           "", params=18_816),
     "efficientnet-lite0": ModelSpec("efficientnet-lite0", "efficientnet_lite",
-                                    "EfficientNet-Lite0, ImageNet-pretrained (4.7M, 224 px; images)", "",
-                                    params=4_652_008),
+                                    "EfficientNet-Lite0, ImageNet-pretrained (3.4M, 224 px; images)", "",
+                                    params=3_371_008),  # the backbone, without its ImageNet classifier
     "efficientnet-lite2": ModelSpec("efficientnet-lite2", "efficientnet_lite",
-                                    "EfficientNet-Lite2, ImageNet-pretrained (6.1M, 260 px; images)", "",
-                                    params=6_092_072),
+                                    "EfficientNet-Lite2, ImageNet-pretrained (4.8M, 260 px; images)", "",
+                                    params=4_811_072),
 }
 
 #: Models built from code, with no weights to download: their configuration is their identity.
