@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -207,3 +208,27 @@ def test_the_imagenet_sweep_file_loads_and_runs_on_a_fake_image_folder(tmp_path)
                                           echo=lambda *a: None))
     assert {r.loss for r in result.results} == {"xent", "logconf"}
     assert dataset_num_classes("imagenet", data_root=data_root) == 3
+
+
+def test_fine_tuning_the_pretrained_image_backbone(tmp_path):
+    """mode full trains EfficientNet-Lite0 itself through the same stages (no frozen features to cache)."""
+    cfg = ExperimentConfig(dataset="digits", weak="cnn-small", strong="efficientnet-lite0", image_size=32,
+                           losses=["xent"], n_train=40, n_test=20,
+                           weak_train=TrainConfig(mode="full", epochs=1, batch_size=20),
+                           strong_train=TrainConfig(mode="full", epochs=1, batch_size=20, lr=1e-3))
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    (ceiling,) = [p for p in (tmp_path / "runs" / "stages" / "ceiling").iterdir() if p.is_dir()]
+    steps = [json.loads(line) for line in (ceiling / "log.jsonl").read_text().splitlines()]
+    assert len(steps) == 1 and all(math.isfinite(row["loss"]) for row in steps)
+    resolved = json.loads((result.folder / "config.json").read_text())["resolved"]["strong"]
+    assert resolved["mode"] == "full" and resolved["preprocess"]["size"] == 32
+    assert not (tmp_path / "runs" / "stages" / "features").exists()  # a fine-tuned backbone has no cached features
+
+
+def test_a_text_only_method_is_refused_for_images_before_any_work(tmp_path):
+    from w2slab.errors import ConfigError
+
+    cfg = ExperimentConfig(dataset="digits", weak="cnn-small", strong="cnn-small", methods=["synthetic_cue"])
+    with pytest.raises(ConfigError, match="synthetic_cue.*no meaning for image data"):
+        run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    assert not list((tmp_path / "runs").rglob("DONE"))  # no stage ran

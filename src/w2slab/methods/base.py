@@ -78,6 +78,8 @@ class Method(Component):
     oracle: ClassVar[bool] = False
     #: the stage kind this method adds or configures ("" for none)
     stage_kind: ClassVar[str] = ""
+    #: the dataset modalities the method has a meaning for (a cue in a text's wording has none for images)
+    modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
 
     @property
     def plain(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -98,6 +99,8 @@ class ClassConditionalFlips(_Synthetic):
 @dataclass(frozen=True)
 class CueFlips(_Synthetic):
     """Synthetic supervisor: errors tied to a surface cue (a keyword, long or short texts), the rest correct."""
+
+    modalities: ClassVar[frozenset[str]] = frozenset({"text"})
 
     cue: str = "long"  # keyword: texts containing `keyword`; long / short: the longest / shortest `share` of texts
     keyword: str = ""

@@ -29,6 +29,7 @@ from typing import Any
 
 from w2slab import __version__, fingerprint
 from w2slab.config import ExperimentConfig, TrainConfig
+from w2slab.errors import ConfigError
 from w2slab.losses import Loss
 from w2slab.methods.base import Method, SelectionMethod, check_method
 from w2slab.typed import to_plain
@@ -425,6 +426,9 @@ def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> Exp
     students, evaluations = {}, {}
     for method in cfg.methods:
         check_method(method)
+        if cfg.modality not in method.modalities:
+            raise ConfigError(f"method {method.name!r} has no meaning for {cfg.modality} data ({cfg.dataset}): it "
+                              f"works on {', '.join(sorted(method.modalities))}; choose another method")
         for loss in cfg.losses:
             label = method.student_label(loss.label)
             students[label] = method.build_student(builder, loss, f"student {builder.name} {label}")
