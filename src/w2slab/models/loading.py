@@ -181,9 +181,7 @@ def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torc
     if resolved.modality == "image":
         from w2slab.models.vision import load_image_classifier
 
-        config = BUILTIN_CONFIGS.get(resolved.name) if resolved.source == "builtin" else None
-        if resolved.family in LIBRARY_PREFIXES:
-            config = {}
+        config = BUILTIN_CONFIGS[resolved.name] if resolved.source == "builtin" else None  # else its config.json
         model = load_image_classifier(resolved.family, resolved.location, num_labels=num_labels,
                                       image_size=image_size, config=config)
         if dtype != torch.float32:

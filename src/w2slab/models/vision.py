@@ -166,8 +166,9 @@ def register_image_builder(family: str, builder: Builder, *, replace: bool = Fal
     return IMAGE_BUILDERS.register(family, builder, replace=replace)
 
 
-def read_image_config(folder: str) -> dict:
-    path = Path(folder) / "config.json"
+def read_image_config(location: str) -> dict:
+    """A converted folder's ``config.json``; {} for a library's model name (it configures itself)."""
+    path = Path(location) / "config.json"
     if not path.is_file():
         return {}
     return json.loads(path.read_text())

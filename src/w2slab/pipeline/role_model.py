@@ -88,10 +88,16 @@ class RoleModel:
         return self.resolved.modality == "image"
 
     @functools.cached_property
+    def pretrained(self) -> torch.nn.Module:
+        """The pretrained model with a fresh head, loaded once: what frozen features are extracted with, and
+        where an image model's preprocessing is read from."""
+        return load_classifier(self.resolved, num_labels=self.num_labels, image_size=self.image_size)
+
+    @property
     def image_preprocess(self):
         """The image model's preprocessing (size, channels, normalisation): it belongs to the model, as a
-        tokenizer does; read from a model built once (cheap next to any training)."""
-        return load_classifier(self.resolved, num_labels=self.num_labels, image_size=self.image_size).preprocess
+        tokenizer does."""
+        return self.pretrained.preprocess
 
     @functools.cached_property
     def input_collate(self) -> Collator:
@@ -176,8 +182,7 @@ class RoleModel:
                         for text, ex in zip(self.splits[split].texts, self.splits[split].examples, strict=True)}
 
             def extract(texts: list[str]) -> list[np.ndarray]:
-                base = load_classifier(self.resolved, num_labels=self.num_labels, image_size=self.image_size)
-                values = predict_logits(base, [examples[t] for t in texts], self.input_collate,
+                values = predict_logits(self.pretrained, [examples[t] for t in texts], self.input_collate,
                                         batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
                                         desc=f"{self.role} features", output="features")
                 return list(values)
