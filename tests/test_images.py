@@ -158,6 +158,11 @@ def test_an_image_experiment_on_a_slice_of_digits(tmp_path):
     features = [p for p in (tmp_path / "runs" / "stages" / "features").iterdir() if p.is_dir()]
     assert len(features) == 1  # frozen features cached like the text ones
     again = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    from w2slab.report import write_report
+
+    report = write_report(tmp_path / "runs")  # the image experiment draws the same plots as the text ones
+    assert report["accuracy_plots"] and report["heatmaps"] and all(p.exists() for p in report["accuracy_plots"])
+    assert "digits" in (tmp_path / "runs" / "report" / "summary.md").read_text()
     repeated = json.loads((again.folder / "metrics.json").read_text())
     assert repeated["wall_seconds"] == 0.0  # every stage reused
     assert {k: v for k, v in repeated.items() if k != "wall_seconds"} == {
