@@ -237,3 +237,30 @@ def test_a_text_only_method_is_refused_for_images_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="synthetic_cue.*no meaning for image data"):
         run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
     assert not list((tmp_path / "runs").rglob("DONE"))  # no stage ran
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--dataset", "digits", "--weak", "cnn-small", "--strong", "minilm-l6"], "reads text but 'digits' holds image"),
+    (["--dataset", "sst2", "--weak", "cnn-small"], "reads image but 'sst2' holds text"),
+    (["--dataset", "digits", "--image-size", "2"], "image_size: must be >= 8"),
+])
+def test_image_inputs_that_cannot_work_end_in_one_line(argv, needle, tmp_path, capsys):
+    from w2slab.cli import main
+
+    code = main(["run", *argv, "--out-dir", str(tmp_path / "runs")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and needle in lines[0], lines
+    assert not list((tmp_path / "runs").rglob("DONE"))
+
+
+def test_a_library_model_whose_library_is_missing_is_refused_by_name(monkeypatch):
+    import importlib.util
+
+    from w2slab.errors import ModelError
+    from w2slab.models.loading import check_model_name
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
+    with pytest.raises(ModelError, match="needs the torchvision package"):
+        check_model_name("torchvision:alexnet")
+    check_model_name("torchhub:facebookresearch/dino/dino_resnet50")  # torch.hub needs only torch

@@ -84,10 +84,11 @@ def choose_local_root(spec: DatasetSpec, data_root: str | Path | None, source: s
         return None
     if not dataset_available_locally(spec.name, root):
         missing = [f for f in spec.required_files if not (root / spec.folder / f).exists()]
-        raise DataError(
-            f"{spec.name}: raw files missing under {str(root / spec.folder)!r} ({', '.join(missing)}); "
-            "point W2SLAB_DATA_ROOT / --data-root at the complete shared datasets folder or use source='hub'"
-        )
+        where = ("point W2SLAB_DATA_ROOT / --data-root at the complete shared datasets folder or use source='hub'"
+                 if spec.hub_id else f"put {spec.name} there ({spec.description}) or point W2SLAB_DATA_ROOT / "
+                 "--data-root at a folder that has it")
+        raise DataError(f"{spec.name}: raw files missing under {str(root / spec.folder)!r} ({', '.join(missing)}); "
+                        f"{where}")
     return root
 
 

@@ -111,10 +111,35 @@ def library_model(name: str) -> tuple[str, str] | None:
     return (prefix, rest) if sep and prefix in LIBRARY_PREFIXES and rest.strip() else None
 
 
+def model_modality(name: str) -> str:
+    """``text`` or ``image``: what a model reads, from its name alone (no weights are loaded)."""
+    if name in MODELS:
+        return FAMILIES[MODELS[name].family].modality
+    if library_model(name):
+        return "image"
+    config = Path(name) / "config.json"
+    if config.is_file():
+        import json
+
+        family = FAMILIES.find(str(json.loads(config.read_text()).get("model_type", "")))
+        return family.modality if family is not None else "text"
+    return "text"
+
+
 def check_model_name(name: str) -> None:
     """Cheap check, before any work: a registered name, a local folder, an image library's model
-    (``timm:NAME``, ``torchvision:NAME``), or something shaped like a Hub id."""
-    if name in MODELS or Path(name).is_dir() or library_model(name):
+    (``timm:NAME``, ``torchvision:NAME``, ``torchhub:OWNER/REPO/ENTRY``, with its library installed), or something
+    shaped like a Hub id."""
+    if (library := library_model(name)) is not None:
+        import importlib.util
+
+        needed = {"timm": ("timm", "torchvision"), "torchvision": ("torchvision",), "torchhub": ()}[library[0]]
+        missing = [package for package in needed if importlib.util.find_spec(package) is None]
+        if missing:
+            raise ModelError(f"model {name!r} needs the {' and '.join(missing)} package(s); pip install "
+                             "'w2slab[vision]' (timm, torchvision)")
+        return
+    if name in MODELS or Path(name).is_dir():
         return
     if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
         raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "

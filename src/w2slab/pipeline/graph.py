@@ -422,6 +422,14 @@ class GraphBuilder:
 
 def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> ExperimentGraph:
     """The experiment's stages; ``data_root`` decides where a registered dataset is read from (part of its identity)."""
+    from w2slab.models.loading import model_modality
+
+    for role in ("weak", "strong"):
+        reads = model_modality(cfg.model(role))
+        if reads != cfg.modality:
+            kind = "an image" if cfg.modality == "image" else "a text"
+            raise ConfigError(f"{role}: {cfg.model(role)!r} reads {reads} but {cfg.dataset!r} holds {cfg.modality}; "
+                              f"pick {kind} model (`w2s models` lists them)")
     builder = GraphBuilder(cfg, data_root)
     students, evaluations = {}, {}
     for method in cfg.methods:
