@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from w2slab.data.readers import require_file
 from w2slab.errors import DataError
 
 INLINE = "u8:"
@@ -87,11 +88,8 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 def read_idx(path: Path) -> np.ndarray:
     """An IDX file (optionally gzip-compressed): magic ``0 0 <type> <ndim>``, big-endian int32 dims, then data."""
-    if not path.is_file():
-        raise DataError(f"raw file {str(path)!r} not found; point --data-root / W2SLAB_DATA_ROOT at a complete copy "
-                        "of the shared datasets folder")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
+    with opener(require_file(path), "rb") as fh:
         data = fh.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
         raise DataError(f"{path.name}: not an IDX file (bad magic number {data[:4].hex()})")

@@ -221,8 +221,8 @@ def load_task(
         notes.append(_HH_FORMAT_NOTE)
     formatted: dict[str, list[dict]] = {}
     class_names = spec.class_names
-    if spec.name == "imagenet" and root is not None:
-        class_names = tuple(image_folder_classes(root / spec.folder / "train"))
+    if spec.classes_of is not None and root is not None:
+        class_names = tuple(spec.classes_of(root / spec.folder))
     num_classes = spec.num_classes or (len(class_names) if class_names else None)
     for split in ("train", "test"):
         rows, dropped = _format_pool(spec, split, pools[split], seed)
@@ -251,11 +251,13 @@ def dataset_num_classes(name: str, *, data_root: str | Path | None = None, sourc
     spec = DATASETS.find(name)
     if spec is not None and spec.num_classes is not None:
         return spec.num_classes
-    if spec is not None:  # an ImageFolder under the data root (imagenet)
+    if spec is not None and spec.classes_of is not None:  # classes defined by folders under the data root
         root = choose_local_root(spec, data_root, source)
         if root is None:
             raise DataError(f"{spec.name} is read from the data root only; set W2SLAB_DATA_ROOT / --data-root")
-        return len(image_folder_classes(root / spec.folder / "train"))
+        return len(spec.classes_of(root / spec.folder))
+    if spec is not None:  # K only the rows say
+        return load_task(name, data_root=data_root, source=source).num_classes
     layout = image_folder_layout(Path(name))
     if layout is not None:
         return len(image_folder_classes(layout[0]))

@@ -18,7 +18,8 @@ from w2slab.errors import DataError
 ALL = "all"  # split name for datasets that ship a single labelled split offline (carved later)
 
 
-def _need(path: Path) -> Path:
+def require_file(path: Path) -> Path:
+    """``path`` if it is a file, else the one-line error that names the data root to fix."""
     if not path.is_file():
         raise DataError(
             f"raw file {str(path)!r} not found; point --data-root / W2SLAB_DATA_ROOT at a complete copy "
@@ -29,13 +30,13 @@ def _need(path: Path) -> Path:
 
 def _read_jsonl(path: Path) -> list[dict]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(_need(path), "rt", encoding="utf-8") as fh:
+    with opener(require_file(path), "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
 def read_sciq(folder: Path, split: str) -> list[dict]:
     """SciQ.zip -> ``{train,test}.json`` read in memory (the archive is never extracted to disk)."""
-    with zipfile.ZipFile(_need(folder / "SciQ.zip")) as zf:
+    with zipfile.ZipFile(require_file(folder / "SciQ.zip")) as zf:
         member = next(
             n for n in zf.namelist() if n.endswith(f"/{split}.json") and not n.startswith("__MACOSX")
         )
@@ -71,7 +72,7 @@ def read_anthropic_hh(folder: Path, split: str) -> list[dict]:
 
 def read_cosmos_qa(folder: Path, split: str) -> list[dict]:
     """``valid.csv`` (the only labelled split offline); label becomes an int like on the Hub."""
-    with open(_need(folder / "valid.csv"), newline="", encoding="utf-8") as fh:
+    with open(require_file(folder / "valid.csv"), newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     keys = ("context", "question", "answer0", "answer1", "answer2", "answer3")
     return [{**{k: r[k] for k in keys}, "label": int(r["label"])} for r in rows]
@@ -88,7 +89,7 @@ def read_amazon_multidomain(folder: Path, split: str) -> list[dict]:
     records: list[dict] = []
     for domain in AMAZON_DOMAINS:
         for polarity, label in (("negative", 0), ("positive", 1)):
-            raw = _need(folder / f"{domain}.{polarity}.review").read_text(encoding="utf-8", errors="replace")
+            raw = require_file(folder / f"{domain}.{polarity}.review").read_text(encoding="utf-8", errors="replace")
             for block in _REVIEW.findall(raw):
                 title, body = _TITLE.search(block), _BODY.search(block)
                 records.append(
@@ -111,7 +112,7 @@ def read_imdb(folder: Path, split: str) -> list[dict]:
 
 def _read_sst2_tsv(path: Path) -> list[dict]:
     # Plain tab split, not csv: sentences contain quote characters that csv would treat specially.
-    with open(_need(path), encoding="utf-8") as fh:
+    with open(require_file(path), encoding="utf-8") as fh:
         lines = fh.read().splitlines()
     records = []
     for line in lines[1:]:

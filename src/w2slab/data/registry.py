@@ -40,6 +40,8 @@ class DatasetSpec:
     bundled: bool = False  # ships with a library (scikit-learn's digits): no data root, always local
     # what identifies the offline files, where hashing them all is too slow (ImageNet): folder -> digest
     fingerprint: Callable[[Path], str] | None = None
+    # the class names, read from the offline folder where the data defines them (ImageNet's wnid folders)
+    classes_of: Callable[[Path], list[str]] | None = None
 
     @property
     def carved_locally(self) -> bool:
@@ -162,14 +164,14 @@ _SPECS = (
 )
 
 
+def _imagenet_classes(folder: Path) -> list[str]:
+    """ImageNet's classes: the wnid folders of its train split (the val split must use the same labels)."""
+    return im.image_folder_classes(folder / "train")
+
+
 def _read_imagenet(folder: Path, split: str) -> list[dict]:
     """ImageNet laid out as torchvision's ``ImageFolder``: ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG``."""
-    classes = im.image_folder_classes(folder / "train")
-    return im.read_image_folder(folder / ("train" if split == "train" else "val"), classes)
-
-
-def _imagenet_listing(folder: Path) -> str:
-    return im.listing_digest(folder)
+    return im.read_image_folder(folder / ("train" if split == "train" else "val"), _imagenet_classes(folder))
 
 
 _IMAGE_SPECS = (
@@ -216,7 +218,8 @@ _IMAGE_SPECS = (
                     "root (images)",
         num_classes=None,
         modality="image",
-        fingerprint=_imagenet_listing,
+        fingerprint=im.listing_digest,
+        classes_of=_imagenet_classes,
     ),
 )
 

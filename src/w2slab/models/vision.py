@@ -15,6 +15,7 @@ text. Everything downstream (training modes, frozen-feature caching, prediction,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,14 +49,15 @@ class ImagePreprocess:
     crop_pct: float = 0.875
 
     def to_value(self) -> dict:
-        return {"size": self.size, "channels": self.channels, "mean": list(self.mean), "std": list(self.std),
-                "crop_pct": self.crop_pct}
+        return dataclasses.asdict(self)
 
     def _one(self, pixels: np.ndarray) -> torch.Tensor:
         image = torch.tensor(pixels, dtype=torch.float32).permute(2, 0, 1).div_(255.0)
         if image.shape[0] != self.channels:
             image = image.mean(0, keepdim=True) if self.channels == 1 else image[:1].expand(self.channels, -1, -1)
         height, width = image.shape[1:]
+        if height == width == self.size:  # already the model's size (bilinear to the same size is the identity)
+            return image
         if min(height, width) <= self.size:
             return F.interpolate(image[None], size=(self.size, self.size), mode="bilinear", align_corners=False)[0]
         scale = self.size / self.crop_pct / min(height, width)
@@ -68,9 +70,12 @@ class ImagePreprocess:
         from w2slab.data.images import decode_image
 
         batch = torch.stack([self._one(decode_image(value)) for value in images])
-        mean = torch.tensor(self.mean[:self.channels] if len(self.mean) >= self.channels else self.mean * 3)
-        std = torch.tensor(self.std[:self.channels] if len(self.std) >= self.channels else self.std * 3)
-        return (batch - mean[:self.channels, None, None]) / std[:self.channels, None, None]
+        return (batch - self._per_channel(self.mean)) / self._per_channel(self.std)
+
+    def _per_channel(self, values: tuple[float, ...]) -> torch.Tensor:
+        """One value per channel, as a [C, 1, 1] tensor (a single value serves every channel)."""
+        values = tuple(values) if len(values) >= self.channels else tuple(values) * self.channels
+        return torch.tensor(values[:self.channels])[:, None, None]
 
 
 class ImageClassifier(nn.Module):
@@ -130,14 +135,16 @@ class EfficientNetLiteBackbone(nn.Module):
         return self.net._fc(self(pixel_values))
 
 
-class TimmBackbone(nn.Module):
-    def __init__(self, net: nn.Module):
+class FeatureBackbone(nn.Module):
+    """A model whose output already is its feature vector (timm with ``num_classes=0``, DINO's hub models)."""
+
+    def __init__(self, net: nn.Module, num_features: int):
         super().__init__()
         self.net = net
-        self.num_features = net.num_features
+        self.num_features = num_features
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.net(pixel_values)
+        return self.net(pixel_values).flatten(1)
 
 
 class TorchvisionBackbone(nn.Module):
@@ -215,7 +222,7 @@ def _build_timm(location: str, config: dict, size: int | None) -> tuple[nn.Modul
     data = timm.data.resolve_data_config({}, model=net)
     preprocess = ImagePreprocess(size or int(data["input_size"][-1]), int(data["input_size"][0]),
                                  tuple(data["mean"]), tuple(data["std"]), float(data.get("crop_pct", 0.875)))
-    return TimmBackbone(net), preprocess
+    return FeatureBackbone(net, net.num_features), preprocess
 
 
 def _build_torchvision(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
@@ -229,18 +236,6 @@ def _build_torchvision(location: str, config: dict, size: int | None) -> tuple[n
         raise ModelError(f"cannot build torchvision model {location!r} ({type(exc).__name__}: {exc}); check the "
                          "name with torchvision.models.list_models()") from None
     return TorchvisionBackbone(net), ImagePreprocess(size or 224)
-
-
-class FeatureBackbone(nn.Module):
-    """A model whose output already is its feature vector (DINO's hub models return the backbone's embedding)."""
-
-    def __init__(self, net: nn.Module, num_features: int):
-        super().__init__()
-        self.net = net
-        self.num_features = num_features
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.net(pixel_values).flatten(1)
 
 
 def _build_torchhub(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
