@@ -97,3 +97,30 @@ def test_config_roundtrip_through_json(tmp_path):
     path.write_text(json.dumps(cfg.to_dict()))
     again = build_config(make_parser().parse_args(["run", "--config", str(path)]))
     assert again == cfg and again.strong_train.mode == "lora" and again.strong_train.lr == 1e-4
+
+
+@pytest.mark.parametrize("name", ["stages", "experiments", ".", "..", "/tmp/elsewhere", "a/b", ".hidden", ""])
+def test_name_that_would_replace_another_folder_is_refused(capsys, tmp_path, data_root, name):
+    """--name picks RUN_ROOT/<name>, which publishing replaces: a path, '.', '..' or the store's own entries
+    would delete the stage cache, the run root or any folder; refused before work, and nothing is touched."""
+    out_dir = tmp_path / "runs"
+    sentinel = out_dir / "stages" / "split" / "keep.txt"
+    sentinel.parent.mkdir(parents=True)
+    sentinel.write_text("cached work")
+    code, err = run_cli(["run", "--dataset", "sst2", "--n-train", "20", "--n-test", "10", "--name", name,
+                         "--data-root", str(data_root), "--out-dir", str(out_dir)], capsys)
+    assert_one_line_error(code, err, "name")
+    assert sentinel.read_text() == "cached work"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["stages"]
+
+
+def test_name_of_an_existing_folder_that_is_not_an_experiment_is_refused(capsys, tmp_path, data_root):
+    out_dir = tmp_path / "runs"
+    precious = out_dir / "notes"
+    precious.mkdir(parents=True)
+    (precious / "thesis.tex").write_text("days of work")
+    code, err = run_cli(["run", "--dataset", "sst2", "--n-train", "20", "--n-test", "10", "--name", "notes",
+                         "--data-root", str(data_root), "--out-dir", str(out_dir)], capsys)
+    assert_one_line_error(code, err, "not an experiment folder", "--name")
+    assert (precious / "thesis.tex").read_text() == "days of work"
+    assert not (out_dir / "stages").exists()

@@ -91,19 +91,20 @@ def _warn_cpu_fp16(configs: list[ExperimentConfig], runtime: RuntimeConfig) -> N
 
 def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | None = None) -> RunResult:
     """One experiment (a sweep of one), plus its folder ``RUN_ROOT/<name>`` with config, metrics, predictions."""
-    from w2slab.pipeline.folder import summarize, write_experiment_folder
+    from w2slab.pipeline.folder import experiment_folder, summarize, write_experiment_folder
     from w2slab.pipeline.stages import read_splits
     from w2slab.pipeline.store import StageStore
 
     started = time.time()
     config = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config or {})
     runtime = runtime or RuntimeConfig()
-    store = StageStore(runtime.run_root)
     from w2slab.pipeline.graph import build_experiment
     from w2slab.pipeline.sweep import check_sources
 
     check_sources([config])  # before the graph: its identities read the data and model sources
     graph = build_experiment(config, runtime.data_root)
+    experiment_folder(graph, runtime)  # a name that would replace anything but an experiment is refused now
+    store = StageStore(runtime.run_root)  # only once the input is accepted: a refused run creates nothing
     cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]
     if cached:
         runtime.echo(f"reusing {len(cached)} finished stage(s) from {store.root / 'stages'}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +248,24 @@ class ExperimentConfig:
 
 TRACKERS = ("tensorboard", "wandb")
 
+# What the run root holds besides experiment folders: an experiment may never be named after one of them, since
+# publishing an experiment folder replaces whatever folder has its name.
+RUN_ROOT_ENTRIES = ("stages", "experiments", "examples", "tracking", "report", "events.jsonl")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@,-]{0,199}")
+
+
+def check_experiment_name(name: str) -> None:
+    """An experiment folder name is one plain entry of the run root, never a path nor one of the store's entries.
+
+    Why: the folder is published by replacing ``RUN_ROOT/<name>``; an unchecked name (``stages``, ``.``, ``..``,
+    ``/abs/path``) would delete the stage cache, the run root or any folder once the training is over.
+    """
+    check(isinstance(name, str) and bool(_SAFE_NAME.fullmatch(name)), "name",
+          f"{name!r} is not a plain folder name; use letters, digits and . _ + = @ , - (no '/', not starting "
+          "with '.'), e.g. --name my_experiment")
+    check(name.lower() not in RUN_ROOT_ENTRIES, "name",
+          f"{name!r} is reserved for the run root's own {name.lower()!r}; choose another, e.g. --name {name}_run")
+
 
 @dataclass
 class RuntimeConfig:
@@ -275,6 +294,8 @@ class RuntimeConfig:
         if isinstance(self.recompute, str):
             self.recompute = tuple(k.strip() for k in self.recompute.split(",") if k.strip())
         self.recompute = tuple(self.recompute)
+        if self.name is not None:
+            check_experiment_name(self.name)
         unknown = [t for t in self.trackers if t not in TRACKERS]
         check(not unknown, "trackers", f"unknown {', '.join(unknown)}; choose from {', '.join(TRACKERS)}")
         check(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0, "checkpoint_every",

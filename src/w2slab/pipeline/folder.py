@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from w2slab import atomic
-from w2slab.config import RuntimeConfig
+from w2slab.config import RuntimeConfig, check_experiment_name
+from w2slab.errors import ConfigError
 from w2slab.pipeline.graph import ExperimentGraph, Stage, result_versions
 from w2slab.pipeline.stages import SPLIT_NAMES, read_splits
 from w2slab.pipeline.store import StageStore
@@ -59,9 +60,23 @@ def _with_labels(source: Path, target: Path, rows: list[dict]) -> None:
         np.savez(fh, **arrays)
 
 
+def experiment_folder(graph: ExperimentGraph, runtime: RuntimeConfig) -> Path:
+    """``RUN_ROOT/<name>``, refused (before any work) if it names something that is not an experiment folder."""
+    name = runtime.name or graph.config.default_name()
+    check_experiment_name(name)
+    final = Path(runtime.run_root) / name
+    if final.exists() or final.is_symlink():
+        is_experiment = final.is_dir() and not final.is_symlink() and (final / "metrics.json").is_file() \
+            and (final / "config.json").is_file()
+        if not is_experiment:
+            raise ConfigError(f"name: {final} exists and is not an experiment folder (no metrics.json and "
+                              "config.json); it would be replaced: choose another --name or move it away")
+    return final
+
+
 def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: RuntimeConfig,
                             summary: ExperimentSummary) -> Path:
-    final = Path(runtime.run_root) / (runtime.name or graph.config.default_name())
+    final = experiment_folder(graph, runtime)
     copies = {"predictions/weak_transfer.npz": (graph.weak_label, "transfer.npz"),
               "predictions/weak_test.npz": (graph.weak_label, "test.npz"),
               "predictions/ceiling_test.npz": (graph.ceiling, "test.npz"),
