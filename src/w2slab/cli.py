@@ -68,6 +68,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora", action="store_true", help="shorthand for --weak-mode lora --strong-mode lora")
     p.add_argument("--weak-lr", type=float, help="default: the weak model family's default for its mode")
     p.add_argument("--strong-lr", type=float, help="default: the strong model family's default for its mode")
+    for role in ("weak", "strong"):
+        p.add_argument(f"--{role}-head-lr", type=float, help=f"the {role} model's head when its backbone trains too "
+                       "(default: the family's probe learning rate)")
     p.add_argument("--text-field", help="your file's text column (default text)")
     p.add_argument("--label-field", help="your file's label column (default label)")
     p.add_argument("--label-map", metavar="WORD=ID,...", help="word labels to class ids, e.g. positive=1,negative=0")
@@ -188,6 +191,8 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
             train["mode"] = mode
         if getattr(args, f"{role}_lr") is not None:
             train["lr"] = getattr(args, f"{role}_lr")
+        if getattr(args, f"{role}_head_lr") is not None:
+            train["head_lr"] = getattr(args, f"{role}_head_lr")
         data[f"{role}_train"] = train
     try:
         cfg = ExperimentConfig.from_dict(data)
@@ -235,7 +240,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", category=FutureWarning)
         result = run(cfg, runtime)
     if result.summary is not None:  # None on the non-main ranks of an `accelerate launch`
-        Console().print(summary_table(result.summary))
+        console = Console()
+        if not console.is_terminal:  # a log file or pipe: do not wrap the table at rich's default 80 columns
+            console = Console(width=110)
+        console.print(summary_table(result.summary))
         print(f"results: {result.folder}  ({result.summary.wall_seconds:.0f} s)")
     return 0
 

@@ -115,13 +115,21 @@ class RoleModel:
         cfg = self.train_cfg
         return cfg.lr if cfg.lr is not None else self.resolved.defaults.lr_for(cfg.mode)
 
+    @property
+    def head_lr(self) -> float | None:
+        """The head's learning rate when the backbone trains too: configured, else the family's probe rate."""
+        cfg = self.train_cfg
+        if cfg.mode == "probe":
+            return None
+        return cfg.head_lr if cfg.head_lr is not None else self.resolved.defaults.lr_for("probe")
+
     def resolved_settings(self) -> dict[str, Any]:
         """What this model resolved at run time; stages record it and results read it back, never recompute it."""
         from w2slab.distributed import device
 
         policy = PrecisionPolicy.resolve(self.train_cfg.precision, device())
         settings = {"model": self.resolved.name, "location": self.resolved.location, "source": self.resolved.source,
-                    "mode": self.train_cfg.mode, "lr": self.lr, "precision": policy.name,
+                    "mode": self.train_cfg.mode, "lr": self.lr, "head_lr": self.head_lr, "precision": policy.name,
                     "device": policy.device_type, "pooling": self.resolved.defaults.pooling}
         if self.is_image:
             settings["preprocess"] = self.image_preprocess.to_value()
@@ -254,7 +262,7 @@ class RoleModel:
         torch.manual_seed(seed)  # same seed -> same head init and LoRA init
         model = self.new_model()
         result = train_model(model, self._examples(train_split, targets, weights), self.collate, loss_fn,
-                             self.train_cfg, self.lr, seed=seed, desc=desc, **options)
+                             self.train_cfg, self.lr, seed=seed, desc=desc, head_lr=self.head_lr, **options)
         return model, result
 
     def predict(self, model: torch.nn.Module, split: str, desc: str = "predict") -> np.ndarray:

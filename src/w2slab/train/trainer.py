@@ -341,6 +341,18 @@ def _epoch_order(n: int, seed: int, epoch: int, lengths: Sequence[int] | None = 
     return [int(i) for i in get_length_grouped_indices(list(lengths), batch_size, generator=generator)]
 
 
+def param_groups(model: nn.Module, params: list[nn.Parameter], lr: float, head_lr: float | None) -> list[dict]:
+    """AdamW parameter groups: the model's ``head`` at ``head_lr`` and the rest at ``lr`` (one group when no
+    ``head_lr`` is given, or when the head is all that trains). The schedule scales both groups alike."""
+    head = getattr(model, "head", None)
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) and head_lr else set()
+    body = [p for p in params if id(p) not in head_ids]
+    top = [p for p in params if id(p) in head_ids]
+    if not top or not body:
+        return [{"params": params, "lr": lr}]
+    return [{"params": body, "lr": lr}, {"params": top, "lr": head_lr}]
+
+
 class Trainer:
     """Train ``model`` on ``examples`` (each with a soft ``target``); only ``requires_grad`` parameters move.
 
@@ -353,7 +365,7 @@ class Trainer:
                  loss_fn: LossFn, cfg: TrainConfig, lr: float, *, seed: int, name: str = "train",
                  callbacks: Sequence[TrainerCallback] = (), checkpoint_dir: Path | None = None,
                  checkpoint_every: int = 0, checkpoint_seconds: float = 0.0, trackers: Sequence[str] = (),
-                 tracking_dir: Path | None = None):
+                 tracking_dir: Path | None = None, head_lr: float | None = None):
         from accelerate import Accelerator
         from transformers import get_scheduler
 
@@ -377,7 +389,8 @@ class Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         # the fused kernel updates all parameters in one pass (CPU and GPU): on a 110M-parameter model the
         # unfused update is a memory-bound pass per tensor that costs a sizeable share of a CPU step
-        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=cfg.weight_decay,
+        self.optimizer = torch.optim.AdamW(param_groups(model, self.params, lr, head_lr), lr=lr,
+                                           weight_decay=cfg.weight_decay,
                                            fused=all(p.is_floating_point() for p in self.params) or None)
         self.lengths = ([len(e["input_ids"]) for e in self.examples]
                         if cfg.group_by_length and self.examples and "input_ids" in self.examples[0] else None)
