@@ -70,10 +70,10 @@ def test_logconf_k10_hand_value():
     probs[torch.arange(10), torch.arange(10)] = 0.55  # each example's top class is its own index
     logits = probs.log()
     weak = torch.eye(10)  # one example per class: quotas all 1, so hardening = each example's own class
-    loss = make_loss({"name": "logconf", "aux_weight": 1.0, "warmup_frac": 0.0})
+    loss = make_loss({"name": "logconf", "aux_weight": 1.0, "ramp_frac": 0.0, "ramp_start": 0.0})
     assert loss(logits, weak, 1.0).item() == pytest.approx(-math.log(0.55), abs=1e-5)
     # half weight: target .5 weak + .5 hard = the same one-hot here
-    half = make_loss({"name": "logconf", "aux_weight": 0.5, "warmup_frac": 0.0})
+    half = make_loss({"name": "logconf", "aux_weight": 0.5, "ramp_frac": 0.0, "ramp_start": 0.0})
     assert half(logits, weak, 1.0).item() == pytest.approx(-math.log(0.55), abs=1e-5)
     # weak labels that disagree with the student: target .5 on the weak class, .5 on the student's
     shifted = torch.eye(10)[[(i + 1) % 10 for i in range(10)]]

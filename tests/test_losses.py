@@ -5,9 +5,18 @@ import math
 import pytest
 import torch
 
-from w2slab.losses import LogConfLoss, ProductLoss, harden_predictions, logconf_weight, make_loss, xent_loss
+from w2slab.losses import (
+    LogConfLoss,
+    ProductLoss,
+    TrainingContext,
+    harden_predictions,
+    logconf_weight,
+    make_loss,
+    xent_loss,
+)
 
 LN2 = math.log(2.0)
+CONTEXT = TrainingContext(warmup_frac=0.1)  # what a training run passes to for_training
 # For logits [2, 0]: log(e^2 + 1) = 2.126928, so log-probs are [-0.126928, -2.126928].
 LSE = math.log(math.exp(2) + 1)
 
@@ -24,16 +33,104 @@ def test_xent_soft_labels():
 
 
 @pytest.mark.parametrize("step_frac, expected", [(0.0, 0.0), (0.05, 0.25), (0.1, 0.5), (0.5, 0.5), (1.0, 0.5)])
-def test_logconf_weight_warms_up_linearly_to_its_maximum(step_frac, expected):
+def test_logconf_weight_ramps_linearly_to_its_maximum(step_frac, expected):
     # The reference code used weight = aux * step_frac during warm-up: 0.025 at 5% of training,
-    # then a jump from 0.05 to 0.5. Fixed: linear to 0.5 over the warm-up fraction.
-    assert logconf_weight(step_frac, aux_weight=0.5, warmup_frac=0.1) == pytest.approx(expected)
+    # then a jump from 0.05 to 0.5. Fixed: linear to 0.5 over the ramp.
+    assert logconf_weight(step_frac, aux_weight=0.5, ramp_frac=0.1) == pytest.approx(expected)
 
 
-def test_logconf_weight_is_continuous_at_end_of_warmup():
+def test_logconf_weight_is_continuous_at_end_of_ramp():
     before = logconf_weight(0.0999, 0.5, 0.1)
     after = logconf_weight(0.1001, 0.5, 0.1)
     assert abs(after - before) < 1e-3
+
+
+def test_logconf_weight_schedule_exact_per_step():
+    """The paper's schedule as trained: 0 through the lr warm-up (10% of 64 steps), then linear to aux_weight over
+    20% of training, then flat. Each step's weight is exact, not just its shape."""
+    total = 64
+    loss = make_loss("logconf").for_training(TrainingContext(warmup_frac=0.1, batch_size=32, seed=0))
+    for step in range(total):
+        frac = step / total
+        expected = 0.0 if frac < 0.1 else 0.5 * min(1.0, (frac - 0.1) / 0.2)
+        assert loss.weight(frac) == pytest.approx(expected, abs=1e-12), step
+    assert loss.weight(6 / total) == 0.0  # the old schedule had reached its maximum by step 6
+    assert loss.weight(7 / total) == pytest.approx(0.5 * (7 / 64 - 0.1) / 0.2)
+    assert loss.weight(12 / total) == pytest.approx(0.5 * (12 / 64 - 0.1) / 0.2)  # half-way: .22 of .5
+    assert loss.weight(0.3) == pytest.approx(0.5) and loss.weight(1.0) == 0.5
+    # its own ramp length and start, as configured
+    custom = make_loss({"name": "logconf", "ramp_frac": 0.5, "ramp_start": 0.0}).for_training(TrainingContext())
+    assert custom.weight(0.25) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("num_classes, batch", [(2, 10), (2, 7), (3, 9), (4, 13)])
+def test_hardening_quotas_are_exact_under_ties(num_classes, batch):
+    """Tied probabilities (a zero head: every row uniform) still get exactly the weak labels' class counts, and
+    which examples go where is random (seeded), not the lowest indices to class 0."""
+    from w2slab.losses import class_quota, step_generator
+
+    probs = torch.full((batch, num_classes), 1.0 / num_classes)
+    weak = torch.softmax(torch.randn(batch, num_classes, generator=torch.Generator().manual_seed(1)), dim=-1)
+    quota = class_quota(batch, weak.mean(0))
+    draws = []
+    for step in range(20):
+        hard = harden_predictions(probs, weak, generator=step_generator(0, step / 20))
+        assert hard.sum(0).long().tolist() == quota
+        assert (hard.sum(1) == 1).all()
+        draws.append(tuple(hard.argmax(1).tolist()))
+    assert len(set(draws)) > 1  # ties broken at random, not by index
+    again = harden_predictions(probs, weak, generator=step_generator(0, 3 / 20))
+    assert tuple(again.argmax(1).tolist()) == draws[3]  # the same seed and step: the same draw (resume-exact)
+
+
+def test_binary_hardening_quota_is_round_share_times_batch():
+    from w2slab.losses import step_generator
+
+    # 39 of 100 weak mass positive -> exactly 39 hardened positives, whatever the ties: half the rows share p = .5
+    probs = torch.tensor([[0.5, 0.5]] * 50 + [[0.2, 0.8]] * 10 + [[0.9, 0.1]] * 40)
+    weak = torch.tensor([[0.61, 0.39]] * 100)
+    hard = harden_predictions(probs, weak, generator=step_generator(3, 0.5))
+    assert int(hard[:, 1].sum()) == 39
+    assert hard[50:60, 1].sum() == 10 and hard[60:, 1].sum() == 0  # the most positive rows first, then tied ones
+
+
+def test_adaptive_conf_breaks_argmax_ties_at_random():
+    """A zero head predicts .5/.5: torch.argmax would make every student class 0 and pull all targets there."""
+    loss = make_loss({"name": "adaptive_conf", "ramp_start": 0.0, "ramp_frac": 0.0}).for_training(TrainingContext())
+    logits = torch.zeros(200, 2)
+    labels = torch.tensor([[0.5, 0.5]] * 200)
+    grads = []
+    for frac in (0.3, 0.6):
+        logits_ = logits.clone().requires_grad_(True)
+        loss(logits_, labels, frac).backward()
+        grads.append(logits_.grad[:, 0].sign())
+    # pushes towards class 0 on some rows and class 1 on others, about half each
+    assert 60 < int((grads[0] < 0).sum()) < 140
+
+
+def test_window_midweak_radius_is_computed_once_over_the_training_set():
+    import numpy as np
+
+    train_labels = np.array([[0.9, 0.1]] * 3 + [[0.6, 0.4]] * 2)  # median max 0.9 -> radius 0.4 over the set
+    loss = make_loss({"name": "window", "radius": "midweak"}).for_training(TrainingContext(labels=train_labels))
+    logits = torch.tensor([[1.5, 0.0]])  # max p 0.817574 < 0.9: unsure under the set's radius
+    batch_labels = torch.tensor([[0.6, 0.4]])  # this batch alone: radius 0.1 -> confident, dropped
+    assert loss(logits, batch_labels, 0.5).item() > 0.0
+    assert make_loss({"name": "window", "radius": "midweak"})(logits, batch_labels, 0.5).item() == 0.0
+
+
+@pytest.mark.parametrize("spec, classes, batch, needle", [
+    ({"name": "logconf", "buffer": 16}, 2, 32, "larger than the batch"),
+    ({"name": "logconf", "buffer": 32}, 2, 32, "larger than the batch"),
+    ({"name": "logconf", "buffer": 128}, 3, 32, "two classes only"),
+    ({"name": "logconf", "balance_batch": True}, 4, 32, "two classes only"),
+])
+def test_options_that_cannot_mean_what_they_say_are_refused(spec, classes, batch, needle):
+    from w2slab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        make_loss(spec).check_training(classes, batch)
+    make_loss(spec).check_training(2, 8)  # two classes and a batch the buffer outlasts: accepted
 
 
 def test_harden_predictions_matches_weak_class_balance():
@@ -50,7 +147,7 @@ def test_logconf_exact_value_after_warmup():
     # row 1: 0.8 * 0.126928 + 0.2 * 2.126928 = 0.526928; row 2: 0.3 * 2.126928 + 0.7 * 0.126928 = 0.726928
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     weak = torch.tensor([[0.6, 0.4], [0.6, 0.4]])
-    value = LogConfLoss(aux_weight=0.5, warmup_frac=0.1)(logits, weak, 0.5).item()
+    value = LogConfLoss(aux_weight=0.5, ramp_start=0.0, ramp_frac=0.1)(logits, weak, 0.5).item()
     assert value == pytest.approx(0.626928, abs=1e-5)
 
 
@@ -67,7 +164,7 @@ def test_logconf_mid_warmup_uses_partial_weight():
     weak = torch.tensor([[0.6, 0.4], [0.6, 0.4]])
     row1 = 0.7 * (LSE - 2) + 0.3 * LSE
     row2 = 0.45 * LSE + 0.55 * (LSE - 2)
-    value = LogConfLoss(aux_weight=0.5, warmup_frac=0.1)(logits, weak, 0.05).item()
+    value = LogConfLoss(aux_weight=0.5, ramp_start=0.0, ramp_frac=0.1)(logits, weak, 0.05).item()
     assert value == pytest.approx((row1 + row2) / 2, abs=1e-6)
 
 
@@ -181,23 +278,26 @@ def test_adaptive_conf_exact_values():
     # teacher class 1 (labels [0.25, 0.75]): alpha = p_t / (p_s + p_t) = P1 / (P0 + P1) = 0.119203,
     # target = (1 - alpha) [0.25, 0.75] + alpha [1, 0] = [0.339402, 0.660598]
     # loss = 0.339402 * 0.126928 + 0.660598 * 2.126928 = 1.448125
+    # at full ramp (after warm-up + ramp; the ramp itself is tested below: at step 0 the loss is xent)
     loss = make_loss("adaptive_conf")
-    value = loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.25, 0.75]]), 0.0).item()
+    assert loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.25, 0.75]]), 0.0).item() == pytest.approx(
+        0.25 * (LSE - 2) + 0.75 * LSE, abs=1e-6)
+    value = loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.25, 0.75]]), 0.5).item()
     t0 = 0.25 + 0.75 * P1
     assert value == pytest.approx(t0 * (LSE - 2) + (1 - t0) * LSE, abs=1e-6)
     assert value == pytest.approx(1.448125, abs=1e-5)
     # student and teacher agree (labels [0.75, 0.25]): alpha = 1/2, target [0.875, 0.125]
     # loss = 0.875 * 0.126928 + 0.125 * 2.126928 = 0.376928
-    agree = loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.0).item()
+    agree = loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.5).item()
     assert agree == pytest.approx(0.376928, abs=1e-5)
 
 
 def test_logconf_rolling_buffer_thresholds_over_recent_predictions():
-    # weight 0.5 from the start (warmup_frac 0), weak labels 50/50, so the threshold is the median p(class 0).
+    # weight 0.5 from the start (ramp 0), weak labels 50/50, so the threshold is the median p(class 0).
     weak = torch.full((2, 2), 0.5)
     first, second = torch.tensor([[3.0, 0.0], [3.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.5, 0.0]])
-    buffered = make_loss({"name": "logconf", "warmup_frac": 0.0, "buffer": 4}).for_training(0.1)
-    per_batch = make_loss({"name": "logconf", "warmup_frac": 0.0})
+    buffered = make_loss({"name": "logconf", "ramp_frac": 0.0, "ramp_start": 0.0, "buffer": 4}).for_training(CONTEXT)
+    per_batch = make_loss({"name": "logconf", "ramp_frac": 0.0, "ramp_start": 0.0})
     buffered(first, weak, 0.5)
     # second batch: p0 = [0.5, 0.622459]. Per batch the median is 0.561230: row 1 is hardened to class 1, row 2 to 0,
     # targets [0.25, 0.75] and [0.75, 0.25]: (ln 2 + 0.75 * 0.474077 + 0.25 * 0.974077) / 2 = 0.646112.
@@ -211,7 +311,7 @@ def test_logconf_rolling_buffer_thresholds_over_recent_predictions():
     assert value == pytest.approx((LN2 + 0.25 * (lse - 0.5) + 0.75 * lse) / 2, abs=1e-6)
     assert value == pytest.approx(0.771112, abs=1e-5)
     # a fresh training run starts with an empty buffer
-    assert make_loss({"name": "logconf", "warmup_frac": 0.0, "buffer": 4}).for_training(0.1)(
+    assert make_loss({"name": "logconf", "ramp_frac": 0.0, "ramp_start": 0.0, "buffer": 4}).for_training(CONTEXT)(
         second, weak, 0.5).item() == pytest.approx(0.646112, abs=1e-5)
 
 
@@ -223,7 +323,7 @@ def test_every_loss_accepts_per_example_weights():
     built_in = [name for name, cls in LOSSES.items() if cls.__module__ == "w2slab.losses"]  # not tests' plugins
     assert len(built_in) == 8
     for name in built_in:
-        loss = make_loss(name).for_training(0.1)
-        rows = [make_loss(name).for_training(0.1).per_example(logits, labels, 0.5)]
+        loss = make_loss(name).for_training(CONTEXT)
+        rows = [make_loss(name).for_training(CONTEXT).per_example(logits, labels, 0.5)]
         weighted = loss(logits, labels, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
         assert weighted == pytest.approx(((rows[0][0] + 3 * rows[0][2]) / 4).item(), abs=1e-6), name

@@ -21,10 +21,13 @@ does the weighting, so every loss accepts weights (filtering and confidence-weig
   hardening uses a threshold chosen so the fraction of predicted positives matches the weak
   labels' class balance in the batch (as in the paper); for K>2 the same idea, each class given as many
   of the batch's examples as the weak labels' mass on it (:func:`balanced_assignment`; the argmax when the
-  batch is smaller than K, where per-batch class shares are noise). The weight ``w``
-  warms up linearly from 0 to ``aux_weight`` over ``warmup_frac`` of training (default: the training
-  run's own warm-up fraction). The reference code used ``w = step_frac`` during warm-up (so it
-  reached only ``warmup_frac`` ≈ 5% of the maximum before jumping to it); :func:`logconf_weight` fixes that.
+  batch is smaller than K, where per-batch class shares are noise). Quotas are exact (``class_quota``) and
+  ties (a zero head at the first step, equal probabilities) are broken at random, seeded by the run's seed
+  and the step, never by index order. The weight ``w`` is 0 during the learning-rate warm-up, then ramps
+  linearly to ``aux_weight`` over ``ramp_frac`` of training (default .2, the paper's "first 20% of
+  training"). The reference code used ``w = step_frac`` during warm-up (so it reached only ``warmup_frac`` ≈
+  5% of the maximum before jumping to it); an earlier w2slab ramped with the lr warm-up (10%, ~6 steps of the
+  default run), which locked the target onto the student's own hardened guesses before it had learned.
 - ``product``: target proportional to ``student^beta * weak^alpha`` (detached).
 - ``kl`` / ``reverse_kl``: KL(weak || student) (cross-entropy minus the weak labels' entropy: same
   gradient as ``xent``, zero at a perfect fit) and KL(student || weak) (mode-seeking).
@@ -32,9 +35,9 @@ does the weighting, so every loss accepts weights (filtering and confidence-weig
   soft predictions (EleutherAI/w2s ``entropy``; its gradient lowers the student's entropy).
 - ``window``: cross-entropy only on the examples where the student is unsure (max probability below
   ``1/K + radius``), summed and divided by the batch size (EleutherAI/w2s ``window``); ``radius`` is a
-  number or ``midweak``, the batch's median weak-label confidence above chance.
+  number or ``midweak``, the median weak-label confidence above chance over the whole training set.
 - ``adaptive_conf``: logconf whose per-example weight comes from the student's and the teacher's
-  cross-entropies (RAVEN's "V-sup"), with no schedule.
+  cross-entropies (RAVEN's "V-sup"), ramped in like logconf's.
 """
 
 from __future__ import annotations
@@ -45,20 +48,55 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from w2slab.component import Component, registrar
+from w2slab.errors import ConfigError
 from w2slab.registry import Registry
 from w2slab.typed import check
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 #: The warm-up fraction of a training run (TrainConfig.warmup_frac) unless configured otherwise; also what a
-#: loss whose warm-up follows the run's uses when it is called outside a run.
+#: loss whose schedule starts after the run's warm-up uses when it is called outside a run.
 DEFAULT_WARMUP_FRAC = 0.1
+#: The auxiliary (self-training) terms ramp in over this fraction of training after the lr warm-up: Burns et
+#: al. (2023) warm the logconf weight up "over the first 20% of training".
+DEFAULT_RAMP_FRAC = 0.2
 
 LOSSES: Registry[type[Loss]] = Registry("loss")
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """What a loss may read of the training run that uses it (:meth:`Loss.for_training`)."""
+
+    warmup_frac: float = DEFAULT_WARMUP_FRAC  # the learning-rate warm-up, as a fraction of training
+    batch_size: int = 0
+    seed: int = 0
+    # the training targets [N, K] (weak labels for a student): for quantities computed once over the training set
+    labels: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+
+
+def step_generator(seed: int, step_frac: float) -> torch.Generator:
+    """A generator fixed by the run's seed and the step: random tie-breaking that a resumed run repeats exactly."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(round(float(step_frac) * 2**31)))
+
+
+def ramp(step_frac: float, start: float, length: float) -> float:
+    """0 before ``start``, then linear to 1 over ``length`` (both fractions of training)."""
+    if step_frac < start:
+        return 0.0
+    return 1.0 if length <= 0 else min(1.0, (step_frac - start) / length)
+
+
+def random_argmax(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``argmax`` over the last axis with ties broken at random (``torch.argmax`` takes the first: class 0)."""
+    noise = torch.rand(probs.shape, generator=generator).to(probs.device)
+    top = probs.max(dim=-1, keepdim=True).values
+    return torch.where(probs >= top, noise + 1.0, noise - 1.0).argmax(dim=-1)
 
 
 @dataclass(frozen=True)
@@ -76,9 +114,13 @@ class Loss(Component):
                  weights: torch.Tensor | None = None) -> torch.Tensor:
         return weighted_mean(self.per_example(logits.float(), labels.float(), step_frac), weights)
 
-    def for_training(self, warmup_frac: float) -> Loss:
+    def for_training(self, context: TrainingContext) -> Loss:
         """The loss as one training run uses it (fills parameters that default to the run's settings)."""
         return self
+
+    def check_training(self, num_classes: int, batch_size: int) -> None:
+        """Refuse (:class:`ConfigError`) settings that cannot mean what they say for this task and batch size;
+        called when the stage graph is built, before any work."""
 
 
 #: ``@register_loss("name")`` on a :class:`Loss` subclass (made a frozen dataclass if it is not one).
@@ -125,32 +167,29 @@ def xent_loss(logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0
     return CrossEntropy()(logits, labels, step_frac)
 
 
-def logconf_weight(step_frac: float, aux_weight: float, warmup_frac: float) -> float:
-    """Auxiliary weight: linear from 0 to ``aux_weight`` over the warm-up fraction, then constant."""
-    if warmup_frac <= 0:
-        return aux_weight
-    return aux_weight * min(1.0, max(0.0, step_frac) / warmup_frac)
+def logconf_weight(step_frac: float, aux_weight: float, ramp_frac: float = DEFAULT_RAMP_FRAC,
+                   start: float = 0.0) -> float:
+    """Auxiliary weight: 0 until ``start`` (the lr warm-up), then linear to ``aux_weight`` over ``ramp_frac``."""
+    return aux_weight * ramp(step_frac, start, ramp_frac)
 
 
-def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor,
-                       recent: torch.Tensor | None = None) -> torch.Tensor:
-    """One-hot hardened student predictions.
+def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor, recent: torch.Tensor | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """One-hot hardened student predictions with the weak labels' class balance.
 
-    K=2: class 1 for the examples whose p(class 1) exceeds the quantile that makes the predicted-positive
-    fraction equal the weak labels' mean positive mass: the quantile of this batch's p(class 0), or of
-    ``recent`` p(class 0) values (a rolling buffer that includes this batch). K>2: the batch's examples shared
-    out among the classes in the weak labels' proportions (:func:`balanced_assignment`), or the argmax when the
-    batch has fewer examples than classes.
+    Exactly ``class_quota(B, mean weak label)`` examples per class (for K=2: ``round(share * B)`` positives, the
+    examples most probable for class 1), equal probabilities ordered at random by ``generator``. With a rolling
+    buffer ``recent`` (K=2), class 1 for the examples whose p(class 0) lies below the quantile of the recent
+    predictions (EleutherAI/w2s). The argmax when the batch has fewer examples than classes (K > 2).
     """
     num_classes = probs.shape[-1]
-    if num_classes == 2:
-        positive_share = weak_labels[:, 1].mean()
-        threshold = torch.quantile(probs[:, 0] if recent is None else recent.to(probs), positive_share)
+    if num_classes == 2 and recent is not None:
+        threshold = torch.quantile(recent.to(probs), weak_labels[:, 1].mean())
         is_positive = probs[:, 0] < threshold
         return torch.stack([~is_positive, is_positive], dim=1).float()
     if probs.shape[0] < num_classes:
-        return F.one_hot(probs.argmax(dim=-1), num_classes).float()
-    return F.one_hot(balanced_assignment(probs, weak_labels.mean(dim=0)), num_classes).float()
+        return F.one_hot(random_argmax(probs, generator), num_classes).float()
+    return F.one_hot(balanced_assignment(probs, weak_labels.mean(dim=0), generator), num_classes).float()
 
 
 def class_quota(n: int, share: torch.Tensor) -> list[int]:
@@ -162,20 +201,24 @@ def class_quota(n: int, share: torch.Tensor) -> list[int]:
     return quota.tolist()
 
 
-def balanced_assignment(probs: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+def balanced_assignment(probs: torch.Tensor, share: torch.Tensor,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
     """A class per example, class counts equal to :func:`class_quota` of ``share``: greedy over (example, class)
-    pairs from the most probable down, an example taking its most probable class that still has room.
+    pairs from the most probable down, an example taking its most probable class that still has room; pairs of
+    equal probability in a random order (``generator``), so a tie never favours low indices or class 0.
 
     The K-class form of the binary threshold: the student's hardened predictions keep the weak labels' class
     balance instead of collapsing onto the classes it currently favours.
     """
     n, k = probs.shape
     room = class_quota(n, share)
-    order = torch.argsort(probs.detach().reshape(-1).float().cpu(), descending=True, stable=True).tolist()
+    flat = probs.detach().reshape(-1).float().cpu()
+    shuffle = torch.randperm(flat.numel(), generator=generator)
+    order = shuffle[torch.argsort(flat[shuffle], descending=True, stable=True)].tolist()
     assigned = [-1] * n
     left = n
-    for flat in order:
-        row, cls = divmod(flat, k)
+    for flat_index in order:
+        row, cls = divmod(flat_index, k)
         if assigned[row] < 0 and room[cls] > 0:
             assigned[row], room[cls] = cls, room[cls] - 1
             left -= 1
@@ -192,35 +235,71 @@ def balance_labels(labels: torch.Tensor) -> torch.Tensor:
     return torch.stack([1 - positive, positive], dim=1)
 
 
+@dataclass(frozen=True)
+class RampedLoss(Loss):
+    """A loss with an auxiliary term that ramps in after the learning-rate warm-up (:func:`ramp`).
+
+    ``ramp_start``: where the ramp begins, as a fraction of training (None: the run's lr warm-up); ``ramp_frac``:
+    how long it takes. The run's seed reaches the loss here too, for its random tie-breaking.
+    """
+
+    ramp_frac: float = DEFAULT_RAMP_FRAC
+    ramp_start: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.ramp_frac <= 1.0, "ramp_frac", f"must be in [0, 1], got {self.ramp_frac}")
+        check(self.ramp_start is None or 0.0 <= self.ramp_start <= 1.0, "ramp_start",
+              f"must be in [0, 1] or null (after the lr warm-up), got {self.ramp_start}")
+
+    def for_training(self, context: TrainingContext) -> Loss:
+        loss = self if self.ramp_start is not None else dataclasses.replace(self, ramp_start=context.warmup_frac)
+        loss = dataclasses.replace(loss)  # per-run state below, never shared with the configuration
+        object.__setattr__(loss, "_seed", int(context.seed))
+        return loss
+
+    def ramp_factor(self, step_frac: float) -> float:
+        start = DEFAULT_WARMUP_FRAC if self.ramp_start is None else self.ramp_start
+        return ramp(step_frac, start, self.ramp_frac)
+
+    def generator(self, step_frac: float) -> torch.Generator:
+        return step_generator(self.__dict__.get("_seed", 0), step_frac)
+
+
 @register_loss("logconf")
 @dataclass(frozen=True)
-class LogConfLoss(Loss):
+class LogConfLoss(RampedLoss):
     """Auxiliary confidence loss (Burns et al. 2023, eq. 1): cross-entropy against ``(1 - w) y + w hard(p)``.
 
-    ``balance_batch`` (binary): subtract the batch's mean log-odds from the weak labels, so the hardening
-    quantile is ~50% (EleutherAI/w2s), for small batches whose class balance is noise. ``buffer`` > 0: the
-    threshold is the quantile of the student's last ``buffer`` predictions, this batch's included
-    (EleutherAI/w2s's rolling buffer, there the batch size 32), not of this batch alone; a small batch
-    then no longer decides its own threshold. The buffer lives with one training run (a resumed run
-    starts it empty).
+    ``w`` ramps from 0 to ``aux_weight`` over ``ramp_frac`` of training, after the lr warm-up.
+    ``balance_batch`` (binary only): subtract the batch's mean log-odds from the weak labels, so the hardening
+    quantile is ~50% (EleutherAI/w2s), for small batches whose class balance is noise. ``buffer`` (binary only,
+    larger than the batch): the threshold is the quantile of the student's last ``buffer`` predictions, this
+    batch's included, over past minibatches (EleutherAI/w2s's rolling buffer); a small batch then no longer
+    decides its own threshold. The buffer lives with one training run (a resumed run starts it empty).
     """
 
     aux_weight: float = 0.5  # maximum weight of the student's hardened predictions in the target
-    warmup_frac: float | None = None  # warm-up of that weight, as a fraction of training; None: the run's warm-up
     balance_batch: bool = False
     buffer: int = 0  # predictions the hardening threshold is computed over (0: this batch's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(0.0 <= self.aux_weight <= 1.0, "aux_weight", f"must be in [0, 1], got {self.aux_weight}")
-        check(self.warmup_frac is None or 0.0 <= self.warmup_frac <= 1.0, "warmup_frac",
-              f"must be in [0, 1] or null, got {self.warmup_frac}")
         check(self.buffer >= 0, "buffer", f"must be >= 0, got {self.buffer}")
 
-    def for_training(self, warmup_frac: float) -> Loss:
-        loss = self if self.warmup_frac is not None else dataclasses.replace(self, warmup_frac=warmup_frac)
+    def check_training(self, num_classes: int, batch_size: int) -> None:
+        binary_only = [name for name, on in (("buffer", self.buffer), ("balance_batch", self.balance_batch)) if on]
+        if num_classes != 2 and binary_only:
+            raise ConfigError(f"{self.name}.{binary_only[0]}: works on two classes only, this task has "
+                              f"{num_classes}; drop it (K-class hardening already keeps the weak labels' shares)")
+        if self.buffer and self.buffer <= batch_size:
+            raise ConfigError(f"{self.name}.buffer: {self.buffer} predictions hold no past minibatch at batch size "
+                              f"{batch_size}; use a buffer larger than the batch (e.g. {4 * batch_size}) or 0")
+
+    def for_training(self, context: TrainingContext) -> Loss:
+        loss = super().for_training(context)
         if self.buffer:  # a fresh buffer per training run: state, not configuration
-            loss = dataclasses.replace(loss)
             object.__setattr__(loss, "_recent", collections.deque(maxlen=self.buffer))
         return loss
 
@@ -234,18 +313,17 @@ class LogConfLoss(Loss):
         return torch.tensor(list(self._recent))
 
     def weight(self, step_frac: float) -> float:
-        warmup = DEFAULT_WARMUP_FRAC if self.warmup_frac is None else self.warmup_frac
-        return logconf_weight(step_frac, self.aux_weight, warmup)
+        return self.aux_weight * self.ramp_factor(step_frac)
 
-    def own_target(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def own_target(self, probs: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         """What the student's own predictions contribute to the target: hardened here."""
-        return harden_predictions(probs, labels, self.recent(probs))
+        return harden_predictions(probs, labels, self.recent(probs), self.generator(step_frac))
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         if self.balance_batch and labels.shape[-1] == 2:
             labels = balance_labels(labels)
         weight = self.weight(step_frac)
-        own = self.own_target(torch.softmax(logits, dim=-1).detach(), labels)
+        own = self.own_target(torch.softmax(logits, dim=-1).detach(), labels, step_frac)
         return soft_cross_entropy(logits, (1.0 - weight) * labels + weight * own)
 
 
@@ -256,27 +334,31 @@ class EntropyLoss(LogConfLoss):
     detached predictions ``p`` (EleutherAI/w2s ``entropy``): the auxiliary term rewards confidence without
     the batch-quantile threshold."""
 
-    def own_target(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def own_target(self, probs: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         return probs
 
 
 @register_loss("adaptive_conf")
 @dataclass(frozen=True)
-class AdaptiveConfidenceLoss(Loss):
+class AdaptiveConfidenceLoss(RampedLoss):
     """Adaptive confidence ("V-sup", RAVEN, Jeon et al. 2025): logconf with a per-example weight from the
     student's and teacher's cross-entropies instead of a schedule.
 
     With the student's predicted class ``s`` and the weak label's class ``t``, ``alpha = exp(CE(p, s)) /
     (exp(CE(p, s)) + exp(CE(p, t))) = p_t / (p_s + p_t)`` (detached), and the target is ``(1 - alpha) y +
     alpha onehot(s)``. Where student and teacher agree alpha is 1/2; where a confident student disagrees
-    alpha is small and the target leans to the teacher, so the term mostly sharpens agreement.
+    alpha is small and the target leans to the teacher, so the term mostly sharpens agreement. Argmax ties
+    (a zero head predicts every class alike) are broken at random, and ``alpha`` ramps in like logconf's weight
+    (0 during the lr warm-up, full after ``ramp_frac`` more): a student that has learned nothing yet is not
+    pulled towards its own arbitrary first guesses.
     """
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         probs = torch.softmax(logits, dim=-1).detach()
-        own, teacher = probs.argmax(-1), labels.argmax(-1)
+        generator = self.generator(step_frac)
+        own, teacher = random_argmax(probs, generator), random_argmax(labels, generator)
         p_own, p_teacher = probs.gather(1, own[:, None])[:, 0], probs.gather(1, teacher[:, None])[:, 0]
-        alpha = (p_teacher / (p_own + p_teacher).clamp_min(1e-12))[:, None]
+        alpha = (p_teacher / (p_own + p_teacher).clamp_min(1e-12))[:, None] * self.ramp_factor(step_frac)
         target = (1.0 - alpha) * labels + alpha * F.one_hot(own, labels.shape[-1]).float()
         return soft_cross_entropy(logits, target)
 
@@ -328,8 +410,9 @@ class ReverseKLLoss(Loss):
 class WindowLoss(Loss):
     """Cross-entropy only where the student is unsure, ``max_k p_k < 1/K + radius``, summed over those examples
     and divided by the batch size (EleutherAI/w2s ``window``): confident predictions are left alone even where
-    the teacher disagrees. ``radius: midweak`` uses the batch's median weak confidence above chance,
-    ``median(max_k y_k) - 1/K``."""
+    the teacher disagrees. ``radius: midweak`` is the median weak-label confidence above chance,
+    ``median(max_k y_k) - 1/K``, computed once over the whole training set when the run starts (over the batch
+    only when the loss is called outside a run)."""
 
     radius: float | str = 0.15
 
@@ -338,8 +421,19 @@ class WindowLoss(Loss):
         check(self.radius == "midweak" or (not isinstance(self.radius, str) and 0.0 <= self.radius <= 1.0),
               "radius", f"must be a number in [0, 1] or 'midweak', got {self.radius!r}")
 
+    def for_training(self, context: TrainingContext) -> Loss:
+        if self.radius != "midweak" or context.labels is None or not len(context.labels):
+            return self
+        labels = np.asarray(context.labels, dtype=np.float64)
+        loss = dataclasses.replace(self)
+        object.__setattr__(loss, "_radius", float(np.median(labels.max(axis=1)) - 1.0 / labels.shape[1]))
+        return loss
+
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         chance = 1.0 / logits.shape[-1]
-        radius = (labels.max(-1).values.median() - chance) if self.radius == "midweak" else self.radius
+        radius = self.radius
+        if radius == "midweak":
+            radius = self.__dict__.get("_radius")
+            radius = float(labels.max(-1).values.median() - chance) if radius is None else radius
         unsure = torch.softmax(logits, dim=-1).detach().max(-1).values < chance + radius
         return soft_cross_entropy(logits, labels) * unsure.float()

@@ -167,10 +167,14 @@ class TrainSpec:
     model: ModelInput
     train: TrainConfig
     seed: int
+    # train on a bootstrap resample of the rows (drawn with the seed): ensemble members then differ by their data,
+    # not only by shuffle order (a zero head and no dropout leave little else to differ by)
+    bagged: bool = False
 
     def to_value(self) -> dict[str, Any]:
         train = {**self.train.identity(), **resolved_precision(self.train.precision)}
-        return {"model": to_plain(self.model), "train": train, "seed": self.seed}
+        return {"model": to_plain(self.model), "train": train, "seed": self.seed,
+                **({"bagged": True} if self.bagged else {})}
 
 
 @dataclass(frozen=True)
@@ -364,11 +368,14 @@ class GraphBuilder:
                                    **({"text_field": cfg.text_field, "label_field": cfg.label_field,
                                        "label_map": cfg.label_map} if cfg.reads_a_file() else {}))
 
-    def weak_model(self, model: str, seed: int, train: TrainConfig | None = None) -> tuple[Stage, Stage]:
-        """A weak model trained on ground truth, and its labels of transfer and test."""
+    def weak_model(self, model: str, seed: int, train: TrainConfig | None = None,
+                   bagged: bool = False) -> tuple[Stage, Stage]:
+        """A weak model trained on ground truth (``bagged``: on a bootstrap resample of it), and its labels of
+        transfer and test."""
         cfg = self.cfg
-        trained = self.make(Stage("weak_train", TrainSpec(self.model_input(model), train or cfg.weak_train, seed),
-                                  {"split": self.split}, label=f"weak {model} on {cfg.dataset} s{seed}"))
+        spec = TrainSpec(self.model_input(model), train or cfg.weak_train, seed, bagged=bagged)
+        trained = self.make(Stage("weak_train", spec, {"split": self.split},
+                                  label=f"weak {model} on {cfg.dataset} s{seed}" + (" bagged" if bagged else "")))
         labels = self.make(Stage("weak_label", WeakLabelSpec(), {"split": self.split, "weak_train": trained},
                                  label=f"labels of {model} on {cfg.dataset} s{seed}"))
         return trained, labels
@@ -403,6 +410,7 @@ class GraphBuilder:
                 train: TrainConfig | None = None, label: str = "") -> Stage:
         """A student of ``model`` (default: the strong model) trained on ``labels``' transfer labels."""
         model_input = self.model_input(model) if model else self.strong.model
+        loss.check_training(self.num_classes, (train or self.strong.train).batch_size)
         spec = StudentSpec(model_input, train or self.strong.train, self.cfg.seed, loss=loss,
                            method=method if isinstance(method, SelectionMethod) else None)
         inputs = {"labels": labels, "split": self.split}
