@@ -93,7 +93,7 @@ def test_pgr_and_its_interval_are_recomputed_from_the_saved_predictions(probe_lo
         assert entry["accuracy"] == pytest.approx(student.mean())
         w, s, c = weak.mean(), student.mean(), ceiling.mean()
         assert entry["pgr"] == pytest.approx((s - w) / (c - w))
-        low, high = bootstrap_pgr_ci(weak, student, ceiling, seed=0)
+        low, high = bootstrap_pgr_ci(weak, student, ceiling, seed=1)  # the bootstrap draws with the run's seed
         saved = [math.nan if v is None else v for v in entry["pgr_ci95"]]  # null: the gap was too unstable to bound
         assert saved == pytest.approx([low, high], nan_ok=True)
         assert math.isnan(low) or low <= entry["pgr"] <= high

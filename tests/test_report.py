@@ -41,6 +41,8 @@ def make_record(dataset: str, weak: str, strong: str, loss: str, seed: int, pgr:
         "weak_accuracy": weak_acc, "ceiling_accuracy": ceiling, "student_accuracy": student,
         "weak_auroc": weak_acc + 0.05, "ceiling_auroc": ceiling + 0.05, "student_auroc": student + 0.05,
         "pgr": pgr, "self_pair": weak == strong, "weak_not_smaller": weak == strong,
+        # a gap whose interval excludes 0 wherever the ceiling is above the weak model (PGR enters aggregates only then)
+        "gap_ci95": [ceiling - weak_acc - 0.05, ceiling - weak_acc + 0.05] if ceiling > weak_acc else [-0.05, 0.05],
     }
 
 
@@ -161,7 +163,10 @@ def test_tables_have_one_row_per_configuration(report, rows):
     markdown = md_path.read_text(encoding="utf-8")
     table_lines = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(table_lines) == len(rows) + 1  # header + one line per row
+    # records without per-example correctness: the mean over the seeds with a gap, said so
     assert "| sciq | xent | minilm-l3 | minilm-l6 | 3 | 0.600 [" in markdown
+    assert "(3 of 3, mean; seeds resampled)" in markdown
+    assert "no gap (0 of 3)" in markdown  # the self pair: no PGR printed
     assert "| 2/3 |" in markdown  # one undefined PGR among three seeds
     assert "n/a" in markdown and "self-pair" in markdown
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 import numpy as np
 import pytest
+import torch
 from rich.console import Console
 
 from w2slab.metrics import PGR_UNBOUNDED_FRACTION, bootstrap_pgr_ci, bootstrap_pgr_interval
@@ -144,7 +146,9 @@ def test_an_unbounded_interval_is_json_safe_and_shown_in_metrics_and_the_table()
     console = Console(width=140, record=True)
     console.print(summary_table(summary))
     text = console.export_text()
-    assert "unbounded" in text and "gap (ceiling - weak)" in text and "SUSPECT" not in text
+    # the gap's interval reaches 0: the student's row says "no gap" instead of a PGR, and the caption says why
+    assert "no gap" in text and "gap (ceiling - weak)" in text and "SUSPECT" not in text
+    assert "0.0" not in text.split("w2s student (xent)")[1].split("\n")[0].split("│")[-3]
 
 
 def test_the_table_marks_suspect_rows_and_lists_the_reasons():
@@ -187,7 +191,109 @@ def test_the_evaluate_stage_carries_every_trainings_reasons(tmp_path, monkeypatc
     result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *_: None))
     metrics = json.loads((result.folder / "metrics.json").read_text())
     reasons = metrics["students"]["xent"]["suspect"]
-    assert [r for r in reasons if "training" in r] == [f"{role} training: synthetic (2 steps)"
+    assert [r for r in reasons if " training: " in r] == [f"{role} training: synthetic (2 steps)"
                                                         for role in ("weak", "ceiling", "student")]
     assert metrics["stability"]["weak"]["suspect"] == ["synthetic (2 steps)"]
     assert metrics["suspect"] == reasons
+
+
+def test_a_model_that_never_leaves_the_middle_did_not_converge():
+    """The failure the default run had: accuracy .8 with every probability in [.43, .57]."""
+    from w2slab.results import suspect_reasons
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 1000)
+    right = rng.random(1000) < 0.8
+    p1 = np.where(labels == 1, 0.5, -0.5) * np.where(right, 1, -1) * rng.uniform(0.01, 0.14, 1000) + 0.5
+    capped = np.stack([1 - p1, p1], axis=1)
+    reasons = suspect_reasons({"ceiling": capped}, labels, {})
+    assert any(r.startswith("ceiling did not converge: accuracy 0.79") for r in reasons), reasons
+    confident = np.stack([1 - (p1 > 0.5) * 0.9 - 0.05, (p1 > 0.5) * 0.9 + 0.05], axis=1)  # same argmax, sure of it
+    assert not [r for r in suspect_reasons({"ceiling": confident}, labels, {}) if "converge" in r]
+
+
+def test_an_under_trained_model_is_flagged_by_its_training_loss():
+    """A deliberately under-trained model (4 steps at lr 1e-6): its loss stays at ln 2 and the run says so."""
+    from tests.tiny import tiny_bert, toy_collate, toy_examples
+    from w2slab.config import TrainConfig
+    from w2slab.losses import make_loss
+    from w2slab.results import suspect_reasons
+    from w2slab.train.trainer import StabilityReport, predict_logits, train_model
+
+    examples = toy_examples(64)
+    cfg = TrainConfig(epochs=1, batch_size=16, precision="fp32", warmup_frac=0.0)
+    model = tiny_bert()
+    result = train_model(model, examples, toy_collate(), make_loss("xent"), cfg, 1e-6, seed=0, head_lr=1e-6)
+    probs = torch.softmax(torch.from_numpy(predict_logits(model, examples, toy_collate(), batch_size=64,
+                                                          precision="fp32")), -1).numpy()
+    labels = np.array([int(e["target"].argmax()) for e in examples])
+    stability = {"ceiling": dataclasses.asdict(StabilityReport.of(result.state, "fp32"))}
+    reasons = suspect_reasons({"ceiling": probs}, labels, stability)
+    assert any("ceiling did not converge: its training loss ended at 0.69" in r for r in reasons), reasons
+
+
+def test_hierarchical_pgr_interval_covers_the_truth_by_simulation():
+    """Known truth: seeds vary (each seed's accuracies move by N(0, .015) per role) and each sees 600 test
+    examples of a shared test set. The pooled PGR's 95% interval (seeds, then test examples) must cover the true
+    PGR (1/3) in about 95% of 150 simulated experiments of 5 seeds; the test-example-only interval of a single
+    seed, which ignores seed variance, covers it far less often."""
+    from w2slab.metrics import bootstrap_pgr_interval, hierarchical_bootstrap_pgr
+
+    true = {"weak": 0.75, "student": 0.80, "ceiling": 0.90}  # PGR = .05 / .15 = 1/3
+    rng = np.random.default_rng(0)
+    covered = single_covered = 0
+    draws = 150
+    for _ in range(draws):
+        runs = []
+        difficulty = rng.random(600)  # a shared test set: an example hard for one seed is hard for all
+        for _seed in range(5):
+            run = {}
+            for role, acc in true.items():
+                run[role] = difficulty < np.clip(acc + rng.normal(0, 0.015), 0, 1)
+            runs.append(run)
+        pooled = hierarchical_bootstrap_pgr(runs, n_boot=300, seed=int(rng.integers(1 << 30)))
+        covered += (not pooled.unbounded) and pooled.ci95[0] <= 1 / 3 <= pooled.ci95[1]
+        one = bootstrap_pgr_interval(runs[0]["weak"], runs[0]["student"], runs[0]["ceiling"], n_boot=300)
+        single_covered += (not one.unbounded) and one.pgr_ci95[0] <= 1 / 3 <= one.pgr_ci95[1]
+    assert 0.88 <= covered / draws <= 1.0, covered / draws
+    assert single_covered / draws < covered / draws
+
+
+def test_pooled_pgr_leaves_out_runs_without_a_gap():
+    from w2slab.metrics import pooled_pgr_with_gap
+
+    rng = np.random.default_rng(1)
+    gap_run = {"weak": rng.random(500) < 0.7, "student": rng.random(500) < 0.8, "ceiling": rng.random(500) < 0.9}
+    flat = {"weak": rng.random(500) < 0.7, "student": rng.random(500) < 0.2, "ceiling": rng.random(500) < 0.7}
+    pooled = pooled_pgr_with_gap([gap_run, flat], [0.1, -0.05], n_boot=200)
+    assert (pooled.seeds, pooled.of) == (1, 2)
+    assert 0.2 < pooled.pgr < 0.8  # the flat run's terrible student never entered
+    none = pooled_pgr_with_gap([flat], [-0.05], n_boot=200)
+    assert math.isnan(none.pgr) and (none.seeds, none.of) == (0, 1)
+
+
+def test_log_loss_gain_counts_generalization_not_the_confidence_a_model_cannot_back_up():
+    """The issue's case: a student 6 points more accurate than its teacher but far less confident had a negative
+    squared-loss gain. After temperature scaling (fitted on transfer) its log-loss gain is positive."""
+    from w2slab.diagnostics import fit_temperature, misfit_gain, misfit_gain_kl, scale
+
+    rng = np.random.default_rng(0)
+
+    def model(accuracy: float, confidence: float, n: int, labels: np.ndarray) -> np.ndarray:
+        right = rng.random(n) < accuracy
+        predicted = np.where(right, labels, 1 - labels)
+        p = np.where(predicted == 1, confidence, 1 - confidence) + rng.normal(0, 0.01, n)
+        p = np.clip(p, 0.01, 0.99)
+        return np.stack([1 - p, p], axis=1)
+
+    labels = {name: rng.integers(0, 2, 3000) for name in ("transfer", "test")}
+    weak = {name: model(0.80, 0.97, 3000, labels[name]) for name in labels}  # overconfident teacher
+    student = {name: model(0.86, 0.56, 3000, labels[name]) for name in labels}  # a head that never left the middle
+    assert misfit_gain(weak["test"], student["test"], labels["test"])["gain"] < 0
+    kl = misfit_gain_kl(weak, student, labels)
+    assert kl["gain_logloss"] > 0 and kl["temperature_weak"] > 1 > kl["temperature_student"]
+    # the temperature recovers a known overconfidence: logits x 3 of calibrated ones -> T = 3
+    logit = rng.normal(0, 2, 20000)
+    y = (rng.random(20000) < 1 / (1 + np.exp(-logit))).astype(int)
+    calibrated = np.stack([1 / (1 + np.exp(logit)), 1 / (1 + np.exp(-logit))], axis=1)
+    assert fit_temperature(scale(np.log(calibrated), 1 / 3), y) == pytest.approx(3.0, rel=0.1)

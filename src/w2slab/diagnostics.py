@@ -5,6 +5,12 @@
   ``gain = E||w - y||^2 - E||s - y||^2`` (how much closer to the one-hot truth ``y`` the student is). Under
   their assumptions (the strong model's function class is convex and the student minimises its misfit to
   the weak labels) ``gain >= misfit``; :func:`misfit_gain` says whether that holds on the test set.
+- **The same in log loss** (:func:`misfit_gain_kl`), the loss students are trained with: each model's
+  probabilities temperature-scaled first (one temperature per model, fitted on the transfer set's ground truth,
+  an evaluation-only use), so confidence a model cannot back up is not counted as misfit or gain; ``misfit =
+  E KL(w || s)`` and ``gain = E[-log w_y] - E[-log s_y]``. Squared loss on raw probabilities measured calibration
+  more than generalization: a student 6 points more accurate than its teacher, but less confident, had a
+  negative squared-loss gain.
 - **Decomposition** of the test set by what happened to the weak model's errors: corrected, imitated
   (the student made the same wrong prediction), changed (a different wrong class, K>2) and the student's
   new errors on examples the weak model had right.
@@ -33,6 +39,55 @@ def misfit_gain(weak: np.ndarray, student: np.ndarray, labels: np.ndarray) -> di
     misfit = float(((student - weak) ** 2).sum(-1).mean())
     gain = float(((weak - truth) ** 2).sum(-1).mean() - ((student - truth) ** 2).sum(-1).mean())
     return {"misfit": misfit, "gain": gain, "gain_ge_misfit": bool(gain >= misfit)}
+
+
+def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the log loss of ``softmax(log(probs) / T)`` against ``labels`` (golden-section
+    search over log T in [-3, 3]); 1.0 without labels."""
+    if len(labels) == 0:
+        return 1.0
+    logits = np.log(np.clip(probs, 1e-12, 1.0))
+
+    def loss(log_t: float) -> float:
+        return log_loss(scale(logits, math.exp(log_t)), labels)
+
+    low, high = -3.0, 3.0
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    for _ in range(60):
+        if loss(a) < loss(b):
+            high, b = b, a
+            a = high - ratio * (high - low)
+        else:
+            low, a = a, b
+            b = low + ratio * (high - low)
+    return math.exp((low + high) / 2)
+
+
+def scale(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+
+
+def misfit_gain_kl(weak: dict[str, np.ndarray], student: dict[str, np.ndarray],
+                   labels: dict[str, np.ndarray]) -> dict[str, float | bool]:
+    """Log-loss misfit and gain on test after temperature scaling (temperatures fitted on transfer)."""
+    scaled = {}
+    for name, probs in (("weak", weak), ("student", student)):
+        temperature = fit_temperature(probs["transfer"], labels["transfer"])
+        scaled[name] = scale(np.log(np.clip(probs["test"], 1e-12, 1.0)), temperature)
+        scaled[f"{name}_temperature"] = temperature
+    w, s = scaled["weak"], scaled["student"]
+    misfit = float((w * (np.log(np.clip(w, 1e-12, 1)) - np.log(np.clip(s, 1e-12, 1)))).sum(-1).mean())
+    gain = log_loss(w, labels["test"]) - log_loss(s, labels["test"])
+    return {"misfit_kl": misfit, "gain_logloss": gain, "gain_ge_misfit_kl": bool(gain >= misfit),
+            "temperature_weak": scaled["weak_temperature"], "temperature_student": scaled["student_temperature"]}
 
 
 @dataclass(frozen=True)
@@ -80,7 +135,13 @@ def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def calibration(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {"ece": expected_calibration_error(probs, labels), "brier": brier_score(probs, labels)}
+    """ECE, Brier score, and how confident the model dares to be: the 90th percentile of its max probability and
+    the number of distinct predictions (a head that never left the middle, or bf16 ties, show here first)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    top = probs.max(axis=1) if len(probs) else np.zeros(0)
+    return {"ece": expected_calibration_error(probs, labels), "brier": brier_score(probs, labels),
+            "p90_max_prob": float(np.quantile(top, 0.9)) if len(top) else float("nan"),
+            "distinct": int(len(np.unique(probs[:, -1].astype(np.float32)))) if len(probs) else 0}
 
 
 def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: int = 2000, seed: int = 0

@@ -5,6 +5,7 @@ Written for K classes: soft labels and predictions are [N, K] probability arrays
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -105,6 +106,76 @@ def bootstrap_pgr_ci(weak_correct: np.ndarray, student_correct: np.ndarray, ceil
                      n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95% CI of PGR (see :func:`bootstrap_pgr_interval`); (NaN, NaN) when the interval is unbounded."""
     return bootstrap_pgr_interval(weak_correct, student_correct, ceiling_correct, n_boot=n_boot, seed=seed).pgr_ci95
+
+
+@dataclass(frozen=True)
+class PooledPgr:
+    """PGR over several seeds of one configuration, with a hierarchical-bootstrap 95% interval.
+
+    ``pgr`` is the ratio of mean gains, ``(mean student - mean weak) / (mean ceiling - mean weak)`` over the seeds
+    and test examples; the interval resamples seeds, then test examples (one draw of test indices shared by every
+    seed of a resample, since they share a test set), so it covers both the seed-to-seed spread (splits, inits,
+    shuffles) and the finite test set. ``seeds`` counts the seeds that entered: only those whose own gap interval
+    excludes 0 (``of`` counts all). NaN (and ``unbounded``) when the pooled gap interval reaches 0.
+    """
+
+    pgr: float
+    ci95: tuple[float, float]
+    unbounded: bool
+    gap: float
+    gap_ci95: tuple[float, float]
+    seeds: int
+    of: int
+    resamples: str = "seeds, then test examples (hierarchical bootstrap)"
+
+
+def hierarchical_bootstrap_pgr(runs: list[dict[str, np.ndarray]], *, n_boot: int = 2000, seed: int = 0,
+                               shared_test_set: bool = True) -> PooledPgr:
+    """:class:`PooledPgr` of ``runs``: one ``{"weak", "student", "ceiling"}`` mapping of per-example correctness
+    (booleans over the test set) per seed. With ``shared_test_set`` every run must have the same test examples in
+    the same order, and a resample draws one set of test indices for all of them."""
+    if not runs:
+        return PooledPgr(math.nan, (math.nan, math.nan), True, math.nan, (math.nan, math.nan), 0, 0)
+    stacked = {role: [np.asarray(run[role], dtype=float) for run in runs] for role in ("weak", "student", "ceiling")}
+    sizes = {len(v) for v in stacked["weak"]}
+    if shared_test_set and len(sizes) != 1:
+        raise ValueError(f"runs that share a test set must have one test size, got {sorted(sizes)}")
+    means = {role: np.mean([v.mean() for v in values]) for role, values in stacked.items()}
+    gap = float(means["ceiling"] - means["weak"])
+    point = float((means["student"] - means["weak"]) / gap) if gap > 0 else math.nan
+    rng = np.random.default_rng(seed)
+    k = len(runs)
+    # Resampling k seeds from k shrinks their spread by (k - 1) / k: with 5 seeds the plain percentile interval
+    # covered the truth 87% of the time in the simulation test. Deviations from the point are scaled back up.
+    inflate = math.sqrt(k / (k - 1)) if k > 1 else 1.0
+    pgrs, gaps = [], []
+    for _ in range(n_boot):
+        chosen = rng.integers(0, k, k)
+        if shared_test_set:
+            idx = rng.integers(0, len(stacked["weak"][0]), len(stacked["weak"][0]))
+            draws = [(j, idx) for j in chosen]
+        else:
+            draws = [(j, rng.integers(0, len(stacked["weak"][j]), len(stacked["weak"][j]))) for j in chosen]
+        resampled = {role: means[role] + inflate * (np.mean([values[j][idx].mean() for j, idx in draws]) - means[role])
+                     for role, values in stacked.items()}
+        g = resampled["ceiling"] - resampled["weak"]
+        gaps.append(g)
+        if g > 0:
+            pgrs.append((resampled["student"] - resampled["weak"]) / g)
+    gap_ci = (float(np.quantile(gaps, 0.025)), float(np.quantile(gaps, 0.975)))
+    if n_boot - len(pgrs) > PGR_UNBOUNDED_FRACTION * n_boot or not gap > 0:
+        return PooledPgr(math.nan, (math.nan, math.nan), True, gap, gap_ci, k, k)
+    return PooledPgr(point, (float(np.quantile(pgrs, 0.025)), float(np.quantile(pgrs, 0.975))), False, gap, gap_ci,
+                     k, k)
+
+
+def pooled_pgr_with_gap(runs: list[dict[str, np.ndarray]], gap_lows: list[float], **options) -> PooledPgr:
+    """:func:`hierarchical_bootstrap_pgr` over the runs whose own gap interval excludes 0 (``gap_lows``: the lower
+    ends of their gap intervals). A PGR from a run without an established gap divides noise by noise; such runs
+    are counted (``of``) but never averaged in."""
+    kept = [run for run, low in zip(runs, gap_lows, strict=True) if low > 0]
+    pooled = hierarchical_bootstrap_pgr(kept, **options) if kept else hierarchical_bootstrap_pgr([])
+    return dataclasses.replace(pooled, seeds=len(kept), of=len(runs))
 
 
 def majority_fraction(probs: np.ndarray) -> tuple[int, float]:

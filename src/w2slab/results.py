@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from w2slab.diagnostics import calibration, decompose, misfit_gain, pack_correct, unpack_correct
+from w2slab.diagnostics import calibration, decompose, misfit_gain, misfit_gain_kl, pack_correct, unpack_correct
 from w2slab.errors import W2SError
 from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_interval, majority_fraction, pgr
 
@@ -34,6 +34,13 @@ SUSPECT_ONE_CLASS_FRACTION = 0.95
 #: A student whose test AUROC is at most this, while its teacher's is at least 0.1 higher, has lost the signal it
 #: was taught (a collapse that need not show as one predicted class): its run is suspect.
 SUSPECT_CHANCE_AUROC = 0.55
+#: A model at least this far above chance in accuracy whose 90th-percentile max probability on test stays below
+#: SUSPECT_UNCONFIDENT_P90 "did not converge": it ranks examples but cannot say so (a head stuck near zero).
+SUSPECT_ABOVE_CHANCE = 0.10
+SUSPECT_UNCONFIDENT_P90 = 0.6
+#: A model trained on ground truth (weak, ceiling) whose final training loss is within this fraction of ln K (the
+#: loss of the uniform prediction) learned little from it: "did not converge" too.
+SUSPECT_LOSS_NEAR_CHANCE = 0.10
 #: The roles a suspect reason starts with ("student predicts class 1 on 97% of test").
 ROLES = ("weak", "ceiling", "student")
 #: :meth:`ExperimentResult.config_id` of a record written before results carried their config.
@@ -255,6 +262,7 @@ def diagnose(weak: dict[str, np.ndarray], ceiling: np.ndarray, student: dict[str
     test = labels["test"]
     transfer = misfit_gain(weak["transfer"], student["transfer"], labels["transfer"])
     return {**misfit_gain(weak["test"], student["test"], test),
+            **misfit_gain_kl(weak, student, labels),
             "misfit_transfer": transfer["misfit"],
             "decomposition": decompose(weak["test"], student["test"], test).to_dict(),
             "calibration": {"weak": calibration(weak["test"], test), "ceiling": calibration(ceiling, test),
@@ -287,11 +295,34 @@ def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
         if share >= SUSPECT_ONE_CLASS_FRACTION:
             base = float(np.mean(test_labels == top)) if len(test_labels) else NAN
             reasons.append(f"{role} predicts class {top} on {share:.0%} of test (labels: {base:.0%} class {top})")
+    reasons += convergence_reasons(test_probs, test_labels, stability)
     if "student" in test_probs and "weak" in test_probs:
         student, weak = auroc(test_probs["student"], test_labels), auroc(test_probs["weak"], test_labels)
         if student <= SUSPECT_CHANCE_AUROC and weak >= SUSPECT_CHANCE_AUROC + 0.1:  # False when either is NaN
             reasons.append(f"student ranks test examples at chance (AUROC {student:.3f}) where its teacher did not "
                            f"(AUROC {weak:.3f}): it collapsed during training")
+    return reasons
+
+
+def convergence_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
+                        stability: dict[str, dict]) -> list[str]:
+    """"did not converge": a model well above chance whose predictions never leave the middle (90th percentile of
+    its max probability < :data:`SUSPECT_UNCONFIDENT_P90`), or a ground-truth training whose loss ended within
+    :data:`SUSPECT_LOSS_NEAR_CHANCE` of ln K. Such a model's accuracy rests on a ranking it cannot express: its
+    calibration, its confidence-based losses and any PGR built on it measure the optimiser's cap, not the data."""
+    reasons = []
+    for role, probs in test_probs.items():
+        probs = np.asarray(probs, dtype=np.float64)
+        chance = 1.0 / probs.shape[1]
+        p90 = float(np.quantile(probs.max(axis=1), 0.9)) if len(probs) else NAN
+        acc = accuracy(probs, test_labels)
+        if acc >= chance + SUSPECT_ABOVE_CHANCE and p90 < SUSPECT_UNCONFIDENT_P90:
+            reasons.append(f"{role} did not converge: accuracy {acc:.3f} but 90% of its test predictions have max "
+                           f"probability below {p90:.3f}")
+        final = (stability.get(role) or {}).get("final_loss", NAN) if role in ("weak", "ceiling") else NAN
+        if math.isfinite(final) and final >= (1.0 - SUSPECT_LOSS_NEAR_CHANCE) * math.log(probs.shape[1]):
+            reasons.append(f"{role} did not converge: its training loss ended at {final:.4f}, within "
+                           f"{SUSPECT_LOSS_NEAR_CHANCE:.0%} of ln {probs.shape[1]} = {math.log(probs.shape[1]):.4f}")
     return reasons
 
 
@@ -369,8 +400,15 @@ def summary_table(summary: ExperimentSummary):
     first = summary.first
     table = Table(title=f"{first.dataset}: {first.weak} -> {first.strong} (seed {first.seed}, n_test "
                         f"{summary.config['n_test']})")
-    for column in ("model", "accuracy", "AUROC", "PGR", "95% CI"):
+    for column in ("model", "accuracy", "AUROC", "ECE", "p90 max p", "PGR", "95% CI"):
         table.add_column(column, justify="right" if column != "model" else "left")
+    has_gap = first.gap_ci95[0] > 0  # False when NaN
+    table.caption = ("" if has_gap else "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
+        "Intervals resample the test examples (one seed)."
+
+    def confidence(result: ExperimentResult, role: str) -> tuple[str, str]:
+        cal = (result.diagnostics.get("calibration") or {}).get(role) or {}
+        return fmt(cal.get("ece", NAN)), fmt(cal.get("p90_max_prob", NAN))
 
     def label(text: str, suspect: bool) -> str:
         return escape(text) + (" [bold red]SUSPECT[/]" if suspect else "")
@@ -380,17 +418,18 @@ def summary_table(summary: ExperimentSummary):
 
     roles = set().union(*(result.suspect_roles() for result in summary.results.values()))
     table.add_row(label(f"weak ({first.weak})", "weak" in roles), fmt(first.weak_accuracy), fmt(first.weak_auroc),
-                  "", "")
+                  *confidence(first, "weak"), "", "")
     for loss, result in summary.results.items():
         ci = "unbounded" if result.pgr_ci_unbounded else interval(*result.pgr_ci95)
         table.add_row(label(f"w2s student ({loss})", "student" in result.suspect_roles()),
-                      fmt(result.student_accuracy), fmt(result.student_auroc), fmt(result.pgr), ci)
+                      fmt(result.student_accuracy), fmt(result.student_auroc), *confidence(result, "student"),
+                      fmt(result.pgr) if has_gap else "no gap", ci if has_gap else "")
     table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), fmt(first.ceiling_accuracy),
-                  fmt(first.ceiling_auroc), "", "")
-    table.add_row("gap (ceiling - weak)", fmt(first.ceiling_accuracy - first.weak_accuracy), "", "",
+                  fmt(first.ceiling_auroc), *confidence(first, "ceiling"), "", "")
+    table.add_row("gap (ceiling - weak)", fmt(first.ceiling_accuracy - first.weak_accuracy), "", "", "", "",
                   interval(*first.gap_ci95))
     if summary.suspect:
-        table.caption = escape("suspect: " + "; ".join(summary.suspect))
+        table.caption = escape("suspect: " + "; ".join(summary.suspect) + ". " + table.caption)
         table.caption_style = "red"
     return table
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from w2slab.metrics import bootstrap_ci
+from w2slab.diagnostics import unpack_correct
+from w2slab.metrics import PooledPgr, bootstrap_ci, pooled_pgr_with_gap
 from w2slab.report.records import (
     KEY_FIELDS,
     config_difference,
@@ -40,7 +41,8 @@ NOTE_ORACLE = "ORACLE"
 
 #: CSV column order: keys, config, counts, PGR, accuracies, AUROCs, flags.
 COLUMNS = (
-    *KEY_FIELDS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr",
+    *KEY_FIELDS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr", "n_gap", "pooled_from_examples",
+    "pgr_pooled", "pgr_pooled_lo", "pgr_pooled_hi", "gap_pooled", "gap_pooled_lo", "gap_pooled_hi",
     "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median", "pgr_median_lo", "pgr_median_hi",
     *(f"{name}_{part}" for name in ACCURACIES for part in ("mean", "lo", "hi")),
     *(f"{name}_mean" for name in AUROCS),
@@ -91,9 +93,15 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     row: dict = dict(zip(KEY_FIELDS, key[:-1], strict=True))
     row["config_id"], row["config_main"] = key[-1], is_main
     row["config_diff"] = "" if is_main else config_difference(group[0].get("config") or {}, main_config)
-    pgrs = [r["pgr"] for r in group]
+    # a PGR enters an aggregate only from seeds whose own gap interval excludes 0: elsewhere it divides noise by noise
+    pgrs = [r["pgr"] if has_gap(r) else math.nan for r in group]
     row["n_seeds"] = len(group)
     row["n_pgr"] = sum(not math.isnan(v) for v in pgrs)
+    pooled = pooled_pgr(group)
+    row["n_gap"] = sum(has_gap(r) for r in group)
+    row["pgr_pooled"], (row["pgr_pooled_lo"], row["pgr_pooled_hi"]) = pooled.pgr, pooled.ci95
+    row["pooled_from_examples"] = pooled.seeds > 0  # else records without per-example correctness (older files)
+    row["gap_pooled"], (row["gap_pooled_lo"], row["gap_pooled_hi"]) = pooled.gap, pooled.gap_ci95
     row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"] = summarize(pgrs, np.mean)
     row["pgr_median"], row["pgr_median_lo"], row["pgr_median_hi"] = summarize(pgrs, np.median)
     for name in ACCURACIES:
@@ -108,6 +116,35 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     row["suspect"] = "; ".join(f"s{r['seed']}: {reason}" for r in suspect for reason in r["suspect"])
     row["note"] = note(row)
     return row
+
+
+def has_gap(record: dict) -> bool:
+    """Whether the record's own gap interval (ceiling - weak, over its test examples) excludes 0."""
+    low = (record.get("gap_ci95") or [math.nan])[0]
+    return low is not None and not math.isnan(low) and low > 0
+
+
+def pooled_pgr(group: list[dict]) -> PooledPgr:
+    """The hierarchical-bootstrap PGR of a configuration's seeds with a gap (:func:`pooled_pgr_with_gap`)."""
+    usable = [r for r in group if r.get("test_correct") and r.get("test_size")]
+    runs = [{role: unpack_correct(r["test_correct"][role], r["test_size"]) for role in ("weak", "student", "ceiling")}
+            for r in usable]
+    shared = len({r["test_size"] for r in usable}) <= 1
+    gap_lows = [low if (low := (r.get("gap_ci95") or [None])[0]) is not None else math.nan for r in usable]
+    return pooled_pgr_with_gap(runs, gap_lows, shared_test_set=shared)
+
+
+def pgr_cell(row: dict) -> str:
+    """The pooled PGR with its interval and how many seeds stand behind it; ``no gap (k of n)`` without a gap."""
+    if row["n_gap"] == 0:
+        return f"no gap ({row['n_gap']} of {row['n_seeds']})"
+    if not row.get("pooled_from_examples"):  # older records: the mean over seeds with a gap, seeds resampled
+        interval = fmt_ci(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"])
+        return f"{interval} ({row['n_gap']} of {row['n_seeds']}, mean; seeds resampled)"
+    if math.isnan(row["pgr_pooled"]):
+        return f"no pooled gap ({row['n_gap']} of {row['n_seeds']})"
+    interval = fmt_ci(row["pgr_pooled"], row["pgr_pooled_lo"], row["pgr_pooled_hi"])
+    return f"{interval} ({row['n_gap']} of {row['n_seeds']})"
 
 
 def note(row: dict) -> str:
@@ -161,17 +198,19 @@ def fmt_ci(point: float, low: float, high: float) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a Markdown document: a one-paragraph legend, then one table."""
-    header = ["dataset", "loss", "weak", "strong", "seeds", "PGR mean [95% CI]", "PGR median [95% CI]",
-              "weak acc", "ceiling acc", "student acc", "config", "note"]
+    header = ["dataset", "loss", "weak", "strong", "seeds", "PGR pooled [95% CI] (seeds with a gap)",
+              "PGR median [95% CI]", "weak acc", "ceiling acc", "student acc", "config", "note"]
     lines = [
         "# Weak-to-strong summary",
         "",
         "One row per configuration: (dataset, weak, strong, loss) and `config` id (the experiment config "
         "without its seed); seeds are averaged only within one configuration. Rows of a config other than "
         "the most common one of their (dataset, weak, strong, loss) follow it, with the fields that differ. "
-        "Brackets: bootstrap 95% CI over seeds. "
-        "PGR = (student - weak) / (ceiling - weak); seeds with an undefined PGR (ceiling <= weak) are "
-        "left out of the PGR statistics, so `seeds` shows `valid/total` when some were. "
+        "PGR = (student - weak) / (ceiling - weak). Only seeds whose own gap interval (ceiling - weak over "
+        "their test examples) excludes 0 enter any PGR statistic; `no gap (k of n)` means none of the n did. "
+        "`PGR pooled`: the ratio of mean gains over those seeds, its 95% CI from a hierarchical bootstrap "
+        "(seeds, then test examples, one draw of test indices shared by the seeds). Other brackets: "
+        "bootstrap 95% CI over seeds only (accuracies, PGR median); one seed has no such interval. "
         f"Notes: `{NOTE_SELF_PAIR}` = weak and strong are the same model; "
         f"`{NOTE_WEAK_NOT_SMALLER}` = the weak model is not smaller than the strong one; "
         f"`{NOTE_SUSPECT} k/n` = k of the n seeds are suspect (reasons below the table); "
@@ -185,8 +224,8 @@ def markdown_table(rows: list[dict]) -> str:
         seeds = str(row["n_seeds"]) if row["n_pgr"] == row["n_seeds"] else f"{row['n_pgr']}/{row['n_seeds']}"
         cells = [
             row["dataset"], row["loss"], row["weak"], row["strong"], seeds,
-            fmt_ci(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"]),
-            fmt_ci(row["pgr_median"], row["pgr_median_lo"], row["pgr_median_hi"]),
+            pgr_cell(row),
+            fmt_ci(row["pgr_median"], row["pgr_median_lo"], row["pgr_median_hi"]) if row["n_pgr"] > 1 else "n/a",
             *(fmt_ci(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) for n in ACCURACIES),
             _md(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
             _md(row["note"]),
