@@ -26,9 +26,15 @@ if TYPE_CHECKING:
 @register_method("ensemble")
 @dataclass(frozen=True)
 class WeakEnsemble(ChainMethod):
-    """Supervise with the (weighted) mean soft labels of several weak models: seeds x (weak, *models)."""
+    """Supervise with the (weighted) mean soft labels of several weak models: seeds x (weak, *models).
+
+    ``bagging`` (default): every member but the experiment's own weak model trains on a bootstrap resample of the
+    weak-train rows, so members differ by their data and not only by shuffle order (fine-tuned from the same
+    pretrained weights with a zero head and no dropout, seeds alone give near-identical models).
+    """
 
     seeds: int = 3  # members per model: seeds seed, seed+1, ... (the first is the experiment's weak model)
+    bagging: bool = True
     models: tuple[str, ...] = ()  # more weak models besides the experiment's
     weights: tuple[float, ...] = ()  # one per member in order (model-major); empty: equal weights
 
@@ -43,8 +49,8 @@ class WeakEnsemble(ChainMethod):
 
     def members(self, builder: GraphBuilder) -> list[Stage]:
         cfg = builder.cfg
-        stages = [builder.weak_model(model, cfg.seed + i)[1] for model in (cfg.weak, *self.models)
-                  for i in range(self.seeds)]
+        stages = [builder.weak_model(model, cfg.seed + i, bagged=self.bagging and (model, i) != (cfg.weak, 0))[1]
+                  for model in (cfg.weak, *self.models) for i in range(self.seeds)]
         check(not self.weights or len(self.weights) == len(stages), "weights",
               f"needs one weight per member ({len(stages)}: {self.seeds} seeds x {1 + len(self.models)} models), "
               f"got {len(self.weights)}")

@@ -19,7 +19,7 @@ from w2slab.data import Splits, load_task, make_splits
 from w2slab.data.types import content
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
-from w2slab.losses import make_loss
+from w2slab.losses import TrainingContext, make_loss
 from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels
 from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
@@ -193,13 +193,18 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
     spec = stage.spec
     splits = read_splits(inputs["split"])
     weak = _role_model(stage, runtime, "weak", splits, ("weak_train",), spec.train)
-    runtime.echo(f"  training weak {spec.model.model} ({spec.train.mode}, lr {weak.lr:g}) on "
-                 f"{len(splits['weak_train'])} ground-truth labels")
-    model, result = weak.fit("weak_train", one_hot(labels_of(splits, "weak_train"), weak.num_labels), make_loss("xent"),
-                             seed=spec.seed, desc="weak", **training_options(stage, work, runtime))
+    rows = np.arange(len(splits["weak_train"]))
+    if spec.bagged:  # a bootstrap resample: same size, drawn with replacement by the member's seed
+        rows = np.random.default_rng([spec.seed, 7919]).integers(0, len(rows), len(rows))
+    runtime.echo(f"  training weak {spec.model.model} ({spec.train.mode}, lr {weak.lr:g}) on {len(rows)} "
+                 "ground-truth labels" + (f" (bootstrap resample, {len(np.unique(rows))} distinct)" if spec.bagged
+                                          else ""))
+    labels = one_hot(labels_of(splits, "weak_train"), weak.num_labels)[rows]
+    model, result = weak.fit(weak.subset("weak_train", rows), labels, make_loss("xent"), seed=spec.seed, desc="weak",
+                             **training_options(stage, work, runtime))
     save_file(trainable_state(model), str(work / "trainable.safetensors"))
     write_training(work, weak, result)
-    record_ground_truth(work, stage, inputs, "weak", len(splits["weak_train"]))
+    record_ground_truth(work, stage, inputs, "weak", len(np.unique(rows)))
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
@@ -268,7 +273,7 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     rows = np.flatnonzero(labels.kept)
     method, callbacks, truth_read = spec.method, [], 0
     if isinstance(method, SelectionMethod):
-        rows, held = holdout_rows(rows, method.holdout, spec.seed)
+        rows, held = holdout_rows(rows, method.holdout_size(len(rows)), spec.seed)
         truth = (lambda: oracle_truth(inputs["split"], "transfer", held, method)) if method.oracle else None
         targets = method.validation_targets(labels.probs[held], truth)
         truth_read = len(held) if method.oracle else 0
@@ -286,7 +291,8 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     note = f", {len(rows)} of {len(labels.probs)} rows" if len(rows) < len(labels.probs) else ""
     runtime.echo(f"  training {stage.label.split(' ', 1)[0]} {spec.model.model} on its labels, loss {spec.loss.label}"
                  + (f", {method.label}" if method is not None else "") + note)
-    loss = spec.loss.for_training(warmup_frac=spec.train.warmup_frac)
+    loss = spec.loss.for_training(TrainingContext(warmup_frac=spec.train.warmup_frac, batch_size=spec.train.batch_size,
+                                                  seed=spec.seed, labels=labels.probs[rows]))
     options = training_options(stage, work, runtime)
     options["callbacks"] = [*options["callbacks"], *callbacks]
     model, result = strong.fit(train_split, labels.probs[rows], loss, seed=spec.seed,
@@ -302,10 +308,10 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
-def holdout_rows(rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` split at random (by ``seed``) into (kept for training, held out): ``round(fraction * n)`` held out."""
+def holdout_rows(rows: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` split at random (by ``seed``) into (kept for training, held out): ``size`` held out."""
     rng = np.random.default_rng([seed, 104_729])
-    held = np.sort(rng.choice(rows, size=max(1, int(round(fraction * len(rows)))), replace=False))
+    held = np.sort(rng.choice(rows, size=max(1, min(int(size), len(rows) - 1)), replace=False))
     return np.setdiff1d(rows, held), held
 
 

@@ -18,11 +18,14 @@ import torch
 from w2slab.metrics import auroc, softmax
 from w2slab.train.trainer import Trainer, TrainerCallback, TrainerState, evaluation_due, predict_while_training
 
-METRICS = ("auroc", "loss")
+METRICS = ("accuracy", "auroc", "loss")
 
 
 def selection_score(logits: np.ndarray, targets: np.ndarray, metric: str) -> float:
-    """Higher is better: AUROC of the model against the targets' argmax, or minus the soft cross-entropy."""
+    """Higher is better: accuracy or AUROC of the model against the targets' argmax, or minus the soft
+    cross-entropy."""
+    if metric == "accuracy":
+        return float((logits.argmax(-1) == targets.argmax(-1)).mean())
     if metric == "auroc":
         value = auroc(softmax(logits), targets.argmax(-1))
         return value if math.isfinite(value) else float((logits.argmax(-1) == targets.argmax(-1)).mean())
