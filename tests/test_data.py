@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from w2slab.data import (
@@ -34,6 +35,7 @@ TEXT_CHECKS = {
     "amazon_multidomain": lambda t: len(t) > 20,
     "imdb": lambda t: len(t) > 20,
     "sst2": lambda t: t == t.strip(),
+    "sst2_sentences": lambda t: t == t.strip() and " " in t,  # whole sentences, not phrases
     "amazon_fine_foods": lambda t: len(t) > 5,
 }
 
@@ -201,3 +203,14 @@ def test_hub_path_errors(tmp_path: Path):
     if importlib.util.find_spec("datasets") is None:
         with pytest.raises(DataError, match="pip install datasets"):
             load_task("sciq", source="hub")
+
+
+def test_sst2_sentences_is_sentences_in_both_pools(tasks):
+    """GLUE's SST-2 trains on treebank phrases and tests on sentences; sst2_sentences holds sentences in both, so
+    transfer and test come from one distribution (similar length profiles)."""
+    task = tasks("sst2_sentences")
+    assert (len(task.train), len(task.test)) == (6920 + 872, 1821)  # stsa.binary train + dev, test
+    mean_words = {name: np.mean([len(r["text"].split()) for r in rows]) for name, rows in
+                  (("train", task.train), ("test", task.test))}
+    assert 17 < mean_words["train"] < 23 and 17 < mean_words["test"] < 23
+    assert abs(mean_words["train"] - mean_words["test"]) < 1.5

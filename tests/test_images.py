@@ -173,7 +173,8 @@ def test_image_defaults_are_the_reference_vision_setting():
     cfg = ExperimentConfig(dataset="fashion_mnist", weak="cnn-small", strong="efficientnet-lite0")
     assert cfg.strong_train.mode == "probe" and cfg.weak_train.mode == "full"
     text = ExperimentConfig()
-    assert text.strong_train == TrainConfig(mode="full", batch_size=32) and "image_size" not in text.to_dict()
+    assert text.strong_train == TrainConfig(mode="full", batch_size=32, epochs=1.0)
+    assert "image_size" not in text.to_dict()
     partial = ExperimentConfig.from_dict({"dataset": "fashion_mnist", "strong_train": {"lr": 0.01}})
     assert partial.strong_train.mode == "probe" and partial.strong_train.lr == 0.01
 

@@ -95,7 +95,8 @@ def format_amazon_polarity(ex: dict, rng: random.Random) -> list[dict]:
 
 
 def format_imdb(ex: dict, rng: random.Random) -> list[dict]:
-    """Review text, label 1 = positive."""
+    """Review (or sentence) text, label 1 = positive: IMDB, and sentence-level SST-2 (``text``/``label`` rows
+    offline and on the Hub alike)."""
     return [{"text": ex["text"], "label": int(ex["label"])}]
 
 

@@ -132,6 +132,28 @@ def read_sst2(folder: Path, split: str) -> list[dict]:
     return _read_sst2_tsv(folder / "glue_validation.tsv")
 
 
+def _read_stsa(path: Path) -> list[dict]:
+    # "<label> <tokenised, lower-cased sentence>" per line (Kim 2014's sentence-level SST-2)
+    records = []
+    with open(require_file(path), encoding="utf-8") as fh:
+        for line in fh:
+            label, _, sentence = line.strip().partition(" ")
+            if sentence:
+                records.append({"text": sentence, "label": int(label)})
+    return records
+
+
+def read_sst2_sentences(folder: Path, split: str) -> list[dict]:
+    """Sentence-level SST-2 (``stsa.binary``): train pool = train + dev (6,920 + 872), test = test (1,821).
+
+    Unlike GLUE's SST-2, whose train split is the treebank's *phrases* and whose validation split is full
+    sentences, every pool here holds whole sentences: transfer and test come from one distribution.
+    """
+    if split == "train":
+        return _read_stsa(folder / "stsa.binary.train") + _read_stsa(folder / "stsa.binary.dev")
+    return _read_stsa(folder / "stsa.binary.test")
+
+
 def read_amazon_fine_foods(folder: Path, split: str) -> list[dict]:
     """modeldata small_fine_foods: review text with score "great" (5 stars) vs "other"."""
     name = {"train": "fine_foods_training_data.jsonl", "test": "fine_foods_testing_data.jsonl"}[split]

@@ -151,6 +151,19 @@ _SPECS = (
         description="sentence sentiment (GLUE SST-2)",
     ),
     DatasetSpec(
+        name="sst2_sentences",
+        hub_id="SetFit/sst2",  # the same sentence-level splits (train 6,920 / validation 872 / test 1,821)
+        hub_splits=("train", "test"),
+        folder="sst2",
+        reader=rd.read_sst2_sentences,
+        local_splits=("train", "test"),
+        required_files=("stsa.binary.train", "stsa.binary.dev", "stsa.binary.test"),
+        formatter=fmt.format_imdb,
+        local_notes=("sst2_sentences: train pool is stsa.binary train + dev (7,792 sentences), test pool its "
+                     "test split (1,821)",),
+        description="sentence sentiment (sentence-level SST-2: train and test both whole sentences)",
+    ),
+    DatasetSpec(
         name="amazon_fine_foods",
         hub_id=None,
         hub_splits=None,
