@@ -106,6 +106,9 @@ def main() -> None:
 
     from w2slab.api import run
     from w2slab.config import RuntimeConfig
+    from w2slab.progress import quiet_libraries
+
+    quiet_libraries()
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -297,3 +297,22 @@ def test_log_loss_gain_counts_generalization_not_the_confidence_a_model_cannot_b
     y = (rng.random(20000) < 1 / (1 + np.exp(-logit))).astype(int)
     calibrated = np.stack([1 / (1 + np.exp(logit)), 1 / (1 + np.exp(-logit))], axis=1)
     assert fit_temperature(scale(np.log(calibrated), 1 / 3), y) == pytest.approx(3.0, rel=0.1)
+
+
+def test_hierarchical_bootstrap_keeps_pairs_paired():
+    """Two students on the same examples: their difference's interval is far narrower than either accuracy's,
+    because one draw of seeds and test indices serves both; the point estimate is the plain mean."""
+    from w2slab.metrics import hierarchical_bootstrap, hierarchical_paired_difference
+
+    rng = np.random.default_rng(0)
+    base = rng.random((5, 1000)) < 0.8
+    better = base | (rng.random((5, 1000)) < 0.1)  # right wherever base is, and on ~10% of the rest
+    arrays = {"a": better.astype(float), "b": base.astype(float)}
+    point, (low, high) = hierarchical_bootstrap(lambda m: m["a"] - m["b"], arrays, n_boot=300)
+    assert point == pytest.approx(better.mean() - base.mean())
+    assert 0 < low < point < high
+    _, (a_low, a_high) = hierarchical_bootstrap(lambda m: m["a"], arrays, n_boot=300)
+    assert high - low < (a_high - a_low) / 2
+    diff, (d_low, d_high) = hierarchical_paired_difference(list(better.astype(float) - base.astype(float)),
+                                                           n_boot=300)
+    assert diff == pytest.approx(point) and d_low > 0

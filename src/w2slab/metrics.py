@@ -186,3 +186,39 @@ def majority_fraction(probs: np.ndarray) -> tuple[int, float]:
     counts = np.bincount(predicted, minlength=probs.shape[-1])
     top = int(counts.argmax())
     return (top, float(counts[top] / len(predicted)))
+
+
+def hierarchical_bootstrap(statistic, arrays: dict[str, np.ndarray], *, n_boot: int = 2000, seed: int = 0
+                           ) -> tuple[float, tuple[float, float]]:
+    """A statistic of per-seed, per-example values with a 95% CI from resampling seeds, then test examples.
+
+    ``arrays`` maps names to [seeds, examples] arrays that share both axes (the same seeds, one shared test set);
+    ``statistic`` takes the mapping of each name to its mean over a resample and returns a number (NaN resamples
+    are dropped). One draw of seeds and one of test indices serve every array, so paired quantities (two students
+    on the same examples, two pairs on the same seeds) stay paired. As in :func:`hierarchical_bootstrap_pgr`,
+    deviations are scaled by ``sqrt(k / (k - 1))`` for k seeds.
+    """
+    names = list(arrays)
+    k, n = arrays[names[0]].shape
+    means = {name: float(values.mean()) for name, values in arrays.items()}
+    point = float(statistic(means))
+    inflate = math.sqrt(k / (k - 1)) if k > 1 else 1.0
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_boot):
+        rows, cols = rng.integers(0, k, k), rng.integers(0, n, n)
+        drawn = {name: means[name] + inflate * (float(values[np.ix_(rows, cols)].mean()) - means[name])
+                 for name, values in arrays.items()}
+        value = statistic(drawn)
+        if not math.isnan(value):
+            samples.append(value)
+    if not samples:
+        return point, (math.nan, math.nan)
+    return point, (float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975)))
+
+
+def hierarchical_paired_difference(per_seed: list[np.ndarray], *, n_boot: int = 2000, seed: int = 0
+                                   ) -> tuple[float, tuple[float, float]]:
+    """Mean per-example difference (two predictors on the same test examples) over seeds, with the hierarchical
+    95% CI of :func:`hierarchical_bootstrap`; the seeds must share one test set."""
+    return hierarchical_bootstrap(lambda m: m["d"], {"d": np.stack(per_seed)}, n_boot=n_boot, seed=seed)
