@@ -1,6 +1,6 @@
 """Recipe benchmark: how the strong model's head is trained decides whether the ceiling can express confidence.
 
-    python benchmarks/recipe.py                                   # the variants below, seed 0 (~17 min)
+    python benchmarks/recipe.py                                   # the variants below, seed 0 (~22 min)
     python benchmarks/recipe.py --variants probe_lr,backbone_lr --seeds 0,1 --out /tmp/recipe
 
 Stages live under ``--run-root`` (default ``runs``, the one ``w2s run`` uses), so the default variant reuses a
@@ -12,7 +12,9 @@ with one change to how the heads train:
 - ``backbone_lr``: the head at the backbone's learning rate (w2slab before this benchmark): a zero head under AdamW
   moves by about its learning rate per step, so 64 steps at 5e-5 cap its logits near +-.3;
 - ``probe_lr`` (the default): the head at the model family's probe learning rate (1e-3 for text encoders);
-- ``probe_lr_x3``: three times that.
+- ``probe_lr_x3``: three times that;
+- ``lp_ft``: the default's head learning rate, the head first fitted as a logistic regression on the frozen
+  backbone's features of the training rows (LP-FT, Kumar et al. 2022; ``head_init: probe``).
 
 It prints, per variant and seed, the ceiling's accuracy, ECE, 90th-percentile max probability and distinct
 predictions, the weak model's accuracy, the gap with its CI, each student's PGR with its CI, and the
@@ -32,6 +34,7 @@ VARIANTS = {
     "backbone_lr": "backbone",
     "probe_lr": None,
     "probe_lr_x3": 3.0,
+    "lp_ft": "lp_ft",
 }
 
 
@@ -74,6 +77,9 @@ def variant_config(name: str, seed: int):
         base = role_default("text", role)
         resolved = resolve_model(cfg.model(role))
         lr = base.lr if base.lr is not None else resolved.defaults.lr_for(base.mode)
+        if setting == "lp_ft":
+            trains[f"{role}_train"] = {**base.to_dict(), "head_init": "probe"}
+            continue
         head = lr if setting == "backbone" else setting * resolved.defaults.lr_for("probe")
         trains[f"{role}_train"] = {**base.to_dict(), "head_lr": head}
     return ExperimentConfig.from_dict({**cfg.to_dict(), **trains, "seed": seed})

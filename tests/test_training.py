@@ -184,3 +184,27 @@ def test_per_example_weights_reach_the_loss():
     train_model(tiny_bert(), examples, toy_collate(), Recording(), cfg, lr=1e-3, seed=0)
     assert len(seen) == 4 and all(w is not None and w.shape == (16,) for w in seen)
     assert sorted(torch.cat(seen).tolist()) == [0.0] * 32 + [1.0] * 32  # each example's own weight, once
+
+
+def test_lp_ft_fits_the_head_on_frozen_features_before_fine_tuning():
+    """head_init: probe (LP-FT): the head starts as a logistic regression on the frozen features, so the model
+    separates the classes before its first step; with a class missing the head stays at zero."""
+    from w2slab.pipeline.role_model import fit_probe_head
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(200) % 2
+    features = rng.normal(size=(200, 8)).astype(np.float32)
+    features[:, 0] += 2.0 * (2 * labels - 1)
+    targets = np.eye(2, dtype=np.float32)[labels] * 0.8 + 0.1  # soft labels, argmax = the label
+    head = torch.nn.Linear(8, 2)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    assert fit_probe_head(head, features, targets)
+    with torch.no_grad():
+        predicted = head(torch.from_numpy(features)).argmax(-1).numpy()
+    assert (predicted == labels).mean() > 0.9
+    empty = torch.nn.Linear(8, 2)
+    torch.nn.init.zeros_(empty.weight)
+    assert not fit_probe_head(empty, features, np.eye(2, dtype=np.float32)[np.zeros(200, dtype=int)])
+    assert float(empty.weight.abs().sum()) == 0.0
+    assert TrainConfig(head_init="probe").head_init == "probe"

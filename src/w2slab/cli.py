@@ -71,6 +71,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     for role in ("weak", "strong"):
         p.add_argument(f"--{role}-head-lr", type=float, help=f"the {role} model's head when its backbone trains too "
                        "(default: the family's probe learning rate)")
+        p.add_argument(f"--{role}-head-init", choices=("zero", "probe"), help=f"the {role} model's head before "
+                       "fine-tuning: zero (default) or a probe fitted on frozen features (LP-FT)")
     p.add_argument("--text-field", help="your file's text column (default text)")
     p.add_argument("--label-field", help="your file's label column (default label)")
     p.add_argument("--label-map", metavar="WORD=ID,...", help="word labels to class ids, e.g. positive=1,negative=0")
@@ -193,6 +195,8 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
             train["lr"] = getattr(args, f"{role}_lr")
         if getattr(args, f"{role}_head_lr") is not None:
             train["head_lr"] = getattr(args, f"{role}_head_lr")
+        if getattr(args, f"{role}_head_init") is not None:
+            train["head_init"] = getattr(args, f"{role}_head_init")
         data[f"{role}_train"] = train
     try:
         cfg = ExperimentConfig.from_dict(data)

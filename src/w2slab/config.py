@@ -50,6 +50,10 @@ class TrainConfig:
     # backbone's 3e-5 for 64 steps its logits could not leave [-.3, .3] and every ceiling probability stayed in
     # [.43, .57] (README "Training that converges"). Ignored in probe mode, where the head is all that trains (lr).
     head_lr: float | None = None
+    # how the head starts when the backbone trains too: "zero" (every example at the uniform prediction), or
+    # "probe": a logistic regression fitted on the frozen backbone's features of the training rows first (LP-FT,
+    # Kumar et al. 2022), at the cost of one forward pass over them (README "Training that converges")
+    head_init: Literal["zero", "probe"] = "zero"
     epochs: float = 2.0
     batch_size: int = 16
     group_by_length: bool = True  # batches of similar-length texts (transformers' length-grouped order)

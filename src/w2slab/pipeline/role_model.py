@@ -204,6 +204,21 @@ class RoleModel:
                 self._features[split] = np.stack([by_text[t] for t in self.splits[split].texts]).astype(np.float32)
         return self._features[name]
 
+    def frozen_features(self, name: str) -> np.ndarray:
+        """The pretrained backbone's features of one split only (LP-FT's probe), through the feature store."""
+        split = self.splits[name]
+        examples = dict(zip(split.texts, split.examples, strict=True))
+
+        def extract(texts: list[str]) -> list[np.ndarray]:
+            return list(predict_logits(self.pretrained, [examples[t] for t in texts], self.input_collate,
+                                       batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
+                                       desc=f"{self.role} features", output="features"))
+
+        policy = PrecisionPolicy.resolve(self.train_cfg.precision)
+        store = self._store("features", precision=policy.name, device=policy.device_type,
+                            pooling=self.resolved.defaults.pooling)
+        return np.stack(_cached(store, list(split.texts), extract, "features")).astype(np.float32)
+
     def set_features(self, name: str, features: np.ndarray) -> None:
         """Use features computed elsewhere (a cached features stage) instead of a forward pass."""
         self._features[name] = features
@@ -261,6 +276,8 @@ class RoleModel:
             self.features(train_split)
         torch.manual_seed(seed)  # same seed -> same head init and LoRA init
         model = self.new_model()
+        if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
+            fit_probe_head(model.head, self.frozen_features(train_split), targets, weights)
         result = train_model(model, self._examples(train_split, targets, weights), self.collate, loss_fn,
                              self.train_cfg, self.lr, seed=seed, desc=desc, head_lr=self.head_lr, **options)
         return model, result
@@ -301,6 +318,29 @@ def _cached(store: ExampleStore | None, texts: list[str], compute, kind: str) ->
         store.add(unique, [computed[t] for t in unique])
         values = [computed[texts[i]] if v is None else v for i, v in enumerate(values)]
     return values
+
+
+def fit_probe_head(head: torch.nn.Linear, features: np.ndarray, targets: np.ndarray,
+                   weights: np.ndarray | None = None) -> bool:
+    """Set ``head`` to a logistic regression fitted on frozen ``features`` (LP-FT's first stage): labels are the
+    targets' argmax, each row weighted by its target's confidence (and its loss weight). Returns False, leaving
+    the head as it is, when some class has no row to fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels = np.asarray(targets).argmax(-1)
+    num_classes = head.weight.shape[0]
+    if len(np.unique(labels)) < num_classes:
+        return False
+    sample_weight = np.asarray(targets).max(-1) * (1.0 if weights is None else np.asarray(weights))
+    probe = LogisticRegression(C=1.0, max_iter=2000).fit(features.astype(np.float64), labels,
+                                                          sample_weight=sample_weight)
+    coef, intercept = probe.coef_, probe.intercept_
+    if num_classes == 2:  # one logit z for class 1: softmax(-z/2, z/2) = sigmoid(z)
+        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(coef, dtype=head.weight.dtype))
+        head.bias.copy_(torch.as_tensor(intercept, dtype=head.bias.dtype))
+    return True
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
