@@ -206,5 +206,5 @@ def test_lp_ft_fits_the_head_on_frozen_features_before_fine_tuning():
     empty = torch.nn.Linear(8, 2)
     torch.nn.init.zeros_(empty.weight)
     assert not fit_probe_head(empty, features, np.eye(2, dtype=np.float32)[np.zeros(200, dtype=int)])
-    assert float(empty.weight.abs().sum()) == 0.0
+    assert float(empty.weight.detach().abs().sum()) == 0.0
     assert TrainConfig(head_init="probe").head_init == "probe"
