@@ -22,14 +22,16 @@ The minimum detectable difference (MDD) at 80% power and 5% two-sided level is `
 difference, the SE read off its interval (width / 3.92): a true difference smaller than the MDD is more likely
 missed than found.
 
-Writes ``<out>/README.md`` (the table and the command that made it) and ``methods.csv``; the stages stay under
-``--run-root`` for ``benchmarks/reproduction.py``, which reads the same runs.
+Writes ``<out>/README.md`` (the table and the command that made it), ``methods.csv`` and ``experiments.json``
+(the ids of the experiments behind them); the stages stay under ``--run-root`` for ``benchmarks/reproduction.py``,
+which reads exactly those experiments.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import shlex
 import sys
@@ -67,18 +69,17 @@ def configs(args) -> list:
 
 def student_rows(records: list[dict]) -> list[dict]:
     """Per (pair, student): pooled PGR over the seeds with a gap and the paired difference against xent."""
-    from w2slab.diagnostics import unpack_correct
     from w2slab.metrics import hierarchical_paired_difference
     from w2slab.report.methods import experiment_key
     from w2slab.report.records import order_losses
-    from w2slab.report.tables import has_gap, pooled_pgr
+    from w2slab.report.tables import correct_by_role, has_gap, pooled_pgr
 
     def correct(record: dict) -> np.ndarray:
-        return unpack_correct(record["test_correct"]["student"], int(record["test_size"])).astype(float)
+        return correct_by_role(record)["student"].astype(float)
 
     baseline = {experiment_key(r): r for r in records if r["loss"] == "xent"}
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in records:
+    for record in sorted(records, key=lambda r: r["seed"]):  # seed order: bootstrap draws independent of listing
         groups[(record["weak"], record["strong"], record["loss"])].append(record)
     rows = []
     for (weak, strong, student), group in groups.items():
@@ -161,12 +162,14 @@ def main() -> None:
     result = w2slab.sweep(configs(args), w2slab.RuntimeConfig(run_root=args.run_root, echo=lambda *a, **k: None))
     seconds = time.time() - started
     computed = len(result.plan.todo())  # stages this invocation computed (0: every one reused from the run root)
-    seeds = {int(s) for s in args.seeds.split(",")}
-    records = [r for r in load_records(Path(args.run_root)) if r["dataset"] == args.dataset and r["seed"] in seeds
-               and r["config"].get("n_train") == args.n_train and r["config"].get("n_test") == args.n_test]
+    # this invocation's experiments only: the run root also holds those of earlier code revisions, which the
+    # records' config ids cannot tell apart (they would count as more seeds)
+    ids = sorted(r.experiment_id for r in result.results)
+    records = [r for r in load_records(Path(args.run_root)) if r["experiment_id"] in set(ids)]
     rows = student_rows(records)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "experiments.json").write_text(json.dumps(ids) + "\n", encoding="utf-8")  # what reproduction.py reads
     text = markdown(rows, command, seconds, len(result.results), cpu_name(), computed)
     (out / "README.md").write_text(text, encoding="utf-8")
     with (out / "methods.csv").open("w", newline="", encoding="utf-8") as handle:

@@ -48,13 +48,11 @@ def verdict(low: float, high: float, positive: bool = True) -> str:
 
 def correctness(records: list[dict]) -> dict[tuple, dict[int, dict[str, np.ndarray]]]:
     """(weak, strong, loss) -> seed -> role -> per-example correctness on the shared test set."""
-    from w2slab.diagnostics import unpack_correct
+    from w2slab.report.tables import correct_by_role
 
     out: dict[tuple, dict[int, dict[str, np.ndarray]]] = defaultdict(dict)
     for r in records:
-        out[(r["weak"], r["strong"], r["loss"])][r["seed"]] = {
-            role: unpack_correct(r["test_correct"][role], int(r["test_size"])).astype(float)
-            for role in ("weak", "student", "ceiling")}
+        out[(r["weak"], r["strong"], r["loss"])][r["seed"]] = correct_by_role(r)
     return out
 
 
@@ -64,7 +62,7 @@ def pgr_of(means: dict[str, float], key: str) -> float:
 
 
 def stacked(groups: dict[str, dict[int, dict[str, np.ndarray]]], seeds: list[int]) -> dict[str, np.ndarray]:
-    return {f"{name}:{role}": np.stack([runs[s][role] for s in seeds]) for name, runs in groups.items()
+    return {f"{name}:{role}": np.stack([runs[s][role] for s in seeds]).astype(float) for name, runs in groups.items()
             for role in ("weak", "student", "ceiling")}
 
 
@@ -143,7 +141,8 @@ def claims(records: list[dict], n_boot: int) -> tuple[list[dict], dict]:
     # seeds: a per-seed maximum of noisy evaluations would exceed the final value by chance alone)
     if gaps:
         pair = max(gaps, key=gaps.get)
-        traced = [r for r in records if (r["weak"], r["strong"]) == pair and r["loss"] == "xent" and r.get("trace")]
+        traced = sorted((r for r in records if (r["weak"], r["strong"]) == pair and r["loss"] == "xent"
+                         and r.get("trace")), key=lambda r: r["seed"])
         if traced:
             curves = np.array([[row["accuracy"] for row in r["trace"]] for r in traced])
             peak = int(curves.mean(axis=0).argmax())
@@ -200,13 +199,19 @@ def main() -> None:
     parser.add_argument("--run-root", default="runs/methods_benchmark", help="the methods benchmark's stages")
     parser.add_argument("--dataset", default="sst2_sentences")
     parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--methods", default="results/methods", help="the methods benchmark's output folder")
     parser.add_argument("--out", default="results/reproduction")
     args = parser.parse_args()
 
     from w2slab.report.records import load_records
 
-    records = [r for r in load_records(Path(args.run_root)) if r["dataset"] == args.dataset
-               and r.get("method", "none") == "none" and (r["weak"], r["strong"]) in PAIRS]
+    listed = Path(args.methods) / "experiments.json"
+    if not listed.is_file():
+        sys.exit(f"error: {listed} not found; run python benchmarks/methods.py first")
+    ids = set(json.loads(listed.read_text(encoding="utf-8")))  # the methods benchmark's experiments, no older ones
+    records = [r for r in load_records(Path(args.run_root)) if r["experiment_id"] in ids
+               and r["dataset"] == args.dataset and r.get("method", "none") == "none"
+               and (r["weak"], r["strong"]) in PAIRS]
     if not records:
         sys.exit(f"error: no runs of {args.dataset} under {args.run_root}; run python benchmarks/methods.py first")
     rows, figures = claims(records, args.n_boot)

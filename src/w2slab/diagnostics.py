@@ -41,12 +41,16 @@ def misfit_gain(weak: np.ndarray, student: np.ndarray, labels: np.ndarray) -> di
     return {"misfit": misfit, "gain": gain, "gain_ge_misfit": bool(gain >= misfit)}
 
 
+def _log(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probs, 1e-12, 1.0))
+
+
 def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T minimising the log loss of ``softmax(log(probs) / T)`` against ``labels`` (golden-section
     search over log T in [-3, 3]); 1.0 without labels."""
     if len(labels) == 0:
         return 1.0
-    logits = np.log(np.clip(probs, 1e-12, 1.0))
+    logits = _log(probs)
 
     def loss(log_t: float) -> float:
         return log_loss(scale(logits, math.exp(log_t)), labels)
@@ -72,22 +76,19 @@ def scale(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+    return float(-_log(probs[np.arange(len(labels)), labels]).mean())
 
 
 def misfit_gain_kl(weak: dict[str, np.ndarray], student: dict[str, np.ndarray],
                    labels: dict[str, np.ndarray]) -> dict[str, float | bool]:
     """Log-loss misfit and gain on test after temperature scaling (temperatures fitted on transfer)."""
-    scaled = {}
-    for name, probs in (("weak", weak), ("student", student)):
-        temperature = fit_temperature(probs["transfer"], labels["transfer"])
-        scaled[name] = scale(np.log(np.clip(probs["test"], 1e-12, 1.0)), temperature)
-        scaled[f"{name}_temperature"] = temperature
-    w, s = scaled["weak"], scaled["student"]
-    misfit = float((w * (np.log(np.clip(w, 1e-12, 1)) - np.log(np.clip(s, 1e-12, 1)))).sum(-1).mean())
+    temperature = {name: fit_temperature(probs["transfer"], labels["transfer"])
+                   for name, probs in (("weak", weak), ("student", student))}
+    w, s = (scale(_log(probs["test"]), temperature[name]) for name, probs in (("weak", weak), ("student", student)))
+    misfit = float((w * (_log(w) - _log(s))).sum(-1).mean())
     gain = log_loss(w, labels["test"]) - log_loss(s, labels["test"])
     return {"misfit_kl": misfit, "gain_logloss": gain, "gain_ge_misfit_kl": bool(gain >= misfit),
-            "temperature_weak": scaled["weak_temperature"], "temperature_student": scaled["student_temperature"]}
+            "temperature_weak": temperature["weak"], "temperature_student": temperature["student"]}
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,14 @@ def calibration(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """ECE, Brier score, and how confident the model dares to be: the 90th percentile of its max probability and
     the number of distinct predictions (a head that never left the middle, or bf16 ties, show here first)."""
     probs = np.asarray(probs, dtype=np.float64)
-    top = probs.max(axis=1) if len(probs) else np.zeros(0)
     return {"ece": expected_calibration_error(probs, labels), "brier": brier_score(probs, labels),
-            "p90_max_prob": float(np.quantile(top, 0.9)) if len(top) else float("nan"),
+            "p90_max_prob": max_prob_quantile(probs, 0.9),
             "distinct": int(len(np.unique(probs[:, -1].astype(np.float32)))) if len(probs) else 0}
+
+
+def max_prob_quantile(probs: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of each prediction's top-class probability (NaN without predictions)."""
+    return float(np.quantile(np.asarray(probs).max(axis=1), q)) if len(probs) else math.nan
 
 
 def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: int = 2000, seed: int = 0

@@ -253,8 +253,8 @@ class RampedLoss(Loss):
               f"must be in [0, 1] or null (after the lr warm-up), got {self.ramp_start}")
 
     def for_training(self, context: TrainingContext) -> Loss:
-        loss = self if self.ramp_start is not None else dataclasses.replace(self, ramp_start=context.warmup_frac)
-        loss = dataclasses.replace(loss)  # per-run state below, never shared with the configuration
+        # a copy either way: the per-run state below is never shared with the configuration
+        loss = dataclasses.replace(self, ramp_start=context.warmup_frac if self.ramp_start is None else self.ramp_start)
         object.__setattr__(loss, "_seed", int(context.seed))
         return loss
 

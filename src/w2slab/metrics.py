@@ -140,24 +140,12 @@ def hierarchical_bootstrap_pgr(runs: list[dict[str, np.ndarray]], *, n_boot: int
     sizes = {len(v) for v in stacked["weak"]}
     if shared_test_set and len(sizes) != 1:
         raise ValueError(f"runs that share a test set must have one test size, got {sorted(sizes)}")
-    means = {role: np.mean([v.mean() for v in values]) for role, values in stacked.items()}
+    means = {role: float(np.mean([v.mean() for v in values])) for role, values in stacked.items()}
     gap = float(means["ceiling"] - means["weak"])
     point = float((means["student"] - means["weak"]) / gap) if gap > 0 else math.nan
-    rng = np.random.default_rng(seed)
     k = len(runs)
-    # Resampling k seeds from k shrinks their spread by (k - 1) / k: with 5 seeds the plain percentile interval
-    # covered the truth 87% of the time in the simulation test. Deviations from the point are scaled back up.
-    inflate = math.sqrt(k / (k - 1)) if k > 1 else 1.0
     pgrs, gaps = [], []
-    for _ in range(n_boot):
-        chosen = rng.integers(0, k, k)
-        if shared_test_set:
-            idx = rng.integers(0, len(stacked["weak"][0]), len(stacked["weak"][0]))
-            draws = [(j, idx) for j in chosen]
-        else:
-            draws = [(j, rng.integers(0, len(stacked["weak"][j]), len(stacked["weak"][j]))) for j in chosen]
-        resampled = {role: means[role] + inflate * (np.mean([values[j][idx].mean() for j, idx in draws]) - means[role])
-                     for role, values in stacked.items()}
+    for resampled in _hierarchical_resamples(stacked, means, n_boot=n_boot, seed=seed, shared=shared_test_set):
         g = resampled["ceiling"] - resampled["weak"]
         gaps.append(g)
         if g > 0:
@@ -167,6 +155,31 @@ def hierarchical_bootstrap_pgr(runs: list[dict[str, np.ndarray]], *, n_boot: int
         return PooledPgr(math.nan, (math.nan, math.nan), True, gap, gap_ci, k, k)
     return PooledPgr(point, (float(np.quantile(pgrs, 0.025)), float(np.quantile(pgrs, 0.975))), False, gap, gap_ci,
                      k, k)
+
+
+def _hierarchical_resamples(values: dict[str, list[np.ndarray]], means: dict[str, float], *, n_boot: int, seed: int,
+                            shared: bool):
+    """Yield ``n_boot`` mappings of each name to its mean over one resample: k seeds drawn with replacement, then
+    test indices (one draw for every seed when ``shared``, else one per drawn seed). Every name uses the same
+    draws, so paired quantities stay paired.
+
+    Resampling k seeds from k shrinks their spread by (k - 1) / k: with 5 seeds the plain percentile interval
+    covered the truth 87% of the time in the simulation test. Deviations from ``means`` are scaled back up by
+    ``sqrt(k / (k - 1))``.
+    """
+    first = next(iter(values.values()))
+    k = len(first)
+    inflate = math.sqrt(k / (k - 1)) if k > 1 else 1.0
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        chosen = rng.integers(0, k, k)
+        if shared:
+            idx = rng.integers(0, len(first[0]), len(first[0]))
+            draws = [(j, idx) for j in chosen]
+        else:
+            draws = [(j, rng.integers(0, len(first[j]), len(first[j]))) for j in chosen]
+        yield {name: means[name] + inflate * (float(np.mean([runs[j][idx].mean() for j, idx in draws])) - means[name])
+               for name, runs in values.items()}
 
 
 def pooled_pgr_with_gap(runs: list[dict[str, np.ndarray]], gap_lows: list[float], **options) -> PooledPgr:
@@ -195,20 +208,13 @@ def hierarchical_bootstrap(statistic, arrays: dict[str, np.ndarray], *, n_boot: 
     ``arrays`` maps names to [seeds, examples] arrays that share both axes (the same seeds, one shared test set);
     ``statistic`` takes the mapping of each name to its mean over a resample and returns a number (NaN resamples
     are dropped). One draw of seeds and one of test indices serve every array, so paired quantities (two students
-    on the same examples, two pairs on the same seeds) stay paired. As in :func:`hierarchical_bootstrap_pgr`,
-    deviations are scaled by ``sqrt(k / (k - 1))`` for k seeds.
+    on the same examples, two pairs on the same seeds) stay paired (:func:`_hierarchical_resamples`).
     """
-    names = list(arrays)
-    k, n = arrays[names[0]].shape
     means = {name: float(values.mean()) for name, values in arrays.items()}
     point = float(statistic(means))
-    inflate = math.sqrt(k / (k - 1)) if k > 1 else 1.0
-    rng = np.random.default_rng(seed)
     samples = []
-    for _ in range(n_boot):
-        rows, cols = rng.integers(0, k, k), rng.integers(0, n, n)
-        drawn = {name: means[name] + inflate * (float(values[np.ix_(rows, cols)].mean()) - means[name])
-                 for name, values in arrays.items()}
+    for drawn in _hierarchical_resamples({name: list(values) for name, values in arrays.items()}, means,
+                                         n_boot=n_boot, seed=seed, shared=True):
         value = statistic(drawn)
         if not math.isnan(value):
             samples.append(value)

@@ -23,7 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from w2slab.diagnostics import calibration, decompose, misfit_gain, misfit_gain_kl, pack_correct, unpack_correct
+from w2slab.diagnostics import (
+    calibration,
+    decompose,
+    max_prob_quantile,
+    misfit_gain,
+    misfit_gain_kl,
+    pack_correct,
+    unpack_correct,
+)
 from w2slab.errors import W2SError
 from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_interval, majority_fraction, pgr
 
@@ -314,7 +322,7 @@ def convergence_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarr
     for role, probs in test_probs.items():
         probs = np.asarray(probs, dtype=np.float64)
         chance = 1.0 / probs.shape[1]
-        p90 = float(np.quantile(probs.max(axis=1), 0.9)) if len(probs) else NAN
+        p90 = max_prob_quantile(probs, 0.9)
         acc = accuracy(probs, test_labels)
         if acc >= chance + SUSPECT_ABOVE_CHANCE and p90 < SUSPECT_UNCONFIDENT_P90:
             reasons.append(f"{role} did not converge: accuracy {acc:.3f} but 90% of its test predictions have max "

@@ -186,38 +186,32 @@ class RoleModel:
         """
         if name not in self._features:
             todo = [split for split in self.splits if split not in self._features]
-            examples = {text: ex for split in todo
-                        for text, ex in zip(self.splits[split].texts, self.splits[split].examples, strict=True)}
-
-            def extract(texts: list[str]) -> list[np.ndarray]:
-                values = predict_logits(self.pretrained, [examples[t] for t in texts], self.input_collate,
-                                        batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
-                                        desc=f"{self.role} features", output="features")
-                return list(values)
-
-            policy = PrecisionPolicy.resolve(self.train_cfg.precision)  # on this process's device
-            store = self._store("features", precision=policy.name, device=policy.device_type,
-                                pooling=self.resolved.defaults.pooling)
-            values = _cached(store, list(examples), extract, "features")
-            by_text = dict(zip(examples, values, strict=True))
+            by_text = self._frozen_features_of(todo)
             for split in todo:
                 self._features[split] = np.stack([by_text[t] for t in self.splits[split].texts]).astype(np.float32)
         return self._features[name]
 
     def frozen_features(self, name: str) -> np.ndarray:
         """The pretrained backbone's features of one split only (LP-FT's probe), through the feature store."""
-        split = self.splits[name]
-        examples = dict(zip(split.texts, split.examples, strict=True))
+        by_text = self._frozen_features_of([name])
+        return np.stack([by_text[t] for t in self.splits[name].texts]).astype(np.float32)
+
+    def _frozen_features_of(self, splits: list[str]) -> dict[str, np.ndarray]:
+        """Text -> pretrained-backbone features for every example of ``splits``: from the feature store, with one
+        forward pass over the texts it lacks."""
+        examples = {text: ex for split in splits
+                    for text, ex in zip(self.splits[split].texts, self.splits[split].examples, strict=True)}
 
         def extract(texts: list[str]) -> list[np.ndarray]:
-            return list(predict_logits(self.pretrained, [examples[t] for t in texts], self.input_collate,
-                                       batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
-                                       desc=f"{self.role} features", output="features"))
+            values = predict_logits(self.pretrained, [examples[t] for t in texts], self.input_collate,
+                                    batch_size=self.train_cfg.eval_batch_size, precision=self.train_cfg.precision,
+                                    desc=f"{self.role} features", output="features")
+            return list(values)
 
-        policy = PrecisionPolicy.resolve(self.train_cfg.precision)
+        policy = PrecisionPolicy.resolve(self.train_cfg.precision)  # on this process's device
         store = self._store("features", precision=policy.name, device=policy.device_type,
                             pooling=self.resolved.defaults.pooling)
-        return np.stack(_cached(store, list(split.texts), extract, "features")).astype(np.float32)
+        return dict(zip(examples, _cached(store, list(examples), extract, "features"), strict=True))
 
     def set_features(self, name: str, features: np.ndarray) -> None:
         """Use features computed elsewhere (a cached features stage) instead of a forward pass."""

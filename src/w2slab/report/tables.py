@@ -118,20 +118,30 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     return row
 
 
+def gap_low(record: dict) -> float:
+    """The lower end of the record's own gap interval (ceiling - weak, over its test examples); NaN if unknown."""
+    low = (record.get("gap_ci95") or [None])[0]
+    return math.nan if low is None else float(low)
+
+
 def has_gap(record: dict) -> bool:
-    """Whether the record's own gap interval (ceiling - weak, over its test examples) excludes 0."""
-    low = (record.get("gap_ci95") or [math.nan])[0]
-    return low is not None and not math.isnan(low) and low > 0
+    """Whether the record's own gap interval excludes 0 (False when NaN)."""
+    return gap_low(record) > 0
+
+
+def correct_by_role(record: dict) -> dict[str, np.ndarray]:
+    """Per-example test correctness of the record's weak model, student and ceiling."""
+    return {role: unpack_correct(record["test_correct"][role], int(record["test_size"]))
+            for role in ("weak", "student", "ceiling")}
 
 
 def pooled_pgr(group: list[dict]) -> PooledPgr:
     """The hierarchical-bootstrap PGR of a configuration's seeds with a gap (:func:`pooled_pgr_with_gap`)."""
-    usable = [r for r in group if r.get("test_correct") and r.get("test_size")]
-    runs = [{role: unpack_correct(r["test_correct"][role], r["test_size"]) for role in ("weak", "student", "ceiling")}
-            for r in usable]
+    # in seed order: the bootstrap's draws then do not depend on how the records happen to be listed
+    usable = sorted((r for r in group if r.get("test_correct") and r.get("test_size")), key=lambda r: r["seed"])
     shared = len({r["test_size"] for r in usable}) <= 1
-    gap_lows = [low if (low := (r.get("gap_ci95") or [None])[0]) is not None else math.nan for r in usable]
-    return pooled_pgr_with_gap(runs, gap_lows, shared_test_set=shared)
+    return pooled_pgr_with_gap([correct_by_role(r) for r in usable], [gap_low(r) for r in usable],
+                               shared_test_set=shared)
 
 
 def pgr_cell(row: dict) -> str:
