@@ -1,7 +1,8 @@
 """Methods benchmark: every loss and every W2S method in the probe setting, with the power to tell them apart.
 
-    python benchmarks/methods.py                                        # ~25 min on 2 CPU cores
-    python benchmarks/methods.py --seeds 0,1 --out /tmp/methods         # a quick look
+    python benchmarks/methods.py                                  # both parts: ~95 min on 2 CPU cores
+    python benchmarks/methods.py --parts probe                    # the probe part only: ~12 min
+    python benchmarks/methods.py --seeds 0,1 --parts probe --out /tmp/methods     # a quick look
 
 Setting: sentence-level SST-2 (``sst2_sentences``: transfer and test both whole sentences), 4,000 training docs
 (2,000 weak-train, 2,000 transfer) and 1,800 test docs, ten seeds (each repartitions one pool; all share the
@@ -10,8 +11,9 @@ converge" otherwise, and the table counts such runs). Pairs along the ladder: mi
 minilm-l3 -> mpnet-base and minilm-l6 -> mpnet-base; every loss on every pair; every method (with ``xent``) on
 minilm-l3 -> mpnet-base, ``bootstrap`` through minilm-l6. Synthetic supervisors replace the weak model, so their
 PGR is measured from *their* accuracy, and their paired difference compares another supervisor, not a better
-use of the same one. Not in it yet: the fine-tuned default pair (README "The default experiment") with every loss
-over five seeds, about an hour of CPU time.
+use of the same one. Second part: the fine-tuned default pair (README "The default experiment": minilm-l3
+fine-tuned -> mpnet-base fine-tuned, 2,000 training docs, 1,800 test docs) with every loss over the first five
+seeds (``--finetune-seeds``), about 80 minutes of CPU time.
 
 Statistics: a PGR enters only from seeds whose own gap interval excludes 0, and a pair shows one only where at
 least half its seeds have such a gap ("no gap (k of n)" otherwise: k seeds' PGR would be chance picking); the
@@ -46,6 +48,8 @@ LOSSES = ("xent", "logconf", "entropy", "adaptive_conf", "product", "kl", "rever
           {"name": "logconf", "buffer": 128, "balance_batch": True})
 PAIRS = (("minilm-l3", "minilm-l6"), ("minilm-l3", "mpnet-base"), ("minilm-l6", "mpnet-base"))
 METHODS_PAIR = ("minilm-l3", "mpnet-base")
+FINETUNE_LOSSES = LOSSES[:-1]  # every registered loss once, each with its defaults
+SETTINGS = ("probe", "full")  # how the strong model trains: the table's sections, in this order
 METHODS = ({"name": "conf_filter", "drop": 0.2}, {"name": "knn"}, {"name": "knn", "mode": "filter"},
            {"name": "logreg"}, {"name": "select"}, {"name": "oracle_select"}, {"name": "ensemble", "seeds": 3},
            {"name": "s2s"}, {"name": "bootstrap", "via": "minilm-l6"}, {"name": "synthetic_flip", "rate": 0.2},
@@ -57,7 +61,11 @@ def configs(args) -> list:
 
     probe = TrainConfig(mode="probe", trace_every=args.trace_every)
     out = []
-    for weak, strong in PAIRS:
+    parts = set(args.parts.split(","))
+    if "finetune" in parts:  # the default experiment, changed in its losses only
+        out += [ExperimentConfig(dataset=args.dataset, seed=int(seed), losses=FINETUNE_LOSSES)
+                for seed in args.finetune_seeds.split(",")]
+    for weak, strong in PAIRS if "probe" in parts else ():
         for seed in (int(s) for s in args.seeds.split(",")):
             common = dict(dataset=args.dataset, weak=weak, strong=strong, seed=seed, n_train=args.n_train,
                           n_test=args.n_test, weak_train=TrainConfig(mode="probe"), strong_train=probe)
@@ -67,8 +75,15 @@ def configs(args) -> list:
     return out
 
 
+def setting(record: dict) -> str:
+    """How the record's strong model trained (``probe``, ``full``, ``lora``): what separates the two parts."""
+    from w2slab.config import ExperimentConfig
+
+    return ExperimentConfig.from_dict(record["config"]).train_config("strong").mode
+
+
 def student_rows(records: list[dict]) -> list[dict]:
-    """Per (pair, student): pooled PGR over the seeds with a gap and the paired difference against xent."""
+    """Per (setting, pair, student): pooled PGR over the seeds with a gap and the paired difference against xent."""
     from w2slab.metrics import hierarchical_paired_difference
     from w2slab.report.methods import experiment_key
     from w2slab.report.records import order_losses
@@ -80,11 +95,11 @@ def student_rows(records: list[dict]) -> list[dict]:
     baseline = {experiment_key(r): r for r in records if r["loss"] == "xent"}
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for record in sorted(records, key=lambda r: r["seed"]):  # seed order: bootstrap draws independent of listing
-        groups[(record["weak"], record["strong"], record["loss"])].append(record)
+        groups[(setting(record), record["weak"], record["strong"], record["loss"])].append(record)
     rows = []
-    for (weak, strong, student), group in groups.items():
+    for (mode, weak, strong, student), group in groups.items():
         pooled = pooled_pgr(group)
-        row = {"weak": weak, "strong": strong, "student": student, "seeds": len(group),
+        row = {"setting": mode, "weak": weak, "strong": strong, "student": student, "seeds": len(group),
                "seeds_with_gap": sum(has_gap(r) for r in group), "pgr": pooled.pgr, "pgr_lo": pooled.ci95[0],
                "pgr_hi": pooled.ci95[1], "oracle": any(r.get("oracle") for r in group),
                "gap": float(np.mean([r["ceiling_accuracy"] - r["weak_accuracy"] for r in group])),
@@ -100,7 +115,8 @@ def student_rows(records: list[dict]) -> list[dict]:
                        mdd=2.8 * (high - low) / 3.92)
         rows.append(row)
     order = {label: i for i, label in enumerate(order_losses(r["student"] for r in rows))}
-    return sorted(rows, key=lambda r: (PAIRS.index((r["weak"], r["strong"])), order[r["student"]]))
+    return sorted(rows, key=lambda r: (SETTINGS.index(r["setting"]), PAIRS.index((r["weak"], r["strong"])),
+                                       order[r["student"]]))
 
 
 def markdown(rows: list[dict], command: str, seconds: float, n_runs: int, cpu: str, computed: int) -> str:
@@ -109,13 +125,15 @@ def markdown(rows: list[dict], command: str, seconds: float, n_runs: int, cpu: s
     lines = ["# Methods benchmark", "", f"Made by `{command}` {timing} ({n_runs} results) on 2 cores of {cpu} "
              "(bf16 kernels differ between CPUs: numbers reproduce on one machine, not across machines).", "",
              (__doc__ or "").split("\n\n", 2)[2].split("\n\nWrites")[0].strip(), ""]
-    for weak, strong in PAIRS:
-        pair_rows = [r for r in rows if (r["weak"], r["strong"]) == (weak, strong)]
+    for mode, (weak, strong) in ((mode, pair) for mode in SETTINGS for pair in PAIRS):
+        pair_rows = [r for r in rows if (r["setting"], r["weak"], r["strong"]) == (mode, weak, strong)]
         if not pair_rows:
             continue
         first = pair_rows[0]
         mdds = [r["mdd"] for r in pair_rows if "mdd" in r]
-        lines += [f"## {weak} -> {strong}", "",
+        title = (f"{weak} -> {strong} (linear probes)" if mode == "probe" else
+                 f"{weak} -> {strong}, fine-tuned ({mode}): the default experiment with every loss")
+        lines += [f"## {title}", "",
                   f"weak {first['weak_acc']:.3f}, ceiling {first['ceiling_acc']:.3f} (means over {first['seeds']} "
                   f"seeds); gap {first['gap']:.3f}; seeds whose gap interval excludes 0: {first['seeds_with_gap']} "
                   f"of {first['seeds']}" + (f"; median MDD of a paired accuracy difference {np.median(mdds):.3f}"
@@ -141,8 +159,11 @@ def markdown(rows: list[dict], command: str, seconds: float, n_runs: int, cpu: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default=DATASET)
-    parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8,9")
-    parser.add_argument("--n-train", type=int, default=4000)
+    parser.add_argument("--parts", default="probe,finetune", help="probe (3 pairs of linear probes), finetune "
+                        "(the fine-tuned default pair), or both")
+    parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8,9", help="seeds of the probe part")
+    parser.add_argument("--finetune-seeds", default="0,1,2,3,4", help="seeds of the fine-tuned part")
+    parser.add_argument("--n-train", type=int, default=4000, help="probe part (the fine-tuned part: the default's)")
     parser.add_argument("--n-test", type=int, default=1800)
     parser.add_argument("--trace-every", type=int, default=25, help="students' trace interval in steps (0: none)")
     parser.add_argument("--run-root", default="runs/methods_benchmark", help="stages (reused by a second run)")
@@ -169,7 +190,8 @@ def main() -> None:
     rows = student_rows(records)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "experiments.json").write_text(json.dumps(ids) + "\n", encoding="utf-8")  # what reproduction.py reads
+    by_setting = {mode: sorted(r["experiment_id"] for r in records if setting(r) == mode) for mode in SETTINGS}
+    (out / "experiments.json").write_text(json.dumps(by_setting) + "\n", encoding="utf-8")  # for reproduction.py
     text = markdown(rows, command, seconds, len(result.results), cpu_name(), computed)
     (out / "README.md").write_text(text, encoding="utf-8")
     with (out / "methods.csv").open("w", newline="", encoding="utf-8") as handle:

@@ -208,7 +208,8 @@ def main() -> None:
     listed = Path(args.methods) / "experiments.json"
     if not listed.is_file():
         sys.exit(f"error: {listed} not found; run python benchmarks/methods.py first")
-    ids = set(json.loads(listed.read_text(encoding="utf-8")))  # the methods benchmark's experiments, no older ones
+    listing = json.loads(listed.read_text(encoding="utf-8"))  # the methods benchmark's experiments, no older ones
+    ids = set(listing["probe"] if isinstance(listing, dict) else listing)  # the claims are read off the probe part
     records = [r for r in load_records(Path(args.run_root)) if r["experiment_id"] in ids
                and r["dataset"] == args.dataset and r.get("method", "none") == "none"
                and (r["weak"], r["strong"]) in PAIRS]
