@@ -177,6 +177,25 @@ def check(env, capsys, argv: list[str], needle: str) -> None:
     assert snapshot(env.runs) == before  # nothing finished was touched, no stage started
 
 
+def test_a_small_file_gets_the_test_set_its_pool_supports_and_an_explicit_n_test_is_kept(env, tmp_path, capsys):
+    from w2slab.cli import build_config, make_parser
+    from w2slab.data import load_task
+    from w2slab.data.splits import make_splits
+
+    path = str(env.data)  # 300 rows: a test pool of about 60, far below the default n_test of 1,800
+    cfg = build_config(make_parser().parse_args(["run", "--dataset", path]))
+    out = capsys.readouterr().out
+    assert 40 <= cfg.n_test < 1800 and f"supports n_test={cfg.n_test}" in out
+    task = load_task(path)
+    splits = make_splits(task, n_train=cfg.n_train, n_test=cfg.n_test, seed=0)  # both sizes fit together
+    assert len(splits.test) == cfg.n_test and cfg.n_train >= 100
+    with pytest.raises(Exception, match="lower --n-test to at most"):  # one size more does not
+        make_splits(task, n_train=2, n_test=cfg.n_test + 2, seed=0)
+    # what the user set is not changed: refused in one line naming the size that fits
+    with pytest.raises(Exception, match=f"lower --n-test to at most {cfg.n_test}"):
+        build_config(make_parser().parse_args(["run", "--dataset", path, "--n-test", "1800"]))
+
+
 def test_a_csv_with_other_columns_and_word_labels_reads_with_the_flags(env, tmp_path, capsys):
     from w2slab.cli import build_config, make_parser
     from w2slab.data import load_task

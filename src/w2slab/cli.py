@@ -202,24 +202,38 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
         cfg = ExperimentConfig.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"--config {args.config}: {exc}" if args.config else str(exc)) from None
-    if cfg.reads_a_file() and args.n_train is None and not args.config:
-        cfg = _n_train_the_file_supports(cfg)
+    if cfg.reads_a_file() and (args.n_train is None or args.n_test is None) and not args.config:
+        cfg = _sizes_the_file_supports(cfg, fit_train=args.n_train is None, fit_test=args.n_test is None)
     return cfg
 
 
-def _n_train_the_file_supports(cfg: ExperimentConfig) -> ExperimentConfig:
-    """A user's file without --n-train: as many class-balanced examples as it supports, up to the default."""
+def _sizes_the_file_supports(cfg: ExperimentConfig, *, fit_train: bool, fit_test: bool) -> ExperimentConfig:
+    """A user's file without --n-test / --n-train: as many class-balanced examples as it supports, up to the
+    defaults, with a note; a size the user set is kept (and refused by the split with its largest feasible value).
+
+    The test set first, since a held-out file's carved test pool (a fifth of it) is usually the short side: a
+    small test set widens the gap's interval until the run says "no gap", which is the honest answer.
+    """
     import dataclasses
 
     from w2slab.data import load_task
-    from w2slab.data.splits import largest_n_train
+    from w2slab.data.splits import largest_n_test, largest_n_train
 
     task = load_task(cfg.dataset, seed=cfg.data_seed, text_field=cfg.text_field, label_field=cfg.label_field,
                      label_map=cfg.label_map)
+    name = Path(cfg.dataset).name
+    if fit_test:
+        most = largest_n_test(task, cap=cfg.n_test)
+        if 0 < most < cfg.n_test:
+            print(f"note: {name}'s test pool supports n_test={most} class-balanced examples (fewer than the "
+                  f"default {cfg.n_test}); using that. Set --n-test to choose another size.", flush=True)
+            cfg = dataclasses.replace(cfg, n_test=most)
+    if not fit_train:
+        return cfg
     n_train = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train,
                               data_seed=cfg.data_seed)
     if n_train < cfg.n_train:
-        print(f"note: {Path(cfg.dataset).name} supports n_train={n_train} class-balanced examples (fewer than the "
+        print(f"note: {name} supports n_train={n_train} class-balanced examples (fewer than the "
               f"default {cfg.n_train}); using that. Set --n-train to choose another size.", flush=True)
         cfg = dataclasses.replace(cfg, n_train=n_train)
     return cfg

@@ -211,3 +211,13 @@ def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int, data_se
         mid = (low + high + 1) // 2
         low, high = (mid, high) if feasible(2 * mid) else (low, mid - 1)
     return 2 * low
+
+
+def largest_n_test(task: TaskData, *, cap: int) -> int:
+    """The largest n_test <= ``cap`` that :func:`make_splits` can serve class-balanced from ``task``'s test pool.
+
+    The test pool does not depend on the seeds (only its duplicates are dropped), so neither does this; 0 when
+    some class has no test row at all.
+    """
+    test_pool, _, _ = _dedupe(task.test)
+    return _max_feasible(False, cap, _available(test_pool, task.num_classes))
