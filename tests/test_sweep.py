@@ -170,3 +170,21 @@ def test_accelerate_launch_on_two_processes_writes_each_stage_once(models_ready,
     assert len(finished) == len(set(finished)) == 6
     assert {e["pid"] for e in events if e["event"] == "done"} == {events[0]["pid"]}  # one writer
     assert len(list(tmp_path.glob("sst2_minilm-l3_to_minilm-l3_s0_*/metrics.json"))) == 1
+
+
+def test_two_concurrent_runs_of_one_config_both_finish_with_one_folder(models_ready, data_root, tmp_path):
+    """Stage locks make the second run wait and reuse; the experiment folder is published race-free."""
+    command = [sys.executable, "-m", "w2slab.cli", "run", "--dataset", "sst2", "--weak", "minilm-l3", "--strong",
+               "minilm-l3", "--n-train", "32", "--n-test", "16", "--epochs", "1", "--batch-size", "8", "--loss",
+               "xent", "--data-root", str(data_root), "--out-dir", str(tmp_path)]
+    env = {**os.environ, "W2SLAB_QUIET": "1"}
+    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0 and "Traceback" not in out + err, err[-2000:]
+    folders = [p for p in tmp_path.iterdir() if p.name.startswith("sst2_")]
+    assert len(folders) == 1 and (folders[0] / "metrics.json").is_file()
+    assert not [p.name for p in tmp_path.iterdir() if ".replaced." in p.name]
+    finished = [e["id"] for e in StageStore(tmp_path).events() if e["event"] == "done"]
+    assert len(finished) == len(set(finished))  # each stage computed once, the other run reused it

@@ -9,10 +9,13 @@ marker whose data never reached the disk.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +27,7 @@ def write_with(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600: a team sharing a run root could not read it
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -71,13 +75,42 @@ def fsync_tree(folder: str | Path) -> None:
     fsync_dir(folder)
 
 
+#: how often :func:`publish_dir` moves a competing writer's folder aside before it gives up
+PUBLISH_ATTEMPTS = 100
+
+
+@functools.cache
+def umask() -> int:
+    """The process's umask (read once: ``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def publish_dir(staging: Path, final: Path) -> Path:
-    """Move a completely written folder into place, replacing an earlier version of the same folder."""
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(staging, final)
-    fsync_dir(final.parent)
-    return final
+    """Move a completely written folder into place, replacing an earlier version of the same folder.
+
+    Safe against a concurrent writer of the same ``final``: the old folder is first *renamed* aside (atomic, and
+    only one process can win it), then deleted; the rename of ``staging`` retries while another writer's folder
+    keeps appearing at ``final``. Deleting ``final`` in place instead let two writers interleave (one's rmtree
+    while the other renames: ``Directory not empty`` or ``FileNotFoundError``). The last writer's folder stays.
+    """
+    for _ in range(PUBLISH_ATTEMPTS):
+        try:
+            os.rename(staging, final)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        else:
+            fsync_dir(final.parent)
+            return final
+        aside = final.with_name(f".{final.name}.replaced.{uuid.uuid4().hex[:12]}")
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:
+            continue  # another writer moved it aside first
+        shutil.rmtree(aside, ignore_errors=True)
+    raise OSError(errno.EBUSY, f"{final} kept being replaced by other writers ({PUBLISH_ATTEMPTS} attempts)")
 
 
 @contextlib.contextmanager
@@ -86,6 +119,7 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700: follow the umask as any other folder does
     try:
         yield staging
         publish_dir(staging, final)
