@@ -71,6 +71,16 @@ def test_probe_weak_and_lora_strong_run_through_the_pipeline(probe_lora_run):
     assert resolved["strong"]["mode"] == "lora" and resolved["strong"]["precision"] == resolve_precision("auto")
     assert resolved["strong"]["device"] == "cpu" and resolved["strong"]["pooling"] == "cls"
     assert config["strong_train"]["lora_r"] == 4
+    # each result records the code and the data and weight revisions it ran with (its config id covers them)
+    from w2slab.pipeline.graph import result_versions
+
+    results = [json.loads(p.read_text()) for p in (root / "experiments").glob("*/result.json")]
+    assert len(results) == 2
+    for record in results:
+        assert record["resolved"]["versions"] == result_versions()
+        revisions = record["resolved"]["revisions"]
+        assert any(k.startswith("dataset:") for k in revisions)
+        assert {f"model:{config['weak']}", f"model:{config['strong']}"} <= set(revisions)
     for name in ("weak", "ceiling", "student_xent", "student_logconf"):
         assert metrics["stability"][name]["skipped_steps"] == 0
 

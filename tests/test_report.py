@@ -261,3 +261,24 @@ def test_suspect_runs_are_marked_in_the_tables(tmp_path):
     markdown = write_report(root)["tables"][1].read_text(encoding="utf-8")
     assert "suspect 1/3 |" in markdown
     assert "## Suspect runs" in markdown and "s1: student predicts class 1 on 97% of test" in markdown
+
+
+def test_runs_of_another_code_revision_or_other_weights_are_other_configurations(tmp_path):
+    """A fix changes the source digest: the old results are never averaged in as more seeds of the new."""
+    pair = ("sciq", "minilm-l3", "minilm-l12", "xent")
+
+    def ran_with(record: dict, source: str, weights: str = "packaged:a") -> dict:
+        resolved = {"versions": {"w2slab": "0.1.0", "w2slab_source": source, "torch": "2.13.0"},
+                    "revisions": {"dataset:sciq": "folder:x", "model:minilm-l12": weights}}
+        return {**record, "resolved": resolved, "experiment_id": f"{record['experiment_id']}-{source}-{weights}"}
+
+    old = [ran_with(with_config(make_record(*pair, seed, 0.2)), "old") for seed in SEEDS]
+    new = [ran_with(with_config(make_record(*pair, seed, 0.6)), "new") for seed in (0, 1)]
+    other_weights = [ran_with(with_config(make_record(*pair, 0, 0.9)), "old", "packaged:b")]
+    records = load_records(write_run_root(tmp_path / "run", old + new + other_weights))
+    rows = [r for r in aggregate(records) if (r["dataset"], r["weak"], r["strong"], r["loss"]) == pair]
+    by_seeds = {r["n_seeds"]: r for r in rows}
+    assert sorted(by_seeds) == [1, 2, 3] and by_seeds[3]["config_main"] and len(rows) == 3
+    assert by_seeds[3]["pgr_mean"] == pytest.approx(0.2) and by_seeds[2]["pgr_mean"] == pytest.approx(0.6)
+    assert by_seeds[2]["config_diff"] == "(versions).w2slab_source=new (main old)"
+    assert by_seeds[1]["config_diff"] == "(revisions).model:minilm-l12=packaged:b (main packaged:a)"

@@ -220,12 +220,18 @@ class ExperimentResult:
         return unpack_correct(self.test_correct[role], self.test_size)
 
     def config_id(self) -> str:
-        """Short hash of the configuration without its seed: records that share it are seeds of one setting.
+        """Short hash of what made the result except its seed: records that share it are seeds of one setting.
 
-        Reports average over seeds only within one config id, so runs before and after a change of, say,
-        ``n_train`` or ``epochs`` are never mixed. Records without a config (older files) get ``no-config``.
+        The configuration, and (recorded since results carry them) the code that ran (w2slab's source digest, the
+        result-relevant libraries) and the revisions of the data and weights. Reports average over seeds only
+        within one config id, so runs before and after a change of ``n_train``, of a model's weights or of the
+        code (a fix) are never mixed. Records without a config (older files) get ``no-config``.
         """
-        return config_id(self.config)
+        return config_id(self.config, self.resolved)
+
+    def identity(self) -> dict[str, Any]:
+        """What :meth:`config_id` hashes, as plain data (reports show where two configurations differ)."""
+        return identity(self.config, self.resolved)
 
     def suspect_roles(self) -> set[str]:
         """The roles (``weak``, ``ceiling``, ``student``) some suspect reason is about."""
@@ -277,12 +283,25 @@ def diagnose(weak: dict[str, np.ndarray], ceiling: np.ndarray, student: dict[str
                             "student": calibration(student["test"], test)}}
 
 
-def config_id(config: dict[str, Any]) -> str:
-    """See :meth:`ExperimentResult.config_id`: 10 hex digits of the config without ``seed``, or ``no-config``."""
+def identity(config: dict[str, Any], resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config without ``seed``, plus the code and the data and weight revisions ``resolved`` recorded.
+
+    Older results recorded neither; they keep the identity of their config alone (and so their config id).
+    """
+    if not config:
+        return {}
+    out = {key: value for key, value in config.items() if key != "seed"}
+    for key in ("versions", "revisions"):
+        if (resolved or {}).get(key):
+            out[f"({key})"] = resolved[key]  # parenthesised: no config field can have that name
+    return out
+
+
+def config_id(config: dict[str, Any], resolved: dict[str, Any] | None = None) -> str:
+    """See :meth:`ExperimentResult.config_id`: 10 hex digits of :func:`identity`, or ``no-config``."""
     if not config:
         return NO_CONFIG_ID
-    identity = {key: value for key, value in config.items() if key != "seed"}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return hashlib.sha256(json.dumps(identity(config, resolved), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,

@@ -285,6 +285,32 @@ class Stage:
                 "inputs": {role: stage.id for role, stage in self.inputs.items()}, "versions": result_versions()}
 
 
+def upstream_revisions(stage: Stage) -> dict[str, str]:
+    """The data and weights behind a stage: the dataset's revision and each model's, from every stage it reads.
+
+    A result records them (and :func:`result_versions`) so that reports never average runs of other data, other
+    weights or another code revision as if they were more seeds of one configuration.
+    """
+    revisions: dict[str, str] = {}
+    seen: set[str] = set()
+
+    def visit(node: Stage) -> None:
+        if node.id in seen:
+            return
+        seen.add(node.id)
+        spec = node.spec
+        if isinstance(spec, SplitSpec):
+            revisions[f"dataset:{spec.dataset}"] = spec.dataset_revision
+        model = getattr(spec, "model", None)
+        if isinstance(model, ModelInput):
+            revisions[f"model:{model.model}"] = model.revision
+        for dependency in node.inputs.values():
+            visit(dependency)
+
+    visit(stage)
+    return dict(sorted(revisions.items()))
+
+
 @dataclass
 class ExperimentGraph:
     """The stages of one experiment: one student and one evaluation per (loss, method), keyed by the student's

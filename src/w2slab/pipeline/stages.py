@@ -23,7 +23,7 @@ from w2slab.losses import TrainingContext, make_loss
 from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels
 from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
-from w2slab.pipeline.graph import Stage, pinned_revision, result_versions
+from w2slab.pipeline.graph import Stage, pinned_revision, result_versions, upstream_revisions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import ExperimentResult
 from w2slab.train.selection import KeepBest, RecordPredictions
@@ -390,7 +390,8 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
         ceiling=load_probs(inputs["ceiling"] / "test.npz"),
         student={name: load_probs(inputs["student"] / f"{name}.npz") for name in ("transfer", "test")},
         config=config.to_dict(), loss=method.student_label(stage.spec.loss.label), experiment_id=stage.id,
-        seed=config.seed, resolved={"weak": weak_resolved, "strong": read_resolved(inputs["student"])},
+        seed=config.seed, resolved={"weak": weak_resolved, "strong": read_resolved(inputs["student"]),
+                                    "versions": result_versions(), "revisions": upstream_revisions(stage)},
         warn=runtime.echo,  # the trainings' stability reports, so the result carries their suspect reasons
         stability={role: json.loads((inputs[key] / "stability.json").read_text())
                    for role, key in stability_of.items() if key in inputs},

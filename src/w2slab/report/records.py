@@ -6,8 +6,9 @@ schema and its validation live in :mod:`w2slab.results`, so a malformed file sto
 message that names it.
 
 Seeds are averaged only within one *configuration*: a (dataset, weak, strong, loss) plus its
-``config_id`` (the full experiment config without the seed). Runs of the same pair under another
-``n_train``, ``epochs`` or data are other configurations; the most common one of each
+``config_id`` (the full experiment config without the seed, the code revision and the data and weight
+revisions). Runs of the same pair under another ``n_train``, ``epochs``, data or code revision are other
+configurations; the most common one of each
 (dataset, weak, strong, loss) is its *main* configuration, which plots show and others are described against.
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, load_results
+from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, identity, load_results
 
 #: Keys that name an experiment; they group records into table rows and plot series.
 KEY_FIELDS = ExperimentResult.KEYS
@@ -41,7 +42,12 @@ def key_of(record: dict) -> tuple[str, ...]:
 
 def config_id_of(record: dict) -> str:
     """A record's config id (computed from its config when it was built without :func:`load_records`)."""
-    return record.get("config_id") or config_id(record.get("config") or {})
+    return record.get("config_id") or config_id(record.get("config") or {}, record.get("resolved"))
+
+
+def identity_of(record: dict) -> dict[str, Any]:
+    """What a record's config id hashes: its config without the seed, the code and the revisions it ran with."""
+    return identity(record.get("config") or {}, record.get("resolved"))
 
 
 def main_configs(records: list[dict]) -> dict[tuple[str, ...], str]:
@@ -66,7 +72,8 @@ def main_config_records(records: list[dict]) -> list[dict]:
 def config_difference(config: dict[str, Any], main: dict[str, Any]) -> str:
     """The fields where ``config`` differs from the ``main`` config, as ``n_train=4000 (main 2000)``.
 
-    Nested configs (``weak_train``, ``strong_train``) are compared field by field; the seed is ignored.
+    Nested configs (``weak_train``, ``strong_train``) are compared field by field; the seed is ignored. Given
+    identities (:func:`identity_of`), code and revisions are compared too: ``(versions).w2slab_source=...``.
     """
     if not config:
         return "no config recorded (older result file)"

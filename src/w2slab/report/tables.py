@@ -24,6 +24,7 @@ from w2slab.report.records import (
     KEY_FIELDS,
     config_difference,
     config_id_of,
+    identity_of,
     key_of,
     main_config_records,
     main_configs,
@@ -78,7 +79,7 @@ def aggregate(records: list[dict]) -> list[dict]:
     for record in records:
         groups[(*key_of(record), config_id_of(record))].append(record)
     main = main_configs(records)
-    main_config = {key[:-1]: group[0].get("config") or {} for key, group in groups.items() if main[key[:-1]] == key[-1]}
+    main_config = {key[:-1]: identity_of(group[0]) for key, group in groups.items() if main[key[:-1]] == key[-1]}
     rows = [_summarize_group(key, group, main_config[key[:-1]], key[-1] == main[key[:-1]])
             for key, group in groups.items()]
     return sorted(rows, key=_row_sort_key(main_config_records(records)))
@@ -92,7 +93,7 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
                       "as a separate seed", stacklevel=3)
     row: dict = dict(zip(KEY_FIELDS, key[:-1], strict=True))
     row["config_id"], row["config_main"] = key[-1], is_main
-    row["config_diff"] = "" if is_main else config_difference(group[0].get("config") or {}, main_config)
+    row["config_diff"] = "" if is_main else config_difference(identity_of(group[0]), main_config)
     # a PGR enters an aggregate only from seeds whose own gap interval excludes 0: elsewhere it divides noise by noise
     pgrs = [r["pgr"] if has_gap(r) else math.nan for r in group]
     row["n_seeds"] = len(group)
