@@ -139,8 +139,100 @@ def test_plugins_load_from_the_entry_point_group(monkeypatch):
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     assert "demo_halved_xent" in LOSSES.names()
     assert make_loss("demo_halved_xent").factor == 0.5
+    assert make_loss("demo_halved_xent").code_digest()  # its source is in the identity of the stages using it
+    assert make_loss("xent").code_digest() is None  # w2slab's own: covered by the package's source digest
     broken = importlib.metadata.EntryPoint(name="broken", value="tests.no_such_module", group=registry.PLUGIN_GROUP)
     monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: [broken])
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     with pytest.raises(Exception, match="plugin 'broken'.*failed to load"):
         registry.load_plugins()
+
+
+PLUGIN_SOURCE = '''
+from dataclasses import dataclass
+
+import numpy as np
+
+from w2slab.losses import Loss, register_loss
+from w2slab.methods.base import LabelMethod, SoftLabels, register_method
+from w2slab.losses import xent_loss
+
+SHARPNESS = {sharpness}
+
+
+@register_loss("edited_xent", replace=True)
+@dataclass(frozen=True)
+class EditedXent(Loss):
+    def __call__(self, logits, labels, step_frac):
+        return xent_loss(logits, labels, step_frac)
+
+
+@register_method("edited_sharpen", replace=True)
+@dataclass(frozen=True)
+class EditedSharpen(LabelMethod):
+    def transform(self, labels, context):
+        probs = labels.probs ** SHARPNESS
+        return SoftLabels(probs / probs.sum(-1, keepdims=True), labels.weights)
+'''
+
+
+def import_plugin(folder, sharpness: int):
+    """Write the plugin file (as a user edits it) and import it afresh, as a new process would."""
+    import importlib.util
+    import sys
+
+    path = folder / "my_w2s_plugin.py"
+    path.write_text(PLUGIN_SOURCE.format(sharpness=sharpness))
+    spec = importlib.util.spec_from_file_location("my_w2s_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["my_w2s_plugin"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_editing_a_plugins_file_reruns_exactly_the_stages_that_used_it(tiny, tmp_path):
+    from w2slab.methods.base import METHODS
+
+    def graph():
+        cfg = experiment(tiny, ["xent", "edited_xent"])
+        cfg["methods"] = ["none", "edited_sharpen"]
+        return build_experiment(ExperimentConfig.from_dict(cfg))
+
+    try:
+        import_plugin(tmp_path, 2)
+        before = {stage.label: stage.id for stage in graph().stages()}
+        import_plugin(tmp_path, 2)  # imported again, unchanged: the same identities
+        assert {stage.label: stage.id for stage in graph().stages()} == before
+        import_plugin(tmp_path, 3)  # one constant edited
+        after = {stage.label: stage.id for stage in graph().stages()}
+    finally:
+        LOSSES.unregister("edited_xent")
+        METHODS.unregister("edited_sharpen")
+    changed = {label for label in before if before[label] != after.get(label)}
+    # the stages that ran the plugin's loss or method, and the evaluations of their students; nothing else
+    assert changed and all("edited_" in label for label in changed), changed
+    unchanged = {label for label in before if label not in changed}
+    assert any(label.startswith("weak") for label in unchanged) and any("ceiling" in label for label in unchanged)
+    assert any(label.endswith(" xent") for label in unchanged)  # the built-in loss's student is reused
+    assert len(changed) == sum("edited_" in label for label in before)
+
+
+def test_a_callback_that_can_change_training_is_in_the_training_identities_and_an_observer_is_not(tiny):
+    from w2slab.train.trainer import TrainerCallback
+
+    class HalveTheLearningRate(TrainerCallback):
+        def on_step_end(self, trainer, state, row):
+            pass
+
+    class PrintLoss(TrainerCallback):
+        observes_only = True
+
+    cfg = ExperimentConfig.from_dict(experiment(tiny, ["xent"]))
+    plain = build_experiment(cfg)
+    observed = build_experiment(cfg, callbacks=(PrintLoss(),))
+    changed = build_experiment(cfg, callbacks=(HalveTheLearningRate(),))
+    assert [s.id for s in observed.stages()] == [s.id for s in plain.stages()]
+    assert changed.split.id == plain.split.id
+    for role in ("weak_train", "ceiling"):
+        assert getattr(changed, role).id != getattr(plain, role).id
+    assert "HalveTheLearningRate@" in changed.ceiling.spec.callbacks[0]  # with its source digest

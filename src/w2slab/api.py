@@ -64,7 +64,7 @@ def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | N
     if runtime.executor not in EXECUTORS:
         raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
     store = StageStore(runtime.run_root)
-    sweep_plan = plan(configs, store, runtime.data_root, runtime.recompute)
+    sweep_plan = plan(configs, store, runtime.data_root, runtime.recompute, runtime.callbacks)
     runtime.echo(sweep_plan.summary())
     _warn_cpu_fp16(configs, runtime)
     started = time.time()
@@ -102,7 +102,7 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
     from w2slab.pipeline.sweep import check_sources
 
     check_sources([config])  # before the graph: its identities read the data and model sources
-    graph = build_experiment(config, runtime.data_root)
+    graph = build_experiment(config, runtime.data_root, runtime.callbacks)
     experiment_folder(graph, runtime)  # a name that would replace anything but an experiment is refused now
     store = StageStore(runtime.run_root)  # only once the input is accepted: a refused run creates nothing
     cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]

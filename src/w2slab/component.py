@@ -37,6 +37,17 @@ class Component:
     def to_value(self) -> dict[str, Any]:
         return {"name": self.name, **self.params()}
 
+    @classmethod
+    def code_digest(cls) -> str | None:
+        """Digest of the source that defines this component when it is the user's (None for w2slab's own).
+
+        Stages that run the component put it in their identity, so editing a plugin's loss or method reruns
+        exactly the stages that used it (w2slab's own code is in every identity through its source digest).
+        """
+        from w2slab.fingerprint import code_digest
+
+        return code_digest(cls)
+
     @property
     def label(self) -> str:
         """Short, unique, file-name-safe tag: the name, plus the parameters that differ from their defaults."""

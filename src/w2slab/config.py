@@ -6,8 +6,10 @@ Two objects, kept apart on purpose:
   validated field by field on construction (types, ranges, names against the registries), it is
   hashed into stage identities and folder names, and it is saved with every result.
 - :class:`RuntimeConfig` is *where* things live and *how* the run is watched (data root, model
-  cache, run root, checkpoint interval, trackers, extra trainer callbacks). Changing it never
-  changes a result, so it is never hashed: moving the data or the cache reuses every finished stage.
+  cache, run root, checkpoint interval, trackers). Changing it never changes a result, so it is never
+  hashed: moving the data or the cache reuses every finished stage. The one exception is its extra trainer
+  ``callbacks``, which can change what is trained: they enter the training stages' identities unless they
+  declare ``observes_only`` (:class:`~w2slab.train.trainer.TrainerCallback`).
 
 Build either from plain data with :meth:`from_dict` (unknown keys and wrong types fail in one line
 naming the key); :meth:`to_dict` gives the JSON-ready form that :meth:`from_dict` reads back.
@@ -296,7 +298,8 @@ class RuntimeConfig:
     executor: str = "local"  # local | ray (see w2slab.pipeline.executors)
     recompute: tuple[str, ...] = ()  # stage kinds to compute again even if finished (and all that depend on them)
     echo: Callable[..., None] = field(default=print, repr=False, compare=False)
-    callbacks: tuple[Any, ...] = field(default=(), repr=False, compare=False)  # extra TrainerCallbacks
+    # extra TrainerCallbacks: in the training stages' identities unless their class sets observes_only = True
+    callbacks: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.data_root is None and os.environ.get("W2SLAB_DATA_ROOT"):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -94,6 +96,55 @@ def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
         digest.update(str(path.relative_to(package_dir)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def code_digest(obj: object) -> str | None:
+    """Digest of the user source that defines ``obj`` (a class or function), None for w2slab's own code.
+
+    w2slab's own modules are covered by :func:`source_digest`; a loss, method or dataset registered from outside
+    (a plugin package, an entry point, a script) is not, so editing it would silently reuse the old students.
+    What is hashed: the defining module's file, or every ``.py`` file of its top-level package when it is part
+    of one (helpers in sibling modules count too), and the same for each base class defined outside w2slab.
+    Read afresh on every call (no memo: an edit in a notebook session must count); a definition without a
+    source file (typed into a REPL) is identified by its source text, else by its qualified name.
+    """
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    owners = [obj]
+    for base in getattr(obj, "__mro__", ())[1:]:  # the user's own base classes, up to w2slab's
+        if (base.__module__ or "").split(".")[0] == "w2slab":
+            break
+        owners.append(base)
+    digest = hashlib.sha256()
+    found = False
+    for owner in owners:
+        module = sys.modules.get(getattr(owner, "__module__", "") or "")
+        top = (getattr(owner, "__module__", "") or "").split(".")[0]
+        if top == "w2slab" or top in sys.stdlib_module_names or module is None:
+            continue
+        found = True
+        for path in _source_files(module):
+            digest.update(str(path.name).encode())
+            digest.update(path.read_bytes())
+        if not _source_files(module):
+            try:
+                digest.update(inspect.getsource(owner).encode())  # type: ignore[arg-type]
+            except (OSError, TypeError):
+                digest.update(f"{owner.__module__}.{getattr(owner, '__qualname__', owner)}".encode())
+    return digest.hexdigest()[:16] if found else None
+
+
+def _source_files(module: object) -> list[Path]:
+    """The ``.py`` files that define a module: its top-level package's, or its own file alone."""
+    file = getattr(module, "__file__", None)
+    if not file or not Path(file).is_file():
+        return []
+    name = getattr(module, "__name__", "") or ""
+    top = sys.modules.get(name.split(".")[0])
+    package_dirs = [Path(d) for d in getattr(top, "__path__", [])] if "." in name or hasattr(module, "__path__") else []
+    if package_dirs:
+        return sorted(path for folder in package_dirs for path in folder.rglob("*.py"))
+    return [Path(file)]
 
 
 def hub_commit(repo_id: str, repo_type: str = "model") -> str | None:

@@ -98,7 +98,6 @@ def dataset_revision(name: str, source: str = "auto", data_root: str | None = No
     under the data root. Read from the Hub: the dataset repository's commit, loaded at that revision.
     """
     from w2slab.data.images import listing_digest
-    from w2slab.data.loading import choose_local_root
     from w2slab.data.registry import DATASETS
 
     path = Path(name)
@@ -107,6 +106,12 @@ def dataset_revision(name: str, source: str = "auto", data_root: str | None = No
     if name not in DATASETS and path.is_dir():  # an ImageFolder: its listing (ImageNet is too big to hash)
         return "folder:" + listing_digest(path)
     spec = DATASETS[name]
+    return _data_revision(spec, data_root, source) + _user_code_of(spec)
+
+
+def _data_revision(spec, data_root: str | None, source: str) -> str:
+    from w2slab.data.loading import choose_local_root
+
     if spec.bundled:
         return f"bundled:{spec.name}@scikit-learn=={importlib.metadata.version('scikit-learn')}"
     root = choose_local_root(spec, data_root, source)
@@ -116,6 +121,15 @@ def dataset_revision(name: str, source: str = "auto", data_root: str | None = No
             return f"local:{spec.folder}:" + spec.fingerprint(folder)
         return f"local:{spec.folder}:" + fingerprint.files_digest(folder, [folder / f for f in spec.required_files])
     return f"hub:{spec.hub_id}@{_hub_commit(spec.hub_id, 'dataset') or 'unresolved'}"
+
+
+def _user_code_of(spec) -> str:
+    """``+code:<digest>`` when a registered dataset reads or formats its rows with code defined outside w2slab
+    (a plugin's reader or formatter: editing it changes the rows, so the split must be made again)."""
+    parts = [fingerprint.code_digest(fn) for fn in (spec.reader, spec.formatter, spec.fingerprint, spec.classes_of)
+             if fn is not None]
+    parts = [p for p in parts if p]
+    return "+code:" + hashlib.sha256("".join(parts).encode()).hexdigest()[:16] if parts else ""
 
 
 def resolved_precision(precision: str) -> dict[str, str]:
@@ -160,6 +174,28 @@ class ModelInput:
         return value if self.image_size is None else {**value, "image_size": self.image_size}
 
 
+def callback_identities(callbacks: tuple[Any, ...]) -> tuple[str, ...]:
+    """What identifies the user's trainer callbacks in a training stage: each one's class and, for the user's own
+    code, its source digest. A callback can change what is trained (stop early, change the learning rate), so it
+    is part of the identity unless its class declares ``observes_only = True`` (logging, progress)."""
+    out = []
+    for callback in callbacks:
+        if getattr(callback, "observes_only", False):
+            continue
+        cls = type(callback)
+        digest = fingerprint.code_digest(cls)
+        out.append(f"{cls.__module__}.{cls.__qualname__}" + (f"@{digest}" if digest else ""))
+    return tuple(out)
+
+
+def user_code(**components: Any) -> dict[str, Any]:
+    """``{"user_code": {role: digest}}`` for the components defined outside w2slab (empty when all are its own,
+    so stages of built-in components keep the identities they always had)."""
+    digests = {role: c.code_digest() for role, c in components.items() if c is not None}
+    digests = {role: d for role, d in digests.items() if d}
+    return {"user_code": digests} if digests else {}
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     """weak_train and ceiling: one model trained on ground truth."""
@@ -170,11 +206,14 @@ class TrainSpec:
     # train on a bootstrap resample of the rows (drawn with the seed): ensemble members then differ by their data,
     # not only by shuffle order (a zero head and no dropout leave little else to differ by)
     bagged: bool = False
+    # the user's trainer callbacks that can change what is trained (RuntimeConfig.callbacks): class and source
+    callbacks: tuple[str, ...] = ()
 
     def to_value(self) -> dict[str, Any]:
         train = {**self.train.identity(), **resolved_precision(self.train.precision)}
         return {"model": to_plain(self.model), "train": train, "seed": self.seed,
-                **({"bagged": True} if self.bagged else {})}
+                **({"bagged": True} if self.bagged else {}), **({"callbacks": list(self.callbacks)}
+                                                                 if self.callbacks else {})}
 
 
 @dataclass(frozen=True)
@@ -186,7 +225,8 @@ class StudentSpec(TrainSpec):
 
     def to_value(self) -> dict[str, Any]:
         selection = {"method": self.method.to_value()} if self.method is not None else {}
-        return {**super().to_value(), "loss": self.loss.to_value(), **selection}
+        return {**super().to_value(), "loss": self.loss.to_value(), **selection,
+                **user_code(loss=self.loss, method=self.method)}
 
 
 @dataclass(frozen=True)
@@ -197,7 +237,7 @@ class RelabelSpec:
     seed: int
 
     def to_value(self) -> dict[str, Any]:
-        return {"method": self.method.to_value(), "seed": self.seed}
+        return {"method": self.method.to_value(), "seed": self.seed, **user_code(method=self.method)}
 
 
 @dataclass(frozen=True)
@@ -209,7 +249,8 @@ class SuperviseSpec:
     num_classes: int
 
     def to_value(self) -> dict[str, Any]:
-        return {"method": self.method.to_value(), "seed": self.seed, "num_classes": self.num_classes}
+        return {"method": self.method.to_value(), "seed": self.seed, "num_classes": self.num_classes,
+                **user_code(method=self.method)}
 
 
 @dataclass(frozen=True)
@@ -356,8 +397,9 @@ class GraphBuilder:
     Every stage is made once per identity, so two methods that need the same weak model or features share it.
     """
 
-    def __init__(self, cfg: ExperimentConfig, data_root: str | None = None):
+    def __init__(self, cfg: ExperimentConfig, data_root: str | None = None, callbacks: tuple[Any, ...] = ()):
         self.cfg = cfg
+        self.callbacks = callback_identities(callbacks)
         self.name = f"{cfg.dataset}/{cfg.weak}->{cfg.strong}/s{cfg.seed}"
         self._made: dict[str, Stage] = {}
         self.data_root = data_root
@@ -372,7 +414,7 @@ class GraphBuilder:
                                data_seed=cfg.data_seed),
             label=f"{cfg.dataset} s{cfg.seed}" + (f" d{cfg.data_seed}" if cfg.data_seed else "")))
         self.weak_train, self.weak_label = self.weak_model(cfg.weak, cfg.seed)
-        self.strong = TrainSpec(self.model_input(cfg.strong), cfg.strong_train, cfg.seed)
+        self.strong = TrainSpec(self.model_input(cfg.strong), cfg.strong_train, cfg.seed, callbacks=self.callbacks)
         self.features = self.features_of(cfg.strong) if cfg.strong_train.mode == "probe" else None
         self.ceiling = self.make(Stage("ceiling", self.strong, self.strong_inputs(),
                                        label=f"ceiling {cfg.strong} on {cfg.dataset} s{cfg.seed}"))
@@ -399,7 +441,8 @@ class GraphBuilder:
         """A weak model trained on ground truth (``bagged``: on a bootstrap resample of it), and its labels of
         transfer and test."""
         cfg = self.cfg
-        spec = TrainSpec(self.model_input(model), train or cfg.weak_train, seed, bagged=bagged)
+        spec = TrainSpec(self.model_input(model), train or cfg.weak_train, seed, bagged=bagged,
+                         callbacks=self.callbacks)
         trained = self.make(Stage("weak_train", spec, {"split": self.split},
                                   label=f"weak {model} on {cfg.dataset} s{seed}" + (" bagged" if bagged else "")))
         labels = self.make(Stage("weak_label", WeakLabelSpec(), {"split": self.split, "weak_train": trained},
@@ -437,8 +480,8 @@ class GraphBuilder:
         """A student of ``model`` (default: the strong model) trained on ``labels``' transfer labels."""
         model_input = self.model_input(model) if model else self.strong.model
         loss.check_training(self.num_classes, (train or self.strong.train).batch_size)
-        spec = StudentSpec(model_input, train or self.strong.train, self.cfg.seed, loss=loss,
-                           method=method if isinstance(method, SelectionMethod) else None)
+        spec = StudentSpec(model_input, train or self.strong.train, self.cfg.seed, callbacks=self.callbacks,
+                           loss=loss, method=method if isinstance(method, SelectionMethod) else None)
         inputs = {"labels": labels, "split": self.split}
         if (train or self.strong.train).mode == "probe":
             inputs["features"] = self.features_of(model_input.model)
@@ -454,8 +497,10 @@ class GraphBuilder:
                                label=f"evaluate {self.name} {method.student_label(loss.label)}"))
 
 
-def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> ExperimentGraph:
-    """The experiment's stages; ``data_root`` decides where a registered dataset is read from (part of its identity)."""
+def build_experiment(cfg: ExperimentConfig, data_root: str | None = None,
+                     callbacks: tuple[Any, ...] = ()) -> ExperimentGraph:
+    """The experiment's stages; ``data_root`` decides where a registered dataset is read from (part of its identity);
+    ``callbacks`` (``RuntimeConfig.callbacks``) enter every training's identity unless they only observe."""
     from w2slab.models.loading import model_modality
 
     for role in ("weak", "strong"):
@@ -464,7 +509,7 @@ def build_experiment(cfg: ExperimentConfig, data_root: str | None = None) -> Exp
             kind = "an image" if cfg.modality == "image" else "a text"
             raise ConfigError(f"{role}: {cfg.model(role)!r} reads {reads} but {cfg.dataset!r} holds {cfg.modality}; "
                               f"pick {kind} model (`w2s models` lists them)")
-    builder = GraphBuilder(cfg, data_root)
+    builder = GraphBuilder(cfg, data_root, callbacks)
     students, evaluations = {}, {}
     for method in cfg.methods:
         check_method(method)

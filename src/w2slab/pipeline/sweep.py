@@ -178,13 +178,13 @@ class SweepPlan:
 
 
 def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: StageStore,
-         data_root: str | None = None, recompute: tuple[str, ...] = ()) -> SweepPlan:
+         data_root: str | None = None, recompute: tuple[str, ...] = (), callbacks: tuple = ()) -> SweepPlan:
     """The deduplicated stages of the experiments; ``recompute`` kinds (and all that depend on them) run again."""
     unknown = [kind for kind in recompute if kind not in STAGE_KINDS]
     if unknown:
         raise ConfigError(f"recompute: unknown stage kind {', '.join(unknown)}; choose from {', '.join(STAGE_KINDS)}")
     check_sources(configs)
-    graphs = [build_experiment(cfg, data_root) for cfg in configs]
+    graphs = [build_experiment(cfg, data_root, callbacks) for cfg in configs]
     stages = unique_stages(graphs)
     for stage in stages:  # dependency order: a stage's inputs are marked before it
         stage.force = stage.kind in recompute or any(dep.force for dep in stage.inputs.values())

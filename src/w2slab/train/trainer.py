@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -144,7 +144,14 @@ class TrainResult:
 
 
 class TrainerCallback:
-    """Hooks into the loop; override what you need. ``trainer.state`` may be replaced in ``on_train_begin``."""
+    """Hooks into the loop; override what you need. ``trainer.state`` may be replaced in ``on_train_begin``.
+
+    A callback passed through ``RuntimeConfig.callbacks`` can change what is trained, so it enters the identity
+    of every training stage (its class, and its source when it is the user's) unless its class sets
+    ``observes_only = True``: a callback that only logs or reports, and so is never part of a result.
+    """
+
+    observes_only: ClassVar[bool] = False
 
     def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
         pass
@@ -175,6 +182,8 @@ class StabilityGuard(TrainerCallback):
 class ProgressCallback(TrainerCallback):
     """A rich bar on a terminal (nothing otherwise); opened at the first step, so a resumed run starts mid-way."""
 
+    observes_only = True
+
     def __init__(self) -> None:
         self._stack = contextlib.ExitStack()
         self._advance: Callable[..., None] | None = None
@@ -196,6 +205,8 @@ class TrackerCallback(TrainerCallback):
     W&B runs offline unless ``WANDB_MODE`` says otherwise (``wandb sync`` uploads later); its files go
     under the tracking folder. Nothing is written to ``os.environ``.
     """
+
+    observes_only = True
 
     def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
         cfg = trainer.cfg
