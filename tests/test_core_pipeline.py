@@ -139,3 +139,22 @@ def test_truncation_drop_removes_long_rows_before_training(tiny, tmp_path):
     assert len(dropped) == 3  # one note per split
     splits = json.loads((result.folder / "splits.json").read_text())
     assert len(splits["test"]) == sizes["test"]
+
+
+def test_truncation_drop_splits_depend_on_the_tokenizers_that_decide_which_rows_drop(tiny, tmp_path):
+    import shutil
+
+    from w2slab.pipeline.graph import build_experiment
+
+    strong = tmp_path / "strong"
+    shutil.copytree(tiny.strong, strong)
+    cfg = tiny_config(tiny, strong=str(strong), max_ctx=10, truncation="drop")
+    before = build_experiment(cfg)
+    left = build_experiment(tiny_config(tiny, strong=str(strong))).split.id  # truncation=left
+    tokenizer = strong / "tokenizer.json"
+    assert tokenizer.is_file()
+    tokenizer.write_text(tokenizer.read_text().replace('"[UNK]"', '"[UNKNOWN]"'))  # another tokenizer
+    after = build_experiment(cfg)
+    assert after.split.id != before.split.id  # the rows that drop may differ: another split
+    # truncation=left: no tokenizer decides which rows a split holds, so the split is the same one
+    assert build_experiment(tiny_config(tiny, strong=str(strong))).split.id == left

@@ -154,6 +154,9 @@ class SplitSpec:
     data_source: str
     drop_longer_than: int | None = None  # truncation=drop: rows longer than this for any of drop_for_models
     drop_for_models: tuple[str, ...] = ()
+    # their revisions (a local folder's content, tokenizer.json included; a Hub commit, loaded pinned): which rows
+    # drop depends on the tokenizers, so an edited tokenizer is another split
+    drop_model_revisions: tuple[str, ...] = ()
     file_fields: dict[str, Any] | None = None  # a user's file: text_field, label_field, label_map
     data_seed: int = 0  # which rows form the pool and the test set
 
@@ -409,6 +412,8 @@ class GraphBuilder:
             "split", SplitSpec(cfg.dataset, revision, cfg.n_train, cfg.n_test, cfg.seed, cfg.data_source,
                                drop_longer_than=cfg.max_ctx if drop else None,
                                drop_for_models=tuple(sorted({cfg.weak, cfg.strong})) if drop else (),
+                               drop_model_revisions=tuple(model_revision(m) for m in sorted({cfg.weak, cfg.strong}))
+                               if drop else (),
                                file_fields={"text_field": cfg.text_field, "label_field": cfg.label_field,
                                             "label_map": cfg.label_map} if cfg.reads_a_file() else None,
                                data_seed=cfg.data_seed),

@@ -155,7 +155,7 @@ def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: Ru
                      hub_revision=pinned_revision(spec.dataset_revision), **(spec.file_fields or {}))
     splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed, data_seed=spec.data_seed)
     if spec.drop_longer_than is not None:
-        splits = _drop_long(splits, spec.drop_for_models, spec.drop_longer_than, runtime)
+        splits = _drop_long(splits, spec.drop_for_models, spec.drop_model_revisions, spec.drop_longer_than, runtime)
     payload = {name: getattr(splits, name) for name in SPLIT_NAMES}
     payload["notes"] = list(splits.notes)
     if splits.num_classes != 2 or splits.class_names:  # binary split files stay as they were
@@ -166,11 +166,15 @@ def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: Ru
     (work / "splits.json").write_text(json.dumps(payload))
 
 
-def _drop_long(splits: Splits, models: tuple[str, ...], max_ctx: int, runtime: RuntimeConfig) -> Splits:
-    """``truncation=drop``: remove rows longer than max_ctx for any of the models, before any training."""
+def _drop_long(splits: Splits, models: tuple[str, ...], revisions: tuple[str, ...], max_ctx: int,
+               runtime: RuntimeConfig) -> Splits:
+    """``truncation=drop``: remove rows longer than max_ctx for any of the models, before any training (their
+    tokenizers loaded at the revisions the split's identity holds)."""
     from w2slab.models.loading import load_tokenizer
 
-    tokenizers = [load_tokenizer(resolve_model(m, runtime.cache_dir())) for m in models]
+    pinned = [pinned_revision(r) for r in revisions] if revisions else [None] * len(models)
+    tokenizers = [load_tokenizer(resolve_model(m, runtime.cache_dir(), revision=rev))
+                  for m, rev in zip(models, pinned, strict=True)]
     kept, notes = {}, list(splits.notes)
     for name in SPLIT_NAMES:
         rows = getattr(splits, name)
