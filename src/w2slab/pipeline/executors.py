@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from w2slab.config import RuntimeConfig
-from w2slab.pipeline.graph import Stage
+from w2slab.errors import W2SError
+from w2slab.pipeline.graph import Stage, result_versions
 from w2slab.pipeline.stages import COMPUTE
 from w2slab.pipeline.store import StageStore
 
@@ -43,13 +44,38 @@ def stage_resources(stage: Stage, gpus_per_training: float) -> dict:
     return {"num_cpus": 1, "num_gpus": 0}
 
 
-def _ray_stage_task(stage: Stage, root: str, runtime: RuntimeConfig, *_upstream: str) -> str:
-    """The body of one Ray task; ``_upstream`` are the ids of finished inputs (Ray resolved their refs)."""
+def _ray_stage_task(stage: Stage, planned: dict, root: str, runtime: RuntimeConfig, *_upstream: str) -> str:
+    """The body of one Ray task: ``planned`` is the stage as the driver described it; ``_upstream`` are the ids
+    of finished inputs (Ray resolved their refs)."""
     from w2slab.progress import quiet_libraries
 
     quiet_libraries()
+    check_worker(stage, planned, root)
     execute_stage(stage, StageStore(root), runtime)
     return stage.id
+
+
+def check_worker(stage: Stage, planned: dict, root: str) -> None:
+    """Refuse, in one line, a worker that cannot see the run root or would compute another stage than planned.
+
+    Identities are resolved where the sweep is planned (the driver): precision ``auto``, the device, w2slab's
+    source and the library versions. A worker that resolves them otherwise (a GPU worker under a CPU driver:
+    bf16/cuda where the id says fp32/cpu; another torch) would store its result under an id that does not
+    describe it, and a later run would reuse it as if it did.
+    """
+    import socket
+
+    if not Path(root).is_dir():
+        raise W2SError(f"the run root {root} does not exist on node {socket.gethostname()}: with --executor ray it "
+                       "must be on storage every node mounts at the same path (NFS, a shared disk)")
+    here = stage.identity_here()
+    if here != stage.id:
+        local = {"config": stage.config(), "versions": result_versions()}
+        differ = [key for key in ("config", "versions") if planned.get(key) != local[key]]
+        raise W2SError(f"stage {stage.label} ({stage.kind}) would compute another result on node "
+                       f"{socket.gethostname()} than the driver planned (its {' and '.join(differ) or 'inputs'} "
+                       "resolve differently there: precision, device or library versions); run the driver on a "
+                       "machine like the workers (the same packages, the same kind of device)")
 
 
 def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, *, ray_address: str | None = None,
@@ -63,7 +89,7 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
 
     started_here = not ray.is_initialized()
     if started_here:
-        env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(("W2SLAB_", "HF_"))}}
+        env = {"env_vars": forwarded_environment()}
         if ray_address:
             ray.init(address=ray_address, runtime_env=env, log_to_driver=True)
         else:
@@ -76,11 +102,19 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
         for stage in stages:
             upstream = [refs[dep.id] for dep in stage.inputs.values()]
             refs[stage.id] = remote.options(**stage_resources(stage, gpus_per_training), max_retries=0).remote(
-                stage, str(store.root.resolve()), task_runtime, *upstream)
+                stage, stage.describe(), str(store.root.resolve()), task_runtime, *upstream)
         ray.get(list(refs.values()))
     finally:
         if started_here:
             ray.shutdown()
+
+
+def forwarded_environment() -> dict[str, str]:
+    """The ``W2SLAB_*`` and ``HF_*`` settings a Ray job hands its workers, without secrets: a ``runtime_env`` is
+    visible to anyone who can read the cluster's dashboard, so tokens stay in each node's own environment."""
+    secret = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+    return {k: v for k, v in os.environ.items()
+            if k.startswith(("W2SLAB_", "HF_")) and not any(word in k.upper() for word in secret)}
 
 
 #: Executors by name (``w2s sweep --executor``): ``execute(todo or all stages, store, runtime, **options)``.

@@ -320,6 +320,11 @@ class Stage:
 
     @functools.cached_property
     def id(self) -> str:
+        return self.identity_here()
+
+    def identity_here(self) -> str:
+        """The id as *this* process resolves it (precision, device, code and library versions, revisions), not
+        the one remembered from where the stage was planned: a Ray worker compares the two before computing."""
         payload = {"kind": self.kind, "config": self.config(), "versions": result_versions(),
                    "inputs": {role: stage.id for role, stage in sorted(self.inputs.items())}}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

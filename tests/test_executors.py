@@ -1,0 +1,60 @@
+"""Ray workers: identities checked where the stage runs, a run root every node must see, no secrets forwarded."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from tests.tiny import write_tiny_model, write_toy_dataset
+from w2slab.config import ExperimentConfig, TrainConfig
+from w2slab.errors import W2SError
+from w2slab.pipeline import executors, graph
+from w2slab.pipeline.graph import build_experiment
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return SimpleNamespace(weak=str(write_tiny_model(root / "weak", layers=1, hidden=16)),
+                           strong=str(write_tiny_model(root / "strong", layers=1, hidden=32, seed=1)),
+                           data=str(write_toy_dataset(root / "toy.jsonl", n=200)))
+
+
+def ceiling(tiny):
+    cfg = ExperimentConfig(dataset=tiny.data, weak=tiny.weak, strong=tiny.strong, losses=("xent",), n_train=32,
+                           n_test=16, max_ctx=16, strong_train=TrainConfig(precision="auto"))
+    stage = build_experiment(cfg).ceiling
+    return stage, stage.describe()  # as the driver plans and describes it
+
+
+def test_a_worker_that_resolves_precision_or_device_otherwise_refuses_the_stage(tiny, tmp_path, monkeypatch):
+    stage, planned = ceiling(tiny)
+    executors.check_worker(stage, planned, str(tmp_path))  # same machine: accepted
+    monkeypatch.setattr(graph, "resolved_precision", lambda precision: {"precision": "bf16", "device": "cuda"})
+    with pytest.raises(W2SError, match=r"would compute another result on node .*its config resolve"):
+        executors.check_worker(stage, planned, str(tmp_path))
+
+
+def test_a_worker_with_other_library_versions_refuses_the_stage(tiny, tmp_path, monkeypatch):
+    stage, planned = ceiling(tiny)
+    other = {**graph.result_versions(), "torch": "9.9.9"}
+    monkeypatch.setattr(graph, "result_versions", lambda: other)
+    monkeypatch.setattr(executors, "result_versions", lambda: other)
+    with pytest.raises(W2SError, match="its versions resolve differently"):
+        executors.check_worker(stage, planned, str(tmp_path))
+
+
+def test_a_worker_that_cannot_see_the_run_root_says_so(tiny, tmp_path):
+    stage, planned = ceiling(tiny)
+    with pytest.raises(W2SError, match="must be on storage every node mounts"):
+        executors.check_worker(stage, planned, str(tmp_path / "not-mounted-here"))
+
+
+def test_tokens_are_not_forwarded_to_ray_workers(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("W2SLAB_DATA_ROOT", "/data")
+    forwarded = executors.forwarded_environment()
+    assert "HF_TOKEN" not in forwarded and "hf_secret" not in forwarded.values()
+    assert forwarded["HF_HUB_OFFLINE"] == "1" and forwarded["W2SLAB_DATA_ROOT"] == "/data"
