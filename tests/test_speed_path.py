@@ -154,7 +154,7 @@ def test_fp16_on_a_cpu_says_it_will_crawl(tiny_files, tmp_path):
     said = []
     half = TrainConfig(mode="probe", epochs=1, precision="fp16")
     cfg = ExperimentConfig(dataset=tiny_files["data"], weak=tiny_files["model"], strong=tiny_files["model"],
-                           losses=["xent"], n_train=20, n_test=10, weak_train=half, strong_train=half)
+                           losses=["xent"], n_train=20, n_test=10, max_ctx=16, weak_train=half, strong_train=half)
     sweep([cfg], RuntimeConfig(run_root=str(tmp_path), echo=said.append), plan_only=True)
     assert any("fp16 on a CPU" in line and "bf16" in line for line in said)
 

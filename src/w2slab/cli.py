@@ -120,7 +120,7 @@ def _parse_label_map(text: str) -> dict[str, int]:
     mapping: dict[str, int] = {}
     for part in text.split(","):
         word, sep, value = part.partition("=")
-        if not sep or not word.strip() or not value.strip().isdigit():
+        if not sep or not word.strip() or not (value.strip().isascii() and value.strip().isdigit()):
             raise ConfigError(f"--label-map {text!r}: expected WORD=ID pairs (class ids 0..K-1) separated by commas, "
                               "e.g. positive=1,negative=0")
         mapping[word.strip()] = int(value)
@@ -155,6 +155,11 @@ def _merge_components(data: dict, key: str, names: str | None, params: dict[str,
         data[key] = [s.strip() for s in names.split(",") if s.strip()]
     elif key not in data:  # a config.json written before the key existed: the default
         data[key] = [item.to_value() for item in getattr(DEFAULTS, key)]
+    if isinstance(data[key], str | dict):  # one name or one mapping on its own
+        data[key] = [data[key]]
+    if not isinstance(data[key], list | tuple):
+        raise ConfigError(f"{key}: expected a list of {key} (names or mappings with a 'name'), got "
+                          f"{json.dumps(data[key])}; e.g. [\"xent\"]")
     items = [item if isinstance(item, dict) else {"name": item} for item in data.get(key, [])]
     unused = set(params) - {item.get("name") for item in items}
     if unused:
@@ -184,7 +189,11 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
                                                                       "conf_filter.drop=0.3", "METHOD"),
                       "--method-param", "--method")
     for role in ("weak", "strong"):
-        train = dict(data.get(f"{role}_train", {}))
+        given = data.get(f"{role}_train") or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"--config {args.config}: {role}_train: expected a mapping of training settings "
+                              f"(e.g. {{\"epochs\": 2}}), got {json.dumps(given)}")
+        train = dict(given)
         for key in ("batch_size", "epochs", "precision"):
             if getattr(args, key) is not None:
                 train[key] = getattr(args, key)
@@ -375,6 +384,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from w2slab.report import write_report
 
+    for flag, where in (("run root", args.run_root), ("--out", args.out)):
+        if where and Path(where).exists() and not Path(where).is_dir():
+            raise ConfigError(f"report: {flag} {where} is a file, not a folder; give a folder")
     paths = write_report(Path(args.run_root), Path(args.out) if args.out else None)
     for kind, files in paths.items():
         for path in files:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -82,7 +83,12 @@ class TrainConfig:
         check(self.lr is None or self.lr > 0, "lr", f"must be > 0 (or null for the family default), got {self.lr}")
         check(self.head_lr is None or self.head_lr > 0, "head_lr",
               f"must be > 0 (or null for the family's probe learning rate), got {self.head_lr}")
-        check(self.epochs > 0, "epochs", f"must be > 0, got {self.epochs}")
+        check(math.isfinite(self.epochs) and self.epochs > 0, "epochs",
+              f"must be a finite number > 0, got {self.epochs}")
+        check(self.lr is None or math.isfinite(self.lr), "lr", f"must be finite, got {self.lr}")
+        check(self.head_lr is None or math.isfinite(self.head_lr), "head_lr", f"must be finite, got {self.head_lr}")
+        for name in ("warmup_frac", "weight_decay", "max_grad_norm", "lora_alpha", "lora_dropout"):
+            check(math.isfinite(getattr(self, name)), name, f"must be finite, got {getattr(self, name)}")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.eval_batch_size >= 1, "eval_batch_size", f"must be >= 1, got {self.eval_batch_size}")
         check(self.trace_every >= 0, "trace_every", f"must be >= 0 (0: no trace), got {self.trace_every}")
@@ -197,13 +203,15 @@ class ExperimentConfig:
         check(self.max_ctx >= 2, "max_ctx", f"must be >= 2 tokens, got {self.max_ctx}")
         check(self.image_size is None or self.image_size >= 8, "image_size",
               f"must be >= 8 pixels (or null: each model's own), got {self.image_size}")
-        check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
-        check(self.data_seed >= 0, "data_seed", f"must be >= 0, got {self.data_seed}")
+        # seeds reach torch and numpy, which take at most 64 bits (and ids derived from them add to it)
+        check(0 <= self.seed < 2**32, "seed", f"must be in [0, 2^32), got {self.seed}")
+        check(0 <= self.data_seed < 2**32, "data_seed", f"must be in [0, 2^32), got {self.data_seed}")
         check(self.truncation in TRUNCATIONS, "truncation", f"must be one of {', '.join(TRUNCATIONS)}")
         check(self.data_source in DATA_SOURCES, "data_source", f"must be one of {', '.join(DATA_SOURCES)}")
         check(bool(self.text_field.strip()) and bool(self.label_field.strip()), "text_field",
               "text_field and label_field must name columns")
-        bad = {k: v for k, v in (self.label_map or {}).items() if not isinstance(v, int) or v < 0 or not k.strip()}
+        bad = {k: v for k, v in (self.label_map or {}).items()
+               if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 10_000 or not k.strip()}
         check(not bad, "label_map", f"maps words to class ids 0..K-1, got {bad}; e.g. positive=1,negative=0")
 
     @property
@@ -318,6 +326,10 @@ class RuntimeConfig:
               f"must be an integer >= 0, got {self.checkpoint_every!r}")
         check(isinstance(self.checkpoint_seconds, int | float) and self.checkpoint_seconds >= 0, "checkpoint_seconds",
               f"must be a number >= 0, got {self.checkpoint_seconds!r}")
+        for key in ("run_root", "model_cache"):
+            where = getattr(self, key)
+            check(where is None or not Path(where).exists() or Path(where).is_dir(), key,
+                  f"{where} is a file, not a folder; give a folder (it is created if missing)")
 
     def absolute(self) -> RuntimeConfig:
         """The same settings with absolute paths (for workers that start in another folder or on another node)."""

@@ -142,7 +142,10 @@ class ExperimentResult:
             elif name in cls.KEYS or name == "experiment_id":
                 values[name] = str(value)
             elif name in ("seed", "test_size"):
-                values[name] = int(value)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise W2SError(f"malformed experiment record {source}: {name} must be an integer >= 0, got "
+                                   f"{json.dumps(value)[:40]}; {fix}")
+                values[name] = value
             elif f.type == "bool":
                 values[name] = bool(value)
             else:

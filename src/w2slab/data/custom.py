@@ -18,6 +18,7 @@ from w2slab.errors import DataError
 CUSTOM_SUFFIXES = (".jsonl", ".csv")
 CUSTOM_TRAIN_FRACTION = 0.8
 MAX_FIELD_CHARS = 1_000_000  # a longer field is a broken file (or not text), never a training example
+MAX_CLASSES = 10_000  # a larger class id is a broken column (an id, a timestamp), never a class of a task we train
 _FIX = ("every row needs text and label (a class id 0, 1, ..., K-1; word labels with --label-map "
         "positive=1,negative=0)")
 _LABELS = {"0": 0, "1": 1, "false": 0, "true": 1}
@@ -96,15 +97,15 @@ def _label(value: object, where: str, n: int, label_map: dict[str, int] | None =
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        if int(value) >= 0:
-            return int(value)
-        raise DataError(f"{where} row {n}: label {value!r} is negative; use class ids 0, 1, ..., K-1")
+        if int(value) < 0:
+            raise DataError(f"{where} row {n}: label {value!r} is negative; use class ids 0, 1, ..., K-1")
+        return _class_id(int(value), where, n)
     if isinstance(value, str):
         key = value.strip().lower()
         if key in _LABELS:
             return _LABELS[key]
-        if key.isdigit():
-            return int(key)
+        if key.isascii() and key.isdigit():  # not "²" or "٣": str.isdigit accepts those, int() does not
+            return _class_id(int(key), where, n)
         if not key:
             raise DataError(f"{where} row {n}: missing 'label' value; {_FIX}")
         raise DataError(
@@ -112,6 +113,13 @@ def _label(value: object, where: str, n: int, label_map: dict[str, int] | None =
             "map words with --label-map positive=1,negative=0"
         )
     raise DataError(f"{where} row {n}: label {value!r} is not a class id; use 0, 1, ..., K-1")
+
+
+def _class_id(label: int, where: str, n: int) -> int:
+    if label >= MAX_CLASSES:
+        raise DataError(f"{where} row {n}: label {label} is not a class id of a task with at most {MAX_CLASSES:,} "
+                        "classes; number the classes 0..K-1 (is the label column an id?)")
+    return label
 
 
 def _classes(rows: list[dict], where: str, label_map: dict[str, int] | None) -> tuple[int, tuple[str, ...] | None]:

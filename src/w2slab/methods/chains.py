@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -41,8 +42,8 @@ class WeakEnsemble(ChainMethod):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
-        check(all(w >= 0 for w in self.weights) and (not self.weights or sum(self.weights) > 0), "weights",
-              f"must be >= 0 and not all 0, got {self.weights}")
+        check(all(math.isfinite(w) and w >= 0 for w in self.weights) and (not self.weights or sum(self.weights) > 0),
+              "weights", f"must be finite, >= 0 and not all 0, got {self.weights}")
 
     def extra_models(self) -> tuple[str, ...]:
         return self.models

@@ -133,13 +133,48 @@ def model_modality(name: str) -> str:
         return FAMILIES[MODELS[name].family].modality
     if library_model(name):
         return "image"
-    config = Path(name) / "config.json"
-    if config.is_file():
-        import json
-
-        family = FAMILIES.find(str(json.loads(config.read_text()).get("model_type", "")))
+    if Path(name).is_dir():
+        family = FAMILIES.find(str(read_folder_config(Path(name)).get("model_type", "")))
         return family.modality if family is not None else "text"
     return "text"
+
+
+def read_folder_config(folder: Path) -> dict:
+    """A local model folder's ``config.json`` as a mapping, or a one-line :class:`ModelError` saying what is wrong
+    (checked before anything hashes or loads the folder: ``--weak .`` would otherwise hash a whole tree)."""
+    import json
+
+    config = folder / "config.json"
+    fix = "point the flag at the folder that holds config.json and the weights (as save_pretrained writes it)"
+    if not config.is_file():
+        raise ModelError(f"model folder {folder} has no config.json, so it is not a Hugging Face model folder; {fix}")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{config} is not readable JSON ({type(exc).__name__}: {str(exc)[:80]}); re-save the "
+                         "model with save_pretrained or fix the file") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{config} holds a {type(data).__name__}, not a JSON object; re-save the model with "
+                         "save_pretrained or fix the file")
+    return data
+
+
+#: families whose position ids start after the padding index: max_position_embeddings - 2 usable positions
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "mpnet", "camembert")
+
+
+def model_positions(name: str, cache_dir: Path | None = None) -> int | None:
+    """How many token positions a text model has, read from its ``config.json`` where that is on disk (a local
+    folder, a packaged model already converted); None where it is not (a Hub id not yet downloaded)."""
+    folder = Path(name) if Path(name).is_dir() else (cache_dir or default_cache_dir()) / name if name in MODELS \
+        else None
+    if folder is None or not (folder / "config.json").is_file():
+        return None
+    config = read_folder_config(folder)
+    positions = config.get("max_position_embeddings", config.get("n_positions"))
+    if not isinstance(positions, int) or isinstance(positions, bool):
+        return None
+    return positions - 2 if config.get("model_type") in _OFFSET_POSITIONS else positions
 
 
 def check_model_name(name: str) -> None:
@@ -154,8 +189,15 @@ def check_model_name(name: str) -> None:
         if missing:
             raise ModelError(f"model {name!r} needs the {' and '.join(missing)} package(s); pip install "
                              "'w2slab[vision]' (timm, torchvision)")
+        if library[0] == "torchhub":
+            from w2slab.models.vision import check_torchhub
+
+            check_torchhub(library[1])
         return
-    if name in MODELS or Path(name).is_dir():
+    if name in MODELS:
+        return
+    if Path(name).is_dir():
+        read_folder_config(Path(name))
         return
     if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
         raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "

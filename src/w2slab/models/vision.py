@@ -238,13 +238,37 @@ def _build_torchvision(location: str, config: dict, size: int | None) -> tuple[n
     return TorchvisionBackbone(net), ImagePreprocess(size or 224)
 
 
+#: set to 1 to load a torchhub repository's current branch (its code runs here, and can change under you)
+TRUST_UNPINNED_TORCHHUB = "W2SLAB_TRUST_UNPINNED_TORCHHUB"
+
+
+def check_torchhub(location: str) -> tuple[str, str]:
+    """``OWNER/REPO:COMMIT/ENTRYPOINT`` -> (``OWNER/REPO:COMMIT``, entry point), or a one-line refusal.
+
+    ``torch.hub.load`` imports and runs the repository's ``hubconf.py``: from a name in a sweep file, an unpinned
+    branch is remote code that can change between two runs of one stage identity. So the repository must be pinned
+    to a commit (7-40 hex digits), unless ``W2SLAB_TRUST_UNPINNED_TORCHHUB=1`` says its current branch is trusted.
+    """
+    import os
+    import re
+
+    repo, _, entry = location.rpartition("/")
+    name, _, ref = repo.partition(":")
+    example = "torchhub:facebookresearch/dino:7c446df5b9f45747937fb0d72314eb9f7b66930a/dino_resnet50"
+    if name.count("/") != 1 or not entry or not name.split("/")[0] or not name.split("/")[1]:
+        raise ModelError(f"torchhub:{location}: expected torchhub:OWNER/REPO:COMMIT/ENTRYPOINT, e.g. {example}")
+    pinned = re.fullmatch(r"[0-9a-f]{7,40}", ref) is not None
+    if not pinned and os.environ.get(TRUST_UNPINNED_TORCHHUB, "") not in ("1", "true", "yes"):
+        branch = f"branch {ref!r}" if ref else "current branch"
+        raise ModelError(f"torchhub:{location} would run the code of {name}'s {branch}: pin it to a commit, e.g. "
+                         f"{example}, or set {TRUST_UNPINNED_TORCHHUB}=1 to trust it")
+    return repo, entry
+
+
 def _build_torchhub(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
     """``owner/repo/entrypoint`` (e.g. facebookresearch/dino/dino_vitb8): ``torch.hub.load``, output = features."""
-    repo, _, entry = location.rpartition("/")
-    if repo.count("/") != 1 or not entry:
-        raise ModelError(f"torchhub:{location}: expected torchhub:OWNER/REPO/ENTRYPOINT, e.g. "
-                         "torchhub:facebookresearch/dino/dino_resnet50")
-    try:
+    repo, entry = check_torchhub(location)
+    try:  # trusted: the repository is pinned to a commit (or the user opted in to its current branch)
         net = torch.hub.load(repo, entry, trust_repo=True)
     except Exception as exc:  # noqa: BLE001 - no network, unknown entry point: one line
         raise ModelError(f"cannot load torchhub:{location} ({type(exc).__name__}: {exc}); check the name and "

@@ -55,8 +55,13 @@ class StageStore:
     def log_event(self, event: str, kind: str, stage_id: str, **extra) -> None:
         row = {"time": round(time.time(), 3), "event": event, "kind": kind, "id": stage_id, "pid": os.getpid(),
                **extra}
-        with open(self.root / "events.jsonl", "a") as fh:  # one short line per write: atomic append
-            fh.write(json.dumps(row) + "\n")
+        try:
+            with open(self.root / "events.jsonl", "a") as fh:  # one short line per write: atomic append
+                fh.write(json.dumps(row) + "\n")
+        except OSError:
+            if event != "cached":
+                raise
+            # reading finished stages from a read-only run root (a shared archive) must not fail on the log
 
     def events(self) -> list[dict]:
         path = self.root / "events.jsonl"

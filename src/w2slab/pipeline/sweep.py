@@ -132,7 +132,7 @@ def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]
     """Before any stage runs: every dataset and model name resolvable (no download, no model load), and a
     user's data file read, validated row by row and split as the split stage will."""
     from w2slab.data import check_dataset_name, load_task, make_splits
-    from w2slab.models.loading import check_model_name
+    from w2slab.models.loading import check_model_name, model_positions
 
     for name in sorted({c.dataset for c in configs}):
         check_dataset_name(name)
@@ -141,6 +141,11 @@ def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]
         check_model_name(name)
     defaults = ExperimentConfig()
     for c in configs:
+        for name in (c.weak, c.strong) if c.modality == "text" else ():
+            positions = model_positions(name)
+            if positions is not None and c.max_ctx > positions:
+                raise ConfigError(f"max_ctx: {c.max_ctx} tokens is more than {name} has positions ({positions}); "
+                                  f"set --max-ctx {positions} or less")
         if c.reads_a_file():  # read and split here: a bad row or a too small file stops us before any stage
             task = load_task(c.dataset, seed=c.data_seed, text_field=c.text_field, label_field=c.label_field,
                              label_map=c.label_map)
