@@ -70,3 +70,23 @@ def test_a_stage_whose_lock_is_held_is_running(tmp_path):
     with FileLock(str(store.lock_path("weak_train", "d4"))):
         assert states(store) == {"d4": "running"}
     assert states(store) == {"d4": "interrupted"}
+
+
+def test_finished_stages_are_served_when_the_event_log_cannot_be_written(tmp_path, monkeypatch):
+    """A run root on read-only storage (a shared archive) still serves what it holds; new work still fails loudly."""
+    import builtins
+
+    store = StageStore(tmp_path)
+    store.get_or_compute("split", "a1", {"label": "first"}, write_answer)
+    real_open = builtins.open
+
+    def read_only(path, mode="r", *args, **kwargs):
+        if str(path).endswith("events.jsonl") and "a" in mode:
+            raise PermissionError(13, "Read-only file system", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    folder = store.get_or_compute("split", "a1", {"label": "first"}, pytest.fail)  # cached: served, not computed
+    assert (folder / "answer.txt").read_text() == "42"
+    with pytest.raises(PermissionError):
+        store.get_or_compute("split", "b2", {"label": "second"}, write_answer)
