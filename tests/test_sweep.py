@@ -1,6 +1,7 @@
 """Sweeps as a stage graph on the small ladder models: exact stage counts, caching, crash-resume, Ray."""
 
 import dataclasses
+import json
 import math
 import os
 import subprocess
@@ -157,8 +158,8 @@ def test_ray_executor_gives_the_same_metrics(reference_sweep, data_root, tmp_pat
 
 def test_accelerate_launch_on_two_processes_writes_each_stage_once(models_ready, data_root, tmp_path):
     """DDP (gloo on CPU): both ranks train every stage, only the main rank writes it."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "w2slab.cli", "run",
+    # torchrun: `accelerate launch --cpu --num_processes 2` starts a single process on a CPU machine
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "w2slab.cli", "run",
                "--dataset", "sst2", "--weak", "minilm-l3", "--strong", "minilm-l3", "--n-train", "32", "--n-test", "16",
                "--weak-mode", "full", "--strong-mode", "full", "--epochs", "1", "--batch-size", "8", "--loss", "xent",
                "--data-root", str(data_root), "--out-dir", str(tmp_path)]
@@ -170,6 +171,10 @@ def test_accelerate_launch_on_two_processes_writes_each_stage_once(models_ready,
     assert len(finished) == len(set(finished)) == 6
     assert {e["pid"] for e in events if e["event"] == "done"} == {events[0]["pid"]}  # one writer
     assert len(list(tmp_path.glob("sst2_minilm-l3_to_minilm-l3_s0_*/metrics.json"))) == 1
+    # steps counted from what each rank's prepared loader yields: 16 weak-train rows, batch 8, 2 ranks -> 1 step
+    (weak_log,) = tmp_path.glob("stages/weak_train/*/log.jsonl")
+    steps = [json.loads(line) for line in weak_log.read_text().splitlines() if '"step"' in line]
+    assert len(steps) == 1, steps
 
 
 def test_two_concurrent_runs_of_one_config_both_finish_with_one_folder(models_ready, data_root, tmp_path):

@@ -15,9 +15,10 @@ def distributed_state():
     """accelerate's process state when launched on several processes, else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
+    import torch
     from accelerate import PartialState
 
-    return PartialState()
+    return PartialState(cpu=not torch.cuda.is_available())  # gloo on a CPU machine, whatever the launcher guessed
 
 
 def is_main_process() -> bool:

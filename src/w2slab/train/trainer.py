@@ -405,7 +405,11 @@ class Trainer:
                                            fused=all(p.is_floating_point() for p in self.params) or None)
         self.lengths = ([len(e["input_ids"]) for e in self.examples]
                         if cfg.group_by_length and self.examples and "input_ids" in self.examples[0] else None)
-        steps_per_epoch = math.ceil(len(self.examples) / cfg.batch_size)
+        # what one rank's prepared loader yields per epoch: under `accelerate launch` on N processes the batches are
+        # shared out (padded to equal counts), so counting the whole epoch's batches would send a rank round its
+        # loop on an exhausted or empty loader
+        steps_per_epoch = max(1, math.ceil(math.ceil(len(self.examples) / cfg.batch_size)
+                                           / self.accelerator.num_processes))
         total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
         self.scheduler = get_scheduler(cfg.scheduler, self.optimizer,
                                        num_warmup_steps=int(cfg.warmup_frac * total_steps),
@@ -447,6 +451,7 @@ class Trainer:
             loader = self.accelerator.prepare(DataLoader(
                 [self.examples[i] for i in order], batch_size=cfg.batch_size, collate_fn=self.collate,
                 generator=torch.Generator().manual_seed(self.seed + epoch)))
+            stepped = state.step
             for batch in self.accelerator.skip_first_batches(loader, skip) if skip else loader:
                 if state.step >= state.total_steps or state.should_stop:
                     break
@@ -455,6 +460,10 @@ class Trainer:
                 state.step += 1
                 for callback in self.callbacks:
                     callback.on_step_end(self, state, row)
+            if state.step == stepped and not state.should_stop:  # an empty pass would loop forever
+                raise TrainingError(f"{self.name}: an epoch yielded no batch on this process (step {state.step} of "
+                                    f"{state.total_steps}, {len(self.examples)} examples); use fewer processes or "
+                                    "more training examples")
 
     def _step(self, batch: dict) -> dict:
         state, step = self.state, self.state.step
