@@ -47,11 +47,17 @@ def stage_resources(stage: Stage, gpus_per_training: float) -> dict:
 def _ray_stage_task(stage: Stage, planned: dict, root: str, runtime: RuntimeConfig, *_upstream: str) -> str:
     """The body of one Ray task: ``planned`` is the stage as the driver described it; ``_upstream`` are the ids
     of finished inputs (Ray resolved their refs)."""
+    import ray
+
     from w2slab.progress import quiet_libraries
 
     quiet_libraries()
     check_worker(stage, planned, root)
-    execute_stage(stage, StageStore(root), runtime)
+    store = StageStore(root)
+    # which node took the stage (a cluster's events show where each stage ran; the node id, not the host name,
+    # since several nodes may share a host)
+    store.log_event("placed", stage.kind, stage.id, node=ray.get_runtime_context().get_node_id())
+    execute_stage(stage, store, runtime)
     return stage.id
 
 
