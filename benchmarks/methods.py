@@ -121,9 +121,13 @@ def student_rows(records: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict], command: str, seconds: float, n_runs: int, cpu: str, computed: int) -> str:
     timing = (f"in {seconds / 60:.0f} min, computing {computed} stages" if computed else
-              "from stages an earlier invocation computed (about 9 min for all of them on this machine)")
+              "from stages earlier invocations computed on this machine (the probe part in 11 min; the fine-tuned "
+              "part in 105 min, with other work sharing the two cores: about 80 min alone)")
+    from w2slab.fingerprint import source_digest
+
     lines = ["# Methods benchmark", "", f"Made by `{command}` {timing} ({n_runs} results) on 2 cores of {cpu} "
-             "(bf16 kernels differ between CPUs: numbers reproduce on one machine, not across machines).", "",
+             "(bf16 kernels differ between CPUs: numbers reproduce on one machine, not across machines), with "
+             f"w2slab source digest `{source_digest()}`.", "",
              (__doc__ or "").split("\n\n", 2)[2].split("\n\nWrites")[0].strip(), ""]
     for mode, (weak, strong) in ((mode, pair) for mode in SETTINGS for pair in PAIRS):
         pair_rows = [r for r in rows if (r["setting"], r["weak"], r["strong"]) == (mode, weak, strong)]
