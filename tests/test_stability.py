@@ -228,3 +228,12 @@ def test_gemma_family_keeps_fp16_base_in_fp32_and_norms_out_of_autocast():
         out = model.input_layernorm(torch.randn(2, 4, dtype=torch.float16))
         projected = model.proj(torch.randn(2, 4))
     assert out.dtype == torch.float32 and projected.dtype == torch.float16
+
+
+def test_a_training_that_skipped_many_steps_is_suspect_and_a_few_skips_are_not():
+    from w2slab.train.trainer import StabilityReport
+
+    many = StabilityReport(steps=100, skipped_steps=60, initial_loss=0.69, final_loss=0.5)
+    assert any("60 of 100 steps skipped" in reason for reason in many.suspect_reasons())
+    few = StabilityReport(steps=100, skipped_steps=2, initial_loss=0.69, final_loss=0.5)
+    assert few.suspect_reasons() == []

@@ -121,8 +121,13 @@ class StabilityReport:
 
     def suspect_reasons(self) -> list[str]:
         """The training-based checks: a loss that ends above where it began (the run diverged or fitted
-        nothing), and a gradient-norm spike far above the median (:data:`SUSPECT_GRAD_SPIKE_RATIO`)."""
+        nothing), a gradient-norm spike far above the median (:data:`SUSPECT_GRAD_SPIKE_RATIO`), and a training
+        that skipped a sizeable share of its steps on non-finite losses or gradients
+        (:data:`SUSPECT_SKIPPED_FRACTION`: what it learned came from the steps that were left)."""
         reasons = []
+        if self.steps and self.skipped_steps / self.steps >= SUSPECT_SKIPPED_FRACTION:
+            reasons.append(f"{self.skipped_steps} of {self.steps} steps skipped on non-finite losses or gradients "
+                           f"(threshold {SUSPECT_SKIPPED_FRACTION:.0%}); try --precision fp32 or a lower lr")
         if self.final_loss > self.initial_loss:  # False when either is NaN
             reasons.append(f"loss rose from {self.initial_loss:.4f} (first {LOSS_WINDOW} steps) to "
                            f"{self.final_loss:.4f} (last {LOSS_WINDOW})")
@@ -131,6 +136,10 @@ class StabilityReport:
             against = f"{top / median:.0f}x the median {median:.3g}" if median > 0 else "with a median of 0"
             reasons.append(f"gradient norm spiked to {top:.3g}, {against} (threshold {SUSPECT_GRAD_SPIKE_RATIO:g}x)")
         return reasons
+
+
+#: a training that skipped this share of its steps (non-finite loss or gradients) is SUSPECT
+SUSPECT_SKIPPED_FRACTION = 0.1
 
 
 @dataclass
