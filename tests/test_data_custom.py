@@ -131,3 +131,13 @@ def test_validate_rows_is_strict():
         validate_rows([{"id": "a", "text": "t", "label": 1}, {"id": "a", "text": "u", "label": 0}], "x")
     with pytest.raises(DataError, match=r"x row 1: missing 'label' field"):
         validate_rows([{"id": "a", "text": "t"}], "x")
+
+
+def test_a_data_file_is_not_read_whole_to_inspect_its_head(tmp_path, monkeypatch):
+    """The binary check looks at 8 KB; reading a 4 GB file whole for it cost its size in memory first."""
+    from w2slab.data import custom
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "w5 w6", "label": 0}\n{"text": "w7 w8", "label": 1}\n')
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(AssertionError("read whole")))
+    assert [r["label"] for r in custom._records(path)] == [0, 1]
