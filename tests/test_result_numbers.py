@@ -316,3 +316,18 @@ def test_hierarchical_bootstrap_keeps_pairs_paired():
     diff, (d_low, d_high) = hierarchical_paired_difference(list(better.astype(float) - base.astype(float)),
                                                            n_boot=300)
     assert diff == pytest.approx(point) and d_low > 0
+
+
+def test_non_finite_predictions_are_a_suspect_result_not_a_failed_stage():
+    """NaN probabilities used to reach roc_auc_score and fail the evaluate stage with a traceback."""
+    labels = np.arange(N) % 2
+    weak = probs(np.where(correct(0.6, seed=1), labels, 1 - labels))
+    student = probs(np.where(correct(0.8, seed=2), labels, 1 - labels))
+    student[:3] = np.nan
+    result = ExperimentResult.compute(
+        labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
+        ceiling=probs(np.where(correct(0.9, seed=3), labels, 1 - labels)), student={"test": student, "transfer": weak},
+        config=CONFIG, loss="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
+    assert math.isnan(result.student_auroc)
+    assert any(reason.startswith("student predictions are not finite") and "on 3 test examples" in reason
+               for reason in result.suspect)

@@ -24,10 +24,11 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def auroc(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Binary: AUROC of p(class 1); K>2: one-vs-rest macro average. NaN if one class is absent."""
+    """Binary: AUROC of p(class 1); K>2: one-vs-rest macro average. NaN if one class is absent, or if some
+    prediction is not finite (a diverged model: the result says so among its SUSPECT reasons)."""
     from sklearn.metrics import roc_auc_score
 
-    if len(np.unique(labels)) < 2:
+    if len(np.unique(labels)) < 2 or not np.isfinite(probs).all():
         return float("nan")
     if probs.shape[1] == 2:
         return float(roc_auc_score(labels, probs[:, 1]))

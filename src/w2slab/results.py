@@ -321,6 +321,10 @@ def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
         reasons += [f"{role} training: {reason}" for reason in (stability.get(role) or {}).get("suspect", [])]
         if role not in test_probs:
             continue
+        broken = int((~np.isfinite(test_probs[role])).any(axis=-1).sum())
+        if broken:
+            reasons.append(f"{role} predictions are not finite (NaN or inf) on {broken} test examples: the model "
+                           "diverged; try --precision fp32 or a lower learning rate")
         top, share = majority_fraction(test_probs[role])
         if share >= SUSPECT_ONE_CLASS_FRACTION:
             base = float(np.mean(test_labels == top)) if len(test_labels) else NAN
