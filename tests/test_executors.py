@@ -58,3 +58,16 @@ def test_tokens_are_not_forwarded_to_ray_workers(monkeypatch):
     forwarded = executors.forwarded_environment()
     assert "HF_TOKEN" not in forwarded and "hf_secret" not in forwarded.values()
     assert forwarded["HF_HUB_OFFLINE"] == "1" and forwarded["W2SLAB_DATA_ROOT"] == "/data"
+
+
+def test_a_ray_address_where_nothing_listens_is_one_line():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(W2SError, match=f"--ray-address 127.0.0.1:{port}: nothing answers there"):
+        executors.check_reachable(f"127.0.0.1:{port}")
+    with pytest.raises(W2SError, match="expected HOST:PORT"):
+        executors.check_reachable("not-an-address")
+    executors.check_reachable("auto")  # left to Ray

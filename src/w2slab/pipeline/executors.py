@@ -97,6 +97,7 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
     if started_here:
         env = {"env_vars": forwarded_environment()}
         if ray_address:
+            check_reachable(ray_address)
             ray.init(address=ray_address, runtime_env=env, log_to_driver=True)
         else:
             ray.init(num_cpus=ray_cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
@@ -113,6 +114,24 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
     finally:
         if started_here:
             ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A one-line error when nothing listens at a ``host:port`` (or ``ray://host:port``) Ray address: ``ray.init``
+    otherwise retries for minutes, logging each attempt. ``auto`` (a cluster started on this machine) is left to
+    Ray."""
+    import socket
+
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise W2SError(f"--ray-address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise W2SError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
+                       "(`ray start --head`) or fix the address") from None
 
 
 def forwarded_environment() -> dict[str, str]:
