@@ -25,3 +25,16 @@ def data_root() -> Path:
     if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory):
+    """Two tiny text models built from configs (weak: 1 layer x 16, strong: 1 layer x 32) and a 300-row toy file."""
+    from types import SimpleNamespace
+
+    from tests.tiny import write_tiny_model, write_toy_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    return SimpleNamespace(weak=str(write_tiny_model(root / "weak", layers=1, hidden=16)),
+                           strong=str(write_tiny_model(root / "strong", layers=1, hidden=32, seed=1)),
+                           data=str(write_toy_dataset(root / "toy.jsonl", n=300)))

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from tests.tiny import write_tiny_model, write_toy_dataset
 from w2slab.config import ExperimentConfig, TrainConfig
 from w2slab.errors import W2SError
 from w2slab.pipeline import executors, graph
@@ -14,11 +11,8 @@ from w2slab.pipeline.graph import build_experiment
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return SimpleNamespace(weak=str(write_tiny_model(root / "weak", layers=1, hidden=16)),
-                           strong=str(write_tiny_model(root / "strong", layers=1, hidden=32, seed=1)),
-                           data=str(write_toy_dataset(root / "toy.jsonl", n=200)))
+def tiny(tiny_pair):
+    return tiny_pair
 
 
 def ceiling(tiny):

@@ -9,13 +9,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import pytest
 import torch.nn.functional as F
 import yaml
 
-from tests.tiny import write_tiny_model, write_toy_dataset
 from w2slab import registry
 from w2slab.api import run
 from w2slab.cli import main
@@ -43,11 +41,8 @@ class ScaledXent(Loss):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return SimpleNamespace(weak=str(write_tiny_model(root / "weak", layers=1, hidden=16)),
-                           strong=str(write_tiny_model(root / "strong", layers=1, hidden=32, seed=1)),
-                           data=str(write_toy_dataset(root / "toy.jsonl", n=300)))
+def tiny(tiny_pair):
+    return tiny_pair
 
 
 def experiment(tiny, losses) -> dict:

@@ -136,10 +136,11 @@ def code_digest(obj: object) -> str | None:
         if top == "w2slab" or top in sys.stdlib_module_names or module is None:
             continue
         found = True
-        for path in _source_files(module):
+        files = _source_files(module)
+        for path in files:
             digest.update(str(path.name).encode())
             digest.update(path.read_bytes())
-        if not _source_files(module):
+        if not files:
             try:
                 digest.update(inspect.getsource(owner).encode())  # type: ignore[arg-type]
             except (OSError, TypeError):

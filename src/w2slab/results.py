@@ -232,10 +232,6 @@ class ExperimentResult:
         """
         return config_id(self.config, self.resolved)
 
-    def identity(self) -> dict[str, Any]:
-        """What :meth:`config_id` hashes, as plain data (reports show where two configurations differ)."""
-        return identity(self.config, self.resolved)
-
     def suspect_roles(self) -> set[str]:
         """The roles (``weak``, ``ceiling``, ``student``) some suspect reason is about."""
         return {reason.split(" ", 1)[0] for reason in self.suspect}
