@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -43,182 +46,227 @@ def write(folder: Path, name: str, content: str | bytes) -> str:
 
 GOOD = '{"text": "w5 w6", "label": 0}\n{"text": "w7 w8", "label": 1}\n'
 
-#: name -> (files to write {name: content}, argv builder, needle in the one-line error)
-DATA_FILES = {
-    "non-utf8 jsonl": ({"d.jsonl": GOOD.encode() + b'{"text": "caf\xe9", "label": 1}\n'}, "not UTF-8"),
-    "binary file": ({"d.jsonl": b"\x00\x01\x02PK\x03\x04" * 100}, "binary content"),
-    "empty file": ({"d.jsonl": ""}, "no rows"),
-    "bad json line": ({"d.jsonl": GOOD + '{"text": "w9", "label": \n'}, "row 3: not valid JSON"),
-    "row is a list": ({"d.jsonl": GOOD + '["w9", 1]\n'}, "row 3: expected a JSON object"),
-    "missing label": ({"d.jsonl": GOOD + '{"text": "w9"}\n'}, "row 3: missing 'label'"),
-    "label with a gap": ({"d.jsonl": GOOD + '{"text": "w9", "label": 3}\n'}, "class 2 never occurs"),
-    "negative label": ({"d.jsonl": GOOD + '{"text": "w9", "label": -1}\n'}, "row 3: label -1 is negative"),
-    "empty text": ({"d.jsonl": GOOD + '{"text": "  ", "label": 1}\n'}, "row 3: empty text"),
-    "text not a string": ({"d.jsonl": GOOD + '{"text": 12, "label": 1}\n'}, "row 3: text '12' is not a string"),
-    "huge field": ({"d.jsonl": GOOD + json.dumps({"text": "w5 " * 400_000, "label": 1}) + "\n"}, "limit 1,000,000"),
-    "csv without header": ({"d.csv": ""}, "no header row"),
-    "csv ragged row": ({"d.csv": "text,label\nw5 w6,0\nw7,w8,1\n"}, "row 2: 2 columns in the header"),
-    "csv other columns": ({"d.csv": "sentence,y\nw5 w6,0\n"}, "--text-field"),
-    "csv word labels": ({"d.csv": "text,label\nw5 w6,positive\n"}, "--label-map"),
-    "unsupported suffix": ({"d.txt": "w5 w6\t0\n"}, "unsupported file type '.txt'"),
-    "too few rows": ({"d.jsonl": GOOD * 3}, "n_train"),
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad input: ``argv(env, tmp)`` writes what it needs under ``tmp`` and returns the command line;
+    ``needle`` must appear in the one-line error; ``patch`` (optional) sets up a monkeypatch first."""
+
+    argv: Callable[[SimpleNamespace, Path], list[str]]
+    needle: str
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None
+
+
+def run_with(*flags: str) -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s run`` of the good toy data with these flags added."""
+    return lambda env, tmp: ["run", "--dataset", str(env.data), *env.common, *flags]
+
+
+def data_file(name: str, content: str | bytes, *flags: str) -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s run`` of a data file ``name`` holding ``content``."""
+    return lambda env, tmp: ["run", "--dataset", write(tmp, name, content), *env.common, *flags]
+
+
+def sweep_file(extra: str, datasets: list[str] | None = None) -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s sweep`` of a good sweep file with ``extra`` YAML lines added (``datasets`` replaces its datasets)."""
+
+    def argv(env: SimpleNamespace, tmp: Path) -> list[str]:
+        base = {"datasets": [str(env.data)] if datasets is None else datasets, "weak": [str(env.weak)],
+                "strong": [str(env.strong)]}
+        return ["sweep", write(tmp, "s.yaml", _yaml(base) + "n_test: 32\nmax_ctx: 16\n" + extra),
+                "--run-root", str(env.runs)]
+    return argv
+
+
+def raw_sweep(name: str, content: str | bytes | None) -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s sweep`` of a file ``name`` holding ``content`` (None: the path does not exist; "/": the folder)."""
+
+    def argv(env: SimpleNamespace, tmp: Path) -> list[str]:
+        path = str(tmp) if name == "/" else (write(tmp, name, content) if content is not None else str(tmp / name))
+        return ["sweep", path, "--run-root", str(env.runs)]
+    return argv
+
+
+def config_file(content: str | None, name: str = "c.json") -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s run --config`` of a file holding ``content`` (None: missing; name "/": a folder)."""
+
+    def argv(env: SimpleNamespace, tmp: Path) -> list[str]:
+        path = str(tmp) if name == "/" else (write(tmp, name, content) if content is not None else str(tmp / name))
+        return ["run", "--config", path]
+    return argv
+
+
+def model_folder(config_json: str | None, *, copy: bool = True, nest: bool = False):
+    """``--strong`` a folder that is not a model: a copy of the tiny model with this ``config.json`` (None: an
+    empty folder; ``nest``: a folder of folders, as ``--weak .`` in a project)."""
+
+    def argv(env: SimpleNamespace, tmp: Path) -> list[str]:
+        folder = tmp / "model"
+        if nest:
+            shutil.copytree(env.strong, tmp / "inner" / "model")
+            folder = tmp / "inner"
+        elif config_json is None:
+            folder.mkdir()
+        else:
+            shutil.copytree(env.strong, folder)
+            (folder / "config.json").write_text(config_json)
+        return ["run", "--dataset", str(env.data), *env.common, "--strong", str(folder)]
+    return argv
+
+
+def image_folder(env: SimpleNamespace, tmp: Path) -> list[str]:
+    """An ImageFolder of 16x16 PNGs (2 classes x 200): with the limit patched below, each is over Pillow's limit."""
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (tmp / "imgs" / label).mkdir(parents=True)
+        for i in range(200):
+            Image.new("L", (16, 16), color=i % 256).save(tmp / "imgs" / label / f"{i}.png")
+    return ["run", "--dataset", str(tmp / "imgs"), *env.common]
+
+
+def small_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above twice this: 200 < 16 x 16
+
+
+def a_wrong_type_in_a_result(env: SimpleNamespace, tmp: Path) -> list[str]:
+    (source,) = list((env.runs / "experiments").glob("*/result.json"))[:1]
+    root = tmp / "root"
+    (root / "experiments" / "x").mkdir(parents=True)
+    (root / "experiments" / "x" / "result.json").write_text(json.dumps({**json.loads(source.read_text()),
+                                                                         "seed": "zero"}))
+    return ["report", str(root)]
+
+
+#: Every bad input we know of, one row each: old ones and those the issues found as tracebacks.
+BAD_INPUTS: dict[str, Bad] = {
+    # --- data files
+    "non-utf8 jsonl": Bad(data_file("d.jsonl", GOOD.encode() + b'{"text": "caf\xe9", "label": 1}\n'), "not UTF-8"),
+    "binary file": Bad(data_file("d.jsonl", b"\x00\x01\x02PK\x03\x04" * 100), "binary content"),
+    "empty file": Bad(data_file("d.jsonl", ""), "no rows"),
+    "bad json line": Bad(data_file("d.jsonl", GOOD + '{"text": "w9", "label": \n'), "row 3: not valid JSON"),
+    "row is a list": Bad(data_file("d.jsonl", GOOD + '["w9", 1]\n'), "row 3: expected a JSON object"),
+    "missing label": Bad(data_file("d.jsonl", GOOD + '{"text": "w9"}\n'), "row 3: missing 'label'"),
+    "label with a gap": Bad(data_file("d.jsonl", GOOD + '{"text": "w9", "label": 3}\n'), "class 2 never occurs"),
+    "negative label": Bad(data_file("d.jsonl", GOOD + '{"text": "w9", "label": -1}\n'), "row 3: label -1 is negative"),
+    "empty text": Bad(data_file("d.jsonl", GOOD + '{"text": "  ", "label": 1}\n'), "row 3: empty text"),
+    "text not a string": Bad(data_file("d.jsonl", GOOD + '{"text": 12, "label": 1}\n'),
+                             "row 3: text '12' is not a string"),
+    "huge field": Bad(data_file("d.jsonl", GOOD + json.dumps({"text": "w5 " * 400_000, "label": 1}) + "\n"),
+                      "limit 1,000,000"),
+    "csv without header": Bad(data_file("d.csv", ""), "no header row"),
+    "csv ragged row": Bad(data_file("d.csv", "text,label\nw5 w6,0\nw7,w8,1\n"), "row 2: 2 columns in the header"),
+    "csv other columns": Bad(data_file("d.csv", "sentence,y\nw5 w6,0\n"), "--text-field"),
+    "csv word labels": Bad(data_file("d.csv", "text,label\nw5 w6,positive\n"), "--label-map"),
+    "unsupported suffix": Bad(data_file("d.txt", "w5 w6\t0\n"), "unsupported file type '.txt'"),
+    "too few rows": Bad(data_file("d.jsonl", GOOD * 3), "n_train"),
     # str.isdigit() accepts '²', int() does not
-    "superscript digit label": ({"d.jsonl": GOOD + '{"text": "w9", "label": "²"}\n'},
-                                "row 3: label ² is not a class id"),
+    "superscript digit label": Bad(data_file("d.jsonl", GOOD + '{"text": "w9", "label": "²"}\n'),
+                                   "row 3: label ² is not a class id"),
     # a range(10**10) of classes took minutes, then MemoryError
-    "label far beyond any class count": ({"d.jsonl": GOOD + '{"text": "w9", "label": 10000000000}\n'},
-                                         "row 3: label 10000000000 is not a class id"),
+    "label far beyond any class count": Bad(data_file("d.jsonl", GOOD + '{"text": "w9", "label": 10000000000}\n'),
+                                            "row 3: label 10000000000 is not a class id"),
+    "a word label missing from the label map": Bad(
+        data_file("d.csv", "text,label\nw5 w6,positive\nw7 w8,neutral\n", "--label-map", "positive=1,negative=0"),
+        "row 2: label 'neutral' is not in --label-map"),
+    "a directory as the data file": Bad(lambda env, tmp: ["run", "--dataset", str(tmp), *env.common],
+                                        "a directory without class sub-folders"),
+    # escaped mid-training as Pillow's DecompressionBombError
+    "an image over Pillow's decompression-bomb limit": Bad(image_folder, "decompression-bomb limit",
+                                                           patch=small_pillow_limit),
+    # --- sweep files
+    "sweep: unknown loss": Bad(sweep_file("losses: [xent, focal]\n"), "unknown loss 'focal'"),
+    "sweep: unknown training key": Bad(sweep_file("weak_train: {learning_rate: 3}\n"),
+                                       "weak_train.learning_rate: unknown key"),
+    "sweep: wrong type": Bad(sweep_file("strong_train: {epochs: two}\n"), "strong_train.epochs: expected float"),
+    "sweep: negative n_test": Bad(sweep_file("n_test: -4\n"), "n_test: must be >= 2"),
+    "sweep: bad label map value": Bad(sweep_file("label_map: {positive: -3}\n"), "label_map: maps words to class ids"),
+    "sweep: yaml syntax": Bad(sweep_file("weak_train: {epochs: 1\n"), "not valid YAML"),
+    "sweep: empty datasets": Bad(sweep_file("", datasets=[]), "datasets: empty"),
+    "sweep: text_field on a registered dataset": Bad(sweep_file("text_field: sentence\n", datasets=["sst2"]),
+                                                     "for your own .jsonl/.csv files"),
+    "sweep: bad toml": Bad(raw_sweep("a.toml", "datasets = [\n"), "not valid TOML"),
+    "sweep: a list, not a mapping": Bad(raw_sweep("b.yaml", "- just\n- a list\n"), "a sweep file is a mapping"),
+    "sweep: not utf-8": Bad(raw_sweep("c.yaml", b"datasets: [\xff]\n"), "not UTF-8"),
+    "sweep: a directory": Bad(raw_sweep("/", None), "is a directory"),
+    "sweep: missing file": Bad(raw_sweep("missing.yaml", None), "not found"),
+    "sweep: no strong models": Bad(raw_sweep("d.yaml", "datasets: [sst2]\nweak: [minilm-l3]\n"), "strong: missing"),
+    # --- config files
+    "config: missing file": Bad(config_file(None), "file not found"),
+    "config: not json": Bad(config_file("{not json"), "not a readable JSON file"),
+    "config: a directory": Bad(config_file(None, name="/"), "not a readable JSON file"),
+    "config: a list": Bad(config_file("[1, 2]"), "expected a JSON object"),
+    "config: unknown key": Bad(config_file(json.dumps({"n_trian": 5})), "n_trian: unknown key"),
+    "config: seed of a wrong type": Bad(config_file(json.dumps({"seed": "zero"})), "seed: expected int"),
+    "config: training block a string": Bad(config_file(json.dumps({"weak_train": "x"})),
+                                           "weak_train: expected a mapping"),
+    "config: training block a list": Bad(config_file(json.dumps({"weak_train": [1]})),
+                                         "weak_train: expected a mapping"),
+    "config: losses null": Bad(config_file(json.dumps({"losses": None})), "losses: expected a list of losses"),
+    "config: methods a number": Bad(config_file(json.dumps({"methods": 3})), "methods: expected a list of methods"),
+    # --- flags
+    "empty loss": Bad(run_with("--loss", ""), "name at least one loss"),
+    "empty dataset": Bad(lambda env, tmp: ["run", *env.common, "--dataset", ""], "dataset: must be a non-empty name"),
+    "bad label map": Bad(run_with("--label-map", "positive:1"), "expected WORD=ID pairs"),
+    "bad loss param": Bad(run_with("--loss-param", "aux_weight=0.3"), "expected LOSS.PARAM=VALUE"),
+    "loss param for an absent loss": Bad(run_with("--loss-param", "logconf.aux_weight=0.3"), "not among the losses"),
+    "loss param out of range": Bad(run_with("--loss", "logconf", "--loss-param", "logconf.aux_weight=2"),
+                                   "aux_weight: must be in [0, 1]"),
+    "unknown recompute kind": Bad(run_with("--recompute", "studnet"), "unknown stage kind studnet"),
+    "negative learning rate": Bad(run_with("--weak-lr", "-1"), "weak_train.lr: must be > 0"),
+    "n_train too small": Bad(run_with("--n-train", "3"), "n_train: must be >= 4"),
+    "unknown model": Bad(run_with("--strong", "no-such-model"), "unknown model 'no-such-model'"),
+    "unknown tracker": Bad(run_with("--log", "comet"), "trackers: unknown comet"),
+    "superscript digit in the label map": Bad(run_with("--label-map", "a=²,b=0"), "expected WORD=ID pairs"),
+    "infinite epochs": Bad(run_with("--epochs", "inf"), "epochs: must be a finite number > 0"),  # was OverflowError
+    "nan epochs": Bad(run_with("--epochs", "nan"), "epochs: must be a finite number > 0"),
+    "infinite learning rate": Bad(run_with("--weak-lr", "inf"), "weak_train.lr: must be finite"),  # trained, failed
+    "nan learning rate": Bad(run_with("--strong-lr", "nan"), "strong_train.lr: must be > 0"),
+    "negative head learning rate": Bad(run_with("--weak-head-lr", "-1"), "weak_train.head_lr: must be > 0"),
+    "zero batch size": Bad(run_with("--batch-size", "0"), "batch_size: must be >= 1"),
+    "seed beyond 64 bits": Bad(run_with("--seed", "180000000000000000000"), "seed: must be in [0, 2^32)"),
+    "negative data seed": Bad(run_with("--data-seed", "-1"), "data_seed: must be in [0, 2^32)"),
+    "negative checkpoint interval": Bad(run_with("--checkpoint-every", "-1"),
+                                        "checkpoint_every: must be an integer >= 0"),
+    "image size below 8": Bad(run_with("--image-size", "3"), "image_size: must be >= 8 pixels"),
+    # failed at the first forward
+    "max_ctx beyond the model's positions": Bad(run_with("--max-ctx", "100000"),
+                                                "positions (64); set --max-ctx 64 or less"),
+    "infinite ensemble weight": Bad(run_with("--method", "ensemble", "--method-param", "ensemble.weights=[.inf, 1, 1]"),
+                                    "weights: must be finite"),  # became NaN labels
+    # --- model folders: refused before anything hashes them
+    "model config.json broken": Bad(model_folder("{broken"), "config.json is not readable JSON"),
+    "model config.json a list": Bad(model_folder("[1, 2]"), "holds a list, not a JSON object"),
+    "model folder empty": Bad(model_folder(None), "has no config.json, so it is not a Hugging Face model folder"),
+    "model folder of folders": Bad(model_folder(None, nest=True), "has no config.json"),  # `--weak .` hashed the tree
+    # --- output locations and reports
+    "--out-dir a file": Bad(lambda env, tmp: ["run", "--dataset", str(env.data), *env.common, "--out-dir",
+                                              write(tmp, "a-file", "x")], "is a file, not a folder"),
+    "report --out a file": Bad(lambda env, tmp: ["report", str(env.runs), "--out", write(tmp, "a-file", "x")],
+                               "report: --out"),
+    "report of a file": Bad(lambda env, tmp: ["report", write(tmp, "a-file", "x")], "report: run root"),
+    "report of a result with a wrong type": Bad(a_wrong_type_in_a_result, "seed must be an integer >= 0"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(DATA_FILES))
-def test_bad_data_files(env, tmp_path, capsys, case):
-    files, needle = DATA_FILES[case]
-    paths = [write(tmp_path, name, content) for name, content in files.items()]
-    check(env, capsys, ["run", "--dataset", paths[0], *env.common], needle)
+def test_the_table_holds_every_bad_input_we_know():
+    assert len(BAD_INPUTS) >= 70
 
 
-def test_a_directory_as_the_data_file(env, tmp_path, capsys):
-    (tmp_path / "d.jsonl").mkdir()
-    check(env, capsys, ["run", "--dataset", str(tmp_path / "d.jsonl"), *env.common],
-          "a directory without class sub-folders")
-
-
-def test_a_word_label_missing_from_the_label_map(env, tmp_path, capsys):
-    path = write(tmp_path, "d.csv", "text,label\nw5 w6,positive\nw7 w8,neutral\n")
-    check(env, capsys, ["run", "--dataset", path, *env.common, "--label-map", "positive=1,negative=0"],
-          "row 2: label 'neutral' is not in --label-map")
-
-
-SWEEPS = {
-    "unknown loss": ("losses: [xent, focal]\n", "unknown loss 'focal'"),
-    "unknown training key": ("weak_train: {learning_rate: 3}\n", "weak_train.learning_rate: unknown key"),
-    "wrong type": ("strong_train: {epochs: two}\n", "strong_train.epochs: expected float"),
-    "negative n_test": ("n_test: -4\n", "n_test: must be >= 2"),
-    "bad label map value": ("label_map: {positive: -3}\n", "label_map: maps words to class ids"),
-    "yaml syntax": ("weak_train: {epochs: 1\n", "not valid YAML"),
-    "empty datasets": ("", "datasets: empty"),  # with datasets: []
-    "text_field on a registered dataset": ("text_field: sentence\n", "for your own .jsonl/.csv files"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(SWEEPS))
-def test_bad_sweep_files(env, tmp_path, capsys, case):
-    extra, needle = SWEEPS[case]
-    base = {"datasets": [str(env.data)], "weak": [str(env.weak)], "strong": [str(env.strong)]}
-    if case == "empty datasets":
-        base["datasets"] = []
-    if case == "text_field on a registered dataset":
-        base["datasets"] = ["sst2"]
-    path = write(tmp_path, "s.yaml", _yaml(base) + "n_test: 32\nmax_ctx: 16\n" + extra)
-    check(env, capsys, ["sweep", path, "--run-root", str(env.runs)], needle)
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(env, tmp_path, capsys, monkeypatch, case):
+    bad = BAD_INPUTS[case]
+    if bad.patch is not None:
+        bad.patch(monkeypatch)
+    check(env, capsys, bad.argv(env, tmp_path), bad.needle)
 
 
 def _yaml(mapping: dict) -> str:
     import yaml
 
     return yaml.safe_dump(mapping)
-
-
-def test_sweep_file_edge_cases(env, tmp_path, capsys):
-    cases = [
-        (write(tmp_path, "a.toml", "datasets = [\n"), "not valid TOML"),
-        (write(tmp_path, "b.yaml", "- just\n- a list\n"), "a sweep file is a mapping"),
-        (write(tmp_path, "c.yaml", b"datasets: [\xff]\n"), "not UTF-8"),
-        (str(tmp_path), "is a directory"),
-        (str(tmp_path / "missing.yaml"), "not found"),
-        (write(tmp_path, "d.yaml", "datasets: [sst2]\nweak: [minilm-l3]\n"), "strong: missing"),
-    ]
-    for path, needle in cases:
-        check(env, capsys, ["sweep", path, "--run-root", str(env.runs)], needle)
-
-
-def test_config_file_edge_cases(env, tmp_path, capsys):
-    cases = [
-        (str(tmp_path / "missing.json"), "file not found"),
-        (write(tmp_path, "a.json", "{not json"), "not a readable JSON file"),
-        (str(tmp_path), "not a readable JSON file"),
-        (write(tmp_path, "b.json", "[1, 2]"), "expected a JSON object"),
-        (write(tmp_path, "c.json", json.dumps({"n_trian": 5})), "n_trian: unknown key"),
-        (write(tmp_path, "d.json", json.dumps({"seed": "zero"})), "seed: expected int"),
-        (write(tmp_path, "e.json", json.dumps({"weak_train": "x"})), "weak_train: expected a mapping"),
-        (write(tmp_path, "f.json", json.dumps({"weak_train": [1]})), "weak_train: expected a mapping"),
-        (write(tmp_path, "g.json", json.dumps({"losses": None})), "losses: expected a list of losses"),
-        (write(tmp_path, "h.json", json.dumps({"methods": 3})), "methods: expected a list of methods"),
-    ]
-    for path, needle in cases:
-        check(env, capsys, ["run", "--config", path, "--out-dir", str(env.runs)], needle)
-
-
-FLAGS = {
-    "empty loss": (["--loss", ""], "name at least one loss"),
-    "empty dataset": (["--dataset", ""], "dataset: must be a non-empty name"),
-    "bad label map": (["--label-map", "positive:1"], "expected WORD=ID pairs"),
-    "bad loss param": (["--loss-param", "aux_weight=0.3"], "expected LOSS.PARAM=VALUE"),
-    "loss param for an absent loss": (["--loss-param", "logconf.aux_weight=0.3"], "not among the losses"),
-    "loss param out of range": (["--loss", "logconf", "--loss-param", "logconf.aux_weight=2"],
-                                "aux_weight: must be in [0, 1]"),
-    "unknown recompute kind": (["--recompute", "studnet"], "unknown stage kind studnet"),
-    "negative learning rate": (["--weak-lr", "-1"], "weak_train.lr: must be > 0"),
-    "n_train too small": (["--n-train", "3"], "n_train: must be >= 4"),
-    "unknown model": (["--strong", "no-such-model"], "unknown model 'no-such-model'"),
-    "unknown tracker": (["--log", "mlflow"], "trackers: unknown mlflow"),
-    "superscript digit in the label map": (["--label-map", "a=²,b=0"], "expected WORD=ID pairs"),
-    "infinite epochs": (["--epochs", "inf"], "epochs: must be a finite number > 0"),  # was an OverflowError
-    "nan epochs": (["--epochs", "nan"], "epochs: must be a finite number > 0"),
-    "infinite learning rate": (["--weak-lr", "inf"], "weak_train.lr: must be finite"),  # trained, then failed
-    "nan learning rate": (["--strong-lr", "nan"], "strong_train.lr: must be > 0"),
-    "negative head learning rate": (["--weak-head-lr", "-1"], "weak_train.head_lr: must be > 0"),
-    "zero batch size": (["--batch-size", "0"], "batch_size: must be >= 1"),
-    "seed beyond 64 bits": (["--seed", "180000000000000000000"], "seed: must be in [0, 2^32)"),  # torch overflowed
-    "negative data seed": (["--data-seed", "-1"], "data_seed: must be in [0, 2^32)"),
-    "negative checkpoint interval": (["--checkpoint-every", "-1"], "checkpoint_every: must be an integer >= 0"),
-    "image size below 8": (["--image-size", "3"], "image_size: must be >= 8 pixels"),
-    "max_ctx beyond the model's positions": (["--max-ctx", "100000"], "positions (64); set --max-ctx 64 or less"),
-    "infinite ensemble weight": (["--method", "ensemble", "--method-param", "ensemble.weights=[.inf, 1, 1]"],
-                                 "weights: must be finite"),  # became NaN labels
-}
-
-
-@pytest.mark.parametrize("case", sorted(FLAGS))
-def test_bad_flags(env, capsys, case):
-    flags, needle = FLAGS[case]
-    check(env, capsys, ["run", "--dataset", str(env.data), *env.common, *flags], needle)
-
-
-def test_model_folders_that_are_not_model_folders(env, tmp_path, capsys):
-    """Refused before anything hashes them: ``--weak .`` used to hash the whole tree, a broken config.json to
-    raise JSONDecodeError from the graph."""
-    import shutil
-
-    broken, listed, empty = tmp_path / "broken", tmp_path / "listed", tmp_path / "empty"
-    for folder in (broken, listed):
-        shutil.copytree(env.strong, folder)
-    (broken / "config.json").write_text("{broken")
-    (listed / "config.json").write_text("[1, 2]")
-    empty.mkdir()
-    cases = [(broken, "config.json is not readable JSON"), (listed, "holds a list, not a JSON object"),
-             (empty, "has no config.json, so it is not a Hugging Face model folder"),
-             (tmp_path, "has no config.json")]  # a folder of folders, as `--weak .` in a project
-    for folder, needle in cases:
-        check(env, capsys, ["run", "--dataset", str(env.data), *env.common, "--strong", str(folder)], needle)
-
-
-def test_output_locations_that_are_files(env, tmp_path, capsys):
-    a_file = write(tmp_path, "a-file", "x")
-    check(env, capsys, ["run", "--dataset", str(env.data), *env.common, "--out-dir", a_file],
-          "is a file, not a folder")
-    check(env, capsys, ["report", str(env.runs), "--out", a_file], "report: --out")
-    check(env, capsys, ["report", a_file], "report: run root")
-
-
-def test_a_result_file_with_a_wrong_type_in_the_report(env, tmp_path, capsys):
-    (source,) = list((env.runs / "experiments").glob("*/result.json"))[:1]
-    record = json.loads(source.read_text())
-    root = tmp_path / "root"
-    (root / "experiments" / "x").mkdir(parents=True)
-    (root / "experiments" / "x" / "result.json").write_text(json.dumps({**record, "seed": "zero"}))
-    check(env, capsys, ["report", str(root)], "seed must be an integer >= 0")
 
 
 def check(env, capsys, argv: list[str], needle: str) -> None:

@@ -14,6 +14,7 @@ The reference code's flags (``--ds_name --weak_model_size --strong_model_size --
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -434,6 +435,10 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: ``OSError`` numbers that mean the disk (or the user's quota) is full: a run stops with one line, not a traceback.
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 def main(argv: list[str] | None = None) -> int:
     from w2slab.registry import load_plugins
 
@@ -453,6 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: no space left on the device{where}; free space (or pass --out-dir on another disk) and "
+              "rerun: finished stages are kept and the interrupted one resumes from its last checkpoint",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

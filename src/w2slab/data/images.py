@@ -64,10 +64,45 @@ def decode_image(value: str) -> np.ndarray:
             with Image.open(path) as image:
                 image = image.convert("L" if image.mode in ("1", "L", "I;16", "I") else "RGB")
                 array = np.asarray(image, dtype=np.uint8)
+        except Image.DecompressionBombError:
+            raise DataError(too_many_pixels(path)) from None
         except OSError as exc:
             raise DataError(f"cannot read image {path} ({exc}); remove or replace the file") from None
         return array[:, :, None] if array.ndim == 2 else array
     raise DataError(f"not an image string: {value[:40]!r}; images are 'u8:HxWxC:<base64>' or 'file:<path>'")
+
+
+def too_many_pixels(path: str, size: tuple[int, int] | None = None) -> str:
+    from PIL import Image
+
+    shape = f" is {size[0]}x{size[1]} pixels," if size else ""
+    return (f"image {path}{shape} over Pillow's decompression-bomb limit ({2 * Image.MAX_IMAGE_PIXELS:,} pixels) "
+            "and will not decode; downscale it or remove it from the folder")
+
+
+def check_image_files(rows: list[dict]) -> None:
+    """Before any stage runs: every image file a split uses opens and is under Pillow's decompression-bomb limit.
+
+    Only the header is read (``Image.open`` is lazy), so this costs a file open per image of the splits, not a
+    decode. Without it an oversized image escaped mid-training as Pillow's ``DecompressionBombError``.
+    """
+    from PIL import Image
+
+    limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None  # where Pillow refuses, not warns
+    for row in rows:
+        value = row.get("image", "")
+        if not value.startswith(FILE):
+            continue
+        path = value[len(FILE):]
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except Image.DecompressionBombError:
+            raise DataError(too_many_pixels(path)) from None
+        except OSError as exc:
+            raise DataError(f"cannot read image {path} ({exc}); remove or replace the file") from None
+        if limit is not None and size[0] * size[1] > limit:
+            raise DataError(too_many_pixels(path, size))
 
 
 def format_image(record: dict, rng: object = None) -> list[dict]:

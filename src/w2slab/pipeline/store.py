@@ -126,8 +126,11 @@ class StageStore:
                 self.log_event("interrupted", kind, stage_id)  # no FAILED marker: it resumes from its checkpoint
                 raise
             except BaseException as exc:
-                atomic.write_json(work / FAILED, {"error": f"{type(exc).__name__}: {exc}"})
-                self.log_event("failed", kind, stage_id, error=f"{type(exc).__name__}: {exc}"[:500])
+                try:  # best effort: on a full disk these writes fail too, and the stage's own error is the news
+                    atomic.write_json(work / FAILED, {"error": f"{type(exc).__name__}: {exc}"})
+                    self.log_event("failed", kind, stage_id, error=f"{type(exc).__name__}: {exc}"[:500])
+                except OSError:
+                    pass
                 raise
             self.remove_checkpoints(work)
             atomic.fsync_tree(work)  # every output on disk before the marker that says they are complete

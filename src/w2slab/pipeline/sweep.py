@@ -132,6 +132,8 @@ def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]
     """Before any stage runs: every dataset and model name resolvable (no download, no model load), and a
     user's data file read, validated row by row and split as the split stage will."""
     from w2slab.data import check_dataset_name, load_task, make_splits
+    from w2slab.data.images import check_image_files
+    from w2slab.data.loading import image_folder_layout
     from w2slab.models.loading import check_model_name, model_positions
 
     for name in sorted({c.dataset for c in configs}):
@@ -146,10 +148,12 @@ def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]
             if positions is not None and c.max_ctx > positions:
                 raise ConfigError(f"max_ctx: {c.max_ctx} tokens is more than {name} has positions ({positions}); "
                                   f"set --max-ctx {positions} or less")
-        if c.reads_a_file():  # read and split here: a bad row or a too small file stops us before any stage
+        if c.reads_a_file() or image_folder_layout(Path(c.dataset)) is not None:
+            # read and split here: a bad row, an undecodable image or a too small file stops us before any stage
             task = load_task(c.dataset, seed=c.data_seed, text_field=c.text_field, label_field=c.label_field,
                              label_map=c.label_map)
-            make_splits(task, n_train=c.n_train, n_test=c.n_test, seed=c.seed, data_seed=c.data_seed)
+            splits = make_splits(task, n_train=c.n_train, n_test=c.n_test, seed=c.seed, data_seed=c.data_seed)
+            check_image_files([*splits.weak_train, *splits.transfer, *splits.test])
         elif (c.text_field, c.label_field, c.label_map) != (defaults.text_field, defaults.label_field,
                                                             defaults.label_map):
             raise ConfigError(f"text_field/label_field/label_map: {c.dataset!r} is a registered dataset with its own "
