@@ -124,3 +124,69 @@ def test_name_of_an_existing_folder_that_is_not_an_experiment_is_refused(capsys,
     assert_one_line_error(code, err, "not an experiment folder", "--name")
     assert (precious / "thesis.tex").read_text() == "days of work"
     assert not (out_dir / "stages").exists()
+
+
+def test_every_training_field_has_a_flag_per_role_and_it_sets_only_that_role(tmp_path):
+    from w2slab.cli import build_config, make_parser
+    from w2slab.config import TrainConfig
+    from w2slab.typed import init_fields
+
+    help_text = make_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    for role in ("weak", "strong"):
+        for name in init_fields(TrainConfig):
+            assert f"--{role}.{name}" in help_text, (role, name)
+    cfg = build_config(make_parser().parse_args(["run", "--strong.lr", "1e-5", "--weak.epochs", "3",
+                                                 "--strong.lora_targets", "[query, value]", "--epochs", "2"]))
+    assert cfg.strong_train.lr == 1e-5 and cfg.weak_train.lr is None
+    assert cfg.weak_train.epochs == 3 and cfg.strong_train.epochs == 2  # the role's flag wins over --epochs
+    assert cfg.strong_train.lora_targets == ("query", "value")
+
+
+def test_a_yaml_config_uses_the_sweep_spellings_and_a_result_config_json_reads_back(tmp_path):
+    import json
+
+    from w2slab.cli import build_config, make_parser
+    from w2slab.config import ExperimentConfig
+
+    (tmp_path / "c.yaml").write_text("dataset: sciq\nstrong.lr: 1e-5\nweak_train: {epochs: 1}\nlosses: [xent]\n")
+    cfg = build_config(make_parser().parse_args(["run", "--config", str(tmp_path / "c.yaml")]))
+    assert cfg.dataset == "sciq" and cfg.strong_train.lr == 1e-5 and cfg.weak_train.epochs == 1
+    written = {**cfg.to_dict(), "resolved": {"weak": {"precision": "fp32"}}}  # what an experiment folder holds
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(written))) == cfg
+
+
+def test_version_and_one_name_for_the_run_root(capsys, tmp_path):
+    from w2slab import __version__
+    from w2slab.cli import make_parser
+
+    with pytest.raises(SystemExit):
+        make_parser().parse_args(["--version"])
+    assert __version__ in capsys.readouterr().out
+    for flag in ("--run-root", "--out-dir"):  # --out-dir: the earlier name, kept
+        assert make_parser().parse_args(["run", flag, str(tmp_path)]).run_root == str(tmp_path)
+    assert make_parser().parse_args(["sweep", "s.yaml", "--run-root", str(tmp_path)]).run_root == str(tmp_path)
+
+
+def test_dry_run_prints_the_plan_and_computes_nothing(tiny_pair, tmp_path, capsys):
+    sweep_file = tmp_path / "grid.yaml"
+    sweep_file.write_text(f"datasets: [{tiny_pair.data}]\nweak: [{tiny_pair.weak}]\nstrong: [{tiny_pair.strong}]\n"
+                          "n_train: 64\nn_test: 32\nmax_ctx: 16\nlosses: [xent]\n"
+                          "weak_train: {mode: probe, epochs: 1}\nstrong_train: {mode: probe, epochs: 1}\n"
+                          "strong.lr: [1e-3, 3e-3]\ndata_seed: [0, 1]\n"
+                          "methods: [none, {name: conf_filter, drop: [0.3, 0.4]}]\n")
+    root = tmp_path / "runs"
+    assert main(["sweep", str(sweep_file), "--run-root", str(root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 experiment(s), 12 student(s)" in out and "conf_filter[drop=0.4]" in out
+    assert "dry run: nothing computed" in out and not root.exists()
+    args = ["run", "--dataset", tiny_pair.data, "--weak", tiny_pair.weak, "--strong", tiny_pair.strong, "--n-train",
+            "64", "--n-test", "32", "--max-ctx", "16", "--loss", "xent", "--weak.mode", "probe", "--strong.mode",
+            "probe", "--epochs", "1", "--strong.lr", "1e-3", "--run-root", str(root)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "(0 new," in out and "0 stage(s) would run" in out  # everything cached now
+    assert main(["sweep", str(sweep_file), "--run-root", str(root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "split          2  (1 new, 1 cached)" in out  # the run's split is the sweep's data_seed 0 split

@@ -84,3 +84,63 @@ def test_the_shipped_ladder_sweep_is_ten_pairs_on_five_datasets():
     assert len({(c.weak, c.strong) for c in sweep.configs}) == 10
     assert len({c.dataset for c in sweep.configs}) == 5 and {c.seed for c in sweep.configs} == {0, 1, 2}
     assert all(c.weak_train.mode == c.strong_train.mode == "probe" for c in sweep.configs)
+
+
+GRID = """
+datasets: [sciq]
+weak: [minilm-l3]
+strong: [minilm-l6]
+seeds: [0, 1]
+data_seed: [0, 1]
+strong_train: {lr: [1e-5, 3e-5], epochs: 1}
+weak.epochs: 2
+methods: [none, {name: conf_filter, drop: [0.3, 0.4]}]
+"""
+
+
+def test_any_field_takes_a_grid_and_yaml_numbers_read_as_numbers(tmp_path):
+    (tmp_path / "grid.yaml").write_text(GRID)
+    configs = expand(load_sweep_file(tmp_path / "grid.yaml"))
+    assert len(configs) == 2 * 2 * 2  # seeds x data_seed x strong lr
+    assert {(c.seed, c.data_seed, c.strong_train.lr) for c in configs} == {
+        (s, d, lr) for s in (0, 1) for d in (0, 1) for lr in (1e-5, 3e-5)}
+    assert all(isinstance(c.strong_train.lr, float) and c.strong_train.epochs == 1 and c.weak_train.epochs == 2
+               for c in configs)
+    # a method parameter list: one student per value, in every experiment (they share its weak model and ceiling)
+    assert all([m.label for m in c.methods] == ["none", "conf_filter[drop=0.3]", "conf_filter[drop=0.4]"]
+               for c in configs)
+    # sweep and run share one set of defaults: no losses key gives w2s run's losses
+    assert all([loss.label for loss in c.losses] == ["xent", "logconf"] for c in configs)
+
+
+def test_a_list_of_mappings_is_zipped_variants_and_list_valued_params_take_a_list_of_lists():
+    configs = expand({"datasets": ["sciq"], "weak": ["minilm-l3"], "strong": ["minilm-l6"],
+                      "variants": [{"strong.lr": 1e-5, "strong.epochs": 1}, {"strong.lr": 3e-5, "strong.epochs": 2}],
+                      "weak_train": [{"batch_size": 8}, {"batch_size": 16}],
+                      "methods": [{"name": "ensemble", "weights": [[1, 1, 1], [2, 1, 1]]}]})
+    assert sorted((c.strong_train.lr, c.strong_train.epochs, c.weak_train.batch_size) for c in configs) == [
+        (1e-5, 1, 8), (1e-5, 1, 16), (3e-5, 2, 8), (3e-5, 2, 16)]  # lr and epochs move together, not crossed
+    assert [m.params()["weights"] for m in configs[0].methods] == [[1.0, 1.0, 1.0], [2.0, 1.0, 1.0]]
+    one = expand({"datasets": ["sciq"], "weak": ["minilm-l3"], "strong": ["minilm-l6"],
+                  "methods": [{"name": "ensemble", "weights": [1, 2, 1]}]})  # a list the parameter takes: one value
+    assert len(one) == 1 and [m.params()["weights"] for m in one[0].methods] == [[1.0, 2.0, 1.0]]
+
+
+@pytest.mark.parametrize(("spec", "needle"), [
+    ({"data_seed": []}, "data_seed: empty list"),
+    ({"strong.lrr": 1e-5}, "strong_train.lrr: unknown key"),
+    ({"learning_rate": 3}, "learning_rate: unknown key"),
+    ({"variants": [1, 2]}, "variants: expected a list of mappings"),
+    ({"strong_train": [1]}, "strong_train: expected a mapping of training settings"),
+])
+def test_bad_grids_are_one_line_naming_the_key(spec, needle):
+    with pytest.raises(W2SError, match=needle.replace("[", r"\[")):
+        expand({"datasets": ["sciq"], "weak": ["minilm-l3"], "strong": ["minilm-l6"], **spec})
+
+
+def test_yaml_reads_every_spelling_of_a_number():
+    from w2slab.yamlfile import safe_load
+
+    assert safe_load("[1e-5, 3E+2, .5, 1., -2e3, 1.0e-5, 7, .inf]") == [1e-5, 300.0, 0.5, 1.0, -2000.0, 1e-5, 7,
+                                                                        float("inf")]
+    assert safe_load("1e5x") == "1e5x" and safe_load("v1.2") == "v1.2"  # words stay words

@@ -63,7 +63,7 @@ def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | N
         raise ConfigError("a sweep needs at least one experiment")
     if runtime.executor not in EXECUTORS:
         raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
-    store = StageStore(runtime.run_root)
+    store = StageStore(runtime.run_root, create=not plan_only)
     sweep_plan = plan(configs, store, runtime.data_root, runtime.recompute, runtime.callbacks)
     runtime.echo(sweep_plan.summary())
     _warn_cpu_fp16(configs, runtime)

@@ -60,29 +60,45 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="images: the side they are resized to (default: each model's own, e.g. 224)")
     p.add_argument("--truncation", choices=TRUNCATIONS,
                    help="texts longer than max-ctx: keep the end (left), the start (right) or drop them")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, help="both models")
-    p.add_argument("--epochs", type=float, help="both models")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int,
+                   help="both models (--weak.batch_size / --strong.batch_size set one)")
+    p.add_argument("--epochs", type=float, help="both models (--weak.epochs / --strong.epochs set one)")
     p.add_argument("--precision", choices=PRECISIONS, help="both models (auto: bf16/fp16 on GPU; bf16 on a "
                    "CPU with native bf16, else fp32)")
-    p.add_argument("--weak-mode", choices=TRAIN_MODES, help=f"default {DEFAULTS.weak_train.mode}")
-    p.add_argument("--strong-mode", choices=TRAIN_MODES, help=f"default {DEFAULTS.strong_train.mode}")
-    p.add_argument("--lora", action="store_true", help="shorthand for --weak-mode lora --strong-mode lora")
-    p.add_argument("--weak-lr", type=float, help="default: the weak model family's default for its mode")
-    p.add_argument("--strong-lr", type=float, help="default: the strong model family's default for its mode")
-    for role in ("weak", "strong"):
-        p.add_argument(f"--{role}-head-lr", type=float, help=f"the {role} model's head when its backbone trains too "
-                       "(default: the family's probe learning rate)")
-        p.add_argument(f"--{role}-head-init", choices=("zero", "probe"), help=f"the {role} model's head before "
-                       "fine-tuning: zero (default) or a probe fitted on frozen features (LP-FT)")
+    p.add_argument("--lora", action="store_true", help="both models: shorthand for --weak.mode lora --strong.mode lora")
+    for role in ("weak", "strong"):  # the earlier spellings, kept working but out of the help: --weak.mode etc.
+        p.add_argument(f"--{role}-mode", choices=TRAIN_MODES, help=argparse.SUPPRESS)
+        p.add_argument(f"--{role}-lr", type=float, help=argparse.SUPPRESS)
+        p.add_argument(f"--{role}-head-lr", type=float, help=argparse.SUPPRESS)
+        p.add_argument(f"--{role}-head-init", choices=("zero", "probe"), help=argparse.SUPPRESS)
+    _add_role_args(p)
     p.add_argument("--text-field", help="your file's text column (default text)")
     p.add_argument("--label-field", help="your file's label column (default label)")
     p.add_argument("--label-map", metavar="WORD=ID,...", help="word labels to class ids, e.g. positive=1,negative=0")
     p.add_argument("--data-source", choices=("auto", "local", "hub"))
     p.add_argument("--data-root", help="local data root (default $W2SLAB_DATA_ROOT)")
     p.add_argument("--model-cache", help="where packaged models are converted (default ~/.cache/w2slab/models)")
-    p.add_argument("--out-dir", default="runs", help="run root: stages and experiment folders (default runs)")
+    p.add_argument("--run-root", "--out-dir", dest="run_root", default="runs",
+                   help="where stages and experiment folders live (default runs)")
     p.add_argument("--name", help="experiment folder name (default: derived from the config)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (stages new and cached, students) and "
+                   "compute nothing")
     _add_runtime_args(p)
+
+
+def _add_role_args(p: argparse.ArgumentParser) -> None:
+    """``--weak.FIELD`` / ``--strong.FIELD`` for every training field, generated from :class:`TrainConfig`: the
+    same names as a sweep file's ``weak.FIELD`` keys (values read as YAML: 1e-5, true, null)."""
+    from w2slab.config import TRAIN_FIELD_HELP, TrainConfig, role_default
+    from w2slab.typed import init_fields
+
+    for role in ("weak", "strong"):
+        group = p.add_argument_group(f"{role} model training (--{role}.FIELD; sweep key {role}.FIELD)")
+        default = role_default("text", role)
+        for name in init_fields(TrainConfig):
+            shown = getattr(default, name)
+            group.add_argument(f"--{role}.{name}", dest=f"{role}__{name}", type=_parse_value, metavar="VALUE",
+                               help=f"{TRAIN_FIELD_HELP.get(name, '')} (text default {shown})")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -97,16 +113,29 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def _read_config_file(path: str) -> dict:
+    from w2slab.pipeline.sweep import normalise_keys
+    from w2slab.yamlfile import YAMLError, safe_load
+
     file = Path(path)
+    is_yaml = file.suffix.lower() in (".yaml", ".yml")
+    kind = "YAML" if is_yaml else "JSON"
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+        data = safe_load(text) if is_yaml else json.loads(text)
     except FileNotFoundError:
         raise W2SError(f"--config {path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise W2SError(f"--config {path}: not a readable JSON file ({exc}); pass a config.json of an earlier run")\
-            from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise W2SError(f"--config {path}: not a readable {kind} file ({first}); pass a config.json of an earlier "
+                       "run or a .yaml of ExperimentConfig fields") from None
     if not isinstance(data, dict):
-        raise W2SError(f"--config {path}: expected a JSON object of ExperimentConfig fields")
+        raise W2SError(f"--config {path}: expected a {kind} {'mapping' if is_yaml else 'object'} of "
+                       "ExperimentConfig fields")
+    if is_yaml:  # a YAML config may use the sweep file's spellings (strong.lr: 1e-5); one experiment, no grids
+        try:
+            data = normalise_keys(data)
+        except ConfigError as exc:
+            raise W2SError(f"--config {path}: {exc}") from None
     data.pop("resolved", None)
     for key in _LEGACY_RUNTIME_KEYS:
         data.pop(key, None)
@@ -129,11 +158,12 @@ def _parse_label_map(text: str) -> dict[str, int]:
 
 
 def _parse_value(text: str):
-    import yaml
+    """A flag's value as YAML reads it (numbers in any spelling, true/false, null, [lists]); else the text."""
+    from w2slab.yamlfile import YAMLError, safe_load
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return safe_load(text)
+    except YAMLError:
         return text
 
 
@@ -207,6 +237,9 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
             train["head_lr"] = getattr(args, f"{role}_head_lr")
         if getattr(args, f"{role}_head_init") is not None:
             train["head_init"] = getattr(args, f"{role}_head_init")
+        prefix = f"{role}__"
+        train.update({key[len(prefix):]: value for key, value in vars(args).items()
+                      if key.startswith(prefix) and value is not None})
         data[f"{role}_train"] = train
     try:
         cfg = ExperimentConfig.from_dict(data)
@@ -260,10 +293,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from w2slab.results import summary_table
 
     cfg = build_config(args)
-    runtime = RuntimeConfig(run_root=args.out_dir, data_root=args.data_root, model_cache=args.model_cache,
+    runtime = RuntimeConfig(run_root=args.run_root, data_root=args.data_root, model_cache=args.model_cache,
                             name=args.name, checkpoint_every=args.checkpoint_every,
                             checkpoint_seconds=args.checkpoint_seconds, trackers=args.log,
                             recompute=args.recompute, echo=_echo)
+    if args.dry_run:
+        return _dry_run([cfg], runtime)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
         result = run(cfg, runtime)
@@ -273,6 +308,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             console = Console(width=110)
         console.print(summary_table(result.summary))
         print(f"results: {result.folder}  ({result.summary.wall_seconds:.0f} s)")
+    return 0
+
+
+def _dry_run(configs: list[ExperimentConfig], runtime: RuntimeConfig) -> int:
+    """The plan of these experiments against the run root's store: nothing computed, nothing written."""
+    from w2slab.api import sweep
+
+    result = sweep(configs, runtime, plan_only=True)  # echoes the stage counts (new / cached)
+    print("experiments and their students:")
+    print(result.plan.experiments())
+    print(f"dry run: nothing computed; {len(result.plan.todo())} stage(s) would run under {runtime.run_root}")
     return 0
 
 
@@ -355,6 +401,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         checkpoint_seconds=args.checkpoint_seconds,
         trackers=args.log, executor=args.executor or settings.get("executor", "local"), recompute=args.recompute,
         echo=_echo)
+    if args.dry_run:
+        return _dry_run(list(parsed.configs), runtime)
     options = {"ray_address": args.ray_address, "ray_cpus": args.ray_cpus,
                "gpus_per_training": args.gpus_per_training}
     result = sweep(parsed.configs, runtime, **(options if runtime.executor == "ray" else {}))
@@ -396,7 +444,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from w2slab import __version__
+
     parser = argparse.ArgumentParser(prog="w2s", description="Weak-to-strong generalization experiments")
+    parser.add_argument("--version", action="version", version=f"w2slab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one weak-to-strong experiment")
     _add_run_args(run)
@@ -415,6 +466,8 @@ def make_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--gpus-per-training", type=float, default=0.0)
     sweep.add_argument("--data-root")
     sweep.add_argument("--model-cache")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan (stages new and cached, students) "
+                       "and compute nothing")
     _add_runtime_args(sweep)
     sweep.set_defaults(func=cmd_sweep)
     status = sub.add_parser("status", help="which stages of a run root are done, running, failed, interrupted")

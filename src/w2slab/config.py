@@ -113,6 +113,30 @@ class TrainConfig:
         return data
 
 
+#: One line per training field: the ``--weak.FIELD`` / ``--strong.FIELD`` help (comments above say why).
+TRAIN_FIELD_HELP = {
+    "mode": f"how the model trains: {', '.join(TRAIN_MODES)}",
+    "lr": "learning rate (null: the model family's default for the mode)",
+    "head_lr": "the head's learning rate when the backbone trains too (null: the family's probe rate)",
+    "head_init": "the head before fine-tuning: zero, or probe (a logistic regression on frozen features, LP-FT)",
+    "epochs": "passes over the training rows (fractions allowed)",
+    "batch_size": "training batch size",
+    "group_by_length": "batches of similar-length texts",
+    "dropout": "the model's dropout while training",
+    "eval_batch_size": "prediction batch size (never changes a result)",
+    "trace_every": "students: predict transfer and test every N steps (0: never)",
+    "warmup_frac": "learning-rate warm-up as a fraction of training",
+    "scheduler": "learning-rate schedule: cosine, linear, constant_with_warmup, constant",
+    "weight_decay": "AdamW weight decay",
+    "max_grad_norm": "gradient clipping norm",
+    "precision": f"{', '.join(PRECISIONS)} (auto: bf16/fp16 on GPU; bf16 on a CPU with native bf16, else fp32)",
+    "lora_r": "LoRA rank",
+    "lora_alpha": "LoRA alpha",
+    "lora_dropout": "LoRA dropout",
+    "lora_targets": "LoRA target modules, e.g. [query, value] (null: the family's)",
+}
+
+
 #: What each role trains with when a config does not say, per modality. Text: both models fine-tuned; the strong
 #: one at batch 32 (the reference recipe's) for one epoch: with its head at the probe learning rate one epoch of
 #: 1,000 sentences reaches a .911 ceiling (ECE .07) and keeps the default experiment within 6 minutes on 2 CPU
@@ -229,6 +253,8 @@ class ExperimentConfig:
     def from_dict(cls, data: dict[str, Any], path: str = "") -> ExperimentConfig:
         """From plain data (a sweep entry, a ``config.json``); every key and value is checked. A partial
         ``weak_train`` / ``strong_train`` mapping overrides the dataset modality's defaults for that role."""
+        if isinstance(data, dict) and "resolved" in data:  # a result's config.json: what it resolved to is output
+            data = {k: v for k, v in data.items() if k != "resolved"}
         if isinstance(data, dict) and isinstance(data.get("dataset", cls.dataset), str):
             from w2slab.data import dataset_modality
 

@@ -100,7 +100,10 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
             check_reachable(ray_address)
             ray.init(address=ray_address, runtime_env=env, log_to_driver=True)
         else:
-            ray.init(num_cpus=ray_cpus, include_dashboard=False, runtime_env=env, log_to_driver=True)
+            # address="local": a new instance of our own, even where a cluster already runs on this machine (without
+            # it Ray joins that cluster and refuses num_cpus); --ray-address auto joins one on purpose
+            ray.init(address="local", num_cpus=ray_cpus, include_dashboard=False, runtime_env=env,
+                     log_to_driver=True)
     remote = ray.remote(_ray_stage_task)
     refs: dict[str, object] = {}
     # a driver-side callback cannot travel to the workers, and a relative path means another folder on another node

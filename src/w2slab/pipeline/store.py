@@ -36,9 +36,10 @@ FAILED = "FAILED.json"
 
 
 class StageStore:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, *, create: bool = True):
         self.root = Path(root)
-        (self.root / "stages").mkdir(parents=True, exist_ok=True)
+        if create:  # a dry run only reads the store: it leaves no folder behind
+            (self.root / "stages").mkdir(parents=True, exist_ok=True)
 
     def final_dir(self, kind: str, stage_id: str) -> Path:
         return self.root / "stages" / kind / stage_id

@@ -6,12 +6,19 @@
     losses: [xent, {name: logconf, aux_weight: 0.3}]
     seeds: [0, 1]
     pairs: all             # every weak x strong (default); ladder: only weak models smaller than the strong one
-    n_train: 64            # any ExperimentConfig field applies to every experiment
+    n_train: 64            # any ExperimentConfig field applies to every experiment ...
     n_test: 64
+    data_seed: [0, 1]      # ... and a list of values is a grid axis, for any field
     weak_train: {epochs: 1, batch_size: 8}
-    strong_train: {mode: full, epochs: 1}
+    strong.lr: [1e-5, 3e-5]          # a role's field: strong.FIELD, as the flag --strong.FIELD (a grid here)
+    methods: [none, {name: conf_filter, drop: [0.2, 0.4]}]   # a parameter list: one student per value
+    variants:              # settings that change together (zipped), crossed with the rest
+      - {strong.epochs: 1, strong.batch_size: 32}
+      - {strong.epochs: 2, strong.batch_size: 16}
 
-The file is parsed and *every* experiment is built and validated (types, ranges, unknown keys,
+Every field of :class:`~w2slab.config.ExperimentConfig` and of a role's training can be swept; a sweep file and
+``w2s run`` share one set of defaults (``losses`` included). Numbers read as numbers in any spelling (``1e-5``;
+:mod:`w2slab.yamlfile`). The file is parsed and *every* experiment is built and validated (types, ranges, unknown keys,
 loss/dataset/model names) before the first stage runs. The experiments expand to their stages, and
 the union of the stages is deduplicated by identity: each weak model, ceiling and student is
 trained exactly once.
@@ -61,9 +68,9 @@ def load_sweep_file(path: str | Path) -> dict:
 
             data = tomllib.loads(text)
         else:
-            import yaml
+            from w2slab.yamlfile import safe_load
 
-            data = yaml.safe_load(text)
+            data = safe_load(text)
     except UnicodeDecodeError as exc:
         raise W2SError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     except Exception as exc:  # noqa: BLE001 - yaml and tomllib raise their own error types
@@ -83,39 +90,161 @@ def parse_sweep(spec: dict, source: str = "sweep") -> SweepFile:
 
 
 def _parse(spec: dict) -> SweepFile:
-    fields = set(init_fields(ExperimentConfig))
-    allowed = [*LIST_KEYS, "losses", "pairs", *RUNTIME_KEYS, *sorted(fields - set(LIST_KEYS.values()) - {"losses"})]
-    for key in spec:
-        singular = LIST_KEYS.get(key, key)
-        if key not in allowed and singular not in LIST_KEYS.values():
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{key}: unknown key{hint}; a sweep takes {', '.join(allowed)}")
     runtime = {key: spec.pop(key) for key in RUNTIME_KEYS if key in spec}
     for key, value in runtime.items():
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
-    lists: dict[str, list] = {}
-    for plural, singular in LIST_KEYS.items():
-        value = spec.pop(plural) if plural in spec else spec.pop(singular, None)
-        if value is None:
-            if singular != "seed":
-                raise ConfigError(f"{plural}: missing; list at least one")
-            value = [0]
-        lists[singular] = value if isinstance(value, list) else [value]
-        if not lists[singular]:
-            raise ConfigError(f"{plural}: empty; list at least one")
-    losses = spec.pop("losses", ["xent"])
     pairs = spec.pop("pairs", "all")
     if pairs not in PAIRINGS:
         raise ConfigError(f"pairs: must be one of {', '.join(PAIRINGS)}, got {pairs!r}")
+    variants = spec.pop("variants", None)
+    fields = normalise_keys(spec)
+    for plural, singular in LIST_KEYS.items():
+        if singular not in fields:
+            if singular != "seed":
+                raise ConfigError(f"{plural}: missing; list at least one")
+            fields["seed"] = 0
+    axes = [axis(key, value) for key, value in fields.items()]
+    if variants is not None:
+        if not (isinstance(variants, list) and variants and all(isinstance(v, dict) for v in variants)):
+            raise ConfigError("variants: expected a list of mappings, each the settings that change together, "
+                              "e.g. [{strong.lr: 1e-5, strong.epochs: 1}, {strong.lr: 3e-5, strong.epochs: 2}]")
+        axes.append([normalise_keys(dict(v), "variants") for v in variants])
     configs = []
-    for dataset, weak, strong, seed in itertools.product(*(lists[k] for k in ("dataset", "weak", "strong", "seed"))):
-        if pairs == "ladder" and not _smaller(weak, strong):
+    for combination in itertools.product(*axes):
+        data: dict[str, Any] = {}
+        for part in combination:
+            data = merge(data, part)
+        if pairs == "ladder" and not _smaller(data["weak"], data["strong"]):
             continue
-        configs.append(ExperimentConfig.from_dict(
-            {**spec, "dataset": dataset, "weak": weak, "strong": strong, "seed": seed, "losses": losses}))
+        config = ExperimentConfig.from_dict(data)
+        if config not in configs:  # two spellings of one setting (a grid value equal to the default) run once
+            configs.append(config)
+    if not configs:
+        raise ConfigError("pairs: ladder leaves no (weak, strong) pair with a smaller weak model; use pairs: all")
     return SweepFile(tuple(configs), runtime)
+
+
+#: ``weak.lr`` / ``strong.epochs``: a role's training field, the spelling the CLI's flags share.
+ROLE_FIELDS = {"weak": "weak_train", "strong": "strong_train"}
+
+
+def normalise_keys(spec: dict, where: str = "") -> dict[str, Any]:
+    """Plural list keys to their field (``datasets`` -> ``dataset``), dotted keys to nested mappings
+    (``strong.lr`` and ``strong_train.lr`` -> ``strong_train: {lr: ...}``); unknown keys fail with a suggestion."""
+    fields = init_fields(ExperimentConfig)
+    allowed = list(dict.fromkeys([*LIST_KEYS, *fields, "variants", "pairs", *RUNTIME_KEYS]))
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        key = str(key)
+        head, dot, tail = key.partition(".")
+        if dot and (head in ROLE_FIELDS or head in ROLE_FIELDS.values()):
+            role_field = ROLE_FIELDS.get(head, head)
+            block = out.setdefault(role_field, {})
+            if not isinstance(block, dict):
+                raise ConfigError(f"{key}: {role_field} is also given whole; set it one way")
+            block[tail] = value
+            continue
+        field_name = LIST_KEYS.get(key, key)
+        if field_name not in fields:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(f"{prefix}{key}: unknown key{hint}; a sweep takes {', '.join(allowed)}, and "
+                              "weak.FIELD / strong.FIELD for the roles' training")
+        if field_name in out and not (isinstance(out[field_name], dict) and isinstance(value, dict)):
+            raise ConfigError(f"{key}: given twice (as {field_name} and {key}); keep one")
+        out[field_name] = merge(out[field_name], value) if field_name in out else value
+    return out
+
+
+def merge(a: dict, b: dict) -> dict:
+    """``b`` over ``a``, mappings merged key by key (a role's training settings from several axes)."""
+    merged = dict(a)
+    for key, value in b.items():
+        merged[key] = merge(merged[key], value) if isinstance(merged.get(key), dict) and isinstance(value, dict) \
+            else value
+    return merged
+
+
+def is_grid(value: Any, annotation: Any) -> bool:
+    """Whether a sweep value is a list of settings to sweep rather than one setting: a list where the field takes
+    no list, or a list of lists where it takes one (``ensemble.weights: [[1, 1], [2, 1]]``)."""
+    if not isinstance(value, list):
+        return False
+    if not takes_a_list(annotation):
+        return True
+    return bool(value) and all(isinstance(item, list) for item in value)
+
+
+def takes_a_list(annotation: Any) -> bool:
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(takes_a_list(a) for a in typing.get_args(annotation))
+    return origin in (list, tuple)
+
+
+def axis(key: str, value: Any) -> list[dict[str, Any]]:
+    """The settings one key of a sweep takes, each a partial ExperimentConfig mapping; several make a grid axis.
+
+    A list where the field takes one value is a grid (``data_seed: [0, 1]``, ``strong.lr: [1e-5, 3e-5]``); a list
+    of mappings for a role's training is a list of variants whose fields change together; a loss or method
+    parameter given as a list expands into one student per value within each experiment (they share its weak
+    model and ceiling).
+    """
+    from w2slab.config import TrainConfig
+    from w2slab.typed import _hints
+
+    if key in ROLE_FIELDS.values():
+        if isinstance(value, list):
+            if not value or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"{key}: expected a mapping of training settings, or a list of them (variants)")
+            return [{key: v} for v in value]
+        if not isinstance(value, dict):
+            return [{key: value}]  # refused, naming the key, by ExperimentConfig.from_dict
+        hints = _hints(TrainConfig)
+        parts = [[{sub: v} for v in _values(f"{key}.{sub}", v)] if sub in hints and is_grid(v, hints[sub])
+                 else [{sub: v}] for sub, v in value.items()]
+        return [{key: merge_all(combo)} for combo in itertools.product(*parts)]
+    if key in ("losses", "methods"):
+        items = value if isinstance(value, list) else [value]
+        return [{key: [expanded for item in items for expanded in expand_component(key, item)]}]
+    annotation = _hints(ExperimentConfig)[key]
+    if is_grid(value, annotation):
+        return [{key: v} for v in _values(key, value)]
+    return [{key: value}]
+
+
+def _values(key: str, value: list) -> list:
+    if not value:
+        raise ConfigError(f"{key}: empty list; list at least one value")
+    return value
+
+
+def merge_all(parts: tuple[dict, ...]) -> dict:
+    merged: dict = {}
+    for part in parts:
+        merged = merge(merged, part)
+    return merged
+
+
+def expand_component(key: str, item: Any) -> list[Any]:
+    """A loss or method with list-valued parameters as one component per combination of values."""
+    from w2slab.losses import LOSSES
+    from w2slab.methods import METHODS
+    from w2slab.typed import _hints
+
+    registry = LOSSES if key == "losses" else METHODS
+    if not isinstance(item, dict) or item.get("name") not in registry:
+        return [item]  # a name, or a mistake that Component.from_value names
+    hints = _hints(registry.get(item["name"]))
+    parts = [[{param: v} for v in _values(f"{key}[{item['name']}].{param}", v)]
+             if param != "name" and param in hints and is_grid(v, hints[param]) else [{param: v}]
+             for param, v in item.items()]
+    return [merge_all(combo) for combo in itertools.product(*parts)]
 
 
 def _smaller(weak: str, strong: str) -> bool:
@@ -181,6 +310,10 @@ class SweepPlan:
         for kind, row in self.counts().items():
             lines.append(f"  {kind:11s} {row['total']:4d}  ({row['new']} new, {row['cached']} cached)")
         return "\n".join(lines)
+
+    def experiments(self) -> str:
+        """One line per experiment: its folder name and its students (what a dry run lists)."""
+        return "\n".join(f"  {graph.config.default_name()}: {', '.join(graph.students)}" for graph in self.graphs)
 
     def todo(self) -> list[Stage]:
         return [s for s in self.stages if s.id not in self.cached]
