@@ -93,8 +93,9 @@ def main() -> int:
         ray.init(address=cluster.address)
         thread = threading.Thread(target=run)
         thread.start()
-        victim = second.unique_id
-        deadline = time.time() + 300
+        victim = second.node_id  # what the 'placed' events record (unique_id is an address, never equal to it)
+        deadline = time.time() + 120
+        caught = False
         while time.time() < deadline:  # until a training stage has started on the second node
             events = StageStore(killed_root).events() if killed_root.exists() else []
             placed = {e["id"]: e["node"] for e in events if e["event"] == "placed"}
@@ -102,8 +103,11 @@ def main() -> int:
                         and placed.get(e["id"]) == victim]
             if training:
                 time.sleep(2.0)  # into its training
+                caught = True
                 break
             time.sleep(0.2)
+        print(f"a training started on the second node: {caught}; killing that node")
+        ok &= caught
         cluster.remove_node(second, allow_graceful=False)
         thread.join(600)
         ray.shutdown()

@@ -22,7 +22,7 @@ from w2slab.errors import ConfigError
 from w2slab.losses import LOSSES, Loss, make_loss, register_loss
 from w2slab.pipeline.graph import build_experiment
 from w2slab.pipeline.store import StageStore
-from w2slab.results import load_results
+from w2slab.results import read_results
 
 
 @register_loss("scaled_xent", replace=True)
@@ -93,7 +93,7 @@ def test_a_registered_loss_runs_through_w2s_sweep(tiny, tmp_path, capsys):
     sweep_file.write_text(yaml.safe_dump({"datasets": [spec.pop("dataset")], "weak": [spec.pop("weak")],
                                           "strong": [spec.pop("strong")], "seeds": [0, 1], **spec}))
     assert main(["sweep", str(sweep_file), "--run-root", str(tmp_path / "root")]) == 0
-    results = load_results(tmp_path / "root")
+    results = read_results(tmp_path / "root")
     assert len(results) == 2 and {r.seed for r in results} == {0, 1}
     assert all(r.loss == "scaled_xent[scale=2.0]" and r.config["losses"] == [{"name": "scaled_xent", "scale": 2.0}]
                for r in results)

@@ -17,7 +17,7 @@ from w2slab.models.loading import default_cache_dir
 from w2slab.models.packaged import COMPLETE_MARKER, PACKAGED
 from w2slab.pipeline.store import StageStore
 from w2slab.pipeline.sweep import parse_sweep
-from w2slab.results import load_results
+from w2slab.results import read_results
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -135,7 +135,7 @@ def test_injected_crashes_then_resume_give_the_same_metrics(reference_sweep, dat
         assert "interrupted" in states and "failed" not in states
     finished = attempt()
     assert finished.returncode == 0, finished.stderr[-2000:]
-    records = [dataclasses.asdict(r) for r in load_results(root)]
+    records = [dataclasses.asdict(r) for r in read_results(root)]
     same(metrics_by_experiment(records), metrics_by_experiment(reference))
     events = StageStore(root).events()
     done = [e["id"] for e in events if e["event"] == "done"]

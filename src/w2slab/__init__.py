@@ -5,6 +5,7 @@ The Python API (names are imported on first use, so ``import w2slab`` stays chea
     import w2slab
     result = w2slab.run(w2slab.ExperimentConfig(dataset="sst2", weak="minilm-l6", strong="mpnet-base"))
     sweep = w2slab.sweep([...configs...], w2slab.RuntimeConfig(run_root="runs/mine"))
+    df = w2slab.load_results("runs/mine")            # a pandas DataFrame, one row per student result
 
 Extension points: :func:`register_loss` (a :class:`Loss` dataclass), :func:`register_method` (a
 :class:`Method` dataclass of one of :mod:`w2slab.methods`' kinds), :func:`register_dataset`,
@@ -29,6 +30,7 @@ _EXPORTS = {
     "FamilyDefaults": "w2slab.models.registry", "ModelSpec": "w2slab.models.registry",
     "TrainerCallback": "w2slab.train.trainer", "TrainerState": "w2slab.train.trainer",
     "W2SError": "w2slab.errors", "ConfigError": "w2slab.errors",
+    "load_results": "w2slab.analysis", "compare": "w2slab.analysis",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -38,3 +40,8 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'w2slab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names too (they are imported on first use, so ``dir`` and tab completion would miss them)."""
+    return sorted({*globals(), *_EXPORTS})

@@ -3,7 +3,8 @@
     w2s run [--dataset sciq --weak minilm-l6 --strong mpnet-base --loss xent,logconf ...]
     w2s sweep sweep.yaml [--executor local|ray]
     w2s status RUN_ROOT
-    w2s report RUN_ROOT
+    w2s report RUN_ROOT|EXPERIMENT_FOLDER
+    w2s compare A B
     w2s models [install NAME ...]
     w2s datasets
 
@@ -430,6 +431,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from w2slab.analysis import compare, format_comparison
+
+    for where in (args.a, args.b):
+        if not Path(where).exists():
+            raise W2SError(f"compare: {where} not found; pass two run roots or experiment folders")
+    print(format_comparison(compare(args.a, args.b, role=args.role), args.a, args.b))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from w2slab.report import write_report
 
@@ -475,9 +486,14 @@ def make_parser() -> argparse.ArgumentParser:
     status.add_argument("--all", action="store_true", help="list finished stages too")
     status.set_defaults(func=cmd_status)
     report = sub.add_parser("report", help="tables (CSV, Markdown) and plots (PNG) of every finished experiment")
-    report.add_argument("run_root")
+    report.add_argument("run_root", help="a run root (of w2s run or w2s sweep) or one experiment folder of w2s run")
     report.add_argument("--out", help="default: RUN_ROOT/report")
     report.set_defaults(func=cmd_report)
+    compare = sub.add_parser("compare", help="paired differences B - A of two runs' test accuracy, per student")
+    compare.add_argument("a", help="run root or experiment folder")
+    compare.add_argument("b", help="run root or experiment folder")
+    compare.add_argument("--role", choices=("student", "ceiling", "weak"), default="student")
+    compare.set_defaults(func=cmd_compare)
     losses = sub.add_parser("losses", help="list registered losses and their parameters")
     losses.set_defaults(func=cmd_losses)
     methods = sub.add_parser("methods", help="list registered W2S methods, what they read, and their parameters")

@@ -5,7 +5,7 @@
   the reasons the run is *suspect*, the experiment's config (restricted to that loss) and what the
   stages resolved at run time. The ``evaluate`` stage writes it as
   ``result.json``; sweeps publish it to ``RUN_ROOT/experiments/<id>/result.json``; reports read it back
-  with :func:`load_results`, which validates every file.
+  with :func:`read_results`, which validates every file.
 - :class:`ExperimentSummary`: one experiment with all its losses (``metrics.json`` of ``w2s run``),
   built from its results and the stages' stability reports, and printed by :func:`summary_table`.
 """
@@ -356,17 +356,22 @@ def convergence_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarr
     return reasons
 
 
-def load_results(run_root: Path) -> list[ExperimentResult]:
-    """Every ``experiments/*/result.json`` under ``run_root``, sorted by path, validated.
+def read_results(path: Path) -> list[ExperimentResult]:
+    """Every result under ``path``, sorted by file, validated: a run root (``experiments/*/result.json``), one
+    ``w2s run`` experiment folder (``results/*.json``), or one ``result.json``.
 
     A malformed file stops the caller with a message naming it, rather than being skipped (a silently
     missing seed would shift every mean and CI).
     """
-    run_root = Path(run_root)
-    paths = sorted(run_root.glob("experiments/*/result.json"))
+    path = Path(path)
+    if path.is_file():
+        return [ExperimentResult.read(path)]
+    paths = sorted(path.glob("experiments/*/result.json")) or sorted(path.glob("results/*.json")) or \
+        sorted(path.glob("result.json"))
     if not paths:
-        raise W2SError(f"no finished experiments under {run_root}; run `w2s sweep` first")
-    return [ExperimentResult.read(path) for path in paths]
+        raise W2SError(f"no finished experiments under {path}; pass a run root (it holds experiments/, written by "
+                       "w2s run and w2s sweep) or an experiment folder of w2s run (it holds results/)")
+    return [ExperimentResult.read(p) for p in paths]
 
 
 @dataclass

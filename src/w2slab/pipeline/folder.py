@@ -3,8 +3,10 @@
     RUN_ROOT/<dataset>_<weak>_to_<strong>_s<seed>_<config hash>/
         config.json       the experiment config + what the stages resolved (lr, precision, device, ...)
         metrics.json      ExperimentSummary (w2slab.results)
+        results/*.json    one ExperimentResult per student (what w2s report and w2slab.load_results read)
         splits.json       example ids per split
         predictions/*.npz logs/*.jsonl
+        predictions/test.jsonl   per test example: id, text (or image), label, every model's prediction
 
 It is filled in a temporary sibling and renamed into place, so a crash never leaves a half-written
 folder that looks complete. Every value comes from a stage's output; nothing is recomputed here.
@@ -60,6 +62,27 @@ def _with_labels(source: Path, target: Path, rows: list[dict]) -> None:
         np.savez(fh, **arrays)
 
 
+def write_test_predictions(folder: Path, rows: list[dict], graph: ExperimentGraph) -> Path:
+    """``predictions/test.jsonl``: each test example with its content, label and every model's prediction and
+    probabilities, for error analysis without joining ids against the split by hand."""
+    files = {"weak": folder / "weak_test.npz", "ceiling": folder / "ceiling_test.npz",
+             **{f"student {label}": folder / f"student_{file_safe(label)}_test.npz" for label in graph.students}}
+    probs = {}
+    for role, path in files.items():
+        with np.load(path) as data:
+            if [str(i) for i in data["ids"]] != [row["id"] for row in rows]:
+                raise ConfigError(f"{path.name}: its examples are not the test split's; recompute the experiment")
+            probs[role] = data["probs"]
+    target = folder / "test.jsonl"
+    with open(target, "w", encoding="utf-8") as fh:
+        for i, row in enumerate(rows):
+            record = {key: value for key, value in row.items()}
+            for role, values in probs.items():
+                record[role] = {"prediction": int(values[i].argmax()), "probs": [round(float(v), 6) for v in values[i]]}
+            fh.write(json.dumps(record) + "\n")
+    return target
+
+
 def experiment_folder(graph: ExperimentGraph, runtime: RuntimeConfig) -> Path:
     """``RUN_ROOT/<name>``, refused (before any work) if it names something that is not an experiment folder."""
     name = runtime.name or graph.config.default_name()
@@ -89,6 +112,9 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
     with atomic.staged_dir(final) as staging:
         (staging / "predictions").mkdir()
         (staging / "logs").mkdir()
+        (staging / "results").mkdir()
+        for label, result in summary.results.items():
+            result.write(staging / "results" / f"{file_safe(label)}.json")
         for target, (stage, source) in copies.items():
             if target.endswith(".npz"):  # a user recomputes metrics from a folder: the split's labels go with it
                 _with_labels(store.final_dir(stage.kind, stage.id) / source, staging / target,
@@ -96,6 +122,7 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
             else:
                 shutil.copy2(store.final_dir(stage.kind, stage.id) / source, staging / target)
         (staging / "config.json").write_text(json.dumps({**summary.config, "resolved": summary.resolved}, indent=2))
+        write_test_predictions(staging / "predictions", splits["test"], graph)
         (staging / "splits.json").write_text(json.dumps({k: [r["id"] for r in splits[k]] for k in SPLIT_NAMES}))
         (staging / "metrics.json").write_text(json.dumps(summary.to_dict(), indent=2))
     summary.folder = str(final)

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, identity, load_results
+from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, identity, read_results
 
 #: Keys that name an experiment; they group records into table rows and plot series.
 KEY_FIELDS = ExperimentResult.KEYS
@@ -30,9 +30,10 @@ KEY_FIELDS = ExperimentResult.KEYS
 KNOWN_LOSS_ORDER = ("xent", "logconf", "product")
 
 
-def load_records(run_root: Path) -> list[dict]:
-    """Every finished experiment under ``run_root`` as a flat dict (null numbers are NaN), with its ``config_id``."""
-    return [dict(dataclasses.asdict(result), config_id=result.config_id()) for result in load_results(run_root)]
+def load_records(path: Path) -> list[dict]:
+    """Every finished experiment under ``path`` (a run root or an experiment folder) as a dict (null numbers are
+    NaN), with its ``config_id``."""
+    return [dict(dataclasses.asdict(result), config_id=result.config_id()) for result in read_results(path)]
 
 
 def key_of(record: dict) -> tuple[str, ...]:
