@@ -25,7 +25,7 @@ from w2slab.errors import ConfigError
 from w2slab.pipeline import graph as graph_module
 from w2slab.pipeline.graph import build_experiment, dataset_revision
 from w2slab.pipeline.store import StageStore
-from w2slab.results import load_results
+from w2slab.results import read_results
 from w2slab.train.trainer import CHECKPOINT_POINTER, TrainerCallback
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,12 +131,12 @@ def test_auto_precision_is_identified_by_what_it_resolves_to(tiny, monkeypatch):
 
 def test_recompute_runs_a_kind_and_what_depends_on_it_again_with_the_same_numbers(tiny):
     run_sweep(tiny)
-    before = load_results(tiny.root)
+    before = read_results(tiny.root)
     counts = run_sweep(tiny, recompute=("student",))
     assert new(counts) == {"split": 0, "weak_train": 0, "weak_label": 0, "ceiling": 0, "student": 1, "evaluate": 1}
     forced = [e for e in StageStore(tiny.root).events() if e["event"] == "start" and e.get("forced")]
     assert sorted(e["kind"] for e in forced) == ["evaluate", "student"]
-    after = load_results(tiny.root)
+    after = read_results(tiny.root)
     assert [dataclasses.asdict(r) for r in after] == [dataclasses.asdict(r) for r in before]
     with pytest.raises(ConfigError, match="recompute: unknown stage kind studnet"):
         run_sweep(tiny, recompute=("studnet",))
@@ -223,7 +223,7 @@ def test_kills_during_checkpoint_cleanup_and_stage_rename_then_resume(tiny, tmp_
     assert finished.returncode == 0, finished.stderr[-2000:]
 
     def metrics(root: Path) -> list[dict]:
-        return sorted((dataclasses.asdict(r) for r in load_results(root)), key=lambda r: r["loss"])
+        return sorted((dataclasses.asdict(r) for r in read_results(root)), key=lambda r: r["loss"])
 
     expected, got = metrics(reference), metrics(crashed)
     for row in (*expected, *got):

@@ -100,6 +100,8 @@ def _parse(spec: dict) -> SweepFile:
     variants = spec.pop("variants", None)
     fields = normalise_keys(spec)
     for plural, singular in LIST_KEYS.items():
+        if fields.get(singular) == []:
+            raise ConfigError(f"{plural}: empty; list at least one")
         if singular not in fields:
             if singular != "seed":
                 raise ConfigError(f"{plural}: missing; list at least one")
