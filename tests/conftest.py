@@ -10,6 +10,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def library_messages_on_stdout() -> None:
+    """As the ``w2s`` command does: the library logs, and its messages reach stdout (where tests read them)."""
+    from w2slab.progress import configure_logging
+
+    configure_logging()
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The offline datasets folder: $W2SLAB_DATA_ROOT, else ../shared/datasets next to the repo.

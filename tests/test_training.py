@@ -208,3 +208,26 @@ def test_lp_ft_fits_the_head_on_frozen_features_before_fine_tuning():
     assert not fit_probe_head(empty, features, np.eye(2, dtype=np.float32)[np.zeros(200, dtype=int)])
     assert float(empty.weight.detach().abs().sum()) == 0.0
     assert TrainConfig(head_init="probe").head_init == "probe"
+
+
+def test_off_a_terminal_progress_is_a_line_every_few_seconds_with_step_loss_and_eta(monkeypatch, capsys):
+    """Under nohup or a batch scheduler the bar is invisible: a line with the step, the status and the ETA."""
+    import sys
+
+    from w2slab.progress import StageClock, progress_bar
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.setenv("W2SLAB_PROGRESS_SECONDS", "0")  # every step
+    monkeypatch.delenv("W2SLAB_QUIET", raising=False)
+    capsys.readouterr()
+    with progress_bar("student xent", 4, start=1) as advance:
+        for loss in (0.6, 0.5, 0.4):
+            advance(f"loss {loss:.3f}")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "student xent" in line]
+    assert len(lines) == 2  # steps 2 and 3; the last step needs no ETA
+    assert "step 2/4 (50%)  loss 0.600" in lines[0] and "elapsed" in lines[0] and "ETA" in lines[0]
+    clock = StageClock(["split", "weak_train", "weak_train", "student"])
+    assert clock.line(0) == "stage 1 of 4, 0s elapsed"
+    clock.record("split", 1.0)
+    clock.record("weak_train", 60.0)
+    assert clock.line(2).endswith("ETA ~1m30s")  # one more weak_train (60 s) and a student (the mean, 30.5 s)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from w2slab.config import PRECISIONS, TRACKERS, TRAIN_MODES, TRUNCATIONS, ExperimentConfig, RuntimeConfig
 from w2slab.errors import ConfigError, W2SError
-from w2slab.progress import quiet_libraries
+from w2slab.progress import configure_logging, quiet_libraries
 
 DEFAULTS = ExperimentConfig()
 #: Keys of config.json files written before the runtime settings left the experiment config.
@@ -512,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     from w2slab.registry import load_plugins
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    configure_logging()  # the library's messages (downloads, notes, progress lines) to stdout
     quiet_libraries()
     try:
         load_plugins()  # before the parser: plugin losses appear in --help and validation

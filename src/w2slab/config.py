@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from w2slab.losses import DEFAULT_WARMUP_FRAC, Loss, make_loss
 from w2slab.methods import Method, check_method, make_method
+from w2slab.progress import echo
 from w2slab.typed import build, check, check_types, to_plain
 
 TrainMode = Literal["full", "lora", "probe"]
@@ -331,7 +332,8 @@ class RuntimeConfig:
     trackers: tuple[str, ...] = ()  # tensorboard, wandb (JSONL step logs are always written)
     executor: str = "local"  # local | ray (see w2slab.pipeline.executors)
     recompute: tuple[str, ...] = ()  # stage kinds to compute again even if finished (and all that depend on them)
-    echo: Callable[..., None] = field(default=print, repr=False, compare=False)
+    # where messages go: the ``w2slab`` logger by default (w2slab.progress.configure_logging shows them)
+    echo: Callable[..., None] = field(default=echo, repr=False, compare=False)
     # extra TrainerCallbacks: in the training stages' identities unless their class sets observes_only = True
     callbacks: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 

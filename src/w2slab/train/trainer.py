@@ -27,7 +27,6 @@ import math
 import os
 import shutil
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,7 +43,7 @@ from w2slab import atomic
 from w2slab.config import TrainConfig
 from w2slab.errors import TrainingError
 from w2slab.losses import LossFn
-from w2slab.progress import progress_bar
+from w2slab.progress import logger, progress_bar
 from w2slab.train.precision import PrecisionPolicy
 
 # After this many consecutive non-finite steps the learning rate is halved.
@@ -189,7 +188,8 @@ class StabilityGuard(TrainerCallback):
 
 
 class ProgressCallback(TrainerCallback):
-    """A rich bar on a terminal (nothing otherwise); opened at the first step, so a resumed run starts mid-way."""
+    """A rich bar on a terminal, a line every few seconds elsewhere (:func:`~w2slab.progress.progress_bar`);
+    opened at the first step, so a resumed run starts mid-way."""
 
     observes_only = True
 
@@ -199,9 +199,8 @@ class ProgressCallback(TrainerCallback):
 
     def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
         if self._advance is None:
-            self._advance = self._stack.enter_context(progress_bar(trainer.name, state.total_steps))
-            for _ in range(state.step - 1):
-                self._advance()
+            self._advance = self._stack.enter_context(progress_bar(trainer.name, state.total_steps,
+                                                                   start=state.step - 1))
         self._advance(f"loss {row['loss']:.3f}")
 
     def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
@@ -273,8 +272,8 @@ class CheckpointCallback(TrainerCallback):
                 trainer.optimizer.load_state_dict(pristine[1])
                 trainer.scheduler.load_state_dict(pristine[2])
                 torch.set_rng_state(pristine[3])
-            print(f"note: {trainer.name}: checkpoint in {self.folder} is incomplete ({type(exc).__name__}: {exc}); "
-                  "training from the start", file=sys.stderr, flush=True)
+            logger.warning(f"note: {trainer.name}: checkpoint in {self.folder} is incomplete "
+                           f"({type(exc).__name__}: {exc}); training from the start")
             pointer.unlink(missing_ok=True)
             return
         scaler_state = saved.pop("scaler", None)
