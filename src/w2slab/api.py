@@ -12,6 +12,7 @@ The CLI is a thin layer over these two functions.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -70,10 +71,18 @@ def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | N
     started = time.time()
     if plan_only:
         return SweepResult(store.root, sweep_plan, [], 0.0)
+    if runtime.trackers:  # each stage's tracker run joins the group of the first experiment that needs it
+        groups: dict[str, str] = {}
+        for graph in sweep_plan.graphs:
+            for stage in graph.stages():
+                groups.setdefault(stage.id, graph.config.identity())
+        runtime = dataclasses.replace(runtime, tracking_groups=groups)
     execute = EXECUTORS[runtime.executor]
     execute(sweep_plan.todo() if runtime.executor == "local" else sweep_plan.stages, store, runtime,
             **executor_options)
     results = publish_results(sweep_plan.graphs, store) if is_main_process() else []
+    if runtime.trackers and is_main_process():
+        track_experiments(sweep_plan, store, runtime)
     return SweepResult(store.root, sweep_plan, results, time.time() - started)
 
 
@@ -118,6 +127,21 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
     summary.wall_seconds = round(time.time() - started, 1)
     folder = write_experiment_folder(swept.plan.graphs[0], store, runtime, summary)
     return RunResult(folder, summary, swept)
+
+
+def track_experiments(sweep_plan, store, runtime: RuntimeConfig) -> None:
+    """One tracker run per experiment whose evaluation ran now (a cached one was logged when it ran)."""
+    from w2slab.tracking import log_experiment
+
+    for graph in sweep_plan.graphs:
+        if all(stage.id in sweep_plan.cached for stage in graph.evaluations.values()):
+            continue
+        results = {label: ExperimentResult.read(store.final_dir(stage.kind, stage.id) / "result.json")
+                   for label, stage in graph.evaluations.items()}
+        first = next(iter(results.values()))
+        log_experiment(runtime.trackers, runtime.run_root, name=graph.config.default_name(),
+                       group=graph.config.identity(), config={**graph.config.to_dict(), "resolved": first.resolved},
+                       results=results)
 
 
 def publish_results(graphs: list, store) -> list[ExperimentResult]:

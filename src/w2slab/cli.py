@@ -109,8 +109,9 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recompute", default="", metavar="KIND[,KIND]",
                    help="compute these stage kinds again even if finished, and everything after them "
                         "(split, weak_train, weak_label, features, ceiling, student, evaluate)")
-    p.add_argument("--log", default="", help=f"extra training logs besides JSONL: {','.join(TRACKERS)} (W&B "
-                   "offline unless WANDB_MODE is set)")
+    p.add_argument("--log", default="", help=f"trackers besides the JSONL logs: {','.join(TRACKERS)}; one run per "
+                   "experiment grouped by config id, each training a job in it; offline under RUN_ROOT/tracking unless "
+                   "WANDB_MODE / MLFLOW_TRACKING_URI say otherwise")
 
 
 def _read_config_file(path: str) -> dict:

@@ -30,6 +30,8 @@ from typing import Any, Literal
 from w2slab.losses import DEFAULT_WARMUP_FRAC, Loss, make_loss
 from w2slab.methods import Method, check_method, make_method
 from w2slab.progress import echo
+from w2slab.tracking import TRACKERS as TRACKER_PACKAGES
+from w2slab.tracking import check_trackers
 from w2slab.typed import build, check, check_types, to_plain
 
 TrainMode = Literal["full", "lora", "probe"]
@@ -296,7 +298,7 @@ class ExperimentConfig:
         return self.weak if role == "weak" else self.strong
 
 
-TRACKERS = ("tensorboard", "wandb")
+TRACKERS = tuple(TRACKER_PACKAGES)
 
 # What the run root holds besides experiment folders: an experiment may never be named after one of them, since
 # publishing an experiment folder replaces whatever folder has its name.
@@ -329,13 +331,15 @@ class RuntimeConfig:
     # ... written only once this many seconds have passed since the training began or last saved: a crash
     # costs at most about this much work, and a short training writes none (0: at every interval)
     checkpoint_seconds: float = 120.0
-    trackers: tuple[str, ...] = ()  # tensorboard, wandb (JSONL step logs are always written)
+    trackers: tuple[str, ...] = ()  # tensorboard, wandb, mlflow (JSONL step logs are always written)
     executor: str = "local"  # local | ray (see w2slab.pipeline.executors)
     recompute: tuple[str, ...] = ()  # stage kinds to compute again even if finished (and all that depend on them)
     # where messages go: the ``w2slab`` logger by default (w2slab.progress.configure_logging shows them)
     echo: Callable[..., None] = field(default=echo, repr=False, compare=False)
     # extra TrainerCallbacks: in the training stages' identities unless their class sets observes_only = True
     callbacks: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    # stage id -> the config id of the first experiment that needs it: the group its tracker run joins
+    tracking_groups: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.data_root is None and os.environ.get("W2SLAB_DATA_ROOT"):
@@ -348,8 +352,7 @@ class RuntimeConfig:
         self.recompute = tuple(self.recompute)
         if self.name is not None:
             check_experiment_name(self.name)
-        unknown = [t for t in self.trackers if t not in TRACKERS]
-        check(not unknown, "trackers", f"unknown {', '.join(unknown)}; choose from {', '.join(TRACKERS)}")
+        check_trackers(self.trackers)  # unknown, or its library not installed: one line before any work
         check(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0, "checkpoint_every",
               f"must be an integer >= 0, got {self.checkpoint_every!r}")
         check(isinstance(self.checkpoint_seconds, int | float) and self.checkpoint_seconds >= 0, "checkpoint_seconds",

@@ -121,6 +121,8 @@ def training_options(stage: Stage, work: Path, runtime: RuntimeConfig) -> dict:
     return {"checkpoint_dir": checkpoint_dir, "checkpoint_every": runtime.checkpoint_every,
             "checkpoint_seconds": runtime.checkpoint_seconds,
             "trackers": runtime.trackers, "tracking_dir": runtime.tracking_dir(f"{stage.kind}-{stage.id}"),
+            "tracking": {"run_root": runtime.run_root, "name": stage.label or stage.kind, "kind": stage.kind,
+                         "group": runtime.tracking_groups.get(stage.id, "ungrouped"), "config": stage.config()},
             "callbacks": runtime.callbacks}
 
 

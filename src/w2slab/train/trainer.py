@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import shutil
 import statistics
 import time
@@ -208,22 +207,31 @@ class ProgressCallback(TrainerCallback):
 
 
 class TrackerCallback(TrainerCallback):
-    """Loss, gradient norm and learning rate per step to accelerate's trackers (TensorBoard, W&B).
+    """Loss, gradient norm and learning rate per step to accelerate's trackers (TensorBoard, W&B, MLflow): one run
+    per training stage, named by its label, a job of its experiment's group (:mod:`w2slab.tracking`).
 
-    W&B runs offline unless ``WANDB_MODE`` says otherwise (``wandb sync`` uploads later); its files go
-    under the tracking folder. Nothing is written to ``os.environ``.
+    W&B runs offline unless ``WANDB_MODE`` says otherwise (``wandb sync`` uploads later), MLflow into a SQLite
+    store in the run root unless ``MLFLOW_TRACKING_URI`` is set. Nothing is written to ``os.environ``.
     """
 
     observes_only = True
 
     def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
-        cfg = trainer.cfg
-        init_kwargs = {"wandb": {"mode": os.environ.get("WANDB_MODE", "offline"),
-                                 **({"dir": str(trainer.tracking_dir)} if trainer.tracking_dir else {})}}
-        trainer.accelerator.init_trackers(trainer.name.replace(" ", "_"), config={
-            "lr": trainer.lr, "mode": cfg.mode, "precision": trainer.policy.name, "batch_size": cfg.batch_size,
-            "epochs": cfg.epochs, "warmup_frac": cfg.warmup_frac, "max_grad_norm": cfg.max_grad_norm},
-            init_kwargs=init_kwargs)
+        from w2slab import tracking
+
+        cfg, info = trainer.cfg, trainer.tracking
+        run_root = info.get("run_root") or (trainer.tracking_dir or Path(".")).parent
+        if "mlflow" in trainer.trackers:
+            import mlflow
+
+            mlflow.set_tracking_uri(tracking.mlflow_uri(run_root))
+        config = {**tracking.flatten(info.get("config") or {}), "lr": trainer.lr, "precision": trainer.policy.name,
+                  **{f"train.{k}": v for k, v in tracking.flatten(cfg.to_dict()).items()}}
+        trainer.accelerator.init_trackers(tracking.PROJECT, config={tracking.safe_key(k): v for k, v in config.items()},
+                                          init_kwargs=tracking.stage_init_kwargs(
+                                              run_root, name=info.get("name", trainer.name),
+                                              group=info.get("group", "ungrouped"), kind=info.get("kind", "train"),
+                                              config=config))
 
     def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
         applied = not row["skipped"] and not row.get("scaler_backoff", False)
@@ -384,7 +392,7 @@ class Trainer:
                  loss_fn: LossFn, cfg: TrainConfig, lr: float, *, seed: int, name: str = "train",
                  callbacks: Sequence[TrainerCallback] = (), checkpoint_dir: Path | None = None,
                  checkpoint_every: int = 0, checkpoint_seconds: float = 0.0, trackers: Sequence[str] = (),
-                 tracking_dir: Path | None = None, head_lr: float | None = None):
+                 tracking_dir: Path | None = None, head_lr: float | None = None, tracking: dict | None = None):
         from accelerate import Accelerator
         from transformers import get_scheduler
 
@@ -392,8 +400,11 @@ class Trainer:
 
         self.cfg, self.lr, self.seed, self.name, self.loss_fn, self.collate = cfg, lr, seed, name, loss_fn, collate
         self.tracking_dir = tracking_dir
+        # the tracker run of this training: run_root, name, group (its experiment's config id), kind, config
+        self.tracking = tracking or {}
         self.policy = PrecisionPolicy.resolve(cfg.precision, device())
         # precision is the policy's job, not accelerate's (see w2slab.train.precision)
+        self.trackers = tuple(trackers)
         self.accelerator = Accelerator(cpu=self.policy.device_type == "cpu", log_with=list(trackers) or None,
                                        project_dir=str(tracking_dir) if tracking_dir else None)
         self.callbacks: list[TrainerCallback] = [StabilityGuard(), ProgressCallback()]
