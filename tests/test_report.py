@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,33 @@ def test_runs_of_another_code_revision_or_other_weights_are_other_configurations
     assert by_seeds[3]["pgr_mean"] == pytest.approx(0.2) and by_seeds[2]["pgr_mean"] == pytest.approx(0.6)
     assert by_seeds[2]["config_diff"] == "(versions).w2slab_source=new (main old)"
     assert by_seeds[1]["config_diff"] == "(revisions).model:minilm-l12=packaged:b (main packaged:a)"
+
+
+def test_one_seed_is_printed_without_a_zero_width_interval(tmp_path):
+    """summary.md showed ``1.087 [1.087, 1.087]`` for one seed: an interval over one seed has no width."""
+    from w2slab.report.tables import markdown_table
+
+    root = write_run_root(tmp_path / "one", [make_record("sciq", "minilm-l3", "minilm-l6", "xent", 0, 0.5)])
+    table = markdown_table(aggregate(load_records(root)))
+    row = next(line for line in table.splitlines() if line.startswith("| sciq"))
+    values = [value for value in re.findall(r"\[([-0-9.]+), ([-0-9.]+)\]", row)]
+    assert all(low != high for low, high in values), row  # no [x, x]
+    assert "(1 of 1" in row and "0.500" in row  # the value, and how many seeds stand behind it
+
+
+def test_figures_fit_a_page_and_colours_never_repeat():
+    from w2slab.report.methods import FOREST_ROWS_PER_FIGURE, decomposition_figure, forest_figure, forest_groups
+    from w2slab.report.plots import _colours
+
+    assert len(set(_colours([f"s{i}" for i in range(20)]).values())) == 20
+    assert len(set(_colours([f"s{i}" for i in range(30)]).values())) == 30
+    rows = [{"dataset": "d", "weak": f"w{i % 4}", "strong": "s", "student": f"m{i}", "baseline": "xent",
+             "diff_mean": 0.01, "diff_lo": -0.01, "diff_hi": 0.03, "oracle": False} for i in range(80)]
+    groups = forest_groups(rows)
+    assert len(groups) == 4 and all(len(g) <= FOREST_ROWS_PER_FIGURE for g in groups)  # one per pair
+    width, height = forest_figure("d", groups[0]).get_size_inches()
+    assert width == 7 and height <= 9.5
+    parts = {"corrected": 0.1, "imitated": 0.05, "changed": 0.0, "new_errors": 0.02}
+    figure = decomposition_figure("d", [{"weak": "w", "strong": "s", "student": "xent", **parts}])
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["corrected", "imitated", "new errors"]  # no always-zero "changed" for two classes

@@ -1,6 +1,7 @@
 """The report of a sweep: summary tables and figures built from the per-experiment records.
 
-``write_report`` is the one entry point (used by ``w2s report``); the submodules hold the pieces:
+``write_report`` is the one entry point (used by ``w2s report``); it ends with ``report.html``, one
+self-contained page of everything (:mod:`.html`). The submodules hold the pieces:
 :mod:`.records` (loading), :mod:`.tables` (aggregation over seeds, CSV/Markdown), :mod:`.plots` (PNGs),
 :mod:`.methods` (paired differences between students, diagnostics, their figures).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from w2slab.report.html import write_html
 from w2slab.report.methods import write_method_report
 from w2slab.report.plots import plot_accuracy_vs_ceiling, plot_pgr_heatmap
 from w2slab.report.records import load_records
@@ -28,9 +30,11 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[
     out_dir = Path(out_dir) if out_dir is not None else run_root / "report"
     records = load_records(run_root)
     rows = aggregate(records)
-    return {
+    paths = {
         "tables": list(write_tables(rows, out_dir)),
         "accuracy_plots": plot_accuracy_vs_ceiling(records, out_dir, rows=rows),
         "heatmaps": plot_pgr_heatmap(records, out_dir, rows=rows),
         "methods": write_method_report(records, out_dir),
     }
+    paths["page"] = [write_html(out_dir, records, f"w2slab report: {run_root.resolve().name}")]
+    return paths

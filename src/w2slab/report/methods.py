@@ -121,8 +121,10 @@ def write_method_report(records: list[dict], out_dir: Path, baseline: str = BASE
         (out_dir / "paired.md").write_text(paired_markdown(paired), encoding="utf-8")
         paths += [out_dir / "paired.csv", out_dir / "paired.md"]
         for dataset in sorted({r["dataset"] for r in paired}):
-            paths.append(_save(forest_figure(dataset, [r for r in paired if r["dataset"] == dataset]),
-                               out_dir / f"forest_{_slug(dataset)}.png"))
+            groups = forest_groups([r for r in paired if r["dataset"] == dataset])
+            for i, group in enumerate(groups):
+                suffix = "" if len(groups) == 1 else f"_{i + 1}"
+                paths.append(_save(forest_figure(dataset, group), out_dir / f"forest_{_slug(dataset)}{suffix}.png"))
     if diagnostics:
         (out_dir / "diagnostics.md").write_text(diagnostics_markdown(diagnostics), encoding="utf-8")
         paths.append(out_dir / "diagnostics.md")
@@ -180,42 +182,74 @@ def diagnostics_markdown(rows: list[dict]) -> str:
 
 
 def gain_misfit_figure(records: list[dict]) -> Figure:
-    """Every student of every run: gain against misfit, with the line gain = misfit."""
-    fig = Figure(figsize=(6.5, 5))
-    ax = fig.add_subplot()
+    """Every student of every run: gain against misfit, with the line gain = misfit; the legend beside the axes
+    (it covered the points), one colour per student label (a ten-colour cycle repeated them past ten)."""
     labels = order_losses({r["loss"] for r in records if r.get("diagnostics")})
+    fig = Figure(figsize=(6.5 + (1.8 if len(labels) > 1 else 0), 5))
+    ax = fig.add_subplot()
     colours = _colours(labels)
+    markers = "osD^vP*Xh<>"
     top = 0.0
-    for label in labels:
+    for i, label in enumerate(labels):
         points = [(r["diagnostics"]["misfit"], r["diagnostics"]["gain"]) for r in records
                   if r["loss"] == label and r.get("diagnostics")]
         xs, ys = zip(*points, strict=True)
         top = max(top, *xs)
-        ax.scatter(xs, ys, s=18, color=colours[label], label=label, alpha=0.8)
+        ax.scatter(xs, ys, s=18, color=colours[label], marker=markers[i % len(markers)], label=label, alpha=0.8)
     ax.plot([0, top * 1.05 or 1], [0, top * 1.05 or 1], color="gray", linestyle="--", linewidth=1,
             label="gain = misfit")
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("misfit to the weak labels (test, squared loss)")
     ax.set_ylabel("gain over the weak model (test, squared loss)")
     ax.set_title("Gain against misfit (Charikar et al. 2024)")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
     return fig
 
 
+#: A forest figure fits a paper page: at most this many rows (students) each; more are split by (weak, strong).
+FOREST_ROWS_PER_FIGURE = 36
+
+
+def forest_groups(rows: list[dict]) -> list[list[dict]]:
+    """The rows of one dataset's forest figures: all in one when they fit a page, else one figure per pair."""
+    if len(rows) <= FOREST_ROWS_PER_FIGURE:
+        return [rows]
+    pairs: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        pairs[(row["weak"], row["strong"])].append(row)
+    return [group[i:i + FOREST_ROWS_PER_FIGURE] for group in pairs.values()
+            for i in range(0, len(group), FOREST_ROWS_PER_FIGURE)]
+
+
 def forest_figure(dataset: str, rows: list[dict]) -> Figure:
-    """Paired accuracy difference of each student against the baseline, with 95% CIs."""
-    fig = Figure(figsize=(7, 0.45 * len(rows) + 1.5))
+    """Paired accuracy difference of each student against the baseline, with 95% CIs, grouped by (weak, strong)
+    pair under a heading each; at most a paper page high (7 x 9.5 in)."""
+    pairs: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        pairs[(row["weak"], row["strong"])].append(row)
+    lines = sum(len(group) + 1 for group in pairs.values())  # a heading line per pair
+    fig = Figure(figsize=(7, min(9.5, 0.24 * lines + 1.3)))
     ax = fig.add_subplot()
-    names = [f"{r['weak']}->{r['strong']}  {r['student']}" for r in rows]
-    y = np.arange(len(rows))[::-1]
-    for yi, r in zip(y, rows, strict=True):
-        colour = "tab:green" if r["diff_lo"] > 0 else "tab:red" if r["diff_hi"] < 0 else "tab:gray"
-        ax.errorbar(r["diff_mean"], yi, xerr=[[r["diff_mean"] - r["diff_lo"]], [r["diff_hi"] - r["diff_mean"]]],
-                    fmt="D" if r["oracle"] else "o", color=colour, capsize=3)
+    y, ticks, names = lines - 1, [], []
+    for (weak, strong), group in pairs.items():
+        ax.axhline(y, color="0.85", linewidth=0.6)
+        ax.text(0.0, y, f"{weak} -> {strong}", transform=ax.get_yaxis_transform(), ha="left", va="center",
+                fontsize=7, fontweight="bold")
+        y -= 1
+        for r in group:
+            colour = "tab:green" if r["diff_lo"] > 0 else "tab:red" if r["diff_hi"] < 0 else "tab:gray"
+            ax.errorbar(r["diff_mean"], y, xerr=[[r["diff_mean"] - r["diff_lo"]], [r["diff_hi"] - r["diff_mean"]]],
+                        fmt="D" if r["oracle"] else "o", color=colour, capsize=2, markersize=4)
+            ticks.append(y)
+            names.append(r["student"])
+            y -= 1
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(y, names, fontsize=7)
+    ax.set_yticks(ticks, names, fontsize=7)
+    ax.set_ylim(-0.7, lines - 0.3)
     ax.set_xlabel(f"accuracy difference against {rows[0]['baseline']} (paired, 95% CI)")
-    ax.set_title(f"{dataset}: methods against {rows[0]['baseline']} (diamond: oracle)")
+    ax.set_title(f"{dataset}: methods against {rows[0]['baseline']} (diamond: oracle)", fontsize=10)
+    fig.tight_layout()
     return fig
 
 
@@ -230,6 +264,8 @@ def decomposition_figure(dataset: str, rows: list[dict]) -> Figure:
     colours = {"corrected": "tab:green", "imitated": "tab:red", "changed": "tab:orange", "new_errors": "tab:purple"}
     for part in DECOMPOSITION:
         values = np.array([r[part] if not math.isnan(r[part]) else 0.0 for r in rows])
+        if not values.any():  # "changed" is always 0 with two classes (a weak error has one other class)
+            continue
         ax.bar(x, values, bottom=bottom, color=colours[part], label=part.replace("_", " "))
         bottom += values
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)

@@ -90,9 +90,11 @@ def _accuracy_figure(dataset: str, records: list[dict], rows: list[dict]) -> Fig
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.08, y=0.08)
     any_flagged = any(row["weak_not_smaller"] for row in rows)
+    several = any(row["n_seeds"] > 1 for row in rows)  # one seed has no interval over seeds: promise no bars
+    title = "mean over seeds,\nbars: bootstrap 95% CI\nover seeds" if several else "one seed per point:\nno interval"
     ax.legend(handles=_accuracy_legend(weaks, colours, losses, any_flagged), loc="upper left",
               bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9, handlelength=3.5,
-              title="mean over seeds,\nbars: bootstrap 95% CI", title_fontsize=9)
+              title=title, title_fontsize=9)
     return fig
 
 
@@ -248,9 +250,14 @@ def _note_left_out(fig: Figure, count: int) -> None:
 
 
 def _colours(names: list[str]) -> dict[str, tuple]:
-    """A distinct tab10 colour per weak model (cycled past ten)."""
-    palette = matplotlib.colormaps["tab10"].colors
-    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
+    """A distinct colour per name: tab10 up to ten, tab20 up to twenty, then evenly spaced hues (never a repeat)."""
+    if len(names) <= 10:
+        palette = matplotlib.colormaps["tab10"].colors
+    elif len(names) <= 20:
+        palette = matplotlib.colormaps["tab20"].colors
+    else:
+        palette = [matplotlib.colormaps["hsv"](i / len(names)) for i in range(len(names))]
+    return {name: palette[i] for i, name in enumerate(names)}
 
 
 def _slug(name: str) -> str:

@@ -150,6 +150,8 @@ def pgr_cell(row: dict) -> str:
     if row["n_gap"] == 0:
         return f"no gap ({row['n_gap']} of {row['n_seeds']})"
     if not row.get("pooled_from_examples"):  # older records: the mean over seeds with a gap, seeds resampled
+        if row["n_gap"] == 1:  # one seed has no interval over seeds: never print a zero-width one
+            return f"{fmt(row['pgr_mean'])} (1 of {row['n_seeds']}; no interval: rerun to record test examples)"
         interval = fmt_ci(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"])
         return f"{interval} ({row['n_gap']} of {row['n_seeds']}, mean; seeds resampled)"
     if math.isnan(row["pgr_pooled"]):
@@ -237,7 +239,8 @@ def markdown_table(rows: list[dict]) -> str:
             row["dataset"], row["loss"], row["weak"], row["strong"], seeds,
             pgr_cell(row),
             fmt_ci(row["pgr_median"], row["pgr_median_lo"], row["pgr_median_hi"]) if row["n_pgr"] > 1 else "n/a",
-            *(fmt_ci(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) for n in ACCURACIES),
+            *(fmt_ci(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) if row["n_seeds"] > 1 else fmt(row[f"{n}_mean"])
+              for n in ACCURACIES),  # one seed: the value alone (an interval over one seed has zero width)
             _md(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
             _md(row["note"]),
         ]
