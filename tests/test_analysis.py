@@ -79,3 +79,29 @@ def test_test_predictions_carry_texts_labels_and_every_model(two_runs, tiny_pair
         assert all(r[role]["prediction"] == max(range(2), key=r[role]["probs"].__getitem__) for r in rows)
     accuracy = sum(r["student xent"]["prediction"] == r["label"] for r in rows) / len(rows)
     assert accuracy == pytest.approx(w2slab.load_results(slow).set_index("loss").student_accuracy["xent"])
+
+
+def test_keep_weights_keeps_every_model_of_an_experiment(tiny_pair, tmp_path):
+    """--keep-weights: the ceiling's and students' trained parameters beside the weak model's, for probing later;
+    without it the folder holds none and the config (and its identity) is what it was."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    root = tmp_path / "runs"
+    args = ["run", "--dataset", tiny_pair.data, "--weak", tiny_pair.weak, "--strong", tiny_pair.strong,
+            "--n-train", "64", "--n-test", "32", "--max-ctx", "16", "--loss", "xent", "--weak.mode", "probe",
+            "--strong.mode", "probe", "--epochs", "1", "--run-root", str(root), "--name", "kept"]
+    assert main([*args, "--name", "plain"]) == 0
+    assert not (root / "plain" / "weights").exists()
+    assert main([*args, "--keep-weights"]) == 0
+    weights = root / "kept" / "weights"
+    assert sorted(p.name for p in weights.iterdir()) == ["ceiling.safetensors", "student_xent.safetensors",
+                                                         "weak.safetensors"]
+    state = load_file(str(weights / "student_xent.safetensors"))  # a probe: the head is what trained
+    assert state and all(torch.isfinite(t).all() for t in state.values())
+    plain = json.loads((root / "plain" / "config.json").read_text())
+    kept = json.loads((root / "kept" / "config.json").read_text())
+    assert "keep_weights" not in plain["strong_train"] and kept["strong_train"]["keep_weights"] is True
+    with np.load(root / "kept" / "predictions" / "student_xent_test.npz") as data:
+        assert data["probs"].shape == (32, 2)

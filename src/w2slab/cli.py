@@ -67,6 +67,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, help="both models (auto: bf16/fp16 on GPU; bf16 on a "
                    "CPU with native bf16, else fp32)")
     p.add_argument("--lora", action="store_true", help="both models: shorthand for --weak.mode lora --strong.mode lora")
+    p.add_argument("--keep-weights", action="store_true", help="keep the trained weights of the ceiling and every "
+                   "student (adapters + head under LoRA) in RUN_ROOT/<experiment>/weights/: --strong.keep_weights true")
     for role in ("weak", "strong"):  # the earlier spellings, kept working but out of the help: --weak.mode etc.
         p.add_argument(f"--{role}-mode", choices=TRAIN_MODES, help=argparse.SUPPRESS)
         p.add_argument(f"--{role}-lr", type=float, help=argparse.SUPPRESS)
@@ -239,6 +241,8 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
             train["head_lr"] = getattr(args, f"{role}_head_lr")
         if getattr(args, f"{role}_head_init") is not None:
             train["head_init"] = getattr(args, f"{role}_head_init")
+        if role == "strong" and args.keep_weights:
+            train["keep_weights"] = True
         prefix = f"{role}__"
         train.update({key[len(prefix):]: value for key, value in vars(args).items()
                       if key.startswith(prefix) and value is not None})

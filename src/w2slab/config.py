@@ -77,6 +77,10 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_targets: str | tuple[str, ...] | None = None  # None: the family's targets
+    # keep the trained parameters (the whole model, LoRA adapters + head, or the probe head) as safetensors in the
+    # stage and the experiment folder, to probe the model afterwards; the weak model's are always kept. A stage
+    # without them is another stage (they are its output), so asking for them recomputes a cached ceiling/student.
+    keep_weights: bool = False
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -107,7 +111,11 @@ class TrainConfig:
         return build(cls, data, path)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_plain(self)
+        """Plain data; ``keep_weights`` only when set, so configs without it keep the identities they had."""
+        data = to_plain(self)
+        if not data.get("keep_weights"):
+            data.pop("keep_weights", None)
+        return data
 
     def identity(self) -> dict[str, Any]:
         """The fields that can change a trained model (prediction batching cannot)."""
@@ -137,6 +145,7 @@ TRAIN_FIELD_HELP = {
     "lora_alpha": "LoRA alpha",
     "lora_dropout": "LoRA dropout",
     "lora_targets": "LoRA target modules, e.g. [query, value] (null: the family's)",
+    "keep_weights": "keep the trained weights (adapters + head under LoRA) in the experiment folder",
 }
 
 
@@ -274,6 +283,8 @@ class ExperimentConfig:
         data = to_plain(self)
         if data.get("image_size") is None:
             data.pop("image_size", None)
+        for role in ("weak_train", "strong_train"):  # each role's own spelling (keep_weights only when set)
+            data[role] = getattr(self, role).to_dict()
         return data
 
     def identity(self) -> str:

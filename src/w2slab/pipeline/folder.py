@@ -7,6 +7,7 @@
         splits.json       example ids per split
         predictions/*.npz logs/*.jsonl
         predictions/test.jsonl   per test example: id, text (or image), label, every model's prediction
+        weights/*.safetensors    with --keep-weights: the trained parameters of weak, ceiling and each student
 
 It is filled in a temporary sibling and renamed into place, so a crash never leaves a half-written
 folder that looks complete. Every value comes from a stage's output; nothing is recomputed here.
@@ -15,6 +16,7 @@ folder that looks complete. Every value comes from a stage's output; nothing is 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -60,6 +62,25 @@ def _with_labels(source: Path, target: Path, rows: list[dict]) -> None:
     arrays["labels"] = np.array([row["label"] for row in rows])
     with open(target, "wb") as fh:
         np.savez(fh, **arrays)
+
+
+def link_weights(folder: Path, graph: ExperimentGraph, store: StageStore) -> None:
+    """``weights/<role>.safetensors`` for every role whose stage kept its trained parameters (the weak model always;
+    the ceiling and students with ``strong.keep_weights``): hard links where the file system allows (no copy of a
+    400 MB model per experiment), copies elsewhere."""
+    from w2slab.pipeline.stages import WEIGHTS
+
+    roles = {"weak": graph.weak_train, "ceiling": graph.ceiling,
+             **{f"student_{file_safe(label)}": stage for label, stage in graph.students.items()}}
+    for role, stage in roles.items():
+        source = store.final_dir(stage.kind, stage.id) / WEIGHTS
+        if not source.is_file() or (role == "weak" and not graph.config.strong_train.keep_weights):
+            continue
+        folder.mkdir(exist_ok=True)
+        try:
+            os.link(source, folder / f"{role}.safetensors")
+        except OSError:
+            shutil.copy2(source, folder / f"{role}.safetensors")
 
 
 def write_test_predictions(folder: Path, rows: list[dict], graph: ExperimentGraph) -> Path:
@@ -121,6 +142,7 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
                              splits[source.removesuffix(".npz")])
             else:
                 shutil.copy2(store.final_dir(stage.kind, stage.id) / source, staging / target)
+        link_weights(staging / "weights", graph, store)
         (staging / "config.json").write_text(json.dumps({**summary.config, "resolved": summary.resolved}, indent=2))
         write_test_predictions(staging / "predictions", splits["test"], graph)
         (staging / "splits.json").write_text(json.dumps({k: [r["id"] for r in splits[k]] for k in SPLIT_NAMES}))

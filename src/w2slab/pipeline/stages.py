@@ -126,6 +126,18 @@ def training_options(stage: Stage, work: Path, runtime: RuntimeConfig) -> dict:
             "callbacks": runtime.callbacks}
 
 
+#: The trained parameters a stage keeps (always for the weak model; with ``keep_weights`` for the strong ones).
+WEIGHTS = "trainable.safetensors"
+
+
+def keep_weights(work: Path, model, train: TrainConfig) -> None:
+    """The trained parameters as safetensors in the stage folder, when the role's ``keep_weights`` asks."""
+    if train.keep_weights:
+        from safetensors.torch import save_file
+
+        save_file(trainable_state(model), str(work / WEIGHTS))
+
+
 def write_training(work: Path, model: RoleModel, result) -> None:
     with open(work / "log.jsonl", "w") as fh:
         for row in result.log:
@@ -263,6 +275,7 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer"), strong.num_labels), make_loss("xent"),
                                seed=spec.seed, desc="ceiling", **training_options(stage, work, runtime))
     save_predictions(work / "test.npz", [r["id"] for r in splits["test"]], strong.predict(model, "test", "ceiling"))
+    keep_weights(work, model, spec.train)
     write_training(work, strong, result)
     record_ground_truth(work, stage, inputs, "ceiling", len(splits["transfer"]))
     runtime.echo(f"  stability: {result.stability.line()}")
@@ -306,6 +319,7 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     logits = strong.predict_splits(model, ("transfer", "test"), "student")
     for name in ("transfer", "test"):
         save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]], logits[name])
+    keep_weights(work, model, spec.train)
     write_training(work, strong, result)
     (work / "evaluations.json").write_text(json.dumps(result.state.evaluations))
     if trace is not None:
