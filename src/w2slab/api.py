@@ -27,6 +27,9 @@ from w2slab.results import ExperimentResult, ExperimentSummary
 
 @dataclass
 class SweepResult:
+    """What :func:`sweep` returns: where it ran, its plan (stages new and cached, the experiments' graphs), one
+    :class:`~w2slab.results.ExperimentResult` per (experiment, student), and its wall time."""
+
     run_root: Path
     plan: Any  # w2slab.pipeline.sweep.SweepPlan
     results: list[ExperimentResult]  # one per (experiment, loss); empty on non-main ranks of accelerate launch
@@ -35,6 +38,9 @@ class SweepResult:
 
 @dataclass
 class RunResult:
+    """What :func:`run` returns: the experiment folder, its :class:`~w2slab.results.ExperimentSummary` (every
+    student's result, stability reports, notes; what ``metrics.json`` holds), and the sweep of one behind it."""
+
     folder: Path | None  # None on non-main ranks of accelerate launch
     summary: ExperimentSummary | None
     sweep: SweepResult

@@ -518,13 +518,13 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     configure_logging()  # the library's messages (downloads, notes, progress lines) to stdout
-    quiet_libraries()
     try:
         load_plugins()  # before the parser: plugin losses appear in --help and validation
     except W2SError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    args = make_parser().parse_args(argv)
+    args = make_parser().parse_args(argv)  # --help and --version end here, before torch or transformers load
+    quiet_libraries()
     try:
         return args.func(args)
     except W2SError as exc:

@@ -98,4 +98,11 @@ def registrar(base: type[Component]) -> Callable[..., Callable[[C], C]]:
 
         return add
 
+    register.__name__ = register.__qualname__ = f"register_{kind}"
+    register.__doc__ = (
+        f"Class decorator: ``@register_{kind}(\"name\")`` adds a subclass of ``w2slab.{base.__name__}`` to the {kind} "
+        f"registry under ``name``.\n\nThe class becomes a frozen dataclass if it is not one; its fields are its typed "
+        f"parameters (validated, recorded in results and stage identities, sweepable as lists). ``replace=True`` "
+        f"overrides an existing {kind} of that name (a name registered twice is otherwise an error). Registered "
+        f"{kind}s are then chosen by name on the command line, in a sweep file or in an ExperimentConfig.")
     return register

@@ -49,15 +49,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from w2slab.component import Component, registrar
 from w2slab.errors import ConfigError
+from w2slab.lazy import LazyModule
 from w2slab.registry import Registry
 from w2slab.typed import check
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+# torch on first use: validating a config or printing `w2s --help` needs no tensor (w2slab.lazy)
+torch = LazyModule("torch")
+F = LazyModule("torch.nn.functional")
+
+LossFn = Callable[["torch.Tensor", "torch.Tensor", float], "torch.Tensor"]
 
 #: The warm-up fraction of a training run (TrainConfig.warmup_frac) unless configured otherwise; also what a
 #: loss whose schedule starts after the run's warm-up uses when it is called outside a run.
