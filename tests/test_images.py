@@ -193,7 +193,7 @@ def test_the_imagenet_sweep_file_loads_and_runs_on_a_fake_image_folder(tmp_path)
     assert {c.strong for c in parsed.configs} == {f"{dino}/dino_resnet50", f"{dino}/dino_vitb8"}
     assert all(c.dataset == "imagenet" and c.weak == "torchvision:alexnet" for c in parsed.configs)
     assert all(c.strong_train.mode == "probe" and c.n_train == 80000 for c in parsed.configs)
-    for name in ("torchvision:alexnet", "timm:resnet50"):  # library models resolve; building one needs the library
+    for name in ("torchvision:alexnet", "timm:resnet50@0123abc"):  # library models resolve; building needs the library
         resolved = resolve_model(name)
         assert resolved.modality == "image"
         try:
@@ -272,6 +272,29 @@ def test_a_library_model_whose_library_is_missing_is_refused_by_name(monkeypatch
         check_model_name("torchhub:facebookresearch/dino:main/dino_resnet50")
     monkeypatch.setenv("W2SLAB_TRUST_UNPINNED_TORCHHUB", "1")
     check_model_name("torchhub:facebookresearch/dino/dino_resnet50")
+
+
+def test_timm_weights_are_pinned_to_a_hub_commit_or_trusted_explicitly(monkeypatch):
+    """timm downloads its pretrained weights as the Hub holds them today: unpinned, they could change under one stage
+    identity (identified by the timm version only)."""
+    import importlib.util
+
+    from w2slab.errors import ModelError
+    from w2slab.models.loading import check_model_name
+    from w2slab.models.vision import check_timm
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # as if timm were installed: the check needs no timm
+                        lambda name, *a: object() if name in ("timm", "torchvision") else real(name, *a))
+    monkeypatch.delenv("W2SLAB_TRUST_UNPINNED_TIMM", raising=False)
+    with pytest.raises(ModelError, match="pin them, e.g. timm:resnet50@"):
+        check_model_name("timm:resnet50")
+    with pytest.raises(ModelError, match="expected timm:NAME@COMMIT"):
+        check_model_name("timm:resnet50@main")
+    assert check_timm("vit_base_patch8_224.dino@0123abcd") == ("vit_base_patch8_224.dino", "0123abcd")
+    check_model_name("timm:resnet50@0123abc")
+    monkeypatch.setenv("W2SLAB_TRUST_UNPINNED_TIMM", "1")
+    assert check_timm("resnet50") == ("resnet50", None)
 
 
 def test_new_pixels_written_over_an_image_file_are_a_new_example_and_a_new_folder_revision(tmp_path):

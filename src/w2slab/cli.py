@@ -348,7 +348,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     for name, spec in MODELS.items():
         print(f"  {name:14s} {spec.description:52s} {install_status(name, cache)}")
     print("Any other name is a Hub id (owner/name) or a local HF model folder; image models of the libraries by name: "
-          "timm:NAME, torchvision:NAME, torchhub:OWNER/REPO/ENTRYPOINT (pip install 'w2slab[vision]').")
+          "timm:NAME@COMMIT, torchvision:NAME, torchhub:OWNER/REPO:COMMIT/ENTRYPOINT (pip install 'w2slab[vision]').")
     return 0
 
 

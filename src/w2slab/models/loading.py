@@ -179,8 +179,8 @@ def model_positions(name: str, cache_dir: Path | None = None) -> int | None:
 
 def check_model_name(name: str) -> None:
     """Cheap check, before any work: a registered name, a local folder, an image library's model
-    (``timm:NAME``, ``torchvision:NAME``, ``torchhub:OWNER/REPO/ENTRY``, with its library installed), or something
-    shaped like a Hub id."""
+    (``timm:NAME@COMMIT``, ``torchvision:NAME``, ``torchhub:OWNER/REPO:COMMIT/ENTRY``, with its library
+    installed), or something shaped like a Hub id."""
     if (library := library_model(name)) is not None:
         import importlib.util
 
@@ -193,6 +193,10 @@ def check_model_name(name: str) -> None:
             from w2slab.models.vision import check_torchhub
 
             check_torchhub(library[1])
+        if library[0] == "timm":
+            from w2slab.models.vision import check_timm
+
+            check_timm(library[1])
         return
     if name in MODELS:
         return

