@@ -131,6 +131,28 @@ def small_pillow_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses above twice this: 200 < 16 x 16
 
 
+def offline_with_an_empty_hub_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", tempfile.mkdtemp())
+
+
+def a_hub_without_that_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def repo_info(self, repo_id, **_kwargs):
+        error = RepositoryNotFoundError.__new__(RepositoryNotFoundError)  # as the Hub answers a 404
+        Exception.__init__(error, f"404: {repo_id}")
+        raise error
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(HfApi, "repo_info", repo_info)
+
+
 def a_wrong_type_in_a_result(env: SimpleNamespace, tmp: Path) -> list[str]:
     (source,) = list((env.runs / "experiments").glob("*/result.json"))[:1]
     root = tmp / "root"
@@ -241,6 +263,12 @@ BAD_INPUTS: dict[str, Bad] = {
     "model config.json a list": Bad(model_folder("[1, 2]"), "holds a list, not a JSON object"),
     "model folder empty": Bad(model_folder(None), "has no config.json, so it is not a Hugging Face model folder"),
     "model folder of folders": Bad(model_folder(None, nest=True), "has no config.json"),  # `--weak .` hashed the tree
+    # an unknown Hub id failed only at weak_train, after the split had run
+    "a Hub id not on the Hub": Bad(run_with("--strong", "nobody/no-such-model"), "is not on the Hub",
+                                   patch=a_hub_without_that_repository),
+    "a Hub id offline and not cached": Bad(run_with("--strong", "nobody/no-such-model"),
+                                           "not in the local Hugging Face cache and HF_HUB_OFFLINE is set",
+                                           patch=offline_with_an_empty_hub_cache),
     # --- output locations and reports
     "--out-dir a file": Bad(lambda env, tmp: ["run", "--dataset", str(env.data), *env.common, "--out-dir",
                                               write(tmp, "a-file", "x")], "is a file, not a folder"),

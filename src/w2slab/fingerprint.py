@@ -184,3 +184,26 @@ def hub_commit(repo_id: str, repo_type: str = "model") -> str | None:
         return sha or None
     except (OSError, ImportError):
         return None
+
+
+def hub_repo_problem(repo_id: str, repo_type: str = "model") -> str | None:
+    """Why a Hub id cannot be used (None when it can): asked before any work, since an unknown id otherwise failed
+    only when its first training began, after the split had run."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if not offline:
+        try:
+            from huggingface_hub import HfApi
+            from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+            HfApi().repo_info(repo_id, repo_type=repo_type)
+            return None
+        except GatedRepoError:
+            return "is gated on the Hub: accept its terms on its page and log in with `hf auth login`"
+        except RepositoryNotFoundError:
+            return "is not on the Hub (a typo, or a private repository: log in with `hf auth login`)"
+        except Exception:  # noqa: BLE001 - no network: the local cache decides
+            pass
+    if hub_commit(repo_id, repo_type) is not None:
+        return None
+    why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+    return f"is not in the local Hugging Face cache and {why}; download it once with network access"

@@ -206,6 +206,11 @@ def check_model_name(name: str) -> None:
     if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
         raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "
                          "folder and not a Hub id (owner/name); run `w2s models` to list the registered ones")
+    from w2slab.fingerprint import hub_repo_problem
+
+    problem = hub_repo_problem(name)
+    if problem is not None:
+        raise ModelError(f"model {name!r} {problem}")
 
 
 def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | None = None,
