@@ -95,12 +95,13 @@ def test_finished_stages_are_served_when_the_event_log_cannot_be_written(tmp_pat
 def test_a_full_disk_stops_the_run_in_one_line_and_the_rerun_finishes_from_the_store(tiny_pair, tmp_path, capsys,
                                                                                      monkeypatch):
     """Disk full was an ``OSError`` traceback: now one line, exit 1, the finished stages kept and reused."""
+    import dataclasses
     import errno
 
     from w2slab.cli import main
-    from w2slab.pipeline import stages
+    from w2slab.pipeline.kinds import STAGES
 
-    real = stages.COMPUTE["student"]
+    real = STAGES.get("student")
 
     def full(stage, inputs, work, runtime):
         raise OSError(errno.ENOSPC, "No space left on device", str(work / "model.safetensors"))
@@ -108,9 +109,12 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_rerun_finishes_from_the_s
     argv = ["run", "--dataset", tiny_pair.data, "--weak", tiny_pair.weak, "--strong", tiny_pair.strong, "--n-train",
             "64", "--n-test", "32", "--max-ctx", "16", "--loss", "xent", "--weak-mode", "probe", "--strong-mode",
             "probe", "--epochs", "1", "--out-dir", str(tmp_path)]
-    monkeypatch.setitem(stages.COMPUTE, "student", full)
-    capsys.readouterr()
-    assert main(argv) == 1
+    STAGES.register("student", dataclasses.replace(real, compute_ref=full), replace=True)
+    try:
+        capsys.readouterr()
+        assert main(argv) == 1
+    finally:
+        STAGES.register("student", real, replace=True)
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and "no space left on the device writing" in lines[0] and "rerun" in lines[0], lines
@@ -119,7 +123,6 @@ def test_a_full_disk_stops_the_run_in_one_line_and_the_rerun_finishes_from_the_s
     done_before = {p.parent.parent.name for p in stage_root.glob("*/*/DONE")}
     assert {"split", "weak_train", "ceiling"} <= done_before and "student" not in done_before
     assert not list(tmp_path.glob("experiments/*/result.json"))  # no experiment was published half done
-    monkeypatch.setitem(stages.COMPUTE, "student", real)
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "[weak_train]" not in out and "[student]" in out  # only what had not finished ran again

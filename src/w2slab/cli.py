@@ -108,9 +108,11 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=50, help="training steps between resumable checkpoints")
     p.add_argument("--checkpoint-seconds", type=float, default=120.0,
                    help="write a checkpoint only once this long has passed since the last one (0: every interval)")
+    from w2slab.pipeline.kinds import stage_kinds
+
     p.add_argument("--recompute", default="", metavar="KIND[,KIND]",
                    help="compute these stage kinds again even if finished, and everything after them "
-                        "(split, weak_train, weak_label, features, ceiling, student, evaluate)")
+                        f"({', '.join(stage_kinds())})")
     p.add_argument("--log", default="", help=f"trackers besides the JSONL logs: {','.join(TRACKERS)}; one run per "
                    "experiment grouped by config id, each training a job in it; offline under RUN_ROOT/tracking unless "
                    "WANDB_MODE / MLFLOW_TRACKING_URI say otherwise")

@@ -17,7 +17,7 @@ from pathlib import Path
 from w2slab.config import RuntimeConfig
 from w2slab.errors import W2SError
 from w2slab.pipeline.graph import Stage, result_versions
-from w2slab.pipeline.stages import COMPUTE
+from w2slab.pipeline.kinds import stage_kind
 from w2slab.pipeline.store import StageStore
 from w2slab.progress import echo
 
@@ -32,7 +32,17 @@ def execute_stage(stage: Stage, store: StageStore, runtime: RuntimeConfig, posit
         runtime.echo(f"[{stage.kind}] {stage.label}" + (" (recompute)" if stage.force else "")
                      + (f"  ({position})" if position else ""))
     return store.get_or_compute(stage.kind, stage.id, stage.describe(),
-                                lambda work: COMPUTE[stage.kind](stage, inputs, work, runtime), force=stage.force)
+                                lambda work: compute(stage, inputs, work, runtime), force=stage.force)
+
+
+def compute(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    """The kind's compute function; a stage that records no ground-truth reading of its own passes its inputs' on
+    (a plugin kind need not know the leakage guard's bookkeeping for the counts to stay whole)."""
+    from w2slab.pipeline.stages import GROUND_TRUTH, record_ground_truth
+
+    stage_kind(stage.kind).compute(stage, inputs, work, runtime)
+    if not (work / GROUND_TRUTH).exists():
+        record_ground_truth(work, stage, inputs)
 
 
 def execute_local(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, **_options) -> None:
@@ -47,7 +57,9 @@ def execute_local(stages: list[Stage], store: StageStore, runtime: RuntimeConfig
 
 
 def stage_resources(stage: Stage, gpus_per_training: float) -> dict:
-    if stage.trains or stage.kind in ("weak_label", "features"):
+    """One CPU each; the kinds that train or run a model (the registry says which) also get the GPUs."""
+    kind = stage_kind(stage.kind)
+    if kind.trains or kind.uses_device:
         return {"num_cpus": 1, "num_gpus": gpus_per_training}
     return {"num_cpus": 1, "num_gpus": 0}
 

@@ -32,6 +32,7 @@ from w2slab.config import ExperimentConfig, TrainConfig
 from w2slab.errors import ConfigError
 from w2slab.losses import Loss
 from w2slab.methods.base import Method, SelectionMethod, check_method
+from w2slab.pipeline.kinds import stage_kind, stage_kinds
 from w2slab.typed import to_plain
 
 #: Libraries whose version can change a number in a result (tokenisation, kernels, metrics, data loading).
@@ -295,28 +296,30 @@ class EvaluateSpec:
 StageSpec = (SplitSpec | TrainSpec | StudentSpec | WeakLabelSpec | FeaturesSpec | EvaluateSpec | RelabelSpec
              | SuperviseSpec | EnsembleSpec)
 
-#: Every stage kind, in dependency order.
-STAGE_KINDS = ("split", "weak_train", "weak_label", "features", "ceiling", "supervise", "ensemble", "relabel",
-               "student", "evaluate")
-#: Stage kinds that train a model (for counting and for scheduling on GPUs).
-TRAINING_KINDS = ("weak_train", "ceiling", "student")
+#: The built-in stage kinds, in dependency order (every registered kind: :func:`w2slab.pipeline.kinds.stage_kinds`).
+STAGE_KINDS = stage_kinds()
 
 
 @dataclass(eq=False)
 class Stage:
-    kind: str  # one of STAGE_KINDS
-    spec: StageSpec
+    kind: str  # a registered stage kind (w2slab.pipeline.kinds)
+    spec: Any  # its frozen spec dataclass (StageSpec for the built-in kinds)
     inputs: dict[str, Stage] = field(default_factory=dict)
     label: str = ""
     force: bool = False  # compute again even if finished (--recompute); not part of the identity
 
+    def __post_init__(self) -> None:
+        stage_kind(self.kind)  # an unregistered kind is one line naming the registered ones
+
     @property
     def trains(self) -> bool:
-        return self.kind in TRAINING_KINDS
+        return stage_kind(self.kind).trains
 
     def config(self) -> dict[str, Any]:
-        """The spec as plain data (what is hashed and recorded)."""
-        return to_plain(self.spec)
+        """The spec as plain data (what is hashed and recorded), with the kind's compute code when it is the user's
+        (a plugin kind: editing its function reruns exactly its stages)."""
+        code = stage_kind(self.kind).code_digest()
+        return {**to_plain(self.spec), **({"user_code": {"stage": code}} if code else {})}
 
     @functools.cached_property
     def id(self) -> str:
@@ -432,6 +435,10 @@ class GraphBuilder:
     def make(self, stage: Stage) -> Stage:
         """The stage, or the one already made with its identity."""
         return self._made.setdefault(stage.id, stage)
+
+    def add(self, kind: str, spec: Any, inputs: dict[str, Stage], label: str = "") -> Stage:
+        """A stage of any registered kind (a plugin's too): ``spec`` a frozen dataclass, ``inputs`` by role."""
+        return self.make(Stage(kind, spec, dict(inputs), label=label or f"{kind} {self.name}"))
 
     def model_input(self, model: str) -> ModelInput:
         return ModelInput(model, model_revision(model), self.cfg.max_ctx, self.cfg.truncation, self.cfg.image_size)

@@ -421,7 +421,10 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
     result.write(work / "result.json")
 
 
-COMPUTE = {"split": compute_split, "weak_train": compute_weak_train, "weak_label": compute_weak_label,
-           "features": compute_features, "ceiling": compute_ceiling, "supervise": compute_supervise,
-           "ensemble": compute_ensemble, "relabel": compute_relabel, "student": compute_student,
-           "evaluate": compute_evaluate}
+def __getattr__(name: str):
+    """``COMPUTE`` (kind -> compute function), read from the stage-kind registry (w2slab.pipeline.kinds)."""
+    if name == "COMPUTE":
+        from w2slab.pipeline.kinds import STAGES
+
+        return {kind: STAGES.get(kind).compute for kind in STAGES.names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

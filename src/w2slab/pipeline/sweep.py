@@ -34,7 +34,8 @@ from typing import Any
 
 from w2slab.config import ExperimentConfig
 from w2slab.errors import ConfigError, W2SError
-from w2slab.pipeline.graph import STAGE_KINDS, ExperimentGraph, Stage, build_experiment, unique_stages
+from w2slab.pipeline.graph import ExperimentGraph, Stage, build_experiment, unique_stages
+from w2slab.pipeline.kinds import stage_kinds
 from w2slab.pipeline.store import StageStore
 from w2slab.typed import init_fields
 
@@ -324,9 +325,9 @@ class SweepPlan:
 def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: StageStore,
          data_root: str | None = None, recompute: tuple[str, ...] = (), callbacks: tuple = ()) -> SweepPlan:
     """The deduplicated stages of the experiments; ``recompute`` kinds (and all that depend on them) run again."""
-    unknown = [kind for kind in recompute if kind not in STAGE_KINDS]
+    unknown = [kind for kind in recompute if kind not in stage_kinds()]
     if unknown:
-        raise ConfigError(f"recompute: unknown stage kind {', '.join(unknown)}; choose from {', '.join(STAGE_KINDS)}")
+        raise ConfigError(f"recompute: unknown stage kind {', '.join(unknown)}; choose from {', '.join(stage_kinds())}")
     check_sources(configs)
     graphs = [build_experiment(cfg, data_root, callbacks) for cfg in configs]
     stages = unique_stages(graphs)

@@ -1,0 +1,74 @@
+"""A stage kind is one registered object: the built-ins and a plugin's (tests/stage_plugin.py, one file) run,
+cache and resume alike, and every list of kinds (help, --recompute, executor resources) comes from the registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests import stage_plugin  # noqa: F401 - registers the plugin kind "smooth" and the method "smooth_labels"
+from w2slab.cli import main
+from w2slab.pipeline.kinds import STAGES, stage_kind, stage_kinds
+
+
+def test_the_builtin_kinds_and_their_facts_come_from_the_registry():
+    assert stage_kinds()[:5] == ("split", "weak_train", "weak_label", "features", "ceiling")
+    assert [k for k in stage_kinds() if stage_kind(k).trains] == ["weak_train", "ceiling", "student"]
+    assert "smooth" in stage_kinds() and stage_kinds().index("smooth") < stage_kinds().index("student")
+    from w2slab.pipeline.executors import stage_resources
+    from w2slab.pipeline.graph import Stage
+
+    assert stage_resources(Stage("split", None), 1.0)["num_gpus"] == 0
+    assert stage_resources(Stage("features", None), 1.0)["num_gpus"] == 1.0
+    with pytest.raises(Exception, match="unknown stage kind nope; choose from split, weak_train"):
+        Stage("nope", None)
+
+
+def test_a_plugin_stage_kind_runs_in_a_sweep_is_cached_and_resumes(tiny_pair, tmp_path, capsys, monkeypatch):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(f"datasets: [{tiny_pair.data}]\nweak: [{tiny_pair.weak}]\nstrong: [{tiny_pair.strong}]\n"
+                     "n_train: 64\nn_test: 32\nmax_ctx: 16\nlosses: [xent]\nseeds: [0, 1]\n"
+                     "weak_train: {mode: probe, epochs: 1}\nstrong_train: {mode: probe, epochs: 1}\n"
+                     "methods: [none, {name: smooth_labels, alpha: [0.1, 0.3]}]\n")
+    root = tmp_path / "runs"
+    flag = tmp_path / "interrupted-once"
+    monkeypatch.setenv(stage_plugin.INTERRUPT_ONCE, str(flag))
+    assert main(["sweep", str(sweep), "--run-root", str(root)]) == 130  # killed inside the plugin's stage
+    states = {p.name for p in (root / "stages" / "smooth").iterdir()}
+    assert any(name.endswith(".partial") for name in states)  # left interrupted, resumable
+    capsys.readouterr()
+    assert main(["sweep", str(sweep), "--run-root", str(root)]) == 0
+    assert "[smooth]" in capsys.readouterr().out
+    from w2slab.pipeline.store import StageStore
+
+    finished = [e["id"] for e in StageStore(root).events() if e["event"] == "done"]
+    assert len(finished) == len(set(finished))  # what had finished was kept: every stage computed once
+    done = sorted((root / "stages" / "smooth").glob("*/DONE"))
+    assert len(done) == 4  # two alphas x two seeds
+    results = [json.loads(p.read_text()) for p in (root / "experiments").glob("*/result.json")]
+    assert sorted({r["loss"] for r in results}) == ["xent", "xent+smooth_labels[alpha=0.1]",
+                                                    "xent+smooth_labels[alpha=0.3]"]
+    # the smoothed labels are what the plugin computes: (1 - alpha) * weak + alpha / K
+    smooth_stage = done[0].parent
+    described = json.loads((smooth_stage / "stage.json").read_text())
+    alpha = described["config"]["alpha"]
+    with np.load(smooth_stage / "transfer.npz") as data, \
+            np.load(root / "stages" / "weak_label" / described["inputs"]["labels"] / "transfer.npz") as weak:
+        probs = np.exp(data["logits"]) / np.exp(data["logits"]).sum(1, keepdims=True)
+        weak_probs = np.exp(weak["logits"]) / np.exp(weak["logits"]).sum(1, keepdims=True)
+        assert np.allclose(probs, (1 - alpha) * weak_probs + alpha / 2, atol=1e-5)
+    assert main(["sweep", str(sweep), "--run-root", str(root), "--dry-run"]) == 0
+    assert "smooth         4  (0 new, 4 cached)" in capsys.readouterr().out
+    assert main(["sweep", str(sweep), "--run-root", str(root), "--recompute", "smooth", "--dry-run"]) == 0
+    assert "smooth         4  (4 new, 0 cached)" in capsys.readouterr().out  # --recompute knows the plugin kind
+    assert "user_code" in described["config"]  # the plugin's compute is in the stage's identity
+
+
+def test_the_cli_lists_registered_kinds_for_recompute():
+    from w2slab.cli import make_parser
+
+    help_text = make_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert all(kind in help_text for kind in stage_kinds())
+    assert STAGES.get("smooth").description == "weak labels mixed with the uniform distribution"
