@@ -321,9 +321,56 @@ def test_every_loss_accepts_per_example_weights():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
     built_in = [name for name, cls in LOSSES.items() if cls.__module__ == "w2slab.losses"]  # not tests' plugins
-    assert len(built_in) == 8
+    assert len(built_in) == 10  # the paper's, EleutherAI's and RAVEN's, and gce, sce
     for name in built_in:
         loss = make_loss(name).for_training(CONTEXT)
         rows = [make_loss(name).for_training(CONTEXT).per_example(logits, labels, 0.5)]
         weighted = loss(logits, labels, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
         assert weighted == pytest.approx(((rows[0][0] + 3 * rows[0][2]) / 4).item(), abs=1e-6), name
+
+
+def test_gce_is_cross_entropy_as_q_vanishes_mae_at_one_and_pulls_less_on_unlikely_labels():
+    """Generalized cross-entropy (Zhang & Sabuncu 2018) against its definition and its robustness property."""
+    import torch
+
+    from w2slab.losses import make_loss
+
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-2.0, 2.0]])
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # the last label is one the model finds unlikely
+    probs = torch.softmax(logits, -1)
+    p_y = (probs * labels).sum(-1)
+    near_ce = make_loss({"name": "gce", "q": 1e-4}).per_example(logits, labels, 0.0)
+    assert torch.allclose(near_ce, -torch.log(p_y), atol=1e-3)
+    assert torch.allclose(make_loss({"name": "gce", "q": 1.0}).per_example(logits, labels, 0.0), 1 - p_y, atol=1e-6)
+    gce = make_loss({"name": "gce", "q": 0.7}).per_example(logits, labels, 0.0)
+    assert torch.allclose(gce, (1 - p_y ** 0.7) / 0.7, atol=1e-6)
+
+    def grad_norms(loss_name: str) -> torch.Tensor:
+        x = logits.clone().requires_grad_(True)
+        make_loss(loss_name).per_example(x, labels, 0.0).sum().backward()
+        return x.grad.norm(dim=-1)
+
+    ce, robust = grad_norms("xent"), grad_norms("gce")
+    # relative to a label the model agrees with, the unlikely label pulls far less under GCE (ratio p_y^q)
+    assert robust[2] / robust[0] < 0.25 * ce[2] / ce[0]
+    with pytest.raises(Exception, match="q: must be in"):
+        make_loss({"name": "gce", "q": 0.0})
+
+
+def test_sce_is_alpha_ce_plus_beta_reverse_ce_with_log_zero_clipped():
+    """Symmetric cross-entropy (Wang et al. 2019): on a one-hot label the reverse term is -A (1 - p_y)."""
+    import torch
+
+    from w2slab.losses import make_loss
+
+    logits = torch.tensor([[1.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    probs = torch.softmax(logits, -1)
+    p_y = (probs * labels).sum(-1)
+    sce = make_loss({"name": "sce", "alpha": 0.1, "beta": 1.0}).per_example(logits, labels, 0.0)
+    expected = 0.1 * -torch.log(p_y) + 1.0 * 4.0 * (1 - p_y)
+    assert torch.allclose(sce, expected, atol=1e-5)
+    soft = torch.tensor([[0.7, 0.2, 0.1]])
+    value = make_loss("sce").per_example(logits[:1], soft, 0.0)
+    by_hand = 0.1 * -(soft * torch.log_softmax(logits[:1], -1)).sum() - (probs[:1] * torch.log(soft)).sum()
+    assert torch.allclose(value, by_hand.reshape(1), atol=1e-5)

@@ -359,7 +359,7 @@ def cmd_losses(args: argparse.Namespace) -> int:
 
     for name, cls in LOSSES.items():
         params = ", ".join(f"{k}={v}" for k, v in cls().params().items()) or "no parameters"
-        print(f"  {name:12s} {params:40s} {cls.summary()}")
+        print(f"  {name:12s} {params:40s} {cls.summary()}" + (f" [{cls.source}]" if cls.source else ""))
     print("Set a parameter with --loss-param LOSS.PARAM=VALUE, or in a sweep: losses: [{name: LOSS, PARAM: VALUE}]")
     return 0
 
@@ -373,7 +373,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
         row = describe(cls)
         params = ", ".join(f"{k}={v}" for k, v in cls().params().items()) or "no parameters"
         print(f"  {name:22s} {row['kind']:10s} {row['summary']}")
-        print(f"  {'':22s} {'':10s} reads {', '.join(row['reads']) or 'nothing'}; {params}")
+        print(f"  {'':22s} {'':10s} reads {', '.join(row['reads']) or 'nothing'}; {params}"
+              + (f"; source: {cls.source}" if cls.source else ""))
     print("Choose with --method NAME[,NAME], set a parameter with --method-param METHOD.PARAM=VALUE, or in a sweep: "
           "methods: [none, {name: METHOD, PARAM: VALUE}]. Every (method, loss) is one student; an oracle reads "
           "ground truth on the student's side and is marked (oracle) in every table.")

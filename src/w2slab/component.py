@@ -27,6 +27,8 @@ class Component:
 
     name: ClassVar[str] = ""
     registry: ClassVar[Registry]
+    #: where the component comes from (a paper, a codebase), printed by ``w2s losses`` / ``w2s methods``
+    source: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         check_types(self)  # parameters typed as declared, however the component was built

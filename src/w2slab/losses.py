@@ -38,12 +38,15 @@ does the weighting, so every loss accepts weights (filtering and confidence-weig
   number or ``midweak``, the median weak-label confidence above chance over the whole training set.
 - ``adaptive_conf``: logconf whose per-example weight comes from the student's and the teacher's
   cross-entropies (RAVEN's "V-sup"), ramped in like logconf's.
+- ``gce`` / ``sce``: the label-noise literature's robust losses as W2S baselines: generalized cross-entropy
+  (Zhang & Sabuncu 2018) and symmetric cross-entropy (Wang et al. 2019).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -440,3 +443,50 @@ class WindowLoss(Loss):
             radius = float(labels.max(-1).values.median() - chance) if radius is None else radius
         unsure = torch.softmax(logits, dim=-1).detach().max(-1).values < chance + radius
         return soft_cross_entropy(logits, labels) * unsure.float()
+
+
+# --- the label-noise literature's answers, as W2S baselines --------------------------------------
+
+
+@register_loss("gce")
+@dataclass(frozen=True)
+class GeneralizedCrossEntropy(Loss):
+    """Generalized cross-entropy (Zhang & Sabuncu 2018): ``sum_k y_k (1 - p_k^q) / q``, between cross-entropy
+    (``q -> 0``) and the noise-robust mean absolute error (``q = 1``); its gradient is cross-entropy's times
+    ``p_y^q``, so examples the student finds unlikely (often the teacher's errors) pull less."""
+
+    source: ClassVar[str] = "Zhang & Sabuncu 2018, arXiv 1805.07836"
+    q: float = 0.7
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 < self.q <= 1.0, "q", f"must be in (0, 1], got {self.q}")
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        probs = torch.softmax(logits, dim=-1).clamp_min(_EPS)
+        return (labels * (1.0 - probs ** self.q)).sum(-1) / self.q
+
+
+@register_loss("sce")
+@dataclass(frozen=True)
+class SymmetricCrossEntropy(Loss):
+    """Symmetric cross-entropy (Wang et al. 2019): ``alpha * CE(y, p) + beta * RCE``, where the reverse
+    cross-entropy ``-sum_k p_k log y_k`` takes ``log 0`` as ``log_zero`` (the paper's A = -4): on a one-hot label
+    it is ``-log_zero * (1 - p_y)``, a bounded, noise-tolerant term beside cross-entropy's fit."""
+
+    source: ClassVar[str] = "Wang et al. 2019, arXiv 1908.06112"
+    alpha: float = 0.1
+    beta: float = 1.0
+    log_zero: float = -4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.alpha >= 0 and self.beta >= 0 and self.alpha + self.beta > 0, "alpha",
+              f"alpha and beta must be >= 0 and not both 0, got {self.alpha}, {self.beta}")
+        check(self.log_zero < 0, "log_zero", f"must be < 0, got {self.log_zero}")
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        probs = torch.softmax(logits, dim=-1)
+        log_labels = torch.log(labels.clamp_min(math.exp(self.log_zero)))
+        reverse = -(probs * log_labels).sum(-1)
+        return self.alpha * soft_cross_entropy(logits, labels) + self.beta * reverse
