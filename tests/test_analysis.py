@@ -42,6 +42,7 @@ def test_load_results_gives_one_row_per_student_matching_metrics_json(two_runs):
     assert len(everything) == 4 and set(everything["strong_train.lr"]) == {1e-3, 3e-2}
     assert everything.groupby("strong_train.lr").config_id.nunique().tolist() == [2, 2]  # a config per student
     assert "load_results" in dir(w2slab) and "compare" in dir(w2slab)
+    assert {"diagnostics.misfit", "diagnostics.capa_weak_ceiling"} <= set(everything.columns)
 
 
 def test_report_takes_an_experiment_folder(two_runs, capsys):

@@ -331,3 +331,29 @@ def test_non_finite_predictions_are_a_suspect_result_not_a_failed_stage():
     assert math.isnan(result.student_auroc)
     assert any(reason.startswith("student predictions are not finite") and "on 3 test examples" in reason
                for reason in result.suspect)
+
+
+def test_capa_is_one_for_the_same_predictions_zero_for_independent_errors_and_hand_computed_otherwise():
+    """CAPA (Goel et al. 2025) against its definition: (c_obs - c_exp) / (1 - c_exp)."""
+    import numpy as np
+
+    from w2slab.diagnostics import capa
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 20_000)
+    confident = np.eye(3)[np.where(rng.random(len(labels)) < 0.7, labels, (labels + 1) % 3)]
+    assert capa(confident, confident, labels) == pytest.approx(1.0)
+    # two models right 70% and 60% of the time, wrong at random among the other classes, independently
+    def independent(accuracy: float) -> np.ndarray:
+        right = rng.random(len(labels)) < accuracy
+        wrong = (labels + rng.integers(1, 3, len(labels))) % 3
+        return np.eye(3)[np.where(right, labels, wrong)]
+
+    assert abs(capa(independent(0.7), independent(0.6), labels)) < 0.02
+    a = np.array([[0.8, 0.2], [0.4, 0.6], [0.3, 0.7]])
+    b = np.array([[0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
+    y = np.array([0, 1, 0])
+    observed = np.mean([0.8 * 0.6 + 0.2 * 0.4, 0.4 * 0.5 + 0.6 * 0.5, 0.3 * 0.9 + 0.7 * 0.1])
+    pa, pb = np.mean([0.8, 0.6, 0.3]), np.mean([0.6, 0.5, 0.9])
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    assert capa(a, b, y) == pytest.approx((observed - expected) / (1 - expected))

@@ -50,6 +50,7 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         low, high = data.pop(name)
         data[f"{name[:-5]}_ci_low"], data[f"{name[:-5]}_ci_high"] = low, high
     data["suspect"] = "; ".join(data["suspect"])
+    data.update(flatten(data.pop("diagnostics", None) or {}, "diagnostics."))  # e.g. diagnostics.capa_weak_ceiling
     data["config_id"] = result.config_id()
     for key, value in flatten(config).items():
         data.setdefault(key, value)  # dataset, weak, strong and seed are the result's own

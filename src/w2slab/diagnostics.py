@@ -161,6 +161,26 @@ def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: i
     return float(diff.mean()), (float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975)))
 
 
+def capa(probs_a: np.ndarray, probs_b: np.ndarray, labels: np.ndarray) -> float:
+    """Chance-adjusted probabilistic agreement (CAPA, Goel et al. 2025, "Great Models Think Alike"): how much more
+    two models agree, in probability, than two independent models of their accuracies would.
+
+    ``(c_obs - c_exp) / (1 - c_exp)`` with ``c_obs`` the mean over examples of ``sum_k a_k b_k`` (the probability
+    both pick the same class) and ``c_exp = pa pb + (1 - pa)(1 - pb) / (K - 1)``, ``pa``, ``pb`` the models' mean
+    probability on the true class (wrong answers spread evenly over the K - 1 other classes). 1: the same
+    predictions; 0: no more overlap than chance given their accuracies; negative: fewer shared errors than chance.
+    A weak teacher whose errors the strong model does not share (low CAPA) leaves more to gain (Goel et al.).
+    """
+    a, b = np.asarray(probs_a, dtype=np.float64), np.asarray(probs_b, dtype=np.float64)
+    labels = np.asarray(labels)
+    k = a.shape[1]
+    observed = float((a * b).sum(axis=1).mean())
+    rows = np.arange(len(labels))
+    pa, pb = float(a[rows, labels].mean()), float(b[rows, labels].mean())
+    expected = pa * pb + (1 - pa) * (1 - pb) / (k - 1)
+    return float("nan") if expected >= 1.0 else (observed - expected) / (1.0 - expected)
+
+
 def pack_correct(correct: np.ndarray) -> str:
     """Per-example correctness as a compact hex string (results carry it for paired comparisons)."""
     return np.packbits(np.asarray(correct, dtype=bool)).tobytes().hex()

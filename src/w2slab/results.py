@@ -25,6 +25,7 @@ import numpy as np
 
 from w2slab.diagnostics import (
     calibration,
+    capa,
     decompose,
     max_prob_quantile,
     misfit_gain,
@@ -271,13 +272,17 @@ def trace_rows(trace: dict[str, np.ndarray], weak: dict[str, np.ndarray], result
 def diagnose(weak: dict[str, np.ndarray], ceiling: np.ndarray, student: dict[str, np.ndarray],
              labels: dict[str, np.ndarray]) -> dict[str, Any]:
     """Misfit and gain (test), misfit on transfer (where the student fit the weak labels), the test-set
-    decomposition, and calibration of the three models (:mod:`w2slab.diagnostics`)."""
+    decomposition, error overlap (CAPA), and calibration of the three models (:mod:`w2slab.diagnostics`)."""
     test = labels["test"]
     transfer = misfit_gain(weak["transfer"], student["transfer"], labels["transfer"])
     return {**misfit_gain(weak["test"], student["test"], test),
             **misfit_gain_kl(weak, student, labels),
             "misfit_transfer": transfer["misfit"],
             "decomposition": decompose(weak["test"], student["test"], test).to_dict(),
+            # error overlap (Goel et al. 2025): weak teacher against the strong model's own skill (the ceiling), a
+            # predictor of how much the student can gain; and against the student it taught
+            "capa_weak_ceiling": capa(weak["test"], ceiling, test),
+            "capa_weak_student": capa(weak["test"], student["test"], test),
             "calibration": {"weak": calibration(weak["test"], test), "ceiling": calibration(ceiling, test),
                             "student": calibration(student["test"], test)}}
 

@@ -103,7 +103,9 @@ def diagnostic_rows(records: list[dict]) -> list[dict]:
                "gain_ge_misfit": sum(bool(d["gain_ge_misfit"]) for d in diag),
                **{part: nanmean(d["decomposition"][part] for d in diag) for part in DECOMPOSITION},
                **{f"{role}_{metric}": nanmean(d["calibration"][role][metric] for d in diag)
-                  for role in ("weak", "ceiling", "student") for metric in ("ece", "brier")}}
+                  for role in ("weak", "ceiling", "student") for metric in ("ece", "brier")},
+               # older results carry no error overlap: NaN, printed n/a
+               "capa_weak_ceiling": nanmean(d.get("capa_weak_ceiling", float("nan")) for d in diag)}
         rows.append(row)
     order = {label: i for i, label in enumerate(order_losses(r["student"] for r in rows))}
     return sorted(rows, key=lambda r: (r["dataset"], r["weak"], r["strong"], order[r["student"]]))
@@ -168,14 +170,17 @@ def diagnostics_markdown(rows: list[dict]) -> str:
              "under their assumptions: `holds` counts the seeds where it does). Decomposition: shares of the "
              "test set where the weak model erred and the student was right (corrected), made the same error "
              "(imitated) or another one (changed), and the student's errors where the weak model was right (new). "
-             "ECE with 15 equal-width bins.", "",
+             "CAPA: chance-adjusted probabilistic agreement of the weak model and the ceiling on test (Goel et al. "
+             "2025; 0 = no more shared errors than their accuracies imply, 1 = the same predictions); lower leaves "
+             "more to gain. ECE with 15 equal-width bins.", "",
              "| dataset | weak | strong | student | seeds | misfit | gain | holds | corrected | imitated | "
-             "new errors | ECE weak / ceiling / student | Brier student |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "new errors | CAPA weak-ceiling | ECE weak / ceiling / student | Brier student |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['weak']} | {r['strong']} | {_student(r)} | {r['n_seeds']} | "
                      f"{r['misfit']:.3f} | {r['gain']:+.3f} | {r['gain_ge_misfit']}/{r['n_seeds']} | "
                      f"{r['corrected']:.3f} | {r['imitated']:.3f} | {r['new_errors']:.3f} | "
+                     f"{'n/a' if math.isnan(r['capa_weak_ceiling']) else format(r['capa_weak_ceiling'], '.3f')} | "
                      f"{r['weak_ece']:.3f} / {r['ceiling_ece']:.3f} / {r['student_ece']:.3f} | "
                      f"{r['student_brier']:.3f} |")
     return "\n".join(lines) + "\n"
