@@ -164,6 +164,8 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 class CrossEntropy(Loss):
     """Cross-entropy with soft targets: ``-sum_k y_k log p_k`` (Burns et al. 2023)."""
 
+    source: ClassVar[str] = "Burns et al. 2023"
+
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         return soft_cross_entropy(logits, labels)
 
@@ -285,6 +287,8 @@ class LogConfLoss(RampedLoss):
     decides its own threshold. The buffer lives with one training run (a resumed run starts it empty).
     """
 
+    source: ClassVar[str] = "Burns et al. 2023 (auxiliary confidence loss)"
+
     aux_weight: float = 0.5  # maximum weight of the student's hardened predictions in the target
     balance_batch: bool = False
     buffer: int = 0  # predictions the hardening threshold is computed over (0: this batch's)
@@ -340,6 +344,8 @@ class EntropyLoss(LogConfLoss):
     detached predictions ``p`` (EleutherAI/w2s ``entropy``): the auxiliary term rewards confidence without
     the batch-quantile threshold."""
 
+    source: ClassVar[str] = "EleutherAI/w2s"
+
     def own_target(self, probs: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         return probs
 
@@ -359,6 +365,8 @@ class AdaptiveConfidenceLoss(RampedLoss):
     pulled towards its own arbitrary first guesses.
     """
 
+    source: ClassVar[str] = "mlbio-epfl/raven (V-sup)"
+
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         probs = torch.softmax(logits, dim=-1).detach()
         generator = self.generator(step_frac)
@@ -373,6 +381,8 @@ class AdaptiveConfidenceLoss(RampedLoss):
 @dataclass(frozen=True)
 class ProductLoss(Loss):
     """Cross-entropy against the detached, renormalised product ``p^beta y^alpha`` (Burns et al. 2023 code)."""
+
+    source: ClassVar[str] = "Burns et al. 2023 (openai/weak-to-strong)"
 
     alpha: float = 1.0  # exponent of the weak labels
     beta: float = 1.0  # exponent of the student's predictions
@@ -419,6 +429,8 @@ class WindowLoss(Loss):
     the teacher disagrees. ``radius: midweak`` is the median weak-label confidence above chance,
     ``median(max_k y_k) - 1/K``, computed once over the whole training set when the run starts (over the batch
     only when the loss is called outside a run)."""
+
+    source: ClassVar[str] = "EleutherAI/w2s"
 
     radius: float | str = 0.15
 

@@ -69,6 +69,8 @@ class WeakEnsemble(ChainMethod):
 class Bootstrap(ChainMethod):
     """Weak -> intermediate -> strong: the student learns from an intermediate model trained on the weak labels."""
 
+    source: ClassVar[str] = "Burns et al. 2023 (bootstrapping through an intermediate model)"
+
     reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "student_labels"})
     via: str = "minilm-l6"  # the intermediate model (a packaged name, Hub id or folder)
 

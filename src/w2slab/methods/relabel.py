@@ -59,6 +59,8 @@ def most_disagreeing(weak: np.ndarray, other: np.ndarray, fraction: float) -> np
 class NoMethod(Method):
     """The paper's recipe: the student learns the weak labels as they are."""
 
+    source: ClassVar[str] = "Burns et al. 2023 (the paper's recipe)"
+
     @property
     def plain(self) -> bool:
         return True
