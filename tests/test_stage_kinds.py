@@ -8,9 +8,22 @@ import json
 import numpy as np
 import pytest
 
-from tests import stage_plugin  # noqa: F401 - registers the plugin kind "smooth" and the method "smooth_labels"
 from w2slab.cli import main
 from w2slab.pipeline.kinds import STAGES, stage_kind, stage_kinds
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stage_plugin():
+    """The plugin registers the kind ``smooth`` and the method ``smooth_labels`` while this module's tests run, and
+    takes them away afterwards (other tests count the built-in methods)."""
+    import importlib
+
+    from w2slab.methods import METHODS
+
+    module = importlib.reload(importlib.import_module("tests.stage_plugin"))
+    yield module
+    STAGES.unregister("smooth")
+    METHODS.unregister("smooth_labels")
 
 
 def test_the_builtin_kinds_and_their_facts_come_from_the_registry():
@@ -26,7 +39,8 @@ def test_the_builtin_kinds_and_their_facts_come_from_the_registry():
         Stage("nope", None)
 
 
-def test_a_plugin_stage_kind_runs_in_a_sweep_is_cached_and_resumes(tiny_pair, tmp_path, capsys, monkeypatch):
+def test_a_plugin_stage_kind_runs_in_a_sweep_is_cached_and_resumes(tiny_pair, tmp_path, capsys, monkeypatch,
+                                                                   stage_plugin):
     sweep = tmp_path / "s.yaml"
     sweep.write_text(f"datasets: [{tiny_pair.data}]\nweak: [{tiny_pair.weak}]\nstrong: [{tiny_pair.strong}]\n"
                      "n_train: 64\nn_test: 32\nmax_ctx: 16\nlosses: [xent]\nseeds: [0, 1]\n"
