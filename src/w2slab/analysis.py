@@ -13,7 +13,6 @@ One row per result (one student of one experiment): the accuracies, PGR and its 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -21,23 +20,10 @@ from typing import Any
 
 from w2slab.errors import W2SError
 from w2slab.results import ExperimentResult, read_results
+from w2slab.typed import flatten
 
 #: Result fields that are per-example records or long lists: out of the DataFrame (read the result files for them).
 BULKY = ("test_correct", "trace", "selection")
-
-
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as one level with dotted keys; lists of mappings (losses, methods) as JSON text."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
-            flat[name] = json.dumps(value, sort_keys=True)
-        else:
-            flat[name] = tuple(value) if isinstance(value, list) else value
-    return flat
 
 
 def result_row(result: ExperimentResult) -> dict[str, Any]:
@@ -50,11 +36,12 @@ def result_row(result: ExperimentResult) -> dict[str, Any]:
         low, high = data.pop(name)
         data[f"{name[:-5]}_ci_low"], data[f"{name[:-5]}_ci_high"] = low, high
     data["suspect"] = "; ".join(data["suspect"])
-    data.update(flatten(data.pop("diagnostics", None) or {}, "diagnostics."))  # e.g. diagnostics.capa_weak_ceiling
+    # diagnostics.misfit, diagnostics.capa_weak_ceiling, ...
+    data.update(flatten(data.pop("diagnostics", None) or {}, "diagnostics.", scalar_lists=True))
     data["config_id"] = result.config_id()
-    for key, value in flatten(config).items():
+    for key, value in flatten(config, scalar_lists=True).items():
         data.setdefault(key, value)  # dataset, weak, strong and seed are the result's own
-    data.update(flatten(resolved, "resolved."))
+    data.update(flatten(resolved, "resolved.", scalar_lists=True))
     return data
 
 

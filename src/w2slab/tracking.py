@@ -23,9 +23,9 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from w2slab.errors import ConfigError
+from w2slab.typed import flatten
 
 #: name -> (module to import, what to install)
 TRACKERS: dict[str, tuple[str, str]] = {
@@ -63,20 +63,6 @@ def wandb_mode() -> str:
 def safe_key(key: str) -> str:
     """A metric or parameter name every tracker accepts (MLflow: letters, digits, ``_-. /``)."""
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
-
-
-def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys; lists as JSON text (what every tracker's parameter table can hold)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list | tuple):
-            flat[name] = json.dumps(value, default=str)
-        else:
-            flat[name] = value
-    return flat
 
 
 def stage_init_kwargs(run_root: str | Path, *, name: str, group: str, kind: str, config: dict) -> dict:

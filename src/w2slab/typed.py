@@ -136,6 +136,25 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+def flatten(mapping: dict[str, Any], prefix: str = "", *, scalar_lists: bool = False) -> dict[str, Any]:
+    """Nested mappings as one level with dotted keys (``strong_train.lr``); lists as JSON text, or, with
+    ``scalar_lists``, lists of plain values as tuples (hashable: a DataFrame column can group by them)."""
+    import json
+
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}.", scalar_lists=scalar_lists))
+        elif isinstance(value, list | tuple):
+            nested = any(isinstance(v, dict | list | tuple) for v in value)
+            flat[name] = tuple(value) if scalar_lists and not nested else json.dumps(value, sort_keys=True,
+                                                                                        default=str)
+        else:
+            flat[name] = value
+    return flat
+
+
 def check(condition: bool, path: str, message: str) -> None:
     """Range checks in ``__post_init__``: ``check(self.epochs > 0, "epochs", "must be > 0")``."""
     if not condition:
