@@ -158,3 +158,30 @@ def test_truncation_drop_splits_depend_on_the_tokenizers_that_decide_which_rows_
     assert after.split.id != before.split.id  # the rows that drop may differ: another split
     # truncation=left: no tokenizer decides which rows a split holds, so the split is the same one
     assert build_experiment(tiny_config(tiny, strong=str(strong))).split.id == left
+
+
+def test_a_run_of_a_user_file_reads_it_once_and_builds_its_graph_once(tmp_path, monkeypatch, capsys):
+    """Sizing the run, checking it before any stage, planning and the split stage read the file and built the
+    graph over again (three reads, two graphs); now once each."""
+    from tests.tiny import write_tiny_model, write_toy_dataset
+    from w2slab.cli import main
+    from w2slab.data import custom, loading
+    from w2slab.pipeline import graph, sweep
+
+    weak = write_tiny_model(tmp_path / "weak", layers=1, hidden=16)
+    strong = write_tiny_model(tmp_path / "strong", layers=1, hidden=32, seed=1)
+    data = write_toy_dataset(tmp_path / "toy.jsonl", n=300)
+    reads, graphs = [], []
+    real_read, real_build = custom.load_custom_file, graph.build_experiment
+    monkeypatch.setattr(loading, "load_custom_file", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    monkeypatch.setattr(sweep, "build_experiment", lambda *a, **k: graphs.append(a) or real_build(*a, **k))
+    loading._USER_FILES.clear()
+    assert main(["run", "--dataset", str(data), "--weak", str(weak), "--strong", str(strong), "--loss", "xent",
+                 "--weak.mode", "probe", "--strong.mode", "probe", "--epochs", "1", "--max-ctx", "16",
+                 "--run-root", str(tmp_path / "runs")]) == 0  # no --n-train/--n-test: sized from the file
+    assert len(reads) == 1 and len(graphs) == 1
+    data.write_text(data.read_text() + '{"text": "w5 w9", "label": 1}\n')  # an edited file is read again
+    assert main(["run", "--dataset", str(data), "--weak", str(weak), "--strong", str(strong), "--loss", "xent",
+                 "--weak.mode", "probe", "--strong.mode", "probe", "--epochs", "1", "--max-ctx", "16",
+                 "--run-root", str(tmp_path / "runs"), "--dry-run"]) == 0
+    assert len(reads) == 2

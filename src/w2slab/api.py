@@ -72,6 +72,14 @@ def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | N
         raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
     store = StageStore(runtime.run_root, create=not plan_only)
     sweep_plan = plan(configs, store, runtime.data_root, runtime.recompute, runtime.callbacks)
+    return _carry_out(sweep_plan, store, runtime, configs, plan_only=plan_only, executor_options=executor_options)
+
+
+def _carry_out(sweep_plan, store, runtime: RuntimeConfig, configs: list[ExperimentConfig], *, plan_only: bool = False,
+               executor_options: dict[str, Any] | None = None) -> SweepResult:
+    """Run a planned sweep: its new stages, then the results published (and tracked)."""
+    from w2slab.pipeline.executors import EXECUTORS
+
     runtime.echo(sweep_plan.summary())
     _warn_cpu_fp16(configs, runtime)
     started = time.time()
@@ -85,7 +93,7 @@ def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | N
         runtime = dataclasses.replace(runtime, tracking_groups=groups)
     execute = EXECUTORS[runtime.executor]
     execute(sweep_plan.todo() if runtime.executor == "local" else sweep_plan.stages, store, runtime,
-            **executor_options)
+            **(executor_options or {}))
     results = publish_results(sweep_plan.graphs, store) if is_main_process() else []
     if runtime.trackers and is_main_process():
         track_experiments(sweep_plan, store, runtime)
@@ -113,20 +121,26 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
     started = time.time()
     config = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config or {})
     runtime = runtime or RuntimeConfig()
-    from w2slab.pipeline.graph import build_experiment
-    from w2slab.pipeline.sweep import check_sources
+    from w2slab.pipeline.executors import EXECUTORS
+    from w2slab.pipeline.sweep import plan
+    from w2slab.registry import load_plugins
 
-    check_sources([config])  # before the graph: its identities read the data and model sources
-    graph = build_experiment(config, runtime.data_root, runtime.callbacks)
+    load_plugins()
+    if runtime.executor not in EXECUTORS:
+        raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
+    # one plan: the sources checked, the graph built and the store asked once (they were twice, the file read 3x)
+    sweep_plan = plan([config], StageStore(runtime.run_root, create=False), runtime.data_root, runtime.recompute,
+                      runtime.callbacks)
+    graph = sweep_plan.graphs[0]
     experiment_folder(graph, runtime)  # a name that would replace anything but an experiment is refused now
     store = StageStore(runtime.run_root)  # only once the input is accepted: a refused run creates nothing
-    cached = [s for s in graph.stages() if store.is_done(s.kind, s.id)]
+    cached = [s for s in graph.stages() if s.id in sweep_plan.cached]
     if cached:
         runtime.echo(f"reusing {len(cached)} finished stage(s) from {store.root / 'stages'}")
     if graph.split in cached:
         for note in read_splits(store.final_dir(graph.split.kind, graph.split.id))["notes"]:
             runtime.echo(f"note: {note}")
-    swept = sweep([config], runtime)
+    swept = _carry_out(sweep_plan, store, runtime, [config])
     if not is_main_process():
         return RunResult(None, None, swept)
     summary = summarize(swept.plan.graphs[0], store)
