@@ -230,4 +230,6 @@ def test_off_a_terminal_progress_is_a_line_every_few_seconds_with_step_loss_and_
     assert clock.line(0) == "stage 1 of 4, 0s elapsed"
     clock.record("split", 1.0)
     clock.record("weak_train", 60.0)
-    assert clock.line(2).endswith("ETA ~1m30s")  # one more weak_train (60 s) and a student (the mean, 30.5 s)
+    assert "ETA" not in clock.line(2)  # no student has run yet: its time is unknown, so no guess
+    clock.record("student", 30.0)
+    assert clock.line(2).endswith("ETA ~1m30s")  # one more weak_train (60 s) and a student (30 s)

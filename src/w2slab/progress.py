@@ -122,15 +122,14 @@ class StageClock:
         self.kinds, self.began, self.spent = kinds, time.monotonic(), {}  # kind -> durations
 
     def line(self, index: int) -> str:
+        """``stage k of N, elapsed`` and, once every kind still to come has run once, ``ETA ~`` (a guess from other
+        kinds was wrong by minutes: a split takes a second, a training minutes)."""
         elapsed = time.monotonic() - self.began
-        every = [d for durations in self.spent.values() for d in durations]
-        if not every:
-            return f"stage {index + 1} of {len(self.kinds)}, {format_seconds(elapsed)} elapsed"
-        mean = sum(every) / len(every)
-        remaining = sum(sum(self.spent[k]) / len(self.spent[k]) if k in self.spent else mean
-                        for k in self.kinds[index:])
-        return (f"stage {index + 1} of {len(self.kinds)}, {format_seconds(elapsed)} elapsed, "
-                f"ETA ~{format_seconds(remaining)}")
+        position = f"stage {index + 1} of {len(self.kinds)}, {format_seconds(elapsed)} elapsed"
+        if any(kind not in self.spent for kind in self.kinds[index:]):
+            return position
+        remaining = sum(sum(self.spent[k]) / len(self.spent[k]) for k in self.kinds[index:])
+        return f"{position}, ETA ~{format_seconds(remaining)}"
 
     def record(self, kind: str, seconds: float) -> None:
         self.spent.setdefault(kind, []).append(seconds)
