@@ -19,8 +19,12 @@ IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 def browser_binaries() -> tuple[str, str] | None:
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if (not chromium or not driver) and IN_CI and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"], capture_output=True,
-                       timeout=600)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]
+        if subprocess.run(install, capture_output=True, timeout=600, env=env).returncode != 0:
+            # a fresh machine may hold no package lists yet
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600, env=env)
+            subprocess.run(install, capture_output=True, timeout=600, env=env)
         chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     return (chromium, driver) if chromium and driver else None
 
