@@ -321,7 +321,7 @@ def test_every_loss_accepts_per_example_weights():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
     built_in = [name for name, cls in LOSSES.items() if cls.__module__ == "w2slab.losses"]  # not tests' plugins
-    assert len(built_in) == 10  # the paper's, EleutherAI's and RAVEN's, and gce, sce
+    assert len(built_in) == 11  # the paper's, EleutherAI's and RAVEN's, and gce, sce, elr
     for name in built_in:
         loss = make_loss(name).for_training(CONTEXT)
         rows = [make_loss(name).for_training(CONTEXT).per_example(logits, labels, 0.5)]
@@ -374,3 +374,42 @@ def test_sce_is_alpha_ce_plus_beta_reverse_ce_with_log_zero_clipped():
     value = make_loss("sce").per_example(logits[:1], soft, 0.0)
     by_hand = 0.1 * -(soft * torch.log_softmax(logits[:1], -1)).sum() - (probs[:1] * torch.log(soft)).sum()
     assert torch.allclose(value, by_hand.reshape(1), atol=1e-5)
+
+
+def test_elr_keeps_a_running_average_per_example_and_pulls_towards_it():
+    """Early-learning regularization (Liu et al. 2020): memory t <- beta t + (1 - beta) p per example, loss
+    CE + lam log(1 - <t, p>); its gradient pulls the student towards its own early predictions."""
+    import torch
+
+    from w2slab.losses import TrainingContext, make_loss
+
+    loss = make_loss({"name": "elr", "lam": 3.0, "beta": 0.7}).for_training(TrainingContext())
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # the first label disagrees with the student
+    index = torch.tensor([3, 1])
+    p = torch.softmax(logits, -1).clamp(1e-4, 1 - 1e-4)
+    value = loss.per_example_at(logits, labels, 0.0, index)
+    t = 0.3 * p
+    expected = -(labels * torch.log_softmax(logits, -1)).sum(-1) + 3.0 * torch.log(1 - (t * p).sum(-1))
+    assert torch.allclose(value, expected, atol=1e-5)
+    loss.per_example_at(logits, labels, 0.0, index)
+    assert torch.allclose(loss.memory(4, 2)[3], 0.7 * 0.3 * p[0] + 0.3 * p[0], atol=1e-6)  # the EMA, per row
+    assert torch.equal(loss.memory(4, 2)[0], torch.zeros(2))  # rows never seen stay empty
+
+    def grad_on_class_0(name: str) -> float:
+        fresh = make_loss(name).for_training(TrainingContext())
+        for _ in range(5):  # the memory learns the student's view: class 0 for the first example
+            fresh.per_example_at(logits, labels, 0.0, index) if name == "elr" else None
+        x = logits.clone().requires_grad_(True)
+        out = fresh(x, labels, 0.0, indices=index) if name == "elr" else fresh(x, labels, 0.0)
+        out.backward()
+        return float(x.grad[0, 0])
+
+    # cross-entropy pushes the first example's class-0 logit down hard; ELR pushes it down less (or up)
+    assert grad_on_class_0("elr") < grad_on_class_0("xent")
+    plain = make_loss("elr")
+    assert torch.allclose(plain(logits, labels), make_loss("xent")(logits, labels))  # no indices: CE alone
+    state = loss.state_dict()
+    restored = make_loss("elr").for_training(TrainingContext())
+    restored.load_state_dict(state)
+    assert torch.equal(restored.memory(4, 2), loss.memory(4, 2))

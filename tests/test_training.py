@@ -233,3 +233,49 @@ def test_off_a_terminal_progress_is_a_line_every_few_seconds_with_step_loss_and_
     assert "ETA" not in clock.line(2)  # no student has run yet: its time is unknown, so no guess
     clock.record("student", 30.0)
     assert clock.line(2).endswith("ETA ~1m30s")  # one more weak_train (60 s) and a student (30 s)
+
+
+def test_a_loss_with_a_memory_resumes_it_from_the_checkpoint(tmp_path):
+    """ELR keeps a running average per example: a resumed training must continue that memory, not restart it,
+    to end where an uninterrupted run would."""
+    from w2slab.losses import TrainingContext
+
+    cfg = TrainConfig(epochs=3, batch_size=16, precision="fp32")
+
+    def fresh():
+        torch.manual_seed(0)
+        return apply_training_mode(tiny_bert(), "full", FAMILIES["bert"])
+
+    def elr():
+        return make_loss({"name": "elr", "lam": 3.0}).for_training(TrainingContext())
+
+    class CrashingAt:
+        """The ELR loss that dies in step 7 (after the checkpoint of step 6), its memory checkpointed as ELR's."""
+
+        uses_indices = True
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, logits, labels, step_frac, indices=None):
+            if step_frac >= 7 / 12:
+                raise Crash()
+            return self.inner(logits, labels, step_frac, indices=indices)
+
+        def state_dict(self):
+            return self.inner.state_dict()
+
+        def load_state_dict(self, state):
+            self.inner.load_state_dict(state)
+
+    reference_model = fresh()
+    reference = train_model(reference_model, toy_examples(), toy_collate(), elr(), cfg, lr=1e-3, seed=5, desc="ref")
+    with pytest.raises(Crash):
+        train_model(fresh(), toy_examples(), toy_collate(), CrashingAt(elr()), cfg, lr=1e-3, seed=5, desc="a",
+                    checkpoint_dir=tmp_path, checkpoint_every=3)
+    resumed_model = fresh()
+    resumed = train_model(resumed_model, toy_examples(), toy_collate(), elr(), cfg, lr=1e-3, seed=5, desc="b",
+                          checkpoint_dir=tmp_path, checkpoint_every=3)
+    assert [r["loss"] for r in resumed.log] == [r["loss"] for r in reference.log]
+    for a, b in zip(reference_model.parameters(), resumed_model.parameters(), strict=True):
+        assert torch.equal(a, b)

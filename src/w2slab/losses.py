@@ -38,8 +38,9 @@ does the weighting, so every loss accepts weights (filtering and confidence-weig
   number or ``midweak``, the median weak-label confidence above chance over the whole training set.
 - ``adaptive_conf``: logconf whose per-example weight comes from the student's and the teacher's
   cross-entropies (RAVEN's "V-sup"), ramped in like logconf's.
-- ``gce`` / ``sce``: the label-noise literature's robust losses as W2S baselines: generalized cross-entropy
-  (Zhang & Sabuncu 2018) and symmetric cross-entropy (Wang et al. 2019).
+- ``gce`` / ``sce`` / ``elr``: the label-noise literature's robust losses as W2S baselines: generalized
+  cross-entropy (Zhang & Sabuncu 2018), symmetric cross-entropy (Wang et al. 2019) and early-learning
+  regularisation (Liu et al. 2020), whose per-example memory the trainer feeds (``uses_indices``) and checkpoints.
 """
 
 from __future__ import annotations
@@ -116,9 +117,20 @@ class Loss(Component):
         logconf's threshold are computed over the whole batch first)."""
         raise NotImplementedError
 
+    #: the trainer passes each example's ``indices`` (its position in the training rows) to losses that keep a
+    #: per-example memory (ELR); such a loss also has ``state_dict`` / ``load_state_dict`` for checkpoints
+    uses_indices: ClassVar[bool] = False
+
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
-                 weights: torch.Tensor | None = None) -> torch.Tensor:
-        return weighted_mean(self.per_example(logits.float(), labels.float(), step_frac), weights)
+                 weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
+        values = (self.per_example_at(logits.float(), labels.float(), step_frac, indices) if indices is not None
+                  else self.per_example(logits.float(), labels.float(), step_frac))
+        return weighted_mean(values, weights)
+
+    def per_example_at(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor) -> torch.Tensor:
+        """:meth:`per_example` for the training rows at ``indices`` (what a loss with a per-example memory uses)."""
+        return self.per_example(logits, labels, step_frac)
 
     def for_training(self, context: TrainingContext) -> Loss:
         """The loss as one training run uses it (fills parameters that default to the run's settings)."""
@@ -502,3 +514,60 @@ class SymmetricCrossEntropy(Loss):
         log_labels = torch.log(labels.clamp_min(math.exp(self.log_zero)))
         reverse = -(probs * log_labels).sum(-1)
         return self.alpha * soft_cross_entropy(logits, labels) + self.beta * reverse
+
+
+@register_loss("elr")
+@dataclass(frozen=True)
+class EarlyLearningRegularization(Loss):
+    """Early-learning regularization (Liu et al. 2020): cross-entropy plus ``lam * log(1 - <t, p>)``, where ``t`` is
+    each training example's running average (weight ``beta`` on the past) of the student's own predictions; early
+    in training, before it memorises the teacher's errors, the student's predictions are mostly right, and the term
+    keeps it near them. Without example indices (a call outside a training run) it is cross-entropy alone."""
+
+    source: ClassVar[str] = "Liu et al. 2020, arXiv 2007.00151"
+    uses_indices: ClassVar[bool] = True
+    lam: float = 3.0
+    beta: float = 0.7
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.lam >= 0, "lam", f"must be >= 0, got {self.lam}")
+        check(0.0 <= self.beta < 1.0, "beta", f"must be in [0, 1), got {self.beta}")
+
+    def for_training(self, context: TrainingContext) -> Loss:
+        loss = dataclasses.replace(self)  # a fresh memory per training run
+        object.__setattr__(loss, "_memory", None)
+        return loss
+
+    def memory(self, rows: int, classes: int) -> torch.Tensor:
+        current = self.__dict__.get("_memory")
+        if current is None or current.shape[0] < rows:
+            grown = torch.zeros(max(rows, 1), classes)
+            if current is not None:
+                grown[: current.shape[0]] = current
+            object.__setattr__(self, "_memory", grown)
+        return self.__dict__["_memory"]
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        return soft_cross_entropy(logits, labels)
+
+    def per_example_at(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(logits, dim=-1).clamp(1e-4, 1.0 - 1e-4)
+        indices = indices.long().cpu()
+        memory = self.memory(int(indices.max()) + 1, logits.shape[-1])
+        with torch.no_grad():
+            current = (probs / probs.sum(-1, keepdim=True)).detach().cpu()
+            memory[indices] = self.beta * memory[indices] + (1.0 - self.beta) * current
+        target = memory[indices].to(probs.device)
+        regulariser = torch.log((1.0 - (target * probs).sum(-1)).clamp_min(1e-6))
+        return soft_cross_entropy(logits, labels) + self.lam * regulariser
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The memory, saved with a training's checkpoint so a resumed run continues it."""
+        memory = self.__dict__.get("_memory")
+        return {"memory": memory if memory is not None else torch.zeros(0, 0)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        memory = state["memory"]
+        object.__setattr__(self, "_memory", memory.clone() if memory.numel() else None)

@@ -434,6 +434,8 @@ class Trainer:
                                        num_warmup_steps=int(cfg.warmup_frac * total_steps),
                                        num_training_steps=total_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, self.optimizer, self.scheduler)
+        if hasattr(loss_fn, "state_dict") and hasattr(loss_fn, "load_state_dict"):
+            self.accelerator.register_for_checkpointing(loss_fn)  # a loss's memory resumes with the training
         self.world_size = self.accelerator.num_processes  # > 1: every rank must agree to skip a step
         self.state = TrainerState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
 
@@ -489,8 +491,10 @@ class Trainer:
         started = time.perf_counter()
         with self.policy.autocast():
             logits = self.model(**_model_inputs(batch))
-        weights = {"weights": batch["weight"]} if "weight" in batch else {}  # per-example weights, when given
-        loss = self.loss_fn(logits.float(), batch["target"], step / state.total_steps, **weights)
+        options = {"weights": batch["weight"]} if "weight" in batch else {}  # per-example weights, when given
+        if getattr(self.loss_fn, "uses_indices", False):  # a loss with a per-example memory (ELR)
+            options["indices"] = batch["index"]
+        loss = self.loss_fn(logits.float(), batch["target"], step / state.total_steps, **options)
         grad_norm, bad, backoff = self._optimizer_step(loss)
         current_lr = self.scheduler.get_last_lr()[0]
         with warnings.catch_warnings():  # a skipped step still advances the schedule, on purpose
