@@ -78,25 +78,24 @@ def sweep_file(extra: str, datasets: list[str] | None = None) -> Callable[[Simpl
     return argv
 
 
-def raw_sweep(name: str, content: str | bytes | None) -> Callable[[SimpleNamespace, Path], list[str]]:
-    """``w2s sweep`` of a file ``name`` holding ``content`` (None: the path does not exist; "/": the folder)."""
+def file_at(tmp: Path, name: str, content: str | bytes | None) -> str:
+    """A path under ``tmp``: ``name`` holding ``content``; None content: a path that does not exist; "/": the folder."""
+    if name == "/":
+        return str(tmp)
+    return write(tmp, name, content) if content is not None else str(tmp / name)
 
-    def argv(env: SimpleNamespace, tmp: Path) -> list[str]:
-        path = str(tmp) if name == "/" else (write(tmp, name, content) if content is not None else str(tmp / name))
-        return ["sweep", path, "--run-root", str(env.runs)]
-    return argv
+
+def raw_sweep(name: str, content: str | bytes | None) -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s sweep`` of a file ``name`` holding ``content`` (see :func:`file_at`)."""
+    return lambda env, tmp: ["sweep", file_at(tmp, name, content), "--run-root", str(env.runs)]
 
 
 def config_file(content: str | None, name: str = "c.json") -> Callable[[SimpleNamespace, Path], list[str]]:
-    """``w2s run --config`` of a file holding ``content`` (None: missing; name "/": a folder)."""
-
-    def argv(env: SimpleNamespace, tmp: Path) -> list[str]:
-        path = str(tmp) if name == "/" else (write(tmp, name, content) if content is not None else str(tmp / name))
-        return ["run", "--config", path]
-    return argv
+    """``w2s run --config`` of a file holding ``content`` (see :func:`file_at`)."""
+    return lambda env, tmp: ["run", "--config", file_at(tmp, name, content)]
 
 
-def model_folder(config_json: str | None, *, copy: bool = True, nest: bool = False):
+def model_folder(config_json: str | None, *, nest: bool = False):
     """``--strong`` a folder that is not a model: a copy of the tiny model with this ``config.json`` (None: an
     empty folder; ``nest``: a folder of folders, as ``--weak .`` in a project)."""
 

@@ -58,21 +58,27 @@ def sweep(configs: Iterable[ExperimentConfig | dict], runtime: RuntimeConfig | N
     and planned before the first stage runs. ``executor_options`` go to the executor (Ray:
     ``ray_address``, ``ray_cpus``, ``gpus_per_training``).
     """
-    from w2slab.pipeline.executors import EXECUTORS
     from w2slab.pipeline.store import StageStore
     from w2slab.pipeline.sweep import plan
-    from w2slab.registry import load_plugins
 
-    load_plugins()
-    runtime = runtime or RuntimeConfig()
+    runtime = _ready(runtime or RuntimeConfig())
     configs = [c if isinstance(c, ExperimentConfig) else ExperimentConfig.from_dict(c) for c in configs]
     if not configs:
         raise ConfigError("a sweep needs at least one experiment")
-    if runtime.executor not in EXECUTORS:
-        raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
     store = StageStore(runtime.run_root, create=not plan_only)
     sweep_plan = plan(configs, store, runtime.data_root, runtime.recompute, runtime.callbacks)
     return _carry_out(sweep_plan, store, runtime, configs, plan_only=plan_only, executor_options=executor_options)
+
+
+def _ready(runtime: RuntimeConfig) -> RuntimeConfig:
+    """What a run and a sweep check first: plugins loaded (their components validate), the executor known."""
+    from w2slab.pipeline.executors import EXECUTORS
+    from w2slab.registry import load_plugins
+
+    load_plugins()
+    if runtime.executor not in EXECUTORS:
+        raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
+    return runtime
 
 
 def _carry_out(sweep_plan, store, runtime: RuntimeConfig, configs: list[ExperimentConfig], *, plan_only: bool = False,
@@ -120,14 +126,9 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
 
     started = time.time()
     config = config if isinstance(config, ExperimentConfig) else ExperimentConfig.from_dict(config or {})
-    runtime = runtime or RuntimeConfig()
-    from w2slab.pipeline.executors import EXECUTORS
+    runtime = _ready(runtime or RuntimeConfig())
     from w2slab.pipeline.sweep import plan
-    from w2slab.registry import load_plugins
 
-    load_plugins()
-    if runtime.executor not in EXECUTORS:
-        raise ConfigError(f"executor: unknown {runtime.executor!r}; choose from {', '.join(EXECUTORS)}")
     # one plan: the sources checked, the graph built and the store asked once (they were twice, the file read 3x)
     sweep_plan = plan([config], StageStore(runtime.run_root, create=False), runtime.data_root, runtime.recompute,
                       runtime.callbacks)

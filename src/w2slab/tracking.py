@@ -65,7 +65,7 @@ def safe_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
 
 
-def stage_init_kwargs(run_root: str | Path, *, name: str, group: str, kind: str, config: dict) -> dict:
+def stage_init_kwargs(run_root: str | Path, *, name: str, group: str, kind: str) -> dict:
     """``init_kwargs`` of ``Accelerator.init_trackers`` for one training stage (a job of its experiment's group)."""
     folder = tracking_root(run_root)
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ import base64
 import gzip
 import hashlib
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -57,19 +59,27 @@ def decode_image(value: str) -> np.ndarray:
         height, width, channels = (int(v) for v in shape.split("x"))
         return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(height, width, channels)
     if value.startswith(FILE):
-        from PIL import Image
-
         path = value[len(FILE):]
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if image.mode in ("1", "L", "I;16", "I") else "RGB")
-                array = np.asarray(image, dtype=np.uint8)
-        except Image.DecompressionBombError:
-            raise DataError(too_many_pixels(path)) from None
-        except OSError as exc:
-            raise DataError(f"cannot read image {path} ({exc}); remove or replace the file") from None
+        with open_image(path) as image:
+            image = image.convert("L" if image.mode in ("1", "L", "I;16", "I") else "RGB")
+            array = np.asarray(image, dtype=np.uint8)
         return array[:, :, None] if array.ndim == 2 else array
     raise DataError(f"not an image string: {value[:40]!r}; images are 'u8:HxWxC:<base64>' or 'file:<path>'")
+
+
+@contextmanager
+def open_image(path: str) -> Iterator:
+    """Pillow's ``Image.open`` with its failures as one-line :class:`DataError`\ s naming the file (an unreadable
+    file, or one over the decompression-bomb limit, which Pillow refuses to decode)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            yield image
+    except Image.DecompressionBombError:
+        raise DataError(too_many_pixels(path)) from None
+    except OSError as exc:
+        raise DataError(f"cannot read image {path} ({exc}); remove or replace the file") from None
 
 
 def too_many_pixels(path: str, size: tuple[int, int] | None = None) -> str:
@@ -94,13 +104,8 @@ def check_image_files(rows: list[dict]) -> None:
         if not value.startswith(FILE):
             continue
         path = value[len(FILE):]
-        try:
-            with Image.open(path) as image:
-                size = image.size
-        except Image.DecompressionBombError:
-            raise DataError(too_many_pixels(path)) from None
-        except OSError as exc:
-            raise DataError(f"cannot read image {path} ({exc}); remove or replace the file") from None
+        with open_image(path) as image:
+            size = image.size
         if limit is not None and size[0] * size[1] > limit:
             raise DataError(too_many_pixels(path, size))
 

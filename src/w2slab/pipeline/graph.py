@@ -32,7 +32,7 @@ from w2slab.config import ExperimentConfig, TrainConfig
 from w2slab.errors import ConfigError
 from w2slab.losses import Loss
 from w2slab.methods.base import Method, SelectionMethod, check_method
-from w2slab.pipeline.kinds import stage_kind, stage_kinds
+from w2slab.pipeline.kinds import stage_kind
 from w2slab.typed import to_plain
 
 #: Libraries whose version can change a number in a result (tokenisation, kernels, metrics, data loading).
@@ -296,8 +296,6 @@ class EvaluateSpec:
 StageSpec = (SplitSpec | TrainSpec | StudentSpec | WeakLabelSpec | FeaturesSpec | EvaluateSpec | RelabelSpec
              | SuperviseSpec | EnsembleSpec)
 
-#: The built-in stage kinds, in dependency order (every registered kind: :func:`w2slab.pipeline.kinds.stage_kinds`).
-STAGE_KINDS = stage_kinds()
 
 
 @dataclass(eq=False)

@@ -420,11 +420,3 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
         trace=read_trace(trace_path) if trace_path.exists() else None)
     result.write(work / "result.json")
 
-
-def __getattr__(name: str):
-    """``COMPUTE`` (kind -> compute function), read from the stage-kind registry (w2slab.pipeline.kinds)."""
-    if name == "COMPUTE":
-        from w2slab.pipeline.kinds import STAGES
-
-        return {kind: STAGES.get(kind).compute for kind in STAGES.names()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

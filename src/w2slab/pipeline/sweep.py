@@ -115,9 +115,7 @@ def _parse(spec: dict) -> SweepFile:
         axes.append([normalise_keys(dict(v), "variants") for v in variants])
     configs = []
     for combination in itertools.product(*axes):
-        data: dict[str, Any] = {}
-        for part in combination:
-            data = merge(data, part)
+        data = merge_all(combination)
         if pairs == "ladder" and not _smaller(data["weak"], data["strong"]):
             continue
         config = ExperimentConfig.from_dict(data)
@@ -228,6 +226,7 @@ def _values(key: str, value: list) -> list:
 
 
 def merge_all(parts: tuple[dict, ...]) -> dict:
+    """The parts merged left to right (:func:`merge`): one grid point's settings."""
     merged: dict = {}
     for part in parts:
         merged = merge(merged, part)

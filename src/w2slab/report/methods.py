@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from w2slab.diagnostics import unpack_correct
 from w2slab.report.plots import _colours, _ensure_dir, _save, _slug
 from w2slab.report.records import nanmean, order_losses
+from w2slab.report.tables import fmt
 
 BASELINE = "xent"
 PAIRED_COLUMNS = ("dataset", "weak", "strong", "student", "baseline", "n_seeds", "n_examples", "diff_mean",
@@ -180,7 +181,7 @@ def diagnostics_markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['dataset']} | {r['weak']} | {r['strong']} | {_student(r)} | {r['n_seeds']} | "
                      f"{r['misfit']:.3f} | {r['gain']:+.3f} | {r['gain_ge_misfit']}/{r['n_seeds']} | "
                      f"{r['corrected']:.3f} | {r['imitated']:.3f} | {r['new_errors']:.3f} | "
-                     f"{'n/a' if math.isnan(r['capa_weak_ceiling']) else format(r['capa_weak_ceiling'], '.3f')} | "
+                     f"{fmt(r['capa_weak_ceiling'])} | "
                      f"{r['weak_ece']:.3f} / {r['ceiling_ece']:.3f} / {r['student_ece']:.3f} | "
                      f"{r['student_brier']:.3f} |")
     return "\n".join(lines) + "\n"
@@ -220,19 +221,22 @@ def forest_groups(rows: list[dict]) -> list[list[dict]]:
     """The rows of one dataset's forest figures: all in one when they fit a page, else one figure per pair."""
     if len(rows) <= FOREST_ROWS_PER_FIGURE:
         return [rows]
-    pairs: dict[tuple, list[dict]] = defaultdict(list)
+    return [group[i:i + FOREST_ROWS_PER_FIGURE] for group in by_pair(rows).values()
+            for i in range(0, len(group), FOREST_ROWS_PER_FIGURE)]
+
+
+def by_pair(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows grouped by (weak, strong), in their order."""
+    pairs: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in rows:
         pairs[(row["weak"], row["strong"])].append(row)
-    return [group[i:i + FOREST_ROWS_PER_FIGURE] for group in pairs.values()
-            for i in range(0, len(group), FOREST_ROWS_PER_FIGURE)]
+    return pairs
 
 
 def forest_figure(dataset: str, rows: list[dict]) -> Figure:
     """Paired accuracy difference of each student against the baseline, with 95% CIs, grouped by (weak, strong)
     pair under a heading each; at most a paper page high (7 x 9.5 in)."""
-    pairs: dict[tuple, list[dict]] = defaultdict(list)
-    for row in rows:
-        pairs[(row["weak"], row["strong"])].append(row)
+    pairs = by_pair(rows)
     lines = sum(len(group) + 1 for group in pairs.values())  # a heading line per pair
     fig = Figure(figsize=(7, min(9.5, 0.24 * lines + 1.3)))
     ax = fig.add_subplot()

@@ -230,8 +230,7 @@ class TrackerCallback(TrainerCallback):
         trainer.accelerator.init_trackers(tracking.PROJECT, config={tracking.safe_key(k): v for k, v in config.items()},
                                           init_kwargs=tracking.stage_init_kwargs(
                                               run_root, name=info.get("name", trainer.name),
-                                              group=info.get("group", "ungrouped"), kind=info.get("kind", "train"),
-                                              config=config))
+                                              group=info.get("group", "ungrouped"), kind=info.get("kind", "train")))
 
     def on_step_end(self, trainer: Trainer, state: TrainerState, row: dict) -> None:
         applied = not row["skipped"] and not row.get("scaler_backoff", False)
