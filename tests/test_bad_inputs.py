@@ -208,6 +208,9 @@ BAD_INPUTS: dict[str, Bad] = {
     "sweep: empty datasets": Bad(sweep_file("", datasets=[]), "datasets: empty"),
     "sweep: text_field on a registered dataset": Bad(sweep_file("text_field: sentence\n", datasets=["sst2"]),
                                                      "for your own .jsonl/.csv files"),
+    # one setting in two spellings was merged silently, the later one winning
+    "sweep: a role's field set twice": Bad(sweep_file("strong.lr: 1e-5\nstrong_train: {lr: 2e-5}\n"),
+                                           "lr given twice (in strong_train and as strong.lr)"),
     "sweep: bad toml": Bad(raw_sweep("a.toml", "datasets = [\n"), "not valid TOML"),
     "sweep: a list, not a mapping": Bad(raw_sweep("b.yaml", "- just\n- a list\n"), "a sweep file is a mapping"),
     "sweep: not utf-8": Bad(raw_sweep("c.yaml", b"datasets: [\xff]\n"), "not UTF-8"),
@@ -243,6 +246,7 @@ BAD_INPUTS: dict[str, Bad] = {
     "superscript digit in the label map": Bad(run_with("--label-map", "a=²,b=0"), "expected WORD=ID pairs"),
     "infinite epochs": Bad(run_with("--epochs", "inf"), "epochs: must be a finite number > 0"),  # was OverflowError
     "nan epochs": Bad(run_with("--epochs", "nan"), "epochs: must be a finite number > 0"),
+    "an empty role flag": Bad(run_with("--weak.epochs="), "weak_train.epochs: expected float"),  # was ignored
     "infinite learning rate": Bad(run_with("--weak-lr", "inf"), "weak_train.lr: must be finite"),  # trained, failed
     "nan learning rate": Bad(run_with("--strong-lr", "nan"), "strong_train.lr: must be > 0"),
     "negative head learning rate": Bad(run_with("--weak-head-lr", "-1"), "weak_train.head_lr: must be > 0"),

@@ -100,7 +100,10 @@ def _add_role_args(p: argparse.ArgumentParser) -> None:
         default = role_default("text", role)
         for name in init_fields(TrainConfig):
             shown = getattr(default, name)
+            # absent unless given (SUPPRESS): a given null is a value ("--strong.lr null": the family default), and an
+            # empty value reaches the config's check instead of passing for "not given"
             group.add_argument(f"--{role}.{name}", dest=f"{role}__{name}", type=_parse_value, metavar="VALUE",
+                               default=argparse.SUPPRESS,
                                help=f"{TRAIN_FIELD_HELP.get(name, '')} (text default {shown})")
 
 
@@ -246,8 +249,7 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
         if role == "strong" and args.keep_weights:
             train["keep_weights"] = True
         prefix = f"{role}__"
-        train.update({key[len(prefix):]: value for key, value in vars(args).items()
-                      if key.startswith(prefix) and value is not None})
+        train.update({key[len(prefix):]: value for key, value in vars(args).items() if key.startswith(prefix)})
         data[f"{role}_train"] = train
     try:
         cfg = ExperimentConfig.from_dict(data)

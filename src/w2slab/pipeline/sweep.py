@@ -144,6 +144,8 @@ def normalise_keys(spec: dict, where: str = "") -> dict[str, Any]:
             block = out.setdefault(role_field, {})
             if not isinstance(block, dict):
                 raise ConfigError(f"{key}: {role_field} is also given whole; set it one way")
+            if tail in block:
+                raise ConfigError(f"{key}: given twice (as {key} and {role_field}.{tail}); keep one")
             block[tail] = value
             continue
         field_name = LIST_KEYS.get(key, key)
@@ -153,8 +155,14 @@ def normalise_keys(spec: dict, where: str = "") -> dict[str, Any]:
             prefix = f"{where}: " if where else ""
             raise ConfigError(f"{prefix}{key}: unknown key{hint}; a sweep takes {', '.join(allowed)}, and "
                               "weak.FIELD / strong.FIELD for the roles' training")
-        if field_name in out and not (isinstance(out[field_name], dict) and isinstance(value, dict)):
-            raise ConfigError(f"{key}: given twice (as {field_name} and {key}); keep one")
+        if field_name in out:
+            if not (isinstance(out[field_name], dict) and isinstance(value, dict)):
+                raise ConfigError(f"{key}: given twice (as {field_name} and {key}); keep one")
+            both = sorted(set(out[field_name]) & set(value))
+            if both:
+                role = next(r for r, f in ROLE_FIELDS.items() if f == field_name) if field_name in \
+                    ROLE_FIELDS.values() else field_name
+                raise ConfigError(f"{key}: {', '.join(both)} given twice (in {key} and as {role}.{both[0]}); keep one")
         out[field_name] = merge(out[field_name], value) if field_name in out else value
     return out
 
