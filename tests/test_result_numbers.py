@@ -357,3 +357,23 @@ def test_capa_is_one_for_the_same_predictions_zero_for_independent_errors_and_ha
     pa, pb = np.mean([0.8, 0.6, 0.3]), np.mean([0.6, 0.5, 0.9])
     expected = pa * pb + (1 - pa) * (1 - pb)
     assert capa(a, b, y) == pytest.approx((observed - expected) / (1 - expected))
+
+
+def test_a_hard_task_at_its_calibrated_loss_is_not_taken_for_an_unconverged_model():
+    """Reward models on human preferences end near ln 2 because the labels are noisy: a model right on 60% of
+    test whose training loss is what a calibrated 60%-accurate model has (0.673) converged; the same accuracy
+    with a loss of 0.69 is less confident than it is right, and is flagged."""
+    from w2slab.results import calibrated_loss, suspect_reasons
+
+    assert calibrated_loss(0.5, 2) == pytest.approx(math.log(2))
+    assert calibrated_loss(1.0, 2) == 0.0
+    assert calibrated_loss(0.6, 2) == pytest.approx(-(0.6 * math.log(0.6) + 0.4 * math.log(0.4)))
+    assert calibrated_loss(0.25, 4) == pytest.approx(math.log(4))
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 2000)
+    right = np.arange(2000) < 1200
+    p1 = np.where(right == (labels == 1), 0.6, 0.4)
+    probs = np.stack([1 - p1, p1], axis=1)
+    for final, flagged in ((0.670, False), (0.690, True)):
+        reasons = suspect_reasons({"ceiling": probs}, labels, {"ceiling": {"final_loss": final}})
+        assert any("training loss ended" in r for r in reasons) == flagged, (final, reasons)

@@ -48,7 +48,9 @@ SUSPECT_CHANCE_AUROC = 0.55
 SUSPECT_ABOVE_CHANCE = 0.10
 SUSPECT_UNCONFIDENT_P90 = 0.6
 #: A model trained on ground truth (weak, ceiling) whose final training loss is within this fraction of ln K (the
-#: loss of the uniform prediction) learned little from it: "did not converge" too.
+#: loss of the uniform prediction) learned little from it: "did not converge" too, unless its test accuracy is so
+#: low that a calibrated model that accurate has such a loss as well (a hard task: reward models on human
+#: preferences end near ln 2 because the preferences are noisy, not because the model stopped early).
 SUSPECT_LOSS_NEAR_CHANCE = 0.10
 #: The roles a suspect reason starts with ("student predicts class 1 on 97% of test").
 ROLES = ("weak", "ceiling", "student")
@@ -339,12 +341,21 @@ def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
     return reasons
 
 
+def calibrated_loss(acc: float, num_classes: int) -> float:
+    """The cross-entropy of a model right on ``acc`` of the examples that says so: probability ``acc`` on its
+    prediction and the rest spread over the other classes (ln K at chance, 0 when always right)."""
+    acc = min(max(acc, 1.0 / num_classes), 1.0)
+    wrong = 1.0 - acc
+    return -(acc * math.log(acc) + (wrong * math.log(wrong / (num_classes - 1)) if wrong > 0 else 0.0))
+
+
 def convergence_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
                         stability: dict[str, dict]) -> list[str]:
     """"did not converge": a model well above chance whose predictions never leave the middle (90th percentile of
     its max probability < :data:`SUSPECT_UNCONFIDENT_P90`), or a ground-truth training whose loss ended within
-    :data:`SUSPECT_LOSS_NEAR_CHANCE` of ln K. Such a model's accuracy rests on a ranking it cannot express: its
-    calibration, its confidence-based losses and any PGR built on it measure the optimiser's cap, not the data."""
+    :data:`SUSPECT_LOSS_NEAR_CHANCE` of ln K while above :func:`calibrated_loss` at its test accuracy. Such a model's
+    accuracy rests on a ranking it cannot express: its calibration, its confidence-based losses and any PGR built
+    on it measure the optimiser's cap, not the data."""
     reasons = []
     for role, probs in test_probs.items():
         probs = np.asarray(probs, dtype=np.float64)
@@ -355,7 +366,8 @@ def convergence_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarr
             reasons.append(f"{role} did not converge: accuracy {acc:.3f} but 90% of its test predictions have max "
                            f"probability below {p90:.3f}")
         final = (stability.get(role) or {}).get("final_loss", NAN) if role in ("weak", "ceiling") else NAN
-        if math.isfinite(final) and final >= (1.0 - SUSPECT_LOSS_NEAR_CHANCE) * math.log(probs.shape[1]):
+        if math.isfinite(final) and final >= (1.0 - SUSPECT_LOSS_NEAR_CHANCE) * math.log(probs.shape[1]) \
+                and final > calibrated_loss(acc, probs.shape[1]) - 0.002:  # at chance: ln K, flagged
             reasons.append(f"{role} did not converge: its training loss ended at {final:.4f}, within "
                            f"{SUSPECT_LOSS_NEAR_CHANCE:.0%} of ln {probs.shape[1]} = {math.log(probs.shape[1]):.4f}")
     return reasons
