@@ -279,6 +279,18 @@ BAD_INPUTS: dict[str, Bad] = {
                                "report: --out"),
     "report of a file": Bad(lambda env, tmp: ["report", write(tmp, "a-file", "x")], "report: run root"),
     "report of a result with a wrong type": Bad(a_wrong_type_in_a_result, "seed must be an integer >= 0"),
+    # --- preference pairs and vectors
+    "preference row with an empty rejected text": Bad(
+        data_file("d.jsonl", '{"chosen": "w7 w9", "rejected": "w8"}\n{"chosen": "w7", "rejected": " "}\n'),
+        "row 2: empty chosen or rejected"),
+    "coordinates in the wrong order": Bad(lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak",
+                                                             "coords:5-4", "--strong", "coords:0-3"],
+                                          "write coords:FIRST-LAST with FIRST <= LAST"),
+    "a linear model of coordinates on texts": Bad(lambda env, tmp: ["run", "--dataset", str(env.data), *env.common,
+                                                                     "--strong", "coords:0-3"],
+                                                  "reads vector but"),
+    "a text model on vectors": Bad(lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak", "coords:4-5",
+                                                      "--strong", str(env.strong)], "reads text but"),
 }
 
 

@@ -27,9 +27,7 @@ CORE = ("sciq", "boolq", "anthropic_hh", "cosmos_qa", "amazon_polarity", "imdb",
 TEXT_CHECKS = {
     "sciq": lambda t: t.startswith("Q: ") and " A: " in t,
     "boolq": lambda t: t.startswith("Passage: ") and "\nQuestion: " in t,
-    "anthropic_hh": lambda t: (
-        "Response A:" in t and "Response B:" in t and t.endswith("Is Response A better than Response B?")
-    ),
+    "anthropic_hh": lambda t: t.startswith("Human:") and "\n\nAssistant:" in t,  # the last exchange of a pair
     "cosmos_qa": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
     "amazon_polarity": lambda t: len(t) > 20,
     "amazon_multidomain": lambda t: len(t) > 20,
@@ -103,7 +101,7 @@ def _hh_raw(data_root: Path) -> list[dict]:
     return DATASETS["anthropic_hh"].reader(data_root / "anthropic_hh", "all")
 
 
-def test_hh_text_holds_both_responses_and_label_marks_chosen(data_root: Path):
+def test_hh_pairs_hold_the_last_exchange_with_each_answer_and_label_marks_chosen(data_root: Path):
     import random
 
     rng = random.Random(0)
@@ -115,12 +113,10 @@ def test_hh_text_holds_both_responses_and_label_marks_chosen(data_root: Path):
         (row,) = rows
         chosen = rec["chosen"].rsplit("\n\nAssistant:", 1)[1].strip()
         rejected = rec["rejected"].rsplit("\n\nAssistant:", 1)[1].strip()
-        assert chosen in row["text"] and rejected in row["text"]
-        first = chosen if row["label"] == 1 else rejected
-        assert f"Response A: {first}\n\nResponse B:" in row["text"]
-        assert row["text"].count("\n\nHuman:") <= rec["chosen"].count(
-            "\n\nHuman:"
-        )  # conversation written once
+        first, second = (chosen, rejected) if row["label"] == 1 else (rejected, chosen)
+        assert row["text"].endswith(first) and row["text_b"].endswith(second)
+        for text in (row["text"], row["text_b"]):  # one exchange: the last human turn and its answer
+            assert text.startswith("Human:") and text.count("\n\nAssistant:") == 1 and "\n\nHuman:" not in text
         labels.add(row["label"])
     assert labels == {0, 1}
 

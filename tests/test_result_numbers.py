@@ -377,3 +377,16 @@ def test_a_hard_task_at_its_calibrated_loss_is_not_taken_for_an_unconverged_mode
     for final, flagged in ((0.670, False), (0.690, True)):
         reasons = suspect_reasons({"ceiling": probs}, labels, {"ceiling": {"final_loss": final}})
         assert any("training loss ended" in r for r in reasons) == flagged, (final, reasons)
+
+
+def test_the_ceilings_margin_over_chance_has_an_interval_from_the_same_resamples():
+    """A ceiling at .52 on 400 test examples cannot be told from chance (.5); at .60 on 1,000 it can."""
+    rng = np.random.default_rng(0)
+
+    def correct(rate: float, n: int) -> np.ndarray:
+        return rng.permutation(np.arange(n) < round(rate * n))
+
+    near = bootstrap_pgr_interval(correct(0.5, 400), correct(0.5, 400), correct(0.52, 400), seed=0, chance=0.5)
+    assert near.ceiling_over_chance_ci95[0] <= 0 < near.ceiling_over_chance_ci95[1]
+    clear = bootstrap_pgr_interval(correct(0.55, 1000), correct(0.55, 1000), correct(0.60, 1000), seed=0, chance=0.5)
+    assert 0 < clear.ceiling_over_chance_ci95[0] < 0.1 < clear.ceiling_over_chance_ci95[1] < 0.14

@@ -86,3 +86,20 @@ def write_toy_dataset(path: Path, n: int = 200, seed: int = 0, words: tuple[int,
             rows.append({"text": text, "label": label})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+def write_toy_preferences(path: Path, n: int = 200, seed: int = 0, words: tuple[int, int] = (3, 10)) -> Path:
+    """A JSONL file of ``{chosen, rejected}`` preference rows: the chosen text holds the word w7, the rejected one
+    does not (a reward model that scores w7 up learns the preference)."""
+    rng = np.random.default_rng(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        rejected = rng.integers(10, VOCAB, size=rng.integers(*words)).tolist()
+        chosen = rng.integers(10, VOCAB, size=rng.integers(*words)).tolist()
+        chosen[rng.integers(len(chosen))] = 7
+        pair = (" ".join(f"w{i}" for i in chosen), " ".join(f"w{i}" for i in rejected))
+        if pair not in seen:
+            seen.add(pair)
+            rows.append({"chosen": pair[0], "rejected": pair[1]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path

@@ -161,21 +161,45 @@ def _source_files(module: object) -> list[Path]:
     return [Path(file)]
 
 
+#: The Hub's answers about repositories in this process: (repo_type, repo_id) -> (commit, problem).
+_HUB_ANSWERS: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+
+def _ask_hub(repo_id: str, repo_type: str) -> tuple[str | None, str | None]:
+    """``(commit of main, why the repository cannot be used)`` from one ``repo_info`` call, kept for the process
+    (checking an id and pinning its commit used to ask twice); ``(None, None)``, not kept, when the Hub cannot be
+    reached."""
+    if (repo_type, repo_id) in _HUB_ANSWERS:
+        return _HUB_ANSWERS[(repo_type, repo_id)]
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+        info = HfApi().repo_info(repo_id, repo_type=repo_type)
+        answer = (info.sha or None, None)
+    except GatedRepoError:
+        answer = (None, "is gated on the Hub: accept its terms on its page and log in with `hf auth login`")
+    except RepositoryNotFoundError:
+        answer = (None, "is not on the Hub (a typo, or a private repository: log in with `hf auth login`)")
+    except Exception:  # noqa: BLE001 - no network: the local cache decides
+        return None, None
+    _HUB_ANSWERS[(repo_type, repo_id)] = answer
+    return answer
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
 def hub_commit(repo_id: str, repo_type: str = "model") -> str | None:
     """The commit sha that ``main`` of a Hub repository points to: asked once, else read from the local HF cache.
 
     None when neither the Hub nor the cache knows it (offline and never downloaded).
     """
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if not offline:
-        try:
-            from huggingface_hub import HfApi
-
-            info = HfApi().repo_info(repo_id, repo_type=repo_type)
-            if info.sha:
-                return info.sha
-        except Exception:  # noqa: BLE001 - no network, no such repo, no auth: fall back to the cache
-            pass
+    if not _offline():
+        sha, _ = _ask_hub(repo_id, repo_type)
+        if sha:
+            return sha
     try:
         from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -188,22 +212,14 @@ def hub_commit(repo_id: str, repo_type: str = "model") -> str | None:
 
 def hub_repo_problem(repo_id: str, repo_type: str = "model") -> str | None:
     """Why a Hub id cannot be used (None when it can): asked before any work, since an unknown id otherwise failed
-    only when its first training began, after the split had run."""
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    if not offline:
-        try:
-            from huggingface_hub import HfApi
-            from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
-
-            HfApi().repo_info(repo_id, repo_type=repo_type)
+    only when its first training began, after the split had run. The same Hub answer pins its commit."""
+    if not _offline():
+        sha, problem = _ask_hub(repo_id, repo_type)
+        if problem is not None:
+            return problem
+        if sha is not None:
             return None
-        except GatedRepoError:
-            return "is gated on the Hub: accept its terms on its page and log in with `hf auth login`"
-        except RepositoryNotFoundError:
-            return "is not on the Hub (a typo, or a private repository: log in with `hf auth login`)"
-        except Exception:  # noqa: BLE001 - no network: the local cache decides
-            pass
     if hub_commit(repo_id, repo_type) is not None:
         return None
-    why = "HF_HUB_OFFLINE is set" if offline else "the Hub cannot be reached"
+    why = "HF_HUB_OFFLINE is set" if _offline() else "the Hub cannot be reached"
     return f"is not in the local Hugging Face cache and {why}; download it once with network access"

@@ -73,34 +73,41 @@ class PgrInterval:
 
     ``pgr_ci95`` is (NaN, NaN) when ``unbounded``; ``gap_ci95`` (ceiling - weak accuracy) is always
     bounded and shows why: an interval that reaches 0 is a gap the test set cannot tell from none.
+    ``ceiling_over_chance_ci95`` (ceiling accuracy - chance) reaching 0 says more: the strong model cannot learn
+    the task at all, and the dataset measures nothing with it.
     """
 
     pgr_ci95: tuple[float, float]
     unbounded: bool
     gap_ci95: tuple[float, float]
+    ceiling_over_chance_ci95: tuple[float, float] = (math.nan, math.nan)
 
 
 def bootstrap_pgr_interval(weak_correct: np.ndarray, student_correct: np.ndarray, ceiling_correct: np.ndarray, *,
-                           n_boot: int = 1000, seed: int = 0) -> PgrInterval:
+                           n_boot: int = 1000, seed: int = 0, chance: float = math.nan) -> PgrInterval:
     """95% CIs of PGR and of the gap from resampling the *test examples* (paired across the three predictors).
 
     The PGR quantiles are taken over the resamples where the ceiling beats the weak model; when more than
     :data:`PGR_UNBOUNDED_FRACTION` of them do not, the interval is reported unbounded rather than computed
-    over the favourable resamples only (which would hide that the gap itself is not established).
+    over the favourable resamples only (which would hide that the gap itself is not established). ``chance`` (the
+    accuracy of always predicting the test set's most frequent class) gives the ceiling's margin over it.
     """
     rng = np.random.default_rng(seed)
     n = len(weak_correct)
-    values, gaps = [], []
+    values, gaps, ceilings = [], [], []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
         w, s, c = weak_correct[idx].mean(), student_correct[idx].mean(), ceiling_correct[idx].mean()
         gaps.append(c - w)
+        ceilings.append(c)
         if c > w:
             values.append((s - w) / (c - w))
     gap_ci = (float(np.quantile(gaps, 0.025)), float(np.quantile(gaps, 0.975)))
+    over_chance = (float(np.quantile(ceilings, 0.025)) - chance, float(np.quantile(ceilings, 0.975)) - chance)
     if n_boot - len(values) > PGR_UNBOUNDED_FRACTION * n_boot:
-        return PgrInterval((math.nan, math.nan), True, gap_ci)
-    return PgrInterval((float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))), False, gap_ci)
+        return PgrInterval((math.nan, math.nan), True, gap_ci, over_chance)
+    return PgrInterval((float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))), False, gap_ci,
+                       over_chance)
 
 
 def bootstrap_pgr_ci(weak_correct: np.ndarray, student_correct: np.ndarray, ceiling_correct: np.ndarray, *,

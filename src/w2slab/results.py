@@ -87,6 +87,9 @@ class ExperimentResult:
     pgr_ci95: tuple[float, float] = (NAN, NAN)
     pgr_ci_unbounded: bool = False
     gap_ci95: tuple[float, float] = (NAN, NAN)
+    # ceiling accuracy - chance (the test set's most frequent class), and its CI from the same resamples
+    ceiling_over_chance: float = NAN
+    ceiling_over_chance_ci95: tuple[float, float] = (NAN, NAN)
     weak_transfer_accuracy: float = NAN
     agreement_with_weak_transfer: float = NAN
     agreement_with_weak_test: float = NAN
@@ -134,7 +137,7 @@ class ExperimentResult:
             value = raw[name]
             if f.type in ("float",):
                 values[name] = _as_float(value, name, source, fix)
-            elif name in ("pgr_ci95", "gap_ci95"):
+            elif name in ("pgr_ci95", "gap_ci95", "ceiling_over_chance_ci95"):
                 if not isinstance(value, list | tuple) or len(value) != 2:
                     raise W2SError(f"malformed experiment record {source}: {name} must be [low, high]; {fix}")
                 values[name] = tuple(_as_float(v, name, source, fix) for v in value)
@@ -202,10 +205,13 @@ class ExperimentResult:
             result.pgr_auroc = pgr(result.weak_auroc, result.student_auroc, result.ceiling_auroc)
         for warning in caught:
             warn(f"warning: {loss}: {warning.message}")
+        chance = float(np.bincount(test).max() / len(test))
         interval = bootstrap_pgr_interval(weak["test"].argmax(-1) == test, student["test"].argmax(-1) == test,
-                                          ceiling.argmax(-1) == test, seed=seed)
+                                          ceiling.argmax(-1) == test, seed=seed, chance=chance)
         result.pgr_ci95, result.pgr_ci_unbounded, result.gap_ci95 = (interval.pgr_ci95, interval.unbounded,
                                                                       interval.gap_ci95)
+        result.ceiling_over_chance = result.ceiling_accuracy - chance
+        result.ceiling_over_chance_ci95 = interval.ceiling_over_chance_ci95
         result.suspect = suspect_reasons({"weak": weak["test"], "ceiling": ceiling, "student": student["test"]},
                                          test, stability or {})
         result.method, result.oracle = method, oracle
@@ -421,7 +427,9 @@ class ExperimentSummary:
         return _nan_to_none({
             "weak": {"accuracy": first.weak_accuracy, "auroc": first.weak_auroc},
             "weak_transfer_accuracy": first.weak_transfer_accuracy,
-            "ceiling": {"accuracy": first.ceiling_accuracy, "auroc": first.ceiling_auroc},
+            "ceiling": {"accuracy": first.ceiling_accuracy, "auroc": first.ceiling_auroc,
+                        "over_chance": first.ceiling_over_chance,
+                        "over_chance_ci95": list(first.ceiling_over_chance_ci95)},
             "gap": {"accuracy": first.ceiling_accuracy - first.weak_accuracy, "gap_ci95": list(first.gap_ci95)},
             "students": {loss: {"accuracy": r.student_accuracy, "auroc": r.student_auroc, "pgr": r.pgr,
                                 "pgr_ci95": list(r.pgr_ci95), "pgr_ci_unbounded": r.pgr_ci_unbounded,
@@ -455,7 +463,10 @@ def summary_table(summary: ExperimentSummary):
     for column in ("model", "accuracy", "AUROC", "ECE", "p90 max p", "PGR", "95% CI"):
         table.add_column(column, justify="right" if column != "model" else "left")
     has_gap = first.gap_ci95[0] > 0  # False when NaN
+    at_chance = not first.ceiling_over_chance_ci95[0] > 0  # NaN (an old record): not said
     table.caption = ("" if has_gap else "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
+        ("ceiling at chance: its margin over chance reaches 0, so this dataset measures nothing with these "
+         "models. " if at_chance and not math.isnan(first.ceiling_over_chance_ci95[0]) else "") + \
         "Intervals resample the test examples (one seed)."
 
     def confidence(result: ExperimentResult, role: str) -> tuple[str, str]:
@@ -480,6 +491,9 @@ def summary_table(summary: ExperimentSummary):
                   fmt(first.ceiling_auroc), *confidence(first, "ceiling"), "", "")
     table.add_row("gap (ceiling - weak)", fmt(first.ceiling_accuracy - first.weak_accuracy), "", "", "", "",
                   interval(*first.gap_ci95))
+    if not math.isnan(first.ceiling_over_chance):
+        table.add_row("ceiling - chance", fmt(first.ceiling_over_chance), "", "", "", "",
+                      interval(*first.ceiling_over_chance_ci95))
     if summary.suspect:
         table.caption = escape("suspect: " + "; ".join(summary.suspect) + ". " + table.caption)
         table.caption_style = "red"

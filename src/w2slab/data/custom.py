@@ -1,17 +1,24 @@
-"""Loader for a user's own ``.jsonl`` / ``.csv`` file of labelled texts.
+"""Loader for a user's own ``.jsonl`` / ``.csv`` file of labelled texts, or of preference pairs.
 
 Users' files are messy, so this is the one place that converts labels (bools, "0"/"1", "true"/"false")
 and reports the exact row of any problem instead of failing later inside training.
+
+A file whose rows have ``chosen`` and ``rejected`` fields (and no label field) is preference data: each row
+becomes a pair for a Bradley-Terry reward model (:func:`~w2slab.data.formatters.format_preference_pair`), its
+order drawn from a hash of its two texts (the same pair is in the same order in every run and every seed).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import random
 from pathlib import Path
 
 from w2slab.data.carve import carve
-from w2slab.data.types import TaskData
+from w2slab.data.formatters import format_preference_pair
+from w2slab.data.types import TaskData, content
 from w2slab.data.validate import validate_rows
 from w2slab.errors import DataError
 
@@ -22,6 +29,8 @@ MAX_CLASSES = 10_000  # a larger class id is a broken column (an id, a timestamp
 _FIX = ("every row needs text and label (a class id 0, 1, ..., K-1; word labels with --label-map "
         "positive=1,negative=0)")
 _LABELS = {"0": 0, "1": 1, "false": 0, "true": 1}
+#: The fields of a preference row (Anthropic HH-RLHF's names, used by most preference datasets).
+PAIR_FIELDS = ("chosen", "rejected")
 
 
 def _records(path: Path) -> list[dict]:
@@ -173,6 +182,8 @@ def load_custom_file(
     records = _records(path)
     if not records:
         raise DataError(f"{where}: no rows; {_FIX}")
+    if all(f in records[0] for f in PAIR_FIELDS) and label_field not in records[0]:
+        return _preference_pairs(path, records)
     rows: list[dict] = []
     for n, rec in enumerate(records, start=1):
         if question_field is not None and answer_field is not None:
@@ -187,7 +198,7 @@ def load_custom_file(
         rows.append({"id": f"{path.stem}/{n}", "text": text, "label": label})
     num_classes, names = _classes(rows, where, label_map)
     validate_rows(rows, where, num_classes)
-    train, test = carve(rows, key=lambda r: r["text"], train_fraction=CUSTOM_TRAIN_FRACTION)
+    train, test = carve(rows, key=content, train_fraction=CUSTOM_TRAIN_FRACTION)
     notes = [
         f"{where}: no predefined split; carved train/test pools {CUSTOM_TRAIN_FRACTION:.0%}/"
         f"{1 - CUSTOM_TRAIN_FRACTION:.0%} by a hash of each row's text ({len(train)}/{len(test)} rows)"
@@ -196,3 +207,26 @@ def load_custom_file(
         notes.append(f"{where}: {num_classes} classes (labels 0..{num_classes - 1}"
                      + (f": {', '.join(names)}" if names else "") + ")")
     return TaskData(name=path.stem, train=train, test=test, notes=notes, num_classes=num_classes, class_names=names)
+
+
+def _preference_pairs(path: Path, records: list[dict]) -> TaskData:
+    """Rows with ``chosen`` and ``rejected`` texts as Bradley-Terry pairs (label 1: ``text`` is the chosen one)."""
+    where, rows, same = path.name, [], 0
+    for n, rec in enumerate(records, start=1):
+        chosen, rejected = (_text(_field(rec, f, where, n, "--text-field"), where, n) for f in PAIR_FIELDS)
+        if not chosen.strip() or not rejected.strip():
+            raise DataError(f"{where} row {n}: empty chosen or rejected text; remove the row or fill it in")
+        coin = random.Random(hashlib.sha256(f"{chosen}\x1e{rejected}".encode()).digest())
+        pair = format_preference_pair(chosen, rejected, coin)
+        same += not pair
+        rows.extend({"id": f"{path.stem}/{n}", **row} for row in pair)
+    if not rows:
+        raise DataError(f"{where}: every row's chosen and rejected texts are identical; nothing to prefer")
+    validate_rows(rows, where, 2)
+    train, test = carve(rows, key=content, train_fraction=CUSTOM_TRAIN_FRACTION)
+    notes = [f"{where}: preference pairs (chosen, rejected) for a Bradley-Terry reward model; carved train/test "
+             f"pools {CUSTOM_TRAIN_FRACTION:.0%}/{1 - CUSTOM_TRAIN_FRACTION:.0%} by a hash of each pair "
+             f"({len(train)}/{len(test)} pairs)"]
+    if same:
+        notes.append(f"{where}: dropped {same} rows whose chosen and rejected texts are identical")
+    return TaskData(name=path.stem, train=train, test=test, notes=notes, num_classes=2)

@@ -26,44 +26,38 @@ def format_boolq(ex: dict, rng: random.Random) -> list[dict]:
     return [{"text": f"Passage: {ex['passage']}\nQuestion: {ex['question']}", "label": int(ex["answer"])}]
 
 
-_ASSISTANT = "\n\nAssistant:"
+def format_preference_pair(chosen: str, rejected: str, rng: random.Random) -> list[dict]:
+    """A preference pair in random order: ``text`` and ``text_b`` the two responses, label 1 when ``text`` is the
+    chosen one (so the classes are balanced and a model cannot win by position). Identical texts carry no
+    preference and are dropped (return [])."""
+    label = int(rng.random() < 0.5)
+    if chosen.strip() == rejected.strip():
+        return []
+    first, second = (chosen, rejected) if label else (rejected, chosen)
+    return [{"text": first.strip(), "text_b": second.strip(), "label": label}]
 
 
-def _split_last_turn(transcript: str) -> tuple[str, str]:
-    """(conversation up to the final Assistant turn, final assistant response)."""
-    cut = transcript.rfind(_ASSISTANT)
-    if cut < 0:
-        return "", transcript.strip()
-    return transcript[:cut].strip(), transcript[cut + len(_ASSISTANT) :].strip()
+_HUMAN, _ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
+
+
+def last_exchange(transcript: str) -> str:
+    """The final human turn and the assistant's answer to it (``Human: ...\n\nAssistant: ...``)."""
+    text = "\n\n" + transcript.strip()
+    answer = text.rfind(_ASSISTANT)
+    question = text.rfind(_HUMAN, 0, answer) if answer >= 0 else -1
+    return text[question if question >= 0 else 0:].strip()
 
 
 def format_anthropic_hh(ex: dict, rng: random.Random) -> list[dict]:
-    """Pairwise preference: is response A (randomly chosen or rejected) the chosen one?
+    """A Bradley-Terry preference pair: the final human turn with the chosen answer, and with the rejected one.
 
     OpenAI's single-transcript format (label = is this the chosen transcript) is at chance for any model,
-    because the label depends on the unseen alternative. Showing both responses makes it learnable.
-    Both transcripts share the conversation, so it is written once and only the final responses differ.
-    Pairs whose final responses are identical carry no signal and are dropped (return []).
+    because the label depends on the unseen alternative. As a pair, each text is scored alone by a reward model
+    and the preferred one should score higher, which is how reward models are trained (Bai et al. 2022). Only the
+    last exchange is kept: the earlier conversation is shared by both texts, and a small model's pooled features
+    of the whole transcript barely differ between them (probes on them were at chance, .49, on 1,500 pairs).
     """
-    label = int(rng.random() < 0.5)
-    prefix_c, resp_c = _split_last_turn(ex["chosen"])
-    prefix_r, resp_r = _split_last_turn(ex["rejected"])
-    first, second = (resp_c, resp_r) if label else (resp_r, resp_c)
-    if prefix_c == prefix_r:
-        if resp_c == resp_r:
-            return []
-        text = (
-            f"{prefix_c}\n\nResponse A: {first}\n\nResponse B: {second}\n\n"
-            "Is Response A better than Response B?"
-        )
-    else:  # conversations diverge earlier: show the two full transcripts
-        if ex["chosen"].strip() == ex["rejected"].strip():
-            return []
-        a, b = (ex["chosen"], ex["rejected"]) if label else (ex["rejected"], ex["chosen"])
-        text = (
-            f"Response A:\n{a.strip()}\n\nResponse B:\n{b.strip()}\n\nIs Response A better than Response B?"
-        )
-    return [{"text": text, "label": label}]
+    return format_preference_pair(last_exchange(ex["chosen"]), last_exchange(ex["rejected"]), rng)
 
 
 _NONE_OF_THE_ABOVE = "None of the above choices ."

@@ -69,7 +69,7 @@ def decode_image(value: str) -> np.ndarray:
 
 @contextmanager
 def open_image(path: str) -> Iterator:
-    """Pillow's ``Image.open`` with its failures as one-line :class:`DataError`\ s naming the file (an unreadable
+    """Pillow's ``Image.open`` with its failures as one-line :class:`DataError` naming the file (an unreadable
     file, or one over the decompression-bomb limit, which Pillow refuses to decode)."""
     from PIL import Image
 

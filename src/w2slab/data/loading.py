@@ -14,7 +14,7 @@ from w2slab.data.images import format_image, image_folder_classes, read_image_fo
 from w2slab.data.readers import ALL
 from w2slab.data.registry import DATASETS, DatasetSpec, dataset_available_locally
 from w2slab.data.root import resolve_data_root, try_data_root
-from w2slab.data.types import CONTENT_FIELDS, TaskData, content
+from w2slab.data.types import PAIR_FIELD, TaskData, content, content_field, is_pair
 from w2slab.data.validate import validate_rows
 from w2slab.errors import DataError
 
@@ -22,8 +22,9 @@ SOURCES = ("auto", "local", "hub")
 CARVE_TRAIN_FRACTION = 0.7  # for registered datasets that ship a single labelled split offline
 
 _HH_FORMAT_NOTE = (
-    "anthropic_hh: pairwise format (conversation once, then final responses A and B in random order; "
-    "label 1 = A is the chosen one) instead of OpenAI's single-transcript format, which sits at chance"
+    "anthropic_hh: Bradley-Terry preference pairs (the last exchange with the chosen and with the rejected answer, "
+    "each scored alone by a reward model; accuracy = P(score(chosen) > score(rejected))) instead of OpenAI's "
+    "single-transcript format, which sits at chance"
 )
 
 
@@ -103,8 +104,9 @@ def _format_pool(spec: DatasetSpec, split: str, records: list[dict], seed: int) 
             dropped += 1
         for k, r in enumerate(out):
             suffix = f".{k}" if len(out) > 1 else ""
-            field = next(f for f in CONTENT_FIELDS if f in r)
-            rows.append({"id": f"{spec.name}/{split}/{i}{suffix}", field: r[field], "label": int(r["label"])})
+            fields = [content_field(r), *([PAIR_FIELD] if is_pair(r) else [])]  # a preference pair: two texts
+            rows.append({"id": f"{spec.name}/{split}/{i}{suffix}", **{f: r[f] for f in fields},
+                         "label": int(r["label"])})
     return rows, dropped
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from w2slab.data import formatters as fmt
 from w2slab.data import images as im
 from w2slab.data import readers as rd
+from w2slab.data import vectors as vec
 from w2slab.data.root import try_data_root
 from w2slab.registry import Registry
 
@@ -85,7 +86,7 @@ _SPECS = (
         required_files=rd.HH_FILES,
         formatter=fmt.format_anthropic_hh,
         local_notes=("anthropic_hh: only the Hub test split (8552 rows, 4 subsets) exists offline",),
-        description="pairwise preference: is response A the chosen one",
+        description="preference pairs for a Bradley-Terry reward model (chosen vs rejected)",
     ),
     DatasetSpec(
         name="cosmos_qa",
@@ -236,6 +237,24 @@ _IMAGE_SPECS = (
     ),
 )
 
+_VECTOR_SPECS = (
+    DatasetSpec(
+        name="gaussian_w2s",
+        hub_id=None,
+        hub_splits=None,
+        folder="",
+        reader=vec.read_gaussian_w2s,
+        local_splits=(rd.ALL,),
+        required_files=(),
+        formatter=vec.format_vector,
+        description=f"planted Gaussian task with a known PGR ({vec.GAUSSIAN_W2S.theory()['pgr']:.3f}): weak "
+                    f"{vec.GAUSSIAN_W2S.weak_model}, strong {vec.GAUSSIAN_W2S.strong_model} (vectors)",
+        modality="vector",
+        bundled=True,
+        fingerprint=vec.gaussian_w2s_fingerprint,
+    ),
+)
+
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
@@ -244,7 +263,7 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
     return DATASETS.register(spec.name, spec, replace=replace)
 
 
-for _spec in (*_SPECS, *_IMAGE_SPECS):
+for _spec in (*_SPECS, *_IMAGE_SPECS, *_VECTOR_SPECS):
     register_dataset(_spec)
 
 

@@ -103,7 +103,7 @@ def _sample(pool: list[dict], sizes: list[int], rng: random.Random, num_classes:
 def _too_few(task: TaskData, pool: list[dict], what: str, requested: int, halves: bool) -> DataError:
     avail = _available(pool, task.num_classes)
     most = _max_feasible(halves, requested, avail)
-    unit = "texts" if task.modality == "text" else "images"
+    unit = {"image": "images", "vector": "vectors"}.get(task.modality, "texts")
     if task.num_classes == 2:
         have = f"only {avail[0]} label-0 and {avail[1]} label-1 unique {unit}"
     else:
@@ -154,7 +154,7 @@ def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int, data_se
     test_contents = {content(r) for r in test_pool}
     test_ids = {r["id"] for r in test_pool}
     train_pool, train_dups, leaked = _dedupe([r for r in task.train if r["id"] not in test_ids], test_contents)
-    unit = "texts" if task.modality == "text" else "images"
+    unit = {"image": "images", "vector": "vectors"}.get(task.modality, "texts")
     if test_dups or train_dups:
         notes.append(
             f"{task.name}: dropped {train_dups} duplicate {unit} in the train pool and {test_dups} in the "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from w2slab.data.types import content_field
+from w2slab.data.types import PAIR_FIELD, content_field
 from w2slab.errors import DataError
 
 
@@ -13,25 +13,27 @@ def _fix(num_classes: int) -> str:
 def validate_rows(rows: list[dict], where: str, num_classes: int = 2) -> None:
     """Raise :class:`DataError` naming ``where`` and the 1-based row for the first bad row.
 
-    A valid row is a dict with a unique non-empty str ``id``, one content field (``text`` or ``image``, a str
-    that is non-empty after stripping) and an int ``label`` in ``0..num_classes-1`` (bools and strings are
-    rejected here; only the custom file loader converts them, so that registered datasets cannot silently
-    carry odd labels).
+    A valid row is a dict with a unique non-empty str ``id``, one content field (``text``, ``image`` or ``vector``, a
+    str that is non-empty after stripping; a preference pair's ``text_b`` too) and an int ``label`` in
+    ``0..num_classes-1`` (bools and strings are rejected here; only the custom file loader converts them, so that
+    registered datasets cannot silently carry odd labels).
     """
     seen: dict[str, int] = {}
     fix = _fix(num_classes)
     for n, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise DataError(f"{where} row {n}: expected a mapping, got {type(row).__name__}; {fix}")
-        field = content_field(row)
-        for name in (field, "label"):
+        texts = (content_field(row), PAIR_FIELD) if PAIR_FIELD in row else (content_field(row),)
+        for name in (*texts, "label"):
             if name not in row or row[name] is None:
                 raise DataError(f"{where} row {n}: missing {name!r} field; {fix}")
-        value, label, row_id = row[field], row["label"], row.get("id")
-        if not isinstance(value, str):
-            raise DataError(f"{where} row {n}: {field} is a {type(value).__name__}, not a string; {fix}")
-        if not value.strip():
-            raise DataError(f"{where} row {n}: empty {field}; remove the row or fill in its {field}")
+        for field in texts:
+            value = row[field]
+            if not isinstance(value, str):
+                raise DataError(f"{where} row {n}: {field} is a {type(value).__name__}, not a string; {fix}")
+            if not value.strip():
+                raise DataError(f"{where} row {n}: empty {field}; remove the row or fill in its {field}")
+        label, row_id = row["label"], row.get("id")
         if type(label) is not int:
             raise DataError(f"{where} row {n}: label {label!r} is a {type(label).__name__}, not an int; "
                             f"use 0..{num_classes - 1}")

@@ -79,7 +79,7 @@ class Method(Component):
     #: the stage kind this method adds or configures ("" for none)
     stage_kind: ClassVar[str] = ""
     #: the dataset modalities the method has a meaning for (a cue in a text's wording has none for images)
-    modalities: ClassVar[frozenset[str]] = frozenset({"text", "image"})
+    modalities: ClassVar[frozenset[str]] = frozenset({"text", "image", "vector"})
 
     @property
     def plain(self) -> bool:

@@ -18,8 +18,7 @@ import torch
 from torch import nn
 
 from w2slab.errors import ModelError
-from w2slab.models.packaged import PACKAGED, converted_folder
-from w2slab.models.registry import BUILTIN_CONFIGS, FAMILIES, LIBRARY_PREFIXES, MODELS, FamilyDefaults, family_defaults
+from w2slab.models.registry import BUILTIN_CONFIGS, LIBRARY_PREFIXES, MODELS, FamilyDefaults
 
 
 def default_cache_dir() -> Path:
@@ -100,6 +99,34 @@ class ProbeHead(nn.Module):
         return self.head(features.float())
 
 
+class PairwiseScorer(nn.Module):
+    """A Bradley-Terry reward model over preference pairs: one scalar score per text from ``scorer`` (a classifier
+    or probe head with one output), and a pair's logits ``(score(b), score(a))``, so softmax gives
+    P(a preferred) = sigmoid(score(a) - score(b)) and cross-entropy on it is the Bradley-Terry loss.
+
+    Token batches hold the pairs' first texts, then their second texts (:class:`~w2slab.train.batching.Collator`);
+    feature batches hold ``[B, 2, H]``. Both texts go through the same weights: the model never sees the two
+    together, so it learns a score, not a comparison of two positions.
+    """
+
+    def __init__(self, scorer: nn.Module):
+        super().__init__()
+        self.scorer = scorer
+
+    @property
+    def head(self) -> nn.Module:
+        """The scorer's head (its learning rate, LP-FT's probe fit)."""
+        return self.scorer.head
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        if "features" in inputs:
+            scores = self.scorer(inputs["features"]).squeeze(-1)  # [B, 2]
+        else:
+            flat = self.scorer(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).squeeze(-1)
+            scores = flat.view(2, -1).T  # first texts, then second texts -> [B, 2]
+        return scores.flip(-1)
+
+
 @dataclass
 class ResolvedModel:
     """A name resolved to a loadable location plus its family defaults."""
@@ -128,15 +155,10 @@ def library_model(name: str) -> tuple[str, str] | None:
 
 
 def model_modality(name: str) -> str:
-    """``text`` or ``image``: what a model reads, from its name alone (no weights are loaded)."""
-    if name in MODELS:
-        return FAMILIES[MODELS[name].family].modality
-    if library_model(name):
-        return "image"
-    if Path(name).is_dir():
-        family = FAMILIES.find(str(read_folder_config(Path(name)).get("model_type", "")))
-        return family.modality if family is not None else "text"
-    return "text"
+    """``text``, ``image`` or ``vector``: what a model reads, from its name alone (no weights are loaded)."""
+    from w2slab.models.sources import model_source
+
+    return model_source(name).modality(name)
 
 
 def read_folder_config(folder: Path) -> dict:
@@ -178,39 +200,10 @@ def model_positions(name: str, cache_dir: Path | None = None) -> int | None:
 
 
 def check_model_name(name: str) -> None:
-    """Cheap check, before any work: a registered name, a local folder, an image library's model
-    (``timm:NAME@COMMIT``, ``torchvision:NAME``, ``torchhub:OWNER/REPO:COMMIT/ENTRY``, with its library
-    installed), or something shaped like a Hub id."""
-    if (library := library_model(name)) is not None:
-        import importlib.util
+    """Cheap check, before any work, that the name can be used (its :class:`~w2slab.models.sources.ModelSource`)."""
+    from w2slab.models.sources import model_source
 
-        needed = {"timm": ("timm", "torchvision"), "torchvision": ("torchvision",), "torchhub": ()}[library[0]]
-        missing = [package for package in needed if importlib.util.find_spec(package) is None]
-        if missing:
-            raise ModelError(f"model {name!r} needs the {' and '.join(missing)} package(s); pip install "
-                             "'w2slab[vision]' (timm, torchvision)")
-        if library[0] == "torchhub":
-            from w2slab.models.vision import check_torchhub
-
-            check_torchhub(library[1])
-        if library[0] == "timm":
-            from w2slab.models.vision import check_timm
-
-            check_timm(library[1])
-        return
-    if name in MODELS:
-        return
-    if Path(name).is_dir():
-        read_folder_config(Path(name))
-        return
-    if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
-        raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF model "
-                         "folder and not a Hub id (owner/name); run `w2s models` to list the registered ones")
-    from w2slab.fingerprint import hub_repo_problem
-
-    problem = hub_repo_problem(name)
-    if problem is not None:
-        raise ModelError(f"model {name!r} {problem}")
+    model_source(name).check(name)
 
 
 def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | None = None,
@@ -220,35 +213,10 @@ def resolve_model(name: str, cache_dir: Path | None = None, *, install: bool | N
     A registered model whose wheels are not in the cache has them downloaded (hash-pinned, into the model
     cache, never installed) on first use unless ``install=False`` or ``W2SLAB_NO_AUTO_INSTALL=1``.
     """
-    install = auto_install_enabled() if install is None else install
-    from transformers import AutoConfig
+    from w2slab.models.sources import model_source
 
-    cache_dir = cache_dir or default_cache_dir()
-    if name in MODELS:
-        spec = MODELS[name]
-        if name in PACKAGED:
-            folder = converted_folder(name, cache_dir, install=install)
-            return ResolvedModel(name, str(folder), spec.defaults(), "packaged", family=spec.family)
-        if name in BUILTIN_CONFIGS:
-            return ResolvedModel(name, name, spec.defaults(), "builtin", family=spec.family)
-        return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub", revision, family=spec.family)
-    if (library := library_model(name)) is not None:
-        return ResolvedModel(name, library[1], FAMILIES[library[0]], "hub", family=library[0])
-    check_model_name(name)
-    if Path(name).is_dir():
-        location, source = str(Path(name).resolve()), "local"
-    else:
-        location, source = name, "hub"
-    try:
-        config = AutoConfig.from_pretrained(location, revision=revision if source == "hub" else None)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model {name!r} ({type(exc).__name__}): it is not a registered name "
-                         f"({', '.join(MODELS)}) and could not be read as a local folder or from the Hub; check "
-                         "the spelling, or set HF_HUB_OFFLINE=0 with Hub access") from exc
-    if config.model_type in FAMILIES and FAMILIES[config.model_type].modality == "image":  # our image folders
-        return ResolvedModel(name, location, FAMILIES[config.model_type], source, family=config.model_type)
-    return ResolvedModel(name, location, family_defaults(config.model_type, config.architectures), source,
-                         revision if source == "hub" else None, family=config.model_type)
+    install = auto_install_enabled() if install is None else install
+    return model_source(name).resolve(name, cache_dir or default_cache_dir(), install, revision)
 
 
 def load_tokenizer(resolved: ResolvedModel, *, truncation_side: str = "left"):
@@ -270,6 +238,10 @@ def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torc
     Text: ``AutoModel`` with masked pooling (:class:`SequenceClassifier`). Images: the family's registered
     builder (:class:`~w2slab.models.vision.ImageClassifier`, inputs resized to ``image_size`` or the model's own).
     """
+    if resolved.modality == "vector":
+        from w2slab.models.vectors import load_vector_classifier
+
+        return load_vector_classifier(resolved.name, num_labels)
     if resolved.modality == "image":
         from w2slab.models.vision import load_image_classifier
 

@@ -23,7 +23,7 @@ class FamilyDefaults:
     fine-tuning settings of those families.
     """
 
-    kind: str  # "encoder", "decoder" or "image"
+    kind: str  # "encoder", "decoder", "image" or "vector"
     pooling: str  # "cls", "mean" or "last" (last real token, found from the attention mask); images: the backbone's
     lr_full: float
     lr_lora: float
@@ -37,8 +37,9 @@ class FamilyDefaults:
 
     @property
     def modality(self) -> str:
-        """``text`` or ``image``: what the family's models read (images: :mod:`w2slab.models.vision`)."""
-        return "image" if self.kind == "image" else "text"
+        """``text``, ``image`` or ``vector``: what the family's models read (images: :mod:`w2slab.models.vision`,
+        vectors: :mod:`w2slab.models.vectors`)."""
+        return self.kind if self.kind in ("image", "vector") else "text"
 
     def lr_for(self, mode: str) -> float:
         """The default learning rate of a training mode (full, lora, probe)."""
@@ -88,6 +89,8 @@ _FAMILIES: dict[str, FamilyDefaults] = {
     "timm": FamilyDefaults("image", "mean", lr_full=5e-5, lr_lora=1e-3, lr_probe=1e-3),
     "torchvision": FamilyDefaults("image", "mean", lr_full=5e-5, lr_lora=1e-3, lr_probe=1e-3),
     "torchhub": FamilyDefaults("image", "mean", lr_full=5e-5, lr_lora=1e-3, lr_probe=1e-3),
+    # linear models of vector rows (coords:FIRST-LAST): only a head trains, on standard-normal coordinates
+    "linear": FamilyDefaults("vector", "none", lr_full=1e-2, lr_lora=1e-2, lr_probe=1e-2, lora_targets=()),
 }
 
 for _type, _defaults in _FAMILIES.items():
@@ -174,18 +177,7 @@ for _spec in _MODELS.values():
 
 @functools.cache
 def parameter_count(name: str) -> int | None:
-    """Parameters of a model: from the registry, else by instantiating its config on the meta device."""
-    if name in MODELS:
-        return MODELS[name].params
-    if name.split(":", 1)[0] in LIBRARY_PREFIXES:
-        return None  # counted when built (the weak >= strong check falls back to the names)
-    try:
-        import torch
-        from transformers import AutoConfig, AutoModel
+    """Parameters of a model where known without its weights (the registry, a config on the meta device)."""
+    from w2slab.models.sources import model_source
 
-        config = AutoConfig.from_pretrained(name)
-        with torch.device("meta"):
-            model = AutoModel.from_config(config)
-        return sum(p.numel() for p in model.parameters())
-    except (OSError, ValueError):
-        return None
+    return model_source(name).params(name)

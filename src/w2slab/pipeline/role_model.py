@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from w2slab.config import TrainConfig
-from w2slab.data.types import content
+from w2slab.data.types import PAIR_FIELD, content, is_pair
 from w2slab.example_store import ExampleStore, store_key
 from w2slab.losses import LossFn
 from w2slab.models.loading import (
+    PairwiseScorer,
     ProbeHead,
     ResolvedModel,
     SequenceClassifier,
@@ -44,6 +45,7 @@ class EncodedSplit:
     examples: list[dict]
     n_truncated: int
     texts: list[str] = field(default_factory=list)
+    texts_b: list[str] | None = None  # preference pairs: the second texts
 
 
 _STORES: dict[Path, ExampleStore] = {}
@@ -69,6 +71,7 @@ class RoleModel:
     max_ctx: int
     truncation: str
     num_labels: int = 2
+    pairwise: bool = False  # preference pairs: a Bradley-Terry scorer (one output) over each text alone
     image_size: int | None = None  # images: the side they are resized to (None: the model's own)
     # where token ids and features are kept across stages (None: computed in memory, not kept), and what
     # determines them besides max_ctx, truncation and precision (the model's revision, the code's versions)
@@ -87,11 +90,22 @@ class RoleModel:
     def is_image(self) -> bool:
         return self.resolved.modality == "image"
 
+    @property
+    def is_vector(self) -> bool:
+        """Vector rows read by a linear model of some coordinates: no tokenizer, no stores (the features are the
+        coordinates themselves)."""
+        return self.resolved.modality == "vector"
+
     @functools.cached_property
     def pretrained(self) -> torch.nn.Module:
         """The pretrained model with a fresh head, loaded once: what frozen features are extracted with, and
         where an image model's preprocessing is read from."""
-        return load_classifier(self.resolved, num_labels=self.num_labels, image_size=self.image_size)
+        return load_classifier(self.resolved, num_labels=self.outputs, image_size=self.image_size)
+
+    @property
+    def outputs(self) -> int:
+        """The classifier's outputs: K logits, or one score per text for preference pairs."""
+        return 1 if self.pairwise else self.num_labels
 
     @property
     def image_preprocess(self):
@@ -102,6 +116,8 @@ class RoleModel:
     @functools.cached_property
     def input_collate(self) -> Collator:
         """Batches of the model's own inputs: padded token ids, or preprocessed images."""
+        if self.is_vector:
+            return Collator()
         return Collator(images=self.image_preprocess) if self.is_image else Collator(self.tokenizer)
 
     @functools.cached_property
@@ -139,7 +155,7 @@ class RoleModel:
         return [len(ids) for ids in self.tokenizer(list(texts), truncation=False)["input_ids"]]
 
     def _store(self, kind: str, **what: Any) -> ExampleStore | None:
-        if self.store_root is None:
+        if self.store_root is None or self.is_vector:
             return None
         if self.is_image:  # images: what they are resized to, not how texts are cut
             return example_store(self.store_root, kind, {**self.identity, **what,
@@ -157,15 +173,24 @@ class RoleModel:
     def encode(self, name: str, rows: Sequence[dict]) -> EncodedSplit:
         """Token ids of a split, from the token store where this tokenizer has seen the text before; images are
         kept as their strings and preprocessed batch by batch (:class:`Collator`)."""
-        if self.is_image:
-            images = [content(r) for r in rows]
-            split = EncodedSplit([{"image": value, "index": i} for i, value in enumerate(images)], 0, images)
+        if self.is_image or self.is_vector:
+            key = "image" if self.is_image else "vector"
+            values = [content(r) for r in rows]
+            split = EncodedSplit([{key: value, "index": i} for i, value in enumerate(values)], 0, values)
             self.splits[name] = split
             return split
         texts = [r["text"] for r in rows]
-        rows_of = _cached(self._store("tokens"), texts, self._tokenize, "tokens")
-        examples = [{"input_ids": row[1:].tolist(), "index": i} for i, row in enumerate(rows_of)]
-        split = EncodedSplit(examples, sum(int(row[0]) > self.max_ctx for row in rows_of), texts)
+        texts_b = [r[PAIR_FIELD] for r in rows] if rows and is_pair(rows[0]) else None
+        if (texts_b is not None) != self.pairwise:
+            raise ValueError(f"{self.role} model: preference pairs need a pairwise model and only pairs may use one")
+        rows_of = _cached(self._store("tokens"), texts + (texts_b or []), self._tokenize, "tokens")
+        examples = [{"input_ids": row[1:].tolist(), "index": i} for i, row in enumerate(rows_of[:len(texts)])]
+        for example, row in zip(examples, rows_of[len(texts):], strict=False):
+            example["input_ids_b"] = row[1:].tolist()
+        lengths = [int(row[0]) for row in rows_of]
+        if texts_b is not None:  # a pair is truncated when either text is
+            lengths = [max(a, b) for a, b in zip(lengths[:len(texts)], lengths[len(texts):], strict=True)]
+        split = EncodedSplit(examples, sum(n > self.max_ctx for n in lengths), texts, texts_b)
         self.splits[name] = split
         return split
 
@@ -173,11 +198,12 @@ class RoleModel:
         cfg, defaults = self.train_cfg, self.resolved.defaults
         policy = PrecisionPolicy.resolve(cfg.precision)
         storage = policy.frozen_storage_dtype(cfg.mode, half_storage_ok=defaults.fp16_half_storage)
-        model = load_classifier(self.resolved, num_labels=self.num_labels, dtype=storage, image_size=self.image_size)
+        model = load_classifier(self.resolved, num_labels=self.outputs, dtype=storage, image_size=self.image_size)
         if policy.name == "fp16" and defaults.fp16_fp32_modules:
             run_modules_in_fp32(model.backbone, defaults.fp16_fp32_modules)
-        return apply_training_mode(model, cfg.mode, defaults, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                   lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
+        model = apply_training_mode(model, cfg.mode, defaults, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                    lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
+        return PairwiseScorer(model) if self.pairwise else model
 
     def features(self, name: str) -> np.ndarray:
         """Frozen-backbone features of an encoded split, from the feature store where the text was seen before.
@@ -188,19 +214,31 @@ class RoleModel:
             todo = [split for split in self.splits if split not in self._features]
             by_text = self._frozen_features_of(todo)
             for split in todo:
-                self._features[split] = np.stack([by_text[t] for t in self.splits[split].texts]).astype(np.float32)
+                self._features[split] = self._stack(by_text, self.splits[split])
         return self._features[name]
 
     def frozen_features(self, name: str) -> np.ndarray:
         """The pretrained backbone's features of one split only (LP-FT's probe), through the feature store."""
-        by_text = self._frozen_features_of([name])
-        return np.stack([by_text[t] for t in self.splits[name].texts]).astype(np.float32)
+        return self._stack(self._frozen_features_of([name]), self.splits[name])
+
+    @staticmethod
+    def _stack(by_text: dict[str, np.ndarray], split: EncodedSplit) -> np.ndarray:
+        """A split's features: [N, H], or [N, 2, H] for preference pairs (each text's own)."""
+        first = np.stack([by_text[t] for t in split.texts]).astype(np.float32)
+        if split.texts_b is None:
+            return first
+        return np.stack([first, np.stack([by_text[t] for t in split.texts_b]).astype(np.float32)], axis=1)
 
     def _frozen_features_of(self, splits: list[str]) -> dict[str, np.ndarray]:
-        """Text -> pretrained-backbone features for every example of ``splits``: from the feature store, with one
-        forward pass over the texts it lacks."""
-        examples = {text: ex for split in splits
-                    for text, ex in zip(self.splits[split].texts, self.splits[split].examples, strict=True)}
+        """Text -> pretrained-backbone features for every text of ``splits`` (both of a pair's): from the feature
+        store, with one forward pass over the texts it lacks."""
+        examples = {}
+        for split in splits:
+            encoded = self.splits[split]
+            for text, ex in zip(encoded.texts, encoded.examples, strict=True):
+                examples[text] = {"input_ids": ex["input_ids"], "index": 0} if "input_ids" in ex else ex
+            for text, ex in zip(encoded.texts_b or [], encoded.examples, strict=False):
+                examples[text] = {"input_ids": ex["input_ids_b"], "index": 0}
 
         def extract(texts: list[str]) -> list[np.ndarray]:
             values = predict_logits(self.pretrained, [examples[t] for t in texts], self.input_collate,
@@ -221,10 +259,11 @@ class RoleModel:
         """A fresh trainable model: a probe head over features, or the backbone in its training mode."""
         if self.train_cfg.mode != "probe":
             return self._fresh_model()
-        hidden = next(iter(self._features.values())).shape[1] if self._features else None
+        hidden = next(iter(self._features.values())).shape[-1] if self._features else None
         if hidden is None:
             raise RuntimeError("probe mode needs features: call features() or set_features() first")
-        return ProbeHead(hidden, self.num_labels)
+        head = ProbeHead(hidden, self.outputs)
+        return PairwiseScorer(head) if self.pairwise else head
 
     def _examples(self, split: str, targets: np.ndarray | None = None, weights: np.ndarray | None = None
                   ) -> list[dict]:
@@ -253,7 +292,8 @@ class RoleModel:
             features = self.features(name)
         subset = f"{name}[{len(rows)} rows]"
         self.splits[subset] = EncodedSplit([{**base.examples[i], "index": k} for k, i in enumerate(rows)], 0,
-                                           [base.texts[i] for i in rows])
+                                           [base.texts[i] for i in rows],
+                                           None if base.texts_b is None else [base.texts_b[i] for i in rows])
         if self.train_cfg.mode == "probe":
             self._features[subset] = features[rows]
         return subset
@@ -323,13 +363,18 @@ def fit_probe_head(head: torch.nn.Linear, features: np.ndarray, targets: np.ndar
 
     labels = np.asarray(targets).argmax(-1)
     num_classes = head.weight.shape[0]
-    if len(np.unique(labels)) < num_classes:
+    pairs = features.ndim == 3  # preference pairs: a score w.x + b with P(a preferred) = sigmoid(w.(x_a - x_b))
+    if len(np.unique(labels)) < max(num_classes, 2):
         return False
     sample_weight = np.asarray(targets).max(-1) * (1.0 if weights is None else np.asarray(weights))
-    probe = LogisticRegression(C=1.0, max_iter=2000).fit(features.astype(np.float64), labels,
-                                                          sample_weight=sample_weight)
+    if pairs:
+        features = features[:, 0] - features[:, 1]
+    probe = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=not pairs).fit(
+        features.astype(np.float64), labels, sample_weight=sample_weight)
     coef, intercept = probe.coef_, probe.intercept_
-    if num_classes == 2:  # one logit z for class 1: softmax(-z/2, z/2) = sigmoid(z)
+    if pairs:  # the score's bias cancels in every difference: keep it 0
+        coef, intercept = coef, np.zeros(1)
+    elif num_classes == 2:  # one logit z for class 1: softmax(-z/2, z/2) = sigmoid(z)
         coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(coef, dtype=head.weight.dtype))
@@ -348,4 +393,4 @@ def _predict_probe(model: torch.nn.Module, examples: list[dict], collate: Collat
 
     model.eval().to(device())
     features = collate(examples)["features"].to(device())
-    return model(features).float().cpu().numpy()
+    return model(features=features).float().cpu().numpy()

@@ -16,7 +16,7 @@ import numpy as np
 
 from w2slab.config import RuntimeConfig, TrainConfig
 from w2slab.data import Splits, load_task, make_splits
-from w2slab.data.types import content
+from w2slab.data.types import PAIR_FIELD, content, is_pair
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import TrainingContext, make_loss
@@ -39,6 +39,11 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
 def num_classes_of(splits: dict) -> int:
     """K of a split stage's rows (2 for split folders written before K classes were recorded)."""
     return int(splits.get("num_classes", 2))
+
+
+def is_pair_split(splits: dict) -> bool:
+    """The split stage's rows are preference pairs (their models are Bradley-Terry scorers)."""
+    return any(is_pair(rows[0]) for name in SPLIT_NAMES if (rows := splits.get(name)))
 
 
 def read_splits(folder: Path, *, blind: bool = False) -> dict:
@@ -151,7 +156,7 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
     spec = stage.spec.model
     resolved = resolve_model(spec.model, runtime.cache_dir(), revision=pinned_revision(spec.revision))
     model = RoleModel(role, resolved, train, spec.max_ctx, spec.truncation, num_labels=num_classes_of(splits),
-                      image_size=spec.image_size, store_root=runtime.example_dir(),
+                      pairwise=is_pair_split(splits), image_size=spec.image_size, store_root=runtime.example_dir(),
                       identity={"model": spec.model, "revision": spec.revision, "versions": result_versions()})
     truncated = {name: model.encode(name, splits[name]).n_truncated for name in names}
     if any(truncated.values()):
@@ -192,10 +197,10 @@ def _drop_long(splits: Splits, models: tuple[str, ...], revisions: tuple[str, ..
     kept, notes = {}, list(splits.notes)
     for name in SPLIT_NAMES:
         rows = getattr(splits, name)
-        texts = [r["text"] for r in rows]
         too_long = np.zeros(len(rows), dtype=bool)
         for tokenizer in tokenizers:
-            too_long |= np.array([len(ids) for ids in tokenizer(texts)["input_ids"]]) > max_ctx
+            for field in ("text", PAIR_FIELD) if rows and is_pair(rows[0]) else ("text",):  # a pair: either text
+                too_long |= np.array([len(ids) for ids in tokenizer([r[field] for r in rows])["input_ids"]]) > max_ctx
         kept[name] = [r for r, drop in zip(rows, too_long, strict=True) if not drop]
         if too_long.any():
             notes.append(f"{name}: dropped {int(too_long.sum())} of {len(rows)} texts longer than {max_ctx} tokens")
@@ -351,6 +356,8 @@ def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     if "features" in inputs:
         with np.load(inputs["features"] / "features.npz") as data:
             features = data["transfer"]
+        if features.ndim == 3:  # preference pairs: the difference of the two texts' features, what a linear
+            features = features[:, 0] - features[:, 1]  # reward model's preference reads
     context = RelabelContext(texts=[content(r) for r in splits["transfer"]], seed=spec.seed,
                              num_classes=labels.probs.shape[1], features=features)
     new = spec.method.transform(labels, context)

