@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -321,11 +322,12 @@ def test_every_loss_accepts_per_example_weights():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
     built_in = [name for name, cls in LOSSES.items() if cls.__module__ == "w2slab.losses"]  # not tests' plugins
-    assert len(built_in) == 11  # the paper's, EleutherAI's and RAVEN's, and gce, sce, elr
+    assert len(built_in) == 12  # the paper's, EleutherAI's and RAVEN's, and gce, sce, elr, coteach
     for name in built_in:
         loss = make_loss(name).for_training(CONTEXT)
-        rows = [make_loss(name).for_training(CONTEXT).per_example(logits, labels, 0.5)]
-        weighted = loss(logits, labels, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
+        both = torch.cat([logits, logits], -1) if loss.twin else logits  # co-teaching: two models' logits
+        rows = [make_loss(name).for_training(CONTEXT).per_example(both, labels, 0.5)]
+        weighted = loss(both, labels, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
         assert weighted == pytest.approx(((rows[0][0] + 3 * rows[0][2]) / 4).item(), abs=1e-6), name
 
 
@@ -413,3 +415,68 @@ def test_elr_keeps_a_running_average_per_example_and_pulls_towards_it():
     restored = make_loss("elr").for_training(TrainingContext())
     restored.load_state_dict(state)
     assert torch.equal(restored.memory(4, 2), loss.memory(4, 2))
+
+
+def test_coteaching_trains_each_model_on_the_examples_the_other_finds_easy():
+    """Han et al. 2018: with forget .25 (after the ramp) each model drops the batch's example its twin fits worst;
+    before the ramp starts nothing is dropped; forget None reads the weak labels' expected error."""
+    import numpy as np
+
+    from w2slab.losses import TrainingContext, soft_cross_entropy
+
+    labels = torch.eye(2)[[0, 1, 0, 1]]
+    first = torch.tensor([[3.0, 0.0], [0.0, 3.0], [0.0, 2.0], [1.0, 0.0]])  # wrong on row 2 and row 3
+    second = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 0.0]])  # unsure on row 3
+    loss = make_loss({"name": "coteach", "forget": 0.25, "ramp": 0.5})
+    values = loss.per_example(torch.cat([first, second], -1), labels, step_frac=0.5)
+    ce_first, ce_second = soft_cross_entropy(first, labels), soft_cross_entropy(second, labels)
+    # the second model fits row 3 worst: the first skips it; the first fits row 2 worst: the second skips it
+    expected = (ce_first * torch.tensor([1.0, 1, 1, 0]) + ce_second * torch.tensor([1.0, 1, 0, 1])) * 4 / 3
+    assert torch.allclose(values, expected)
+    at_start = loss.per_example(torch.cat([first, second], -1), labels, step_frac=0.0)
+    assert torch.allclose(at_start, ce_first + ce_second)
+    weak = np.array([[0.9, 0.1], [0.3, 0.7], [0.8, 0.2], [0.4, 0.6]])
+    estimated = make_loss("coteach").for_training(TrainingContext(labels=weak))
+    assert estimated.forget == pytest.approx(1 - weak.max(-1).mean())
+    with pytest.raises(ValueError, match="two models"):
+        loss.per_example(first, labels, 0.5)
+
+
+def test_a_coteaching_student_is_two_models_whose_predictions_are_their_mixture():
+    from w2slab.config import TrainConfig
+    from w2slab.models.loading import ProbeHead, TwinModel
+    from w2slab.train.batching import Collator
+    from w2slab.train.trainer import train_model
+
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((2000, 6)).astype(np.float32)
+    clean = (features[:, 0] > 0).astype(int)
+    noisy = np.where(rng.random(2000) < 0.3, 1 - clean, clean)  # 30% of labels flipped at random
+    examples = [{"features": f, "index": i, "target": np.eye(2, dtype=np.float32)[y]}
+                for i, (f, y) in enumerate(zip(features, noisy, strict=True))]
+    torch.manual_seed(0)
+    model = TwinModel(ProbeHead(6, 2), ProbeHead(6, 2))
+    torch.nn.init.normal_(model.second.head.weight, std=0.01)
+    train_model(model, examples, Collator(), make_loss({"name": "coteach", "forget": 0.3}),
+                TrainConfig(mode="probe", epochs=10, batch_size=50, precision="fp32"), 5e-2, seed=0)
+    with torch.no_grad():
+        mixed = model(features=torch.from_numpy(features))
+        a, b = model.first(torch.from_numpy(features)), model.second(torch.from_numpy(features))
+    assert mixed.shape == (2000, 2)
+    assert torch.allclose(mixed.exp(), (a.softmax(-1) + b.softmax(-1)) / 2, atol=1e-5)
+    assert (mixed.argmax(-1).numpy() == clean).mean() > 0.95  # the clean rule, through 30% noise
+
+
+def test_a_coteaching_student_runs_in_an_experiment_full_fine_tuning(tiny_pair, tmp_path):
+    import json
+
+    from w2slab.cli import main
+
+    root = tmp_path / "runs"
+    assert main(["run", "--dataset", tiny_pair.data, "--weak", tiny_pair.weak, "--strong", tiny_pair.strong,
+                 "--n-train", "96", "--n-test", "48", "--max-ctx", "16", "--losses", "xent,coteach", "--weak.mode",
+                 "probe", "--strong.mode", "full", "--epochs", "2", "--run-root", str(root), "--name", "co"]) == 0
+    metrics = json.loads((root / "co" / "metrics.json").read_text())
+    assert set(metrics["students"]) == {"xent", "coteach"}
+    with np.load(root / "co" / "predictions" / "student_coteach_test.npz") as saved:
+        assert saved["probs"].shape == (48, 2) and np.allclose(saved["probs"].sum(-1), 1.0, atol=1e-5)

@@ -120,6 +120,9 @@ class Loss(Component):
     #: the trainer passes each example's ``indices`` (its position in the training rows) to losses that keep a
     #: per-example memory (ELR); such a loss also has ``state_dict`` / ``load_state_dict`` for checkpoints
     uses_indices: ClassVar[bool] = False
+    #: the loss trains two models at once (co-teaching): the student is a :class:`~w2slab.models.loading.TwinModel`
+    #: whose training logits are both models' ``[B, 2K]``, and whose predictions are their mixture
+    twin: ClassVar[bool] = False
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
                  weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
@@ -571,3 +574,52 @@ class EarlyLearningRegularization(Loss):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         memory = state["memory"]
         object.__setattr__(self, "_memory", memory.clone() if memory.numel() else None)
+
+
+@register_loss("coteach")
+@dataclass(frozen=True)
+class CoTeaching(Loss):
+    """Co-teaching (Han et al. 2018): two students train side by side, and each learns only from the examples
+    the *other* finds easiest (its ``1 - forget`` smallest cross-entropies in the batch). Deep networks fit clean
+    labels before noisy ones, so small-loss examples are mostly clean, and two networks with different errors
+    filter each other's mistakes instead of confirming their own. The fraction dropped ramps from 0 to ``forget``
+    over the first ``ramp`` of training. ``forget`` None: the weak labels' own expected error, 1 - their mean
+    confidence (the paper sets it to the known noise rate; a calibrated teacher's confidence estimates it).
+    Predictions are the two students' averaged probabilities."""
+
+    source: ClassVar[str] = "Han et al. 2018, arXiv 1804.06872"
+    twin: ClassVar[bool] = True
+    forget: float | None = None
+    ramp: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.forget is None or 0.0 <= self.forget < 1.0, "forget",
+              f"must be in [0, 1) (or null: the weak labels' expected error), got {self.forget}")
+        check(0.0 <= self.ramp <= 1.0, "ramp", f"must be in [0, 1], got {self.ramp}")
+
+    def for_training(self, context: TrainingContext) -> Loss:
+        if self.forget is not None or context.labels is None:
+            return self
+        expected_error = 1.0 - float(np.asarray(context.labels).max(-1).mean())
+        return dataclasses.replace(self, forget=min(max(expected_error, 0.0), 0.5))
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        k = labels.shape[-1]
+        if logits.shape[-1] != 2 * k:
+            raise ValueError(f"coteach trains two models: expected [B, {2 * k}] logits (a TwinModel), got "
+                             f"{list(logits.shape)}")
+        first, second = soft_cross_entropy(logits[:, :k], labels), soft_cross_entropy(logits[:, k:], labels)
+        forget = (self.forget or 0.0) * ramp(step_frac, 0.0, self.ramp)
+        keep = max(1, math.ceil((1.0 - forget) * len(labels)))
+        # each model learns from the examples the other finds easiest (ties: earlier rows, stable sort)
+        for_first = _smallest(second.detach(), keep)
+        for_second = _smallest(first.detach(), keep)
+        return (first * for_first + second * for_second) * (len(labels) / keep)
+
+
+def _smallest(values: torch.Tensor, keep: int) -> torch.Tensor:
+    """A 0/1 mask of the ``keep`` smallest ``values``."""
+    mask = torch.zeros_like(values)
+    mask[torch.argsort(values, stable=True)[:keep]] = 1.0
+    return mask

@@ -127,6 +127,30 @@ class PairwiseScorer(nn.Module):
         return scores.flip(-1)
 
 
+class TwinModel(nn.Module):
+    """Two students trained together (co-teaching): with gradients on (a training step), both models' logits side
+    by side ``[B, 2K]`` for a loss that couples them (:class:`~w2slab.losses.CoTeaching`); without (every
+    prediction runs under ``no_grad``), the log of their averaged probabilities ``[B, K]``, so every prediction
+    path sees one K-class model. Not ``self.training``: the trainer keeps models in eval mode to switch dropout
+    off."""
+
+    def __init__(self, first: nn.Module, second: nn.Module):
+        super().__init__()
+        self.first, self.second = first, second
+
+    @property
+    def head(self) -> nn.Module:
+        """Both heads (their learning rate)."""
+        return nn.ModuleList([self.first.head, self.second.head])
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        a, b = self.first(**inputs), self.second(**inputs)
+        if torch.is_grad_enabled():
+            return torch.cat([a, b], dim=-1)
+        mixture = (torch.softmax(a.float(), -1) + torch.softmax(b.float(), -1)) / 2
+        return torch.log(mixture.clamp_min(1e-12))
+
+
 @dataclass
 class ResolvedModel:
     """A name resolved to a loadable location plus its family defaults."""

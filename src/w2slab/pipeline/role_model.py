@@ -31,6 +31,7 @@ from w2slab.models.loading import (
     ProbeHead,
     ResolvedModel,
     SequenceClassifier,
+    TwinModel,
     apply_training_mode,
     load_classifier,
     load_tokenizer,
@@ -312,6 +313,14 @@ class RoleModel:
         model = self.new_model()
         if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
             fit_probe_head(model.head, self.frozen_features(train_split), targets, weights)
+        if getattr(loss_fn, "twin", False):  # co-teaching: a second student, its head nudged so the two differ
+            torch.manual_seed(seed + 1)
+            second = self.new_model()
+            if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
+                fit_probe_head(second.head, self.frozen_features(train_split), targets, weights)
+            with torch.no_grad():
+                second.head.weight.add_(0.01 * torch.randn_like(second.head.weight))
+            model = TwinModel(model, second)
         result = train_model(model, self._examples(train_split, targets, weights), self.collate, loss_fn,
                              self.train_cfg, self.lr, seed=seed, desc=desc, head_lr=self.head_lr, **options)
         return model, result
