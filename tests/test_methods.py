@@ -236,7 +236,7 @@ def tiny(tmp_path_factory):
 ALL_METHODS = ["none", {"name": "conf_filter", "drop": 0.25}, {"name": "knn", "k": 5},
                {"name": "logreg", "mode": "filter"}, {"name": "select", "every": 2}, "oracle_select",
                {"name": "synthetic_flip", "rate": 0.25}, "synthetic_class_flip", "synthetic_cue",
-               {"name": "ensemble", "seeds": 2}, None, {"name": "s2s", "rounds": 2}]
+               {"name": "ensemble", "seeds": 2}, None, {"name": "s2s", "rounds": 2}, {"name": "ensemw2s", "rounds": 2}]
 
 
 @pytest.fixture(scope="module")
@@ -385,3 +385,55 @@ def test_report_pairs_each_student_with_xent_and_marks_the_oracle(methods_run, t
     summary = (tmp_path / "summary.md").read_text()
     oracle_line = next(line for line in summary.splitlines() if "oracle_select" in line)
     assert "ORACLE" in oracle_line
+
+
+def test_samme_gives_the_rows_an_expert_got_wrong_half_the_weight_and_no_vote_at_chance():
+    """AdaBoost's defining step (K=2): after reweighting, the rows the last expert got wrong hold exactly half the
+    weight, so the next expert cannot repeat its mistakes and look good; an expert at chance gets vote 0."""
+    import math
+
+    import numpy as np
+
+    from w2slab.methods.boosting import boost_weights, samme_alpha
+
+    rng = np.random.default_rng(0)
+    weights = rng.random(200)
+    weights /= weights.sum()
+    wrong = (rng.random(200) < 0.2).astype(float)
+    error = float((weights * wrong).sum())
+    new = boost_weights(weights, wrong, samme_alpha(error, 2))
+    assert new.sum() == pytest.approx(1.0)
+    assert (new * wrong).sum() == pytest.approx(0.5)
+    assert samme_alpha(0.5, 2) == pytest.approx(0.0)
+    assert samme_alpha(0.75, 4) == pytest.approx(0.0)  # K classes: chance is 1 - 1/K
+    assert samme_alpha(0.1, 2) == pytest.approx(math.log(9))
+
+
+def test_ensemw2s_boosts_weak_experts_and_supervises_with_their_vote(tmp_path):
+    """On the planted Gaussian task (linear experts of the weak view, seconds to train): each round records its
+    weighted error and vote, the weak-train labels are counted, and the boosted vote is the weak side of PGR."""
+    import json
+
+    import numpy as np
+
+    from w2slab.cli import main
+    from w2slab.data.vectors import GAUSSIAN_W2S
+
+    root = tmp_path / "runs"
+    assert main(["run", "--dataset", "gaussian_w2s", "--weak", GAUSSIAN_W2S.weak_model, "--strong",
+                 GAUSSIAN_W2S.strong_model, "--n-train", "2000", "--n-test", "1000", "--losses", "xent", "--methods",
+                 "ensemw2s", "--method-param", "ensemw2s.rounds=3", "--run-root", str(root), "--name", "boost"]) == 0
+    (boost,) = [folder for folder in (root / "stages" / "boost").iterdir() if folder.is_dir()]
+    rounds = json.loads((boost / "rounds.json").read_text())
+    # linear experts of a view whose best rule is linear: the first has error .26, the second, on rows reweighted
+    # so that the first one's errors hold half the weight, is near chance and barely votes, the third stops
+    assert 0 < rounds[0]["weighted_error"] < 0.35 and rounds[0]["alpha"] > 0.5
+    assert rounds[1]["weighted_error"] > rounds[0]["weighted_error"]  # the reweighted rows are the hard ones
+    assert all(r.get("alpha", 0.0) < rounds[0]["alpha"] for r in rounds[1:])
+    records = json.loads((boost / "ground_truth.json").read_text())
+    assert {"role": "weak", "kind": "boost", "labels": 1000} in records.values()
+    metrics = json.loads((root / "boost" / "metrics.json").read_text())
+    assert set(metrics["students"]) == {"xent+ensemw2s"}
+    labels = [json.loads(line)["label"] for line in (root / "boost" / "predictions" / "test.jsonl").open()]
+    with np.load(boost / "test.npz") as saved:  # the boosted vote is the weak accuracy PGR starts from
+        assert metrics["weak"]["accuracy"] == pytest.approx(float(np.mean(saved["probs"].argmax(-1) == labels)))

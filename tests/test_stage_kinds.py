@@ -27,8 +27,8 @@ def stage_plugin():
 
 
 def test_the_builtin_kinds_and_their_facts_come_from_the_registry():
-    assert stage_kinds()[:5] == ("split", "weak_train", "weak_label", "features", "ceiling")
-    assert [k for k in stage_kinds() if stage_kind(k).trains] == ["weak_train", "ceiling", "student"]
+    assert stage_kinds()[:6] == ("split", "weak_train", "boost", "weak_label", "features", "ceiling")
+    assert [k for k in stage_kinds() if stage_kind(k).trains] == ["weak_train", "boost", "ceiling", "student"]
     assert "smooth" in stage_kinds() and stage_kinds().index("smooth") < stage_kinds().index("student")
     from w2slab.pipeline.executors import stage_resources
     from w2slab.pipeline.graph import Stage

@@ -81,6 +81,8 @@ for _kind in (
     StageKind("split", f"{_BUILTIN}:compute_split", order=0, description="read the data, draw the three splits"),
     StageKind("weak_train", f"{_BUILTIN}:compute_weak_train", trains=True, order=1,
               description="train the weak model on ground truth"),
+    StageKind("boost", "w2slab.methods.boosting:compute_boost", trains=True, order=1.5,
+              description="weak experts trained in turn on reweighted rows (EnsemW2S), their vote"),
     StageKind("weak_label", f"{_BUILTIN}:compute_weak_label", uses_device=True, order=2,
               description="the weak model labels transfer and test"),
     StageKind("features", f"{_BUILTIN}:compute_features", uses_device=True, order=3,
