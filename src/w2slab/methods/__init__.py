@@ -3,7 +3,7 @@
 Importing this package registers every built-in method; ``w2s methods`` lists them.
 """
 
-from w2slab.methods import boosting, chains, relabel, selection, supervisors  # noqa: F401 - registers the built-ins
+from w2slab.methods import boosting, chains, relabel, selection, supervisors, unsupervised  # noqa: F401 - registers the built-ins
 from w2slab.methods.base import (
     LABEL_SOURCES,
     METHODS,
