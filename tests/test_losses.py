@@ -322,12 +322,13 @@ def test_every_loss_accepts_per_example_weights():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
     built_in = [name for name, cls in LOSSES.items() if cls.__module__ == "w2slab.losses"]  # not tests' plugins
-    assert len(built_in) == 12  # the paper's, EleutherAI's and RAVEN's, and gce, sce, elr, coteach
+    assert len(built_in) == 15  # the paper's, EleutherAI's and RAVEN's, gce, sce, elr, coteach, raven, edl, csl
     for name in built_in:
         loss = make_loss(name).for_training(CONTEXT)
         both = torch.cat([logits, logits], -1) if loss.twin else logits  # co-teaching: two models' logits
-        rows = [make_loss(name).for_training(CONTEXT).per_example(both, labels, 0.5)]
-        weighted = loss(both, labels, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
+        targets = torch.stack([labels, labels], 1) if loss.teachers else labels  # two teachers' labels
+        rows = [make_loss(name).for_training(CONTEXT).per_example(both, targets, 0.5)]
+        weighted = loss(both, targets, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
         assert weighted == pytest.approx(((rows[0][0] + 3 * rows[0][2]) / 4).item(), abs=1e-6), name
 
 
@@ -480,3 +481,82 @@ def test_a_coteaching_student_runs_in_an_experiment_full_fine_tuning(tiny_pair, 
     assert set(metrics["students"]) == {"xent", "coteach"}
     with np.load(root / "co" / "predictions" / "student_coteach_test.npz") as saved:
         assert saved["probs"].shape == (48, 2) and np.allclose(saved["probs"].sum(-1), 1.0, atol=1e-5)
+
+
+def _teacher_run(loss_spec, labels, features, epochs=10):
+    from w2slab.config import TrainConfig
+    from w2slab.models.loading import ProbeHead
+    from w2slab.train.batching import Collator
+    from w2slab.train.trainer import train_model
+
+    examples = [{"features": f, "index": i, "target": t} for i, (f, t) in enumerate(zip(features, labels, strict=True))]
+    torch.manual_seed(0)
+    model = ProbeHead(features.shape[1], labels.shape[-1])
+    loss = make_loss(loss_spec).for_training(__import__("w2slab.losses", fromlist=["TrainingContext"])
+                                             .TrainingContext())
+    train_model(model, examples, Collator(), loss, TrainConfig(mode="probe", epochs=epochs, batch_size=50,
+                                                               precision="fp32"), 5e-2, seed=0)
+    with torch.no_grad():
+        return model(torch.from_numpy(features)).argmax(-1).numpy(), loss
+
+
+def _two_teachers(n=2000, seed=0):
+    """A right teacher (the rule x0 > 0) and one that is right on half the rows only (a coin)."""
+    rng = np.random.default_rng(seed)
+    features = rng.standard_normal((n, 6)).astype(np.float32)
+    truth = (features[:, 0] > 0).astype(int)
+    coin = rng.integers(0, 2, n)
+    labels = np.stack([np.eye(2)[truth] * 0.8 + 0.1, np.eye(2)[coin] * 0.8 + 0.1], axis=1).astype(np.float32)
+    return features, truth, labels
+
+
+def test_raven_learns_to_weight_the_teacher_the_student_can_fit():
+    """RAVEN's teacher weights: uniform through the warm-up, then SGD on the same loss moves them to the right
+    teacher, whose labels the student fits, and away from the coin."""
+    features, truth, labels = _two_teachers()
+    predicted, loss = _teacher_run({"name": "raven", "lr_weights": 0.05, "warmup": 0.3}, labels, features)
+    weights = loss.report()["teacher_weights"]
+    assert weights[0] > 0.6 > 0.4 > weights[1], weights
+    assert (predicted == truth).mean() > 0.95
+    state = loss.state_dict()  # saved with checkpoints: a resumed run continues with these weights
+    fresh = make_loss("raven")
+    fresh.load_state_dict(state)
+    assert fresh.report()["teacher_weights"] == weights
+
+
+def test_the_evidential_loss_is_its_definition_and_follows_the_teachers():
+    import math
+
+    from w2slab.losses import dirichlet_kl_to_uniform, evidential_loss
+
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    target = torch.tensor([[1.0, 0.0, 0.0]])
+    alpha = torch.nn.functional.softplus(logits) + 1  # evidence + 1
+    fit = math.log(alpha.sum().item()) - math.log(alpha[0, 0].item())
+    assert evidential_loss(logits, target, 0.0).item() == pytest.approx(fit, abs=1e-6)
+    assert dirichlet_kl_to_uniform(torch.ones(1, 3)).item() == pytest.approx(0.0, abs=1e-6)
+    tilde = target + (1 - target) * alpha  # only the wrong classes' evidence is penalised
+    assert evidential_loss(logits, target, 1.0).item() == pytest.approx(
+        fit + dirichlet_kl_to_uniform(tilde).item(), abs=1e-6)
+    features, truth, labels = _two_teachers()
+    both_right = np.stack([labels[:, 0], labels[:, 0]], axis=1)
+    predicted, _ = _teacher_run({"name": "edl", "gamma": 0.3}, both_right, features)
+    assert (predicted == truth).mean() > 0.95
+
+
+def test_csl_assigns_each_example_the_teacher_the_student_agrees_with_and_drops_inconsistent_ones():
+    loss = make_loss({"name": "csl", "warmup": 0.2})
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    labels = torch.tensor([[[0.9, 0.1], [0.2, 0.8]],    # the student says 0: teacher 0
+                           [[0.7, 0.3], [0.1, 0.9]],    # the student says 1: teacher 1
+                           [[0.3, 0.7], [0.1, 0.9]]])   # both teachers say 1, the student 0: dropped
+    chosen, consistent = loss.assign(logits, labels)
+    assert torch.allclose(chosen, torch.tensor([[0.9, 0.1], [0.1, 0.9], [0.3, 0.7]]))
+    assert consistent.tolist() == [True, True, False]
+    values = loss.per_example(logits, labels, 0.5)
+    assert values[2].item() == 0.0 and values[0].item() > 0
+    from w2slab.losses import soft_cross_entropy
+
+    assert torch.allclose(loss.per_example(logits, labels, 0.1), soft_cross_entropy(logits, labels.mean(1)))
+    with pytest.raises(ValueError, match="several teachers"):
+        loss.per_example(logits, labels.mean(1), 0.5)

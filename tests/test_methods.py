@@ -460,3 +460,33 @@ def test_icm_finds_the_labels_the_features_predict_best_and_takes_only_the_class
     assert np.bincount(found).tolist() == np.bincount(weak).tolist()  # the weak labels' class balance
     inverted = icm.transform(SoftLabels.of(np.eye(2)[1 - weak]), context).probs.argmax(-1)
     assert (inverted == 1 - truth).mean() > 0.95
+
+
+def test_multi_teacher_losses_learn_from_an_ensembles_members_and_raven_downweights_a_useless_one(tmp_path):
+    """Teachers of the planted task: the weak view (coords 4-5), its informative coordinate alone (4) and its
+    uninformative one (5, at chance). Each multi-teacher loss trains a student on the three; RAVEN's learned
+    weights put the least on the teacher at chance."""
+    import json
+
+    from w2slab.api import run
+    from w2slab.config import ExperimentConfig, RuntimeConfig
+    from w2slab.data.vectors import GAUSSIAN_W2S
+    from w2slab.errors import ConfigError
+
+    ensemble = {"name": "ensemble", "seeds": 1, "models": ["coords:4-4", "coords:5-5"]}
+    cfg = ExperimentConfig(dataset="gaussian_w2s", weak=GAUSSIAN_W2S.weak_model, strong=GAUSSIAN_W2S.strong_model,
+                           losses=["xent", {"name": "raven", "lr_weights": 0.05}, "edl", "csl"], methods=[ensemble],
+                           n_train=4000, n_test=2000)
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    students = result.summary.results
+    assert {label.split("+")[0].split("[")[0] for label in students} == {"xent", "raven", "edl", "csl"}
+    for label, student in students.items():  # every one learns the task from its teachers
+        assert student.student_accuracy > 0.8, (label, student.student_accuracy)
+    students_folder = tmp_path / "runs" / "stages" / "student"
+    (report,) = [json.loads(p.read_text()) for p in students_folder.glob("*/loss_report.json")]
+    weights = report["teacher_weights"]
+    assert len(weights) == 3 and min(weights) == weights[2], weights  # member order: weak, coords:4-4, coords:5-5
+    with pytest.raises(ConfigError, match="several teachers"):
+        run(ExperimentConfig(dataset="gaussian_w2s", weak=GAUSSIAN_W2S.weak_model, strong=GAUSSIAN_W2S.strong_model,
+                             losses=["raven"], n_train=400, n_test=200),
+            RuntimeConfig(run_root=str(tmp_path / "other"), echo=lambda *a: None))

@@ -123,6 +123,13 @@ class Loss(Component):
     #: the loss trains two models at once (co-teaching): the student is a :class:`~w2slab.models.loading.TwinModel`
     #: whose training logits are both models' ``[B, 2K]``, and whose predictions are their mixture
     twin: ClassVar[bool] = False
+    #: the loss learns from several teachers at once: ``labels`` are ``[B, M, K]``, one soft label per teacher (an
+    #: ``ensemble`` method's members); every other loss gets their mean ``[B, K]``
+    teachers: ClassVar[bool] = False
+
+    def report(self) -> dict[str, Any] | None:
+        """What the loss learned besides the model (RAVEN's teacher weights), written beside the student."""
+        return None
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
                  weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
@@ -623,3 +630,155 @@ def _smallest(values: torch.Tensor, keep: int) -> torch.Tensor:
     mask = torch.zeros_like(values)
     mask[torch.argsort(values, stable=True)[:keep]] = 1.0
     return mask
+
+
+# --- multi-teacher losses: labels [B, M, K], one row per teacher (an ensemble's members) ---------------------------
+
+
+@register_loss("raven")
+@dataclass(frozen=True)
+class Raven(Loss):
+    """RAVEN (mlbio-epfl/raven, NeurIPS 2025): cross-entropy against a learned mixture of the teachers' soft labels,
+    ``q = sum_m w_m p_m`` (renormalised), with one weight per teacher on the simplex. After each step the weights
+    take a plain SGD step (``lr_weights``) on the same loss with the student's logits held fixed, are clipped at
+    1e-6 and renormalised, so teachers the student can fit gain weight. For the first ``warmup`` of training the
+    weights stay uniform and only examples all teachers agree on count (the reference's easy-sample start).
+    Learned weights are written beside the student (``loss_report.json``)."""
+
+    source: ClassVar[str] = "RAVEN, mlbio-epfl/raven (NeurIPS 2025)"
+    teachers: ClassVar[bool] = True
+    lr_weights: float = 1e-2
+    warmup: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.lr_weights >= 0, "lr_weights", f"must be >= 0, got {self.lr_weights}")
+        check(0.0 <= self.warmup < 1.0, "warmup", f"must be in [0, 1), got {self.warmup}")
+
+    def for_training(self, context: TrainingContext) -> Loss:
+        loss = dataclasses.replace(self)  # fresh weights per training run
+        object.__setattr__(loss, "_weights", None)
+        return loss
+
+    def weights(self, teachers: int) -> torch.Tensor:
+        current = self.__dict__.get("_weights")
+        if current is None or len(current) != teachers:
+            current = torch.full((teachers,), 1.0 / teachers)
+            object.__setattr__(self, "_weights", current)
+        return current
+
+    @staticmethod
+    def mixture(labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        mixed = (weights.to(labels)[None, :, None] * labels).sum(1)
+        return mixed / mixed.sum(-1, keepdim=True).clamp_min(1e-12)
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        _check_teachers(self, logits, labels)
+        weights = self.weights(labels.shape[1])
+        warming = step_frac < self.warmup
+        votes = labels.argmax(-1)
+        mask = (votes == votes[:, :1]).all(-1).float() if warming else torch.ones(len(labels)).to(logits)
+        values = mask.to(logits) * soft_cross_entropy(logits, self.mixture(labels, weights))
+        if not warming and self.lr_weights > 0 and torch.is_grad_enabled():
+            variable = weights.clone().requires_grad_(True)
+            with torch.enable_grad():
+                objective = (mask.to(logits) * soft_cross_entropy(logits.detach(), self.mixture(labels, variable))
+                             ).mean()
+                (gradient,) = torch.autograd.grad(objective, variable)
+            updated = (weights - self.lr_weights * gradient.cpu()).clamp_min(1e-6)
+            object.__setattr__(self, "_weights", updated / updated.sum())
+        return values
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        weights = self.__dict__.get("_weights")
+        return {"weights": weights if weights is not None else torch.zeros(0)}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        object.__setattr__(self, "_weights", state["weights"].clone() if state["weights"].numel() else None)
+
+    def report(self) -> dict[str, Any] | None:
+        weights = self.__dict__.get("_weights")
+        return None if weights is None else {"teacher_weights": [round(float(w), 6) for w in weights]}
+
+
+def dirichlet_kl_to_uniform(alpha: torch.Tensor) -> torch.Tensor:
+    """KL(Dir(alpha) || Dir(1, ..., 1)) per row."""
+    total = alpha.sum(-1)
+    k = alpha.shape[-1]
+    return (torch.lgamma(total) - torch.lgamma(alpha).sum(-1) - math.lgamma(k)
+            + ((alpha - 1.0) * (torch.digamma(alpha) - torch.digamma(total)[..., None])).sum(-1))
+
+
+def evidential_loss(logits: torch.Tensor, target: torch.Tensor, anneal: float) -> torch.Tensor:
+    """The evidential (Dirichlet) loss of ``target`` rows [B, K]: evidence ``softplus(logits)``, ``alpha`` = evidence +
+    1, ``sum_k y_k (log S - log alpha_k)`` plus ``anneal`` times the KL to the uniform Dirichlet of the evidence left
+    on the wrong classes (``alpha~ = y + (1 - y) alpha``). The reference's evidence is ``relu(logits)``, which has no
+    gradient at all at the zero logits of w2slab's zero-initialised heads (training never starts); softplus is the
+    smooth evidence function of the same family (Sensoy et al. 2018)."""
+    alpha = torch.nn.functional.softplus(logits) + 1.0
+    strength = alpha.sum(-1, keepdim=True)
+    fit = (target * (torch.log(strength) - torch.log(alpha))).sum(-1)
+    return fit + anneal * dirichlet_kl_to_uniform(target + (1.0 - target) * alpha)
+
+
+@register_loss("edl")
+@dataclass(frozen=True)
+class EvidentialMultiTeacher(Loss):
+    """Evidential multi-teacher loss (Cui et al. 2024, arXiv 2406.03199, as in RAVEN's ``rw2s/losses.py``): the
+    student's logits are Dirichlet evidence; each teacher's soft label is fit by the evidential loss (summed over
+    teachers), and ``gamma`` of the loss fits the student's own hard prediction; the KL term that removes
+    misleading evidence anneals in linearly over training. Predictions are the logits' argmax, as for every loss."""
+
+    source: ClassVar[str] = "Cui et al. 2024, arXiv 2406.03199 (evidential loss as in mlbio-epfl/raven)"
+    teachers: ClassVar[bool] = True
+    gamma: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.gamma <= 1.0, "gamma", f"must be in [0, 1], got {self.gamma}")
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        _check_teachers(self, logits, labels)
+        anneal = float(step_frac)
+        teachers = sum(evidential_loss(logits, labels[:, m], anneal) for m in range(labels.shape[1]))
+        own = torch.nn.functional.one_hot(logits.detach().argmax(-1), logits.shape[-1]).to(logits)
+        return (1.0 - self.gamma) * teachers + self.gamma * evidential_loss(logits, own, anneal)
+
+
+@register_loss("csl")
+@dataclass(frozen=True)
+class CoSupervised(Loss):
+    """Co-supervised learning (Liu & Alahi 2024, arXiv 2402.15505), within one training: after ``warmup`` on the
+    teachers' mean, each example is assigned the teacher the student agrees with most (the E-step: least
+    cross-entropy of the teacher's label under the student), and an example whose assigned teacher names another
+    class than the student's own prediction fails the consistency check and is dropped (weight 0). The paper
+    alternates these steps over rounds of training with a growing student; here they run at every step, so a
+    specialist teacher is followed where the student finds it right."""
+
+    source: ClassVar[str] = "Liu & Alahi 2024, arXiv 2402.15505 (adapted: assignment at every step)"
+    teachers: ClassVar[bool] = True
+    warmup: float = 0.2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.warmup < 1.0, "warmup", f"must be in [0, 1), got {self.warmup}")
+
+    def assign(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(each example's assigned teacher label [B, K], whether it passes the consistency check [B])."""
+        log_probs = torch.log_softmax(logits.detach(), -1)
+        distance = -(labels * log_probs[:, None, :]).sum(-1)  # [B, M]
+        chosen = labels[torch.arange(len(labels)), distance.argmin(-1)]
+        return chosen, chosen.argmax(-1) == logits.detach().argmax(-1)
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        _check_teachers(self, logits, labels)
+        if step_frac < self.warmup:
+            return soft_cross_entropy(logits, labels.mean(1))
+        chosen, consistent = self.assign(logits, labels)
+        return consistent.to(logits) * soft_cross_entropy(logits, chosen)
+
+
+def _check_teachers(loss: Loss, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if labels.dim() != 3 or labels.shape[-1] != logits.shape[-1]:
+        raise ValueError(f"{loss.name} learns from several teachers: expected labels [B, M, {logits.shape[-1]}] "
+                         f"(use it with --method ensemble), got {list(labels.shape)}")

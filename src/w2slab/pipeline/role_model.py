@@ -311,13 +311,14 @@ class RoleModel:
             self.features(train_split)
         torch.manual_seed(seed)  # same seed -> same head init and LoRA init
         model = self.new_model()
+        probe_targets = targets.mean(1) if targets.ndim == 3 else targets  # several teachers: their mean
         if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
-            fit_probe_head(model.head, self.frozen_features(train_split), targets, weights)
+            fit_probe_head(model.head, self.frozen_features(train_split), probe_targets, weights)
         if getattr(loss_fn, "twin", False):  # co-teaching: a second student, its head nudged so the two differ
             torch.manual_seed(seed + 1)
             second = self.new_model()
             if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
-                fit_probe_head(second.head, self.frozen_features(train_split), targets, weights)
+                fit_probe_head(second.head, self.frozen_features(train_split), probe_targets, weights)
             with torch.no_grad():
                 second.head.weight.add_(0.01 * torch.randn_like(second.head.weight))
             model = TwinModel(model, second)

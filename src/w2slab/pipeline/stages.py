@@ -36,6 +36,10 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
+#: An ensemble stage's per-member transfer labels [N, M, K].
+TEACHERS = "teachers.npz"
+
+
 def num_classes_of(splits: dict) -> int:
     """K of a split stage's rows (2 for split folders written before K classes were recorded)."""
     return int(splits.get("num_classes", 2))
@@ -319,8 +323,14 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
                                                   seed=spec.seed, labels=labels.probs[rows]))
     options = training_options(stage, work, runtime)
     options["callbacks"] = [*options["callbacks"], *callbacks]
-    model, result = strong.fit(train_split, labels.probs[rows], loss, seed=spec.seed,
+    targets = labels.probs[rows]
+    if spec.loss.teachers:  # one soft label per teacher: [rows, M, K]
+        with np.load(inputs["labels"] / TEACHERS) as data:
+            targets = data["probs"][rows]
+    model, result = strong.fit(train_split, targets, loss, seed=spec.seed,
                                desc=f"student {spec.loss.label}", weights=labels.weights[rows], **options)
+    if (report := loss.report()) is not None:
+        (work / "loss_report.json").write_text(json.dumps(report, indent=1))
     logits = strong.predict_splits(model, ("transfer", "test"), "student")
     for name in ("transfer", "test"):
         save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]], logits[name])
@@ -391,6 +401,9 @@ def compute_ensemble(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
     for name in ("transfer", "test"):
         mean = sum(w * load_probs(inputs[m] / f"{name}.npz") for w, m in zip(weights, members, strict=True))
         save_labels(work / f"{name}.npz", [r["id"] for r in splits[name]], SoftLabels.of(mean))
+    # each member's transfer labels, for losses that learn from several teachers (RAVEN, evidential, CSL)
+    np.savez(work / TEACHERS, probs=np.stack([load_probs(inputs[m] / "transfer.npz") for m in members], axis=1)
+             .astype(np.float32))
     record_ground_truth(work, stage, inputs)
 
 
