@@ -237,7 +237,7 @@ ALL_METHODS = ["none", {"name": "conf_filter", "drop": 0.25}, {"name": "knn", "k
                {"name": "logreg", "mode": "filter"}, {"name": "select", "every": 2}, "oracle_select",
                {"name": "synthetic_flip", "rate": 0.25}, "synthetic_class_flip", "synthetic_cue",
                {"name": "ensemble", "seeds": 2}, None, {"name": "s2s", "rounds": 2}, {"name": "ensemw2s", "rounds": 2},
-               {"name": "icm", "restarts": 1, "iterations": 3}]
+               {"name": "icm", "restarts": 1, "iterations": 3}, {"name": "trust", "labelled": 20}]
 
 
 @pytest.fixture(scope="module")
@@ -490,3 +490,46 @@ def test_multi_teacher_losses_learn_from_an_ensembles_members_and_raven_downweig
         run(ExperimentConfig(dataset="gaussian_w2s", weak=GAUSSIAN_W2S.weak_model, strong=GAUSSIAN_W2S.strong_model,
                              losses=["raven"], n_train=400, n_test=200),
             RuntimeConfig(run_root=str(tmp_path / "other"), echo=lambda *a: None))
+
+
+def test_trust_scores_learned_from_a_hundred_labels_drop_mostly_wrong_teacher_labels():
+    """Teacher labels wrong on 25% of rows at random, features with the classes as two clusters: the labels that
+    disagree with their neighbourhood and with an out-of-fold probe are the wrong ones, and a trust function fit
+    on 100 labelled rows keeps the right ones."""
+    import numpy as np
+
+    from w2slab.methods.trust import fit_trust, trust_signals
+
+    rng = np.random.default_rng(0)
+    truth = np.arange(1000) % 2
+    features = rng.standard_normal((1000, 8))
+    features[:, 0] += np.where(truth == 1, 2.0, -2.0)
+    teacher = np.where(rng.random(1000) < 0.25, 1 - truth, truth)
+    probs = np.eye(2)[teacher] * 0.7 + 0.15
+    correct = np.full(1000, -1)
+    labelled = rng.choice(1000, 100, replace=False)
+    correct[labelled] = (teacher[labelled] == truth[labelled]).astype(int)
+    trust = fit_trust(trust_signals(probs, features, seed=0, neighbours=32), correct)
+    kept = trust >= 0.5
+    assert (teacher == truth).mean() < 0.8
+    assert (teacher[kept] == truth[kept]).mean() > 0.95 and kept.mean() > 0.6
+    only_right = np.where(np.arange(1000) < 10, 1, -1)  # a labelled set without a wrong label: its rate
+    assert np.all(fit_trust(np.zeros((1000, 4)), only_right) == 1.0)
+
+
+def test_trust_runs_as_an_oracle_its_labels_counted_once_over_rounds(tmp_path):
+    import json
+
+    from w2slab.api import run
+    from w2slab.config import ExperimentConfig, RuntimeConfig
+    from w2slab.data.vectors import GAUSSIAN_W2S
+
+    cfg = ExperimentConfig(dataset="gaussian_w2s", weak=GAUSSIAN_W2S.weak_model, strong=GAUSSIAN_W2S.strong_model,
+                           losses=["xent"], methods=[{"name": "trust", "labelled": 80, "rounds": 2}],
+                           n_train=2000, n_test=1000)
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    (label, student), = result.summary.results.items()
+    assert label.endswith("(oracle)") and student.oracle
+    assert student.ground_truth_labels == {"weak": 1000, "ceiling": 1000, "student": 80}
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "stages" / "trust").glob("*/trust.json")]
+    assert len(reports) == 2 and all(r["labelled"] == 80 and r["kept"] < 1000 for r in reports)

@@ -3,7 +3,15 @@
 Importing this package registers every built-in method; ``w2s methods`` lists them.
 """
 
-from w2slab.methods import boosting, chains, relabel, selection, supervisors, unsupervised  # noqa: F401 - registers the built-ins
+from w2slab.methods import (  # noqa: F401 - registers the built-ins
+    boosting,
+    chains,
+    relabel,
+    selection,
+    supervisors,
+    trust,
+    unsupervised,
+)
 from w2slab.methods.base import (
     LABEL_SOURCES,
     METHODS,

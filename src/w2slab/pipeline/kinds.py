@@ -94,6 +94,8 @@ for _kind in (
     StageKind("ensemble", f"{_BUILTIN}:compute_ensemble", order=6, description="average several weak models' labels"),
     StageKind("relabel", f"{_BUILTIN}:compute_relabel", order=7,
               description="a label method rewrites the transfer labels and weights"),
+    StageKind("trust", "w2slab.methods.trust:compute_trust", order=7.5,
+              description="a trust score per teacher label, learned from a few labelled rows, filters them"),
     StageKind("student", f"{_BUILTIN}:compute_student", trains=True, order=8,
               description="train the strong model on its labels with one loss"),
     StageKind("evaluate", f"{_BUILTIN}:compute_evaluate", order=9,
