@@ -237,7 +237,8 @@ ALL_METHODS = ["none", {"name": "conf_filter", "drop": 0.25}, {"name": "knn", "k
                {"name": "logreg", "mode": "filter"}, {"name": "select", "every": 2}, "oracle_select",
                {"name": "synthetic_flip", "rate": 0.25}, "synthetic_class_flip", "synthetic_cue",
                {"name": "ensemble", "seeds": 2}, None, {"name": "s2s", "rounds": 2}, {"name": "ensemw2s", "rounds": 2},
-               {"name": "icm", "restarts": 1, "iterations": 3}, {"name": "trust", "labelled": 20}]
+               {"name": "icm", "restarts": 1, "iterations": 3}, {"name": "trust", "labelled": 20},
+               {"name": "graph_smooth", "k": 5}, {"name": "selective", "labelled": 20}]
 
 
 @pytest.fixture(scope="module")
@@ -533,3 +534,60 @@ def test_trust_runs_as_an_oracle_its_labels_counted_once_over_rounds(tmp_path):
     assert student.ground_truth_labels == {"weak": 1000, "ceiling": 1000, "student": 80}
     reports = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "stages" / "trust").glob("*/trust.json")]
     assert len(reports) == 2 and all(r["labelled"] == 80 and r["kept"] < 1000 for r in reports)
+
+
+def test_graph_smoothing_outvotes_isolated_weak_errors_in_a_cluster():
+    import numpy as np
+
+    from w2slab.methods import RelabelContext, SoftLabels, make_method
+
+    rng = np.random.default_rng(0)
+    truth = np.arange(600) % 2
+    features = rng.standard_normal((600, 8))
+    features[:, 0] += np.where(truth == 1, 3.0, -3.0)
+    weak = np.where(rng.random(600) < 0.2, 1 - truth, truth)
+    context = RelabelContext(texts=[""] * 600, seed=0, num_classes=2, features=features)
+    smoothed = make_method("graph_smooth").transform(SoftLabels.of(np.eye(2)[weak] * 0.8 + 0.1), context).probs
+    assert np.allclose(smoothed.sum(-1), 1.0, atol=1e-5)
+    assert (weak == truth).mean() < 0.85 and (smoothed.argmax(-1) == truth).mean() > 0.97
+
+
+def test_the_selector_keeps_the_student_where_the_labelled_disagreements_say_it_is_right():
+    """The student is right where it is confident and the weak model where the student is not: fit on 100
+    labelled disagreements, the selector takes the student's label exactly where it is confident."""
+    import numpy as np
+
+    from w2slab.methods.selective import choose_student
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    student_confidence = rng.uniform(0.5, 1.0, n)
+    signals = np.stack([student_confidence, rng.uniform(0.5, 1.0, n), rng.random(n), rng.random(n)], axis=1)
+    disagree = np.ones(n, dtype=bool)
+    student_right = np.full(n, -1)
+    labelled = rng.choice(n, 100, replace=False)
+    student_right[labelled] = (student_confidence[labelled] > 0.75).astype(int)
+    chosen = choose_student(signals, disagree, student_right) > 0.5
+    assert (chosen == (student_confidence > 0.75)).mean() > 0.9
+    few = np.full(n, -1)
+    few[:3] = 1  # too few labelled disagreements to fit: the more confident side
+    assert np.array_equal(choose_student(signals, disagree, few), (signals[:, 0] > signals[:, 1]).astype(float))
+
+
+def test_selective_runs_as_an_oracle_with_two_students(tmp_path):
+    import json
+
+    from w2slab.api import run
+    from w2slab.config import ExperimentConfig, RuntimeConfig
+    from w2slab.data.vectors import GAUSSIAN_W2S
+
+    cfg = ExperimentConfig(dataset="gaussian_w2s", weak=GAUSSIAN_W2S.weak_model, strong=GAUSSIAN_W2S.strong_model,
+                           losses=["xent"], methods=[{"name": "selective", "labelled": 80}], n_train=2000, n_test=1000)
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    (label, student), = result.summary.results.items()
+    assert label.endswith("(oracle)") and student.ground_truth_labels == {"weak": 1000, "ceiling": 1000,
+                                                                          "student": 80}
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "stages" / "select_labels")
+                 .glob("*/selection.json")]
+    assert report["labelled"] == 80 and 0 <= report["student_taken"] <= report["disagree"]
+    assert len(list((tmp_path / "runs" / "stages" / "student").glob("*/DONE"))) == 2  # two students

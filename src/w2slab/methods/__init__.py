@@ -8,6 +8,7 @@ from w2slab.methods import (  # noqa: F401 - registers the built-ins
     chains,
     relabel,
     selection,
+    selective,
     supervisors,
     trust,
     unsupervised,

@@ -96,6 +96,8 @@ for _kind in (
               description="a label method rewrites the transfer labels and weights"),
     StageKind("trust", "w2slab.methods.trust:compute_trust", order=7.5,
               description="a trust score per teacher label, learned from a few labelled rows, filters them"),
+    StageKind("select_labels", "w2slab.methods.selective:compute_select_labels", order=8.5,
+              description="a selector keeps the student's or the weak label where they disagree"),
     StageKind("student", f"{_BUILTIN}:compute_student", trains=True, order=8,
               description="train the strong model on its labels with one loss"),
     StageKind("evaluate", f"{_BUILTIN}:compute_evaluate", order=9,

@@ -1,0 +1,180 @@
+"""Selective weak-to-strong generalization (arXiv 2511.14166): weak labels smoothed over a similarity graph, then a
+per-example selector decides where the student's own label replaces the weak one. One stage kind (``select_labels``)
+and two methods, in one file.
+
+- ``graph_smooth`` (a label method): label propagation of the weak labels over the k-nearest-neighbour graph of
+  the strong model's frozen features, ``Y <- (1 - a) Y0 + a S Y`` with ``S`` the row-normalised cosine-kNN graph
+  (Zhou et al. 2004), ``iterations`` times (defaults .9 and 20: Zhou et al. weight the graph as heavily): an
+  isolated weak error surrounded by right labels is outvoted (at .5 a row's own label outweighs its neighbours').
+- ``selective`` (an oracle: it reads ``labelled`` transfer labels, counted): a first student learns from the
+  smoothed labels; where it and the smoothed weak label disagree, a logistic selector on label-free signals (each
+  side's confidence, each side's agreement with the row's neighbours) decides whose label to keep, fit on the
+  labelled rows where the two disagree (target: the student is right); a second student learns the result. With
+  too few labelled disagreements to fit (fewer than 4 of either outcome), the more confident side wins.
+
+Adapted: the paper's selector may read the models' internals; here it reads what every model in w2slab has.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from w2slab.methods.base import ChainMethod, LabelMethod, RelabelContext, SoftLabels, register_method
+from w2slab.typed import check
+
+if TYPE_CHECKING:
+    from w2slab.losses import Loss
+    from w2slab.pipeline.graph import GraphBuilder, Stage
+
+
+def knn_graph(features: np.ndarray, k: int) -> np.ndarray:
+    """Row-normalised adjacency [N, N] of each row's ``k`` nearest other rows by cosine similarity."""
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    k = min(k, len(features) - 1)
+    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    graph = np.zeros_like(similarity)
+    np.put_along_axis(graph, neighbours, 1.0 / k, axis=1)
+    return graph
+
+
+def propagate(labels: np.ndarray, graph: np.ndarray, alpha: float, iterations: int) -> np.ndarray:
+    """Label propagation: ``Y <- (1 - alpha) Y0 + alpha graph Y``, ``iterations`` times (rows stay distributions)."""
+    current = labels.copy()
+    for _ in range(iterations):
+        current = (1.0 - alpha) * labels + alpha * graph @ current
+    return current
+
+
+@register_method("graph_smooth")
+@dataclass(frozen=True)
+class GraphSmooth(LabelMethod):
+    """Weak labels smoothed by label propagation over the strong features' kNN graph (``k`` None: sqrt of the rows)."""
+
+    source: ClassVar[str] = "Zhou et al. 2004 label propagation, as the first step of arXiv 2511.14166"
+    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "strong_features"})
+    alpha: float = 0.9
+    iterations: int = 20
+    k: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.alpha < 1.0, "alpha", f"must be in [0, 1), got {self.alpha}")
+        check(self.iterations >= 1, "iterations", f"must be >= 1, got {self.iterations}")
+        check(self.k is None or self.k >= 1, "k", f"must be >= 1 (or null: sqrt of the rows), got {self.k}")
+
+    def transform(self, labels: SoftLabels, context: RelabelContext) -> SoftLabels:
+        features = context.strong_features()
+        k = self.k or max(1, math.ceil(math.sqrt(len(features))))
+        smoothed = propagate(labels.probs.astype(np.float64), knn_graph(features, k), self.alpha, self.iterations)
+        return SoftLabels(smoothed.astype(np.float32), labels.weights)
+
+
+@dataclass(frozen=True)
+class SelectSpec:
+    method: SelectiveW2S
+    seed: int
+
+    def to_value(self) -> dict:
+        return {"method": self.method.to_value(), "seed": self.seed}
+
+
+def selector_signals(student: np.ndarray, weak: np.ndarray, graph: np.ndarray) -> np.ndarray:
+    """Per row [N, 4]: each side's confidence and the share of the row's neighbours that carry each side's label."""
+    rows = np.arange(len(student))
+    s_label, w_label = student.argmax(-1), weak.argmax(-1)
+    s_share = (graph @ np.eye(student.shape[1])[s_label])[rows, s_label]
+    w_share = (graph @ np.eye(weak.shape[1])[w_label])[rows, w_label]
+    return np.stack([student.max(-1), weak.max(-1), s_share, w_share], axis=1)
+
+
+def choose_student(signals: np.ndarray, disagree: np.ndarray, student_right: np.ndarray) -> np.ndarray:
+    """P(the student's label is the right one) per row, from a selector fit on the labelled disagreements
+    (``student_right``: 1/0 there, -1 elsewhere); too few of either outcome: the more confident side."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    fit_rows = disagree & (student_right >= 0)
+    outcomes = student_right[fit_rows]
+    if min((outcomes == 1).sum(), (outcomes == 0).sum()) < 4:
+        return (signals[:, 0] > signals[:, 1]).astype(float)
+    scaler = StandardScaler().fit(signals[fit_rows])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(signals[fit_rows]), outcomes)
+    return model.predict_proba(scaler.transform(signals))[:, 1]
+
+
+def compute_select_labels(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
+    """Where the first student and the smoothed weak labels disagree, keep whichever side the selector trusts."""
+    from w2slab.pipeline.stages import (
+        load_labels,
+        load_probs,
+        oracle_truth,
+        read_splits,
+        record_ground_truth,
+        save_labels,
+    )
+
+    spec, method = stage.spec, stage.spec.method
+    splits = read_splits(inputs["split"], blind=True)
+    weak = load_labels(inputs["labels"] / "transfer.npz")
+    student = load_probs(inputs["student"] / "transfer.npz")
+    with np.load(inputs["features"] / "features.npz") as data:
+        features = data["transfer"]
+    if features.ndim == 3:  # preference pairs: the difference of the two texts' features
+        features = features[:, 0] - features[:, 1]
+    n, k = weak.probs.shape
+    graph = knn_graph(features, max(1, math.ceil(math.sqrt(n))))
+    labelled = np.sort(np.random.default_rng([spec.seed, 11]).choice(n, min(method.labelled, n - 1), replace=False))
+    truth = oracle_truth(inputs["split"], "transfer", labelled, method)
+    disagree = student.argmax(-1) != weak.probs.argmax(-1)
+    student_right = np.full(n, -1)
+    student_right[labelled] = (student[labelled].argmax(-1) == truth).astype(int)
+    take_student = disagree & (choose_student(selector_signals(student, weak.probs, graph), disagree,
+                                              student_right) > 0.5)
+    out = np.where(take_student[:, None], student, weak.probs).astype(np.float32)
+    out[labelled] = np.eye(k, dtype=np.float32)[truth]
+    runtime.echo(f"  selective: student and weak labels disagree on {int(disagree.sum())} of {n} rows; the student's "
+                 f"label replaces the weak one on {int(take_student.sum())}")
+    save_labels(work / "transfer.npz", [r["id"] for r in splits["transfer"]], SoftLabels(out, weak.weights))
+    (work / "selection.json").write_text(json.dumps({"disagree": int(disagree.sum()),
+                                                     "student_taken": int(take_student.sum()),
+                                                     "labelled": len(labelled)}, indent=1))
+    record_ground_truth(work, stage, inputs, "student", len(labelled))
+
+
+@register_method("selective")
+@dataclass(frozen=True)
+class SelectiveW2S(ChainMethod):
+    """ORACLE (reads ``labelled`` transfer labels): graph-smoothed weak labels teach a first student; where the two
+    disagree a selector fit on the labelled rows decides whose label a second student learns."""
+
+    source: ClassVar[str] = "selective W2S, arXiv 2511.14166 (label-free selector signals; a small labelled set)"
+    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth", "strong_features",
+                                                 "student_labels"})
+    oracle: ClassVar[bool] = True
+    labelled: int = 100
+    alpha: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.labelled >= 2, "labelled", f"must be >= 2, got {self.labelled}")
+        check(0.0 <= self.alpha < 1.0, "alpha", f"must be in [0, 1), got {self.alpha}")
+
+    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+        smoothed = builder.relabel(GraphSmooth(alpha=self.alpha))
+        first = builder.student(loss, smoothed, label=f"{label} round 1")
+        inputs = {"split": builder.split, "labels": smoothed, "student": first,
+                  "features": builder.features_of(builder.cfg.strong)}
+        selected = builder.add("select_labels", SelectSpec(self, builder.cfg.seed), inputs,
+                               label=f"selective labels {builder.name}")
+        return builder.student(loss, selected, label=label)
