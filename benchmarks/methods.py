@@ -45,15 +45,21 @@ import numpy as np
 
 DATASET = "sst2_sentences"
 LOSSES = ("xent", "logconf", "entropy", "adaptive_conf", "product", "kl", "reverse_kl", "window",
-          {"name": "logconf", "buffer": 128, "balance_batch": True})
+          {"name": "logconf", "buffer": 128, "balance_batch": True}, "gce", "sce", "elr", "coteach")
 PAIRS = (("minilm-l3", "minilm-l6"), ("minilm-l3", "mpnet-base"), ("minilm-l6", "mpnet-base"))
 METHODS_PAIR = ("minilm-l3", "mpnet-base")
-FINETUNE_LOSSES = LOSSES[:-1]  # every registered loss once, each with its defaults
+FINETUNE_LOSSES = tuple(loss for loss in LOSSES if isinstance(loss, str))  # every loss once, with its defaults
 SETTINGS = ("probe", "full")  # how the strong model trains: the table's sections, in this order
 METHODS = ({"name": "conf_filter", "drop": 0.2}, {"name": "knn"}, {"name": "knn", "mode": "filter"},
            {"name": "logreg"}, {"name": "select"}, {"name": "oracle_select"}, {"name": "ensemble", "seeds": 3},
            {"name": "s2s"}, {"name": "bootstrap", "via": "minilm-l6"}, {"name": "synthetic_flip", "rate": 0.2},
-           {"name": "synthetic_class_flip", "rates": [0.0, 0.4]}, {"name": "synthetic_cue", "cue": "long"})
+           {"name": "synthetic_class_flip", "rates": [0.0, 0.4]}, {"name": "synthetic_cue", "cue": "long"},
+           {"name": "ensemw2s", "rounds": 3}, {"name": "icm", "restarts": 2, "iterations": 5}, {"name": "trust"},
+           {"name": "graph_smooth"}, {"name": "selective"})
+#: Multi-teacher losses learn from an ensemble's members: teachers of two sizes from the ladder (minilm-l3 and
+#: minilm-l6, two seeds each); xent on the same ensemble is their naive average.
+TEACHERS = {"name": "ensemble", "seeds": 2, "models": ["minilm-l6"]}
+MULTI_TEACHER_LOSSES = ("xent", "raven", "edl", "csl")
 
 
 def configs(args) -> list:
@@ -72,6 +78,7 @@ def configs(args) -> list:
             out.append(ExperimentConfig(losses=LOSSES, methods=({"name": "none"},), **common))
             if (weak, strong) == METHODS_PAIR:
                 out.append(ExperimentConfig(losses=("xent",), methods=METHODS, **common))
+                out.append(ExperimentConfig(losses=MULTI_TEACHER_LOSSES, methods=(TEACHERS,), **common))
     return out
 
 

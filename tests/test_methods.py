@@ -591,3 +591,15 @@ def test_selective_runs_as_an_oracle_with_two_students(tmp_path):
                  .glob("*/selection.json")]
     assert report["labelled"] == 80 and 0 <= report["student_taken"] <= report["disagree"]
     assert len(list((tmp_path / "runs" / "stages" / "student").glob("*/DONE"))) == 2  # two students
+
+
+def test_w2s_methods_lists_every_method_of_the_field_with_its_source(capsys):
+    from w2slab.cli import main
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    field = ("csl", "raven", "ensemw2s", "edl", "gce", "sce", "elr", "coteach", "selective", "trust", "icm")
+    for name in field:
+        (row,) = [i for i, line in enumerate(lines) if line.split()[:1] == [name]]
+        described = lines[row] + (lines[row + 1] if row + 1 < len(lines) else "")
+        assert "arXiv" in described or "et al." in described or "raven" in described, (name, described)

@@ -380,6 +380,14 @@ def cmd_methods(args: argparse.Namespace) -> int:
     print("Choose with --method NAME[,NAME], set a parameter with --method-param METHOD.PARAM=VALUE, or in a sweep: "
           "methods: [none, {name: METHOD, PARAM: VALUE}]. Every (method, loss) is one student; an oracle reads "
           "ground truth on the student's side and is marked (oracle) in every table.")
+    from w2slab.losses import LOSSES
+
+    print("Methods that are losses (--loss NAME; `w2s losses` gives their parameters):")
+    for name, cls in LOSSES.items():
+        kind = "teachers" if cls.teachers else "twin" if cls.twin else "loss"
+        print(f"  {name:22s} {kind:10s} {cls.summary()}" + (f" [{cls.source}]" if cls.source else ""))
+    print("teachers: learns from each member of --method ensemble (their labels, not their mean); twin: trains two "
+          "students that filter each other's examples.")
     return 0
 
 
