@@ -184,6 +184,23 @@ class ChainMethod(Method):
     """Builds its own chain of stages ending in the student's labels (and, for ensembles, the supervisor)."""
 
 
+@dataclass(frozen=True)
+class LabelledOracle(ChainMethod):
+    """A chain method that learns from ``labelled`` rows of the transfer set with their ground truth (trust
+    functions, selective W2S): an oracle, its ground truth counted and its results marked in every table."""
+
+    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth", "strong_features",
+                                                 "student_labels"})
+    oracle: ClassVar[bool] = True
+    labelled: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from w2slab.typed import check
+
+        check(self.labelled >= 2, "labelled", f"must be >= 2, got {self.labelled}")
+
+
 @dataclass
 class RelabelContext:
     """What a :class:`LabelMethod` may see: transfer texts, the strong model's frozen features when it

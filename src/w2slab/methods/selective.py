@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import ChainMethod, LabelMethod, RelabelContext, SoftLabels, register_method
+from w2slab.methods.base import LabelledOracle, LabelMethod, RelabelContext, SoftLabels, register_method
 from w2slab.typed import check
 
 if TYPE_CHECKING:
@@ -116,26 +116,23 @@ def choose_student(signals: np.ndarray, disagree: np.ndarray, student_right: np.
 def compute_select_labels(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
     """Where the first student and the smoothed weak labels disagree, keep whichever side the selector trusts."""
     from w2slab.pipeline.stages import (
+        labelled_sample,
         load_labels,
         load_probs,
-        oracle_truth,
         read_splits,
         record_ground_truth,
         save_labels,
+        transfer_features,
     )
 
     spec, method = stage.spec, stage.spec.method
     splits = read_splits(inputs["split"], blind=True)
     weak = load_labels(inputs["labels"] / "transfer.npz")
     student = load_probs(inputs["student"] / "transfer.npz")
-    with np.load(inputs["features"] / "features.npz") as data:
-        features = data["transfer"]
-    if features.ndim == 3:  # preference pairs: the difference of the two texts' features
-        features = features[:, 0] - features[:, 1]
+    features = transfer_features(inputs["features"])
     n, k = weak.probs.shape
     graph = knn_graph(features, max(1, math.ceil(math.sqrt(n))))
-    labelled = np.sort(np.random.default_rng([spec.seed, 11]).choice(n, min(method.labelled, n - 1), replace=False))
-    truth = oracle_truth(inputs["split"], "transfer", labelled, method)
+    labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
     disagree = student.argmax(-1) != weak.probs.argmax(-1)
     student_right = np.full(n, -1)
     student_right[labelled] = (student[labelled].argmax(-1) == truth).astype(int)
@@ -154,20 +151,15 @@ def compute_select_labels(stage: Stage, inputs: dict[str, Path], work: Path, run
 
 @register_method("selective")
 @dataclass(frozen=True)
-class SelectiveW2S(ChainMethod):
+class SelectiveW2S(LabelledOracle):
     """ORACLE (reads ``labelled`` transfer labels): graph-smoothed weak labels teach a first student; where the two
     disagree a selector fit on the labelled rows decides whose label a second student learns."""
 
     source: ClassVar[str] = "selective W2S, arXiv 2511.14166 (label-free selector signals; a small labelled set)"
-    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth", "strong_features",
-                                                 "student_labels"})
-    oracle: ClassVar[bool] = True
-    labelled: int = 100
     alpha: float = 0.9
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.labelled >= 2, "labelled", f"must be >= 2, got {self.labelled}")
         check(0.0 <= self.alpha < 1.0, "alpha", f"must be in [0, 1), got {self.alpha}")
 
     def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import ChainMethod, SoftLabels, register_method
+from w2slab.methods.base import LabelledOracle, SoftLabels, register_method
 from w2slab.typed import check
 
 if TYPE_CHECKING:
@@ -85,21 +85,24 @@ def fit_trust(signals: np.ndarray, correct: np.ndarray) -> np.ndarray:
 def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
     """Score, filter and write the transfer labels the next student learns from (module docstring)."""
     from w2slab.metrics import softmax
-    from w2slab.pipeline.stages import load_labels, oracle_truth, read_splits, record_ground_truth, save_labels
+    from w2slab.pipeline.stages import (
+        labelled_sample,
+        load_labels,
+        read_splits,
+        record_ground_truth,
+        save_labels,
+        transfer_features,
+    )
 
     spec, method = stage.spec, stage.spec.method
     splits = read_splits(inputs["split"], blind=True)
     with np.load(inputs["labels"] / "transfer.npz") as data:
         probs = softmax(data["logits"])
     weights = load_labels(inputs["labels"] / "transfer.npz").weights
-    with np.load(inputs["features"] / "features.npz") as data:
-        features = data["transfer"]
-    if features.ndim == 3:  # preference pairs: the difference of the two texts' features
-        features = features[:, 0] - features[:, 1]
+    features = transfer_features(inputs["features"])
     n = len(probs)
     # the labelled rows depend on the experiment's seed only: every round scores with the same rows
-    labelled = np.sort(np.random.default_rng([spec.seed, 7]).choice(n, min(method.labelled, n - 1), replace=False))
-    truth = oracle_truth(inputs["split"], "transfer", labelled, method)
+    labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
     correct = np.full(n, -1)
     correct[labelled] = (probs[labelled].argmax(-1) == truth).astype(int)
     trust = fit_trust(trust_signals(probs, features, spec.seed, max(1, math.ceil(math.sqrt(n)))), correct)
@@ -119,21 +122,16 @@ def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) ->
 
 @register_method("trust")
 @dataclass(frozen=True)
-class TrustFunctions(ChainMethod):
+class TrustFunctions(LabelledOracle):
     """ORACLE (reads ``labelled`` transfer labels): a trust score per teacher label, learned from those rows, drops
     the labels likely wrong; the student then relabels and is filtered again, ``rounds`` times."""
 
     source: ClassVar[str] = "trust functions, arXiv 2606.01000 (label-free signals; a small labelled set)"
-    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth", "strong_features",
-                                                 "student_labels"})
-    oracle: ClassVar[bool] = True
-    labelled: int = 100
     threshold: float = 0.5
     rounds: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.labelled >= 2, "labelled", f"must be >= 2, got {self.labelled}")
         check(0.0 <= self.threshold < 1.0, "threshold", f"must be in [0, 1), got {self.threshold}")
         check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
 

@@ -357,17 +357,27 @@ def oracle_truth(split_folder: Path, name: str, rows: np.ndarray, method) -> np.
     return labels_of(read_splits(split_folder), name)[rows]
 
 
+def transfer_features(folder: Path) -> np.ndarray:
+    """The strong model's frozen features of the transfer set [N, H] from a features stage; for preference pairs
+    the difference of the two texts' features, what a linear reward model's preference reads."""
+    with np.load(folder / "features.npz") as data:
+        features = data["transfer"]
+    return features[:, 0] - features[:, 1] if features.ndim == 3 else features
+
+
+def labelled_sample(split_folder: Path, n: int, count: int, seed: int, method) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` transfer rows drawn by ``seed`` (at most n - 1) and their ground truth, for an oracle ``method``
+    that learns from a small labelled set (the same rows for every stage of one experiment seed)."""
+    rows = np.sort(np.random.default_rng([seed, 7]).choice(n, min(count, n - 1), replace=False))
+    return rows, oracle_truth(split_folder, "transfer", rows, method)
+
+
 def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     """A label method on the transfer labels of its ``labels`` input (no ground truth is within reach)."""
     spec = stage.spec
     splits = read_splits(inputs["split"], blind=True)
     labels = load_labels(inputs["labels"] / "transfer.npz")
-    features = None
-    if "features" in inputs:
-        with np.load(inputs["features"] / "features.npz") as data:
-            features = data["transfer"]
-        if features.ndim == 3:  # preference pairs: the difference of the two texts' features, what a linear
-            features = features[:, 0] - features[:, 1]  # reward model's preference reads
+    features = transfer_features(inputs["features"]) if "features" in inputs else None
     context = RelabelContext(texts=[content(r) for r in splits["transfer"]], seed=spec.seed,
                              num_classes=labels.probs.shape[1], features=features)
     new = spec.method.transform(labels, context)
