@@ -210,6 +210,12 @@ def hub_commit(repo_id: str, repo_type: str = "model") -> str | None:
         return None
 
 
+@functools.cache
+def pinned_hub_commit(repo_id: str, repo_type: str) -> str | None:
+    """:func:`hub_commit`, asked once per process: the commit every stage of a run pins a model or dataset to."""
+    return hub_commit(repo_id, repo_type)
+
+
 def hub_repo_problem(repo_id: str, repo_type: str = "model") -> str | None:
     """Why a Hub id cannot be used (None when it can): asked before any work, since an unknown id otherwise failed
     only when its first training began, after the split had run. The same Hub answer pins its commit."""

@@ -110,7 +110,8 @@ def _format_pool(spec: DatasetSpec, split: str, records: list[dict], seed: int) 
     return rows, dropped
 
 
-def _unknown(name: str) -> DataError:
+def unknown_dataset(name: str) -> DataError:
+    """The one-line error for a dataset name no source takes, saying what it looks like it meant."""
     if Path(name).is_dir():
         return DataError(f"{name}: a directory without class sub-folders of images; pass a .jsonl/.csv file or an "
                          "ImageFolder (<dir>/<class>/<image>, or <dir>/train/<class>/... with val/ or test/)")
@@ -142,8 +143,9 @@ def image_folder_layout(folder: Path) -> tuple[Path, Path | None] | None:
 
 def check_dataset_name(name: str) -> None:
     """Cheap check, before any work: a registered dataset, an existing data file or an ImageFolder."""
-    if name not in DATASETS and not Path(name).is_file() and image_folder_layout(Path(name)) is None:
-        raise _unknown(name)
+    from w2slab.data.sources import data_source
+
+    data_source(name)  # no source takes it: one line saying what it looks like
 
 
 def load_image_folder(path: str | Path) -> TaskData:
@@ -151,7 +153,7 @@ def load_image_folder(path: str | Path) -> TaskData:
     folder = Path(path).resolve()
     layout = image_folder_layout(folder)
     if layout is None:
-        raise _unknown(str(path))
+        raise unknown_dataset(str(path))
     train_dir, test_dir = layout
     classes = image_folder_classes(train_dir)
     if len(classes) < 2:
@@ -187,8 +189,10 @@ def load_image_folder(path: str | Path) -> TaskData:
 _USER_FILES: dict[tuple, TaskData] = {}
 
 
-def _read_user_file(name: str, text_field: str, label_field: str, label_map: dict[str, int] | None,
-                    question_field: str | None, answer_field: str | None) -> TaskData:
+def read_user_file(name: str, text_field: str = "text", label_field: str = "label",
+                   label_map: dict[str, int] | None = None, question_field: str | None = None,
+                   answer_field: str | None = None) -> TaskData:
+    """A user's file, read once per process while it is unchanged (the split and K both ask for it)."""
     stat = Path(name).stat()
     key = (str(Path(name).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, text_field,
            label_field, tuple(sorted((label_map or {}).items())), question_field, answer_field)
@@ -221,14 +225,17 @@ def load_task(
     """
     if source not in SOURCES:
         raise DataError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
-    spec = DATASETS.find(name)
-    if spec is None:
-        if image_folder_layout(Path(name)) is not None:
-            return load_image_folder(name)
-        if Path(name).is_file():
-            return _read_user_file(name, text_field, label_field, label_map, question_field, answer_field)
-        raise _unknown(name)
+    from w2slab.data.sources import data_source
 
+    return data_source(name).load(name, data_root=data_root, seed=seed, source=source, hub_revision=hub_revision,
+                                  text_field=text_field, label_field=label_field, label_map=label_map,
+                                  question_field=question_field, answer_field=answer_field)
+
+
+def load_registered(name: str, *, data_root: str | Path | None = None, seed: int = 0, source: str = "auto",
+                    hub_revision: str | None = None) -> TaskData:
+    """A registered dataset's formatted pools: offline files, the Hub at ``hub_revision``, or rows from code."""
+    spec = DATASETS[name]
     root = choose_local_root(spec, data_root, source)
     pools, notes = _local_pools(spec, root) if root is not None else _hub_pools(spec, hub_revision)
     if spec.name == "anthropic_hh":
@@ -252,27 +259,19 @@ def load_task(
 
 
 def dataset_modality(name: str) -> str:
-    """``text`` or ``image``, from the name alone (no data is read): what the experiment's defaults depend on."""
-    spec = DATASETS.find(name)
-    if spec is not None:
-        return spec.modality
-    return "image" if Path(name).is_dir() else "text"
+    """``text``, ``image`` or ``vector``, from the name alone (no data is read): what the roles' defaults depend on.
+    A name no source takes is ``text`` here (the run refuses it in one line before any work)."""
+    from w2slab.data.sources import data_source
+
+    try:
+        return data_source(name).modality(name)
+    except DataError:
+        return "image" if Path(name).is_dir() else "text"
 
 
 def dataset_num_classes(name: str, *, data_root: str | Path | None = None, source: str = "auto",
                         **file_fields) -> int:
     """K of a dataset before any stage runs: registered, from its folders (ImageFolder), or by reading a user file."""
-    spec = DATASETS.find(name)
-    if spec is not None and spec.num_classes is not None:
-        return spec.num_classes
-    if spec is not None and spec.classes_of is not None:  # classes defined by folders under the data root
-        root = choose_local_root(spec, data_root, source)
-        if root is None:
-            raise DataError(f"{spec.name} is read from the data root only; set W2SLAB_DATA_ROOT / --data-root")
-        return len(spec.classes_of(root / spec.folder))
-    if spec is not None:  # K only the rows say
-        return load_task(name, data_root=data_root, source=source).num_classes
-    layout = image_folder_layout(Path(name))
-    if layout is not None:
-        return len(image_folder_classes(layout[0]))
-    return load_task(name, **file_fields).num_classes
+    from w2slab.data.sources import data_source
+
+    return data_source(name).num_classes(name, data_root, source, **file_fields)

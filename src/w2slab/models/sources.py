@@ -19,7 +19,6 @@ registered source (``register_model_source``).
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import json
 import re
@@ -63,12 +62,11 @@ class ModelSource:
 MODEL_SOURCES: Registry[ModelSource] = Registry("model source")
 
 
-@functools.cache
 def hub_commit(repo_id: str, repo_type: str) -> str | None:
     """The commit ``main`` of a Hub repository points to, asked once per process (a model and a dataset alike)."""
     from w2slab import fingerprint
 
-    return fingerprint.hub_commit(repo_id, repo_type)
+    return fingerprint.pinned_hub_commit(repo_id, repo_type)
 
 
 def register_model_source(source: ModelSource, *, replace: bool = False) -> ModelSource:
