@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from w2slab.methods import ChainMethod, SoftLabels, register_method
+from w2slab.pipeline.artifacts import StageFolder
 from w2slab.pipeline.kinds import register_stage
-from w2slab.pipeline.stages import load_labels, save_labels
 
 #: set to a file path to make the next compute stop half-way once (a killed stage, for the resume test)
 INTERRUPT_ONCE = "W2SLAB_TEST_INTERRUPT_SMOOTH"
@@ -28,9 +28,8 @@ class SmoothSpec:
 @register_stage("smooth", order=7.5, replace=True)
 def compute_smooth(stage, inputs: dict[str, Path], work: Path, runtime) -> None:
     """weak labels mixed with the uniform distribution"""
-    labels = load_labels(inputs["labels"] / "transfer.npz")
-    with np.load(inputs["labels"] / "transfer.npz") as data:
-        ids = [str(i) for i in data["ids"]]
+    labels = StageFolder(inputs["labels"]).labels("transfer")
+    ids = StageFolder(inputs["labels"]).ids("transfer")
     (work / "half.txt").write_text("started")
     flag = os.environ.get(INTERRUPT_ONCE)
     if flag and not Path(flag).exists():
@@ -38,7 +37,7 @@ def compute_smooth(stage, inputs: dict[str, Path], work: Path, runtime) -> None:
         raise KeyboardInterrupt
     k = labels.probs.shape[1]
     smoothed = (1 - stage.spec.alpha) * labels.probs + stage.spec.alpha / k
-    save_labels(work / "transfer.npz", ids, SoftLabels(smoothed.astype(np.float32), labels.weights))
+    StageFolder(work).write_labels("transfer", ids, SoftLabels(smoothed.astype(np.float32), labels.weights))
     runtime.echo(f"  smoothed {len(ids)} labels with alpha {stage.spec.alpha}")
 
 

@@ -120,8 +120,8 @@ def _warn_cpu_fp16(configs: list[ExperimentConfig], runtime: RuntimeConfig) -> N
 
 def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | None = None) -> RunResult:
     """One experiment (a sweep of one), plus its folder ``RUN_ROOT/<name>`` with config, metrics, predictions."""
+    from w2slab.pipeline.artifacts import StageFolder
     from w2slab.pipeline.folder import experiment_folder, summarize, write_experiment_folder
-    from w2slab.pipeline.stages import read_splits
     from w2slab.pipeline.store import StageStore
 
     started = time.time()
@@ -139,7 +139,7 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
     if cached:
         runtime.echo(f"reusing {len(cached)} finished stage(s) from {store.root / 'stages'}")
     if graph.split in cached:
-        for note in read_splits(store.final_dir(graph.split.kind, graph.split.id))["notes"]:
+        for note in StageFolder(store.final_dir(graph.split.kind, graph.split.id)).splits()["notes"]:
             runtime.echo(f"note: {note}")
     swept = _carry_out(sweep_plan, store, runtime, [config])
     if not is_main_process():
@@ -152,12 +152,13 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
 
 def track_experiments(sweep_plan, store, runtime: RuntimeConfig) -> None:
     """One tracker run per experiment whose evaluation ran now (a cached one was logged when it ran)."""
+    from w2slab.pipeline.artifacts import StageFolder
     from w2slab.tracking import log_experiment
 
     for graph in sweep_plan.graphs:
         if all(stage.id in sweep_plan.cached for stage in graph.evaluations.values()):
             continue
-        results = {label: ExperimentResult.read(store.final_dir(stage.kind, stage.id) / "result.json")
+        results = {label: ExperimentResult.read(store.final_dir(stage.kind, stage.id) / StageFolder.RESULT)
                    for label, stage in graph.evaluations.items()}
         first = next(iter(results.values()))
         log_experiment(runtime.trackers, runtime.run_root, name=graph.config.default_name(),
@@ -167,10 +168,12 @@ def track_experiments(sweep_plan, store, runtime: RuntimeConfig) -> None:
 
 def publish_results(graphs: list, store) -> list[ExperimentResult]:
     """Copy each evaluation's result to ``RUN_ROOT/experiments/<id>/result.json`` (what reports read)."""
+    from w2slab.pipeline.artifacts import StageFolder
+
     results = []
     for graph in graphs:
         for evaluation in graph.evaluations.values():
-            result = ExperimentResult.read(store.final_dir(evaluation.kind, evaluation.id) / "result.json")
+            result = ExperimentResult.read(store.final_dir(evaluation.kind, evaluation.id) / StageFolder.RESULT)
             result.write(store.root / "experiments" / evaluation.id / "result.json")
             results.append(result)
     return results

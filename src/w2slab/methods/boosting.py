@@ -16,7 +16,6 @@ experiment's weak classifier (probe or fine-tune, per its training config), so t
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,17 +56,11 @@ def compute_boost(stage: Stage, inputs: dict[str, Path], work: Path, runtime) ->
     from w2slab.losses import make_loss
     from w2slab.methods.base import SoftLabels
     from w2slab.metrics import softmax
-    from w2slab.pipeline.stages import (
-        _role_model,
-        labels_of,
-        one_hot,
-        read_splits,
-        record_ground_truth,
-        save_labels,
-    )
+    from w2slab.pipeline.artifacts import StageFolder
+    from w2slab.pipeline.stages import _role_model, labels_of, one_hot, record_ground_truth
 
     spec = stage.spec
-    splits = read_splits(inputs["split"])
+    splits = StageFolder(inputs["split"]).splits()
     weak = _role_model(stage, runtime, "weak", splits, ("weak_train", "transfer", "test"), spec.train)
     truth = labels_of(splits, "weak_train")
     k = weak.num_labels
@@ -101,9 +94,9 @@ def compute_boost(stage: Stage, inputs: dict[str, Path], work: Path, runtime) ->
     total = sum(alpha for alpha, _ in experts)
     for name in ("transfer", "test"):
         mean = sum(alpha * probs[name] for alpha, probs in experts) / total
-        save_labels(work / f"{name}.npz", [r["id"] for r in splits[name]], SoftLabels.of(mean))
-    (work / "rounds.json").write_text(json.dumps(rounds, indent=1, default=str))
-    (work / "resolved.json").write_text(json.dumps(weak.resolved_settings(), indent=2))
+        StageFolder(work).write_labels(name, [r["id"] for r in splits[name]], SoftLabels.of(mean))
+    StageFolder(work).write_json("rounds.json", rounds)
+    StageFolder(work).write_resolved(weak.resolved_settings())
     record_ground_truth(work, stage, inputs, "weak", n)
 
 

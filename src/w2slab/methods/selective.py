@@ -17,7 +17,6 @@ Adapted: the paper's selector may read the models' internals; here it reads what
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -115,21 +114,14 @@ def choose_student(signals: np.ndarray, disagree: np.ndarray, student_right: np.
 
 def compute_select_labels(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
     """Where the first student and the smoothed weak labels disagree, keep whichever side the selector trusts."""
-    from w2slab.pipeline.stages import (
-        labelled_sample,
-        load_labels,
-        load_probs,
-        read_splits,
-        record_ground_truth,
-        save_labels,
-        transfer_features,
-    )
+    from w2slab.pipeline.artifacts import StageFolder
+    from w2slab.pipeline.stages import labelled_sample, record_ground_truth
 
     spec, method = stage.spec, stage.spec.method
-    splits = read_splits(inputs["split"], blind=True)
-    weak = load_labels(inputs["labels"] / "transfer.npz")
-    student = load_probs(inputs["student"] / "transfer.npz")
-    features = transfer_features(inputs["features"])
+    splits = StageFolder(inputs["split"]).splits(blind=True)
+    weak = StageFolder(inputs["labels"]).labels("transfer")
+    student = StageFolder(inputs["student"]).probs("transfer")
+    features = StageFolder(inputs["features"]).features("transfer", pair_difference=True)
     n, k = weak.probs.shape
     graph = knn_graph(features, max(1, math.ceil(math.sqrt(n))))
     labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
@@ -142,10 +134,10 @@ def compute_select_labels(stage: Stage, inputs: dict[str, Path], work: Path, run
     out[labelled] = np.eye(k, dtype=np.float32)[truth]
     runtime.echo(f"  selective: student and weak labels disagree on {int(disagree.sum())} of {n} rows; the student's "
                  f"label replaces the weak one on {int(take_student.sum())}")
-    save_labels(work / "transfer.npz", [r["id"] for r in splits["transfer"]], SoftLabels(out, weak.weights))
-    (work / "selection.json").write_text(json.dumps({"disagree": int(disagree.sum()),
-                                                     "student_taken": int(take_student.sum()),
-                                                     "labelled": len(labelled)}, indent=1))
+    StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]], SoftLabels(out, weak.weights))
+    StageFolder(work).write_json("selection.json", {"disagree": int(disagree.sum()),
+                                                    "student_taken": int(take_student.sum()),
+                                                    "labelled": len(labelled)})
     record_ground_truth(work, stage, inputs, "student", len(labelled))
 
 

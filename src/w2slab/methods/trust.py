@@ -19,7 +19,6 @@ every teacher in w2slab has: its probabilities, and the strong model's features.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -84,22 +83,14 @@ def fit_trust(signals: np.ndarray, correct: np.ndarray) -> np.ndarray:
 
 def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
     """Score, filter and write the transfer labels the next student learns from (module docstring)."""
-    from w2slab.metrics import softmax
-    from w2slab.pipeline.stages import (
-        labelled_sample,
-        load_labels,
-        read_splits,
-        record_ground_truth,
-        save_labels,
-        transfer_features,
-    )
+    from w2slab.pipeline.artifacts import StageFolder
+    from w2slab.pipeline.stages import labelled_sample, record_ground_truth
 
     spec, method = stage.spec, stage.spec.method
-    splits = read_splits(inputs["split"], blind=True)
-    with np.load(inputs["labels"] / "transfer.npz") as data:
-        probs = softmax(data["logits"])
-    weights = load_labels(inputs["labels"] / "transfer.npz").weights
-    features = transfer_features(inputs["features"])
+    splits = StageFolder(inputs["split"]).splits(blind=True)
+    teacher = StageFolder(inputs["labels"]).labels("transfer")
+    probs, weights = teacher.probs, teacher.weights
+    features = StageFolder(inputs["features"]).features("transfer", pair_difference=True)
     n = len(probs)
     # the labelled rows depend on the experiment's seed only: every round scores with the same rows
     labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
@@ -112,11 +103,11 @@ def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) ->
     keep[labelled] = True
     runtime.echo(f"  trust: {int(correct[labelled].sum())} of {len(labelled)} labelled rows' teacher labels right; "
                  f"kept {int(keep.sum())} of {n} rows (trust >= {method.threshold})")
-    save_labels(work / "transfer.npz", [r["id"] for r in splits["transfer"]],
-                SoftLabels(out, keep.astype(np.float32)))
-    (work / "trust.json").write_text(json.dumps({
-        "labelled": len(labelled), "labelled_right": int(correct[labelled].sum()), "kept": int(keep.sum()),
-        "mean_trust": float(trust.mean())}, indent=1))
+    StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]],
+                                   SoftLabels(out, keep.astype(np.float32)))
+    StageFolder(work).write_json("trust.json", {"labelled": len(labelled), "labelled_right":
+                                                int(correct[labelled].sum()), "kept": int(keep.sum()),
+                                                "mean_trust": float(trust.mean())})
     record_ground_truth(work, stage, inputs, "student", len(labelled) if spec.counts_truth else 0)
 
 

@@ -38,10 +38,11 @@ def execute_stage(stage: Stage, store: StageStore, runtime: RuntimeConfig, posit
 def compute(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     """The kind's compute function; a stage that records no ground-truth reading of its own passes its inputs' on
     (a plugin kind need not know the leakage guard's bookkeeping for the counts to stay whole)."""
-    from w2slab.pipeline.stages import GROUND_TRUTH, record_ground_truth
+    from w2slab.pipeline.artifacts import StageFolder
+    from w2slab.pipeline.stages import record_ground_truth
 
     stage_kind(stage.kind).compute(stage, inputs, work, runtime)
-    if not (work / GROUND_TRUTH).exists():
+    if not StageFolder(work).file(StageFolder.GROUND_TRUTH).exists():
         record_ground_truth(work, stage, inputs)
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from w2slab import atomic
 from w2slab.config import RuntimeConfig, check_experiment_name
 from w2slab.errors import ConfigError
+from w2slab.pipeline.artifacts import SPLIT_NAMES, StageFolder
 from w2slab.pipeline.graph import ExperimentGraph, Stage, result_versions
-from w2slab.pipeline.stages import SPLIT_NAMES, read_splits
 from w2slab.pipeline.store import StageStore
 from w2slab.results import ExperimentResult, ExperimentSummary
 
@@ -38,12 +38,13 @@ def summarize(graph: ExperimentGraph, store: StageStore) -> ExperimentSummary:
     def folder(stage: Stage) -> Path:
         return store.final_dir(stage.kind, stage.id)
 
-    results = {loss: ExperimentResult.read(folder(stage) / "result.json") for loss, stage in graph.evaluations.items()}
-    splits = read_splits(folder(graph.split))
+    results = {loss: ExperimentResult.read(folder(stage) / StageFolder.RESULT)
+               for loss, stage in graph.evaluations.items()}
+    splits = StageFolder(folder(graph.split)).splits()
     first = next(iter(results.values()))
     return ExperimentSummary(
         config=graph.config.to_dict(), results=results,
-        stability={name: json.loads((folder(stage) / "stability.json").read_text())
+        stability={name: StageFolder(folder(stage)).stability()
                    for name, stage in graph.trained().items()},
         notes=splits["notes"], stages={stage.label or stage.kind: stage.id for stage in graph.stages()},
         resolved={**first.resolved, "split_sizes": {k: len(splits[k]) for k in SPLIT_NAMES},
@@ -68,12 +69,10 @@ def link_weights(folder: Path, graph: ExperimentGraph, store: StageStore) -> Non
     """``weights/<role>.safetensors`` for every role whose stage kept its trained parameters (the weak model always;
     the ceiling and students with ``strong.keep_weights``): hard links where the file system allows (no copy of a
     400 MB model per experiment), copies elsewhere."""
-    from w2slab.pipeline.stages import WEIGHTS
-
     roles = {"weak": graph.weak_train, "ceiling": graph.ceiling,
              **{f"student_{file_safe(label)}": stage for label, stage in graph.students.items()}}
     for role, stage in roles.items():
-        source = store.final_dir(stage.kind, stage.id) / WEIGHTS
+        source = StageFolder(store.final_dir(stage.kind, stage.id)).file(StageFolder.WEIGHTS)
         if not source.is_file() or (role == "weak" and not graph.config.strong_train.keep_weights):
             continue
         folder.mkdir(exist_ok=True)
@@ -124,12 +123,12 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
     copies = {"predictions/weak_transfer.npz": (graph.weak_label, "transfer.npz"),
               "predictions/weak_test.npz": (graph.weak_label, "test.npz"),
               "predictions/ceiling_test.npz": (graph.ceiling, "test.npz"),
-              "logs/weak.jsonl": (graph.weak_train, "log.jsonl"),
-              "logs/ceiling.jsonl": (graph.ceiling, "log.jsonl")}
+              "logs/weak.jsonl": (graph.weak_train, StageFolder.LOG),
+              "logs/ceiling.jsonl": (graph.ceiling, StageFolder.LOG)}
     for label, student in graph.students.items():
         copies[f"predictions/student_{file_safe(label)}_test.npz"] = (student, "test.npz")
-        copies[f"logs/student_{file_safe(label)}.jsonl"] = (student, "log.jsonl")
-    splits = read_splits(store.final_dir(graph.split.kind, graph.split.id))
+        copies[f"logs/student_{file_safe(label)}.jsonl"] = (student, StageFolder.LOG)
+    splits = StageFolder(store.final_dir(graph.split.kind, graph.split.id)).splits()
     with atomic.staged_dir(final) as staging:
         (staging / "predictions").mkdir()
         (staging / "logs").mkdir()

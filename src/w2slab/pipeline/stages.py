@@ -9,7 +9,6 @@ model location) in ``resolved.json``; results read it from there and never recom
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +20,16 @@ from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import TrainingContext, make_loss
 from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels
-from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
+from w2slab.pipeline.artifacts import SPLIT_NAMES, StageFolder
 from w2slab.pipeline.graph import Stage, pinned_revision, result_versions, upstream_revisions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import ExperimentResult
 from w2slab.train.selection import KeepBest, RecordPredictions
 
-SPLIT_NAMES = ("weak_train", "transfer", "test")
-RESOLVED = "resolved.json"
-
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
-
-
-#: An ensemble stage's per-member transfer labels [N, M, K].
-TEACHERS = "teachers.npz"
 
 
 def num_classes_of(splits: dict) -> int:
@@ -50,52 +42,13 @@ def is_pair_split(splits: dict) -> bool:
     return any(is_pair(rows[0]) for name in SPLIT_NAMES if (rows := splits.get(name)))
 
 
-def read_splits(folder: Path, *, blind: bool = False) -> dict:
-    """The split stage's rows; ``blind``: without their labels (what every student-side stage is given)."""
-    splits = json.loads((folder / "splits.json").read_text())
-    if blind:
-        for name in SPLIT_NAMES:
-            splits[name] = [{k: v for k, v in row.items() if k != "label"} for row in splits[name]]
-    return splits
-
-
-def read_resolved(folder: Path) -> dict:
-    return json.loads((folder / RESOLVED).read_text())
-
-
 def labels_of(splits: dict, name: str) -> np.ndarray:
     return np.array([row["label"] for row in splits[name]])
 
 
-def save_predictions(path: Path, ids: list[str], logits: np.ndarray, weights: np.ndarray | None = None) -> None:
-    """Logits (and their probabilities) of a split, never its labels (the experiment folder adds them for users);
-    per-example ``weights`` from label methods (0: the row is filtered out)."""
-    extra = {"weights": np.asarray(weights, dtype=np.float32)} if weights is not None else {}
-    with open(path, "wb") as fh:  # np.savez on a handle: no ".npz" appended behind our back
-        np.savez(fh, ids=np.array(ids), logits=logits, probs=softmax(logits), **extra)
-
-
-def save_labels(path: Path, ids: list[str], labels: SoftLabels) -> None:
-    """Soft labels as a predictions file (logits = log-probabilities) with their weights."""
-    save_predictions(path, ids, np.log(np.clip(labels.probs, 1e-12, 1.0)).astype(np.float32), weights=labels.weights)
-
-
-def load_probs(path: Path) -> np.ndarray:
-    with np.load(path) as data:
-        return softmax(data["logits"])
-
-
-def load_labels(path: Path) -> SoftLabels:
-    """What a student learns from: the probabilities of a predictions file and its weights (1 where it has none)."""
-    with np.load(path) as data:
-        probs = softmax(data["logits"])
-        weights = data["weights"] if "weights" in data.files else np.ones(len(probs), dtype=np.float32)
-    return SoftLabels(probs.astype(np.float32), weights.astype(np.float32))
-
-
 # --- ground truth: who read how much ------------------------------------------------------------------
 
-GROUND_TRUTH = "ground_truth.json"
+GROUND_TRUTH = StageFolder.GROUND_TRUTH
 
 
 def record_ground_truth(work: Path, stage: Stage, inputs: dict[str, Path], role: str | None = None,
@@ -107,12 +60,10 @@ def record_ground_truth(work: Path, stage: Stage, inputs: dict[str, Path], role:
     """
     seen: dict[str, dict] = {}
     for folder in inputs.values():
-        path = folder / GROUND_TRUTH
-        if path.exists():
-            seen.update(json.loads(path.read_text()))
+        seen.update(StageFolder(folder).ground_truth())
     if role is not None and count:
         seen[stage.id] = {"role": role, "kind": stage.kind, "labels": count}
-    (work / GROUND_TRUTH).write_text(json.dumps(seen, indent=1))
+    StageFolder(work).write_ground_truth(seen)
 
 
 def ground_truth_by_role(records: dict[str, dict]) -> dict[str, int]:
@@ -136,7 +87,7 @@ def training_options(stage: Stage, work: Path, runtime: RuntimeConfig) -> dict:
 
 
 #: The trained parameters a stage keeps (always for the weak model; with ``keep_weights`` for the strong ones).
-WEIGHTS = "trainable.safetensors"
+WEIGHTS = StageFolder.WEIGHTS
 
 
 def keep_weights(work: Path, model, train: TrainConfig) -> None:
@@ -148,11 +99,7 @@ def keep_weights(work: Path, model, train: TrainConfig) -> None:
 
 
 def write_training(work: Path, model: RoleModel, result) -> None:
-    with open(work / "log.jsonl", "w") as fh:
-        for row in result.log:
-            fh.write(json.dumps(row) + "\n")
-    (work / "stability.json").write_text(json.dumps(asdict(result.stability), indent=2))
-    (work / RESOLVED).write_text(json.dumps(model.resolved_settings(), indent=2))
+    StageFolder(work).write_training(result.log, result.stability, model.resolved_settings())
 
 
 def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, names: tuple[str, ...],
@@ -186,7 +133,7 @@ def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: Ru
         payload["class_names"] = list(splits.class_names or ())
     for note in splits.notes:  # stand-in datasets, carved splits, dropped duplicates: said, not hidden
         runtime.echo(f"note: {note}")
-    (work / "splits.json").write_text(json.dumps(payload))
+    StageFolder(work).write_splits(payload)
 
 
 def _drop_long(splits: Splits, models: tuple[str, ...], revisions: tuple[str, ...], max_ctx: int,
@@ -218,7 +165,7 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
     from safetensors.torch import save_file
 
     spec = stage.spec
-    splits = read_splits(inputs["split"])
+    splits = StageFolder(inputs["split"]).splits()
     weak = _role_model(stage, runtime, "weak", splits, ("weak_train",), spec.train)
     rows = np.arange(len(splits["weak_train"]))
     if spec.bagged:  # a bootstrap resample: same size, drawn with replacement by the member's seed
@@ -229,7 +176,7 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
     labels = one_hot(labels_of(splits, "weak_train"), weak.num_labels)[rows]
     model, result = weak.fit(weak.subset("weak_train", rows), labels, make_loss("xent"), seed=spec.seed, desc="weak",
                              **training_options(stage, work, runtime))
-    save_file(trainable_state(model), str(work / "trainable.safetensors"))
+    save_file(trainable_state(model), str(work / WEIGHTS))
     write_training(work, weak, result)
     record_ground_truth(work, stage, inputs, "weak", len(np.unique(rows)))
     runtime.echo(f"  stability: {result.stability.line()}")
@@ -238,52 +185,52 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
 def compute_weak_label(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     from safetensors.torch import load_file
 
-    splits = read_splits(inputs["split"])
+    splits = StageFolder(inputs["split"]).splits()
     train_stage = stage.inputs["weak_train"]
     weak = _role_model(train_stage, runtime, "weak", splits, ("transfer", "test"), train_stage.spec.train)
     if weak.train_cfg.mode == "probe":
         for name in ("transfer", "test"):
             weak.features(name)
     model = weak.new_model()
-    missing, unexpected = model.load_state_dict(load_file(str(inputs["weak_train"] / "trainable.safetensors")),
+    missing, unexpected = model.load_state_dict(load_file(str(inputs["weak_train"] / WEIGHTS)),
                                                 strict=False)
     if unexpected or any(p.requires_grad for n, p in model.named_parameters() if n in missing):
         raise RuntimeError(f"weak model state does not fit its model (unexpected={unexpected[:3]})")
     logits = weak.predict_splits(model, ("transfer", "test"), "weak labels")
     for name in ("transfer", "test"):
-        save_predictions(work / f"{name}.npz", [row["id"] for row in splits[name]], logits[name])
+        StageFolder(work).write_predictions(name, [row["id"] for row in splits[name]], logits[name])
     record_ground_truth(work, stage, inputs)
 
 
 def compute_features(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
-    splits = read_splits(inputs["split"])
+    splits = StageFolder(inputs["split"]).splits()
     # the whole pool, weak_train included: another seed partitions the same pool differently, and its
     # transfer set then finds every feature in the example store
     strong = _role_model(stage, runtime, "strong", splits, SPLIT_NAMES,
                          TrainConfig(mode="probe", precision=stage.spec.precision))
-    np.savez(work / "features.npz", **{name: strong.features(name) for name in ("transfer", "test")})
-    (work / RESOLVED).write_text(json.dumps(strong.resolved_settings(), indent=2))
+    StageFolder(work).write_features({name: strong.features(name) for name in ("transfer", "test")})
+    StageFolder(work).write_resolved(strong.resolved_settings())
     record_ground_truth(work, stage, {})
 
 
 def _strong_model(stage: Stage, inputs: dict[str, Path], runtime: RuntimeConfig, splits: dict) -> RoleModel:
     strong = _role_model(stage, runtime, "strong", splits, ("transfer", "test"), stage.spec.train)
     if "features" in inputs:
-        with np.load(inputs["features"] / "features.npz") as data:
-            for name in ("transfer", "test"):
-                strong.set_features(name, data[name])
+        for name in ("transfer", "test"):
+            strong.set_features(name, StageFolder(inputs["features"]).features(name))
     return strong
 
 
 def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     spec = stage.spec
-    splits = read_splits(inputs["split"])
+    splits = StageFolder(inputs["split"]).splits()
     strong = _strong_model(stage, inputs, runtime, splits)
     runtime.echo(f"  training ceiling {spec.model.model} ({spec.train.mode}, lr {strong.lr:g}) on "
                  f"{len(splits['transfer'])} ground-truth labels")
     model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer"), strong.num_labels), make_loss("xent"),
                                seed=spec.seed, desc="ceiling", **training_options(stage, work, runtime))
-    save_predictions(work / "test.npz", [r["id"] for r in splits["test"]], strong.predict(model, "test", "ceiling"))
+    StageFolder(work).write_predictions("test", [r["id"] for r in splits["test"]],
+                                        strong.predict(model, "test", "ceiling"))
     keep_weights(work, model, spec.train)
     write_training(work, strong, result)
     record_ground_truth(work, stage, inputs, "ceiling", len(splits["transfer"]))
@@ -295,9 +242,9 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     and test. It is given the splits without their labels; only an oracle selection method reads ground truth,
     through :func:`oracle_truth`, which counts what it reads."""
     spec = stage.spec
-    splits = read_splits(inputs["split"], blind=True)
+    splits = StageFolder(inputs["split"]).splits(blind=True)
     strong = _strong_model(stage, inputs, runtime, splits)
-    labels = load_labels(inputs["labels"] / "transfer.npz")
+    labels = StageFolder(inputs["labels"]).labels("transfer")
     rows = np.flatnonzero(labels.kept)
     method, callbacks, truth_read = spec.method, [], 0
     if isinstance(method, SelectionMethod):
@@ -325,20 +272,19 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     options["callbacks"] = [*options["callbacks"], *callbacks]
     targets = labels.probs[rows]
     if spec.loss.teachers:  # one soft label per teacher: [rows, M, K]
-        with np.load(inputs["labels"] / TEACHERS) as data:
-            targets = data["probs"][rows]
+        targets = StageFolder(inputs["labels"]).teachers()[rows]
     model, result = strong.fit(train_split, targets, loss, seed=spec.seed,
                                desc=f"student {spec.loss.label}", weights=labels.weights[rows], **options)
     if (report := loss.report()) is not None:
-        (work / "loss_report.json").write_text(json.dumps(report, indent=1))
+        StageFolder(work).write_json(StageFolder.LOSS_REPORT, report)
     logits = strong.predict_splits(model, ("transfer", "test"), "student")
     for name in ("transfer", "test"):
-        save_predictions(work / f"{name}.npz", [r["id"] for r in splits[name]], logits[name])
+        StageFolder(work).write_predictions(name, [r["id"] for r in splits[name]], logits[name])
     keep_weights(work, model, spec.train)
     write_training(work, strong, result)
-    (work / "evaluations.json").write_text(json.dumps(result.state.evaluations))
+    StageFolder(work).file(StageFolder.EVALUATIONS).write_text(json.dumps(result.state.evaluations))
     if trace is not None:
-        np.savez(work / "trace.npz", total_steps=result.state.total_steps, **trace.arrays())
+        np.savez(StageFolder(work).file(StageFolder.TRACE), total_steps=result.state.total_steps, **trace.arrays())
     record_ground_truth(work, stage, inputs, "student", truth_read)
     runtime.echo(f"  stability: {result.stability.line()}")
 
@@ -354,15 +300,7 @@ def oracle_truth(split_folder: Path, name: str, rows: np.ndarray, method) -> np.
     """Ground truth of ``rows`` of a split, for a named oracle method only (anything else is refused)."""
     if not getattr(method, "oracle", False):
         raise LeakageError(f"{getattr(method, 'name', method)!r} is not an oracle and may not read ground truth")
-    return labels_of(read_splits(split_folder), name)[rows]
-
-
-def transfer_features(folder: Path) -> np.ndarray:
-    """The strong model's frozen features of the transfer set [N, H] from a features stage; for preference pairs
-    the difference of the two texts' features, what a linear reward model's preference reads."""
-    with np.load(folder / "features.npz") as data:
-        features = data["transfer"]
-    return features[:, 0] - features[:, 1] if features.ndim == 3 else features
+    return labels_of(StageFolder(split_folder).splits(), name)[rows]
 
 
 def labelled_sample(split_folder: Path, n: int, count: int, seed: int, method) -> tuple[np.ndarray, np.ndarray]:
@@ -375,45 +313,45 @@ def labelled_sample(split_folder: Path, n: int, count: int, seed: int, method) -
 def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     """A label method on the transfer labels of its ``labels`` input (no ground truth is within reach)."""
     spec = stage.spec
-    splits = read_splits(inputs["split"], blind=True)
-    labels = load_labels(inputs["labels"] / "transfer.npz")
-    features = transfer_features(inputs["features"]) if "features" in inputs else None
+    splits = StageFolder(inputs["split"]).splits(blind=True)
+    labels = StageFolder(inputs["labels"]).labels("transfer")
+    features = (StageFolder(inputs["features"]).features("transfer", pair_difference=True) if "features" in inputs
+                else None)
     context = RelabelContext(texts=[content(r) for r in splits["transfer"]], seed=spec.seed,
                              num_classes=labels.probs.shape[1], features=features)
     new = spec.method.transform(labels, context)
     changed = int((new.probs.argmax(-1) != labels.probs.argmax(-1))[new.kept].sum())
     runtime.echo(f"  {spec.method.label}: kept {int(new.kept.sum())} of {len(new.probs)} rows, "
                  f"{changed} kept rows change their label")
-    save_labels(work / "transfer.npz", [r["id"] for r in splits["transfer"]], new)
+    StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]], new)
     record_ground_truth(work, stage, inputs)
 
 
 def compute_supervise(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     """A synthetic supervisor: the weak side of the experiment, so it reads ground truth (and counts it)."""
     spec = stage.spec
-    splits = read_splits(inputs["split"])
+    splits = StageFolder(inputs["split"]).splits()
     names = ("transfer", "test")
     probs = spec.method.supervise({n: [content(r) for r in splits[n]] for n in names},
                                   {n: labels_of(splits, n) for n in names}, spec.num_classes, spec.seed)
     for name in names:
         wrong = float((probs[name].argmax(-1) != labels_of(splits, name)).mean())
         runtime.echo(f"  {spec.method.label}: {name} labels {wrong:.1%} wrong")
-        save_labels(work / f"{name}.npz", [r["id"] for r in splits[name]], SoftLabels.of(probs[name]))
+        StageFolder(work).write_labels(name, [r["id"] for r in splits[name]], SoftLabels.of(probs[name]))
     record_ground_truth(work, stage, inputs, "supervisor", sum(len(splits[n]) for n in names))
 
 
 def compute_ensemble(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     """The (weighted) mean of the members' soft labels on transfer and test."""
-    splits = read_splits(inputs["split"], blind=True)
+    splits = StageFolder(inputs["split"]).splits(blind=True)
     members = sorted((role for role in inputs if role.startswith("member_")), key=lambda r: int(r.split("_")[1]))
     weights = np.array(stage.spec.weights or [1.0] * len(members), dtype=np.float64)
     weights = weights / weights.sum()
     for name in ("transfer", "test"):
-        mean = sum(w * load_probs(inputs[m] / f"{name}.npz") for w, m in zip(weights, members, strict=True))
-        save_labels(work / f"{name}.npz", [r["id"] for r in splits[name]], SoftLabels.of(mean))
+        mean = sum(w * StageFolder(inputs[m]).probs(name) for w, m in zip(weights, members, strict=True))
+        StageFolder(work).write_labels(name, [r["id"] for r in splits[name]], SoftLabels.of(mean))
     # each member's transfer labels, for losses that learn from several teachers (RAVEN, evidential, CSL)
-    np.savez(work / TEACHERS, probs=np.stack([load_probs(inputs[m] / "transfer.npz") for m in members], axis=1)
-             .astype(np.float32))
+    StageFolder(work).write_teachers(np.stack([StageFolder(inputs[m]).probs("transfer") for m in members], axis=1))
     record_ground_truth(work, stage, inputs)
 
 
@@ -424,29 +362,28 @@ def read_trace(path: Path) -> dict[str, np.ndarray]:
 
 def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     config, method = stage.spec.config, stage.spec.method
-    splits = read_splits(inputs["split"])
-    weak_resolved = (read_resolved(inputs["weak_train"]) if "weak_train" in inputs
+    splits = StageFolder(inputs["split"]).splits()
+    weak_resolved = (StageFolder(inputs["weak_train"]).resolved() if "weak_train" in inputs
                      else {"supervisor": method.label})
     stability_of = {"weak": "weak_train", "ceiling": "ceiling", "student": "student"}
     ground_truth = {}
     for key in ("supervisor", "ceiling", "student"):
-        path = inputs[key] / GROUND_TRUTH
-        ground_truth.update(json.loads(path.read_text()) if path.exists() else {})
-    evaluations_path = inputs["student"] / "evaluations.json"
-    trace_path = inputs["student"] / "trace.npz"
+        ground_truth.update(StageFolder(inputs[key]).ground_truth())
+    evaluations_path = StageFolder(inputs["student"]).file(StageFolder.EVALUATIONS)
+    trace_path = StageFolder(inputs["student"]).file(StageFolder.TRACE)
     result = ExperimentResult.compute(
         labels={name: labels_of(splits, name) for name in ("transfer", "test")},
-        weak={name: load_probs(inputs["supervisor"] / f"{name}.npz") for name in ("transfer", "test")},
-        ceiling=load_probs(inputs["ceiling"] / "test.npz"),
-        student={name: load_probs(inputs["student"] / f"{name}.npz") for name in ("transfer", "test")},
+        weak={name: StageFolder(inputs["supervisor"]).probs(name) for name in ("transfer", "test")},
+        ceiling=StageFolder(inputs["ceiling"]).probs("test"),
+        student={name: StageFolder(inputs["student"]).probs(name) for name in ("transfer", "test")},
         config=config.to_dict(), loss=method.student_label(stage.spec.loss.label), experiment_id=stage.id,
-        seed=config.seed, resolved={"weak": weak_resolved, "strong": read_resolved(inputs["student"]),
+        seed=config.seed, resolved={"weak": weak_resolved, "strong": StageFolder(inputs["student"]).resolved(),
                                     "versions": result_versions(), "revisions": upstream_revisions(stage)},
         warn=runtime.echo,  # the trainings' stability reports, so the result carries their suspect reasons
-        stability={role: json.loads((inputs[key] / "stability.json").read_text())
+        stability={role: StageFolder(inputs[key]).stability()
                    for role, key in stability_of.items() if key in inputs},
         method=method.label, oracle=method.oracle, ground_truth_labels=ground_truth_by_role(ground_truth),
         selection=json.loads(evaluations_path.read_text()) if evaluations_path.exists() else [],
         trace=read_trace(trace_path) if trace_path.exists() else None)
-    result.write(work / "result.json")
+    result.write(StageFolder(work).file(StageFolder.RESULT))
 
