@@ -237,3 +237,19 @@ def test_a_training_that_skipped_many_steps_is_suspect_and_a_few_skips_are_not()
     assert any("60 of 100 steps skipped" in reason for reason in many.suspect_reasons())
     few = StabilityReport(steps=100, skipped_steps=2, initial_loss=0.69, final_loss=0.5)
     assert few.suspect_reasons() == []
+
+
+def test_a_loss_that_rises_when_its_warm_up_ends_is_compared_from_there():
+    """RAVEN trains on the examples every teacher agrees on first: its loss jumps when the rest join. Compared
+    from where its schedule settles, a loss that then falls is not "rose"; one that rises after it still is."""
+    from w2slab.losses import make_loss
+    from w2slab.train.trainer import StabilityReport, TrainerState
+
+    warm_then_falling = [0.3] * 50 + list(np.linspace(0.7, 0.6, 50))
+    state = TrainerState(step=100, log=[{"loss": v} for v in warm_then_falling])
+    assert any("loss rose" in r for r in StabilityReport.of(state, "fp32").suspect)
+    settled = make_loss({"name": "raven", "warmup": 0.5}).settled
+    assert settled == 0.5 and not StabilityReport.of(state, "fp32", settled).suspect
+    rising = TrainerState(step=100, log=[{"loss": v} for v in [0.3] * 50 + list(np.linspace(0.6, 0.7, 50))])
+    assert any("loss rose" in r for r in StabilityReport.of(rising, "fp32", settled).suspect)
+    assert make_loss("xent").settled == 0.0

@@ -131,6 +131,12 @@ class Loss(Component):
         """What the loss learned besides the model (RAVEN's teacher weights), written beside the student."""
         return None
 
+    @property
+    def settled(self) -> float:
+        """The fraction of training after which the objective stops changing by schedule (0: it never does): a
+        warm-up on easy examples makes the loss rise when it ends, which is not divergence."""
+        return 0.0
+
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
                  weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
         values = (self.per_example_at(logits.float(), labels.float(), step_frac, indices) if indices is not None
@@ -605,6 +611,10 @@ class CoTeaching(Loss):
               f"must be in [0, 1) (or null: the weak labels' expected error), got {self.forget}")
         check(0.0 <= self.ramp <= 1.0, "ramp", f"must be in [0, 1], got {self.ramp}")
 
+    @property
+    def settled(self) -> float:
+        return self.ramp
+
     def for_training(self, context: TrainingContext) -> Loss:
         if self.forget is not None or context.labels is None:
             return self
@@ -659,6 +669,10 @@ class Raven(Loss):
         loss = dataclasses.replace(self)  # fresh weights per training run
         object.__setattr__(loss, "_weights", None)
         return loss
+
+    @property
+    def settled(self) -> float:
+        return self.warmup
 
     def weights(self, teachers: int) -> torch.Tensor:
         current = self.__dict__.get("_weights")
@@ -762,6 +776,10 @@ class CoSupervised(Loss):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(0.0 <= self.warmup < 1.0, "warmup", f"must be in [0, 1), got {self.warmup}")
+
+    @property
+    def settled(self) -> float:
+        return self.warmup
 
     def assign(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(each example's assigned teacher label [B, K], whether it passes the consistency check [B])."""

@@ -5,7 +5,8 @@ and two methods, in one file.
 - ``graph_smooth`` (a label method): label propagation of the weak labels over the k-nearest-neighbour graph of
   the strong model's frozen features, ``Y <- (1 - a) Y0 + a S Y`` with ``S`` the row-normalised cosine-kNN graph
   (Zhou et al. 2004), ``iterations`` times (defaults .9 and 20: Zhou et al. weight the graph as heavily): an
-  isolated weak error surrounded by right labels is outvoted (at .5 a row's own label outweighs its neighbours').
+  isolated weak error surrounded by right labels is outvoted (at .5 a row's own label outweighs its neighbours');
+  the classes' masses are kept at the weak labels' (class mass normalisation) and the label is the winning class.
 - ``selective`` (an oracle: it reads ``labelled`` transfer labels, counted): a first student learns from the
   smoothed labels; where it and the smoothed weak label disagree, a logistic selector on label-free signals (each
   side's confidence, each side's agreement with the row's neighbours) decides whose label to keep, fit on the
@@ -53,10 +54,20 @@ def propagate(labels: np.ndarray, graph: np.ndarray, alpha: float, iterations: i
     return current
 
 
+def class_mass_normalise(scores: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Each class's column rescaled so that its total is the weak labels' ``mass`` of that class (Zhu, Ghahramani
+    & Lafferty 2003): propagation over a graph drifts toward the classes whose rows are hubs, and a class can take
+    over; this keeps the weak labels' class balance."""
+    return scores * (mass / scores.sum(0).clip(1e-12))[None, :]
+
+
 @register_method("graph_smooth")
 @dataclass(frozen=True)
 class GraphSmooth(LabelMethod):
-    """Weak labels smoothed by label propagation over the strong features' kNN graph (``k`` None: sqrt of the rows)."""
+    """Weak labels smoothed by label propagation over the strong features' kNN graph (``k`` None: sqrt of the rows),
+    class-mass normalised, and the winning class taken as a hard label: averaging over neighbours squashes the
+    probabilities towards uniform (a student of them never becomes confident), so, as in Zhou et al., the
+    propagation decides the class and not the confidence."""
 
     source: ClassVar[str] = "Zhou et al. 2004 label propagation, as the first step of arXiv 2511.14166"
     reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "strong_features"})
@@ -73,8 +84,11 @@ class GraphSmooth(LabelMethod):
     def transform(self, labels: SoftLabels, context: RelabelContext) -> SoftLabels:
         features = context.strong_features()
         k = self.k or max(1, math.ceil(math.sqrt(len(features))))
-        smoothed = propagate(labels.probs.astype(np.float64), knn_graph(features, k), self.alpha, self.iterations)
-        return SoftLabels(smoothed.astype(np.float32), labels.weights)
+        weak = labels.probs.astype(np.float64)
+        smoothed = class_mass_normalise(propagate(weak, knn_graph(features, k), self.alpha, self.iterations),
+                                        weak.sum(0))
+        hard = np.eye(weak.shape[1], dtype=np.float32)[smoothed.argmax(-1)]
+        return SoftLabels(hard, labels.weights)
 
 
 @dataclass(frozen=True)

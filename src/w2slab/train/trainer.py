@@ -105,7 +105,10 @@ class StabilityReport:
                 f"final_loss={self.final_loss:.4f} precision={self.precision}{flags}")
 
     @classmethod
-    def of(cls, state: TrainerState, precision: str) -> StabilityReport:
+    def of(cls, state: TrainerState, precision: str, settled: float = 0.0) -> StabilityReport:
+        """``settled``: the fraction of training after which the loss's objective stops changing by schedule
+        (RAVEN's warm-up on the examples every teacher agrees on): the loss is compared from there on, since a
+        loss that rises when its schedule adds harder examples has not diverged."""
         report = cls(steps=state.step, skipped_steps=state.skipped, lr_cuts=state.lr_cuts, precision=precision,
                      scaler_backoffs=state.scaler_backoffs)
         if state.grad_norms:
@@ -113,7 +116,8 @@ class StabilityReport:
             report.median_grad_norm = statistics.median(state.grad_norms)
         finite = [row["loss"] for row in state.log if "loss" in row and math.isfinite(row["loss"])]
         report.final_loss = float(np.mean(finite[-LOSS_WINDOW:])) if finite else float("nan")
-        report.initial_loss = float(np.mean(finite[:LOSS_WINDOW])) if finite else float("nan")
+        after = finite[int(settled * len(finite)):] or finite
+        report.initial_loss = float(np.mean(after[:LOSS_WINDOW])) if finite else float("nan")
         report.suspect = report.suspect_reasons()
         return report
 
@@ -455,7 +459,7 @@ class Trainer:
             for callback in begun:
                 callback.on_train_end(self, self.state)
         model = self.accelerator.unwrap_model(self.model)
-        stability = StabilityReport.of(self.state, self.policy.name)
+        stability = StabilityReport.of(self.state, self.policy.name, getattr(self.loss_fn, "settled", 0.0))
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
             raise TrainingError(f"{self.name}: training left non-finite weights; not saved ({stability.line()}); "
                                 "lower the learning rate or use --precision fp32")
