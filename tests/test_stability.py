@@ -253,3 +253,12 @@ def test_a_loss_that_rises_when_its_warm_up_ends_is_compared_from_there():
     rising = TrainerState(step=100, log=[{"loss": v} for v in [0.3] * 50 + list(np.linspace(0.6, 0.7, 50))])
     assert any("loss rose" in r for r in StabilityReport.of(rising, "fp32", settled).suspect)
     assert make_loss("xent").settled == 0.0
+
+
+def test_a_flat_loss_that_ends_one_percent_higher_is_noise_not_a_rise():
+    from w2slab.train.trainer import SUSPECT_LOSS_RISE, StabilityReport, TrainerState
+
+    flat = TrainerState(step=40, log=[{"loss": 1.26}] * 30 + [{"loss": 1.27}] * 10)
+    assert SUSPECT_LOSS_RISE == 0.02 and not StabilityReport.of(flat, "fp32").suspect
+    rising = TrainerState(step=40, log=[{"loss": 1.26}] * 30 + [{"loss": 1.32}] * 10)
+    assert any("loss rose" in r for r in StabilityReport.of(rising, "fp32").suspect)

@@ -50,6 +50,10 @@ BAD_STEPS_BEFORE_LR_CUT = 3
 # A training is *suspect* when its largest applied gradient norm exceeds this multiple of their median.
 # Norms are measured before clipping; early steps and warm-up routinely sit within ~10-20x of the median,
 # while a loss spike or a blow-up that clipping hides shows as a jump of two orders of magnitude.
+#: A training's loss "rose" when its last steps average this fraction above its first (after any warm-up): a
+#: flat, converged loss compared with itself moves by noise (co-teaching's settled loss by up to 1%), a diverging
+#: one by far more.
+SUSPECT_LOSS_RISE = 0.02
 SUSPECT_GRAD_SPIKE_RATIO = 50.0
 # The initial and final loss of a training are the means of its first and last this-many finite step losses.
 LOSS_WINDOW = 10
@@ -130,7 +134,7 @@ class StabilityReport:
         if self.steps and self.skipped_steps / self.steps >= SUSPECT_SKIPPED_FRACTION:
             reasons.append(f"{self.skipped_steps} of {self.steps} steps skipped on non-finite losses or gradients "
                            f"(threshold {SUSPECT_SKIPPED_FRACTION:.0%}); try --precision fp32 or a lower lr")
-        if self.final_loss > self.initial_loss:  # False when either is NaN
+        if self.final_loss > self.initial_loss * (1.0 + SUSPECT_LOSS_RISE):  # False when either is NaN
             reasons.append(f"loss rose from {self.initial_loss:.4f} (first {LOSS_WINDOW} steps) to "
                            f"{self.final_loss:.4f} (last {LOSS_WINDOW})")
         top, median = self.max_grad_norm, self.median_grad_norm
