@@ -1,6 +1,6 @@
 """Selective weak-to-strong generalization (arXiv 2511.14166): weak labels smoothed over a similarity graph, then a
-per-example selector decides where the student's own label replaces the weak one. One stage kind (``select_labels``)
-and two methods, in one file.
+per-example selector decides where the student's own label replaces the weak one. A stage kind (``select_labels``,
+computed by ``w2slab.pipeline.method_stages.compute_select_labels``) and two methods.
 
 - ``graph_smooth`` (a label method): label propagation of the weak labels over the k-nearest-neighbour graph of
   the strong model's frozen features, ``Y <- (1 - a) Y0 + a S Y`` with ``S`` the row-normalised cosine-kNN graph
@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -124,35 +123,6 @@ def choose_student(signals: np.ndarray, disagree: np.ndarray, student_right: np.
         warnings.simplefilter("ignore")
         model = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(signals[fit_rows]), outcomes)
     return model.predict_proba(scaler.transform(signals))[:, 1]
-
-
-def compute_select_labels(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
-    """Where the first student and the smoothed weak labels disagree, keep whichever side the selector trusts."""
-    from w2slab.pipeline.artifacts import StageFolder
-    from w2slab.pipeline.stages import labelled_sample, record_ground_truth
-
-    spec, method = stage.spec, stage.spec.method
-    splits = StageFolder(inputs["split"]).splits(blind=True)
-    weak = StageFolder(inputs["labels"]).labels("transfer")
-    student = StageFolder(inputs["student"]).probs("transfer")
-    features = StageFolder(inputs["features"]).features("transfer", pair_difference=True)
-    n, k = weak.probs.shape
-    graph = knn_graph(features, max(1, math.ceil(math.sqrt(n))))
-    labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
-    disagree = student.argmax(-1) != weak.probs.argmax(-1)
-    student_right = np.full(n, -1)
-    student_right[labelled] = (student[labelled].argmax(-1) == truth).astype(int)
-    take_student = disagree & (choose_student(selector_signals(student, weak.probs, graph), disagree,
-                                              student_right) > 0.5)
-    out = np.where(take_student[:, None], student, weak.probs).astype(np.float32)
-    out[labelled] = np.eye(k, dtype=np.float32)[truth]
-    runtime.echo(f"  selective: student and weak labels disagree on {int(disagree.sum())} of {n} rows; the student's "
-                 f"label replaces the weak one on {int(take_student.sum())}")
-    StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]], SoftLabels(out, weak.weights))
-    StageFolder(work).write_json("selection.json", {"disagree": int(disagree.sum()),
-                                                    "student_taken": int(take_student.sum()),
-                                                    "labelled": len(labelled)})
-    record_ground_truth(work, stage, inputs, "student", len(labelled))
 
 
 @register_method("selective")

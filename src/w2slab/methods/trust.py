@@ -1,6 +1,6 @@
 """Trust functions (arXiv 2606.01000): a trust score per weak label, learned from a small labelled set, filters the
-labels the student learns from; the student then becomes the next teacher. One stage kind (``trust``) and its
-method, in one file.
+labels the student learns from; the student then becomes the next teacher. A stage kind (``trust``, computed by
+``w2slab.pipeline.method_stages.compute_trust``) and its method.
 
 The score of a transfer row is a logistic regression on label-free signals of its teacher label, fit on
 ``labelled`` rows of the transfer set whose ground truth it reads (so the method is an *oracle*: its ground truth
@@ -19,15 +19,13 @@ every teacher in w2slab has: its probabilities, and the strong model's features.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import LabelledOracle, SoftLabels, register_method
+from w2slab.methods.base import LabelledOracle, register_method
 from w2slab.typed import check
 
 if TYPE_CHECKING:
@@ -79,36 +77,6 @@ def fit_trust(signals: np.ndarray, correct: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore")
         model = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(signals[labelled]), correct[labelled])
     return model.predict_proba(scaler.transform(signals))[:, 1]
-
-
-def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
-    """Score, filter and write the transfer labels the next student learns from (module docstring)."""
-    from w2slab.pipeline.artifacts import StageFolder
-    from w2slab.pipeline.stages import labelled_sample, record_ground_truth
-
-    spec, method = stage.spec, stage.spec.method
-    splits = StageFolder(inputs["split"]).splits(blind=True)
-    teacher = StageFolder(inputs["labels"]).labels("transfer")
-    probs, weights = teacher.probs, teacher.weights
-    features = StageFolder(inputs["features"]).features("transfer", pair_difference=True)
-    n = len(probs)
-    # the labelled rows depend on the experiment's seed only: every round scores with the same rows
-    labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
-    correct = np.full(n, -1)
-    correct[labelled] = (probs[labelled].argmax(-1) == truth).astype(int)
-    trust = fit_trust(trust_signals(probs, features, spec.seed, max(1, math.ceil(math.sqrt(n)))), correct)
-    keep = (trust >= method.threshold) & (weights > 0)
-    out = probs.astype(np.float32).copy()
-    out[labelled] = np.eye(probs.shape[1], dtype=np.float32)[truth]
-    keep[labelled] = True
-    runtime.echo(f"  trust: {int(correct[labelled].sum())} of {len(labelled)} labelled rows' teacher labels right; "
-                 f"kept {int(keep.sum())} of {n} rows (trust >= {method.threshold})")
-    StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]],
-                                   SoftLabels(out, keep.astype(np.float32)))
-    StageFolder(work).write_json("trust.json", {"labelled": len(labelled), "labelled_right":
-                                                int(correct[labelled].sum()), "kept": int(keep.sum()),
-                                                "mean_trust": float(trust.mean())})
-    record_ground_truth(work, stage, inputs, "student", len(labelled) if spec.counts_truth else 0)
 
 
 @register_method("trust")

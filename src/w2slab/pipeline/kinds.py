@@ -77,11 +77,12 @@ def register_stage(name: str, *, trains: bool = False, uses_device: bool = False
 
 
 _BUILTIN = "w2slab.pipeline.stages"
+_METHODS = "w2slab.pipeline.method_stages"  # the kinds methods add (their algorithms live in w2slab.methods)
 for _kind in (
     StageKind("split", f"{_BUILTIN}:compute_split", order=0, description="read the data, draw the three splits"),
     StageKind("weak_train", f"{_BUILTIN}:compute_weak_train", trains=True, order=1,
               description="train the weak model on ground truth"),
-    StageKind("boost", "w2slab.methods.boosting:compute_boost", trains=True, order=1.5,
+    StageKind("boost", f"{_METHODS}:compute_boost", trains=True, order=1.5,
               description="weak experts trained in turn on reweighted rows (EnsemW2S), their vote"),
     StageKind("weak_label", f"{_BUILTIN}:compute_weak_label", uses_device=True, order=2,
               description="the weak model labels transfer and test"),
@@ -94,9 +95,9 @@ for _kind in (
     StageKind("ensemble", f"{_BUILTIN}:compute_ensemble", order=6, description="average several weak models' labels"),
     StageKind("relabel", f"{_BUILTIN}:compute_relabel", order=7,
               description="a label method rewrites the transfer labels and weights"),
-    StageKind("trust", "w2slab.methods.trust:compute_trust", order=7.5,
+    StageKind("trust", f"{_METHODS}:compute_trust", order=7.5,
               description="a trust score per teacher label, learned from a few labelled rows, filters them"),
-    StageKind("select_labels", "w2slab.methods.selective:compute_select_labels", order=8.5,
+    StageKind("select_labels", f"{_METHODS}:compute_select_labels", order=8.5,
               description="a selector keeps the student's or the weak label where they disagree"),
     StageKind("student", f"{_BUILTIN}:compute_student", trains=True, order=8,
               description="train the strong model on its labels with one loss"),
