@@ -246,7 +246,7 @@ def test_hub_models_and_datasets_are_pinned_to_a_commit_and_loaded_at_it(monkeyp
         return "0123abcd" if repo_id != "gone/model" else None
 
     monkeypatch.setattr(fingerprint, "hub_commit", commit)
-    graph_module._hub_commit.cache_clear()
+    fingerprint.pinned_hub_commit.cache_clear()
     try:
         assert model_revision("google/gemma-2b") == "hub:google/gemma-2b@0123abcd"
         assert model_revision("google/gemma-2b") == "hub:google/gemma-2b@0123abcd"
@@ -258,17 +258,17 @@ def test_hub_models_and_datasets_are_pinned_to_a_commit_and_loaded_at_it(monkeyp
         revision = dataset_revision("sst2", "hub")
         assert revision == "hub:stanfordnlp/sst2@0123abcd" and ("stanfordnlp/sst2", "dataset") in asked
     finally:
-        graph_module._hub_commit.cache_clear()
+        fingerprint.pinned_hub_commit.cache_clear()
 
 
 def test_a_local_data_root_and_the_hub_are_different_sources(data_root, monkeypatch):
     monkeypatch.setattr(fingerprint, "hub_commit", lambda *_: "feedbeef")
-    graph_module._hub_commit.cache_clear()
+    fingerprint.pinned_hub_commit.cache_clear()
     try:
         local, hub = dataset_revision("sst2", "auto", str(data_root)), dataset_revision("sst2", "hub", str(data_root))
         assert local.startswith("local:sst2:") and hub == "hub:stanfordnlp/sst2@feedbeef"
     finally:
-        graph_module._hub_commit.cache_clear()
+        fingerprint.pinned_hub_commit.cache_clear()
 
 
 def test_outputs_are_fsynced_before_the_done_marker(tmp_path, monkeypatch):

@@ -117,3 +117,10 @@ def load_plugins() -> list[str]:
             obj()
         loaded.append(entry.name)
     return loaded
+
+
+def first_match(registry: Registry, name: str):
+    """The first item of ``registry``, in ascending ``order``, whose ``matches(name)`` is true (None if none is):
+    how a model or dataset name finds its source."""
+    return next((item for item in sorted(registry.values(), key=lambda item: item.order) if item.matches(name)),
+                None)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from w2slab.data.types import TaskData
 from w2slab.errors import DataError
-from w2slab.registry import Registry
+from w2slab.registry import Registry, first_match
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,12 @@ def register_data_source(source: DataSource, *, replace: bool = False) -> DataSo
 
 def data_source(name: str) -> DataSource:
     """The source a dataset name belongs to, or a one-line :class:`DataError` saying what the name is not."""
-    for source in sorted(DATA_SOURCES.values(), key=lambda s: s.order):
-        if source.matches(name):
-            return source
-    from w2slab.data.loading import unknown_dataset
+    source = first_match(DATA_SOURCES, name)
+    if source is None:
+        from w2slab.data.loading import unknown_dataset
 
-    raise unknown_dataset(name)
+        raise unknown_dataset(name)
+    return source
 
 
 @dataclass(frozen=True)

@@ -107,14 +107,18 @@ class _FeatureRelabel(LabelMethod):
         return drop_rows(labels, most_disagreeing(labels.probs, estimate, self.drop))
 
 
-def knn_labels(features: np.ndarray, probs: np.ndarray, k: int) -> np.ndarray:
-    """Mean soft label of each row's ``k`` nearest *other* rows by cosine similarity."""
+def nearest_neighbours(features: np.ndarray, k: int) -> np.ndarray:
+    """Indices [N, k] of each row's ``k`` nearest *other* rows by cosine similarity (at most N - 1)."""
     unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
     similarity = unit @ unit.T
     np.fill_diagonal(similarity, -np.inf)  # a row is not its own neighbour
-    k = min(k, len(probs) - 1)
-    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    return probs[neighbours].mean(axis=1)
+    k = min(k, len(features) - 1)
+    return np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+
+
+def knn_labels(features: np.ndarray, probs: np.ndarray, k: int) -> np.ndarray:
+    """Mean soft label of each row's ``k`` nearest *other* rows by cosine similarity."""
+    return probs[nearest_neighbours(features, k)].mean(axis=1)
 
 
 @register_method("knn")

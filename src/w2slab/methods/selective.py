@@ -35,13 +35,11 @@ if TYPE_CHECKING:
 
 def knn_graph(features: np.ndarray, k: int) -> np.ndarray:
     """Row-normalised adjacency [N, N] of each row's ``k`` nearest other rows by cosine similarity."""
-    unit = features / np.linalg.norm(features, axis=1, keepdims=True).clip(1e-12)
-    similarity = unit @ unit.T
-    np.fill_diagonal(similarity, -np.inf)
-    k = min(k, len(features) - 1)
-    neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    graph = np.zeros_like(similarity)
-    np.put_along_axis(graph, neighbours, 1.0 / k, axis=1)
+    from w2slab.methods.relabel import nearest_neighbours
+
+    neighbours = nearest_neighbours(features, k)
+    graph = np.zeros((len(features), len(features)))
+    np.put_along_axis(graph, neighbours, 1.0 / neighbours.shape[1], axis=1)
     return graph
 
 

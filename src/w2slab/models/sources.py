@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from w2slab.errors import ModelError
-from w2slab.registry import Registry
+from w2slab.registry import Registry, first_match
 
 if TYPE_CHECKING:
     from w2slab.models.loading import ResolvedModel
@@ -62,23 +62,16 @@ class ModelSource:
 MODEL_SOURCES: Registry[ModelSource] = Registry("model source")
 
 
-def hub_commit(repo_id: str, repo_type: str) -> str | None:
-    """The commit ``main`` of a Hub repository points to, asked once per process (a model and a dataset alike)."""
-    from w2slab import fingerprint
-
-    return fingerprint.pinned_hub_commit(repo_id, repo_type)
-
-
 def register_model_source(source: ModelSource, *, replace: bool = False) -> ModelSource:
     return MODEL_SOURCES.register(source.name, source, replace=replace)
 
 
 def model_source(name: str) -> ModelSource:
     """The source a model name belongs to (the Hub id source takes what no other does)."""
-    for source in sorted(MODEL_SOURCES.values(), key=lambda s: s.order):
-        if source.matches(name):
-            return source
-    raise ModelError(f"no model source takes {name!r}")  # unreachable while the Hub source is registered
+    source = first_match(MODEL_SOURCES, name)
+    if source is None:  # unreachable while the Hub source is registered
+        raise ModelError(f"no model source takes {name!r}")
+    return source
 
 
 @dataclass(frozen=True)
@@ -285,7 +278,9 @@ class HubSource(ModelSource):
             raise ModelError(f"model {name!r} {problem}")
 
     def revision(self, name: str) -> str:
-        return f"hub:{name}@{hub_commit(name, 'model') or 'unresolved'}"
+        from w2slab import fingerprint
+
+        return f"hub:{name}@{fingerprint.pinned_hub_commit(name, 'model') or 'unresolved'}"
 
     def params(self, name: str) -> int | None:
         return _count_from_config(name)

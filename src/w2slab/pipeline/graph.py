@@ -63,8 +63,6 @@ def model_revision(name: str) -> str:
     return model_source(name).revision(name)
 
 
-#: The Hub commit of a model or dataset repository, asked once per process (kept here under its old name).
-_hub_commit = fingerprint.pinned_hub_commit
 
 
 def pinned_revision(revision: str) -> str | None:
