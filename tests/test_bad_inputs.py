@@ -289,6 +289,9 @@ BAD_INPUTS: dict[str, Bad] = {
     "a linear model of coordinates on texts": Bad(lambda env, tmp: ["run", "--dataset", str(env.data), *env.common,
                                                                      "--strong", "coords:0-3"],
                                                   "reads vector but"),
+    "coordinates past the vectors' width": Bad(lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak",
+                                                                 "coords:4-9", "--strong", "coords:0-3"],
+                                               "reads coordinate 9 but 'gaussian_w2s' has vectors of 6"),
     "a text model on vectors": Bad(lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak", "coords:4-5",
                                                       "--strong", str(env.strong)], "reads text but"),
 }

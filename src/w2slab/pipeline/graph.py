@@ -466,6 +466,22 @@ class GraphBuilder:
                                label=f"evaluate {self.name} {method.student_label(loss.label)}"))
 
 
+def _check_coordinates(cfg: ExperimentConfig, data_root: str | None) -> None:
+    """Refuse, before any work, a ``coords:`` model reading past the vectors' last coordinate (it failed inside its
+    first stage)."""
+    from w2slab.data import load_task
+    from w2slab.data.vectors import decode_vector
+    from w2slab.models.sources import coordinate_range
+
+    task = load_task(cfg.dataset, data_root=data_root, seed=cfg.data_seed, source=cfg.data_source)
+    width = len(decode_vector((task.train or task.test)[0]["vector"]))
+    for role in ("weak", "strong"):
+        span = coordinate_range(cfg.model(role))
+        if span is not None and span[1] >= width:
+            raise ConfigError(f"{role}: {cfg.model(role)!r} reads coordinate {span[1]} but {cfg.dataset!r} has vectors "
+                              f"of {width}; choose coordinates 0..{width - 1}")
+
+
 def build_experiment(cfg: ExperimentConfig, data_root: str | None = None,
                      callbacks: tuple[Any, ...] = ()) -> ExperimentGraph:
     """The experiment's stages; ``data_root`` decides where a registered dataset is read from (part of its identity);
@@ -478,6 +494,8 @@ def build_experiment(cfg: ExperimentConfig, data_root: str | None = None,
             kind = {"image": "an image", "vector": "a vector"}.get(cfg.modality, "a text")
             raise ConfigError(f"{role}: {cfg.model(role)!r} reads {reads} but {cfg.dataset!r} holds {cfg.modality}; "
                               f"pick {kind} model (`w2s models` lists them)")
+    if cfg.modality == "vector":
+        _check_coordinates(cfg, data_root)
     builder = GraphBuilder(cfg, data_root, callbacks)
     students, evaluations = {}, {}
     for method in cfg.methods:
