@@ -560,3 +560,90 @@ def test_csl_assigns_each_example_the_teacher_the_student_agrees_with_and_drops_
     assert torch.allclose(loss.per_example(logits, labels, 0.1), soft_cross_entropy(logits, labels.mean(1)))
     with pytest.raises(ValueError, match="several teachers"):
         loss.per_example(logits, labels.mean(1), 0.5)
+
+
+def test_the_entropy_loss_gradient_is_one_minus_w_times_cross_entropys():
+    """The docstring's claim, checked: with the student's predictions detached in the target, the gradient of
+    ``entropy`` is exactly ``(1 - w)`` times ``xent``'s (it does not lower the student's entropy)."""
+    torch.manual_seed(0)
+    labels = torch.softmax(torch.randn(6, 3), -1)
+    for step_frac in (0.0, 0.15, 0.5):
+        loss = make_loss("entropy").for_training(CONTEXT)
+        w = loss.weight(step_frac)
+        logits = torch.randn(6, 3, requires_grad=True)
+        (entropy_grad,) = torch.autograd.grad(loss(logits, labels, step_frac), logits)
+        (xent_grad,) = torch.autograd.grad(xent_loss(logits, labels, step_frac), logits)
+        assert torch.allclose(entropy_grad, (1.0 - w) * xent_grad, atol=1e-6), step_frac
+    assert w == pytest.approx(0.5)
+
+
+def test_edl_fits_each_teachers_argmax_as_ravens_evidential_loss_does():
+    """RAVEN's evidential loss takes each teacher's argmax as a one-hot target: the loss is the definition with
+    one-hot targets, and its KL term never pushes the evidence for the teacher's own class down (with the soft
+    target, the old behaviour and ``soft: true``, it does)."""
+    from w2slab.losses import evidential_loss
+
+    logits = torch.tensor([[1.5, -0.5, 0.3], [0.2, 0.9, -1.0]])
+    labels = torch.tensor([[[0.7, 0.2, 0.1], [0.3, 0.6, 0.1]],
+                           [[0.2, 0.5, 0.3], [0.1, 0.3, 0.6]]])
+    hard = torch.nn.functional.one_hot(labels.argmax(-1), 3).float()
+    loss = make_loss({"name": "edl", "gamma": 0.0})
+    assert loss.soft is False
+    for step_frac in (0.0, 0.4, 1.0):
+        expected = evidential_loss(logits, hard[:, 0], step_frac) + evidential_loss(logits, hard[:, 1], step_frac)
+        assert torch.allclose(loss.per_example(logits, labels, step_frac), expected, atol=1e-6)
+    soft = make_loss({"name": "edl", "gamma": 0.0, "soft": True})
+    assert torch.allclose(soft.per_example(logits, labels, 1.0),
+                          evidential_loss(logits, labels[:, 0], 1.0) + evidential_loss(logits, labels[:, 1], 1.0))
+
+    def kl_gradient(spec: dict) -> torch.Tensor:
+        one_teacher = labels[:1, :1]  # a teacher that says class 0 with .7
+        x = logits[:1].clone().requires_grad_(True)
+        term = make_loss(spec).per_example(x, one_teacher, 1.0) - make_loss(spec).per_example(x, one_teacher, 0.0)
+        (gradient,) = torch.autograd.grad(term.sum(), x)
+        return gradient[0, 0]  # w.r.t. the teacher's own class's logit (its evidence)
+
+    assert kl_gradient({"name": "edl", "gamma": 0.0}).item() == pytest.approx(0.0, abs=1e-7)
+    assert kl_gradient({"name": "edl", "gamma": 0.0, "soft": True}).item() > 1e-3  # descent lowers its evidence
+
+
+def test_csl_assigns_the_teacher_with_the_least_kl_from_the_student():
+    """The reference's E-step: argmin_m KL(student || teacher_m). Cross-entropy of the teacher under the student
+    prefers a sharper teacher of the same class; KL prefers the teacher that matches the student."""
+    from w2slab.losses import soft_cross_entropy
+
+    logits = torch.log(torch.tensor([[0.6, 0.4]]))
+    labels = torch.tensor([[[0.6, 0.4], [0.99, 0.01]]])
+    cross_entropy = soft_cross_entropy(logits[:, None, :].expand(-1, 2, -1), labels)
+    assert cross_entropy.argmin().item() == 1  # what the old assignment chose
+    chosen, consistent = make_loss("csl").assign(logits, labels)
+    assert torch.allclose(chosen, labels[:, 0]) and consistent.tolist() == [True]
+
+
+def test_raven_warms_up_over_the_reference_configs_fifth_of_training():
+    assert make_loss("raven").warmup == pytest.approx(0.2)
+    assert "warm-up .2" in make_loss("raven").source
+
+
+def test_coteaching_predicts_with_one_network_unless_asked_for_the_mean():
+    from w2slab.errors import ConfigError
+
+    assert make_loss("coteach").predict == "first"
+    assert make_loss({"name": "coteach", "predict": "mean"}).predict == "mean"
+    with pytest.raises(ConfigError, match="predict"):
+        make_loss({"name": "coteach", "predict": "both"})
+
+
+def test_fixed_weight_cross_entropy_keeps_the_boosting_distribution_across_batches():
+    """Boosting's weights are one distribution over the training set: a batch of low-weight rows must count less
+    than one of high-weight rows (the renormalised weighted mean makes them count the same)."""
+    from w2slab.losses import FixedWeightCrossEntropy
+
+    logits, labels = torch.zeros(2, 2), torch.eye(2)
+    low, high = torch.tensor([0.5, 0.5]), torch.tensor([2.0, 2.0])
+    plain = make_loss("xent")
+    assert plain(logits, labels, 0.0, low).item() == pytest.approx(plain(logits, labels, 0.0, high).item())
+    fixed = FixedWeightCrossEntropy()
+    assert fixed(logits, labels, 0.0, low).item() == pytest.approx(0.5 * LN2)
+    assert fixed(logits, labels, 0.0, high).item() == pytest.approx(2.0 * LN2)
+    assert fixed(logits, labels, 0.0).item() == pytest.approx(LN2) and fixed.name == "xent"

@@ -25,14 +25,15 @@ does the weighting, so every loss accepts weights (filtering and confidence-weig
   ties (a zero head at the first step, equal probabilities) are broken at random, seeded by the run's seed
   and the step, never by index order. The weight ``w`` is 0 during the learning-rate warm-up, then ramps
   linearly to ``aux_weight`` over ``ramp_frac`` of training (default .2, the paper's "first 20% of
-  training"). The reference code used ``w = step_frac`` during warm-up (so it reached only ``warmup_frac`` ≈
-  5% of the maximum before jumping to it); an earlier w2slab ramped with the lr warm-up (10%, ~6 steps of the
-  default run), which locked the target onto the student's own hardened guesses before it had learned.
+  training"). The reference code used ``w = step_frac`` during warm-up (so it reached only ``warmup_frac`` of the
+  maximum, 10% at the default warm-up, before jumping to it); an earlier w2slab ramped with the lr warm-up (10%,
+  ~6 steps of the default run), which locked the target onto the student's own hardened guesses before it had learned.
 - ``product``: target proportional to ``student^beta * weak^alpha`` (detached).
 - ``kl`` / ``reverse_kl``: KL(weak || student) (cross-entropy minus the weak labels' entropy: same
   gradient as ``xent``, zero at a perfect fit) and KL(student || weak) (mode-seeking).
 - ``entropy``: ``logconf`` without hardening: the target mixes the weak labels with the student's own
-  soft predictions (EleutherAI/w2s ``entropy``; its gradient lowers the student's entropy).
+  soft predictions (EleutherAI/w2s ``entropy``). The predictions are detached, so its gradient is exactly
+  ``(1 - w)`` times ``xent``'s: it scales the step down as ``w`` ramps in and does not lower the student's entropy.
 - ``window``: cross-entropy only on the examples where the student is unsure (max probability below
   ``1/K + radius``), summed and divided by the batch size (EleutherAI/w2s ``window``); ``radius`` is a
   number or ``midweak``, the median weak-label confidence above chance over the whole training set.
@@ -198,6 +199,23 @@ class CrossEntropy(Loss):
         return soft_cross_entropy(logits, labels)
 
 
+@dataclass(frozen=True)
+class FixedWeightCrossEntropy(CrossEntropy):
+    """Cross-entropy under a fixed distribution of weights over the training rows (boosting's): a batch's loss is
+    ``mean(w * v)``, not ``sum(w * v) / sum(w)``.
+
+    Every other loss renormalises the weights within each batch (right for 0/1 filtering weights: the mean over the
+    kept rows), which makes a batch of low-weight rows count as much as a batch of high-weight ones and so flattens
+    a boosting distribution. With weights whose mean over the whole training set is 1, the expected batch loss here
+    is the weighted loss over the set, as AdaBoost's weighted training asks. Not registered: an internal of
+    ``ensemw2s`` (its name stays ``xent``)."""
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
+                 weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
+        values = self.per_example(logits.float(), labels.float(), step_frac)
+        return values.mean() if weights is None else (weights.to(values) * values).mean()
+
+
 def xent_loss(logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0) -> torch.Tensor:
     """Cross-entropy with soft targets (the function form of ``xent``)."""
     return CrossEntropy()(logits, labels, step_frac)
@@ -216,7 +234,8 @@ def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor, recent: t
     Exactly ``class_quota(B, mean weak label)`` examples per class (for K=2: ``round(share * B)`` positives, the
     examples most probable for class 1), equal probabilities ordered at random by ``generator``. With a rolling
     buffer ``recent`` (K=2), class 1 for the examples whose p(class 0) lies below the quantile of the recent
-    predictions (EleutherAI/w2s). The argmax when the batch has fewer examples than classes (K > 2).
+    predictions (w2slab's own variant: the EleutherAI/w2s reference takes the quantile over the current batch). The
+    argmax when the batch has fewer examples than classes (K > 2).
     """
     num_classes = probs.shape[-1]
     if num_classes == 2 and recent is not None:
@@ -310,9 +329,10 @@ class LogConfLoss(RampedLoss):
     ``w`` ramps from 0 to ``aux_weight`` over ``ramp_frac`` of training, after the lr warm-up.
     ``balance_batch`` (binary only): subtract the batch's mean log-odds from the weak labels, so the hardening
     quantile is ~50% (EleutherAI/w2s), for small batches whose class balance is noise. ``buffer`` (binary only,
-    larger than the batch): the threshold is the quantile of the student's last ``buffer`` predictions, this
-    batch's included, over past minibatches (EleutherAI/w2s's rolling buffer); a small batch then no longer
-    decides its own threshold. The buffer lives with one training run (a resumed run starts it empty).
+    larger than the batch; w2slab's own variant, not the reference's: EleutherAI/w2s computes the threshold over
+    the current batch): the threshold is the quantile of the student's last ``buffer`` predictions, this batch's
+    included, over past minibatches; a small batch then no longer decides its own threshold. The buffer lives
+    with one training run (a resumed run starts it empty).
     """
 
     source: ClassVar[str] = "Burns et al. 2023 (auxiliary confidence loss)"
@@ -368,9 +388,12 @@ class LogConfLoss(RampedLoss):
 @register_loss("entropy")
 @dataclass(frozen=True)
 class EntropyLoss(LogConfLoss):
-    """``logconf`` without hardening: cross-entropy against ``(1 - w) y + w p`` with the student's soft,
-    detached predictions ``p`` (EleutherAI/w2s ``entropy``): the auxiliary term rewards confidence without
-    the batch-quantile threshold."""
+    """``logconf`` without hardening: cross-entropy against ``(1 - w) y + w p``, ``p`` the student's detached soft
+    predictions (EleutherAI/w2s ``entropy``); its gradient is exactly ``(1 - w)`` times ``xent``'s.
+
+    With ``p`` detached, the gradient w.r.t. the logits is ``p - ((1 - w) y + w p) = (1 - w)(p - y)``: the
+    auxiliary term only scales cross-entropy's step down as ``w`` ramps in (an annealed learning rate); it does not
+    push the student's entropy down, whatever the name says (``tests/test_losses.py`` checks this)."""
 
     source: ClassVar[str] = "EleutherAI/w2s"
 
@@ -598,18 +621,29 @@ class CoTeaching(Loss):
     filter each other's mistakes instead of confirming their own. The fraction dropped ramps from 0 to ``forget``
     over the first ``ramp`` of training. ``forget`` None: the weak labels' own expected error, 1 - their mean
     confidence (the paper sets it to the known noise rate; a calibrated teacher's confidence estimates it).
-    Predictions are the two students' averaged probabilities."""
 
-    source: ClassVar[str] = "Han et al. 2018, arXiv 1804.06872"
+    The two heads start from independent random initialisations (``nn.Linear``'s default, one seed each; see
+    ``RoleModel.fit``), as the paper's two networks do: identical starts on the same features would make the twins
+    one model. Predictions are the first network's (``predict: first``, as the paper evaluates one network), so a
+    gain is co-teaching's and not an ensemble's; ``predict: mean`` averages the two networks' probabilities.
+
+    Adapted: in probe mode the twins are linear heads on the same frozen features (one convex problem), so they
+    differ only through their initialisations and the examples each drops for the other, much less than the
+    paper's two deep networks."""
+
+    source: ClassVar[str] = ("Han et al. 2018, arXiv 1804.06872; adapted: in probe mode the twins are linear heads "
+                             "on shared features")
     twin: ClassVar[bool] = True
     forget: float | None = None
     ramp: float = 0.5
+    predict: str = "first"  # what the trained twins predict: the first network's, or the two networks' mean
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.forget is None or 0.0 <= self.forget < 1.0, "forget",
               f"must be in [0, 1) (or null: the weak labels' expected error), got {self.forget}")
         check(0.0 <= self.ramp <= 1.0, "ramp", f"must be in [0, 1], got {self.ramp}")
+        check(self.predict in ("first", "mean"), "predict", f"must be first or mean, got {self.predict!r}")
 
     @property
     def settled(self) -> float:
@@ -652,13 +686,13 @@ class Raven(Loss):
     ``q = sum_m w_m p_m`` (renormalised), with one weight per teacher on the simplex. After each step the weights
     take a plain SGD step (``lr_weights``) on the same loss with the student's logits held fixed, are clipped at
     1e-6 and renormalised, so teachers the student can fit gain weight. For the first ``warmup`` of training the
-    weights stay uniform and only examples all teachers agree on count (the reference's easy-sample start).
-    Learned weights are written beside the student (``loss_report.json``)."""
+    weights stay uniform and only examples all teachers agree on count (the reference's easy-sample start; default
+    .2, as in the reference's configs). Learned weights are written beside the student (``loss_report.json``)."""
 
-    source: ClassVar[str] = "RAVEN, mlbio-epfl/raven (NeurIPS 2025)"
+    source: ClassVar[str] = "RAVEN, mlbio-epfl/raven (NeurIPS 2025); warm-up .2 as in its configs"
     teachers: ClassVar[bool] = True
     lr_weights: float = 1e-2
-    warmup: float = 0.5
+    warmup: float = 0.2
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -739,13 +773,20 @@ def evidential_loss(logits: torch.Tensor, target: torch.Tensor, anneal: float) -
 @dataclass(frozen=True)
 class EvidentialMultiTeacher(Loss):
     """Evidential multi-teacher loss (Cui et al. 2024, arXiv 2406.03199, as in RAVEN's ``rw2s/losses.py``): the
-    student's logits are Dirichlet evidence; each teacher's soft label is fit by the evidential loss (summed over
-    teachers), and ``gamma`` of the loss fits the student's own hard prediction; the KL term that removes
-    misleading evidence anneals in linearly over training. Predictions are the logits' argmax, as for every loss."""
+    student's logits are Dirichlet evidence; each teacher's argmax (one-hot) label is fit by the evidential loss.
 
-    source: ClassVar[str] = "Cui et al. 2024, arXiv 2406.03199 (evidential loss as in mlbio-epfl/raven)"
+    The loss is summed over teachers, and ``gamma`` of it fits the student's own hard prediction; the KL term that
+    removes misleading evidence anneals in linearly over training. As in the reference, the targets are one-hot: the
+    KL term penalises the evidence on the classes where the target is 0, so a soft target (``soft: true``, the
+    teachers' probabilities as they are) would also penalise evidence for the teacher's own class. Predictions are
+    the logits' argmax, as for every loss. Adapted: softplus evidence instead of the reference's ReLU (see
+    :func:`evidential_loss`)."""
+
+    source: ClassVar[str] = ("Cui et al. 2024, arXiv 2406.03199 (evidential loss as in mlbio-epfl/raven); adapted: "
+                             "softplus evidence")
     teachers: ClassVar[bool] = True
     gamma: float = 0.5
+    soft: bool = False  # fit each teacher's soft label instead of its argmax (not the reference's loss)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -754,7 +795,8 @@ class EvidentialMultiTeacher(Loss):
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         _check_teachers(self, logits, labels)
         anneal = float(step_frac)
-        teachers = sum(evidential_loss(logits, labels[:, m], anneal) for m in range(labels.shape[1]))
+        targets = labels if self.soft else F.one_hot(labels.argmax(-1), labels.shape[-1]).to(labels)
+        teachers = sum(evidential_loss(logits, targets[:, m], anneal) for m in range(labels.shape[1]))
         own = torch.nn.functional.one_hot(logits.detach().argmax(-1), logits.shape[-1]).to(logits)
         return (1.0 - self.gamma) * teachers + self.gamma * evidential_loss(logits, own, anneal)
 
@@ -762,14 +804,22 @@ class EvidentialMultiTeacher(Loss):
 @register_loss("csl")
 @dataclass(frozen=True)
 class CoSupervised(Loss):
-    """Co-supervised learning (Liu & Alahi 2024, arXiv 2402.15505), within one training: after ``warmup`` on the
-    teachers' mean, each example is assigned the teacher the student agrees with most (the E-step: least
-    cross-entropy of the teacher's label under the student), and an example whose assigned teacher names another
-    class than the student's own prediction fails the consistency check and is dropped (weight 0). The paper
-    alternates these steps over rounds of training with a growing student; here they run at every step, so a
-    specialist teacher is followed where the student finds it right."""
+    """Co-supervised learning (Liu & Alahi 2024, arXiv 2402.15505), within one training: each example follows the
+    teacher closest to the student, ``argmin_m KL(student || teacher_m)``, if the two name the same class.
 
-    source: ClassVar[str] = "Liu & Alahi 2024, arXiv 2402.15505 (adapted: assignment at every step)"
+    After ``warmup`` on the teachers' mean, each example is assigned the teacher the student agrees with most (the
+    E-step, the reference's ``KL(student || teacher)``), and an example whose assigned teacher names another class
+    than the student's own prediction fails the consistency check and is dropped (weight 0).
+
+    Adapted, in three ways: (1) the paper alternates these steps over rounds of training with a growing student;
+    here they run at every step; (2) the reference's consistency filter keeps a rank-based share of the examples
+    (those where student and teacher agree best), here any top-1 disagreement drops the example; (3) CSL assumes
+    teachers that are specialists of different domains, and w2slab's ensemble members are generalists (the weak
+    model on bootstrap resamples of weak-train, or other weak models, all trained on every domain), so assignment
+    has less to find."""
+
+    source: ClassVar[str] = ("Liu & Alahi 2024, arXiv 2402.15505; adapted: assignment every step, top-1 consistency, "
+                             "generalist teachers")
     teachers: ClassVar[bool] = True
     warmup: float = 0.2
 
@@ -782,9 +832,10 @@ class CoSupervised(Loss):
         return self.warmup
 
     def assign(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(each example's assigned teacher label [B, K], whether it passes the consistency check [B])."""
-        log_probs = torch.log_softmax(logits.detach(), -1)
-        distance = -(labels * log_probs[:, None, :]).sum(-1)  # [B, M]
+        """(each example's assigned teacher label [B, K], whether it passes the consistency check [B]): the teacher
+        with the least ``KL(student || teacher)`` (teachers' zero probabilities clamped at 1e-7)."""
+        log_probs = torch.log_softmax(logits.detach(), -1)[:, None, :]  # [B, 1, K]
+        distance = (log_probs.exp() * (log_probs - torch.log(labels.clamp_min(_EPS)))).sum(-1)  # [B, M]
         chosen = labels[torch.arange(len(labels)), distance.argmin(-1)]
         return chosen, chosen.argmax(-1) == logits.detach().argmax(-1)
 
