@@ -314,17 +314,30 @@ class RoleModel:
         probe_targets = targets.mean(1) if targets.ndim == 3 else targets  # several teachers: their mean
         if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
             fit_probe_head(model.head, self.frozen_features(train_split), probe_targets, weights)
-        if getattr(loss_fn, "twin", False):  # co-teaching: a second student, its head nudged so the two differ
-            torch.manual_seed(seed + 1)
-            second = self.new_model()
-            if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
-                fit_probe_head(second.head, self.frozen_features(train_split), probe_targets, weights)
-            with torch.no_grad():
-                second.head.weight.add_(0.01 * torch.randn_like(second.head.weight))
-            model = TwinModel(model, second)
+        if getattr(loss_fn, "twin", False):  # co-teaching: two students from independent starts
+            model = self._twins(model, train_split, probe_targets, weights, seed, getattr(loss_fn, "predict", "first"))
         result = train_model(model, self._examples(train_split, targets, weights), self.collate, loss_fn,
                              self.train_cfg, self.lr, seed=seed, desc=desc, head_lr=self.head_lr, **options)
         return model, result
+
+    def _twins(self, first: torch.nn.Module, train_split: str, targets: np.ndarray, weights: np.ndarray | None,
+               seed: int, predict: str) -> CoTeachingTwins:
+        """Co-teaching's two students, their heads initialised independently (Han et al. train two networks from
+        different random initialisations; two zero heads, or one nudged by noise, on the same features would solve
+        the same problem and be one model). Zero-initialised heads get ``nn.Linear``'s default random init, one
+        seed per twin; LP-FT heads (``head_init: probe``) are fit, the second on a seeded bootstrap resample of the
+        rows, so the twins start from different probes."""
+        torch.manual_seed(seed + 1)
+        second = self.new_model()
+        if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
+            resample = np.random.default_rng([seed, 31]).multinomial(len(targets), np.full(len(targets),
+                                                                                           1.0 / len(targets)))
+            fit_probe_head(second.head, self.frozen_features(train_split), targets,
+                           resample * (1.0 if weights is None else np.asarray(weights)))
+        else:
+            for twin, twin_seed in ((first, seed), (second, seed + 1)):
+                random_head(twin.head, twin_seed)
+        return CoTeachingTwins(first, second, predict)
 
     def predict(self, model: torch.nn.Module, split: str, desc: str = "predict") -> np.ndarray:
         return self.predict_splits(model, (split,), desc)[split]
@@ -347,6 +360,34 @@ class RoleModel:
         """Train a fresh copy on ``train_split`` with soft ``targets``; return logits on ``predict_splits``."""
         model, result = self.fit(train_split, targets, loss_fn, seed=seed, desc=desc)
         return self.predict_splits(model, predict_splits, desc), result
+
+
+class CoTeachingTwins(TwinModel):
+    """A :class:`TwinModel` whose predictions are the first network's (``predict: first``, co-teaching's default: the
+    paper evaluates one network, and the mean of two would add an ensemble's gain to co-teaching's) or the two
+    networks' averaged probabilities (``predict: mean``). Training logits are both networks' ``[B, 2K]``."""
+
+    def __init__(self, first: torch.nn.Module, second: torch.nn.Module, predict: str = "first"):
+        super().__init__(first, second)
+        if predict not in ("first", "mean"):
+            raise ValueError(f"twin predictions: first or mean, got {predict!r}")
+        self.predict = predict
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() or self.predict == "mean":
+            return super().forward(**inputs)
+        return self.first(**inputs)
+
+
+def random_head(head: torch.nn.Module, seed: int) -> None:
+    """``head`` (a linear layer, or a module whose ``head`` is one) reset to ``nn.Linear``'s default random init,
+    drawn from ``seed`` without touching the global random state."""
+    linear = head if isinstance(head, torch.nn.Linear) else getattr(head, "head", None)
+    if not isinstance(linear, torch.nn.Linear):
+        raise TypeError(f"co-teaching needs a linear head to initialise, got {type(head).__name__}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        linear.reset_parameters()
 
 
 def _cached(store: ExampleStore | None, texts: list[str], compute, kind: str) -> list[np.ndarray]:
