@@ -60,3 +60,64 @@ def test_coteaching_twins_start_independently_and_predict_with_the_first_network
         assert model(features=inputs).shape == (200, 4)
     with pytest.raises(ValueError, match="first or mean"):
         CoTeachingTwins(first, second, "both")
+
+
+# --- EnsemW2S ------------------------------------------------------------------------------------
+
+
+def _memorising_expert(truth: np.ndarray, num_classes: int, calls: list):
+    """An expert that fits its training rows perfectly and guesses elsewhere (a fine-tuned model's extreme): its
+    error on its own rows is 0, on held-out rows chance."""
+
+    def train(fit_rows, weights, seed, desc):
+        calls.append((fit_rows, weights))
+        rng = np.random.default_rng(seed)
+        guess = rng.integers(0, num_classes, len(truth))
+        guess[fit_rows] = truth[fit_rows]
+        probs = np.eye(num_classes)[guess] * 0.9 + 0.1 / num_classes
+        return probs, {"transfer": probs[:10], "test": probs[:10]}, 0.0
+
+    return train
+
+
+def test_ensemw2s_measures_each_experts_error_on_rows_it_did_not_train_on():
+    """Before, the error was measured on the expert's own training rows: a memorising expert had error 0 and labelled
+    alone after one round. Out-of-fold, its error is chance, and boosting stops there."""
+    from w2slab.methods.boosting import boost
+
+    truth = np.arange(400) % 2
+    calls: list = []
+    experts, rounds = boost(truth, 2, rounds=3, folds=2, seed=0, train=_memorising_expert(truth, 2, calls),
+                            echo=lambda line: None)
+    assert rounds[0]["held_out"] == "out-of-fold"
+    # near chance every round: small votes, never the infinite vote of an error-free expert that labels alone
+    assert all(0.4 < r["weighted_error"] < 0.6 and r.get("alpha", 0.0) < 0.25 for r in rounds), rounds
+    fit_rows = [rows for rows, _ in calls]
+    assert len(fit_rows) == 2 * len(rounds) and not set(fit_rows[0]) & set(fit_rows[1])  # two folds, each on the other
+
+
+def test_ensemw2s_passes_the_boosting_distribution_with_mean_one_over_the_training_rows():
+    """Round 2's loss weights are round 1's SAMME reweighting (rows an expert got wrong hold half the weight), scaled
+    to mean 1 over the rows each fold model trains on, so the fixed-weight loss keeps their proportions."""
+    from w2slab.methods.boosting import boost
+
+    rng = np.random.default_rng(1)
+    truth = np.arange(600) % 2
+    wrong_rows = rng.random(600) < 0.2  # every expert errs on the same 20% of rows (wherever they are held out)
+    calls: list = []
+
+    def train(fit_rows, weights, seed, desc):
+        calls.append((fit_rows, weights))
+        predicted = np.where(wrong_rows, 1 - truth, truth)
+        probs = np.eye(2)[predicted] * 0.8 + 0.1
+        return probs, {"transfer": probs, "test": probs}, 0.0
+
+    experts, rounds = boost(truth, 2, rounds=2, folds=3, seed=0, train=train, echo=lambda line: None)
+    assert rounds[0]["weighted_error"] == pytest.approx(wrong_rows.mean())
+    assert rounds[1]["weighted_error"] == pytest.approx(0.5)  # the reweighted rows: chance, boosting stops
+    for _, weights in calls:
+        assert weights.mean() == pytest.approx(1.0)
+    fit_rows, weights = calls[3]  # round 2, fold 1
+    on_wrong = wrong_rows[fit_rows]
+    assert weights[on_wrong].sum() / weights.sum() == pytest.approx(0.5, abs=0.05)
+    assert len(experts) == 1 and experts[0][0] == pytest.approx(np.log(0.8 / 0.2), rel=0.05)

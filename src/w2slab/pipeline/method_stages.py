@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from w2slab.losses import make_loss
+from w2slab.losses import FixedWeightCrossEntropy
 from w2slab.methods.base import SoftLabels
-from w2slab.methods.boosting import boost_weights, samme_alpha
+from w2slab.methods.boosting import boost
 from w2slab.methods.selective import choose_student, knn_graph, selector_signals
 from w2slab.methods.trust import fit_trust, trust_signals
 from w2slab.metrics import softmax
@@ -26,46 +26,31 @@ from w2slab.pipeline.stages import _role_model, labelled_sample, labels_of, one_
 
 
 def compute_boost(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
-    """Train the experts in turn and write the ensemble's transfer and test labels (module docstring)."""
+    """Train the experts in turn (out-of-fold, :func:`~w2slab.methods.boosting.boost`) and write the ensemble's
+    transfer and test labels."""
     spec = stage.spec
     splits = StageFolder(inputs["split"]).splits()
     weak = _role_model(stage, runtime, "weak", splits, ("weak_train", "transfer", "test"), spec.train)
     truth = labels_of(splits, "weak_train")
     k = weak.num_labels
-    n = len(truth)
-    weights = np.full(n, 1.0 / n)
-    experts: list[tuple[float, dict[str, np.ndarray]]] = []
-    rounds = []
-    for t in range(spec.rounds):
-        model, result = weak.fit("weak_train", one_hot(truth, k), make_loss("xent"), seed=spec.seed + t,
-                                 desc=f"boost {t + 1}/{spec.rounds}", weights=(weights * n).astype(np.float32))
-        logits = weak.predict_splits(model, ("weak_train", "transfer", "test"), f"expert {t + 1}")
-        wrong = (logits["weak_train"].argmax(-1) != truth).astype(np.float64)
-        error = float(np.sum(weights * wrong))
-        rounds.append({"round": t + 1, "weighted_error": error, "final_loss": result.stability.final_loss})
-        probs = {name: softmax(logits[name]) for name in ("transfer", "test")}
-        if error >= 1.0 - 1.0 / k:  # no better than chance on the reweighted rows: boosting is done
-            runtime.echo(f"  expert {t + 1}: weighted error {error:.3f}, at chance; stopping")
-            if not experts:  # the weak model itself is at chance: it is the ensemble (boosting has nothing to add)
-                experts = [(1.0, probs)]
-            break
-        if error <= 0.0:  # perfect on weak-train: it labels alone (an infinite vote)
-            experts = [(1.0, probs)]
-            rounds[-1]["alpha"] = math.inf
-            runtime.echo(f"  expert {t + 1}: no weak-train errors; it labels alone")
-            break
-        alpha = samme_alpha(error, k)
-        rounds[-1]["alpha"] = alpha
-        experts.append((alpha, probs))
-        runtime.echo(f"  expert {t + 1}: weighted error {error:.3f}, vote {alpha:.3f}")
-        weights = boost_weights(weights, wrong, alpha)
+
+    def train(fit_rows: np.ndarray, weights: np.ndarray, seed: int, desc: str
+              ) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+        # boosting's weights are one distribution over the rows: not renormalised per batch (mean 1 over fit_rows)
+        model, result = weak.fit(weak.subset("weak_train", fit_rows), one_hot(truth[fit_rows], k),
+                                 FixedWeightCrossEntropy(), seed=seed, desc=desc, weights=weights.astype(np.float32))
+        logits = weak.predict_splits(model, ("weak_train", "transfer", "test"), desc)
+        return (softmax(logits["weak_train"]), {name: softmax(logits[name]) for name in ("transfer", "test")},
+                result.stability.final_loss)
+
+    experts, rounds = boost(truth, k, spec.rounds, spec.folds, spec.seed, train, runtime.echo)
     total = sum(alpha for alpha, _ in experts)
     for name in ("transfer", "test"):
         mean = sum(alpha * probs[name] for alpha, probs in experts) / total
         StageFolder(work).write_labels(name, [r["id"] for r in splits[name]], SoftLabels.of(mean))
     StageFolder(work).write_json("rounds.json", rounds)
     StageFolder(work).write_resolved(weak.resolved_settings())
-    record_ground_truth(work, stage, inputs, "weak", n)
+    record_ground_truth(work, stage, inputs, "weak", len(truth))
 
 
 def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
