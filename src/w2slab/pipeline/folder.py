@@ -16,7 +16,6 @@ folder that looks complete. Every value comes from a stage's output; nothing is 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -65,10 +64,11 @@ def _with_labels(source: Path, target: Path, rows: list[dict]) -> None:
         np.savez(fh, **arrays)
 
 
-def link_weights(folder: Path, graph: ExperimentGraph, store: StageStore) -> None:
+def copy_weights(folder: Path, graph: ExperimentGraph, store: StageStore) -> None:
     """``weights/<role>.safetensors`` for every role whose stage kept its trained parameters (the weak model always;
-    the ceiling and students with ``strong.keep_weights``): hard links where the file system allows (no copy of a
-    400 MB model per experiment), copies elsewhere."""
+    the ceiling and students with ``strong.keep_weights``): reflinks where the file system has them, copies elsewhere.
+    Never hard links: the experiment folder is the user's to edit, and writing into a link (``cp other.safetensors
+    weights/ceiling.safetensors``) would change the cached stage every later run reuses."""
     roles = {"weak": graph.weak_train, "ceiling": graph.ceiling,
              **{f"student_{file_safe(label)}": stage for label, stage in graph.students.items()}}
     for role, stage in roles.items():
@@ -76,10 +76,7 @@ def link_weights(folder: Path, graph: ExperimentGraph, store: StageStore) -> Non
         if not source.is_file() or (role == "weak" and not graph.config.strong_train.keep_weights):
             continue
         folder.mkdir(exist_ok=True)
-        try:
-            os.link(source, folder / f"{role}.safetensors")
-        except OSError:
-            shutil.copy2(source, folder / f"{role}.safetensors")
+        atomic.copy_file(source, folder / f"{role}.safetensors")
 
 
 def write_test_predictions(folder: Path, rows: list[dict], graph: ExperimentGraph) -> Path:
@@ -141,7 +138,7 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
                              splits[source.removesuffix(".npz")])
             else:
                 shutil.copy2(store.final_dir(stage.kind, stage.id) / source, staging / target)
-        link_weights(staging / "weights", graph, store)
+        copy_weights(staging / "weights", graph, store)
         (staging / "config.json").write_text(json.dumps({**summary.config, "resolved": summary.resolved}, indent=2))
         write_test_predictions(staging / "predictions", splits["test"], graph)
         (staging / "splits.json").write_text(json.dumps({k: [r["id"] for r in splits[k]] for k in SPLIT_NAMES}))

@@ -10,6 +10,8 @@ Layout, per stage:
 A stage is finished iff its final folder holds ``DONE``; the folder only appears by an atomic
 ``rename`` of the ``.partial`` folder after ``DONE`` is written, so a crash at any point leaves either
 nothing, a resumable ``.partial`` folder, or a complete stage, never a half-written "finished" one.
+``DONE`` records the sha256 of every output: a finished stage is reused only while its files still match
+(a file changed in place, by a user or a hard link to it elsewhere, would otherwise be served as the result).
 The lock (``filelock``: released by the OS when its holder dies) makes concurrent writers of the
 same stage wait for each other instead of writing the same folder twice.
 """
@@ -28,10 +30,49 @@ from filelock import FileLock, Timeout
 
 from w2slab import atomic
 from w2slab.distributed import distributed_state
+from w2slab.errors import W2SError
 from w2slab.train.trainer import CHECKPOINT_POINTER
 
 DONE = "DONE"
 FAILED = "FAILED.json"
+#: the key of ``DONE`` holding ``{relative path: sha256}`` of every output of the stage
+DIGESTS = "sha256"
+
+
+class TamperedStage(W2SError):
+    """A finished stage whose outputs no longer match the digests recorded when it was published."""
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under a stage folder but ``DONE`` itself."""
+    return {path.relative_to(folder).as_posix(): sha256_file(path)
+            for path in sorted(folder.rglob("*")) if path.is_file() and path != folder / DONE}
+
+
+def changed_files(folder: Path) -> list[str]:
+    """The outputs of a finished stage folder that differ from (or are missing against) its ``DONE`` digests.
+
+    A ``DONE`` without digests (written before they were recorded) has nothing to check against."""
+    try:
+        recorded = json.loads((folder / DONE).read_text()).get(DIGESTS) or {}
+    except (OSError, ValueError, AttributeError):
+        return [DONE]
+    changed = []
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file() or sha256_file(path) != digest:
+            changed.append(name)
+    return changed
 
 
 
@@ -52,6 +93,15 @@ class StageStore:
 
     def is_done(self, kind: str, stage_id: str) -> bool:
         return (self.final_dir(kind, stage_id) / DONE).exists()
+
+    def verify(self, kind: str, stage_id: str) -> None:
+        """Refuse, in one line, to reuse a finished stage whose outputs were changed after it was published."""
+        folder = self.final_dir(kind, stage_id)
+        changed = changed_files(folder)
+        if changed:
+            raise TamperedStage(f"stage folder {folder}: {', '.join(changed[:3])}"
+                                f"{' and more' if len(changed) > 3 else ''} changed since the stage finished "
+                                f"(sha256 differs from its {DONE}); rerun with --recompute {kind}")
 
     def log_event(self, event: str, kind: str, stage_id: str, **extra) -> None:
         row = {"time": round(time.time(), 3), "event": event, "kind": kind, "id": stage_id, "pid": os.getpid(),
@@ -89,6 +139,7 @@ class StageStore:
             distributed.wait_for_everyone()
         final = self.final_dir(kind, stage_id)
         if (final / DONE).exists() and not force:
+            self.verify(kind, stage_id)
             self.log_event("cached", kind, stage_id)
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -108,6 +159,7 @@ class StageStore:
                     final: Path, force: bool) -> Path:
         with FileLock(str(self.lock_path(kind, stage_id))):
             if (final / DONE).exists() and not force:  # finished by a concurrent writer while we waited
+                self.verify(kind, stage_id)
                 self.log_event("cached", kind, stage_id)
                 return final
             work = self.partial_dir(kind, stage_id)
@@ -135,7 +187,7 @@ class StageStore:
                 raise
             self.remove_checkpoints(work)
             atomic.fsync_tree(work)  # every output on disk before the marker that says they are complete
-            atomic.write_json(work / DONE, {"finished": time.time()})
+            atomic.write_json(work / DONE, {"finished": time.time(), DIGESTS: file_digests(work)})
             atomic.publish_dir(work, final)  # replaces a forced stage's earlier folder only now
             self.log_event("done", kind, stage_id)
         return final

@@ -340,4 +340,8 @@ def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: 
     stages = unique_stages(graphs)
     for stage in stages:  # dependency order: a stage's inputs are marked before it
         stage.force = stage.kind in recompute or any(dep.force for dep in stage.inputs.values())
-    return SweepPlan(graphs, stages, {s.id for s in stages if store.is_done(s.kind, s.id) and not s.force})
+    cached = {s.id for s in stages if store.is_done(s.kind, s.id) and not s.force}
+    for stage in stages:  # a finished stage is reused only while its outputs match what was published
+        if stage.id in cached:
+            store.verify(stage.kind, stage.id)
+    return SweepPlan(graphs, stages, cached)
