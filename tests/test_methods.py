@@ -349,16 +349,16 @@ def test_methods_in_a_sweep_file_and_on_the_command_line(tmp_path):
 
 
 def test_paired_differences_are_per_example_and_pooled_over_seeds():
-    from w2slab.diagnostics import paired_difference
-    from w2slab.report.methods import pooled_difference
+    from w2slab.stats import paired_difference
 
     a, b = np.array([1, 1, 0, 1, 0, 1, 1, 1]), np.array([1, 0, 0, 1, 0, 0, 1, 1])
-    mean, (low, high) = paired_difference(a, b)
-    assert mean == pytest.approx(0.25) and 0.0 <= low < 0.25 < high  # the two flips one way, none the other
-    same, (lo, hi) = paired_difference(a, a)
-    assert same == 0.0 and lo == hi == 0.0  # identical students: no difference, no spread
-    pooled, _ = pooled_difference([a - b, np.array([0.0, -1.0])])
-    assert pooled == pytest.approx((2 - 1) / 10)  # every example of every seed counts once
+    one = paired_difference([a], [b])
+    assert one.value == pytest.approx(0.25) and one.ci95[0] < 0.25 < one.ci95[1]  # two flips one way, none back
+    same = paired_difference([a], [a])
+    assert same.value == 0.0 and same.ci95 == (0.0, 0.0) and same.p == 1.0  # identical: no difference, no spread
+    flipped = np.array([1, 1, 0, 1, 0, 1, 1, 0])
+    two = paired_difference([a, a], [b, flipped])  # the seeds share the test set: crossed
+    assert two.design == "crossed" and two.value == pytest.approx((2 / 8 + 1 / 8) / 2)
 
 
 def test_report_pairs_each_student_with_xent_and_marks_the_oracle(methods_run, tmp_path):
@@ -552,9 +552,10 @@ def test_graph_smoothing_outvotes_isolated_weak_errors_in_a_cluster():
     assert (weak == truth).mean() < 0.85 and (smoothed.argmax(-1) == truth).mean() > 0.97
 
 
-def test_the_selector_keeps_the_student_where_the_labelled_disagreements_say_it_is_right():
+def test_the_selector_keeps_the_student_where_the_labelled_rows_say_it_knows_the_answer():
     """The student is right where it is confident and the weak model where the student is not: fit on 100
-    labelled disagreements, the selector takes the student's label exactly where it is confident."""
+    labelled rows (P(IK): is the student's label right), the selector takes the student's label exactly where it is
+    confident."""
     import numpy as np
 
     from w2slab.methods.selective import choose_student
@@ -563,15 +564,14 @@ def test_the_selector_keeps_the_student_where_the_labelled_disagreements_say_it_
     n = 2000
     student_confidence = rng.uniform(0.5, 1.0, n)
     signals = np.stack([student_confidence, rng.uniform(0.5, 1.0, n), rng.random(n), rng.random(n)], axis=1)
-    disagree = np.ones(n, dtype=bool)
     student_right = np.full(n, -1)
     labelled = rng.choice(n, 100, replace=False)
     student_right[labelled] = (student_confidence[labelled] > 0.75).astype(int)
-    chosen = choose_student(signals, disagree, student_right) > 0.5
+    chosen = choose_student(signals, student_right) > 0.5
     assert (chosen == (student_confidence > 0.75)).mean() > 0.9
     few = np.full(n, -1)
-    few[:3] = 1  # too few labelled disagreements to fit: the more confident side
-    assert np.array_equal(choose_student(signals, disagree, few), (signals[:, 0] > signals[:, 1]).astype(float))
+    few[:3] = 1  # too few labelled rows of an outcome to fit: the more confident side
+    assert np.array_equal(choose_student(signals, few), (signals[:, 0] > signals[:, 1]).astype(float))
 
 
 def test_selective_runs_as_an_oracle_with_two_students(tmp_path):

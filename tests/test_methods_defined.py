@@ -121,3 +121,58 @@ def test_ensemw2s_passes_the_boosting_distribution_with_mean_one_over_the_traini
     on_wrong = wrong_rows[fit_rows]
     assert weights[on_wrong].sum() / weights.sum() == pytest.approx(0.5, abs=0.05)
     assert len(experts) == 1 and experts[0][0] == pytest.approx(np.log(0.8 / 0.2), rel=0.05)
+
+
+# --- selective W2S -------------------------------------------------------------------------------
+
+
+def _clusters(n: int = 600, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    truth = np.arange(n) % 2
+    features = rng.standard_normal((n, 8))
+    features[:, 0] += np.where(truth == 1, 2.0, -2.0)
+    return rng, truth, features
+
+
+def test_the_selective_fallback_can_choose_the_student():
+    """With too few labelled rows of an outcome to fit the selector (here the student is right on every labelled
+    row), the more confident side wins. Before, the weak side's confidence was the hard smoothed label's, always
+    1.0, so the student never won; now it is the soft propagated score, and a confident student wins."""
+    from w2slab.methods import SoftLabels
+    from w2slab.methods.selective import GraphSmooth, select_student_labels, selector_signals
+
+    rng, truth, features = _clusters()
+    weak = np.eye(2)[np.where(rng.random(600) < 0.3, 1 - truth, truth)] * 0.6 + 0.2  # unsure, 30% wrong
+    student = np.eye(2)[truth] * 0.96 + 0.02  # confident and right
+    labelled = np.arange(0, 600, 6)
+    hard = GraphSmooth().transform(SoftLabels.of(weak), type("C", (), {"strong_features": lambda self: features})())
+    assert np.all(hard.probs.max(-1) == 1.0)  # what the old selector read as the weak side's confidence
+    take, knows = select_student_labels(student, weak, features, labelled, truth[labelled], alpha=0.9)
+    disagree = student.argmax(-1) != hard.probs.argmax(-1)
+    assert disagree.sum() > 0 and take.sum() == disagree.sum()  # the student wins every disagreement
+    assert np.array_equal(take, disagree & (knows > 0.5))
+    old_signals = selector_signals(student, hard.probs, np.eye(600), None)
+    assert not np.any(old_signals[:, 0] > old_signals[:, 1])  # the old fallback: never the student
+
+
+def test_the_selective_selector_is_a_pik_classifier_on_the_strong_features():
+    """P(IK) from the strong model's features: the student knows the answer in one region of feature space (its
+    label right there) and is wrong elsewhere, with the same confidence everywhere (so no confidence signal can tell
+    the two apart); the selector, fit on 100 labelled rows, takes the student's label where it knows."""
+    from w2slab.methods.selective import select_student_labels
+
+    rng = np.random.default_rng(3)
+    n = 1200
+    truth = rng.integers(0, 2, n)
+    features = rng.standard_normal((n, 6))
+    features[:, 0] += np.where(truth == 1, 3.0, -3.0)  # the classes: what smoothing recovers
+    features[:, 1] *= 4.0  # the student's region: where this coordinate is positive (a main direction)
+    knows_region = features[:, 1] > 0
+    student_label = np.where(knows_region, truth, 1 - truth)
+    student = np.eye(2)[student_label] * 0.8 + 0.1
+    weak = np.eye(2)[np.where(rng.random(n) < 0.2, 1 - truth, truth)] * 0.7 + 0.15
+    labelled = np.sort(rng.choice(n, 100, replace=False))
+    take, knows = select_student_labels(student, weak, features, labelled, truth[labelled], alpha=0.9)
+    assert knows[knows_region].mean() > 0.7 > 0.3 > knows[~knows_region].mean()
+    taken_right = (student_label[take] == truth[take]).mean()
+    assert take.sum() > 0 and taken_right > 0.8, (take.sum(), taken_right)

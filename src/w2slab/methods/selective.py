@@ -8,12 +8,17 @@ computed by ``w2slab.pipeline.method_stages.compute_select_labels``) and two met
   isolated weak error surrounded by right labels is outvoted (at .5 a row's own label outweighs its neighbours');
   the classes' masses are kept at the weak labels' (class mass normalisation) and the label is the winning class.
 - ``selective`` (an oracle: it reads ``labelled`` transfer labels, counted): a first student learns from the
-  smoothed labels; where it and the smoothed weak label disagree, a logistic selector on label-free signals (each
-  side's confidence, each side's agreement with the row's neighbours) decides whose label to keep, fit on the
-  labelled rows where the two disagree (target: the student is right); a second student learns the result. With
-  too few labelled disagreements to fit (fewer than 4 of either outcome), the more confident side wins.
+  smoothed labels; a P(IK)-style selector, a classifier of whether the student *knows* a row's answer, is fit on
+  the labelled rows (target: the student's label is right) from the strong model's frozen features (their top
+  principal components) and label-free signals (the student's confidence, the smoothed weak label's soft
+  confidence, each side's agreement with the row's neighbours); where the student and the smoothed weak label
+  disagree, the student's label is kept where P(IK) > .5, and a second student learns the result. With too few
+  labelled rows of either outcome to fit (fewer than 4), the more confident side wins, the weak side's confidence
+  being its *soft* propagated score (the hard smoothed label's would always be 1, and the student would never win).
 
-Adapted: the paper's selector may read the models' internals; here it reads what every model in w2slab has.
+Adapted: the paper's P(IK) classifier reads the strong model's hidden states for each question; here it reads the
+strong model's frozen features (the ones w2slab caches), reduced to a few principal components (a hundred labelled
+rows cannot fit a classifier on thousands of dimensions), beside output-level signals.
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ def propagate(labels: np.ndarray, graph: np.ndarray, alpha: float, iterations: i
     return current
 
 
+def smooth_scores(weak: np.ndarray, graph: np.ndarray, alpha: float, iterations: int) -> np.ndarray:
+    """Soft propagated class scores [N, K] of ``weak`` labels over ``graph``, class-mass normalised to the weak
+    labels' masses and renormalised per row (their argmax is the smoothed label, their max its soft confidence)."""
+    weak = weak.astype(np.float64)
+    scores = class_mass_normalise(propagate(weak, graph, alpha, iterations), weak.sum(0)).clip(0.0)
+    return scores / scores.sum(-1, keepdims=True).clip(1e-12)
+
+
 def class_mass_normalise(scores: np.ndarray, mass: np.ndarray) -> np.ndarray:
     """Each class's column rescaled so that its total is the weak labels' ``mass`` of that class (Zhu, Ghahramani
     & Lafferty 2003): propagation over a graph drifts toward the classes whose rows are hubs, and a class can take
@@ -81,10 +94,8 @@ class GraphSmooth(LabelMethod):
     def transform(self, labels: SoftLabels, context: RelabelContext) -> SoftLabels:
         features = context.strong_features()
         k = self.k or max(1, math.ceil(math.sqrt(len(features))))
-        weak = labels.probs.astype(np.float64)
-        smoothed = class_mass_normalise(propagate(weak, knn_graph(features, k), self.alpha, self.iterations),
-                                        weak.sum(0))
-        hard = np.eye(weak.shape[1], dtype=np.float32)[smoothed.argmax(-1)]
+        smoothed = smooth_scores(labels.probs, knn_graph(features, k), self.alpha, self.iterations)
+        hard = np.eye(smoothed.shape[1], dtype=np.float32)[smoothed.argmax(-1)]
         return SoftLabels(hard, labels.weights)
 
 
@@ -97,39 +108,76 @@ class SelectSpec:
         return {"method": self.method.to_value(), "seed": self.seed}
 
 
-def selector_signals(student: np.ndarray, weak: np.ndarray, graph: np.ndarray) -> np.ndarray:
-    """Per row [N, 4]: each side's confidence and the share of the row's neighbours that carry each side's label."""
+#: labelled rows of each outcome (the student right, wrong) the P(IK) selector needs before it is fit
+MIN_OUTCOME = 4
+
+
+def selector_signals(student: np.ndarray, weak_scores: np.ndarray, graph: np.ndarray,
+                     features: np.ndarray | None = None, components: int = 8) -> np.ndarray:
+    """Per row [N, 4 + c]: the student's confidence, the smoothed weak label's soft confidence (``weak_scores``, the
+    propagated scores), the share of the row's neighbours that carry each side's label, then the strong features'
+    top ``c`` principal components (none without ``features``)."""
     rows = np.arange(len(student))
-    s_label, w_label = student.argmax(-1), weak.argmax(-1)
+    s_label, w_label = student.argmax(-1), weak_scores.argmax(-1)
     s_share = (graph @ np.eye(student.shape[1])[s_label])[rows, s_label]
-    w_share = (graph @ np.eye(weak.shape[1])[w_label])[rows, w_label]
-    return np.stack([student.max(-1), weak.max(-1), s_share, w_share], axis=1)
+    w_share = (graph @ np.eye(weak_scores.shape[1])[w_label])[rows, w_label]
+    signals = [student.max(-1), weak_scores.max(-1), s_share, w_share]
+    if features is not None and components > 0:
+        from sklearn.decomposition import PCA
+
+        flat = features.reshape(len(features), -1).astype(np.float64)
+        count = min(components, *flat.shape)
+        signals.extend(PCA(count, svd_solver="randomized", random_state=0).fit_transform(flat).T)
+    return np.stack(signals, axis=1)
 
 
-def choose_student(signals: np.ndarray, disagree: np.ndarray, student_right: np.ndarray) -> np.ndarray:
-    """P(the student's label is the right one) per row, from a selector fit on the labelled disagreements
-    (``student_right``: 1/0 there, -1 elsewhere); too few of either outcome: the more confident side."""
+def can_fit_selector(student_right: np.ndarray) -> bool:
+    """Enough labelled rows of both outcomes (``student_right`` 1/0, -1 for unlabelled rows) to fit P(IK)."""
+    outcomes = student_right[student_right >= 0]
+    return min(int((outcomes == 1).sum()), int((outcomes == 0).sum())) >= MIN_OUTCOME
+
+
+def choose_student(signals: np.ndarray, student_right: np.ndarray) -> np.ndarray:
+    """P(IK): P(the student's label is right) per row, from a logistic classifier on ``signals`` fit on every
+    labelled row (``student_right``: 1/0 there, -1 elsewhere). Too few of either outcome: 1 where the student is
+    more confident than the smoothed weak label's soft score (column 0 against column 1), else 0."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    fit_rows = disagree & (student_right >= 0)
-    outcomes = student_right[fit_rows]
-    if min((outcomes == 1).sum(), (outcomes == 0).sum()) < 4:
+    if not can_fit_selector(student_right):
         return (signals[:, 0] > signals[:, 1]).astype(float)
+    fit_rows = student_right >= 0
     scaler = StandardScaler().fit(signals[fit_rows])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(signals[fit_rows]), outcomes)
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(signals[fit_rows]),
+                                                             student_right[fit_rows])
     return model.predict_proba(scaler.transform(signals))[:, 1]
+
+
+def select_student_labels(student: np.ndarray, weak: np.ndarray, features: np.ndarray, labelled: np.ndarray,
+                          truth: np.ndarray, alpha: float, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """(where the student's label replaces the smoothed weak one [N] bool, P(IK) [N]): the smoothed labels are the
+    propagated scores of the (unsmoothed) ``weak`` labels over the features' kNN graph; the selector is fit on the
+    ``labelled`` rows, whose ground truth is ``truth``."""
+    n = len(student)
+    graph = knn_graph(features, max(1, math.ceil(math.sqrt(n))))
+    scores = smooth_scores(weak, graph, alpha, iterations)
+    student_right = np.full(n, -1)
+    student_right[labelled] = (student[labelled].argmax(-1) == truth).astype(int)
+    knows = choose_student(selector_signals(student, scores, graph, features), student_right)
+    disagree = student.argmax(-1) != scores.argmax(-1)
+    return disagree & (knows > 0.5), knows
 
 
 @register_method("selective")
 @dataclass(frozen=True)
 class SelectiveW2S(LabelledOracle):
     """ORACLE (reads ``labelled`` transfer labels): graph-smoothed weak labels teach a first student; where the two
-    disagree a selector fit on the labelled rows decides whose label a second student learns."""
+    disagree a P(IK) selector fit on the labelled rows decides whose label a second student learns."""
 
-    source: ClassVar[str] = "selective W2S, arXiv 2511.14166 (label-free selector signals; a small labelled set)"
+    source: ClassVar[str] = ("selective W2S, arXiv 2511.14166; adapted: P(IK) on frozen features' principal "
+                             "components and confidences, a small labelled set")
     alpha: float = 0.9
 
     def __post_init__(self) -> None:
@@ -139,7 +187,7 @@ class SelectiveW2S(LabelledOracle):
     def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
         smoothed = builder.relabel(GraphSmooth(alpha=self.alpha))
         first = builder.student(loss, smoothed, label=f"{label} round 1")
-        inputs = {"split": builder.split, "labels": smoothed, "student": first,
+        inputs = {"split": builder.split, "labels": smoothed, "weak": builder.weak_label, "student": first,
                   "features": builder.features_of(builder.cfg.strong)}
         selected = builder.add("select_labels", SelectSpec(self, builder.cfg.seed), inputs,
                                label=f"selective labels {builder.name}")

@@ -17,7 +17,7 @@ import numpy as np
 from w2slab.losses import FixedWeightCrossEntropy
 from w2slab.methods.base import SoftLabels
 from w2slab.methods.boosting import boost
-from w2slab.methods.selective import choose_student, knn_graph, selector_signals
+from w2slab.methods.selective import can_fit_selector, select_student_labels
 from w2slab.methods.trust import fit_trust, trust_signals
 from w2slab.metrics import softmax
 from w2slab.pipeline.artifacts import StageFolder
@@ -81,26 +81,30 @@ def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) ->
 
 
 def compute_select_labels(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
-    """Where the first student and the smoothed weak labels disagree, keep whichever side the selector trusts."""
+    """Where the first student and the smoothed weak labels disagree, keep the student's label where the P(IK)
+    selector says it knows the answer (:func:`~w2slab.methods.selective.select_student_labels`)."""
     spec, method = stage.spec, stage.spec.method
     splits = StageFolder(inputs["split"]).splits(blind=True)
-    weak = StageFolder(inputs["labels"]).labels("transfer")
+    smoothed = StageFolder(inputs["labels"]).labels("transfer")
+    weak = StageFolder(inputs["weak"]).labels("transfer").probs  # unsmoothed: their propagated scores are soft
     student = StageFolder(inputs["student"]).probs("transfer")
     features = StageFolder(inputs["features"]).features("transfer", pair_difference=True)
-    n, k = weak.probs.shape
-    graph = knn_graph(features, max(1, math.ceil(math.sqrt(n))))
+    n, k = smoothed.probs.shape
     labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
-    disagree = student.argmax(-1) != weak.probs.argmax(-1)
-    student_right = np.full(n, -1)
-    student_right[labelled] = (student[labelled].argmax(-1) == truth).astype(int)
-    take_student = disagree & (choose_student(selector_signals(student, weak.probs, graph), disagree,
-                                              student_right) > 0.5)
-    out = np.where(take_student[:, None], student, weak.probs).astype(np.float32)
+    take_student, _ = select_student_labels(student, weak, features, labelled, truth, method.alpha)
+    disagree = student.argmax(-1) != smoothed.probs.argmax(-1)
+    take_student &= disagree
+    right = (student[labelled].argmax(-1) == truth).astype(int)
+    fitted = can_fit_selector(right)
+    out = np.where(take_student[:, None], student, smoothed.probs).astype(np.float32)
     out[labelled] = np.eye(k, dtype=np.float32)[truth]
     runtime.echo(f"  selective: student and weak labels disagree on {int(disagree.sum())} of {n} rows; the student's "
-                 f"label replaces the weak one on {int(take_student.sum())}")
-    StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]], SoftLabels(out, weak.weights))
+                 f"label replaces the weak one on {int(take_student.sum())} "
+                 f"({'P(IK) selector' if fitted else 'too few labelled outcomes to fit: the more confident side'})")
+    StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]],
+                                   SoftLabels(out, smoothed.weights))
     StageFolder(work).write_json("selection.json", {"disagree": int(disagree.sum()),
                                                     "student_taken": int(take_student.sum()),
-                                                    "labelled": len(labelled)})
+                                                    "labelled": len(labelled),
+                                                    "selector": "pik" if fitted else "confidence"})
     record_ground_truth(work, stage, inputs, "student", len(labelled))
