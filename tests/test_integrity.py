@@ -72,3 +72,48 @@ def test_kept_weights_are_copies_so_editing_them_leaves_the_cache_alone(tiny_pai
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert main([*args, "--recompute", "ceiling"]) == 0
     StageStore(root).verify("ceiling", stage.parent.name)
+
+
+# --- 2. every file the library writes follows the umask
+
+
+@pytest.fixture
+def umask_022():
+    from w2slab import atomic
+
+    previous = os.umask(0o022)
+    atomic.umask.cache_clear()
+    yield
+    os.umask(previous)
+    atomic.umask.cache_clear()
+
+
+def private_files(root: Path) -> list[str]:
+    return [f"{p.relative_to(root)} {oct(p.stat().st_mode & 0o777)}" for p in sorted(root.rglob("*"))
+            if not p.is_symlink() and p.stat().st_mode & 0o777 not in (0o644, 0o755)]
+
+
+def test_safetensors_in_a_stage_and_a_model_cache_follow_the_umask(tmp_path, umask_022):
+    import torch
+    from safetensors.torch import save_file
+
+    from w2slab import atomic
+
+    def write(work: Path) -> None:
+        save_file({"w": torch.zeros(2)}, str(work / "trainable.safetensors"))  # safetensors writes 0600
+
+    folder = StageStore(tmp_path / "runs").get_or_compute("ceiling", "c1", {"label": "ceiling"}, write)
+    assert oct((folder / "trainable.safetensors").stat().st_mode & 0o777) == oct(0o644)
+    with atomic.staged_dir(tmp_path / "models" / "m") as staging:  # how a converted model enters the cache
+        save_file({"w": torch.zeros(2)}, str(staging / "model.safetensors"))
+        (staging / "sub").mkdir(mode=0o700)
+    assert private_files(tmp_path) == []
+
+
+def test_a_run_with_kept_weights_writes_no_private_file(tiny_pair, tmp_path, umask_022):
+    root = tmp_path / "runs"
+    assert main(["run", "--dataset", tiny_pair.data, "--weak", tiny_pair.weak, "--strong", tiny_pair.strong,
+                 "--n-train", "64", "--n-test", "32", "--max-ctx", "16", "--loss", "xent", "--weak.mode", "probe",
+                 "--strong.mode", "probe", "--epochs", "1", "--run-root", str(root), "--keep-weights"]) == 0
+    assert list(root.glob("stages/ceiling/*/trainable.safetensors"))
+    assert private_files(root) == []

@@ -108,6 +108,22 @@ def umask() -> int:
     return mask
 
 
+def follow_umask(folder: str | Path) -> None:
+    """Give every file and folder under ``folder`` the mode the umask asks for (0644 and 0755 under umask 022).
+
+    Some writers create private files whatever the umask (safetensors' ``save_file``, and so ``save_pretrained``
+    and accelerate's ``save_state``, write 0600): in a run root or model cache a team shares, the others could
+    not read them. Execute bits are kept where a file has one."""
+    mask = umask()
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o777
+        wanted = (0o777 if path.is_dir() or mode & 0o111 else 0o666) & ~mask
+        if mode != wanted:
+            os.chmod(path, wanted)
+
+
 def publish_dir(staging: Path, final: Path) -> Path:
     """Move a completely written folder into place, replacing an earlier version of the same folder.
 
@@ -115,7 +131,9 @@ def publish_dir(staging: Path, final: Path) -> Path:
     only one process can win it), then deleted; the rename of ``staging`` retries while another writer's folder
     keeps appearing at ``final``. Deleting ``final`` in place instead let two writers interleave (one's rmtree
     while the other renames: ``Directory not empty`` or ``FileNotFoundError``). The last writer's folder stays.
+    Its files get the umask's modes first (:func:`follow_umask`), whoever wrote them.
     """
+    follow_umask(staging)
     for _ in range(PUBLISH_ATTEMPTS):
         try:
             os.rename(staging, final)
