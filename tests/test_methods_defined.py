@@ -176,3 +176,84 @@ def test_the_selective_selector_is_a_pik_classifier_on_the_strong_features():
     assert knows[knows_region].mean() > 0.7 > 0.3 > knows[~knows_region].mean()
     taken_right = (student_label[take] == truth[take]).mean()
     assert take.sum() > 0 and taken_right > 0.8, (take.sum(), taken_right)
+
+
+# --- trust functions -----------------------------------------------------------------------------
+
+
+def test_trust_fits_on_the_labelled_rows_and_injects_truth_only_when_asked():
+    """The ground truth of the labelled rows fits the trust function only, unless ``inject_truth``; with it, the rows
+    whose truth the student learns never fit trust (so a later round never scores a student on answers it was
+    taught)."""
+    from w2slab.methods.trust import trust_rows
+
+    labelled = np.arange(0, 200, 5)
+    fit_rows, taught = trust_rows(labelled, False, seed=0)
+    assert np.array_equal(fit_rows, labelled) and len(taught) == 0
+    fit_rows, taught = trust_rows(labelled, True, seed=0)
+    assert len(fit_rows) == len(taught) == 20 and not set(fit_rows) & set(taught)
+    assert set(fit_rows) | set(taught) == set(labelled)
+    assert np.array_equal(trust_rows(labelled, True, seed=0)[0], fit_rows)  # the same halves in every round
+
+
+def test_trust_over_rounds_keeps_the_filter_alone_by_default_and_never_fits_on_taught_rows(tmp_path):
+    """On the planted task, two rounds: by default the trust stages write the teacher's own labels on the labelled
+    rows (before, they wrote the ground truth: two effects mixed); with ``inject_truth`` every round fits trust on
+    the half of the labelled rows no student was taught (before, round 2 fit on rows its teacher had learned)."""
+    import json
+
+    from w2slab.api import run
+    from w2slab.config import ExperimentConfig, RuntimeConfig
+    from w2slab.data.vectors import GAUSSIAN_W2S
+    from w2slab.methods import make_method
+    from w2slab.pipeline.artifacts import StageFolder
+    from w2slab.pipeline.stages import labelled_sample
+
+    plain = {"name": "trust", "labelled": 80, "rounds": 2}
+    injected = {**plain, "inject_truth": True}
+    hidden = {"name": "trust", "labelled": 80, "signals": "hidden"}  # the MLP on the weak model's features runs too
+    cfg = ExperimentConfig(dataset="gaussian_w2s", weak=GAUSSIAN_W2S.weak_model, strong=GAUSSIAN_W2S.strong_model,
+                           losses=["xent"], methods=[plain, injected, hidden], n_train=2000, n_test=1000)
+    result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
+    assert all(s.ground_truth_labels["student"] == 80 for s in result.summary.results.values())
+    stages = tmp_path / "runs" / "stages"
+    (split,) = [p for p in (stages / "split").iterdir() if p.is_dir()]
+    folders = [p for p in (stages / "trust").iterdir() if (p / "trust.json").exists()]
+    reports = {p: json.loads((p / "trust.json").read_text()) for p in folders}
+    assert len(reports) == 5 and sorted(r["signals"] for r in reports.values()).count("hidden") == 1
+    for folder, report in reports.items():
+        written = StageFolder(folder).labels("transfer")
+        labelled, truth = labelled_sample(split, len(written.probs), 80, cfg.seed, make_method(injected))
+        if report["taught_truth"] == 0:  # the default: labelled rows are rows like any other
+            assert report["fit_trust"] == 80
+            assert not np.array_equal(written.probs[labelled], np.eye(2, dtype=np.float32)[truth])
+        else:
+            assert report["fit_trust"] == 40 and report["taught_truth"] == 40 and report["labelled"] == 80
+    assert sorted(r["taught_truth"] for r in reports.values()) == [0, 0, 0, 40, 40]
+
+
+def test_trust_from_the_teachers_hidden_states_is_an_mlp_that_finds_where_the_teacher_errs():
+    """``signals: hidden``: the teacher is wrong in one region of its hidden space, with the same confidence
+    everywhere; an MLP on its hidden states, fit on 100 labelled rows, drops mostly wrong labels."""
+    from w2slab.methods.trust import fit_trust, hidden_signals
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    truth = rng.integers(0, 2, n)
+    hidden = rng.standard_normal((n, 40))
+    hidden[:, 0] *= 5.0
+    wrong = hidden[:, 0] > 3.0  # ~27% of rows: the teacher errs there
+    teacher = np.where(wrong, 1 - truth, truth)
+    probs = np.eye(2)[teacher] * 0.7 + 0.15
+    correct = np.full(n, -1)
+    labelled = rng.choice(n, 100, replace=False)
+    correct[labelled] = (~wrong[labelled]).astype(int)
+    trust = fit_trust(hidden_signals(probs, hidden), correct, "mlp", seed=0)
+    kept = trust >= 0.5
+    assert (teacher == truth).mean() < 0.75
+    assert (teacher[kept] == truth[kept]).mean() > 0.93 and kept.mean() > 0.6
+    from w2slab.errors import ConfigError
+    from w2slab.methods import make_method
+
+    with pytest.raises(ConfigError, match="signals"):
+        make_method({"name": "trust", "signals": "internals"})

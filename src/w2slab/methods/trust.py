@@ -2,19 +2,29 @@
 labels the student learns from; the student then becomes the next teacher. A stage kind (``trust``, computed by
 ``w2slab.pipeline.method_stages.compute_trust``) and its method.
 
-The score of a transfer row is a logistic regression on label-free signals of its teacher label, fit on
-``labelled`` rows of the transfer set whose ground truth it reads (so the method is an *oracle*: its ground truth
-is counted, and every table marks it):
+The score of a transfer row is P(its teacher label is right), fit on ``labelled`` rows of the transfer set whose
+ground truth it reads (so the method is an *oracle*: its ground truth is counted, and every table marks it). Two
+trust functions (``signals``):
 
-- the teacher's confidence in its label, and its margin over the runner-up class;
-- how many of the row's nearest neighbours in the strong model's frozen features carry the same teacher label;
-- how likely an out-of-fold probe on those features, fit to the other rows' teacher labels, finds the label.
+- ``hidden``, the paper's: a small MLP (sklearn's ``MLPClassifier``) on the teacher's hidden states, with the
+  teacher's probabilities beside them. w2slab keeps the *frozen pretrained* features of each model, so the teacher's
+  hidden states are its model's frozen features: exactly the trained weak model's in probe mode, the pretrained
+  backbone's (not the fine-tuned one's) when the weak model was fine-tuned; for later rounds, whose teacher is a
+  student of the strong model, the strong model's frozen features.
+- ``output`` (default): a logistic regression on four label-free, output-level signals of the teacher label: the
+  teacher's confidence and its margin over the runner-up class; how many of the row's nearest neighbours in the
+  strong model's frozen features carry the same label; how likely an out-of-fold probe on those features, fit to the
+  other rows' teacher labels, finds it. Adapted: what every teacher in w2slab has, whatever its kind.
 
-Rows whose trust is below ``threshold`` (the label more likely wrong than right) are dropped (weight 0); the
-labelled rows learn from their ground truth. With ``rounds`` > 1 the student's own labels of the transfer set go
-through a new trust stage (scored by the same labelled rows, not counted again) and a fresh student learns from
-what it keeps. Unlike the paper, whose trust function may use the teacher's internals, the signals here are what
-every teacher in w2slab has: its probabilities, and the strong model's features.
+Rows whose trust is below ``threshold`` (the label more likely wrong than right) are dropped (weight 0). The labelled
+rows are otherwise rows like any other: their ground truth only fits the trust function, so the result measures the
+filter alone. ``inject_truth`` (off by default) also lets the student learn those rows' ground truth, a second effect
+mixed into the first: the labelled rows are then split in two seeded halves, one that fits trust (every round) and
+one whose ground truth the student learns (never used to fit trust, so a later round never scores a student on rows
+it was taught the answers of).
+
+With ``rounds`` > 1 the student's own labels of the transfer set go through a new trust stage (scored by the same
+labelled rows, not counted again) and a fresh student learns from what it keeps.
 """
 
 from __future__ import annotations
@@ -46,6 +56,16 @@ class TrustSpec:
         return {"method": self.method.to_value(), "seed": self.seed, "counts_truth": self.counts_truth}
 
 
+def trust_rows(labelled: np.ndarray, inject_truth: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labelled rows that fit the trust function, labelled rows whose ground truth the student learns): all and none
+    without ``inject_truth``; with it, two disjoint seeded halves (the same in every round)."""
+    if not inject_truth:
+        return labelled, labelled[:0]
+    shuffled = np.random.default_rng([seed, 8_191]).permutation(labelled)
+    half = max(1, len(labelled) // 2)
+    return np.sort(shuffled[:half]), np.sort(shuffled[half:])
+
+
 def trust_signals(probs: np.ndarray, features: np.ndarray, seed: int, neighbours: int) -> np.ndarray:
     """Per row [N, 4]: the teacher's confidence, its margin, its label's share among the row's nearest neighbours
     (cosine, the row excluded) and an out-of-fold probe's probability of it."""
@@ -62,40 +82,64 @@ def trust_signals(probs: np.ndarray, features: np.ndarray, seed: int, neighbours
     return np.stack([ordered[:, -1], ordered[:, -1] - ordered[:, -2], agreement, probe], axis=1)
 
 
-def fit_trust(signals: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    """P(the teacher's label is right) for every row, from a logistic regression fit on the labelled rows'
-    ``signals`` and ``correct``ness (``correct`` holds -1 for the unlabelled rows). A labelled set with only right
-    (or only wrong) labels gives every row its rate."""
+def hidden_signals(probs: np.ndarray, hidden: np.ndarray, components: int = 16) -> np.ndarray:
+    """Per row: the teacher's hidden states (their top ``components`` principal components: a hundred labelled rows
+    cannot fit an MLP on thousands of dimensions) and its probabilities."""
+    from sklearn.decomposition import PCA
+
+    flat = hidden.reshape(len(hidden), -1).astype(np.float64)
+    reduced = PCA(min(components, *flat.shape), svd_solver="randomized", random_state=0).fit_transform(flat)
+    return np.concatenate([reduced, probs], axis=1)
+
+
+def fit_trust(signals: np.ndarray, correct: np.ndarray, model: str = "logistic", seed: int = 0) -> np.ndarray:
+    """P(the teacher's label is right) for every row, from a classifier fit on the labelled rows' ``signals`` and
+    ``correct``ness (``correct`` holds -1 for the unlabelled rows): a logistic regression (``model: logistic``) or
+    a one-hidden-layer MLP (``mlp``, the paper's trust function). A labelled set with only right (or only wrong)
+    labels gives every row its rate."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
     from sklearn.preprocessing import StandardScaler
 
     labelled = correct >= 0
     if len(np.unique(correct[labelled])) < 2:
         return np.full(len(signals), float(correct[labelled].mean()))
     scaler = StandardScaler().fit(signals[labelled])
+    classifier = (MLPClassifier((32,), alpha=1.0, max_iter=2000, random_state=seed) if model == "mlp"
+                  else LogisticRegression(C=1.0, max_iter=1000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(signals[labelled]), correct[labelled])
-    return model.predict_proba(scaler.transform(signals))[:, 1]
+        classifier.fit(scaler.transform(signals[labelled]), correct[labelled])
+    return classifier.predict_proba(scaler.transform(signals))[:, 1]
 
 
 @register_method("trust")
 @dataclass(frozen=True)
 class TrustFunctions(LabelledOracle):
     """ORACLE (reads ``labelled`` transfer labels): a trust score per teacher label, learned from those rows, drops
-    the labels likely wrong; the student then relabels and is filtered again, ``rounds`` times."""
+    the labels likely wrong; the student then relabels and is filtered again, ``rounds`` times. ``signals``: output
+    (a logistic regression on output-level signals) or hidden (an MLP on the teacher's frozen features);
+    ``inject_truth``: the student also learns half the labelled rows' ground truth."""
 
-    source: ClassVar[str] = "trust functions, arXiv 2606.01000 (label-free signals; a small labelled set)"
+    source: ClassVar[str] = ("trust functions, arXiv 2606.01000; adapted: signals output (default) is a logistic "
+                             "regression on output-level signals, hidden an MLP on frozen features")
     threshold: float = 0.5
     rounds: int = 1
+    signals: str = "output"  # output: logistic regression on output-level signals; hidden: MLP on teacher features
+    inject_truth: bool = False  # the student also learns the ground truth of half the labelled rows
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(0.0 <= self.threshold < 1.0, "threshold", f"must be in [0, 1), got {self.threshold}")
         check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
+        check(self.signals in ("output", "hidden"), "signals", f"must be output or hidden, got {self.signals!r}")
+        check(not self.inject_truth or self.labelled >= 4, "labelled",
+              f"inject_truth splits the labelled rows in two: needs at least 4, got {self.labelled}")
 
     def trust_stage(self, builder: GraphBuilder, labels: Stage, first: bool) -> Stage:
         inputs = {"split": builder.split, "labels": labels, "features": builder.features_of(builder.cfg.strong)}
+        if self.signals == "hidden":  # the teacher's features: the weak model's, then the strong students'
+            inputs["teacher_features"] = builder.features_of(builder.cfg.weak if first else builder.cfg.strong)
         return builder.add("trust", TrustSpec(self, builder.cfg.seed, first), inputs,
                            label=f"trust {'weak' if first else 'student'} labels {builder.name}")
 

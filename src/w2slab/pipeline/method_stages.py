@@ -18,7 +18,7 @@ from w2slab.losses import FixedWeightCrossEntropy
 from w2slab.methods.base import SoftLabels
 from w2slab.methods.boosting import boost
 from w2slab.methods.selective import can_fit_selector, select_student_labels
-from w2slab.methods.trust import fit_trust, trust_signals
+from w2slab.methods.trust import fit_trust, hidden_signals, trust_rows, trust_signals
 from w2slab.metrics import softmax
 from w2slab.pipeline.artifacts import StageFolder
 from w2slab.pipeline.graph import Stage
@@ -54,29 +54,39 @@ def compute_boost(stage: Stage, inputs: dict[str, Path], work: Path, runtime) ->
 
 
 def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
-    """Score, filter and write the transfer labels the next student learns from (module docstring)."""
+    """Score, filter and write the transfer labels the next student learns from (``w2slab.methods.trust``)."""
     spec, method = stage.spec, stage.spec.method
     splits = StageFolder(inputs["split"]).splits(blind=True)
     teacher = StageFolder(inputs["labels"]).labels("transfer")
     probs, weights = teacher.probs, teacher.weights
-    features = StageFolder(inputs["features"]).features("transfer", pair_difference=True)
     n = len(probs)
     # the labelled rows depend on the experiment's seed only: every round scores with the same rows
     labelled, truth = labelled_sample(inputs["split"], n, method.labelled, spec.seed, method)
-    correct = np.full(n, -1)
-    correct[labelled] = (probs[labelled].argmax(-1) == truth).astype(int)
-    trust = fit_trust(trust_signals(probs, features, spec.seed, max(1, math.ceil(math.sqrt(n)))), correct)
+    fit_rows, taught = trust_rows(labelled, method.inject_truth, spec.seed)
+    truth_of = dict(zip(labelled.tolist(), truth.tolist(), strict=True))
+    correct = np.full(n, -1)  # only the rows that fit trust: never the rows a student was taught the answers of
+    correct[fit_rows] = (probs[fit_rows].argmax(-1) == [truth_of[r] for r in fit_rows]).astype(int)
+    if method.signals == "hidden":
+        hidden = StageFolder(inputs["teacher_features"]).features("transfer", pair_difference=True)
+        trust = fit_trust(hidden_signals(probs, hidden), correct, "mlp", spec.seed)
+    else:
+        features = StageFolder(inputs["features"]).features("transfer", pair_difference=True)
+        trust = fit_trust(trust_signals(probs, features, spec.seed, max(1, math.ceil(math.sqrt(n)))), correct)
     keep = (trust >= method.threshold) & (weights > 0)
     out = probs.astype(np.float32).copy()
-    out[labelled] = np.eye(probs.shape[1], dtype=np.float32)[truth]
-    keep[labelled] = True
-    runtime.echo(f"  trust: {int(correct[labelled].sum())} of {len(labelled)} labelled rows' teacher labels right; "
-                 f"kept {int(keep.sum())} of {n} rows (trust >= {method.threshold})")
+    if len(taught):  # inject_truth: these rows teach their ground truth
+        out[taught] = np.eye(probs.shape[1], dtype=np.float32)[[truth_of[r] for r in taught]]
+        keep[taught] = True
+    right = int(correct[fit_rows].sum())
+    runtime.echo(f"  trust ({method.signals}): {right} of {len(fit_rows)} labelled rows' teacher labels right; kept "
+                 f"{int(keep.sum())} of {n} rows (trust >= {method.threshold})"
+                 + (f"; {len(taught)} labelled rows teach their ground truth" if len(taught) else ""))
     StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]],
                                    SoftLabels(out, keep.astype(np.float32)))
-    StageFolder(work).write_json("trust.json", {"labelled": len(labelled), "labelled_right":
-                                                int(correct[labelled].sum()), "kept": int(keep.sum()),
-                                                "mean_trust": float(trust.mean())})
+    StageFolder(work).write_json("trust.json", {"labelled": len(labelled), "fit_trust": len(fit_rows),
+                                                "taught_truth": len(taught), "labelled_right": right,
+                                                "kept": int(keep.sum()), "mean_trust": float(trust.mean()),
+                                                "signals": method.signals})
     record_ground_truth(work, stage, inputs, "student", len(labelled) if spec.counts_truth else 0)
 
 
