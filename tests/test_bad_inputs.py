@@ -211,6 +211,12 @@ BAD_INPUTS: dict[str, Bad] = {
     # one setting in two spellings was merged silently, the later one winning
     "sweep: a role's field set twice": Bad(sweep_file("strong.lr: 1e-5\nstrong_train: {lr: 2e-5}\n"),
                                            "lr given twice (in strong_train and as strong.lr)"),
+    # the variants' learning rate replaced the grid's two silently: 2 experiments, neither of the grid's rates
+    "sweep: a grid axis also set in variants": Bad(
+        sweep_file("strong.lr: [1.0e-5, 3.0e-5]\nvariants: [{strong.lr: 1.0e-4}, {strong.lr: 2.0e-4}]\n"),
+        "variants: strong.lr also given outside variants"),
+    "sweep: a top-level value also set in variants": Bad(
+        sweep_file("n_train: 64\nvariants: [{n_train: 32}, {n_train: 48}]\n"), "variants: n_train also given outside"),
     "sweep: bad toml": Bad(raw_sweep("a.toml", "datasets = [\n"), "not valid TOML"),
     "sweep: a list, not a mapping": Bad(raw_sweep("b.yaml", "- just\n- a list\n"), "a sweep file is a mapping"),
     "sweep: not utf-8": Bad(raw_sweep("c.yaml", b"datasets: [\xff]\n"), "not UTF-8"),

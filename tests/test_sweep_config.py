@@ -121,6 +121,10 @@ def test_a_list_of_mappings_is_zipped_variants_and_list_valued_params_take_a_lis
     assert sorted((c.strong_train.lr, c.strong_train.epochs, c.weak_train.batch_size) for c in configs) == [
         (1e-5, 1, 8), (1e-5, 1, 16), (3e-5, 2, 8), (3e-5, 2, 16)]  # lr and epochs move together, not crossed
     assert [m.params()["weights"] for m in configs[0].methods] == [[1.0, 1.0, 1.0], [2.0, 1.0, 1.0]]
+    # other fields of the same role beside the variants' own are fine
+    both = expand({"datasets": ["sciq"], "weak": ["minilm-l3"], "strong": ["minilm-l6"], "strong.batch_size": 8,
+                   "variants": [{"strong.lr": 1e-5}, {"strong.lr": 3e-5}]})
+    assert sorted((c.strong_train.lr, c.strong_train.batch_size) for c in both) == [(1e-5, 8), (3e-5, 8)]
     one = expand({"datasets": ["sciq"], "weak": ["minilm-l3"], "strong": ["minilm-l6"],
                   "methods": [{"name": "ensemble", "weights": [1, 2, 1]}]})  # a list the parameter takes: one value
     assert len(one) == 1 and [m.params()["weights"] for m in one[0].methods] == [[1.0, 2.0, 1.0]]
@@ -132,6 +136,13 @@ def test_a_list_of_mappings_is_zipped_variants_and_list_valued_params_take_a_lis
     ({"learning_rate": 3}, "learning_rate: unknown key"),
     ({"variants": [1, 2]}, "variants: expected a list of mappings"),
     ({"strong_train": [1]}, "strong_train: expected a mapping of training settings"),
+    # the variants' value silently replaced a grid axis or a top-level value of the same key
+    ({"strong.lr": [1e-5, 3e-5], "variants": [{"strong.lr": 1e-4}, {"strong.lr": 2e-4}]},
+     "variants: strong.lr also given outside variants"),
+    ({"n_train": 64, "variants": [{"n_train": 32, "seed": 1}, {"seed": 2}]}, "variants: n_train also given outside"),
+    ({"strong_train": {"lr": 1e-5}, "variants": [{"strong.lr": 1e-4}]}, "variants: strong.lr also given outside"),
+    ({"strong_train": [{"epochs": 1}, {"epochs": 2}], "variants": [{"strong_train": {"epochs": 3}}]},
+     "variants: strong.epochs also given outside"),
 ])
 def test_bad_grids_are_one_line_naming_the_key(spec, needle):
     with pytest.raises(W2SError, match=needle.replace("[", r"\[")):

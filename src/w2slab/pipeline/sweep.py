@@ -100,6 +100,7 @@ def _parse(spec: dict) -> SweepFile:
         raise ConfigError(f"pairs: must be one of {', '.join(PAIRINGS)}, got {pairs!r}")
     variants = spec.pop("variants", None)
     fields = normalise_keys(spec)
+    given = setting_paths(fields)  # what the file sets itself, before the defaults below
     for plural, singular in LIST_KEYS.items():
         if fields.get(singular) == []:
             raise ConfigError(f"{plural}: empty; list at least one")
@@ -112,7 +113,9 @@ def _parse(spec: dict) -> SweepFile:
         if not (isinstance(variants, list) and variants and all(isinstance(v, dict) for v in variants)):
             raise ConfigError("variants: expected a list of mappings, each the settings that change together, "
                               "e.g. [{strong.lr: 1e-5, strong.epochs: 1}, {strong.lr: 3e-5, strong.epochs: 2}]")
-        axes.append([normalise_keys(dict(v), "variants") for v in variants])
+        normalised = [normalise_keys(dict(v), "variants") for v in variants]
+        check_variants_alone(given, normalised)
+        axes.append(normalised)
     configs = []
     for combination in itertools.product(*axes):
         data = merge_all(combination)
@@ -165,6 +168,28 @@ def normalise_keys(spec: dict, where: str = "") -> dict[str, Any]:
                 raise ConfigError(f"{key}: {', '.join(both)} given twice (in {key} and as {role}.{both[0]}); keep one")
         out[field_name] = merge(out[field_name], value) if field_name in out else value
     return out
+
+
+def setting_paths(fields: dict[str, Any]) -> set[str]:
+    """The settings a normalised sweep mapping gives, as the keys a user writes (``n_train``, ``strong.lr``)."""
+    role_of = {f: r for r, f in ROLE_FIELDS.items()}
+    paths = set()
+    for key, value in fields.items():
+        blocks = value if key in role_of and isinstance(value, list) else [value]
+        if key in role_of and all(isinstance(block, dict) for block in blocks):
+            paths |= {f"{role_of[key]}.{sub}" for block in blocks for sub in block}
+        else:
+            paths.add(key)
+    return paths
+
+
+def check_variants_alone(given: set[str], variants: list[dict[str, Any]]) -> None:
+    """Refuse a setting ``given`` outside ``variants`` (a value or a grid axis) and in them too: merged, the variants'
+    value silently replaced the other (a grid of two learning rates ran only the variants' one)."""
+    both = sorted(given & set().union(*(setting_paths(v) for v in variants)))
+    if both:
+        raise ConfigError(f"variants: {', '.join(both)} also given outside variants (as a value or a grid axis); "
+                          "set each key in one place: in every variant, or outside them")
 
 
 def merge(a: dict, b: dict) -> dict:
