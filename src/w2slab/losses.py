@@ -388,10 +388,10 @@ class LogConfLoss(RampedLoss):
 @register_loss("entropy")
 @dataclass(frozen=True)
 class EntropyLoss(LogConfLoss):
-    """``logconf`` without hardening: cross-entropy against ``(1 - w) y + w p``, ``p`` the student's detached soft
-    predictions (EleutherAI/w2s ``entropy``); its gradient is exactly ``(1 - w)`` times ``xent``'s.
+    """``logconf`` without hardening (target ``(1 - w) y + w p``, ``p`` detached): its gradient is (1 - w) x xent's.
 
-    With ``p`` detached, the gradient w.r.t. the logits is ``p - ((1 - w) y + w p) = (1 - w)(p - y)``: the
+    Cross-entropy against the weak labels mixed with the student's own detached soft predictions ``p`` (EleutherAI/w2s
+    ``entropy``). With ``p`` detached, the gradient w.r.t. the logits is ``p - ((1 - w) y + w p) = (1 - w)(p - y)``: the
     auxiliary term only scales cross-entropy's step down as ``w`` ramps in (an annealed learning rate); it does not
     push the student's entropy down, whatever the name says (``tests/test_losses.py`` checks this)."""
 

@@ -19,6 +19,11 @@ as logconf's hardening keeps the teacher's balance).
 Mutual predictability cannot tell the classes' names apart (swapping them scores the same), so the found
 clusters are matched to the classes by their agreement with the weak labels: the weak labels name the classes
 and decide nothing else. The labels are hard, as ICM's are.
+
+Adapted, in two ways: (1) an out-of-fold linear probe on the strong model's frozen features replaces the language
+model's in-context prediction of each label from the others; (2) a class-count constraint (the weak labels'
+balance) replaces ICM's logical consistency between labels. ICM's annealing-style search becomes coordinate ascent
+from principal-direction and random starts.
 """
 
 from __future__ import annotations
@@ -84,7 +89,8 @@ class InternalCoherence(LabelMethod):
     """Labels the strong model's features find most mutually predictable, under the weak labels' class balance;
     the weak labels only name the classes (unsupervised elicitation, adapted to classifiers)."""
 
-    source: ClassVar[str] = "Wen et al. 2025, ICM, arXiv 2506.10139 (mutual predictability by out-of-fold probes)"
+    source: ClassVar[str] = ("Wen et al. 2025, ICM, arXiv 2506.10139; adapted: an out-of-fold probe replaces "
+                             "in-context prediction, class counts replace logical consistency")
     reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "strong_features"})
     restarts: int = 4
     iterations: int = 20
