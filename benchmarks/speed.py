@@ -187,8 +187,8 @@ class ReferenceRecipe:
 
 def run_reference(out: Path, args, seed: int, losses: tuple[str, ...] = ("xent", "logconf")) -> dict:
     from w2slab.data import load_task, make_splits
-    from w2slab.metrics import bootstrap_pgr_interval
     from w2slab.models.loading import load_tokenizer, resolve_model
+    from w2slab.stats import pgr_estimate
 
     torch.set_num_threads(torch.get_num_threads())
     task = load_task(args.dataset, seed=args.data_seed)
@@ -237,7 +237,8 @@ def run_reference(out: Path, args, seed: int, losses: tuple[str, ...] = ("xent",
         acc = float(student_correct.mean())
         stages["student"] += time.time() - t
         pgr = (acc - weak_acc) / (ceiling_acc - weak_acc) if ceiling_acc > weak_acc else float("nan")
-        students[loss] = (acc, pgr, bootstrap_pgr_interval(weak_correct, student_correct, ceiling_correct).pgr_ci95)
+        students[loss] = (acc, pgr, pgr_estimate([{"weak": weak_correct, "student": student_correct,
+                                                       "ceiling": ceiling_correct}]).ci95)
         print(f"  reference s{seed} {loss}: weak {weak_acc:.3f} ceiling {ceiling_acc:.3f} student {acc:.3f} "
               f"({time.time() - start_all:.0f} s so far)", flush=True)
     return {"total": time.time() - start_all, "stages": dict(stages), "weak": weak_acc, "ceiling": ceiling_acc,

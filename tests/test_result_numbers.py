@@ -11,7 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
-from w2slab.metrics import PGR_UNBOUNDED_FRACTION, bootstrap_pgr_ci, bootstrap_pgr_interval
+from w2slab import stats
 from w2slab.results import SUSPECT_ONE_CLASS_FRACTION, ExperimentResult, ExperimentSummary, summary_table
 
 N = 400
@@ -26,37 +26,33 @@ def correct(fraction: float, n: int = N, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(values)
 
 
+def one_seed(weak: np.ndarray, student: np.ndarray, ceiling: np.ndarray) -> stats.Pgr:
+    return stats.pgr_estimate([{"weak": weak, "student": student, "ceiling": ceiling}])
+
+
 def test_a_clear_gap_gives_a_bounded_pgr_interval_and_a_gap_interval():
     weak, student, ceiling = correct(0.60, seed=1), correct(0.75, seed=2), correct(0.90, seed=3)
-    interval = bootstrap_pgr_interval(weak, student, ceiling, seed=0)
-    assert not interval.unbounded
-    low, high = interval.pgr_ci95
+    interval = one_seed(weak, student, ceiling)
+    assert not interval.unbounded and interval.design == "examples"
+    low, high = interval.ci95
     assert low < 0.5 < high and high - low < 0.6
-    gap_low, gap_high = interval.gap_ci95
+    gap_low, gap_high = interval.gap.ci95
     assert 0.2 < gap_low < 0.3 < gap_high < 0.4
-    assert bootstrap_pgr_ci(weak, student, ceiling, seed=0) == interval.pgr_ci95
 
 
 def test_a_gap_the_test_set_cannot_establish_makes_the_pgr_interval_unbounded():
     weak, student, ceiling = correct(0.70, seed=1), correct(0.72, seed=2), correct(0.71, seed=3)
-    interval = bootstrap_pgr_interval(weak, student, ceiling, seed=0)
-    assert interval.unbounded and all(math.isnan(v) for v in interval.pgr_ci95)
-    gap_low, gap_high = interval.gap_ci95
+    interval = one_seed(weak, student, ceiling)
+    assert interval.unbounded and all(math.isnan(v) for v in interval.ci95)
+    gap_low, gap_high = interval.gap.ci95
     assert gap_low < 0 < gap_high  # the reason: the gap's own interval reaches zero
-    assert all(math.isnan(v) for v in bootstrap_pgr_ci(weak, student, ceiling, seed=0))
 
 
-def test_the_unbounded_threshold_counts_resamples_where_the_ceiling_does_not_win():
-    # a gap about 2.2 standard errors wide: the ceiling loses in ~1-2% of resamples (bounded), while a
-    # gap of ~1.6 standard errors loses in ~5% of them (unbounded)
+def test_fieller_bounds_pgr_exactly_where_the_gap_is_significant():
     weak = correct(0.70, n=2000, seed=1)
-    wide, narrow = correct(0.73, n=2000, seed=3), correct(0.7225, n=2000, seed=3)
-    for ceiling, unbounded in ((wide, False), (narrow, True)):
-        draws = np.random.default_rng(0)
-        losses = sum(ceiling[idx].mean() <= weak[idx].mean()
-                     for idx in (draws.integers(0, 2000, 2000) for _ in range(1000)))
-        assert (losses > PGR_UNBOUNDED_FRACTION * 1000) == unbounded
-        assert bootstrap_pgr_interval(weak, correct(0.71, n=2000, seed=2), ceiling, seed=0).unbounded == unbounded
+    for ceiling in (correct(0.73, n=2000, seed=3), correct(0.7225, n=2000, seed=3), correct(0.715, n=2000, seed=3)):
+        interval = one_seed(weak, correct(0.71, n=2000, seed=2), ceiling)
+        assert interval.unbounded == (interval.gap.ci95[0] <= 0)
 
 
 def probs(predicted: np.ndarray) -> np.ndarray:
@@ -232,44 +228,36 @@ def test_an_under_trained_model_is_flagged_by_its_training_loss():
     assert any("ceiling did not converge: its training loss ended at 0.69" in r for r in reasons), reasons
 
 
-def test_hierarchical_pgr_interval_covers_the_truth_by_simulation():
+def test_a_pgr_over_seeds_covers_more_often_than_one_seeds_interval_by_simulation():
     """Known truth: seeds vary (each seed's accuracies move by N(0, .015) per role) and each sees 600 test
-    examples of a shared test set. The pooled PGR's 95% interval (seeds, then test examples) must cover the true
-    PGR (1/3) in about 95% of 150 simulated experiments of 5 seeds; the test-example-only interval of a single
-    seed, which ignores seed variance, covers it far less often."""
-    from w2slab.metrics import bootstrap_pgr_interval, hierarchical_bootstrap_pgr
-
+    examples of a shared test set. The pooled PGR's interval (w2slab.stats, crossed) covers the true PGR (1/3) at
+    about 95%; one seed's interval over its test examples, which ignores seed variance, covers it far less often.
+    (tests/test_stats.py checks the coverage bounds in both regimes.)"""
     true = {"weak": 0.75, "student": 0.80, "ceiling": 0.90}  # PGR = .05 / .15 = 1/3
     rng = np.random.default_rng(0)
     covered = single_covered = 0
-    draws = 150
+    draws = 300
     for _ in range(draws):
-        runs = []
         difficulty = rng.random(600)  # a shared test set: an example hard for one seed is hard for all
-        for _seed in range(5):
-            run = {}
-            for role, acc in true.items():
-                run[role] = difficulty < np.clip(acc + rng.normal(0, 0.015), 0, 1)
-            runs.append(run)
-        pooled = hierarchical_bootstrap_pgr(runs, n_boot=300, seed=int(rng.integers(1 << 30)))
-        covered += (not pooled.unbounded) and pooled.ci95[0] <= 1 / 3 <= pooled.ci95[1]
-        one = bootstrap_pgr_interval(runs[0]["weak"], runs[0]["student"], runs[0]["ceiling"], n_boot=300)
-        single_covered += (not one.unbounded) and one.pgr_ci95[0] <= 1 / 3 <= one.pgr_ci95[1]
-    assert 0.88 <= covered / draws <= 1.0, covered / draws
+        runs = [{role: difficulty < np.clip(acc + rng.normal(0, 0.015), 0, 1) for role, acc in true.items()}
+                for _seed in range(5)]
+        pooled = stats.pgr_estimate(runs)
+        covered += pooled.ci95[0] <= 1 / 3 <= pooled.ci95[1]
+        one = stats.pgr_estimate(runs[:1])
+        single_covered += one.ci95[0] <= 1 / 3 <= one.ci95[1]
+    assert 0.92 <= covered / draws <= 0.98, covered / draws
     assert single_covered / draws < covered / draws
 
 
-def test_pooled_pgr_leaves_out_runs_without_a_gap():
-    from w2slab.metrics import pooled_pgr_with_gap
-
+def test_pooled_pgr_keeps_every_seed_and_shows_only_under_the_gap_rule():
     rng = np.random.default_rng(1)
     gap_run = {"weak": rng.random(500) < 0.7, "student": rng.random(500) < 0.8, "ceiling": rng.random(500) < 0.9}
     flat = {"weak": rng.random(500) < 0.7, "student": rng.random(500) < 0.2, "ceiling": rng.random(500) < 0.7}
-    pooled = pooled_pgr_with_gap([gap_run, flat], [0.1, -0.05], n_boot=200)
-    assert (pooled.seeds, pooled.of) == (1, 2)
-    assert 0.2 < pooled.pgr < 0.8  # the flat run's terrible student never entered
-    none = pooled_pgr_with_gap([flat], [-0.05], n_boot=200)
-    assert math.isnan(none.pgr) and (none.seeds, none.of) == (0, 1)
+    pooled = stats.pgr_estimate([gap_run, flat], shared_test_set=False)
+    assert (pooled.seeds_with_gap, pooled.seeds) == (1, 2)
+    assert pooled.shown is False or pooled.gap.ci95[0] > 0  # half the seeds: shown only with a pooled gap
+    none = stats.pgr_estimate([flat])
+    assert not none.shown and (none.seeds_with_gap, none.seeds) == (0, 1)
 
 
 def test_log_loss_gain_counts_generalization_not_the_confidence_a_model_cannot_back_up():
@@ -299,94 +287,27 @@ def test_log_loss_gain_counts_generalization_not_the_confidence_a_model_cannot_b
     assert fit_temperature(scale(np.log(calibrated), 1 / 3), y) == pytest.approx(3.0, rel=0.1)
 
 
-def test_hierarchical_bootstrap_keeps_pairs_paired():
-    """Two students on the same examples: their difference's interval is far narrower than either accuracy's,
-    because one draw of seeds and test indices serves both; the point estimate is the plain mean."""
-    from w2slab.metrics import hierarchical_bootstrap, hierarchical_paired_difference
-
+def test_a_paired_difference_is_far_narrower_than_either_accuracy():
+    """Two students on the same examples and seeds: their difference's interval is far narrower than either
+    accuracy's, because the shared difficulty cancels before anything is estimated."""
     rng = np.random.default_rng(0)
     base = rng.random((5, 1000)) < 0.8
     better = base | (rng.random((5, 1000)) < 0.1)  # right wherever base is, and on ~10% of the rest
-    arrays = {"a": better.astype(float), "b": base.astype(float)}
-    point, (low, high) = hierarchical_bootstrap(lambda m: m["a"] - m["b"], arrays, n_boot=300)
-    assert point == pytest.approx(better.mean() - base.mean())
-    assert 0 < low < point < high
-    _, (a_low, a_high) = hierarchical_bootstrap(lambda m: m["a"], arrays, n_boot=300)
-    assert high - low < (a_high - a_low) / 2
-    diff, (d_low, d_high) = hierarchical_paired_difference(list(better.astype(float) - base.astype(float)),
-                                                           n_boot=300)
-    assert diff == pytest.approx(point) and d_low > 0
+    diff = stats.paired_difference(list(better), list(base))
+    assert diff.value == pytest.approx(better.mean() - base.mean())
+    assert 0 < diff.ci95[0] < diff.value < diff.ci95[1]
+    alone = stats.mean_estimate(list(better.astype(float)))
+    assert diff.ci95[1] - diff.ci95[0] < (alone.ci95[1] - alone.ci95[0]) / 2
 
 
-def test_non_finite_predictions_are_a_suspect_result_not_a_failed_stage():
-    """NaN probabilities used to reach roc_auc_score and fail the evaluate stage with a traceback."""
-    labels = np.arange(N) % 2
-    weak = probs(np.where(correct(0.6, seed=1), labels, 1 - labels))
-    student = probs(np.where(correct(0.8, seed=2), labels, 1 - labels))
-    student[:3] = np.nan
-    result = ExperimentResult.compute(
-        labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
-        ceiling=probs(np.where(correct(0.9, seed=3), labels, 1 - labels)), student={"test": student, "transfer": weak},
-        config=CONFIG, loss="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
-    assert math.isnan(result.student_auroc)
-    assert any(reason.startswith("student predictions are not finite") and "on 3 test examples" in reason
-               for reason in result.suspect)
-
-
-def test_capa_is_one_for_the_same_predictions_zero_for_independent_errors_and_hand_computed_otherwise():
-    """CAPA (Goel et al. 2025) against its definition: (c_obs - c_exp) / (1 - c_exp)."""
-    import numpy as np
-
-    from w2slab.diagnostics import capa
-
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 3, 20_000)
-    confident = np.eye(3)[np.where(rng.random(len(labels)) < 0.7, labels, (labels + 1) % 3)]
-    assert capa(confident, confident, labels) == pytest.approx(1.0)
-    # two models right 70% and 60% of the time, wrong at random among the other classes, independently
-    def independent(accuracy: float) -> np.ndarray:
-        right = rng.random(len(labels)) < accuracy
-        wrong = (labels + rng.integers(1, 3, len(labels))) % 3
-        return np.eye(3)[np.where(right, labels, wrong)]
-
-    assert abs(capa(independent(0.7), independent(0.6), labels)) < 0.02
-    a = np.array([[0.8, 0.2], [0.4, 0.6], [0.3, 0.7]])
-    b = np.array([[0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
-    y = np.array([0, 1, 0])
-    observed = np.mean([0.8 * 0.6 + 0.2 * 0.4, 0.4 * 0.5 + 0.6 * 0.5, 0.3 * 0.9 + 0.7 * 0.1])
-    pa, pb = np.mean([0.8, 0.6, 0.3]), np.mean([0.6, 0.5, 0.9])
-    expected = pa * pb + (1 - pa) * (1 - pb)
-    assert capa(a, b, y) == pytest.approx((observed - expected) / (1 - expected))
-
-
-def test_a_hard_task_at_its_calibrated_loss_is_not_taken_for_an_unconverged_model():
-    """Reward models on human preferences end near ln 2 because the labels are noisy: a model right on 60% of
-    test whose training loss is what a calibrated 60%-accurate model has (0.673) converged; the same accuracy
-    with a loss of 0.69 is less confident than it is right, and is flagged."""
-    from w2slab.results import calibrated_loss, suspect_reasons
-
-    assert calibrated_loss(0.5, 2) == pytest.approx(math.log(2))
-    assert calibrated_loss(1.0, 2) == 0.0
-    assert calibrated_loss(0.6, 2) == pytest.approx(-(0.6 * math.log(0.6) + 0.4 * math.log(0.4)))
-    assert calibrated_loss(0.25, 4) == pytest.approx(math.log(4))
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 2000)
-    right = np.arange(2000) < 1200
-    p1 = np.where(right == (labels == 1), 0.6, 0.4)
-    probs = np.stack([1 - p1, p1], axis=1)
-    for final, flagged in ((0.670, False), (0.690, True)):
-        reasons = suspect_reasons({"ceiling": probs}, labels, {"ceiling": {"final_loss": final}})
-        assert any("training loss ended" in r for r in reasons) == flagged, (final, reasons)
-
-
-def test_the_ceilings_margin_over_chance_has_an_interval_from_the_same_resamples():
+def test_the_ceilings_margin_over_chance_has_an_interval():
     """A ceiling at .52 on 400 test examples cannot be told from chance (.5); at .60 on 1,000 it can."""
     rng = np.random.default_rng(0)
 
     def correct(rate: float, n: int) -> np.ndarray:
         return rng.permutation(np.arange(n) < round(rate * n))
 
-    near = bootstrap_pgr_interval(correct(0.5, 400), correct(0.5, 400), correct(0.52, 400), seed=0, chance=0.5)
-    assert near.ceiling_over_chance_ci95[0] <= 0 < near.ceiling_over_chance_ci95[1]
-    clear = bootstrap_pgr_interval(correct(0.55, 1000), correct(0.55, 1000), correct(0.60, 1000), seed=0, chance=0.5)
-    assert 0 < clear.ceiling_over_chance_ci95[0] < 0.1 < clear.ceiling_over_chance_ci95[1] < 0.14
+    near = stats.mean_estimate([correct(0.52, 400) - 0.5]).ci95
+    assert near[0] <= 0 < near[1]
+    clear = stats.mean_estimate([correct(0.60, 1000) - 0.5]).ci95
+    assert 0 < clear[0] < 0.1 < clear[1] < 0.14

@@ -48,9 +48,9 @@ def test_a_vector_that_is_not_base64_floats_is_one_line():
 def test_the_measured_pgr_is_within_its_interval_of_the_known_value(tmp_path):
     """Full runs (linear weak and strong models trained by the harness's own trainer) on the planted task, three
     seeds: each seed's 95% PGR interval (test examples resampled) and the pooled one (seeds, then test examples)
-    hold the population PGR, and each accuracy is within .02 of its population value (the finite sample pulls
-    the ceiling a little below 1)."""
-    from w2slab.metrics import hierarchical_bootstrap_pgr
+    hold the population PGR (w2slab.stats), and each accuracy is within .02 of its population value (the finite
+    sample pulls the ceiling a little below 1)."""
+    from w2slab.stats import pgr_estimate
 
     theory = GAUSSIAN_W2S.theory()
     root = tmp_path / "runs"
@@ -76,6 +76,6 @@ def test_the_measured_pgr_is_within_its_interval_of_the_known_value(tmp_path):
             with np.load(folder / "predictions" / f"{file}.npz") as saved:
                 correct[role] = saved["probs"].argmax(-1) == labels
         runs.append(correct)
-    pooled = hierarchical_bootstrap_pgr(runs)
+    pooled = pgr_estimate(runs)
     assert pooled.ci95[0] <= theory["pgr"] <= pooled.ci95[1], (pooled, theory)
     assert pooled.ci95[1] - pooled.ci95[0] < 0.1  # an interval that says something

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from w2slab.errors import W2SError
-from w2slab.results import ExperimentResult, read_results
+from w2slab.results import ExperimentResult, read_results, test_set_difference
 from w2slab.typed import flatten
 
 #: Result fields that are per-example records or long lists: out of the DataFrame (read the result files for them).
@@ -53,23 +53,38 @@ def load_results(path: str | Path):
 
 
 def pairing_key(result: ExperimentResult) -> tuple:
-    """What two results must share to be compared example by example: the test set (dataset, data seed, n_test,
-    data file fields) and the seed, and the student (loss and method label)."""
-    config = result.config or {}
-    return (result.dataset, config.get("data_seed", 0), config.get("n_test"), config.get("max_ctx"),
-            config.get("truncation"), result.seed, result.loss)
+    """What two results must share to be compared example by example: the test set
+    (:meth:`ExperimentResult.test_set`: dataset and revision, data seed, n_test, data-file fields), the seed and
+    the student (loss and method label)."""
+    return (result.test_set(), result.seed, result.loss)
 
 
-def compare(a: str | Path, b: str | Path, *, role: str = "student", n_boot: int = 2000) -> list[dict[str, Any]]:
+def _refuse_mismatched_test_sets(left: list[ExperimentResult], right: list[ExperimentResult], a: str, b: str
+                                 ) -> None:
+    """One line where A and B hold a dataset, seed and student in common but measured on other test sets (another
+    data revision, label field, n_test or size): pairing them example by example would compare apples and
+    oranges, or fail on their lengths."""
+    sets = {(r.dataset, r.seed, r.loss): r.test_set() for r in left}
+    for result in right:
+        other = sets.get((result.dataset, result.seed, result.loss))
+        if other is not None and other != result.test_set():
+            raise W2SError(f"compare: {a} and {b} hold {result.dataset} seed {result.seed} ({result.loss}) on other "
+                           f"test sets ({test_set_difference(other, result.test_set())}); compare runs of one data "
+                           "revision and one test set")
+
+
+def compare(a: str | Path, b: str | Path, *, role: str = "student") -> list[dict[str, Any]]:
     """Paired differences ``B - A`` of ``role``'s test accuracy (student, ceiling or weak), per student label,
-    pooled over the seeds both hold; the 95% interval resamples test examples within each seed.
+    over the seeds both hold, with the interval and p-value of :func:`w2slab.stats.paired_difference` (the
+    benchmark's rule: seeds crossed with the shared test examples) and Holm / BH over the labels compared.
 
     Results pair when they share a test set, a seed and a student label (:func:`pairing_key`); when A and B each
     hold one student label (a run of xent against a run of logconf), those two pair.
     """
-    from w2slab.report.methods import pooled_difference
+    from w2slab import stats
 
     left, right = read_results(Path(a)), read_results(Path(b))
+    _refuse_mismatched_test_sets(left, right, str(a), str(b))
     if {r.loss for r in left} != {r.loss for r in right} and len({r.loss for r in left}) == 1 \
             and len({r.loss for r in right}) == 1:
         label = f"{left[0].loss} -> {right[0].loss}"
@@ -78,31 +93,42 @@ def compare(a: str | Path, b: str | Path, *, role: str = "student", n_boot: int 
     else:
         left_keys = {pairing_key(r): r for r in left}
         right_keys = {pairing_key(r): r for r in right}
-    shared = sorted(set(left_keys) & set(right_keys), key=str)
+    shared = sorted(set(left_keys) & set(right_keys), key=lambda k: (str(k[0]), k[1], k[2]))
     if not shared:
         raise W2SError(f"compare: no result of {a} shares a test set, seed and student with one of {b}; compare "
                        "runs of one dataset, data_seed and n_test (seeds and students in common)")
-    diffs: dict[tuple, list] = defaultdict(list)
+    groups: dict[tuple, list[tuple[ExperimentResult, ExperimentResult]]] = defaultdict(list)
     for key in shared:
-        x, y = left_keys[key], right_keys[key]
-        diffs[(key[0], key[-1])].append(y.correct(role).astype(float) - x.correct(role).astype(float))
+        groups[(left_keys[key].dataset, key[-1])].append((left_keys[key], right_keys[key]))
+    entries = []
+    for (dataset, student), pairs in sorted(groups.items()):
+        one_set = len({x.test_set() for x, _ in pairs}) == 1
+        estimate = stats.paired_difference([y.correct(role).astype(float) for _, y in pairs],
+                                           [x.correct(role).astype(float) for x, _ in pairs], shared_test_set=one_set)
+        entries.append(((dataset, student), estimate))
+    adjusted = stats.adjust_family(f"{a} vs {b}", [(s, "A", e) for (_, s), e in entries])
     rows = []
-    for (dataset, student), per_seed in sorted(diffs.items()):
-        mean, (low, high) = pooled_difference(per_seed, n_boot=n_boot)
-        rows.append({"dataset": dataset, "student": student, "role": role, "n_seeds": len(per_seed),
-                     "n_examples": int(sum(len(d) for d in per_seed)), "diff_mean": mean, "diff_lo": low,
-                     "diff_hi": high, "excludes_zero": bool(low > 0 or high < 0)})
+    for ((dataset, student), estimate), comparison in zip(entries, adjusted, strict=True):
+        rows.append({"dataset": dataset, "student": student, "role": role, "n_seeds": estimate.seeds,
+                     "n_examples": estimate.examples * estimate.seeds, "diff_mean": estimate.value,
+                     "diff_lo": estimate.ci95[0], "diff_hi": estimate.ci95[1], "p": estimate.p,
+                     "p_holm": comparison.p_holm, "q_bh": comparison.q_bh, "comparisons": comparison.comparisons,
+                     "excludes_zero": bool(estimate.ci95[0] > 0 or estimate.ci95[1] < 0),
+                     "claimed": comparison.claimed, "design": estimate.design})
     return rows
 
 
 def format_comparison(rows: list[dict[str, Any]], a: str, b: str) -> str:
     """The rows of :func:`compare` as a plain table."""
-    lines = [f"B - A in test accuracy (A = {a}, B = {b}); 95% CI resamples test examples within each seed",
-             f"{'dataset':16s} {'student':28s} {'role':8s} {'seeds':>5s} {'examples':>8s} {'diff':>7s}  95% CI"]
+    count = rows[0]["comparisons"] if rows else 0
+    lines = [f"B - A in test accuracy (A = {a}, B = {b}); 95% CI over seeds and the shared test examples "
+             f"(w2slab.stats); Holm over the {count} comparisons",
+             f"{'dataset':16s} {'student':28s} {'role':8s} {'seeds':>5s} {'examples':>8s} {'diff':>7s}  "
+             f"{'95% CI':18s} {'p':>7s} {'Holm p':>7s}"]
     for r in rows:
         ci = f"[{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}]" if math.isfinite(r["diff_lo"]) else "[n/a]"
-        mark = "  *" if r["excludes_zero"] else ""
+        mark = "  *" if r["claimed"] else ""
         lines.append(f"{r['dataset'][:16]:16s} {r['student'][:28]:28s} {r['role']:8s} {r['n_seeds']:5d} "
-                     f"{r['n_examples']:8d} {r['diff_mean']:+7.3f}  {ci}{mark}")
-    lines.append("* the interval excludes 0")
+                     f"{r['n_examples']:8d} {r['diff_mean']:+7.3f}  {ci:18s} {r['p']:7.4f} {r['p_holm']:7.4f}{mark}")
+    lines.append("* Holm-adjusted p < .05 over the comparisons printed")
     return "\n".join(lines)

@@ -149,18 +149,6 @@ def max_prob_quantile(probs: np.ndarray, q: float) -> float:
     return float(np.quantile(np.asarray(probs).max(axis=1), q)) if len(probs) else math.nan
 
 
-def paired_difference(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: int = 2000, seed: int = 0
-                      ) -> tuple[float, tuple[float, float]]:
-    """Accuracy of a minus accuracy of b on the same examples, with a paired-bootstrap 95% CI."""
-    a, b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
-    if len(a) != len(b) or len(a) == 0:
-        raise ValueError(f"paired comparison needs the same non-empty test set, got {len(a)} and {len(b)} examples")
-    rng = np.random.default_rng(seed)
-    diff = a - b
-    samples = diff[rng.integers(0, len(diff), (n_boot, len(diff)))].mean(axis=1)
-    return float(diff.mean()), (float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975)))
-
-
 def capa(probs_a: np.ndarray, probs_b: np.ndarray, labels: np.ndarray) -> float:
     """Chance-adjusted probabilistic agreement (CAPA, Goel et al. 2025, "Great Models Think Alike"): how much more
     two models agree, in probability, than two independent models of their accuracies would.

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from w2slab import stats
 from w2slab.diagnostics import (
     calibration,
     capa,
@@ -34,7 +35,7 @@ from w2slab.diagnostics import (
     unpack_correct,
 )
 from w2slab.errors import W2SError
-from w2slab.metrics import accuracy, agreement, auroc, bootstrap_pgr_interval, majority_fraction, pgr
+from w2slab.metrics import accuracy, agreement, auroc, majority_fraction, pgr
 
 NAN = math.nan
 #: A model that predicts one class on at least this fraction of the test set makes its run suspect: it has
@@ -62,10 +63,10 @@ NO_CONFIG_ID = "no-config"
 class ExperimentResult:
     """One (dataset, weak, strong, loss, seed). Undefined numbers (e.g. PGR when ceiling <= weak) are NaN.
 
-    ``pgr_ci95`` is the paired-bootstrap 95% CI of PGR over test examples. When more than 2.5% of the
-    resamples have the ceiling at or below the weak model, PGR is unbounded within the interval:
-    ``pgr_ci_unbounded`` is true and ``pgr_ci95`` is ``[null, null]`` in JSON (NaN in Python).
-    ``gap_ci95`` is the CI of ceiling - weak accuracy from the same resamples. ``suspect`` lists why
+    ``pgr_ci95`` is Fieller's 95% CI of PGR over the test examples (:func:`w2slab.stats.pgr_estimate`). Where the
+    gap itself is not significant, PGR is unbounded within the interval: ``pgr_ci_unbounded`` is true and
+    ``pgr_ci95`` is ``[null, null]`` in JSON (NaN in Python). ``gap_ci95`` is the t-interval of ceiling - weak
+    accuracy over the same examples. ``suspect`` lists why
     the run's numbers need a look before use, each reason starting with its role (``weak``, ``ceiling``,
     ``student``): a training whose loss rose or whose gradient norm spiked, or a model predicting one
     class on >= 95% of the test set; empty when none applies.
@@ -206,12 +207,13 @@ class ExperimentResult:
         for warning in caught:
             warn(f"warning: {loss}: {warning.message}")
         chance = float(np.bincount(test).max() / len(test))
-        interval = bootstrap_pgr_interval(weak["test"].argmax(-1) == test, student["test"].argmax(-1) == test,
-                                          ceiling.argmax(-1) == test, seed=seed, chance=chance)
-        result.pgr_ci95, result.pgr_ci_unbounded, result.gap_ci95 = (interval.pgr_ci95, interval.unbounded,
-                                                                      interval.gap_ci95)
+        outcomes = {role: (probs.argmax(-1) == test).astype(float) for role, probs in
+                    (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
+        interval = stats.pgr_estimate([outcomes])  # one seed: over its test examples (Fieller)
+        result.pgr_ci95, result.pgr_ci_unbounded, result.gap_ci95 = (interval.ci95, interval.unbounded,
+                                                                      interval.gap.ci95)
         result.ceiling_over_chance = result.ceiling_accuracy - chance
-        result.ceiling_over_chance_ci95 = interval.ceiling_over_chance_ci95
+        result.ceiling_over_chance_ci95 = stats.mean_estimate([outcomes["ceiling"] - chance]).ci95
         result.suspect = suspect_reasons({"weak": weak["test"], "ceiling": ceiling, "student": student["test"]},
                                          test, stability or {})
         result.method, result.oracle = method, oracle
@@ -230,6 +232,10 @@ class ExperimentResult:
         if role not in self.test_correct:
             raise W2SError(f"result {self.experiment_id} has no per-example record of {role}; re-run its evaluation")
         return unpack_correct(self.test_correct[role], self.test_size)
+
+    def test_set(self) -> str:
+        """What two results must share to be paired example by example (:func:`test_set_identity`)."""
+        return test_set_identity(self.dataset, self.test_size, self.config, self.resolved)
 
     def config_id(self) -> str:
         """Short hash of what made the result except its seed: records that share it are seeds of one setting.
@@ -293,6 +299,27 @@ def diagnose(weak: dict[str, np.ndarray], ceiling: np.ndarray, student: dict[str
             "capa_weak_student": capa(weak["test"], student["test"], test),
             "calibration": {"weak": calibration(weak["test"], test), "ceiling": calibration(ceiling, test),
                             "student": calibration(student["test"], test)}}
+
+
+#: The config fields that decide which rows form the test set and how each is read.
+TEST_SET_FIELDS = ("data_seed", "n_test", "max_ctx", "truncation", "data_source", "text_field", "label_field",
+                   "label_map")
+
+
+def test_set_identity(dataset: str, test_size: int, config: dict[str, Any] | None,
+                      resolved: dict[str, Any] | None) -> str:
+    """The test set a result was measured on: the dataset and its recorded revision (a file's content digest),
+    the test-set fields of its config and the test set's size, as canonical JSON."""
+    config = config or {}
+    revisions = (resolved or {}).get("revisions") or {}
+    return json.dumps({"dataset": dataset, "revision": revisions.get(f"dataset:{dataset}"), "test_size": test_size,
+                       **{name: config.get(name) for name in TEST_SET_FIELDS}}, sort_keys=True, default=str)
+
+
+def test_set_difference(a: str, b: str) -> str:
+    """The fields where two :func:`test_set_identity` values differ, as ``n_test=500 (other 400)``."""
+    left, right = json.loads(a), json.loads(b)
+    return ", ".join(f"{k}={left[k]} (other {right.get(k)})" for k in left if left[k] != right.get(k))
 
 
 def identity(config: dict[str, Any], resolved: dict[str, Any] | None = None) -> dict[str, Any]:

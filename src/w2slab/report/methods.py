@@ -1,12 +1,15 @@
-"""Comparing students: paired differences against a baseline student, and the diagnostics behind PGR.
+"""Comparing students: paired differences against each student's matched baseline, and the diagnostics behind PGR.
 
 Two students of one experiment (same dataset, models, seed, data and training settings; another loss or
-method) were tested on the *same* examples, so their accuracy difference is measured per example and
-resampled by example: the shared difficulty of an example cancels, and the interval is far narrower than
-the difference of two unpaired accuracies. Seeds are pooled: each seed contributes its test examples'
-differences and the bootstrap resamples examples within each seed.
+method) were tested on the *same* examples, so their accuracy difference is measured per example: the shared
+difficulty of an example cancels. Each student is paired with its **matched baseline** (:func:`matched_baseline`):
+the baseline loss under the same method (same supervisor, same rows) for a loss, the plain baseline student for a
+method. The difference over seeds and test examples, its interval, p-value and the family's Holm and BH
+adjustments all come from :mod:`w2slab.stats` (the benchmark's module): a family is every comparison of one
+(dataset, weak, strong) pair, and a difference is starred only where its Holm-adjusted p is below .05 and the pair
+has a gap by the one gap rule.
 
-Writes ``paired.csv`` / ``paired.md`` (each student against ``baseline``, default ``xent``, per dataset and
+Writes ``paired.csv`` / ``paired.md`` (each student against its baseline, default ``xent``, per dataset and
 pair), ``diagnostics.md`` (misfit and gain with the Charikar et al. check, the test-set decomposition,
 calibration), and three figures: ``gain_vs_misfit.png``, ``forest_<dataset>.png`` (paired differences with
 their CIs) and ``decomposition_<dataset>.png`` (stacked bars); for students trained with ``trace_every``,
@@ -19,19 +22,23 @@ import csv
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from w2slab import stats
 from w2slab.diagnostics import unpack_correct
 from w2slab.report.plots import _colours, _ensure_dir, _save, _slug
-from w2slab.report.records import nanmean, order_losses
-from w2slab.report.tables import fmt
+from w2slab.report.records import nanmean, order_losses, test_set_key
+from w2slab.report.tables import correct_by_role, fmt, has_gap, md_cell
 
 BASELINE = "xent"
-PAIRED_COLUMNS = ("dataset", "weak", "strong", "student", "baseline", "n_seeds", "n_examples", "diff_mean",
-                  "diff_lo", "diff_hi", "excludes_zero", "oracle")
+PAIRED_COLUMNS = ("dataset", "weak", "strong", "student", "baseline", "family", "comparisons", "n_seeds",
+                  "n_examples", "supervisor_acc", "gap", "gap_lo", "gap_hi", "pair_has_gap", "ground_truth",
+                  "baseline_ground_truth", "diff_mean", "diff_lo", "diff_hi", "se", "df", "p", "p_holm", "q_bh",
+                  "mdd", "claimed", "excludes_zero", "oracle", "design")
 DECOMPOSITION = ("corrected", "imitated", "changed", "new_errors")
 
 
@@ -41,51 +48,95 @@ def experiment_key(record: dict) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def paired_rows(records: list[dict], baseline: str = BASELINE, n_boot: int = 2000) -> list[dict]:
-    """Each student against the ``baseline`` student of the same experiments, pooled over seeds."""
+def loss_label(record: dict) -> str:
+    """The loss part of a student label (``raven`` of ``raven+ensemble[...]``)."""
+    method = record.get("method") or "none"
+    label = record["loss"].removesuffix("(oracle)")
+    return label[: -len(method) - 1] if method != "none" and label.endswith(f"+{method}") else label
+
+
+def matched_baseline(record: dict, baseline: str = BASELINE) -> str | None:
+    """The student label a record is compared against: the same method with the ``baseline`` loss for a loss
+    (same supervisor and rows: RAVEN on an ensemble against xent on that ensemble), the plain ``baseline``
+    student for a method under the baseline loss; None for the baseline itself."""
+    method = record.get("method") or "none"
+    loss = loss_label(record)
+    if loss == baseline:
+        return None if method == "none" else baseline
+    oracle = "(oracle)" if record.get("oracle") else ""
+    return baseline if method == "none" else f"{baseline}+{method}{oracle}"
+
+
+def student_label_ground_truth(record: dict) -> int:
+    """Ground-truth labels the student's side read (its own stages and any supervisor it learned from)."""
+    counts = record.get("ground_truth_labels") or {}
+    return int(counts.get("student", 0)) + int(counts.get("supervisor", 0))
+
+
+def paired_rows(records: list[dict], baseline: str = BASELINE,
+                family_of: Callable[[dict], str] | None = None) -> list[dict]:
+    """Each student against its matched baseline over the seeds both hold, with the family's corrections.
+
+    ``family_of`` names a record's family (default: ``dataset: weak -> strong``); Holm and BH run over each
+    family's non-degenerate comparisons (:func:`w2slab.stats.adjust_family`).
+    """
+    family_of = family_of or (lambda r: f"{r['dataset']}: {r['weak']} -> {r['strong']}")
     by_experiment: dict[str, dict[str, dict]] = defaultdict(dict)
     for record in records:
         if record.get("test_correct"):
             by_experiment[experiment_key(record)][record["loss"]] = record
-    diffs: dict[tuple, list[np.ndarray]] = defaultdict(list)
-    oracle: dict[tuple, bool] = {}
+    pairs: dict[tuple, list[tuple[dict, dict]]] = defaultdict(list)
     for students in by_experiment.values():
-        base = students.get(baseline)
-        if base is None:
-            continue
-        base_correct = _correct(base)
         for label, record in students.items():
-            if label == baseline:
+            base_label = matched_baseline(record, baseline)
+            if base_label is None or base_label not in students:
                 continue
-            key = (record["dataset"], record["weak"], record["strong"], label)
-            diffs[key].append(_correct(record).astype(float) - base_correct.astype(float))
-            oracle[key] = bool(record.get("oracle"))
+            base = students[base_label]
+            if test_set_key(base) != test_set_key(record):  # pragma: no cover - one experiment, one test set
+                continue
+            key = (family_of(record), record["dataset"], record["weak"], record["strong"], label, base_label)
+            pairs[key].append((record, base))
+    by_family: dict[str, list[tuple[tuple, stats.Estimate]]] = defaultdict(list)
+    for key, matched in pairs.items():
+        matched.sort(key=lambda pair: pair[0]["seed"])
+        shared = len({test_set_key(r) for r, _ in matched}) == 1
+        estimate = stats.paired_difference([_correct(r) for r, _ in matched], [_correct(b) for _, b in matched],
+                                           shared_test_set=shared)
+        by_family[key[0]].append((key, estimate))
     rows = []
-    for key, per_seed in diffs.items():
-        mean, (low, high) = pooled_difference(per_seed, n_boot=n_boot)
-        rows.append({"dataset": key[0], "weak": key[1], "strong": key[2], "student": key[3], "baseline": baseline,
-                     "n_seeds": len(per_seed), "n_examples": int(sum(len(d) for d in per_seed)),
-                     "diff_mean": mean, "diff_lo": low, "diff_hi": high,
-                     "excludes_zero": bool(low > 0 or high < 0), "oracle": oracle[key]})
+    for family, entries in by_family.items():
+        adjusted = stats.adjust_family(family, [(key[4], key[5], e) for key, e in entries])
+        for (key, _), comparison in zip(entries, adjusted, strict=True):
+            matched = pairs[key]
+            rows.append(_paired_row(key, comparison, matched))
     order = {label: i for i, label in enumerate(order_losses(r["student"] for r in rows))}
-    return sorted(rows, key=lambda r: (r["dataset"], r["weak"], r["strong"], order[r["student"]]))
+    return sorted(rows, key=lambda r: (r["family"], r["dataset"], r["weak"], r["strong"], order[r["student"]]))
 
 
-def pooled_difference(per_seed: list[np.ndarray], *, n_boot: int = 2000, seed: int = 0
-                      ) -> tuple[float, tuple[float, float]]:
-    """Mean per-example difference over all seeds' examples, with a bootstrap CI resampling within each seed."""
-    rng = np.random.default_rng(seed)
-    total = sum(len(d) for d in per_seed)
-    mean = float(sum(d.sum() for d in per_seed) / total)
-    samples = np.zeros(n_boot)
-    for d in per_seed:
-        samples += d[rng.integers(0, len(d), (n_boot, len(d)))].sum(axis=1)
-    samples /= total
-    return mean, (float(np.quantile(samples, 0.025)), float(np.quantile(samples, 0.975)))
+def _paired_row(key: tuple, comparison: stats.Comparison, matched: list[tuple[dict, dict]]) -> dict:
+    """One CSV row: the comparison, its supervisor's accuracy and gap (of the baseline's runs), labels read."""
+    records = [r for r, _ in matched]
+    bases = [b for _, b in matched]
+    shared = len({test_set_key(b) for b in bases}) == 1
+    gap = stats.mean_estimate([correct_by_role(b)["ceiling"].astype(float) - correct_by_role(b)["weak"]
+                               for b in bases], shared_test_set=shared)
+    e = comparison.estimate
+    pair_gap = stats.shows_pgr(sum(has_gap(b) for b in bases), len(bases), gap)
+    return {"dataset": key[1], "weak": key[2], "strong": key[3], "student": key[4], "baseline": key[5],
+            "family": comparison.family, "comparisons": comparison.comparisons, "n_seeds": e.seeds,
+            "n_examples": e.examples * e.seeds,
+            "supervisor_acc": float(np.mean([r["weak_accuracy"] for r in records])),
+            "gap": gap.value, "gap_lo": gap.ci95[0], "gap_hi": gap.ci95[1], "pair_has_gap": pair_gap,
+            "ground_truth": float(np.mean([student_label_ground_truth(r) for r in records])),
+            "baseline_ground_truth": float(np.mean([student_label_ground_truth(b) for b in bases])),
+            "diff_mean": e.value, "diff_lo": e.ci95[0], "diff_hi": e.ci95[1], "se": e.se, "df": e.df, "p": e.p,
+            "p_holm": comparison.p_holm, "q_bh": comparison.q_bh, "mdd": comparison.mdd,
+            "claimed": comparison.claimed and pair_gap, "excludes_zero": bool(e.ci95[0] > 0 or e.ci95[1] < 0),
+            "oracle": any(bool(r.get("oracle")) for r in records), "design": e.design}
 
 
 def _correct(record: dict) -> np.ndarray:
-    return unpack_correct(record["test_correct"]["student"], int(record["test_size"]))
+    return unpack_correct(record["test_correct"]["student"], int(record["test_size"])).astype(float)
 
 
 def diagnostic_rows(records: list[dict]) -> list[dict]:
@@ -149,19 +200,44 @@ def _student(row: dict) -> str:
     return row["student"] + (" **ORACLE**" if row["oracle"] and "(oracle)" not in row["student"] else "")
 
 
+def signed(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.3f}"
+
+
+def p_cell(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+
 def paired_markdown(rows: list[dict]) -> str:
-    lines = ["# Paired differences against the baseline student", "",
-             "Student accuracy minus the baseline student's (same experiments, same test examples), pooled over "
-             "seeds; 95% CI from a bootstrap over test examples within each seed. `*` marks an interval that "
-             "excludes 0. Students marked `(oracle)` read ground truth on the student's side and are upper "
-             "references, not weak-to-strong results.", "",
-             "| dataset | weak | strong | student | baseline | seeds | difference [95% CI] |",
-             "|---|---|---|---|---|---:|---:|"]
-    for r in rows:
-        star = " *" if r["excludes_zero"] else ""
-        lines.append(f"| {r['dataset']} | {r['weak']} | {r['strong']} | {_student(r)} | {r['baseline']} | "
-                     f"{r['n_seeds']} | {r['diff_mean']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}]{star} |")
-    return "\n".join(lines) + "\n"
+    """The paired comparisons, one table per family, each saying how many comparisons it holds."""
+    lines = ["# Paired differences against each student's matched baseline", "",
+             "Student accuracy minus its matched baseline's on the same test examples and seeds: the baseline "
+             "loss under the same method (same supervisor and rows) for a loss, the plain baseline student for a "
+             "method. 95% CI and p from w2slab.stats (a random-effects model of seeds crossed with the shared "
+             "test examples, t with Satterthwaite df; coverage checked by simulation). A family is every "
+             "comparison of one pair; `Holm p` adjusts over it (family-wise), `BH q` beside it. `*`: Holm p < .05 "
+             "and the pair has a gap (at least half the seeds, and the pooled gap, exclude 0); only starred rows "
+             "are differences to claim. `MDD`: the smallest true difference found with 80% power at the family's "
+             "Bonferroni level; a smaller one is not excluded by an unstarred row (that needs an equivalence "
+             "test). `GT`: ground-truth labels the student's side read (per seed; baseline's in brackets). "
+             "`(oracle)` students read ground truth on purpose and are upper references, not W2S results.", ""]
+    for family in dict.fromkeys(r["family"] for r in rows):
+        members = [r for r in rows if r["family"] == family]
+        first = members[0]
+        gap = "" if first["pair_has_gap"] else " — no gap: no PGR and no star"
+        lines += [f"## {md_cell(family)} ({first['comparisons']} comparisons){gap}", "",
+                  "| student | baseline | supervisor acc | gap [95% CI] | GT | seeds | difference [95% CI] | p | "
+                  "Holm p | BH q | MDD |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in members:
+            star = " *" if r["claimed"] else ""
+            lines.append(
+                f"| {md_cell(_student(r))} | {md_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | "
+                f"{r['gap']:.3f} [{r['gap_lo']:.3f}, {r['gap_hi']:.3f}] | {r['ground_truth']:.0f} "
+                f"({r['baseline_ground_truth']:.0f}) | {r['n_seeds']} | {signed(r['diff_mean'])} "
+                f"[{signed(r['diff_lo'])}, {signed(r['diff_hi'])}]{star} | {p_cell(r['p'])} | "
+                f"{p_cell(r['p_holm'])} | {p_cell(r['q_bh'])} | {fmt(r['mdd'])} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def diagnostics_markdown(rows: list[dict]) -> str:
@@ -247,7 +323,8 @@ def forest_figure(dataset: str, rows: list[dict]) -> Figure:
                 fontsize=7, fontweight="bold")
         y -= 1
         for r in group:
-            colour = "tab:green" if r["diff_lo"] > 0 else "tab:red" if r["diff_hi"] < 0 else "tab:gray"
+            # coloured only where the difference may be claimed (Holm over its family, and the pair has a gap)
+            colour = "tab:gray" if not r["claimed"] else "tab:green" if r["diff_mean"] > 0 else "tab:red"
             ax.errorbar(r["diff_mean"], y, xerr=[[r["diff_mean"] - r["diff_lo"]], [r["diff_hi"] - r["diff_mean"]]],
                         fmt="D" if r["oracle"] else "o", color=colour, capsize=2, markersize=4)
             ticks.append(y)
@@ -256,8 +333,9 @@ def forest_figure(dataset: str, rows: list[dict]) -> Figure:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(ticks, names, fontsize=7)
     ax.set_ylim(-0.7, lines - 0.3)
-    ax.set_xlabel(f"accuracy difference against {rows[0]['baseline']} (paired, 95% CI)")
-    ax.set_title(f"{dataset}: methods against {rows[0]['baseline']} (diamond: oracle)", fontsize=10)
+    ax.set_xlabel("accuracy difference against the matched baseline (paired, 95% CI)")
+    ax.set_title(f"{dataset}: students against their matched baselines (coloured: Holm p < .05; diamond: oracle)",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

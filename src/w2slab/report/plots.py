@@ -176,13 +176,14 @@ def _yerr(stats: list[tuple[float, float, float]]) -> np.ndarray:
 
 
 def _heatmap_figure(dataset: str, loss: str, records: list[dict], cells: dict) -> Figure:
-    """Median PGR per (weak, strong) cell; rows and columns ordered by capability over the whole dataset."""
+    """Pooled PGR per (weak, strong) cell, coloured only where the gap rule shows it
+    (:func:`w2slab.stats.shows_pgr`); rows and columns ordered by capability over the whole dataset."""
     weaks, strongs = order_models(records, "weak"), order_models(records, "strong")
     values = np.full((len(weaks), len(strongs)), np.nan)
     for i, weak in enumerate(weaks):
         for j, strong in enumerate(strongs):
             if (weak, strong) in cells:
-                values[i, j] = cells[(weak, strong)]["pgr_median"]
+                values[i, j] = shown_pgr(cells[(weak, strong)])
     fig = Figure(figsize=(max(5.0, 2.6 + 1.5 * len(strongs)), max(3.4, 1.9 + 0.75 * len(weaks))), dpi=DPI)
     ax = fig.add_subplot()
     norm = TwoSlopeNorm(vmin=PGR_MIN, vcenter=0.0, vmax=PGR_MAX)
@@ -199,26 +200,31 @@ def _heatmap_figure(dataset: str, loss: str, records: list[dict], cells: dict) -
     ax.set_ylabel("weak model (weak accuracy)")
     ax.set_title(f"{dataset}, loss {loss}: PGR (weak × strong)")
     colorbar = fig.colorbar(image, ax=ax, extend="both", fraction=0.08, pad=0.04)
-    colorbar.set_label("median PGR")
+    colorbar.set_label("pooled PGR (grey: no gap)")
     return fig
 
 
 def _annotate_cell(ax, i: int, j: int, row: dict | None, norm) -> None:
-    """Median PGR with its seed count; ``n/a`` when undefined, an em dash when the pair was not run."""
+    """Pooled PGR with the seeds that have a gap; ``no gap`` under the gap rule, an em dash when not run."""
     if row is None:
         ax.text(j, i, "—\nnot run", ha="center", va="center", fontsize=8, color="dimgray")
         return
-    value = row["pgr_median"]
+    value = shown_pgr(row)
     if math.isnan(value):
-        text, colour = "n/a", "black"
+        text, colour = "no gap", "black"
     else:
         text = f"{value:.2f}"
         colour = "white" if abs(norm(np.clip(value, PGR_MIN, PGR_MAX)) - 0.5) > 0.3 else "black"
-    detail = f"n={row['n_pgr']}" if row["n_pgr"] == row["n_seeds"] else f"n={row['n_pgr']}/{row['n_seeds']}"
+    detail = f"gap in {row['n_gap']}/{row['n_seeds']}"
     if row["note"]:
         detail += f", {row['note']}"
     ax.text(j, i - 0.08, text, ha="center", va="center", fontsize=11, fontweight="bold", color=colour)
     ax.text(j, i + 0.22, detail, ha="center", va="center", fontsize=7, color=colour)
+
+
+def shown_pgr(row: dict) -> float:
+    """The row's pooled PGR where the gap rule shows one, else NaN (no colour, no number)."""
+    return row["pgr_pooled"] if row.get("pgr_shown") else math.nan
 
 
 def _mean_by(records: list[dict], role: str, metric: str) -> dict[str, float]:

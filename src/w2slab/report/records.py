@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, identity, read_results
+from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, identity, read_results, test_set_identity
 
 #: Keys that name an experiment; they group records into table rows and plot series.
 KEY_FIELDS = ExperimentResult.KEYS
@@ -34,6 +34,12 @@ def load_records(path: Path) -> list[dict]:
     """Every finished experiment under ``path`` (a run root or an experiment folder) as a dict (null numbers are
     NaN), with its ``config_id``."""
     return [dict(dataclasses.asdict(result), config_id=result.config_id()) for result in read_results(path)]
+
+
+def test_set_key(record: dict) -> str:
+    """What two records must share for their test outcomes to be paired example by example."""
+    return test_set_identity(record.get("dataset", ""), record.get("test_size", 0), record.get("config"),
+                             record.get("resolved"))
 
 
 def key_of(record: dict) -> tuple[str, ...]:

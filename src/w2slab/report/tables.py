@@ -1,8 +1,8 @@
 """Per-configuration summary over seeds: PGR and accuracies with bootstrap CIs, as CSV and Markdown.
 
 One row per configuration: (dataset, weak, strong, loss) and config id (the experiment config without
-its seed). Seeds are the unit of resampling: the spread that matters for a claim such as "logconf
-recovers more of the gap" is the run-to-run spread, not the test-set noise. Runs of another config
+its seed). Every interval comes from :mod:`w2slab.stats`: the pooled PGR's covers seeds and the shared test
+examples (crossed), the per-seed means' cover seeds (a t-interval). Runs of another config
 (a changed ``n_train``, ``epochs``, data, ...) are never counted as extra seeds: they get their own row,
 right after the main configuration's, with the fields that differ.
 """
@@ -10,6 +10,7 @@ right after the main configuration's, with the fields that differ.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import warnings
 from collections import defaultdict
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from w2slab import stats
 from w2slab.diagnostics import unpack_correct
-from w2slab.metrics import PooledPgr, bootstrap_ci, pooled_pgr_with_gap
 from w2slab.report.records import (
     KEY_FIELDS,
     config_difference,
@@ -43,30 +44,30 @@ NOTE_ORACLE = "ORACLE"
 #: CSV column order: keys, config, counts, PGR, accuracies, AUROCs, flags.
 COLUMNS = (
     *KEY_FIELDS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr", "n_gap", "pooled_from_examples",
-    "pgr_pooled", "pgr_pooled_lo", "pgr_pooled_hi", "gap_pooled", "gap_pooled_lo", "gap_pooled_hi",
-    "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median", "pgr_median_lo", "pgr_median_hi",
+    "pgr_shown", "pgr_pooled", "pgr_pooled_lo", "pgr_pooled_hi", "gap_pooled", "gap_pooled_lo", "gap_pooled_hi",
+    "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median",
     *(f"{name}_{part}" for name in ACCURACIES for part in ("mean", "lo", "hi")),
     *(f"{name}_mean" for name in AUROCS),
     "self_pair", "weak_not_smaller", "oracle", "n_suspect", "suspect", "note",
 )
 
 
-def summarize(values, statistic: Callable = np.mean) -> tuple[float, float, float]:
-    """(point, ci_low, ci_high) of ``statistic`` over the finite values; all NaN when none are finite.
+def summarize(values) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high) over the finite per-seed values, the interval a t-interval over seeds
+    (:func:`w2slab.stats.mean_estimate`, nested); all NaN when none are finite.
 
     NaNs are dropped rather than propagated because a NaN PGR means "undefined for this seed"
     (ceiling <= weak), not "unknown"; the count of finite values is reported next to the statistic.
-    A single value gives the degenerate CI (value, value) without running the bootstrap.
+    A single value gives the degenerate CI (value, value).
     """
     finite = np.asarray(values, dtype=float)
     finite = finite[~np.isnan(finite)]
     if len(finite) == 0:
         return (math.nan, math.nan, math.nan)
-    point = float(statistic(finite))
     if len(finite) == 1:
-        return (point, point, point)
-    low, high = bootstrap_ci(finite, statistic=statistic)
-    return (point, low, high)
+        return (float(finite[0]),) * 3
+    estimate = stats.mean_estimate([np.array([v]) for v in finite], shared_test_set=False)
+    return (estimate.value, *estimate.ci95)
 
 
 def aggregate(records: list[dict]) -> list[dict]:
@@ -100,11 +101,18 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     row["n_pgr"] = sum(not math.isnan(v) for v in pgrs)
     pooled = pooled_pgr(group)
     row["n_gap"] = sum(has_gap(r) for r in group)
-    row["pgr_pooled"], (row["pgr_pooled_lo"], row["pgr_pooled_hi"]) = pooled.pgr, pooled.ci95
-    row["pooled_from_examples"] = pooled.seeds > 0  # else records without per-example correctness (older files)
-    row["gap_pooled"], (row["gap_pooled_lo"], row["gap_pooled_hi"]) = pooled.gap, pooled.gap_ci95
-    row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"] = summarize(pgrs, np.mean)
-    row["pgr_median"], row["pgr_median_lo"], row["pgr_median_hi"] = summarize(pgrs, np.median)
+    row["pooled_from_examples"] = pooled is not None  # else records without per-example correctness (older files)
+    if pooled is not None:
+        row["pgr_shown"] = pooled.shown
+        row["pgr_pooled"], (row["pgr_pooled_lo"], row["pgr_pooled_hi"]) = pooled.pgr, pooled.ci95
+        row["gap_pooled"], (row["gap_pooled_lo"], row["gap_pooled_hi"]) = pooled.gap.value, pooled.gap.ci95
+    else:
+        row["pgr_shown"] = stats.shows_pgr(row["n_gap"], len(group))
+        row.update(dict.fromkeys(("pgr_pooled", "pgr_pooled_lo", "pgr_pooled_hi", "gap_pooled", "gap_pooled_lo",
+                                  "gap_pooled_hi"), math.nan))
+    row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"] = summarize(pgrs)
+    finite = [v for v in pgrs if not math.isnan(v)]
+    row["pgr_median"] = float(np.median(finite)) if finite else math.nan
     for name in ACCURACIES:
         row[f"{name}_mean"], row[f"{name}_lo"], row[f"{name}_hi"] = summarize([r[name] for r in group])
     for name in AUROCS:
@@ -136,26 +144,35 @@ def correct_by_role(record: dict) -> dict[str, np.ndarray]:
             for role in ("weak", "student", "ceiling")}
 
 
-def pooled_pgr(group: list[dict]) -> PooledPgr:
-    """The hierarchical-bootstrap PGR of a configuration's seeds with a gap (:func:`pooled_pgr_with_gap`)."""
-    # in seed order: the bootstrap's draws then do not depend on how the records happen to be listed
+def shares_test_set(group: list[dict]) -> bool:
+    """Whether the records were tested on one test set (same data, revision, test size and data seed): their
+    seeds are then crossed with the test examples; otherwise nested."""
+    def test_set(record: dict) -> tuple:
+        config = record.get("config") or {}
+        return (record.get("dataset"), record.get("test_size"), config.get("data_seed", 0),
+                config.get("n_test"), json.dumps(record.get("data_revision"), sort_keys=True, default=str))
+    return len({test_set(r) for r in group}) <= 1
+
+
+def pooled_pgr(group: list[dict]) -> stats.Pgr | None:
+    """The PGR of a configuration over all its seeds (:func:`w2slab.stats.pgr_estimate`), or None when some seed
+    did not record its per-example test outcomes (older result files)."""
     usable = sorted((r for r in group if r.get("test_correct") and r.get("test_size")), key=lambda r: r["seed"])
-    shared = len({r["test_size"] for r in usable}) <= 1
-    return pooled_pgr_with_gap([correct_by_role(r) for r in usable], [gap_low(r) for r in usable],
-                               shared_test_set=shared)
+    if not usable or len(usable) < len(group):
+        return None
+    return stats.pgr_estimate([correct_by_role(r) for r in usable], shared_test_set=shares_test_set(usable))
 
 
 def pgr_cell(row: dict) -> str:
-    """The pooled PGR with its interval and how many seeds stand behind it; ``no gap (k of n)`` without a gap."""
-    if row["n_gap"] == 0:
+    """The pooled PGR with its interval and how many seeds have a gap; ``no gap (k of n)`` where the gap rule
+    (:func:`w2slab.stats.shows_pgr`) says no PGR is a result."""
+    if not row.get("pgr_shown"):
         return f"no gap ({row['n_gap']} of {row['n_seeds']})"
-    if not row.get("pooled_from_examples"):  # older records: the mean over seeds with a gap, seeds resampled
+    if not row.get("pooled_from_examples"):  # older records: the mean over seeds with a gap, a t-interval
         if row["n_gap"] == 1:  # one seed has no interval over seeds: never print a zero-width one
             return f"{fmt(row['pgr_mean'])} (1 of {row['n_seeds']}; no interval: rerun to record test examples)"
         interval = fmt_ci(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"])
-        return f"{interval} ({row['n_gap']} of {row['n_seeds']}, mean; seeds resampled)"
-    if math.isnan(row["pgr_pooled"]):
-        return f"no pooled gap ({row['n_gap']} of {row['n_seeds']})"
+        return f"{interval} ({row['n_gap']} of {row['n_seeds']}, mean over seeds)"
     interval = fmt_ci(row["pgr_pooled"], row["pgr_pooled_lo"], row["pgr_pooled_hi"])
     return f"{interval} ({row['n_gap']} of {row['n_seeds']})"
 
@@ -211,19 +228,21 @@ def fmt_ci(point: float, low: float, high: float) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a Markdown document: a one-paragraph legend, then one table."""
-    header = ["dataset", "loss", "weak", "strong", "seeds", "PGR pooled [95% CI] (seeds with a gap)",
-              "PGR median [95% CI]", "weak acc", "ceiling acc", "student acc", "config", "note"]
+    header = ["dataset", "loss", "weak", "strong", "seeds", "PGR pooled [95% CI] (seeds with a gap of n)",
+              "PGR median", "weak acc", "ceiling acc", "student acc", "config", "note"]
     lines = [
         "# Weak-to-strong summary",
         "",
         "One row per configuration: (dataset, weak, strong, loss) and `config` id (the experiment config "
         "without its seed); seeds are averaged only within one configuration. Rows of a config other than "
         "the most common one of their (dataset, weak, strong, loss) follow it, with the fields that differ. "
-        "PGR = (student - weak) / (ceiling - weak). Only seeds whose own gap interval (ceiling - weak over "
-        "their test examples) excludes 0 enter any PGR statistic; `no gap (k of n)` means none of the n did. "
-        "`PGR pooled`: the ratio of mean gains over those seeds, its 95% CI from a hierarchical bootstrap "
-        "(seeds, then test examples, one draw of test indices shared by the seeds). Other brackets: "
-        "bootstrap 95% CI over seeds only (accuracies, PGR median); one seed has no such interval. "
+        "PGR = (student - weak) / (ceiling - weak). A PGR is shown only where at least half the seeds have a "
+        "gap interval of their own (ceiling - weak over their test examples) that excludes 0 and the pooled "
+        "gap's interval excludes 0; `no gap (k of n)` otherwise (k seeds had a gap). `PGR pooled`: the ratio "
+        "of mean gains over all the seeds, its 95% CI Fieller's under a random-effects model of seeds crossed "
+        "with the shared test examples (w2slab.stats; coverage checked by simulation). Accuracy brackets: "
+        "t-intervals over seeds; one seed has no such interval. `PGR median`: over the seeds with a gap, no "
+        "interval. "
         f"Notes: `{NOTE_SELF_PAIR}` = weak and strong are the same model; "
         f"`{NOTE_WEAK_NOT_SMALLER}` = the weak model is not smaller than the strong one; "
         f"`{NOTE_SUSPECT} k/n` = k of the n seeds are suspect (reasons below the table); "
@@ -236,23 +255,24 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         seeds = str(row["n_seeds"]) if row["n_pgr"] == row["n_seeds"] else f"{row['n_pgr']}/{row['n_seeds']}"
         cells = [
-            row["dataset"], row["loss"], row["weak"], row["strong"], seeds,
+            *(md_cell(row[key]) for key in ("dataset", "loss", "weak", "strong")), seeds,
             pgr_cell(row),
-            fmt_ci(row["pgr_median"], row["pgr_median_lo"], row["pgr_median_hi"]) if row["n_pgr"] > 1 else "n/a",
+            fmt(row["pgr_median"]) if row["n_pgr"] > 1 and row.get("pgr_shown") else "n/a",
             *(fmt_ci(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) if row["n_seeds"] > 1 else fmt(row[f"{n}_mean"])
               for n in ACCURACIES),  # one seed: the value alone (an interval over one seed has zero width)
-            _md(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
-            _md(row["note"]),
+            md_cell(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
+            md_cell(row["note"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     suspect = [row for row in rows if row["n_suspect"]]
     if suspect:
         lines += ["", "## Suspect runs", ""]
         lines += [f"- {row['dataset']} / {row['loss']} / {row['weak']} → {row['strong']} (config {row['config_id']}): "
-                  f"{_md(row['suspect'])}" for row in suspect]
+                  f"{md_cell(row['suspect'])}" for row in suspect]
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
-    """Cell text that cannot break the table (a ``|`` in a config value would start a new column)."""
-    return text.replace("|", "\\|")
+def md_cell(text: object) -> str:
+    """Cell text that cannot break a Markdown table: a ``|`` (a config value such as ``keyword=a|b``) would start
+    a new column, a newline a new row."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
