@@ -117,3 +117,77 @@ def test_a_run_with_kept_weights_writes_no_private_file(tiny_pair, tmp_path, uma
                  "--strong.mode", "probe", "--epochs", "1", "--run-root", str(root), "--keep-weights"]) == 0
     assert list(root.glob("stages/ceiling/*/trainable.safetensors"))
     assert private_files(root) == []
+
+
+# --- 4. a replaced stage never disappears for a reader; what a kill leaves is cleaned at the next run
+
+
+def many_files(count: int):
+    def write(work: Path) -> None:
+        for i in range(count):
+            (work / f"part-{i}.txt").write_text(str(i))
+    return write
+
+
+def test_a_reader_always_sees_a_finished_stage_while_it_is_recomputed(tmp_path):
+    import threading
+
+    store = StageStore(tmp_path)
+    folder = store.get_or_compute("student", "s1", {"label": "student"}, many_files(1500))
+    missing, stop = [], threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            if not (folder / DONE).exists():
+                missing.append(1)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):
+            store.get_or_compute("student", "s1", {"label": "student"}, many_files(1500), force=True)
+    finally:
+        stop.set()
+        reader.join()
+    assert not missing
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["s1", "s1.lock"]  # nothing set aside is left
+
+
+def test_what_a_killed_publish_leaves_is_removed_at_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    from w2slab import atomic
+
+    kind_dir = tmp_path / "stages" / "student"
+    (kind_dir / "s1").mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host, pid = atomic._owner().split(".")[0], int(dead.stdout)
+    leftovers = [kind_dir / f".s1.replaced.{host}.{pid}.0123abcd", kind_dir / f".s1.incoming.{host}.{pid}.4567",
+                 tmp_path / f".exp.staging.{host}.{pid}.k2_x9"]
+    live = [kind_dir / f".s1.incoming.{atomic._owner()}.89ab",  # this process: maybe still writing it
+            kind_dir / f".s1.incoming.otherhost.{pid}.89ab"]  # another host's: not ours to judge
+    for folder in leftovers + live:
+        (folder / "sub").mkdir(parents=True)
+    StageStore(tmp_path)
+    assert [p.exists() for p in leftovers + live] == [False] * len(leftovers) + [True] * len(live)
+    assert [row["id"] for row in StageStore(tmp_path).status()] == ["s1"]
+
+
+def test_without_an_atomic_swap_the_old_folder_is_set_aside_then_deleted_after_the_new_one_is_in(tmp_path,
+                                                                                                  monkeypatch):
+    from w2slab import atomic
+
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # macOS, musl, a file system without it
+    renames = []
+    real_rename = os.rename
+    monkeypatch.setattr(atomic.os, "rename", lambda a, b: renames.append((Path(a).name, Path(b).name))
+                        or real_rename(a, b))
+    final = tmp_path / "stage"
+    for version in ("old", "new"):
+        with atomic.staged_dir(final) as staging:
+            (staging / "v.txt").write_text(version)
+    assert (final / "v.txt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["stage"]
+    # the old folder goes aside, the new one comes in right after; only then is the old one deleted
+    (old_from, aside), (incoming, new_to) = renames[-2:]
+    assert (old_from, new_to) == ("stage", "stage") and ".replaced." in aside and ".incoming." in incoming

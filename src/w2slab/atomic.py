@@ -13,6 +13,7 @@ import errno
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -127,29 +128,116 @@ def follow_umask(folder: str | Path) -> None:
 def publish_dir(staging: Path, final: Path) -> Path:
     """Move a completely written folder into place, replacing an earlier version of the same folder.
 
-    Safe against a concurrent writer of the same ``final``: the old folder is first *renamed* aside (atomic, and
-    only one process can win it), then deleted; the rename of ``staging`` retries while another writer's folder
-    keeps appearing at ``final``. Deleting ``final`` in place instead let two writers interleave (one's rmtree
-    while the other renames: ``Directory not empty`` or ``FileNotFoundError``). The last writer's folder stays.
-    Its files get the umask's modes first (:func:`follow_umask`), whoever wrote them.
+    A reader of ``final`` always finds a complete folder, the old or the new one: the old one is deleted only once
+    the new one is in place. Where the kernel can (Linux's ``renameat2(RENAME_EXCHANGE)``) the two are swapped in
+    one atomic step; elsewhere the old one is renamed aside and the new one renamed in right after (a window of one
+    rename, where deleting the old folder first left it for as long as the deletion took). ``staging`` is first
+    renamed to a name of its own (``.NAME.incoming.HOST.PID.*``), so what a swap leaves there is never mistaken
+    for the new content (a stage's ``.partial`` folder is resumable) and a kill mid-way leaves only folders that
+    :func:`remove_leftovers` recognises. Safe against a concurrent writer of the same ``final``: each attempt is a
+    rename only one process can win; the last writer's folder stays. Its files get the umask's modes first
+    (:func:`follow_umask`), whoever wrote them.
     """
     follow_umask(staging)
+    try:
+        os.rename(staging, final)  # nothing there yet: one rename
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    else:
+        fsync_dir(final.parent)
+        return final
+    incoming = _private_sibling(final, "incoming")
+    os.rename(staging, incoming)
+    doomed = []
     for _ in range(PUBLISH_ATTEMPTS):
         try:
-            os.rename(staging, final)
+            os.rename(incoming, final)
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
         else:
-            fsync_dir(final.parent)
-            return final
-        aside = final.with_name(f".{final.name}.replaced.{uuid.uuid4().hex[:12]}")
+            break
+        if _exchange(incoming, final):  # the old folder is now at `incoming`
+            doomed.append(incoming)
+            break
+        aside = _private_sibling(final, "replaced")
         try:
             os.rename(final, aside)
         except FileNotFoundError:
             continue  # another writer moved it aside first
-        shutil.rmtree(aside, ignore_errors=True)
-    raise OSError(errno.EBUSY, f"{final} kept being replaced by other writers ({PUBLISH_ATTEMPTS} attempts)")
+        doomed.append(aside)
+    else:
+        raise OSError(errno.EBUSY, f"{final} kept being replaced by other writers ({PUBLISH_ATTEMPTS} attempts)")
+    fsync_dir(final.parent)
+    for folder in doomed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return final
+
+
+#: renameat2's flag that swaps two existing paths atomically (Linux >= 3.15; most local file systems and NFS 4)
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the folders at ``a`` and ``b`` in one atomic step; False where the system cannot (or ``b`` is gone)."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False  # not glibc >= 2.28 (macOS, musl)
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+#: what publish_dir and staged_dir name their temporary siblings: ``.NAME.ROLE.HOST.PID.RANDOM``
+_SIBLING = re.compile(r"\.(?P<name>.+)\.(?:incoming|replaced|staging)\.(?P<host>[^.]*)\.(?P<pid>\d+)\.[A-Za-z0-9_]+")
+
+
+def _owner() -> str:
+    """``HOST.PID`` of this process, as its temporary folders carry it (dots in a host name would split it)."""
+    import socket
+
+    return f"{socket.gethostname().replace('.', '_')}.{os.getpid()}"
+
+
+def _private_sibling(final: Path, role: str) -> Path:
+    return final.with_name(f".{final.name}.{role}.{_owner()}.{uuid.uuid4().hex[:12]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: it exists
+    return True
+
+
+def remove_leftovers(parent: str | Path) -> list[Path]:
+    """Delete the staging and set-aside folders under ``parent`` that a killed process left (``kill -9`` between
+    two renames of :func:`publish_dir`, or inside :func:`staged_dir`): only those of processes of this host that
+    are gone; a live writer's, or another host's (a shared run root), are not ours to judge."""
+    host = _owner().split(".")[0]
+    removed = []
+    try:
+        entries = list(Path(parent).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _SIBLING.fullmatch(entry.name)
+        if match and match["host"] == host and not _alive(int(match["pid"])) and entry.is_dir() \
+                and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -157,7 +245,7 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
     """Yield an empty temporary sibling of ``final``; on success it replaces ``final``, on error it is removed."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.staging.{_owner()}.", dir=final.parent))
     staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700: follow the umask as any other folder does
     try:
         yield staging

@@ -81,6 +81,15 @@ class StageStore:
         self.root = Path(root)
         if create:  # a dry run only reads the store: it leaves no folder behind
             (self.root / "stages").mkdir(parents=True, exist_ok=True)
+            self.remove_leftovers()
+
+    def remove_leftovers(self) -> None:
+        """The staging and set-aside folders a killed run left (a ``kill -9`` while a stage or an experiment folder
+        was being replaced): the next run deletes them, as they hold nothing a finished or resumable stage needs."""
+        atomic.remove_leftovers(self.root)
+        for kind_dir in (self.root / "stages").iterdir():
+            if kind_dir.is_dir():
+                atomic.remove_leftovers(kind_dir)
 
     def final_dir(self, kind: str, stage_id: str) -> Path:
         return self.root / "stages" / kind / stage_id
@@ -208,7 +217,7 @@ class StageStore:
         rows = []
         for kind_dir in sorted(p for p in (self.root / "stages").iterdir() if p.is_dir()):
             for entry in sorted(kind_dir.iterdir()):
-                if not entry.is_dir():
+                if not entry.is_dir() or entry.name.startswith("."):  # a folder being replaced, not a stage
                     continue
                 stage_id = entry.name.removesuffix(".partial")
                 if not entry.name.endswith(".partial"):
