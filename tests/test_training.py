@@ -279,3 +279,71 @@ def test_a_loss_with_a_memory_resumes_it_from_the_checkpoint(tmp_path):
     assert [r["loss"] for r in resumed.log] == [r["loss"] for r in reference.log]
     for a, b in zip(reference_model.parameters(), resumed_model.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+class EvilPickle:
+    """Unpickling it writes a file: what a crafted ``custom_checkpoint_0.pkl`` could do on resume."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def crashed_elr_training(folder):
+    """An ELR training killed in step 7 of 12, after its checkpoint of step 6 (memory included) in ``folder``."""
+    from w2slab.losses import TrainingContext
+
+    cfg = TrainConfig(epochs=3, batch_size=16, precision="fp32")
+    inner = make_loss({"name": "elr", "lam": 3.0}).for_training(TrainingContext())
+
+    class CrashingAt:
+        uses_indices = True
+
+        def __call__(self, logits, labels, step_frac, indices=None):
+            if step_frac >= 7 / 12:
+                raise Crash()
+            return inner(logits, labels, step_frac, indices=indices)
+
+        def state_dict(self):
+            return inner.state_dict()
+
+        def load_state_dict(self, state):
+            inner.load_state_dict(state)
+
+    torch.manual_seed(0)
+    with pytest.raises(Crash):
+        train_model(apply_training_mode(tiny_bert(), "full", FAMILIES["bert"]), toy_examples(), toy_collate(),
+                    CrashingAt(), cfg, lr=1e-3, seed=5, desc="a", checkpoint_dir=folder, checkpoint_every=3)
+    return cfg
+
+
+def resume_elr(folder, cfg):
+    from w2slab.losses import TrainingContext
+
+    torch.manual_seed(0)
+    return train_model(apply_training_mode(tiny_bert(), "full", FAMILIES["bert"]), toy_examples(), toy_collate(),
+                       make_loss({"name": "elr", "lam": 3.0}).for_training(TrainingContext()), cfg, lr=1e-3, seed=5,
+                       desc="b", checkpoint_dir=folder, checkpoint_every=3)
+
+
+def test_a_loss_memory_is_checkpointed_as_tensors_and_a_pickle_in_a_checkpoint_never_runs(tmp_path):
+    cfg = crashed_elr_training(tmp_path)
+    checkpoint = tmp_path / json.loads((tmp_path / "checkpoint-latest.json").read_text())["dir"]
+    assert (checkpoint / "loss_state.safetensors").is_file() and not list(checkpoint.glob("custom_checkpoint_*"))
+    marker = tmp_path / "pwned"
+    torch.save({"memory": EvilPickle(marker)}, checkpoint / "custom_checkpoint_0.pkl")
+    resume_elr(tmp_path, cfg)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("pointed", ["../elsewhere/checkpoint-6", "/tmp/checkpoint-6", "checkpoint-6/..", "x"])
+def test_a_checkpoint_pointer_outside_the_stage_folder_is_refused(tmp_path, pointed):
+    from w2slab.errors import TrainingError
+
+    folder = tmp_path / "stage.partial"
+    cfg = crashed_elr_training(folder)
+    (folder / "checkpoint-latest.json").write_text(json.dumps({"dir": pointed}))
+    with pytest.raises(TrainingError, match="not a checkpoint-N folder beside it; delete .*checkpoint-latest.json"):
+        resume_elr(folder, cfg)

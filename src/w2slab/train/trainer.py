@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import math
+import re
 import shutil
 import statistics
 import time
@@ -250,6 +251,46 @@ class TrackerCallback(TrainerCallback):
 
 
 CHECKPOINT_POINTER = "checkpoint-latest.json"
+#: a checkpoint's folder name, the only thing the pointer may name: a folder beside it, never a path elsewhere
+CHECKPOINT_DIR = re.compile(r"checkpoint-\d+")
+#: a loss's memory (ELR's per-example targets, RAVEN's teacher weights) in a checkpoint: its tensors, and its other
+#: values as JSON. Kept apart from accelerate's ``register_for_checkpointing``, which pickles it and loads it back
+#: with ``torch.load(weights_only=False)``: a crafted checkpoint could then run code on resume.
+LOSS_TENSORS, LOSS_VALUES = "loss_state.safetensors", "loss_state.json"
+
+
+def checkpoint_target(folder: Path, pointer: Path) -> Path:
+    """The checkpoint folder the pointer names, refused unless it is a ``checkpoint-N`` folder directly inside
+    ``folder`` (an absolute path or ``..`` in a pointer would load a checkpoint from anywhere)."""
+    name = json.loads(pointer.read_text())["dir"]
+    if not isinstance(name, str) or not CHECKPOINT_DIR.fullmatch(name):
+        raise TrainingError(f"{pointer}: names {name!r}, not a checkpoint-N folder beside it; delete {pointer} "
+                            "to train from the start")
+    return folder / name
+
+
+def save_loss_state(loss_fn: Any, target: Path) -> None:
+    """A loss's ``state_dict`` into ``target``: tensors as safetensors, anything else as JSON (no pickle)."""
+    from safetensors.torch import save_file
+
+    state = loss_fn.state_dict()
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
+    values = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
+    save_file(tensors, str(target / LOSS_TENSORS))
+    (target / LOSS_VALUES).write_text(json.dumps(values))
+
+
+def load_loss_state(loss_fn: Any, target: Path) -> None:
+    """What :func:`save_loss_state` wrote, back into the loss (read without running any code)."""
+    from safetensors.torch import load_file
+
+    state: dict[str, Any] = dict(load_file(str(target / LOSS_TENSORS)))
+    state.update(json.loads((target / LOSS_VALUES).read_text()))
+    loss_fn.load_state_dict(state)
+
+
+def has_loss_state(loss_fn: Any) -> bool:
+    return hasattr(loss_fn, "state_dict") and hasattr(loss_fn, "load_state_dict")
 
 
 class CheckpointCallback(TrainerCallback):
@@ -275,12 +316,19 @@ class CheckpointCallback(TrainerCallback):
             return
         pristine = None
         try:
-            target = self.folder / json.loads(pointer.read_text())["dir"]
+            target = checkpoint_target(self.folder, pointer)
+        except (OSError, ValueError, KeyError, TypeError):
+            target = None  # a pointer cut short by a kill: handled below as any unreadable checkpoint
+        try:
+            if target is None:
+                raise ValueError(f"{pointer.name} is unreadable")
             saved = json.loads((target / "trainer_state.json").read_text())
             # load_state can fail half-way (a file cut short by a kill): keep what a fresh start needs
             pristine = (copy.deepcopy(trainer.model.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
                         copy.deepcopy(trainer.scheduler.state_dict()), torch.get_rng_state())
             trainer.accelerator.load_state(str(target))
+            if has_loss_state(trainer.loss_fn):
+                load_loss_state(trainer.loss_fn, target)
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint means: start this training afresh
             if pristine is not None:
                 trainer.model.load_state_dict(pristine[0])
@@ -309,6 +357,8 @@ class CheckpointCallback(TrainerCallback):
         staging = self.folder / f"checkpoint-{state.step}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         trainer.accelerator.save_state(str(staging), safe_serialization=True)
+        if has_loss_state(trainer.loss_fn):
+            save_loss_state(trainer.loss_fn, staging)
         payload = dict(state.to_dict(), scaler=trainer.scaler.state_dict() if trainer.scaler else None)
         (staging / "trainer_state.json").write_text(json.dumps(payload))
         atomic.publish_dir(staging, target)
@@ -441,8 +491,6 @@ class Trainer:
                                        num_warmup_steps=int(cfg.warmup_frac * total_steps),
                                        num_training_steps=total_steps)
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, self.optimizer, self.scheduler)
-        if hasattr(loss_fn, "state_dict") and hasattr(loss_fn, "load_state_dict"):
-            self.accelerator.register_for_checkpointing(loss_fn)  # a loss's memory resumes with the training
         self.world_size = self.accelerator.num_processes  # > 1: every rank must agree to skip a step
         self.state = TrainerState(total_steps=total_steps, steps_per_epoch=steps_per_epoch)
 
