@@ -482,7 +482,12 @@ def test_multi_teacher_losses_learn_from_an_ensembles_members_and_raven_downweig
     students = result.summary.results
     assert {label.split("+")[0].split("[")[0] for label in students} == {"xent", "raven", "edl", "csl"}
     for label, student in students.items():  # every one learns the task from its teachers
-        assert student.student_accuracy > 0.8, (label, student.student_accuracy)
+        # edl fits each teacher's argmax (RAVEN's evidential loss): the teacher at chance pulls with full one-hot
+        # weight, where its soft labels (the old, soft-target edl) were near uniform and pulled little; csl assigns by
+        # KL(student || teacher) (the reference's E-step), which the near-uniform labels of the teacher at chance
+        # minimise wherever the student is unsure, so it follows that teacher there (cross-entropy assignment did not)
+        floor = {"edl": 0.6, "csl": 0.55}.get(label.split("+")[0].split("[")[0], 0.8)
+        assert student.student_accuracy > floor, (label, student.student_accuracy)
     students_folder = tmp_path / "runs" / "stages" / "student"
     (report,) = [json.loads(p.read_text()) for p in students_folder.glob("*/loss_report.json")]
     weights = report["teacher_weights"]
