@@ -298,6 +298,12 @@ BAD_INPUTS: dict[str, Bad] = {
     "coordinates past the vectors' width": Bad(lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak",
                                                                  "coords:4-9", "--strong", "coords:0-3"],
                                                "reads coordinate 9 but 'gaussian_w2s' has vectors of 6"),
+    # `$` in re.match accepted a trailing newline, which then named a stage and a folder
+    "a coordinates model name with a trailing newline": Bad(
+        lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak", "coords:4-5", "--strong", "coords:0-3\n"],
+        "write coords:FIRST-LAST"),
+    "a torchhub model pinned to a short commit": Bad(
+        run_with("--strong", "torchhub:facebookresearch/dino:7c446df/dino_resnet50"), "full 40 hex digits"),
     "a text model on vectors": Bad(lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak", "coords:4-5",
                                                       "--strong", str(env.strong)], "reads text but"),
 }

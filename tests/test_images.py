@@ -193,7 +193,8 @@ def test_the_imagenet_sweep_file_loads_and_runs_on_a_fake_image_folder(tmp_path)
     assert {c.strong for c in parsed.configs} == {f"{dino}/dino_resnet50", f"{dino}/dino_vitb8"}
     assert all(c.dataset == "imagenet" and c.weak == "torchvision:alexnet" for c in parsed.configs)
     assert all(c.strong_train.mode == "probe" and c.n_train == 80000 for c in parsed.configs)
-    for name in ("torchvision:alexnet", "timm:resnet50@0123abc"):  # library models resolve; building needs the library
+    # library models resolve; building needs the library
+    for name in ("torchvision:alexnet", f"timm:resnet50@{'0123abc' + '0' * 33}"):
         resolved = resolve_model(name)
         assert resolved.modality == "image"
         try:
@@ -264,7 +265,10 @@ def test_a_library_model_whose_library_is_missing_is_refused_by_name(monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
     with pytest.raises(ModelError, match="needs the torchvision package"):
         check_model_name("torchvision:alexnet")
-    check_model_name("torchhub:facebookresearch/dino:7c446df/dino_resnet50")  # torch.hub needs only torch
+    check_model_name("torchhub:facebookresearch/dino:7c446df5b9f45747937fb0d72314eb9f7b66930a/dino_resnet50")
+    # a short commit can be shadowed by a branch or tag of that name: refused, trusted or not
+    with pytest.raises(ModelError, match="7c446df is a short commit.*full 40 hex digits"):
+        check_model_name("torchhub:facebookresearch/dino:7c446df/dino_resnet50")
     # an unpinned repository would run the code of its current branch: refused unless trusted explicitly
     with pytest.raises(ModelError, match="pin it to a commit"):
         check_model_name("torchhub:facebookresearch/dino/dino_resnet50")
@@ -291,8 +295,11 @@ def test_timm_weights_are_pinned_to_a_hub_commit_or_trusted_explicitly(monkeypat
         check_model_name("timm:resnet50")
     with pytest.raises(ModelError, match="expected timm:NAME@COMMIT"):
         check_model_name("timm:resnet50@main")
-    assert check_timm("vit_base_patch8_224.dino@0123abcd") == ("vit_base_patch8_224.dino", "0123abcd")
-    check_model_name("timm:resnet50@0123abc")
+    commit = "0123abc" + "0" * 33  # a full commit
+    assert check_timm(f"vit_base_patch8_224.dino@{commit}") == ("vit_base_patch8_224.dino", commit)
+    check_model_name(f"timm:resnet50@{commit}")
+    with pytest.raises(ModelError, match="full 40 hex digits"):  # a branch or tag of that name could shadow it
+        check_model_name("timm:resnet50@0123abc")
     monkeypatch.setenv("W2SLAB_TRUST_UNPINNED_TIMM", "1")
     assert check_timm("resnet50") == ("resnet50", None)
 

@@ -175,12 +175,13 @@ class LibrarySource(ModelSource):
         return ResolvedModel(name, rest, FAMILIES[library], "hub", family=library)
 
 
-_COORDS = re.compile(r"^coords:(\d+)-(\d+)$")
+#: a whole name: ``fullmatch`` (``$`` with ``match`` also accepts a trailing newline, ``coords:0-3\n``)
+_COORDS = re.compile(r"coords:(\d+)-(\d+)")
 
 
 def coordinate_range(name: str) -> tuple[int, int] | None:
     """``(first, last)`` of a ``coords:FIRST-LAST`` model (inclusive), else None."""
-    match = _COORDS.match(name)
+    match = _COORDS.fullmatch(name)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 

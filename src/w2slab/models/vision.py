@@ -214,6 +214,11 @@ def _build_efficientnet_lite(location: str, config: dict, size: int | None) -> t
 TRUST_UNPINNED_TIMM = "W2SLAB_TRUST_UNPINNED_TIMM"
 
 
+#: a pin: a commit's full hash. Git and the Hub resolve a ref as a branch or tag before a short hash, so a 7-hex
+#: ``0123abc`` can be shadowed by a branch named ``0123abc`` pushed later, changing what one stage identity loads.
+FULL_COMMIT = r"[0-9a-f]{40}"
+
+
 def check_timm(location: str) -> tuple[str, str | None]:
     """``NAME@COMMIT`` -> (name, commit), or a one-line refusal of unpinned pretrained weights.
 
@@ -227,8 +232,9 @@ def check_timm(location: str) -> tuple[str, str | None]:
 
     name, _, revision = location.partition("@")
     example = f"timm:{name or 'resnet50.a1_in1k'}@<commit of its Hub repository timm/{name or 'resnet50.a1_in1k'}>"
-    if not name or (revision and re.fullmatch(r"[0-9a-f]{7,40}", revision) is None):
-        raise ModelError(f"timm:{location}: expected timm:NAME@COMMIT (7-40 hex digits), e.g. {example}")
+    if not name or (revision and re.fullmatch(FULL_COMMIT, revision) is None):
+        raise ModelError(f"timm:{location}: expected timm:NAME@COMMIT with the commit's full 40 hex digits (a short "
+                         f"one can be shadowed by a branch or tag of that name), e.g. {example}")
     if not revision and os.environ.get(TRUST_UNPINNED_TIMM, "") not in ("1", "true", "yes"):
         raise ModelError(f"timm:{location} would load the pretrained weights its Hub repository holds today, which "
                          f"can change under one stage identity: pin them, e.g. {example}, or set "
@@ -280,7 +286,8 @@ def check_torchhub(location: str) -> tuple[str, str]:
 
     ``torch.hub.load`` imports and runs the repository's ``hubconf.py``: from a name in a sweep file, an unpinned
     branch is remote code that can change between two runs of one stage identity. So the repository must be pinned
-    to a commit (7-40 hex digits), unless ``W2SLAB_TRUST_UNPINNED_TORCHHUB=1`` says its current branch is trusted.
+    to a full commit (40 hex digits: a short one can name a branch or tag too), unless
+    ``W2SLAB_TRUST_UNPINNED_TORCHHUB=1`` says its current branch is trusted.
     """
     import os
     import re
@@ -290,7 +297,10 @@ def check_torchhub(location: str) -> tuple[str, str]:
     example = "torchhub:facebookresearch/dino:7c446df5b9f45747937fb0d72314eb9f7b66930a/dino_resnet50"
     if name.count("/") != 1 or not entry or not name.split("/")[0] or not name.split("/")[1]:
         raise ModelError(f"torchhub:{location}: expected torchhub:OWNER/REPO:COMMIT/ENTRYPOINT, e.g. {example}")
-    pinned = re.fullmatch(r"[0-9a-f]{7,40}", ref) is not None
+    if re.fullmatch(r"[0-9a-fA-F]{7,39}", ref):
+        raise ModelError(f"torchhub:{location}: {ref} is a short commit, which a branch or tag of that name can "
+                         f"shadow: write the commit's full 40 hex digits, e.g. {example}")
+    pinned = re.fullmatch(FULL_COMMIT, ref) is not None
     if not pinned and os.environ.get(TRUST_UNPINNED_TORCHHUB, "") not in ("1", "true", "yes"):
         branch = f"branch {ref!r}" if ref else "current branch"
         raise ModelError(f"torchhub:{location} would run the code of {name}'s {branch}: pin it to a commit, e.g. "
