@@ -152,6 +152,20 @@ def a_hub_without_that_repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(HfApi, "repo_info", repo_info)
 
 
+def a_download_timeout_with_a_unit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("W2SLAB_DOWNLOAD_TIMEOUT", "30m")
+
+
+def small_file(rows: int) -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s run`` of a file of ``rows`` rows without --n-train / --n-test: the sizes are the tool's to choose."""
+    content = "".join(json.dumps({"text": f"w{i} w{i % 5}", "label": i % 2}) + "\n" for i in range(rows))
+    return lambda env, tmp: ["run", "--dataset", write(tmp, "small.jsonl", content), "--weak", str(env.weak),
+                             "--strong", str(env.strong), "--max-ctx", "16"]
+
+
+THREE_CLASSES = "".join(json.dumps({"text": f"w{i} w{i % 7}", "label": i % 3}) + "\n" for i in range(300))
+
+
 def a_wrong_type_in_a_result(env: SimpleNamespace, tmp: Path) -> list[str]:
     (source,) = list((env.runs / "experiments").glob("*/result.json"))[:1]
     root = tmp / "root"
@@ -217,6 +231,8 @@ BAD_INPUTS: dict[str, Bad] = {
         "variants: strong.lr also given outside variants"),
     "sweep: a top-level value also set in variants": Bad(
         sweep_file("n_train: 64\nvariants: [{n_train: 32}, {n_train: 48}]\n"), "variants: n_train also given outside"),
+    "sweep: variants inside a variant": Bad(sweep_file("variants: [{variants: 1}]\n"),
+                                            "variants: variants: a key of a sweep file's top level, not inside"),
     "sweep: bad toml": Bad(raw_sweep("a.toml", "datasets = [\n"), "not valid TOML"),
     "sweep: a list, not a mapping": Bad(raw_sweep("b.yaml", "- just\n- a list\n"), "a sweep file is a mapping"),
     "sweep: not utf-8": Bad(raw_sweep("c.yaml", b"datasets: [\xff]\n"), "not UTF-8"),
@@ -235,6 +251,14 @@ BAD_INPUTS: dict[str, Bad] = {
     "config: training block a list": Bad(config_file(json.dumps({"weak_train": [1]})),
                                          "weak_train: expected a mapping"),
     "config: losses null": Bad(config_file(json.dumps({"losses": None})), "losses: expected a list of losses"),
+    # a config.json of before losses had parameters: its aux_weight joined a losses value of any shape
+    "config: legacy aux_weight with losses a number": Bad(config_file(json.dumps({"aux_weight": 0.3, "losses": 5})),
+                                                          "losses: expected a list of losses"),  # was TypeError
+    "config yaml: sweep-only key": Bad(config_file("variants: [{weak.lr: 1.0e-5}]\n", name="c.yaml"),
+                                       "variants: a key of a sweep file's top level"),  # "did you mean 'variants'?"
+    "config yaml: a role given whole after one of its fields": Bad(
+        config_file("weak.lr: 1.0e-5\nweak_train: 5\n", name="c.yaml"),
+        "weak_train: given twice (as weak.lr and weak_train)"),  # "(as weak_train and weak_train)"
     "config: methods a number": Bad(config_file(json.dumps({"methods": 3})), "methods: expected a list of methods"),
     # --- flags
     "empty loss": Bad(run_with("--loss", ""), "name at least one loss"),
@@ -244,6 +268,19 @@ BAD_INPUTS: dict[str, Bad] = {
     "loss param for an absent loss": Bad(run_with("--loss-param", "logconf.aux_weight=0.3"), "not among the losses"),
     "loss param out of range": Bad(run_with("--loss", "logconf", "--loss-param", "logconf.aux_weight=2"),
                                    "aux_weight: must be in [0, 1]"),
+    "--aux-weight and --loss-param for one parameter": Bad(
+        run_with("--loss", "logconf", "--aux-weight", "0.2", "--loss-param", "logconf.aux_weight=0.4"),
+        "logconf.aux_weight: given twice (--aux-weight sets logconf.aux_weight too)"),  # --aux-weight won silently
+    "a loss parameter given twice": Bad(
+        run_with("--loss", "gce", "--loss-param", "gce.q=0.5", "--loss-param", "gce.q=0.7"), "gce.q: given twice"),
+    "a download timeout with a unit": Bad(run_with(), "W2SLAB_DOWNLOAD_TIMEOUT='30m': expected a number of seconds",
+                                          patch=a_download_timeout_with_a_unit),  # was a traceback mid-download
+    # sizes the tool chose itself, refused with a rule the user never set ("n_test: must be >= 2, got 1")
+    "a file with one test row a class": Bad(small_file(3), "small.jsonl: its test pool supports only 1"),
+    "a file too small for the least training set": Bad(small_file(5), "small.jsonl: too few rows of each class"),
+    "a method parameter that does not fit the classes": Bad(
+        data_file("three.jsonl", THREE_CLASSES, "--method", "synthetic_class_flip"),
+        "three.jsonl: method synthetic_class_flip: rates: needs one rate per class (3)"),
     "unknown recompute kind": Bad(run_with("--recompute", "studnet"), "unknown stage kind studnet"),
     "negative learning rate": Bad(run_with("--weak-lr", "-1"), "weak_train.lr: must be > 0"),
     "n_train too small": Bad(run_with("--n-train", "3"), "n_train: must be >= 4"),
@@ -386,3 +423,25 @@ def test_a_csv_with_other_columns_and_word_labels_reads_with_the_flags(env, tmp_
                         "--label-map", "positive=1,negative=0", "--n-train", "2000", "--n-test", "32", *env.common[:4],
                         "--max-ctx", "16"],
           "lower --n-train to at most")
+
+
+def test_a_legacy_aux_weight_applies_to_logconf_given_on_its_own(tmp_path):
+    from w2slab.cli import build_config, make_parser
+
+    path = write(tmp_path, "old.json", json.dumps({"aux_weight": 0.3, "losses": "logconf"}))  # was "unknown loss 'l'"
+    cfg = build_config(make_parser().parse_args(["run", "--config", path]))
+    assert [loss.label for loss in cfg.losses] == ["logconf[aux_weight=0.3]"]
+
+
+@pytest.mark.parametrize(("file", "name"), [("my data.jsonl", "my_data_"), ("données.jsonl", "donnees_")])
+def test_a_data_file_name_outside_the_safe_set_gets_a_safe_default_folder_name(env, tmp_path, capsys, file, name):
+    """Refused by the run (after the dry run had accepted it): the default name is now made safe for both."""
+    from w2slab.config import ExperimentConfig, check_experiment_name
+
+    path = write(tmp_path, file, env.data.read_text())
+    default = ExperimentConfig(dataset=path).default_name()
+    check_experiment_name(default)
+    assert default.startswith(name)
+    assert ExperimentConfig(dataset=str(env.data)).default_name().startswith("toy_minilm")  # safe names unchanged
+    assert main(["run", "--dataset", path, *env.common, "--out-dir", str(tmp_path / "runs"), "--dry-run"]) == 0
+    assert f"  {name}" in capsys.readouterr().out

@@ -22,8 +22,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from w2slab.config import PRECISIONS, TRACKERS, TRAIN_MODES, TRUNCATIONS, ExperimentConfig, RuntimeConfig
-from w2slab.errors import ConfigError, W2SError
+from w2slab.config import (
+    PRECISIONS,
+    TRACKERS,
+    TRAIN_MODES,
+    TRUNCATIONS,
+    ExperimentConfig,
+    RuntimeConfig,
+    check_experiment_name,
+)
+from w2slab.errors import ConfigError, DataError, W2SError
 from w2slab.progress import configure_logging, quiet_libraries
 
 DEFAULTS = ExperimentConfig()
@@ -150,8 +158,12 @@ def _read_config_file(path: str) -> dict:
         data.pop(key, None)
     if "aux_weight" in data:  # before losses carried their own parameters
         aux = data.pop("aux_weight")
-        data["losses"] = [{"name": "logconf", "aux_weight": aux} if loss == "logconf" else loss
-                          for loss in data.get("losses", [])]
+        losses = data.get("losses", [])
+        if isinstance(losses, str | dict):  # one loss on its own, as everywhere else (not a string's letters)
+            losses = [losses]
+        if isinstance(losses, list):  # anything else is refused in one line by _merge_components
+            data["losses"] = [{"name": "logconf", "aux_weight": aux} if loss == "logconf" else loss
+                              for loss in losses]
     return data
 
 
@@ -184,7 +196,11 @@ def _component_params(entries: list[str], flag: str, example: str, kind: str) ->
         name, dot, param = key.partition(".")
         if not (sep and dot and name and param):
             raise ConfigError(f"{flag} {entry!r}: expected {kind}.PARAM=VALUE, e.g. {example}")
-        params.setdefault(name.strip(), {})[param.strip()] = _parse_value(value.strip())
+        given = params.setdefault(name.strip(), {})
+        if param.strip() in given:
+            also = " (--aux-weight sets logconf.aux_weight too)" if key.strip() == "logconf.aux_weight" else ""
+            raise ConfigError(f"{flag} {name.strip()}.{param.strip()}: given twice{also}; keep one")
+        given[param.strip()] = _parse_value(value.strip())
     return params
 
 
@@ -277,14 +293,24 @@ def _sizes_the_file_supports(cfg: ExperimentConfig, *, fit_train: bool, fit_test
     name = Path(cfg.dataset).name
     if fit_test:
         most = largest_n_test(task, cap=cfg.n_test)
+        if 0 < most < 2:  # the size chosen here, not one the user set: say what the file lacks
+            raise ConfigError(f"{name}: its test pool supports only {most} class-balanced test example(s), and a "
+                              "run needs at least 2; use a file with more rows of each class (or a test split)")
         if 0 < most < cfg.n_test:
             print(f"note: {name}'s test pool supports n_test={most} class-balanced examples (fewer than the "
                   f"default {cfg.n_test}); using that. Set --n-test to choose another size.", flush=True)
             cfg = dataclasses.replace(cfg, n_test=most)
     if not fit_train:
         return cfg
-    n_train = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train,
-                              data_seed=cfg.data_seed)
+    try:
+        n_train = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train, data_seed=cfg.data_seed)
+    except DataError as exc:
+        if "n_test" in str(exc):
+            raise
+        # its "lower --n-train" names a size below the least a run takes, for a size the user never set
+        raise ConfigError(f"{name}: too few rows of each class for the least training set a run takes (n_train=4: "
+                          f"half weak-train, half transfer) beside its test set (n_test={cfg.n_test}); use a file "
+                          "with more rows of each class") from None
     if n_train < cfg.n_train:
         print(f"note: {name} supports n_train={n_train} class-balanced examples (fewer than the "
               f"default {cfg.n_train}); using that. Set --n-train to choose another size.", flush=True)
@@ -308,6 +334,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             checkpoint_seconds=args.checkpoint_seconds, trackers=args.log,
                             recompute=args.recompute, echo=_echo)
     if args.dry_run:
+        check_experiment_name(runtime.name or cfg.default_name())  # what the run would refuse, the dry run too
         return _dry_run([cfg], runtime)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=FutureWarning)
@@ -522,6 +549,14 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_environment(args: argparse.Namespace) -> None:
+    """Environment settings a command may read mid-way, refused in one line before it starts any work."""
+    if args.func in (cmd_run, cmd_sweep, cmd_models):  # the commands that may download a model
+        from w2slab.models.packaged import download_timeout
+
+        download_timeout()
+
+
 #: ``OSError`` numbers that mean the disk (or the user's quota) is full: a run stops with one line, not a traceback.
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -539,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)  # --help and --version end here, before torch or transformers load
     quiet_libraries()
     try:
+        check_environment(args)
         return args.func(args)
     except W2SError as exc:
         print(f"error: {exc}", file=sys.stderr)

