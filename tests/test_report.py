@@ -314,3 +314,32 @@ def test_figures_fit_a_page_and_colours_never_repeat():
     figure = decomposition_figure("d", [{"weak": "w", "strong": "s", "student": "xent", **parts}])
     labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert labels == ["corrected", "imitated", "new errors"]  # no always-zero "changed" for two classes
+
+
+def png(path: Path, colour: tuple[int, int, int]) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), colour).save(path)
+    return path
+
+
+def test_report_html_embeds_only_the_files_its_caller_wrote(tmp_path):
+    """An output folder's leftovers (an earlier call's paired.md, a user's PNGs, a link to elsewhere) stay out."""
+    import base64
+
+    from w2slab.report.html import write_html
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.md").write_text("# Summary\n\nthe table of this call\n")
+    mine = png(out / "accuracy_sciq.png", (255, 0, 0))
+    (out / "paired.md").write_text("# Paired\n\nleft by an earlier call\n")
+    holiday = png(out / "holiday.png", (0, 255, 0))
+    elsewhere = png(tmp_path / "secret.png", (0, 0, 255))
+    (out / "linked.png").symlink_to(elsewhere)
+    page = write_html(out, [], "t", written=[out / "summary.md", mine, out / "linked.png", elsewhere]).read_text()
+    assert "the table of this call" in page and "left by an earlier call" not in page
+    assert base64.b64encode(mine.read_bytes()).decode() in page
+    for other in (holiday, elsewhere):
+        assert base64.b64encode(other.read_bytes()).decode() not in page
+    assert "linked.png" not in page and "secret.png" not in page

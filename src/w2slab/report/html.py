@@ -11,6 +11,7 @@ import base64
 import html
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 #: The report's Markdown files, in page order, with their section titles.
@@ -89,19 +90,42 @@ def figure(path: Path) -> str:
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(path.name)}</figcaption></figure>')
 
 
-def write_html(out_dir: Path, records: list[dict], title: str) -> Path:
-    """``out_dir/report.html`` from the Markdown tables and PNG figures already written into ``out_dir``."""
+def embeddable(out_dir: Path, written: Iterable[str | Path] | None) -> list[Path]:
+    """The files of ``out_dir`` the page may show: those this report call ``written`` (in their order), each a
+    regular file directly in ``out_dir``; never a symlink (``--out ~/Desktop`` holding a link to elsewhere).
+
+    ``written=None`` (a caller that does not say what it wrote) falls back to what ``out_dir`` holds, which also
+    picks up leftovers of earlier reports there: callers should pass their written paths."""
+    out_dir = Path(out_dir)
+    if written is None:
+        candidates = [out_dir / name for name, _ in SECTIONS] + sorted(out_dir.glob("*.png"))
+    else:
+        candidates = [Path(path) for path in written]
+    files: list[Path] = []
+    for path in candidates:
+        if path.parent.resolve() == out_dir.resolve() and path.is_file() and not path.is_symlink() \
+                and path not in files:
+            files.append(path)
+    return files
+
+
+def write_html(out_dir: Path, records: list[dict], title: str, written: Iterable[str | Path] | None = None) -> Path:
+    """``out_dir/report.html`` from the Markdown tables and PNG figures this report call wrote into ``out_dir``.
+
+    ``written``: the paths the caller wrote (:func:`w2slab.report.write_report`'s), so the page embeds those and
+    nothing else the folder holds (an earlier call's ``paired.md`` or figures, a user's own PNGs)."""
     from w2slab.report.records import config_id_of
 
     out_dir = Path(out_dir)
+    files = embeddable(out_dir, written)
     parts, nav = [], []
     for name, section in SECTIONS:
-        if (out_dir / name).is_file():
+        if out_dir / name in files:
             anchor = name.removesuffix(".md")
             nav.append(f'<a href="#{anchor}">{section}</a>')
             parts.append(f'<section id="{anchor}">{markdown_to_html((out_dir / name).read_text(encoding="utf-8"))}'
                          "</section>")
-    figures = sorted(out_dir.glob("*.png"))
+    figures = sorted(path for path in files if path.suffix == ".png")
     if figures:
         nav.append('<a href="#figures">Figures</a>')
         parts.append('<section id="figures"><h2>Figures</h2>' + "".join(figure(p) for p in figures) + "</section>")
