@@ -41,6 +41,21 @@ def test_done_records_a_digest_of_every_output_and_a_changed_output_is_refused(t
     store.verify("ceiling", "c1")
 
 
+def test_an_untouched_stage_is_reused_without_hashing_its_outputs_again(tmp_path, monkeypatch):
+    from w2slab.pipeline import store as store_module
+
+    store = StageStore(tmp_path)
+    folder = store.get_or_compute("ceiling", "c1", {"label": "ceiling"}, write_outputs)
+    hashed = []
+    real = store_module.sha256_file
+    monkeypatch.setattr(store_module, "sha256_file", lambda path: hashed.append(path.name) or real(path))
+    store.verify("ceiling", "c1")
+    assert hashed == []  # a large model is not read again on every run
+    os.utime(folder / "trainable.safetensors")  # touched, same bytes: hashed, and still the same
+    store.verify("ceiling", "c1")
+    assert hashed == ["trainable.safetensors"]
+
+
 def test_a_done_written_before_digests_is_still_reused(tmp_path):
     store = StageStore(tmp_path)
     folder = tmp_path / "stages" / "split" / "old"

@@ -37,6 +37,10 @@ DONE = "DONE"
 FAILED = "FAILED.json"
 #: the key of ``DONE`` holding ``{relative path: sha256}`` of every output of the stage
 DIGESTS = "sha256"
+#: the key of ``DONE`` holding ``{relative path: [size, mtime_ns, ctime_ns]}`` as published: a file whose stat still
+#: matches is not hashed again (any write, ``touch`` or ``cp`` over it sets its ctime to now, which no user can reset),
+#: so reusing a finished stage stays cheap when its outputs are large models
+STATS = "stat"
 
 
 class TamperedStage(W2SError):
@@ -53,10 +57,23 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def outputs(folder: Path) -> list[Path]:
+    """Every file under a stage folder but ``DONE`` itself."""
+    return [path for path in sorted(folder.rglob("*")) if path.is_file() and path != folder / DONE]
+
+
 def file_digests(folder: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under a stage folder but ``DONE`` itself."""
-    return {path.relative_to(folder).as_posix(): sha256_file(path)
-            for path in sorted(folder.rglob("*")) if path.is_file() and path != folder / DONE}
+    """``{relative path: sha256}`` of every output of a stage folder."""
+    return {path.relative_to(folder).as_posix(): sha256_file(path) for path in outputs(folder)}
+
+
+def file_stats(folder: Path) -> dict[str, list[int]]:
+    return {path.relative_to(folder).as_posix(): _stat(path) for path in outputs(folder)}
+
+
+def _stat(path: Path) -> list[int]:
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
 def changed_files(folder: Path) -> list[str]:
@@ -64,13 +81,16 @@ def changed_files(folder: Path) -> list[str]:
 
     A ``DONE`` without digests (written before they were recorded) has nothing to check against."""
     try:
-        recorded = json.loads((folder / DONE).read_text()).get(DIGESTS) or {}
+        done = json.loads((folder / DONE).read_text())
+        recorded, stats = done.get(DIGESTS) or {}, done.get(STATS) or {}
     except (OSError, ValueError, AttributeError):
         return [DONE]
     changed = []
     for name, digest in recorded.items():
         path = folder / name
-        if not path.is_file() or sha256_file(path) != digest:
+        if not path.is_file():
+            changed.append(name)
+        elif _stat(path) != stats.get(name) and sha256_file(path) != digest:
             changed.append(name)
     return changed
 
@@ -195,8 +215,10 @@ class StageStore:
                     pass
                 raise
             self.remove_checkpoints(work)
+            atomic.follow_umask(work)  # modes first: publishing changes nothing the stats below record
             atomic.fsync_tree(work)  # every output on disk before the marker that says they are complete
-            atomic.write_json(work / DONE, {"finished": time.time(), DIGESTS: file_digests(work)})
+            atomic.write_json(work / DONE, {"finished": time.time(), DIGESTS: file_digests(work),
+                                            STATS: file_stats(work)})
             atomic.publish_dir(work, final)  # replaces a forced stage's earlier folder only now
             self.log_event("done", kind, stage_id)
         return final
