@@ -136,7 +136,7 @@ def test_truncation_drop_removes_long_rows_before_training(tiny, tmp_path):
     sizes = result.summary.resolved["split_sizes"]
     assert sizes["weak_train"] < 48 and sizes["transfer"] < 48 and sizes["test"] < 32
     dropped = [note for note in result.summary.notes if "longer than 10 tokens" in note]
-    assert len(dropped) == 3  # one note per split
+    assert len(dropped) == 4  # one note per split, validation included
     splits = json.loads((result.folder / "splits.json").read_text())
     assert len(splits["test"]) == sizes["test"]
 

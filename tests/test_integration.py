@@ -43,7 +43,9 @@ def test_pipeline_end_to_end_on_minilm_l3(minilm_l3_ready, data_root, tmp_path):
         assert "pgr" in entry and 0.0 <= entry["accuracy"] <= 1.0
     config = json.loads((folder / "config.json").read_text())
     assert config["dataset"] == "sst2" and config["resolved"]["weak"]["lr"] > 0
-    assert config["resolved"]["split_sizes"] == {"weak_train": 24, "transfer": 24, "test": 32}
+    sizes = config["resolved"]["split_sizes"]
+    assert {k: sizes[k] for k in ("weak_train", "transfer", "test")} == {"weak_train": 24, "transfer": 24, "test": 32}
+    assert sizes["validation"] == 500  # the default n_val, beside the pool
     preds = np.load(folder / "predictions" / "weak_transfer.npz")
     assert preds["probs"].shape == (24, 2) and len(preds["ids"]) == 24
     assert np.allclose(preds["probs"].sum(1), 1.0, atol=1e-5)

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "w2slab"
 #: Lowest first. A module's layer is that of its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
     ("w2slab.errors", "w2slab.typed", "w2slab.registry", "w2slab.atomic", "w2slab.progress", "w2slab.metrics",
-     "w2slab.fingerprint", "w2slab.distributed", "w2slab.example_store", "w2slab.component",
+     "w2slab.stats", "w2slab.fingerprint", "w2slab.distributed", "w2slab.example_store", "w2slab.component",
      "w2slab.diagnostics", "w2slab.yamlfile", "w2slab.tracking", "w2slab.lazy"),  # core: no w2slab imports beyond
     ("w2slab.losses", "w2slab.data", "w2slab.models", "w2slab.methods"),  # components, each registered by name
     ("w2slab.config",),  # typed ExperimentConfig / TrainConfig / RuntimeConfig

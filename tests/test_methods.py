@@ -273,7 +273,9 @@ def test_every_method_runs_through_the_pipeline_and_its_result_says_what_it_used
     selection = results["xent+select[every=2]"].selection
     assert selection and selection[0]["step"] == 2 and all(row["split"] == "validation" for row in selection)
     flip = results["xent+synthetic_flip[rate=0.25]"]
-    assert flip.ground_truth_labels == {"supervisor": 80 + 48, "ceiling": 80}  # no weak model trained for it
+    # no weak model trained for it; it labels transfer and validation from truth (its test labels are made by
+    # the evaluate stage, the one reader of the test labels)
+    assert flip.ground_truth_labels == {"supervisor": 80 + flip.validation["size"], "ceiling": 80}
     assert flip.weak_accuracy == pytest.approx(0.75, abs=0.01)  # its test labels: exactly 25% (12 of 48) flipped
     ensemble = results["xent+ensemble[seeds=2]"]
     # two weak models: the experiment's (80 labels) and a bagged member (a bootstrap resample: ~63% of 80 distinct)

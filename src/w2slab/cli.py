@@ -60,6 +60,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-train", "--n_docs", dest="n_train", type=int,
                    help=f"labelled docs, half weak-train, half transfer (default {DEFAULTS.n_train})")
     p.add_argument("--n-test", "--n_test_docs", dest="n_test", type=int, help=f"default {DEFAULTS.n_test}")
+    p.add_argument("--n-val", dest="n_val", type=int, help="validation rows beside the pool, for tuning choices "
+                   f"(default {DEFAULTS.n_val}; 0: none)")
     p.add_argument("--seed", type=int, help=f"weak/transfer partition of the pool and training randomness "
                    f"(default {DEFAULTS.seed})")
     p.add_argument("--data-seed", type=int, help=f"which rows form the pool and the test set (default "
@@ -229,9 +231,8 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
     # the roles' training starts from the dataset modality's defaults (ExperimentConfig.from_dict), not text's
     data = (_read_config_file(args.config) if args.config
             else {k: v for k, v in DEFAULTS.to_dict().items() if k not in ("weak_train", "strong_train")})
-    for key in ("dataset", "weak", "strong", "n_train", "n_test", "seed", "data_seed", "max_ctx", "image_size",
-                "truncation", "data_source",
-                "text_field", "label_field"):
+    for key in ("dataset", "weak", "strong", "n_train", "n_test", "n_val", "seed", "data_seed", "max_ctx",
+                "image_size", "truncation", "data_source", "text_field", "label_field"):
         if getattr(args, key) is not None:
             data[key] = getattr(args, key)
     if args.label_map is not None:

@@ -200,6 +200,9 @@ class ExperimentConfig:
     methods: tuple[Method, ...] = field(default_factory=_default_methods)  # "none": the paper's recipe
     n_train: int = 2000  # labelled docs, split in half: weak-train and transfer (as the reference code)
     n_test: int = 1800  # one seed's PGR known to about +-.1 (800 gave +-.3 to .5)
+    # ground-truth rows beside the pool for every tuning choice (lr, epochs, defaults): the test set is read once,
+    # by evaluation, for the table; a file too small for it gets a smaller validation set, with a note
+    n_val: int = 500
     # seed: the partition of the pool into weak-train and transfer, initialisations, shuffles and dropout;
     # data_seed: which rows form the pool (n_train) and the test set (n_test). Seeds of one data_seed share
     # their examples, so a new seed reuses every token id and frozen feature computed for the others.
@@ -241,6 +244,7 @@ class ExperimentConfig:
             check(bool(getattr(self, key).strip()), key, "must be a non-empty name")
         check(self.n_train >= 4, "n_train", f"must be >= 4 (half weak-train, half transfer), got {self.n_train}")
         check(self.n_test >= 2, "n_test", f"must be >= 2, got {self.n_test}")
+        check(self.n_val >= 0, "n_val", f"must be >= 0 (0: no validation set), got {self.n_val}")
         check(self.max_ctx >= 2, "max_ctx", f"must be >= 2 tokens, got {self.max_ctx}")
         check(self.image_size is None or self.image_size >= 8, "image_size",
               f"must be >= 8 pixels (or null: each model's own), got {self.image_size}")

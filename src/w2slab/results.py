@@ -111,6 +111,9 @@ class ExperimentResult:
     test_size: int = 0  # examples in the test set (what test_correct unpacks to)
     selection: list[dict] = field(default_factory=list)  # checkpoint-selection evaluations of the student
     trace: list[dict] = field(default_factory=list)  # per traced step: step_frac, accuracy, PGR, agreement
+    # the same models on the validation split (ground truth beside the pool, never trained on): accuracies, PGR,
+    # its size and the per-example correctness; every tuning choice reads these, never the test numbers
+    validation: dict[str, Any] = field(default_factory=dict)
 
     KEYS = ("dataset", "weak", "strong", "loss")  # what names a configuration in tables and plots
 
@@ -182,7 +185,8 @@ class ExperimentResult:
                 resolved: dict[str, Any], seed: int, warn=print,
                 stability: dict[str, dict] | None = None, method: str = "none", oracle: bool = False,
                 ground_truth_labels: dict[str, int] | None = None, selection: list[dict] | None = None,
-                trace: dict[str, np.ndarray] | None = None) -> ExperimentResult:
+                trace: dict[str, np.ndarray] | None = None,
+                validation: dict[str, np.ndarray] | None = None) -> ExperimentResult:
         """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test.
 
         ``stability``: the trainings' stability reports by role (``weak``, ``ceiling``, ``student``; each a
@@ -224,6 +228,7 @@ class ExperimentResult:
         result.test_size = len(test)
         result.test_correct = {role: pack_correct(probs.argmax(-1) == test) for role, probs in
                                (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
+        result.validation = validation_summary(validation) if validation is not None else {}
         result.mark_pair()
         return result
 
@@ -320,6 +325,17 @@ def test_set_difference(a: str, b: str) -> str:
     """The fields where two :func:`test_set_identity` values differ, as ``n_test=500 (other 400)``."""
     left, right = json.loads(a), json.loads(b)
     return ", ".join(f"{k}={left[k]} (other {right.get(k)})" for k in left if left[k] != right.get(k))
+
+
+def validation_summary(correct: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Validation accuracies, PGR and gap with their intervals (one seed, over the validation examples), and the
+    packed per-example correctness, so choices over seeds pool them with :mod:`w2slab.stats` as tables do."""
+    outcomes = {role: np.asarray(values, dtype=float) for role, values in correct.items()}
+    estimate = stats.pgr_estimate([outcomes])
+    accuracies = {f"{role}_accuracy": float(values.mean()) for role, values in outcomes.items()}
+    return {**accuracies, "size": len(outcomes["weak"]), "pgr": estimate.pgr if estimate.gap.value > 0 else NAN,
+            "pgr_ci95": list(estimate.ci95), "gap_ci95": list(estimate.gap.ci95),
+            "correct": {role: pack_correct(values.astype(bool)) for role, values in outcomes.items()}}
 
 
 def identity(config: dict[str, Any], resolved: dict[str, Any] | None = None) -> dict[str, Any]:

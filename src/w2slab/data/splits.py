@@ -1,9 +1,10 @@
-"""``make_splits``: formatted pools -> class-balanced, disjoint weak_train / transfer / test splits.
+"""``make_splits``: formatted pools -> class-balanced, disjoint weak_train / transfer / validation / test splits.
 
 Follows the reference code's ``n_docs``: ``n_train`` labelled documents split in half between the weak
-supervisor's training set and the transfer set the weak model labels for the strong student. Any text
-shared between splits would leak labels, so duplicates are removed before sampling and disjointness is
-checked again afterwards.
+supervisor's training set and the transfer set the weak model labels for the strong student. ``n_val`` more rows
+of the train pool form the validation set, on which every recipe and default choice is made, so the test set is
+read once, for the table. Any text shared between splits would leak labels, so duplicates are removed before
+sampling and disjointness is checked again afterwards.
 """
 
 from __future__ import annotations
@@ -133,8 +134,15 @@ def _check_disjoint(splits: dict[str, list[dict]], name: str) -> None:
             )
 
 
-def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int, data_seed: int = 0) -> Splits:
-    """Sample weak_train (n_train // 2), transfer (the rest) and test (n_test), each class-balanced.
+def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int, data_seed: int = 0, n_val: int = 0
+                ) -> Splits:
+    """Sample weak_train (n_train // 2), transfer (the rest), test (n_test) and validation (n_val), each
+    class-balanced.
+
+    Validation is drawn by ``data_seed`` from the train pool's rows outside the pool, after the test set, so the
+    pool and the test set are those of a split without validation, and every seed of a data_seed shares one
+    validation set (choices compare across seeds). A train pool with fewer spare rows gives a smaller validation
+    set, with a note.
 
     ``data_seed`` draws the *pool*, the n_train rows of ``task.train`` that weak_train and transfer
     share, and the test set from ``task.test``; ``seed`` partitions the pool into weak_train and
@@ -181,10 +189,28 @@ def make_splits(task: TaskData, *, n_train: int, n_test: int, seed: int, data_se
     train_parts = _sample(pool, [n_weak, n_train - n_weak], partition, k)
     if train_parts is None:  # pragma: no cover - see above
         raise DataError(f"{task.name}: could not partition the pool of {n_train} rows class-balanced")
-    splits = {"weak_train": train_parts[0], "transfer": train_parts[1], "test": test_parts[0]}
+    validation = _validation(train_pool, pool, n_val, rng, task, notes)
+    splits = {"weak_train": train_parts[0], "transfer": train_parts[1], "validation": validation,
+              "test": test_parts[0]}
     _check_disjoint(splits, task.name)
     return Splits(weak_train=splits["weak_train"], transfer=splits["transfer"], test=splits["test"], notes=notes,
-                  num_classes=k, class_names=task.class_names)
+                  num_classes=k, class_names=task.class_names, validation=validation)
+
+
+def _validation(train_pool: list[dict], pool: list[dict], n_val: int, rng: random.Random, task: TaskData,
+                notes: list[str]) -> list[dict]:
+    """``n_val`` class-balanced rows of the train pool outside ``pool`` (fewer, with a note, when it is short)."""
+    if n_val <= 0:
+        return []
+    used = {row["id"] for row in pool}
+    spare = [row for row in train_pool if row["id"] not in used]
+    size = _max_feasible(False, n_val, _available(spare, task.num_classes))
+    if size < n_val:
+        notes.append(f"{task.name}: validation has {size} class-balanced rows (of n_val={n_val} requested): the "
+                     "train pool has no more beside weak_train and transfer")
+    if size == 0:
+        return []
+    return _sample(spare, [size], rng, task.num_classes)[0]
 
 
 def largest_n_train(task: TaskData, *, n_test: int, seed: int, cap: int, data_seed: int = 0) -> int:

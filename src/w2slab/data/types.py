@@ -90,7 +90,9 @@ class TaskData:
 
 @dataclass
 class Splits:
-    """The three disjoint, class-balanced splits one weak-to-strong experiment uses."""
+    """The four disjoint, class-balanced splits one weak-to-strong experiment uses: weak_train and transfer (the
+    pool, partitioned by the seed), validation (ground truth for every tuning choice, never trained on) and test
+    (read once, by evaluation)."""
 
     weak_train: list[dict]
     transfer: list[dict]
@@ -98,3 +100,4 @@ class Splits:
     notes: list[str] = field(default_factory=list)
     num_classes: int = 2
     class_names: tuple[str, ...] | None = None
+    validation: list[dict] = field(default_factory=list)

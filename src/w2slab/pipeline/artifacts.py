@@ -19,8 +19,19 @@ import numpy as np
 from w2slab.methods.base import SoftLabels
 from w2slab.metrics import softmax
 
-#: The three splits of an experiment, in the split stage's order.
-SPLIT_NAMES = ("weak_train", "transfer", "test")
+#: The four splits of an experiment, in the split stage's order.
+SPLIT_NAMES = ("weak_train", "transfer", "validation", "test")
+#: The splits every trained model predicts (transfer: the weak labels and misfit; validation: tuning; test: the
+#: table).
+PREDICTED = ("transfer", "validation", "test")
+
+
+#: Who may read the test labels: the evaluate stage, and the experiment folder written from its results.
+TEST_LABEL_READERS = ("evaluate", "experiment folder")
+
+
+class HeldOutLabelsError(RuntimeError):
+    """Something other than the evaluate stage asked for the test set's labels."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class StageFolder:
     path: Path
 
     SPLITS = "splits.json"
+    TEST_LABELS = "test_labels.json"  # the test rows' labels, apart: only the evaluate stage reads them
     FEATURES = "features.npz"
     TEACHERS = "teachers.npz"  # an ensemble's per-member transfer labels [N, M, K]
     WEIGHTS = "trainable.safetensors"  # the trained parameters (the weak model always; others with keep_weights)
@@ -50,16 +62,32 @@ class StageFolder:
 
     # --- the split stage's rows ------------------------------------------------------------------------
     def splits(self, *, blind: bool = False) -> dict[str, Any]:
-        """The rows of each split (and the notes, K and class names); ``blind``: without their labels (what every
-        student-side stage is given)."""
+        """The rows of each split (and the notes, K and class names); the test rows never carry labels (see
+        :meth:`test_labels`); ``blind``: no split does (what every student-side stage is given). A split folder
+        of an older version without a validation split reads as an empty one."""
         splits = json.loads(self.file(self.SPLITS).read_text())
-        if blind:
-            for name in SPLIT_NAMES:
+        splits.setdefault("validation", [])
+        for name in SPLIT_NAMES:
+            if blind or name == "test":
                 splits[name] = [{k: v for k, v in row.items() if k != "label"} for row in splits[name]]
         return splits
 
     def write_splits(self, payload: dict[str, Any]) -> None:
+        """``splits.json`` with the test rows unlabelled, and their labels apart in ``test_labels.json``."""
+        test = payload["test"]
+        self.file(self.TEST_LABELS).write_text(json.dumps({"ids": [row["id"] for row in test],
+                                                           "labels": [row["label"] for row in test]}))
+        payload = {**payload, "test": [{k: v for k, v in row.items() if k != "label"} for row in test]}
         self.file(self.SPLITS).write_text(json.dumps(payload))
+
+    def test_labels(self, reader: str) -> np.ndarray:
+        """The test set's labels, in the split's order, for the evaluate stage alone (and the experiment folder
+        written from its results): the test set is read once, for the table, so no training, selection or tuning
+        can have seen it. ``reader`` names who asks; anyone else is refused (``tests/test_leakage.py`` also checks
+        that no other stage calls this)."""
+        if reader not in TEST_LABEL_READERS:
+            raise HeldOutLabelsError(f"{reader!r} asked for the test labels; only the evaluate stage reads them")
+        return np.asarray(json.loads(self.file(self.TEST_LABELS).read_text())["labels"], dtype=np.int64)
 
     # --- predictions and labels of a split (transfer, test) -------------------------------------------------
     def predictions_file(self, split: str) -> Path:

@@ -125,7 +125,11 @@ def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: 
     for label, student in graph.students.items():
         copies[f"predictions/student_{file_safe(label)}_test.npz"] = (student, "test.npz")
         copies[f"logs/student_{file_safe(label)}.jsonl"] = (student, StageFolder.LOG)
-    splits = StageFolder(store.final_dir(graph.split.kind, graph.split.id)).splits()
+    split = StageFolder(store.final_dir(graph.split.kind, graph.split.id))
+    splits = split.splits()
+    # written after evaluation, for error analysis: the test rows get their labels back here, never in a stage
+    labels = split.test_labels("experiment folder")
+    splits["test"] = [{**row, "label": int(label)} for row, label in zip(splits["test"], labels, strict=True)]
     with atomic.staged_dir(final) as staging:
         (staging / "predictions").mkdir()
         (staging / "logs").mkdir()

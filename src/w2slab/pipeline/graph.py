@@ -111,6 +111,7 @@ class SplitSpec:
     drop_model_revisions: tuple[str, ...] = ()
     file_fields: dict[str, Any] | None = None  # a user's file: text_field, label_field, label_map
     data_seed: int = 0  # which rows form the pool and the test set
+    n_val: int = 0  # validation rows beside the pool (ground truth for tuning; 0: none)
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,7 @@ class GraphBuilder:
                                if drop else (),
                                file_fields={"text_field": cfg.text_field, "label_field": cfg.label_field,
                                             "label_map": cfg.label_map} if cfg.reads_a_file() else None,
-                               data_seed=cfg.data_seed),
+                               data_seed=cfg.data_seed, n_val=cfg.n_val),
             label=f"{cfg.dataset} s{cfg.seed}" + (f" d{cfg.data_seed}" if cfg.data_seed else "")))
         self.weak_train, self.weak_label = self.weak_model(cfg.weak, cfg.seed)
         self.strong = TrainSpec(self.model_input(cfg.strong), cfg.strong_train, cfg.seed, callbacks=self.callbacks)

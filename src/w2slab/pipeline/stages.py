@@ -19,9 +19,9 @@ from w2slab.data.types import PAIR_FIELD, content, is_pair
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import TrainingContext, make_loss
-from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels
+from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels, SupervisorMethod
 from w2slab.models.loading import resolve_model
-from w2slab.pipeline.artifacts import SPLIT_NAMES, StageFolder
+from w2slab.pipeline.artifacts import PREDICTED, SPLIT_NAMES, StageFolder
 from w2slab.pipeline.graph import Stage, pinned_revision, result_versions, upstream_revisions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import ExperimentResult
@@ -123,7 +123,8 @@ def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: Ru
     spec = stage.spec
     task = load_task(spec.dataset, data_root=runtime.data_root, seed=spec.data_seed, source=spec.data_source,
                      hub_revision=pinned_revision(spec.dataset_revision), **(spec.file_fields or {}))
-    splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed, data_seed=spec.data_seed)
+    splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed, data_seed=spec.data_seed,
+                         n_val=spec.n_val)
     if spec.drop_longer_than is not None:
         splits = _drop_long(splits, spec.drop_for_models, spec.drop_model_revisions, spec.drop_longer_than, runtime)
     payload = {name: getattr(splits, name) for name in SPLIT_NAMES}
@@ -155,10 +156,10 @@ def _drop_long(splits: Splits, models: tuple[str, ...], revisions: tuple[str, ..
         kept[name] = [r for r, drop in zip(rows, too_long, strict=True) if not drop]
         if too_long.any():
             notes.append(f"{name}: dropped {int(too_long.sum())} of {len(rows)} texts longer than {max_ctx} tokens")
-        if not kept[name]:
+        if not kept[name] and rows:
             raise DataError(f"every {name} text is longer than max_ctx={max_ctx} tokens; raise --max-ctx or use "
                             "--truncation left")
-    return Splits(kept["weak_train"], kept["transfer"], kept["test"], notes)
+    return Splits(kept["weak_train"], kept["transfer"], kept["test"], notes, validation=kept["validation"])
 
 
 def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
@@ -187,17 +188,17 @@ def compute_weak_label(stage: Stage, inputs: dict[str, Path], work: Path, runtim
 
     splits = StageFolder(inputs["split"]).splits()
     train_stage = stage.inputs["weak_train"]
-    weak = _role_model(train_stage, runtime, "weak", splits, ("transfer", "test"), train_stage.spec.train)
+    weak = _role_model(train_stage, runtime, "weak", splits, PREDICTED, train_stage.spec.train)
     if weak.train_cfg.mode == "probe":
-        for name in ("transfer", "test"):
+        for name in PREDICTED:
             weak.features(name)
     model = weak.new_model()
     missing, unexpected = model.load_state_dict(load_file(str(inputs["weak_train"] / WEIGHTS)),
                                                 strict=False)
     if unexpected or any(p.requires_grad for n, p in model.named_parameters() if n in missing):
         raise RuntimeError(f"weak model state does not fit its model (unexpected={unexpected[:3]})")
-    logits = weak.predict_splits(model, ("transfer", "test"), "weak labels")
-    for name in ("transfer", "test"):
+    logits = weak.predict_splits(model, PREDICTED, "weak labels")
+    for name in PREDICTED:
         StageFolder(work).write_predictions(name, [row["id"] for row in splits[name]], logits[name])
     record_ground_truth(work, stage, inputs)
 
@@ -208,15 +209,15 @@ def compute_features(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
     # transfer set then finds every feature in the example store
     strong = _role_model(stage, runtime, "strong", splits, SPLIT_NAMES,
                          TrainConfig(mode="probe", precision=stage.spec.precision))
-    StageFolder(work).write_features({name: strong.features(name) for name in ("transfer", "test")})
+    StageFolder(work).write_features({name: strong.features(name) for name in PREDICTED})
     StageFolder(work).write_resolved(strong.resolved_settings())
     record_ground_truth(work, stage, {})
 
 
 def _strong_model(stage: Stage, inputs: dict[str, Path], runtime: RuntimeConfig, splits: dict) -> RoleModel:
-    strong = _role_model(stage, runtime, "strong", splits, ("transfer", "test"), stage.spec.train)
+    strong = _role_model(stage, runtime, "strong", splits, PREDICTED, stage.spec.train)
     if "features" in inputs:
-        for name in ("transfer", "test"):
+        for name in PREDICTED:
             strong.set_features(name, StageFolder(inputs["features"]).features(name))
     return strong
 
@@ -229,8 +230,9 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
                  f"{len(splits['transfer'])} ground-truth labels")
     model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer"), strong.num_labels), make_loss("xent"),
                                seed=spec.seed, desc="ceiling", **training_options(stage, work, runtime))
-    StageFolder(work).write_predictions("test", [r["id"] for r in splits["test"]],
-                                        strong.predict(model, "test", "ceiling"))
+    logits = strong.predict_splits(model, ("validation", "test"), "ceiling")
+    for name in ("validation", "test"):
+        StageFolder(work).write_predictions(name, [r["id"] for r in splits[name]], logits[name])
     keep_weights(work, model, spec.train)
     write_training(work, strong, result)
     record_ground_truth(work, stage, inputs, "ceiling", len(splits["transfer"]))
@@ -277,8 +279,8 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
                                desc=f"student {spec.loss.label}", weights=labels.weights[rows], **options)
     if (report := loss.report()) is not None:
         StageFolder(work).write_json(StageFolder.LOSS_REPORT, report)
-    logits = strong.predict_splits(model, ("transfer", "test"), "student")
-    for name in ("transfer", "test"):
+    logits = strong.predict_splits(model, PREDICTED, "student")
+    for name in PREDICTED:
         StageFolder(work).write_predictions(name, [r["id"] for r in splits[name]], logits[name])
     keep_weights(work, model, spec.train)
     write_training(work, strong, result)
@@ -328,10 +330,12 @@ def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
 
 
 def compute_supervise(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
-    """A synthetic supervisor: the weak side of the experiment, so it reads ground truth (and counts it)."""
+    """A synthetic supervisor: the weak side of the experiment, so it reads ground truth (and counts it). It labels
+    transfer and validation here; its test labels are made by the evaluate stage (:func:`supervisor_test_probs`),
+    the one reader of the test labels."""
     spec = stage.spec
     splits = StageFolder(inputs["split"]).splits()
-    names = ("transfer", "test")
+    names = ("transfer", "validation")
     probs = spec.method.supervise({n: [content(r) for r in splits[n]] for n in names},
                                   {n: labels_of(splits, n) for n in names}, spec.num_classes, spec.seed)
     for name in names:
@@ -342,12 +346,12 @@ def compute_supervise(stage: Stage, inputs: dict[str, Path], work: Path, runtime
 
 
 def compute_ensemble(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
-    """The (weighted) mean of the members' soft labels on transfer and test."""
+    """The (weighted) mean of the members' soft labels on transfer, validation and test."""
     splits = StageFolder(inputs["split"]).splits(blind=True)
     members = sorted((role for role in inputs if role.startswith("member_")), key=lambda r: int(r.split("_")[1]))
     weights = np.array(stage.spec.weights or [1.0] * len(members), dtype=np.float64)
     weights = weights / weights.sum()
-    for name in ("transfer", "test"):
+    for name in shared_predictions([inputs[m] for m in members]):
         mean = sum(w * StageFolder(inputs[m]).probs(name) for w, m in zip(weights, members, strict=True))
         StageFolder(work).write_labels(name, [r["id"] for r in splits[name]], SoftLabels.of(mean))
     # each member's transfer labels, for losses that learn from several teachers (RAVEN, evidential, CSL)
@@ -355,14 +359,43 @@ def compute_ensemble(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
     record_ground_truth(work, stage, inputs)
 
 
+def shared_predictions(folders: list[Path]) -> tuple[str, ...]:
+    """The predicted splits every folder holds (validation is missing from a method stage that writes none)."""
+    return tuple(name for name in PREDICTED if all(StageFolder(f).predictions_file(name).exists() for f in folders))
+
+
 def read_trace(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 
 
+def supervisor_test_probs(stage: Stage, splits: dict, test_labels: np.ndarray) -> np.ndarray:
+    """A synthetic supervisor's labels of the test set, made here from the test labels the evaluate stage alone
+    reads: the supervisor simulates a weak model whose test predictions are a function of ground truth."""
+    spec = stage.inputs["supervisor"].spec
+    texts = {"test": [content(r) for r in splits["test"]]}
+    return spec.method.supervise(texts, {"test": test_labels}, spec.num_classes, spec.seed)["test"]
+
+
+def validation_outcomes(inputs: dict[str, Path], splits: dict) -> dict[str, np.ndarray] | None:
+    """Per-example validation correctness of the weak model, ceiling and student, where all three predicted it
+    (older stages and some method stages did not): what every tuning choice is made on."""
+    truth = labels_of(splits, "validation")
+    folders = {"weak": inputs["supervisor"], "ceiling": inputs["ceiling"], "student": inputs["student"]}
+    if not len(truth) or not all(StageFolder(f).predictions_file("validation").exists() for f in folders.values()):
+        return None
+    return {role: StageFolder(f).probs("validation").argmax(-1) == truth for role, f in folders.items()}
+
+
 def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    """The result: every model on the test set, whose labels only this stage reads (and on validation)."""
     config, method = stage.spec.config, stage.spec.method
-    splits = StageFolder(inputs["split"]).splits()
+    split = StageFolder(inputs["split"])
+    splits = split.splits()
+    test_labels = split.test_labels("evaluate")
+    supervisor = StageFolder(inputs["supervisor"])
+    weak_test = (supervisor_test_probs(stage, splits, test_labels) if isinstance(method, SupervisorMethod)
+                 else supervisor.probs("test"))
     weak_resolved = (StageFolder(inputs["weak_train"]).resolved() if "weak_train" in inputs
                      else {"supervisor": method.label})
     stability_of = {"weak": "weak_train", "ceiling": "ceiling", "student": "student"}
@@ -372,8 +405,8 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
     evaluations_path = StageFolder(inputs["student"]).file(StageFolder.EVALUATIONS)
     trace_path = StageFolder(inputs["student"]).file(StageFolder.TRACE)
     result = ExperimentResult.compute(
-        labels={name: labels_of(splits, name) for name in ("transfer", "test")},
-        weak={name: StageFolder(inputs["supervisor"]).probs(name) for name in ("transfer", "test")},
+        labels={"transfer": labels_of(splits, "transfer"), "test": test_labels},
+        weak={"transfer": supervisor.probs("transfer"), "test": weak_test},
         ceiling=StageFolder(inputs["ceiling"]).probs("test"),
         student={name: StageFolder(inputs["student"]).probs(name) for name in ("transfer", "test")},
         config=config.to_dict(), loss=method.student_label(stage.spec.loss.label), experiment_id=stage.id,
@@ -384,6 +417,6 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
                    for role, key in stability_of.items() if key in inputs},
         method=method.label, oracle=method.oracle, ground_truth_labels=ground_truth_by_role(ground_truth),
         selection=json.loads(evaluations_path.read_text()) if evaluations_path.exists() else [],
-        trace=read_trace(trace_path) if trace_path.exists() else None)
+        trace=read_trace(trace_path) if trace_path.exists() else None,
+        validation=validation_outcomes(inputs, splits))
     result.write(StageFolder(work).file(StageFolder.RESULT))
-
