@@ -6,8 +6,8 @@
     python benchmarks/methods.py --parts probe --seeds 0,1,2,3,4 --out results/methods_field  # the field since 2024
 
 Setting: sentence-level SST-2 (``sst2_sentences``: transfer and test both whole sentences), 4,000 training docs
-(2,000 weak-train, 2,000 transfer) and 1,800 test docs, the ``--seeds`` (ten by default; each repartitions one
-pool; all share the test set). Every model is a **linear probe on frozen features** (converged: the run is marked
+(2,000 weak-train, 2,000 transfer), 500 validation and 1,800 test docs, the ``--seeds`` (ten by default; each
+draws its own rows). Every model is a **linear probe on frozen features** (converged: the run is marked
 SUSPECT "did not converge" otherwise, and the table counts such runs). Pairs along the ladder: minilm-l3 ->
 minilm-l6, minilm-l3 -> mpnet-base and minilm-l6 -> mpnet-base; every loss on every pair (the noise-robust gce,
 sce, elr and co-teaching among them); every method (with ``xent``) on minilm-l3 -> mpnet-base, ``bootstrap``
@@ -18,17 +18,24 @@ use of the same one. Second part: the fine-tuned default pair (README "The defau
 fine-tuned -> mpnet-base fine-tuned, 2,000 training docs, 1,800 test docs) with every loss over the first five
 seeds (``--finetune-seeds``), about 80 minutes of CPU time.
 
-Statistics: a PGR enters only from seeds whose own gap interval excludes 0, and a pair shows one only where at
-least half its seeds have such a gap ("no gap (k of n)" otherwise: k seeds' PGR would be chance picking); the
-pooled PGR and its 95% CI come from a hierarchical bootstrap (seeds, then test examples, one draw of test
-indices shared by the seeds). The paired difference against ``xent`` is the mean per-example accuracy
-difference on the same test examples, its 95% CI hierarchical too; ``*`` marks an interval that excludes 0.
-The minimum detectable difference (MDD) at 80% power and 5% two-sided level is ``2.8 x SE`` of that paired
-difference, the SE read off its interval (width / 3.92): a true difference smaller than the MDD is more likely
-missed than found.
+Statistics (``w2slab.stats``, the module every table uses): each seed draws its own data (``data_seed`` = seed:
+the pool, validation and test rows) as well as its partition, initialisations and shuffles, so seeds are nested
+and every interval is a t-interval over them (4 df for 5 seeds), covering another draw of the training data.
+A pair shows a PGR only where at least half its seeds have a gap interval of their own that excludes 0 and the
+pooled gap's does too ("no gap (k of n)" otherwise, and no star); the PGR pools all seeds (a ratio of mean
+gains, Fieller's interval). Each student is compared with its **matched baseline**: xent on the same supervisor
+and rows (a multi-teacher loss against xent on the same ensemble; a loss against xent under the same method; a
+method against plain xent). A family is every comparison of one (setting, pair), declared here before the run;
+its p-values are Holm-adjusted (family-wise 5%), BH q beside them; identical-to-baseline rows (``kl``) are
+excluded from the count. The MDD is the smallest true difference found with 80% power at the family's
+Bonferroni level, from t quantiles: below it a difference is likely missed, and an unstarred row says "no
+detectable difference", never "equivalent" (that needs TOST with a margin). Every choice of this benchmark's
+settings was fixed before it ran; the validation split is recorded in every result for tuning elsewhere.
 
-Writes ``<out>/README.md`` (the table and the command that made it), ``methods.csv`` and ``experiments.json``
-(the ids of the experiments behind them); the stages stay under ``--run-root`` for ``benchmarks/reproduction.py``,
+Writes ``<out>/README.md`` (the table and the command that made it), ``methods.csv``, ``records.jsonl.gz`` (every
+result's per-example test outcomes and what names it: ``benchmarks/rebuild.py`` remakes README and CSV from it
+without training), ``meta.json`` and ``experiments.json`` (the ids of the experiments behind them); the stages
+stay under ``--run-root`` for ``benchmarks/reproduction.py``,
 which reads exactly those experiments.
 """
 
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import shlex
@@ -72,12 +80,13 @@ def configs(args) -> list:
     out = []
     parts = set(args.parts.split(","))
     if "finetune" in parts:  # the default experiment, changed in its losses only
-        out += [ExperimentConfig(dataset=args.dataset, seed=int(seed), losses=FINETUNE_LOSSES)
+        out += [ExperimentConfig(dataset=args.dataset, seed=int(seed), data_seed=int(seed), losses=FINETUNE_LOSSES)
                 for seed in args.finetune_seeds.split(",")]
     for weak, strong in PAIRS if "probe" in parts else ():
         for seed in (int(s) for s in args.seeds.split(",")):
-            common = dict(dataset=args.dataset, weak=weak, strong=strong, seed=seed, n_train=args.n_train,
-                          n_test=args.n_test, weak_train=TrainConfig(mode="probe"), strong_train=probe)
+            common = dict(dataset=args.dataset, weak=weak, strong=strong, seed=seed, data_seed=seed,
+                          n_train=args.n_train, n_test=args.n_test, weak_train=TrainConfig(mode="probe"),
+                          strong_train=probe)
             out.append(ExperimentConfig(losses=LOSSES, methods=({"name": "none"},), **common))
             if (weak, strong) == METHODS_PAIR:
                 out.append(ExperimentConfig(losses=("xent",), methods=METHODS, **common))
@@ -92,81 +101,168 @@ def setting(record: dict) -> str:
     return ExperimentConfig.from_dict(record["config"]).train_config("strong").mode
 
 
+def family_of(record: dict) -> str:
+    """The family a comparison is corrected in, declared before the run: every student of one (setting, pair)
+    against its matched baseline."""
+    return f"{setting(record)}: {record['weak']} -> {record['strong']}"
+
+
 def student_rows(records: list[dict]) -> list[dict]:
-    """Per (setting, pair, student): pooled PGR over the seeds with a gap and the paired difference against xent."""
-    from w2slab.metrics import hierarchical_paired_difference
-    from w2slab.report.methods import experiment_key
+    """Per (setting, pair, student): the pooled PGR over all seeds (shown under the gap rule) and the paired
+    difference against the student's matched baseline with p, Holm p and BH q over its family (w2slab.stats)."""
+    from w2slab.report.methods import matched_baseline, paired_rows, student_label_ground_truth
     from w2slab.report.records import order_losses
-    from w2slab.report.tables import correct_by_role, has_gap, pooled_pgr
+    from w2slab.report.tables import has_gap, pooled_pgr
 
-    def correct(record: dict) -> np.ndarray:
-        return correct_by_role(record)["student"].astype(float)
-
-    baseline = {experiment_key(r): r for r in records if r["loss"] == "xent"}
+    compared = {(r["family"], r["student"]): r for r in paired_rows(records, family_of=family_of)}
     groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: r["seed"]):  # seed order: bootstrap draws independent of listing
+    for record in sorted(records, key=lambda r: r["seed"]):
         groups[(setting(record), record["weak"], record["strong"], record["loss"])].append(record)
     rows = []
     for (mode, weak, strong, student), group in groups.items():
         pooled = pooled_pgr(group)
-        row = {"setting": mode, "weak": weak, "strong": strong, "student": student, "seeds": len(group),
-               "seeds_with_gap": sum(has_gap(r) for r in group), "pgr": pooled.pgr, "pgr_lo": pooled.ci95[0],
-               "pgr_hi": pooled.ci95[1], "oracle": any(r.get("oracle") for r in group),
-               "gap": float(np.mean([r["ceiling_accuracy"] - r["weak_accuracy"] for r in group])),
-               "suspect": sum(bool(r.get("suspect")) for r in group),
-               "weak_acc": float(np.mean([r["weak_accuracy"] for r in group])),
+        family = family_of(group[0])
+        row = {"setting": mode, "weak": weak, "strong": strong, "student": student, "family": family,
+               "baseline": matched_baseline(group[0]) or "", "seeds": len(group),
+               "seeds_with_gap": sum(has_gap(r) for r in group),
+               "supervisor_acc": float(np.mean([r["weak_accuracy"] for r in group])),
                "ceiling_acc": float(np.mean([r["ceiling_accuracy"] for r in group])),
-               "student_acc": float(np.mean([r["student_accuracy"] for r in group]))}
-        pairs = [(correct(r), correct(baseline[experiment_key(r)])) for r in group
-                 if student != "xent" and experiment_key(r) in baseline]
-        if pairs:
-            mean, (low, high) = hierarchical_paired_difference([a - b for a, b in pairs])
-            row.update(diff=mean, diff_lo=low, diff_hi=high, excludes_zero=bool(low > 0 or high < 0),
-                       mdd=2.8 * (high - low) / 3.92)
+               "student_acc": float(np.mean([r["student_accuracy"] for r in group])),
+               "gap": pooled.gap.value, "gap_lo": pooled.gap.ci95[0], "gap_hi": pooled.gap.ci95[1],
+               "pgr_shown": pooled.shown, "pgr": pooled.pgr, "pgr_lo": pooled.ci95[0], "pgr_hi": pooled.ci95[1],
+               "ground_truth": float(np.mean([student_label_ground_truth(r) for r in group])),
+               "oracle": any(bool(r.get("oracle")) for r in group),
+               "suspect": sum(bool(r.get("suspect")) for r in group)}
+        paired = compared.get((family, student))
+        if paired is not None:
+            row.update({key: paired[key] for key in ("comparisons", "diff_mean", "diff_lo", "diff_hi", "se", "df",
+                                                     "p", "p_holm", "q_bh", "mdd", "claimed",
+                                                     "baseline_ground_truth", "design")})
         rows.append(row)
     order = {label: i for i, label in enumerate(order_losses(r["student"] for r in rows))}
     return sorted(rows, key=lambda r: (SETTINGS.index(r["setting"]), PAIRS.index((r["weak"], r["strong"])),
                                        order[r["student"]]))
 
 
-def markdown(rows: list[dict], command: str, seconds: float, n_runs: int, cpu: str, computed: int) -> str:
-    timing = (f"in {seconds / 60:.0f} min, computing {computed} stages" if computed else
-              "from stages an earlier invocation computed on this machine")
-    from w2slab.fingerprint import source_digest
+def signed(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:+.3f}"
 
-    lines = ["# Methods benchmark", "", f"Made by `{command}` {timing} ({n_runs} results) on 2 cores of {cpu} "
-             "(bf16 kernels differ between CPUs: numbers reproduce on one machine, not across machines), with "
-             f"w2slab source digest `{source_digest()}`.", "",
+
+def p_text(value: float) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.0e}"
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    """The benchmark's README from its rows and the run's metadata alone (so rebuild.py can remake it)."""
+    timing = (f"in {meta['seconds'] / 60:.0f} min, computing {meta['computed']} stages" if meta["computed"] else
+              "from stages an earlier invocation computed on this machine")
+    lines = ["# Methods benchmark", "", f"Made by `{meta['command']}` {timing} ({meta['n_results']} results) on 2 "
+             f"cores of {meta['cpu']} (bf16 kernels differ between CPUs: numbers reproduce on one machine, not "
+             f"across machines), with w2slab source digest `{meta['source_digest']}`. Rebuilt from the committed "
+             "per-example outcomes (`records.jsonl.gz`) by `python benchmarks/rebuild.py`, without training.", "",
              (__doc__ or "").split("\n\n", 2)[2].split("\n\nWrites")[0].strip(), ""]
     for mode, (weak, strong) in ((mode, pair) for mode in SETTINGS for pair in PAIRS):
         pair_rows = [r for r in rows if (r["setting"], r["weak"], r["strong"]) == (mode, weak, strong)]
         if not pair_rows:
             continue
-        first = pair_rows[0]
-        mdds = [r["mdd"] for r in pair_rows if "mdd" in r]
+        first = next((r for r in pair_rows if r["student"] == "xent"), pair_rows[0])
+        compared = [r for r in pair_rows if "p" in r and not math.isnan(r["p"])]
+        count = compared[0]["comparisons"] if compared else 0
+        mdds = [r["mdd"] for r in compared]
+        claims = [r for r in compared if r["claimed"]]
         title = (f"{weak} -> {strong} (linear probes)" if mode == "probe" else
                  f"{weak} -> {strong}, fine-tuned ({mode}): the default experiment with every loss")
+        gap_text = (f"gap {first['gap']:.3f} [{first['gap_lo']:.3f}, {first['gap_hi']:.3f}]; seeds whose own gap "
+                    f"interval excludes 0: {first['seeds_with_gap']} of {first['seeds']}")
         lines += [f"## {title}", "",
-                  f"weak {first['weak_acc']:.3f}, ceiling {first['ceiling_acc']:.3f} (means over {first['seeds']} "
-                  f"seeds); gap {first['gap']:.3f}; seeds whose gap interval excludes 0: {first['seeds_with_gap']} "
-                  f"of {first['seeds']}" + (f"; median MDD of a paired accuracy difference {np.median(mdds):.3f}"
-                                            if mdds else ""), "",
-                  "| student | accuracy | PGR pooled [95% CI] (seeds with a gap) | vs xent [95% CI] | MDD | "
-                  "suspect runs |", "|---|---:|---:|---:|---:|---:|"]
+                  f"Family `{first['family']}`: {count} comparisons against matched baselines (identical-to-"
+                  f"baseline rows excluded), Holm-corrected. Plain xent: supervisor {first['supervisor_acc']:.3f}, "
+                  f"ceiling {first['ceiling_acc']:.3f}; {gap_text}"
+                  + (f"; median MDD {np.median(mdds):.3f} at the family's level" if mdds else "") + ". "
+                  + (f"Differences that survive Holm: {', '.join(r['student'] for r in claims)}." if claims else
+                     "No difference survives Holm.")
+                  + ("" if first["pgr_shown"] else " **No gap: no PGR is a result on this pair, and no star.**"), "",
+                  "| student | baseline | supervisor acc | GT labels | accuracy | PGR [95% CI] | vs baseline [95% CI] "
+                  "| p | Holm p | BH q | MDD | suspect |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in pair_rows:
-            if 2 * r["seeds_with_gap"] < r["seeds"] or math.isnan(r["pgr"]):  # a pair without a real gap
-                pgr = f"no gap ({r['seeds_with_gap']} of {r['seeds']})"
+            pgr = (f"{r['pgr']:.2f} [{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}]" if r["pgr_shown"] else
+                   f"no gap ({r['seeds_with_gap']} of {r['seeds']})")
+            if "p" not in r:
+                diff = ""
+            elif math.isnan(r["p"]):
+                diff = "identical to baseline"
             else:
-                pgr = f"{r['pgr']:.2f} [{r['pgr_lo']:.2f}, {r['pgr_hi']:.2f}] ({r['seeds_with_gap']} of {r['seeds']})"
-            diff = ("" if "diff" not in r else f"{r['diff']:+.3f} [{r['diff_lo']:+.3f}, {r['diff_hi']:+.3f}]"
-                    + (" *" if r["excludes_zero"] else ""))
-            mdd = f"{r['mdd']:.3f}" if "mdd" in r else ""
-            lines.append(f"| {r['student']} | {r['student_acc']:.3f} | {pgr} | {diff} | {mdd} | "
-                         f"{r['suspect']}/{r['seeds']} |")
+                diff = f"{signed(r['diff_mean'])} [{signed(r['diff_lo'])}, {signed(r['diff_hi'])}]" + (
+                    " *" if r["claimed"] else "")
+            mdd = f"{r['mdd']:.3f}" if "mdd" in r and not math.isnan(r["mdd"]) else ""
+            gt = f"{r['ground_truth']:.0f}" + (f" ({r['baseline_ground_truth']:.0f})" if "p" in r else "")
+            lines.append(f"| {md_cell(r['student'])} | {md_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | {gt} | "
+                         f"{r['student_acc']:.3f} | {pgr} | {diff} | {p_text(r.get('p'))} | "
+                         f"{p_text(r.get('p_holm'))} | {p_text(r.get('q_bh'))} | {mdd} | {r['suspect']}/{r['seeds']} |")
         lines.append("")
-    lines += ["`(oracle)`: reads ground truth on the student's side, an upper reference. Synthetic supervisors "
-              "(`synthetic_*`) replace the weak model: their PGR is from their own accuracy."]
+    lines += ["`*`: Holm-adjusted p < .05 within the pair's family and the pair has a gap: the only differences to "
+              "claim. An unstarred row is *no detectable difference*, not equivalence (that needs TOST with a "
+              "margin). `(oracle)`: reads ground truth on the student's side (GT labels: per seed, the baseline's "
+              "in brackets), an upper reference. Synthetic supervisors (`synthetic_*`) replace the weak model: their "
+              "PGR is from their own accuracy, and their comparison is against plain xent (another supervisor). "
+              "Adapted methods (their `w2s methods` source says `adapted:`) are measured as adapted."]
     return "\n".join(lines) + "\n"
+
+
+def md_cell(text: str) -> str:
+    from w2slab.report.tables import md_cell as escape
+
+    return escape(text)
+
+
+#: What each committed record keeps: enough to rebuild every table (per-example outcomes, the config that names
+#: its setting and test set, what it read), without the bulky training traces.
+KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
+               "student_accuracy", "pgr", "gap_ci95", "ground_truth_labels", "suspect", "test_size", "test_correct",
+               "experiment_id", "config", "validation")
+
+
+def write_records(records: list[dict], path: Path) -> None:
+    """The per-example outcomes behind a table, gzipped JSON lines in a fixed order (byte-stable: mtime 0)."""
+    import gzip
+
+    kept = [{key: r.get(key) for key in KEPT_FIELDS} | {"resolved": {"revisions": (r.get("resolved") or {})
+                                                                      .get("revisions", {})}}
+            for r in sorted(records, key=lambda r: (r["experiment_id"], r["loss"]))]
+    text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
+        handle.write(text.encode())
+
+
+def read_records(path: Path) -> list[dict]:
+    import gzip
+
+    from w2slab.results import ExperimentResult
+
+    out = []
+    for line in gzip.decompress(path.read_bytes()).decode().splitlines():
+        raw = json.loads(line)
+        resolved = raw.pop("resolved", {})
+        record = dataclasses.asdict(ExperimentResult.from_dict(raw, str(path)))
+        record["resolved"] = resolved
+        out.append(record)
+    return out
+
+
+def render(out: Path) -> str:
+    """(Re)write README.md and methods.csv of ``out`` from its records.jsonl.gz and meta.json."""
+    records = read_records(out / "records.jsonl.gz")
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    rows = student_rows(records)
+    text = markdown(rows, meta)
+    (out / "README.md").write_text(text, encoding="utf-8")
+    with (out / "methods.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)),
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return text
 
 
 def main() -> None:
@@ -200,18 +296,17 @@ def main() -> None:
     # written before they recorded their code revision share a config id with these, and would count as seeds)
     ids = sorted(r.experiment_id for r in result.results)
     records = [r for r in load_records(Path(args.run_root)) if r["experiment_id"] in set(ids)]
-    rows = student_rows(records)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     by_setting = {mode: sorted(r["experiment_id"] for r in records if setting(r) == mode) for mode in SETTINGS}
     (out / "experiments.json").write_text(json.dumps(by_setting) + "\n", encoding="utf-8")  # for reproduction.py
-    text = markdown(rows, command, seconds, len(result.results), cpu_name(), computed)
-    (out / "README.md").write_text(text, encoding="utf-8")
-    with (out / "methods.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(text)
+    write_records(records, out / "records.jsonl.gz")
+    from w2slab.fingerprint import source_digest
+
+    meta = {"command": command, "seconds": round(seconds), "n_results": len(result.results), "cpu": cpu_name(),
+            "computed": computed, "source_digest": source_digest()}
+    (out / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(render(out))
 
 
 if __name__ == "__main__":

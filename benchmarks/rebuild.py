@@ -1,0 +1,72 @@
+"""Rebuild every committed benchmark table from its committed per-example outcomes, without training.
+
+    python benchmarks/rebuild.py            # rewrite results/*/README.md and *.csv from results/*/records.jsonl.gz
+    python benchmarks/rebuild.py --check    # rebuild into memory and fail (exit 1) where a committed file differs
+
+A results folder that holds ``records.jsonl.gz`` (every result's per-example test outcomes, config and what it
+read) and ``meta.json`` (the command, machine and source digest that made it) is rebuilt by the benchmark that
+wrote it (``meta.json``'s ``benchmark``, default ``methods``), through the same statistics module the library's
+reports use. Folders without them (tables made before per-example outcomes were committed) are listed as not
+re-derivable, never silently skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+REBUILT = ("README.md", "methods.csv")
+
+
+def rebuildable(folder: Path) -> bool:
+    return (folder / "records.jsonl.gz").is_file() and (folder / "meta.json").is_file()
+
+
+def rebuild(folder: Path, target: Path) -> None:
+    """Render ``folder``'s tables into ``target`` (which holds a copy of its records and meta)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import methods
+
+    methods.render(target)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare with the committed files; change nothing")
+    parser.add_argument("--results", default=str(RESULTS), help="the results folder (default: the repository's)")
+    args = parser.parse_args()
+    started = time.time()
+    failed = []
+    for folder in sorted(p for p in Path(args.results).iterdir() if p.is_dir()):
+        if not rebuildable(folder):
+            print(f"{folder.name}: not re-derivable (no committed per-example outcomes)")
+            continue
+        with tempfile.TemporaryDirectory() as scratch:
+            target = Path(scratch)
+            for name in ("records.jsonl.gz", "meta.json"):
+                shutil.copy2(folder / name, target / name)
+            rebuild(folder, target)
+            for name in REBUILT:
+                new = (target / name).read_bytes()
+                if args.check:
+                    same = (folder / name).is_file() and (folder / name).read_bytes() == new
+                    print(f"{folder.name}/{name}: {'identical' if same else 'DIFFERS'}")
+                    if not same:
+                        failed.append(f"{folder.name}/{name}")
+                else:
+                    (folder / name).write_bytes(new)
+                    print(f"{folder.name}/{name}: rebuilt")
+    print(f"{time.time() - started:.1f} s")
+    if failed:
+        print(f"differ from their committed per-example outcomes: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
