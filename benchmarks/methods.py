@@ -217,10 +217,10 @@ def md_cell(text: str) -> str:
 
 
 #: What each committed record keeps: enough to rebuild every table (per-example outcomes, the config that names
-#: its setting and test set, what it read), without the bulky training traces.
+#: its setting and test set, what it read, the students' traces for the reproduction claims).
 KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
                "student_accuracy", "pgr", "gap_ci95", "ground_truth_labels", "suspect", "test_size", "test_correct",
-               "experiment_id", "config", "validation")
+               "experiment_id", "config", "validation", "trace")
 
 
 def write_records(records: list[dict], path: Path) -> None:

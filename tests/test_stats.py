@@ -140,3 +140,21 @@ def test_equivalence_needs_the_whole_interval_inside_the_margin():
     wide = stats.Estimate(0.001, 0.02, 200, (-0.04, 0.04), 0.96, 5, 1000, "crossed")
     assert stats.equivalence_p(tight, margin=0.01) < 0.05
     assert stats.equivalence_p(wide, margin=0.01) > 0.05  # "no detectable difference" is not equivalence
+
+
+def test_a_function_of_means_gets_the_delta_method_interval_of_its_design():
+    rng = np.random.default_rng(5)
+    runs = [simulated_runs(rng, k=5, n=1000, seed_sd=0.0, noise_sd=0.1) for _ in range(1)][0]
+    arrays = {role: [r[role].astype(float) for r in runs] for role in RATES}
+    direct = stats.paired_difference(arrays["student"], arrays["weak"])
+    through = stats.function_estimate(lambda m: m["student"] - m["weak"], arrays)
+    assert through.value == pytest.approx(direct.value) and through.se == pytest.approx(direct.se, rel=1e-4)
+    pgr = stats.function_estimate(lambda m: (m["student"] - m["weak"]) / (m["ceiling"] - m["weak"]), arrays)
+    fieller = stats.pgr_estimate(runs)
+    assert pgr.value == pytest.approx(fieller.pgr) and pgr.ci95[0] < fieller.pgr < pgr.ci95[1]
+
+
+def test_power_is_alpha_at_no_effect_and_eighty_percent_at_the_mdd():
+    assert stats.power(0.01, 1e6, 0.0) == pytest.approx(0.05, abs=1e-3)
+    mdd = stats.minimum_detectable(0.01, 30)
+    assert stats.power(0.01, 30, mdd) == pytest.approx(0.8, abs=0.01)

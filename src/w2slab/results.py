@@ -273,18 +273,24 @@ class ExperimentResult:
 
 def trace_rows(trace: dict[str, np.ndarray], weak: dict[str, np.ndarray], result: ExperimentResult,
                labels: dict[str, np.ndarray]) -> list[dict]:
-    """The student over training: test accuracy, PGR against the final weak and ceiling accuracies, and
-    agreement with the weak labels on transfer (what it fitted) and test, at each traced step."""
+    """The student over training: test accuracy, PGR against the final weak and ceiling accuracies, agreement
+    with the weak labels on transfer (what it fitted) and test, and ``imitation_test``: on the test examples the
+    weak model gets wrong, the share where the student makes the weak model's error (the paper's claim that longer
+    training imitates the teacher's *errors* is about this share, not about agreement overall), at each step."""
     rows = []
     total = max(1, int(trace["total_steps"]))
+    weak_test = weak["test"].argmax(-1)
+    weak_wrong = weak_test != labels["test"]
     for i, step in enumerate(trace["steps"]):
-        test_acc = float((trace["test"][i].argmax(-1) == labels["test"]).mean())
+        predicted = trace["test"][i].argmax(-1)
+        test_acc = float((predicted == labels["test"]).mean())
+        imitation = float((predicted[weak_wrong] == weak_test[weak_wrong]).mean()) if weak_wrong.any() else NAN
         gap = result.ceiling_accuracy - result.weak_accuracy
         rows.append({"step": int(step), "step_frac": int(step) / total, "accuracy": test_acc,
                      "pgr": (test_acc - result.weak_accuracy) / gap if gap > 0 else NAN,
                      "agreement_transfer": float((trace["transfer"][i].argmax(-1)
                                                   == weak["transfer"].argmax(-1)).mean()),
-                     "agreement_test": float((trace["test"][i].argmax(-1) == weak["test"].argmax(-1)).mean())})
+                     "agreement_test": float((predicted == weak_test).mean()), "imitation_test": imitation})
     return rows
 
 

@@ -264,6 +264,44 @@ def shows_pgr(seeds_with_gap: int, seeds: int, gap: Estimate | None = None) -> b
     return gap is None or gap.ci95[0] > 0
 
 
+def function_estimate(function, arrays: dict[str, Sequence[np.ndarray]], *, shared_test_set: bool = True,
+                      step: float = 1e-6) -> Estimate:
+    """A smooth function of several means (e.g. PGR(large) - PGR(small) along a ladder, or a difference of two
+    pairs' logconf gains) with the delta method: ``function`` takes the mapping of each name to its mean over
+    seeds and examples; its numerical gradient weights each name's per-seed, per-example values into one
+    influence array per seed, whose mean's interval (:func:`mean_estimate`, the same design) is the function's.
+    Every name must hold the same seeds on the same examples."""
+    names = list(arrays)
+    rows = {name: _matrix(arrays[name]) for name in names}
+    means = {name: float(np.mean([r.mean() for r in rows[name]])) for name in names}
+    value = float(function(means))
+    gradient = {}
+    for name in names:
+        shifted = dict(means)
+        shifted[name] += step
+        gradient[name] = (float(function(shifted)) - value) / step
+    seeds = len(rows[names[0]])
+    influence = [sum(gradient[name] * (rows[name][s] - means[name]) for name in names) for s in range(seeds)]
+    spread = mean_estimate(influence, shared_test_set=shared_test_set)
+    half = spread.ci95[1] - spread.value
+    p = float(2 * _scipy.t.sf(abs(value) / spread.se, max(spread.df, 1.0))) if spread.se > 0 else float(value == 0)
+    return Estimate(value, spread.se, spread.df, (value - half, value + half), p, spread.seeds, spread.examples,
+                    spread.design)
+
+
+def power(se: float, df: float, effect: float, comparisons: int = 1) -> float:
+    """The probability that a two-sided test at ALPHA / comparisons finds a true difference ``effect`` measured
+    with standard error ``se`` (a claim's power: below ~.8 a null result says little)."""
+    if not se > 0:
+        return math.nan
+    crit = _t(df, 1 - ALPHA / max(comparisons, 1) / 2)
+    shift = abs(effect) / se
+    d = max(df, 1.0) if math.isfinite(df) else math.inf
+    upper = _scipy.norm.sf(crit - shift) if not math.isfinite(d) else _scipy.t.sf(crit - shift, d)
+    lower = _scipy.norm.cdf(-crit - shift) if not math.isfinite(d) else _scipy.t.cdf(-crit - shift, d)
+    return float(upper + lower)
+
+
 # --- families: multiplicity, detectable differences, equivalence -------------------------------------------
 
 
