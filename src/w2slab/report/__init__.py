@@ -36,5 +36,6 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[
         "heatmaps": plot_pgr_heatmap(records, out_dir, rows=rows),
         "methods": write_method_report(records, out_dir),
     }
-    paths["page"] = [write_html(out_dir, records, f"w2slab report: {run_root.resolve().name}")]
+    written = [path for group in paths.values() for path in group]  # this call's files only, never leftovers
+    paths["page"] = [write_html(out_dir, records, f"w2slab report: {run_root.resolve().name}", written=written)]
     return paths
