@@ -140,8 +140,9 @@ def student_rows(records: list[dict]) -> list[dict]:
                                                      "baseline_ground_truth", "design")})
         rows.append(row)
     order = {label: i for i, label in enumerate(order_losses(r["student"] for r in rows))}
-    return sorted(rows, key=lambda r: (SETTINGS.index(r["setting"]), PAIRS.index((r["weak"], r["strong"])),
-                                       order[r["student"]]))
+    ranks = {pair: i for i, pair in enumerate(PAIRS)}  # a pair off the ladder (another --dataset's) goes last
+    return sorted(rows, key=lambda r: (SETTINGS.index(r["setting"]), ranks.get((r["weak"], r["strong"]), len(PAIRS)),
+                                       r["weak"], r["strong"], order[r["student"]]))
 
 
 def signed(value: float) -> str:
