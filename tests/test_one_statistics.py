@@ -91,3 +91,27 @@ def test_compare_refuses_results_on_other_test_sets(tmp_path):
     (short / "result.json").write_text(json.dumps(record("xent", 0, correct, n_test=58, revision="rev1")))
     with pytest.raises(W2SError, match="other test sets"):  # was a broadcasting ValueError
         compare(tmp_path / "a", tmp_path / "c")
+
+
+def test_a_pipe_in_a_name_never_shifts_a_markdown_column(five_seeds):
+    import re
+
+    from w2slab.report.methods import diagnostics_markdown, paired_markdown
+    from w2slab.report.tables import aggregate, markdown_table
+
+    root = five_seeds[0]
+    records = load_records(root)
+    for r in records:
+        r["loss"] = r["loss"].replace("logconf", "logconf[keyword=a|b]")
+        r["diagnostics"] = {"misfit": 0.1, "gain": 0.1, "gain_ge_misfit": True,
+                            "decomposition": {"corrected": 0.1, "imitated": 0.1, "changed": 0.0, "new_errors": 0.1},
+                            "calibration": {role: {"ece": 0.1, "brier": 0.1} for role in ("weak", "ceiling",
+                                                                                         "student")}}
+    from w2slab.report.methods import diagnostic_rows
+
+    for text in (markdown_table(aggregate(records)), paired_markdown(paired_rows(records)),
+                 diagnostics_markdown(diagnostic_rows(records))):
+        table = [line for line in text.splitlines() if line.startswith("|")]
+        columns = {len(re.findall(r"(?<!\\)\|", line)) for line in table}
+        assert len(columns) == 1, table
+        assert any("a\\|b" in line for line in table)

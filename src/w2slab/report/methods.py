@@ -57,10 +57,23 @@ def loss_label(record: dict) -> str:
 
 def matched_baseline(record: dict, baseline: str = BASELINE) -> str | None:
     """The student label a record is compared against: the same method with the ``baseline`` loss for a loss
-    (same supervisor and rows: RAVEN on an ensemble against xent on that ensemble), the plain ``baseline``
-    student for a method under the baseline loss; None for the baseline itself."""
+    (same supervisor and rows: RAVEN on an ensemble against xent on that ensemble); for a method under the baseline
+    loss, its method's own matched baseline where it has one (``Method.matched_baseline``: ``select`` against
+    ``subset``, the same training rows without selection; an oracle against ``truth_swap``, as many ground-truth
+    labels learnt directly), else the plain ``baseline`` student; None for the baseline itself. A record whose
+    config no longer builds (an older result) gets the default rule."""
     method = record.get("method") or "none"
     loss = loss_label(record)
+    if loss == baseline and method != "none":
+        from w2slab.config import ExperimentConfig
+        from w2slab.errors import ConfigError
+
+        try:
+            matched = ExperimentConfig.from_dict(record["config"]).methods[0].matched_baseline()
+        except (ConfigError, KeyError, TypeError, ValueError, IndexError, OSError):  # an older record: default rule
+            matched = None
+        if matched is not None:
+            return matched.student_label(baseline)
     if loss == baseline:
         return None if method == "none" else baseline
     oracle = "(oracle)" if record.get("oracle") else ""
@@ -254,7 +267,8 @@ def diagnostics_markdown(rows: list[dict]) -> str:
              "new errors | CAPA weak-ceiling | ECE weak / ceiling / student | Brier student |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['dataset']} | {r['weak']} | {r['strong']} | {_student(r)} | {r['n_seeds']} | "
+        lines.append(f"| {md_cell(r['dataset'])} | {md_cell(r['weak'])} | {md_cell(r['strong'])} | "
+                     f"{md_cell(_student(r))} | {r['n_seeds']} | "
                      f"{r['misfit']:.3f} | {r['gain']:+.3f} | {r['gain_ge_misfit']}/{r['n_seeds']} | "
                      f"{r['corrected']:.3f} | {r['imitated']:.3f} | {r['new_errors']:.3f} | "
                      f"{fmt(r['capa_weak_ceiling'])} | "
