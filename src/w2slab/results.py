@@ -516,7 +516,7 @@ def summary_table(summary: ExperimentSummary):
     table.caption = ("" if has_gap else "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
         ("ceiling at chance: its margin over chance reaches 0, so this dataset measures nothing with these "
          "models. " if at_chance and not math.isnan(first.ceiling_over_chance_ci95[0]) else "") + \
-        "Intervals resample the test examples (one seed)."
+        "Intervals over the test examples (one seed; w2slab.stats)."
 
     def confidence(result: ExperimentResult, role: str) -> tuple[str, str]:
         cal = (result.diagnostics.get("calibration") or {}).get(role) or {}
