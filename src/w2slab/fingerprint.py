@@ -117,7 +117,8 @@ def code_digest(obj: object) -> str | None:
     w2slab's own modules are covered by :func:`source_digest`; a loss, method or dataset registered from outside
     (a plugin package, an entry point, a script) is not, so editing it would silently reuse the old students.
     What is hashed: the defining module's file, or every ``.py`` file of its top-level package when it is part
-    of one (helpers in sibling modules count too), and the same for each base class defined outside w2slab.
+    of one (helpers in sibling modules count too), every user module those files import (transitively; not
+    w2slab, the standard library or installed packages), and the same for each base class defined outside w2slab.
     Read afresh on every call (no memo: an edit in a notebook session must count); a definition without a
     source file (typed into a REPL) is identified by its source text, else by its qualified name.
     """
@@ -149,7 +150,23 @@ def code_digest(obj: object) -> str | None:
 
 
 def _source_files(module: object) -> list[Path]:
-    """The ``.py`` files that define a module: its top-level package's, or its own file alone."""
+    """The ``.py`` files that define a module: its top-level package's, or its own file alone, and every user
+    module those files import, transitively (a single-file plugin's ``import myhelpers``: editing the helper
+    changes what the plugin computes, so it must change the digest too)."""
+    files = _own_files(module)
+    seen = set(files)
+    queue = list(files)
+    while queue:
+        path = queue.pop()
+        for imported in _imported_user_files(path, _package_of(module, path)):
+            if imported not in seen:
+                seen.add(imported)
+                queue.append(imported)
+    return sorted(seen)
+
+
+def _own_files(module: object) -> list[Path]:
+    """The ``.py`` files of a module's top-level package, or its own file alone."""
     file = getattr(module, "__file__", None)
     if not file or not Path(file).is_file():
         return []
@@ -157,8 +174,95 @@ def _source_files(module: object) -> list[Path]:
     top = sys.modules.get(name.split(".")[0])
     package_dirs = [Path(d) for d in getattr(top, "__path__", [])] if "." in name or hasattr(module, "__path__") else []
     if package_dirs:
-        return sorted(path for folder in package_dirs for path in folder.rglob("*.py"))
-    return [Path(file)]
+        return sorted(path.resolve() for folder in package_dirs for path in folder.rglob("*.py"))
+    return [Path(file).resolve()]
+
+
+def _package_of(module: object, path: Path) -> str:
+    """The package a file's relative imports start from (its module's, when it is the module's own file)."""
+    own = getattr(module, "__file__", None)
+    if own and Path(own).resolve() == path:
+        return getattr(module, "__package__", "") or ""
+    for candidate in list(sys.modules.values()):
+        file = getattr(candidate, "__file__", None)
+        if file and Path(file).resolve() == path:
+            return getattr(candidate, "__package__", "") or ""
+    return ""
+
+
+def _imported_names(path: Path, package: str) -> set[str]:
+    """Absolute names of the modules a file imports (``import a.b``, ``from a import b``, ``from . import c``),
+    anywhere in it (an import inside a function counts: it runs when the plugin does)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join([*parts, *([base] if base else [])])
+            if base:
+                names.add(base)
+            names.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
+    return names
+
+
+def _imported_user_files(path: Path, package: str) -> list[Path]:
+    """The files of the user modules ``path`` imports: not w2slab's, not the standard library's, not installed."""
+    out = []
+    for name in _imported_names(path, package):
+        top = name.split(".")[0]
+        if top == "w2slab" or top in sys.stdlib_module_names:
+            continue
+        file = _module_file(name)
+        if file is not None and _is_user_file(file):
+            out.append(file)
+    return out
+
+
+def _module_file(name: str) -> Path | None:
+    """Where module ``name`` lives: the loaded module's file, else (a top-level name not imported yet) where the
+    import system would find it, without importing it."""
+    import importlib.machinery
+
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None) if module is not None else None
+    if file is None and module is None and "." not in name:
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        file = spec.origin if spec is not None and spec.has_location else None
+    if not file or not file.endswith(".py") or not Path(file).is_file():
+        return None
+    return Path(file).resolve()
+
+
+@functools.cache
+def _installed_roots() -> tuple[Path, ...]:
+    """Folders of installed and standard-library code (site-packages, the stdlib), whose files are not the user's."""
+    import site
+    import sysconfig
+
+    roots = {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    roots.add(site.getusersitepackages() if hasattr(site, "getusersitepackages") else None)
+    return tuple(Path(r).resolve() for r in roots if r)
+
+
+def _is_user_file(path: Path) -> bool:
+    """A file outside w2slab, site-packages and the standard library."""
+    if path.is_relative_to(PACKAGE_DIR) or any(part in ("site-packages", "dist-packages") for part in path.parts):
+        return False
+    return not any(path.is_relative_to(root) for root in _installed_roots())
 
 
 #: The Hub's answers about repositories in this process: (repo_type, repo_id) -> (commit, problem).
