@@ -233,12 +233,14 @@ def tiny(tmp_path_factory):
                            data=str(write_toy_dataset(root / "toy.jsonl", n=400)))
 
 
+# the last three: matched baselines (subset: select[every=2]'s; truth_swap: trust's and selective's, oracle_select's)
 ALL_METHODS = ["none", {"name": "conf_filter", "drop": 0.25}, {"name": "knn", "k": 5},
                {"name": "logreg", "mode": "filter"}, {"name": "select", "every": 2}, "oracle_select",
                {"name": "synthetic_flip", "rate": 0.25}, "synthetic_class_flip", "synthetic_cue",
                {"name": "ensemble", "seeds": 2}, None, {"name": "s2s", "rounds": 2}, {"name": "ensemw2s", "rounds": 2},
                {"name": "icm", "restarts": 1, "iterations": 3}, {"name": "trust", "labelled": 20},
-               {"name": "graph_smooth", "k": 5}, {"name": "selective", "labelled": 20}]
+               {"name": "graph_smooth", "k": 5}, {"name": "selective", "labelled": 20}, "subset",
+               {"name": "truth_swap", "labelled": 20}, {"name": "truth_swap", "labelled": 200, "holdout": 0.1}]
 
 
 @pytest.fixture(scope="module")

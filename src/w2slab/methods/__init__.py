@@ -4,6 +4,7 @@ Importing this package registers every built-in method; ``w2s methods`` lists th
 """
 
 from w2slab.methods import (  # noqa: F401 - registers the built-ins
+    baselines,
     boosting,
     chains,
     relabel,

@@ -108,6 +108,16 @@ class Method(Component):
         """The final student of this (loss, method): by default one student on :meth:`labels_stage`."""
         return builder.student(loss, self.labels_stage(builder), self, label=label)
 
+    def matched_baseline(self) -> Method | None:
+        """The method this one's student is compared against, when the plain recipe is not a fair comparison.
+
+        A method that trains on fewer rows, or reads ground truth on the student's side, differs from plain xent by
+        more than what it does: its matched baseline has the same rows or the same ground-truth labels and does
+        nothing else with them (``subset`` for ``select``, ``truth_swap`` for an oracle). None: the report's
+        default rule (the plain baseline student) applies.
+        """
+        return None
+
 
 @dataclass(frozen=True)
 class LabelMethod(Method):
@@ -144,6 +154,15 @@ class SupervisorMethod(Method):
         return builder.supervise(self)
 
 
+def holdout_size(n: int, fraction: float, minimum: int) -> int:
+    """Rows held out of ``n``: ``fraction`` of them, at least ``minimum``, at most half (and at least one).
+
+    One rule for a selection method's held-out rows and for the ground truth its label-matched baseline reads,
+    so that the two count the same labels at every transfer size.
+    """
+    return max(1, min(n // 2, max(minimum, int(round(fraction * n)))))
+
+
 @dataclass(frozen=True)
 class SelectionMethod(Method):
     """Holds out ``holdout`` of the transfer set and keeps the student's best checkpoint on it (or stops early).
@@ -154,6 +173,8 @@ class SelectionMethod(Method):
     """
 
     stage_kind: ClassVar[str] = "student"
+    #: keep the best checkpoint on the held-out rows; False: only leave them out (``subset``, select's baseline)
+    selects: ClassVar[bool] = True
     holdout: float = 0.1
     min_holdout: int = 200
     every: int = 0  # evaluate every this many steps (0: ten times per training)
@@ -172,7 +193,7 @@ class SelectionMethod(Method):
 
     def holdout_size(self, n: int) -> int:
         """Rows held out of ``n``: ``holdout`` of them, at least ``min_holdout``, at most half."""
-        return max(1, min(n // 2, max(self.min_holdout, int(round(self.holdout * n)))))
+        return holdout_size(n, self.holdout, self.min_holdout)
 
     def validation_targets(self, weak: np.ndarray, truth: Callable[[], np.ndarray] | None) -> np.ndarray:
         """What the held-out rows are scored against: the weak labels (an oracle overrides this)."""
@@ -200,22 +221,39 @@ class LabelledOracle(ChainMethod):
 
         check(self.labelled >= 2, "labelled", f"must be >= 2, got {self.labelled}")
 
+    def matched_baseline(self) -> Method:
+        """``truth_swap`` of as many rows, drawn by the same rule (``labelled_sample``): the ground truth it reads,
+        learnt directly, without what the method does with it."""
+        from w2slab.methods.baselines import TruthSwap
+
+        return TruthSwap(labelled=self.labelled)
+
 
 @dataclass
 class RelabelContext:
     """What a :class:`LabelMethod` may see: transfer texts, the strong model's frozen features when it
-    reads them, and a seed. There is no ground truth here: a relabel stage never gets any."""
+    reads them, and a seed. Ground truth only for an oracle label method: the relabel stage draws its rows
+    through the leakage guard (which refuses any other method) and counts them; every other method gets none."""
 
     texts: list[str]
     seed: int
     num_classes: int
     features: np.ndarray | None = None
+    truth_rows: np.ndarray | None = None  # the transfer rows whose ground truth an oracle label method reads
+    truth: np.ndarray | None = None  # their ground-truth classes
 
     def strong_features(self) -> np.ndarray:
         if self.features is None:
             raise ConfigError("this method reads strong_features but declares no such input; add "
                               "'strong_features' to its reads")
         return self.features
+
+    def ground_truth(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, their ground-truth classes), handed to an oracle label method only."""
+        if self.truth_rows is None or self.truth is None:
+            raise LeakageError("this relabel stage holds no ground truth: only an oracle label method that reads "
+                               "ground_truth is given any")
+        return self.truth_rows, self.truth
 
 
 #: ``@register_method("name")`` on a :class:`Method` subclass (made a frozen dataclass if it is not one).

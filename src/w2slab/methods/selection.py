@@ -15,13 +15,18 @@ from typing import ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import SelectionMethod, register_method
+from w2slab.methods.base import Method, SelectionMethod, register_method
+from w2slab.methods.baselines import HoldoutSubset, TruthSwap
 
 
 @register_method("select")
 @dataclass(frozen=True)
 class WeakLabelSelection(SelectionMethod):
     """Keep the student checkpoint that best fits held-out weak labels (no ground truth; optional early stop)."""
+
+    def matched_baseline(self) -> Method:
+        """``subset``: the same training rows (the same held-out rows left out), the final checkpoint."""
+        return HoldoutSubset(holdout=self.holdout, min_holdout=self.min_holdout)
 
 
 @register_method("oracle_select")
@@ -31,6 +36,10 @@ class OracleSelection(SelectionMethod):
 
     reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth"})
     oracle: ClassVar[bool] = True
+
+    def matched_baseline(self) -> Method:
+        """``truth_swap`` of the rows it holds out (the same size rule and draw): its ground truth, learnt directly."""
+        return TruthSwap(labelled=self.min_holdout, holdout=self.holdout)
 
     def validation_targets(self, weak: np.ndarray, truth: Callable[[], np.ndarray] | None) -> np.ndarray:
         if truth is None:

@@ -242,7 +242,8 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
 def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
     """Train the student on its ``labels`` input's transfer labels (rows of weight 0 left out), predict transfer
     and test. It is given the splits without their labels; only an oracle selection method reads ground truth,
-    through :func:`oracle_truth`, which counts what it reads."""
+    through :func:`oracle_truth`, which counts what it reads. A selection method trains on the rows it does not hold
+    out; one that does not select (``subset``) keeps the final checkpoint and reads nothing of the held-out rows."""
     spec = stage.spec
     splits = StageFolder(inputs["split"]).splits(blind=True)
     strong = _strong_model(stage, inputs, runtime, splits)
@@ -251,13 +252,9 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     method, callbacks, truth_read = spec.method, [], 0
     if isinstance(method, SelectionMethod):
         rows, held = holdout_rows(rows, method.holdout_size(len(rows)), spec.seed)
-        truth = (lambda: oracle_truth(inputs["split"], "transfer", held, method)) if method.oracle else None
-        targets = method.validation_targets(labels.probs[held], truth)
-        truth_read = len(held) if method.oracle else 0
-        steps = max(1, int(np.ceil(len(rows) / spec.train.batch_size * spec.train.epochs)))
-        callbacks.append(KeepBest(strong.subset_examples("transfer", held), targets,
-                                  method.every or max(1, steps // 10), metric=method.metric, patience=method.patience,
-                                  batch_size=spec.train.eval_batch_size))
+        if method.selects:
+            callbacks.append(keep_best(strong, method, inputs["split"], labels.probs, rows, held, spec.train))
+            truth_read = len(held) if method.oracle else 0
     train_split = strong.subset("transfer", rows)
     trace = None
     if spec.train.trace_every:
@@ -291,6 +288,17 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
+def keep_best(strong: RoleModel, method: SelectionMethod, split_folder: Path, probs: np.ndarray, rows: np.ndarray,
+              held: np.ndarray, train: TrainConfig) -> KeepBest:
+    """The callback that keeps the student's best checkpoint on the ``held`` rows, scored against the method's
+    targets (their weak labels, or, for an oracle, their ground truth through :func:`oracle_truth`)."""
+    truth = (lambda: oracle_truth(split_folder, "transfer", held, method)) if method.oracle else None
+    targets = method.validation_targets(probs[held], truth)
+    steps = max(1, int(np.ceil(len(rows) / train.batch_size * train.epochs)))
+    return KeepBest(strong.subset_examples("transfer", held), targets, method.every or max(1, steps // 10),
+                    metric=method.metric, patience=method.patience, batch_size=train.eval_batch_size)
+
+
 def holdout_rows(rows: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``rows`` split at random (by ``seed``) into (kept for training, held out): ``size`` held out."""
     rng = np.random.default_rng([seed, 104_729])
@@ -312,21 +320,35 @@ def labelled_sample(split_folder: Path, n: int, count: int, seed: int, method) -
     return rows, oracle_truth(split_folder, "transfer", rows, method)
 
 
+def oracle_label_sample(split_folder: Path, n: int, seed: int, method) -> tuple[np.ndarray, np.ndarray]:
+    """The transfer rows an oracle label method reads the ground truth of, and that truth, drawn like the oracle it
+    matches: with ``holdout``, the rows an oracle selection holds out (:func:`holdout_rows`, the same seed); else
+    ``labelled`` rows by :func:`labelled_sample` (trust's and selective's rows). Non-oracles are refused."""
+    if getattr(method, "holdout", 0.0):
+        _, rows = holdout_rows(np.arange(n), method.truth_count(n), seed)
+        return rows, oracle_truth(split_folder, "transfer", rows, method)
+    return labelled_sample(split_folder, n, method.labelled, seed, method)
+
+
 def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
-    """A label method on the transfer labels of its ``labels`` input (no ground truth is within reach)."""
+    """A label method on the transfer labels of its ``labels`` input. Ground truth is within reach of an oracle
+    label method only (``truth_swap``): its rows are drawn through the leakage guard, which refuses any other
+    method, and counted."""
     spec = stage.spec
     splits = StageFolder(inputs["split"]).splits(blind=True)
     labels = StageFolder(inputs["labels"]).labels("transfer")
     features = (StageFolder(inputs["features"]).features("transfer", pair_difference=True) if "features" in inputs
                 else None)
+    truth_rows, truth = (oracle_label_sample(inputs["split"], len(labels.probs), spec.seed, spec.method)
+                         if "ground_truth" in spec.method.reads else (None, None))
     context = RelabelContext(texts=[content(r) for r in splits["transfer"]], seed=spec.seed,
-                             num_classes=labels.probs.shape[1], features=features)
+                             num_classes=labels.probs.shape[1], features=features, truth_rows=truth_rows, truth=truth)
     new = spec.method.transform(labels, context)
     changed = int((new.probs.argmax(-1) != labels.probs.argmax(-1))[new.kept].sum())
     runtime.echo(f"  {spec.method.label}: kept {int(new.kept.sum())} of {len(new.probs)} rows, "
                  f"{changed} kept rows change their label")
     StageFolder(work).write_labels("transfer", [r["id"] for r in splits["transfer"]], new)
-    record_ground_truth(work, stage, inputs)
+    record_ground_truth(work, stage, inputs, "student", 0 if truth_rows is None else len(truth_rows))
 
 
 def compute_supervise(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
