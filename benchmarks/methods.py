@@ -66,7 +66,10 @@ METHODS = ({"name": "conf_filter", "drop": 0.2}, {"name": "knn"}, {"name": "knn"
            {"name": "s2s"}, {"name": "bootstrap", "via": "minilm-l6"}, {"name": "synthetic_flip", "rate": 0.2},
            {"name": "synthetic_class_flip", "rates": [0.0, 0.4]}, {"name": "synthetic_cue", "cue": "long"},
            {"name": "ensemw2s", "rounds": 3}, {"name": "icm", "restarts": 2, "iterations": 5}, {"name": "trust"},
-           {"name": "graph_smooth"}, {"name": "selective"})
+           {"name": "graph_smooth"}, {"name": "selective"},
+           # the matched baselines (Method.matched_baseline): select's (the same 1,800 rows, no selection), and the
+           # label-matched ones of the oracles (oracle_select's 200 held-out rows; trust's and selective's 100)
+           {"name": "subset"}, {"name": "truth_swap", "labelled": 200, "holdout": 0.1}, {"name": "truth_swap"})
 #: Multi-teacher losses learn from an ensemble's members: teachers of two sizes from the ladder (minilm-l3 and
 #: minilm-l6, two seeds each); xent on the same ensemble is their naive average.
 TEACHERS = {"name": "ensemble", "seeds": 2, "models": ["minilm-l6"]}
