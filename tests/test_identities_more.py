@@ -6,11 +6,34 @@ family's defaults, or an array's middle; a data file or model folder edited betw
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.tiny import write_tiny_model, write_toy_dataset
 from w2slab import fingerprint
+from w2slab.config import ExperimentConfig
+from w2slab.models.registry import FAMILIES, MODELS, register_family, register_model
+from w2slab.pipeline.graph import build_experiment, model_defaults
+
+TRAIN = {"mode": "full", "epochs": 1, "batch_size": 16, "lr": 3e-3}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(weak=str(write_tiny_model(tmp_path / "weak", layers=1, hidden=16)),
+                           strong=str(write_tiny_model(tmp_path / "strong", layers=1, hidden=32, seed=1)),
+                           data=str(write_toy_dataset(tmp_path / "toy.jsonl", n=300)), root=tmp_path / "runs")
+
+
+def spec(tiny, **overrides) -> dict:
+    return {"dataset": tiny.data, "weak": tiny.weak, "strong": tiny.strong, "losses": ["xent"], "n_train": 64,
+            "n_test": 32, "max_ctx": 16, "weak_train": TRAIN, "strong_train": {**TRAIN, "lr": None}, **overrides}
 
 LOSS_SOURCE = '''
 from dataclasses import dataclass
@@ -64,3 +87,33 @@ def test_installed_and_standard_library_modules_are_not_the_users():
     assert not fingerprint._is_user_file(Path(numpy.__file__).resolve())
     assert not fingerprint._is_user_file(fingerprint.PACKAGE_DIR / "losses.py")
     assert fingerprint._is_user_file(Path(__file__).resolve())
+
+
+def test_re_registering_a_model_family_changes_the_ceiling_and_student_identities(tiny):
+    import json
+
+    family = json.loads((Path(tiny.strong) / "config.json").read_text())["model_type"]
+    cfg = ExperimentConfig.from_dict(spec(tiny))
+    before = build_experiment(cfg)
+    original = FAMILIES[family]
+    try:
+        register_family(family, dataclasses.replace(original, pooling="mean" if original.pooling != "mean" else "cls",
+                                                    lr_full=original.lr_full * 2), replace=True)
+        after = build_experiment(cfg)
+    finally:
+        register_family(family, original, replace=True)
+    assert after.split.id == before.split.id
+    assert after.ceiling.id != before.ceiling.id
+    assert all(after.students[k].id != before.students[k].id for k in before.students)
+    assert build_experiment(cfg).ceiling.id == before.ceiling.id  # restored: the same identity again
+
+
+def test_a_registered_models_overrides_are_in_its_identity():
+    original = MODELS["minilm-l3"]
+    before = model_defaults("minilm-l3")
+    try:
+        register_model(dataclasses.replace(original, overrides={**original.overrides, "lr_full": 3e-4}), replace=True)
+        after = model_defaults("minilm-l3")
+    finally:
+        register_model(original, replace=True)
+    assert before != after and '"pooling": "mean"' in before

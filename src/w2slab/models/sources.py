@@ -10,6 +10,8 @@ Each kind is one source that says, from the name alone, everything the harness a
 - ``revision(name)``: what identifies the weights (in every stage's identity);
 - ``modality(name)``: what the model reads (``text``, ``image`` or ``vector``);
 - ``params(name)``: its parameter count where known without loading weights (the weak < strong check);
+- ``defaults(name)``: its family's defaults (pooling, learning rates), where known before loading (in every
+  stage's identity: re-registering a family changes what trains);
 - ``resolve(name, cache_dir, install, revision)``: a loadable :class:`~w2slab.models.loading.ResolvedModel`.
 
 These questions used to be four if-chains over the kinds of names (``model_revision``, ``model_modality``,
@@ -31,6 +33,7 @@ from w2slab.registry import Registry, first_match
 
 if TYPE_CHECKING:
     from w2slab.models.loading import ResolvedModel
+    from w2slab.models.registry import FamilyDefaults
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class ModelSource:
         return "text"
 
     def params(self, name: str) -> int | None:
+        return None
+
+    def defaults(self, name: str) -> FamilyDefaults | None:
+        """The family defaults the model will train with, known at plan time (None: only loading tells)."""
         return None
 
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
@@ -105,6 +112,11 @@ class RegisteredSource(ModelSource):
         from w2slab.models.registry import MODELS
 
         return MODELS[name].params
+
+    def defaults(self, name: str) -> FamilyDefaults | None:
+        from w2slab.models.registry import MODELS
+
+        return MODELS[name].defaults()
 
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
         from w2slab.models.loading import ResolvedModel
@@ -167,6 +179,12 @@ class LibrarySource(ModelSource):
     def modality(self, name: str) -> str:
         return "image"
 
+    def defaults(self, name: str) -> FamilyDefaults | None:
+        from w2slab.models.loading import library_model
+        from w2slab.models.registry import FAMILIES
+
+        return FAMILIES.find(library_model(name)[0])
+
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
         from w2slab.models.loading import ResolvedModel, library_model
         from w2slab.models.registry import FAMILIES
@@ -212,6 +230,11 @@ class CoordinatesSource(ModelSource):
         span = coordinate_range(name)
         return None if span is None else span[1] - span[0] + 1
 
+    def defaults(self, name: str) -> FamilyDefaults | None:
+        from w2slab.models.registry import FAMILIES
+
+        return FAMILIES.find("linear")
+
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
         from w2slab.models.loading import ResolvedModel
         from w2slab.models.registry import FAMILIES
@@ -250,6 +273,11 @@ class FolderSource(ModelSource):
     def params(self, name: str) -> int | None:
         return _count_from_config(name)
 
+    def defaults(self, name: str) -> FamilyDefaults | None:
+        from w2slab.models.loading import read_folder_config
+
+        return _config_defaults(read_folder_config(Path(name)))
+
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
         self.check(name)
         return _resolve_transformers(name, str(Path(name).resolve()), "local", None)
@@ -286,9 +314,34 @@ class HubSource(ModelSource):
     def params(self, name: str) -> int | None:
         return _count_from_config(name)
 
+    def defaults(self, name: str) -> FamilyDefaults | None:
+        """From the cached ``config.json`` at the pinned commit (None when it is not downloaded yet)."""
+        from w2slab import fingerprint
+
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            sha = fingerprint.pinned_hub_commit(name, "model")
+            path = try_to_load_from_cache(name, "config.json", revision=sha) if sha else None
+            config = json.loads(Path(path).read_text()) if isinstance(path, str) else None
+        except (ImportError, OSError, ValueError):
+            return None
+        return _config_defaults(config) if isinstance(config, dict) else None
+
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
         self.check(name)
         return _resolve_transformers(name, name, "hub", revision)
+
+
+def _config_defaults(config: dict) -> FamilyDefaults:
+    """The defaults :func:`_resolve_transformers` gives a model of this HF config (read without transformers)."""
+    from w2slab.models.registry import FAMILIES, family_defaults
+
+    model_type = str(config.get("model_type", ""))
+    if model_type in FAMILIES and FAMILIES[model_type].modality == "image":
+        return FAMILIES[model_type]
+    architectures = config.get("architectures")
+    return family_defaults(model_type, architectures if isinstance(architectures, list) else None)
 
 
 def _count_from_config(name: str) -> int | None:

@@ -63,6 +63,18 @@ def model_revision(name: str) -> str:
     return model_source(name).revision(name)
 
 
+def model_defaults(name: str) -> str:
+    """What the model trains with besides its weights, as JSON text: its family's defaults with the model's own
+    overrides (pooling, learning rates, LoRA targets) and, for a plugin's model source, its code. Re-registering a
+    family or a model with another pooling or lr changes what trains, so it is in every stage that loads it."""
+    from w2slab.models.sources import model_source
+
+    source = model_source(name)
+    defaults = source.defaults(name)
+    value: dict[str, Any] = {"family": to_plain(defaults) if defaults is not None else None}
+    if code := fingerprint.code_digest(type(source)):
+        value["source_code"] = code
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def pinned_revision(revision: str) -> str | None:
@@ -81,7 +93,9 @@ def dataset_revision(name: str, source: str = "auto", data_root: str | None = No
     """
     from w2slab.data.sources import data_source
 
-    return data_source(name).revision(name, source, data_root)
+    reader = data_source(name)
+    code = fingerprint.code_digest(type(reader))  # a plugin's data source: its code reads the rows
+    return reader.revision(name, source, data_root) + (f"+source:{code}" if code else "")
 
 
 def resolved_precision(precision: str) -> dict[str, str]:
@@ -123,10 +137,13 @@ class ModelInput:
     max_ctx: int
     truncation: str
     image_size: int | None = None  # images: the side they are resized to (None: the model's own)
+    defaults: str = ""  # :func:`model_defaults` at plan time: family defaults, overrides, a plugin source's code
 
     def to_value(self) -> dict[str, Any]:
-        """Plain data; ``image_size`` only when set, so text stages keep the identities they always had."""
+        """Plain data; ``image_size`` and ``defaults`` only when set."""
         value = {"model": self.model, "revision": self.revision, "max_ctx": self.max_ctx, "truncation": self.truncation}
+        if self.defaults:
+            value["defaults"] = json.loads(self.defaults)
         return value if self.image_size is None else {**value, "image_size": self.image_size}
 
 
@@ -391,7 +408,8 @@ class GraphBuilder:
         return self.make(Stage(kind, spec, dict(inputs), label=label or f"{kind} {self.name}"))
 
     def model_input(self, model: str) -> ModelInput:
-        return ModelInput(model, model_revision(model), self.cfg.max_ctx, self.cfg.truncation, self.cfg.image_size)
+        return ModelInput(model, model_revision(model), self.cfg.max_ctx, self.cfg.truncation, self.cfg.image_size,
+                          model_defaults(model))
 
     @functools.cached_property
     def num_classes(self) -> int:
