@@ -19,10 +19,12 @@ student is one (loss, method); its evaluation measures PGR from the supervisor i
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import hashlib
 import importlib.metadata
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,6 +269,48 @@ StageSpec = (SplitSpec | TrainSpec | StudentSpec | WeakLabelSpec | FeaturesSpec 
 
 
 
+def plain_identity(value: Any, path: str) -> Any:
+    """``value`` as JSON data that says all of it: an array (numpy, torch) by its dtype, shape and a digest of its
+    bytes (``str`` of a 2,000-element array elides its middle, so an edit there kept the identity), sets sorted;
+    anything else that is not plain data is refused in one line naming the field, since its ``str`` may not say
+    what the stage computes from."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain_identity(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_identity(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        return sorted((plain_identity(v, path) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    if (array := _array_identity(value)) is not None:
+        return array
+    if isinstance(value, enum.Enum):
+        return plain_identity(value.value, path)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise ConfigError(f"{path}: a {type(value).__name__} is not plain data, so it cannot be hashed into the stage's "
+                      "identity; hold numbers, strings, lists, mappings or arrays in the spec")
+
+
+def _array_identity(value: Any) -> dict[str, Any] | None:
+    """``{"array": {dtype, shape, sha256}}`` for a numpy array or scalar, or a torch tensor; None otherwise."""
+    import sys
+
+    np = sys.modules.get("numpy")
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if np is None or not isinstance(value, np.ndarray | np.generic):
+        return None
+    if isinstance(value, np.generic) and not isinstance(value, np.void):
+        return value.item()  # a numpy scalar: its plain value
+    data = np.ascontiguousarray(value)
+    if data.dtype.hasobject:
+        raise ConfigError("an array of Python objects cannot be hashed by content; hold a numeric array")
+    digest = hashlib.sha256(data.tobytes()).hexdigest()
+    return {"array": {"dtype": str(data.dtype), "shape": list(data.shape), "sha256": digest}}
+
+
 @dataclass(eq=False)
 class Stage:
     kind: str  # a registered stage kind (w2slab.pipeline.kinds)
@@ -286,7 +330,8 @@ class Stage:
         """The spec as plain data (what is hashed and recorded), with the kind's compute code when it is the user's
         (a plugin kind: editing its function reruns exactly its stages)."""
         code = stage_kind(self.kind).code_digest()
-        return {**to_plain(self.spec), **({"user_code": {"stage": code}} if code else {})}
+        plain = plain_identity(to_plain(self.spec), f"stage {self.kind!r} spec")
+        return {**plain, **({"user_code": {"stage": code}} if code else {})}
 
     @functools.cached_property
     def id(self) -> str:
