@@ -153,3 +153,40 @@ def test_a_stage_spec_that_is_not_plain_data_is_refused_in_one_line():
     with pytest.raises(ConfigError, match=r"stage 'split' spec.weights: a object is not plain data") as info:
         Stage("split", ArraySpec(object())).id  # noqa: B018 - computing the identity is the test
     assert "\n" not in str(info.value)
+
+
+def flip_a_byte(path: Path, offset: int = -100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_data_file_rewritten_after_planning_is_refused_by_the_split_stage(tiny, tmp_path):
+    from w2slab.config import RuntimeConfig
+    from w2slab.errors import DataError
+    from w2slab.pipeline.stages import compute_split
+
+    graph = build_experiment(ExperimentConfig.from_dict(spec(tiny)))
+    lines = Path(tiny.data).read_text().splitlines()
+    Path(tiny.data).write_text("\n".join(lines[:-1]) + "\n")  # rewritten between planning and the split stage
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(DataError, match="changed since the run was planned; run again") as info:
+        compute_split(graph.split, {}, work, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *_: None))
+    assert "\n" not in str(info.value) and tiny.data in str(info.value)
+    assert not list(work.iterdir())  # nothing written under the old identity
+
+
+def test_a_model_folder_edited_after_planning_is_refused_when_it_is_loaded(tiny):
+    from w2slab.config import TrainConfig
+    from w2slab.errors import ModelError
+    from w2slab.models.loading import resolve_model
+    from w2slab.pipeline.role_model import RoleModel
+
+    graph = build_experiment(ExperimentConfig.from_dict(spec(tiny)))
+    planned = graph.ceiling.spec.model
+    identity = {"model": planned.model, "revision": planned.revision}
+    RoleModel("strong", resolve_model(tiny.strong), TrainConfig(), 16, "right", identity=identity)  # unchanged: fine
+    flip_a_byte(Path(tiny.strong) / "model.safetensors")
+    with pytest.raises(ModelError, match=r"model folder .*strong changed since the run was planned; run again"):
+        RoleModel("strong", resolve_model(tiny.strong), TrainConfig(), 16, "right", identity=identity)

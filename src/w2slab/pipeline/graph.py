@@ -100,6 +100,29 @@ def dataset_revision(name: str, source: str = "auto", data_root: str | None = No
     return reader.revision(name, source, data_root) + (f"+source:{code}" if code else "")
 
 
+def check_data_unchanged(name: str, planned: str, source: str = "auto", data_root: str | None = None) -> None:
+    """Refuse to read a dataset whose rows changed since the run was planned: the stage would be stored under the
+    old rows' identity (and reverting the file later would reuse the wrong split). A Hub dataset is loaded at the
+    commit pinned then, so only local content is compared."""
+    from w2slab.errors import DataError
+
+    if pinned_revision(planned) is not None or planned.startswith("hub:"):
+        return
+    if dataset_revision(name, source, data_root) != planned:
+        raise DataError(f"data {name} changed since the run was planned; run again")
+
+
+def check_model_unchanged(name: str, planned: str) -> None:
+    """Refuse to load a local model folder whose files changed since the run was planned (its revision is its
+    content, taken at plan time; training what is there now would store it under the old identity)."""
+    from w2slab.errors import ModelError
+
+    if not planned.startswith("folder:"):
+        return
+    if model_revision(name) != planned:
+        raise ModelError(f"model folder {name} changed since the run was planned; run again")
+
+
 def resolved_precision(precision: str) -> dict[str, str]:
     """``auto`` as this machine resolves it, and the device type: fp32 on CPU and bf16 on a GPU are not one result."""
     from w2slab.distributed import device

@@ -81,6 +81,14 @@ class RoleModel:
     splits: dict[str, EncodedSplit] = field(default_factory=dict)
     _features: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """A local model folder is loaded as it is now but was identified by its content when the run was planned:
+        refuse a folder edited in between (its training would be stored under the old identity)."""
+        if "revision" in self.identity:
+            from w2slab.pipeline.graph import check_model_unchanged
+
+            check_model_unchanged(str(self.identity.get("model", self.resolved.name)), str(self.identity["revision"]))
+
     @functools.cached_property
     def tokenizer(self):
         """Loaded on first use: a stage whose texts are all in the token store (a probe head on cached

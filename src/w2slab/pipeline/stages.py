@@ -120,7 +120,13 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
 
 
 def compute_split(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
+    from w2slab.pipeline.graph import check_data_unchanged, check_model_unchanged
+
     spec = stage.spec
+    # the rows (and the tokenizers that decide which rows drop) must be what the split's identity says
+    check_data_unchanged(spec.dataset, spec.dataset_revision, spec.data_source, runtime.data_root)
+    for model, revision in zip(spec.drop_for_models, spec.drop_model_revisions, strict=False):
+        check_model_unchanged(model, revision)
     task = load_task(spec.dataset, data_root=runtime.data_root, seed=spec.data_seed, source=spec.data_source,
                      hub_revision=pinned_revision(spec.dataset_revision), **(spec.file_fields or {}))
     splits = make_splits(task, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed, data_seed=spec.data_seed,
