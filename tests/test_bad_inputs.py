@@ -175,6 +175,28 @@ def a_wrong_type_in_a_result(env: SimpleNamespace, tmp: Path) -> list[str]:
     return ["report", str(root)]
 
 
+def a_changed_result(command: str, **fields) -> Callable[[SimpleNamespace, Path], list[str]]:
+    """``w2s report`` (or ``w2s compare`` of it with the good run) of a copy of the good result with ``fields``
+    replaced; a field given as a function of the good record (``diagnostics``) is applied to it."""
+
+    def argv(env: SimpleNamespace, tmp: Path) -> list[str]:
+        (source,) = list((env.runs / "experiments").glob("*/result.json"))[:1]
+        record = json.loads(source.read_text())
+        record.update({key: value(record) if callable(value) else value for key, value in fields.items()})
+        folder = tmp / "root" / "experiments" / "x"
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(record))
+        return ["report", str(tmp / "root")] if command == "report" else ["compare", str(env.runs), str(tmp / "root")]
+
+    return argv
+
+
+def _without_corrected(record: dict) -> dict:
+    diagnostics = dict(record["diagnostics"])
+    diagnostics["decomposition"] = {k: v for k, v in diagnostics["decomposition"].items() if k != "corrected"}
+    return diagnostics
+
+
 #: Every bad input we know of, one row each: old ones and those the issues found as tracebacks.
 BAD_INPUTS: dict[str, Bad] = {
     # --- data files
@@ -322,6 +344,18 @@ BAD_INPUTS: dict[str, Bad] = {
                                "report: --out"),
     "report of a file": Bad(lambda env, tmp: ["report", write(tmp, "a-file", "x")], "report: run root"),
     "report of a result with a wrong type": Bad(a_wrong_type_in_a_result, "seed must be an integer >= 0"),
+    # tracebacks in w2s report / w2s compare: a list where a mapping belongs, a decomposition without a part, bad hex
+    "report of a result whose config is a list": Bad(a_changed_result("report", config=[]),
+                                                     "result.json: config must be a mapping"),
+    "report of a result whose diagnostics are a string": Bad(a_changed_result("report", diagnostics="x"),
+                                                             "result.json: diagnostics must be a mapping"),
+    "compare of a result whose ground-truth counts are a list": Bad(
+        a_changed_result("compare", ground_truth_labels=[]), "result.json: ground_truth_labels must be a mapping"),
+    "report of a result whose decomposition lacks a part": Bad(
+        a_changed_result("report", diagnostics=_without_corrected), "diagnostics.decomposition must map"),
+    "compare of a result with bad hex in test_correct": Bad(
+        a_changed_result("compare", test_correct={"weak": "zz", "ceiling": "00", "student": "00"}),
+        "result.json: test_correct.weak must be a hex string"),
     # --- preference pairs and vectors
     "preference row with an empty rejected text": Bad(
         data_file("d.jsonl", '{"chosen": "w7 w9", "rejected": "w8"}\n{"chosen": "w7", "rejected": " "}\n'),

@@ -190,3 +190,25 @@ def test_a_model_folder_edited_after_planning_is_refused_when_it_is_loaded(tiny)
     flip_a_byte(Path(tiny.strong) / "model.safetensors")
     with pytest.raises(ModelError, match=r"model folder .*strong changed since the run was planned; run again"):
         RoleModel("strong", resolve_model(tiny.strong), TrainConfig(), 16, "right", identity=identity)
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("config", [], "config must be a mapping"), ("diagnostics", "x", "diagnostics must be a mapping"),
+    ("ground_truth_labels", [], "ground_truth_labels must be a mapping"),
+    ("diagnostics", {"decomposition": {"corrected": 0.1}}, "diagnostics.decomposition must map both_right"),
+    ("test_correct", {"weak": "0g"}, "test_correct.weak must be a hex string"),
+    ("trace", {"step": 1}, "trace must be a list of mappings")])
+def test_load_results_refuses_a_malformed_nested_field_in_one_line_naming_file_and_field(tmp_path, field, value,
+                                                                                        needle):
+    import json
+
+    from w2slab.analysis import load_results
+    from w2slab.errors import W2SError
+
+    record = {"dataset": "d", "weak": "a", "strong": "b", "loss": "xent", "seed": 0, "weak_accuracy": 0.6,
+              "ceiling_accuracy": 0.8, "student_accuracy": 0.7, "pgr": 0.5, field: value}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(W2SError, match=needle) as info:
+        load_results(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

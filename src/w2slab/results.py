@@ -159,7 +159,7 @@ class ExperimentResult:
             elif f.type == "bool":
                 values[name] = bool(value)
             else:
-                values[name] = value
+                values[name] = _check_structure(name, value, source, fix)
         # Older records may lack the flags; a self pair is recognisable from the names alone.
         values.setdefault("self_pair", values["weak"] == values["strong"])
         values.setdefault("weak_not_smaller", values["self_pair"])
@@ -269,6 +269,54 @@ class ExperimentResult:
                 f"weak {fmt(self.weak_accuracy)}  student {fmt(self.student_accuracy)}  "
                 f"ceiling {fmt(self.ceiling_accuracy)}  PGR {fmt(self.pgr)}"
                 + ("  SUSPECT" if self.suspect else ""))
+
+
+#: The fields read back as mappings or lists (reports index into them), and the parts of the test-set decomposition.
+_MAPPINGS = ("config", "resolved", "diagnostics", "validation", "ground_truth_labels", "test_correct")
+_LISTS = ("selection", "trace")
+_DECOMPOSITION_KEYS = ("both_right", "corrected", "imitated", "changed", "new_errors")
+
+
+def _check_structure(name: str, value: Any, source: str, fix: str) -> Any:
+    """A nested field of a ``result.json`` checked for the shape readers rely on: a list where a mapping belongs, a
+    diagnostics block without its decomposition, or bad hex in ``test_correct`` is one line naming the file and the
+    field (``w2s report`` and ``w2s compare`` ended in tracebacks)."""
+
+    def bad(field: str, what: str, got: Any) -> W2SError:
+        shown = json.dumps(got, default=str)[:40]
+        return W2SError(f"malformed experiment record {source}: {field} {what}, got {shown}; {fix}")
+
+    if name in _MAPPINGS and not isinstance(value, dict):
+        raise bad(name, "must be a mapping", value)
+    if name in _LISTS and (not isinstance(value, list) or not all(isinstance(v, dict) for v in value)):
+        raise bad(name, "must be a list of mappings", value)
+    if name in ("weak_params", "strong_params") and value is not None and not _is_int(value):
+        raise bad(name, "must be an integer or null", value)
+    if name == "ground_truth_labels" and not all(_is_int(v) for v in value.values()):
+        raise bad(name, "must map roles to label counts", value)
+    if name == "test_correct":
+        for role, packed in value.items():
+            try:
+                bytes.fromhex(packed)
+            except (TypeError, ValueError):
+                raise bad(f"test_correct.{role}", "must be a hex string", packed) from None
+    if name == "diagnostics" and value:
+        parts = value.get("decomposition")
+        if not isinstance(parts, dict) or not all(
+                key in parts and (parts[key] is None or _is_number(parts[key])) for key in _DECOMPOSITION_KEYS):
+            raise bad("diagnostics.decomposition", f"must map {', '.join(_DECOMPOSITION_KEYS)} to numbers", parts)
+        calibration = value.get("calibration", {})
+        if not isinstance(calibration, dict) or not all(isinstance(v, dict) for v in calibration.values()):
+            raise bad("diagnostics.calibration", "must map roles to mappings", calibration)
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def trace_rows(trace: dict[str, np.ndarray], weak: dict[str, np.ndarray], result: ExperimentResult,
