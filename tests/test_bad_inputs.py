@@ -375,6 +375,21 @@ BAD_INPUTS: dict[str, Bad] = {
         "write coords:FIRST-LAST"),
     "a torchhub model pinned to a short commit": Bad(
         run_with("--strong", "torchhub:facebookresearch/dino:7c446df/dino_resnet50"), "full 40 hex digits"),
+    # models named in method parameters passed --dry-run and failed inside a stage after the weak model and the
+    # ceiling had trained
+    "a coordinates model as bootstrap's intermediate on texts": Bad(
+        run_with("--method", "bootstrap", "--method-param", "bootstrap.via=coords:0-50"),
+        "method bootstrap: 'coords:0-50' reads vector but"),
+    "an unknown model among an ensemble's members": Bad(
+        run_with("--method", "ensemble", "--method-param", "ensemble.models=[nosuchmodel]"),
+        "unknown model 'nosuchmodel'"),
+    "bootstrap's default text intermediate on vectors": Bad(
+        lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak", "coords:4-5", "--strong", "coords:0-3",
+                          "--method", "bootstrap"], "method bootstrap: 'minilm-l6' reads text but"),
+    "bootstrap's intermediate past the vectors' width": Bad(
+        lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak", "coords:4-5", "--strong", "coords:0-3",
+                          "--method", "bootstrap", "--method-param", "bootstrap.via=coords:0-50"],
+        "method bootstrap: 'coords:0-50' reads coordinate 50 but 'gaussian_w2s' has vectors of 6"),
     "a text model on vectors": Bad(lambda env, tmp: ["run", "--dataset", "gaussian_w2s", "--weak", "coords:4-5",
                                                       "--strong", str(env.strong)], "reads text but"),
 }

@@ -553,6 +553,16 @@ class GraphBuilder:
                                label=f"evaluate {self.name} {method.student_label(loss.label)}"))
 
 
+def models_to_load(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """``(role, name)`` of every model the experiment will load: weak, strong, and those named in method parameters
+    (``bootstrap.via``, ``ensemble.models``), which otherwise failed inside a stage after the weak model and the
+    ceiling had trained."""
+    models = [("weak", cfg.weak), ("strong", cfg.strong)]
+    for method in cfg.methods:
+        models.extend((f"method {method.name}", name) for name in method.extra_models())
+    return models
+
+
 def _check_coordinates(cfg: ExperimentConfig, data_root: str | None) -> None:
     """Refuse, before any work, a ``coords:`` model reading past the vectors' last coordinate (it failed inside its
     first stage)."""
@@ -562,10 +572,10 @@ def _check_coordinates(cfg: ExperimentConfig, data_root: str | None) -> None:
 
     task = load_task(cfg.dataset, data_root=data_root, seed=cfg.data_seed, source=cfg.data_source)
     width = len(decode_vector((task.train or task.test)[0]["vector"]))
-    for role in ("weak", "strong"):
-        span = coordinate_range(cfg.model(role))
+    for role, name in models_to_load(cfg):
+        span = coordinate_range(name)
         if span is not None and span[1] >= width:
-            raise ConfigError(f"{role}: {cfg.model(role)!r} reads coordinate {span[1]} but {cfg.dataset!r} has vectors "
+            raise ConfigError(f"{role}: {name!r} reads coordinate {span[1]} but {cfg.dataset!r} has vectors "
                               f"of {width}; choose coordinates 0..{width - 1}")
 
 
@@ -575,11 +585,11 @@ def build_experiment(cfg: ExperimentConfig, data_root: str | None = None,
     ``callbacks`` (``RuntimeConfig.callbacks``) enter every training's identity unless they only observe."""
     from w2slab.models.loading import model_modality
 
-    for role in ("weak", "strong"):
-        reads = model_modality(cfg.model(role))
+    for role, name in models_to_load(cfg):
+        reads = model_modality(name)
         if reads != cfg.modality:
             kind = {"image": "an image", "vector": "a vector"}.get(cfg.modality, "a text")
-            raise ConfigError(f"{role}: {cfg.model(role)!r} reads {reads} but {cfg.dataset!r} holds {cfg.modality}; "
+            raise ConfigError(f"{role}: {name!r} reads {reads} but {cfg.dataset!r} holds {cfg.modality}; "
                               f"pick {kind} model (`w2s models` lists them)")
     if cfg.modality == "vector":
         _check_coordinates(cfg, data_root)

@@ -34,7 +34,7 @@ from typing import Any
 
 from w2slab.config import ExperimentConfig
 from w2slab.errors import ConfigError, W2SError
-from w2slab.pipeline.graph import ExperimentGraph, Stage, build_experiment, unique_stages
+from w2slab.pipeline.graph import ExperimentGraph, Stage, build_experiment, models_to_load, unique_stages
 from w2slab.pipeline.kinds import stage_kinds
 from w2slab.pipeline.store import StageStore
 from w2slab.typed import init_fields
@@ -317,7 +317,7 @@ def check_sources(configs: list[ExperimentConfig] | tuple[ExperimentConfig, ...]
         check_model_name(name)
     defaults = ExperimentConfig()
     for c in configs:
-        for name in (c.weak, c.strong) if c.modality == "text" else ():
+        for name in dict.fromkeys(name for _, name in models_to_load(c)) if c.modality == "text" else ():
             positions = model_positions(name)
             if positions is not None and c.max_ctx > positions:
                 raise ConfigError(f"max_ctx: {c.max_ctx} tokens is more than {name} has positions ({positions}); "
