@@ -204,6 +204,10 @@ BAD_INPUTS: dict[str, Bad] = {
     "binary file": Bad(data_file("d.jsonl", b"\x00\x01\x02PK\x03\x04" * 100), "binary content"),
     "empty file": Bad(data_file("d.jsonl", ""), "no rows"),
     "bad json line": Bad(data_file("d.jsonl", GOOD + '{"text": "w9", "label": \n'), "row 3: not valid JSON"),
+    # a RecursionError traceback from the JSON parser
+    "a row nested thousands of levels deep": Bad(
+        data_file("d.jsonl", GOOD + '{"text": ' + "[" * 5000 + "]" * 5000 + ', "label": 0}\n'),
+        "row 3: nested too deeply to read"),
     "row is a list": Bad(data_file("d.jsonl", GOOD + '["w9", 1]\n'), "row 3: expected a JSON object"),
     "missing label": Bad(data_file("d.jsonl", GOOD + '{"text": "w9"}\n'), "row 3: missing 'label'"),
     "label with a gap": Bad(data_file("d.jsonl", GOOD + '{"text": "w9", "label": 3}\n'), "class 2 never occurs"),

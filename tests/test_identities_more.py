@@ -212,3 +212,13 @@ def test_load_results_refuses_a_malformed_nested_field_in_one_line_naming_file_a
     with pytest.raises(W2SError, match=needle) as info:
         load_results(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_raw_jsonl_row_nested_thousands_of_levels_deep_is_one_line_naming_the_row(tmp_path):
+    from w2slab.data.readers import _read_jsonl
+    from w2slab.errors import DataError
+
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"question": "q"}\n{"question": ' + "[" * 5000 + "]" * 5000 + "}\n")
+    with pytest.raises(DataError, match="train.jsonl row 2: nested too deeply to read"):
+        _read_jsonl(path)

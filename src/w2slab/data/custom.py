@@ -78,6 +78,11 @@ def _parse_records(path: Path) -> list[dict]:
                     f"{path.name} row {n}: not valid JSON ({exc.msg}); write one object per line like "
                     '{"text": "...", "label": 0}'
                 ) from None
+            except RecursionError:  # the parser recurses per level: thousands of nested brackets end it
+                raise DataError(
+                    f"{path.name} row {n}: nested too deeply to read (thousands of levels of lists or objects); "
+                    'write one flat object per line like {"text": "...", "label": 0}'
+                ) from None
             if not isinstance(rec, dict):
                 raise DataError(
                     f"{path.name} row {n}: expected a JSON object, got {type(rec).__name__}; "

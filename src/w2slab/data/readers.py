@@ -29,9 +29,21 @@ def require_file(path: Path) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
+    """The rows of a raw JSONL file; a row the parser cannot read (bad JSON, nested thousands of levels deep,
+    which ends the parser in a RecursionError) is one line naming the file and the row."""
     opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
     with opener(require_file(path), "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except (json.JSONDecodeError, RecursionError) as exc:
+                why = "nested too deeply to read" if isinstance(exc, RecursionError) else f"not valid JSON ({exc.msg})"
+                raise DataError(f"{path.name} row {len(rows) + 1}: {why}; replace the file with a complete copy of "
+                                "the shared datasets folder") from None
+    return rows
 
 
 def read_sciq(folder: Path, split: str) -> list[dict]:
