@@ -197,6 +197,14 @@ def _without_corrected(record: dict) -> dict:
     return diagnostics
 
 
+def another_config_under_a_used_name(env: SimpleNamespace, tmp: Path) -> list[str]:
+    """``w2s run`` of another config (seed 1) under the name of the good run's folder (which also holds a file
+    the user put there): it silently replaced the folder."""
+    (folder,) = [p.parent for p in env.runs.glob("*/metrics.json")]
+    (folder / "my-notes.txt").write_text("mine")
+    return ["run", "--dataset", str(env.data), *env.common, "--seed", "1", "--name", folder.name]
+
+
 #: Every bad input we know of, one row each: old ones and those the issues found as tracebacks.
 BAD_INPUTS: dict[str, Bad] = {
     # --- data files
@@ -346,6 +354,8 @@ BAD_INPUTS: dict[str, Bad] = {
                                               write(tmp, "a-file", "x")], "is a file, not a folder"),
     "report --out a file": Bad(lambda env, tmp: ["report", str(env.runs), "--out", write(tmp, "a-file", "x")],
                                "report: --out"),
+    "another config under a used --name": Bad(another_config_under_a_used_name,
+                                              "holds another experiment (its config.json differs)"),
     "report of a file": Bad(lambda env, tmp: ["report", write(tmp, "a-file", "x")], "report: run root"),
     "report of a result with a wrong type": Bad(a_wrong_type_in_a_result, "seed must be an integer >= 0"),
     # tracebacks in w2s report / w2s compare: a list where a mapping belongs, a decomposition without a part, bad hex

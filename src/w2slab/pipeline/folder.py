@@ -111,7 +111,23 @@ def experiment_folder(graph: ExperimentGraph, runtime: RuntimeConfig) -> Path:
         if not is_experiment:
             raise ConfigError(f"name: {final} exists and is not an experiment folder (no metrics.json and "
                               "config.json); it would be replaced: choose another --name or move it away")
+        if not _same_experiment(final / "config.json", graph):
+            raise ConfigError(f"name: {final} holds another experiment (its config.json differs); it would be "
+                              "replaced with everything in it: choose another --name or delete the folder")
     return final
+
+
+def _same_experiment(config_file: Path, graph: ExperimentGraph) -> bool:
+    """Whether an existing folder's ``config.json`` is this experiment (rewriting it then only refreshes it); an
+    unreadable one is not, so a folder the user filled is never replaced by a run of another config."""
+    try:
+        stored = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(stored, dict):
+        return False
+    stored = {key: value for key, value in stored.items() if key != "resolved"}
+    return stored == json.loads(json.dumps(graph.config.to_dict()))
 
 
 def write_experiment_folder(graph: ExperimentGraph, store: StageStore, runtime: RuntimeConfig,
