@@ -65,3 +65,33 @@ def test_a_ray_address_where_nothing_listens_is_one_line():
     with pytest.raises(W2SError, match="expected HOST:PORT"):
         executors.check_reachable("not-an-address")
     executors.check_reachable("auto")  # left to Ray
+
+
+def test_tracker_settings_reach_ray_workers_and_their_secrets_do_not(monkeypatch):
+    settings = {"MLFLOW_TRACKING_URI": "http://tracker:5000", "MLFLOW_EXPERIMENT_NAME": "w2s", "WANDB_MODE": "offline",
+                "WANDB_PROJECT": "w2s", "WANDB_DIR": "/shared/wandb"}
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "mlflow-secret")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "mlflow-token")
+    forwarded = executors.forwarded_environment()
+    assert {key: forwarded.get(key) for key in settings} == settings
+    assert not {"WANDB_API_KEY", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"} & set(forwarded)
+
+
+def test_more_gpus_per_training_than_a_local_ray_instance_has_is_refused_before_ray_starts(tiny, monkeypatch):
+    import sys
+
+    cfg = ExperimentConfig(dataset=tiny.data, weak=tiny.weak, strong=tiny.strong, losses=("xent",), n_train=32,
+                           n_test=16, max_ctx=16)
+    stages = build_experiment(cfg).stages()
+    monkeypatch.setattr(executors, "local_gpus", lambda: 0)
+    monkeypatch.setitem(sys.modules, "ray", None)  # reaching `import ray` would be too late: it must not start
+    with pytest.raises(W2SError, match=r"--gpus-per-training 1: the local Ray instance has 0 GPU\(s\)") as info:
+        executors.execute_ray(stages, None, None, gpus_per_training=1.0)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(executors, "local_gpus", lambda: 2)
+    executors.check_local_gpus(stages, 2.0)  # what there is: accepted
+    with pytest.raises(W2SError, match="has 2 GPU"):
+        executors.check_local_gpus(stages, 2.5)

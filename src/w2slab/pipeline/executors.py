@@ -113,6 +113,8 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
     ``ray_address=None`` starts a local Ray instance (``ray_cpus`` of them); otherwise connects to a
     cluster (``"auto"`` or ``ray://host:port``).
     """
+    if ray_address is None:
+        check_local_gpus(stages, gpus_per_training)
     import ray
 
     started_here = not ray.is_initialized()
@@ -141,6 +143,26 @@ def execute_ray(stages: list[Stage], store: StageStore, runtime: RuntimeConfig, 
             ray.shutdown()
 
 
+def local_gpus() -> int:
+    """The GPUs a local Ray instance started here gets: those this process sees (``CUDA_VISIBLE_DEVICES``)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_local_gpus(stages: list[Stage], gpus_per_training: float) -> None:
+    """Refuse, before any work, ``--gpus-per-training`` above what a local Ray instance has: Ray queues a task whose
+    resources no node can offer and waits for one to join, forever."""
+    if gpus_per_training <= 0 or not any(stage.trains for stage in stages):
+        return
+    available = local_gpus()
+    if gpus_per_training > available:
+        raise W2SError(f"--gpus-per-training {gpus_per_training:g}: the local Ray instance has {available} GPU(s), "
+                       "so every training would wait forever; ask for at most "
+                       f"{available}{' (or 0 on a CPU machine)' if not available else ''}, or join a cluster with "
+                       "--ray-address")
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """A one-line error when nothing listens at a ``host:port`` (or ``ray://host:port``) Ray address: ``ray.init``
     otherwise retries for minutes, logging each attempt. ``auto`` (a cluster started on this machine) is left to
@@ -159,12 +181,19 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
                        "(`ray start --head`) or fix the address") from None
 
 
+#: Prefixes of the settings a Ray job hands its workers: w2slab's, the Hugging Face libraries', and the trackers'
+#: (``MLFLOW_TRACKING_URI``, ``WANDB_MODE``, ``WANDB_PROJECT``...: without them a remote worker logged elsewhere or
+#: nowhere while the driver's runs looked configured).
+FORWARDED_PREFIXES = ("W2SLAB_", "HF_", "MLFLOW_", "WANDB_")
+
+
 def forwarded_environment() -> dict[str, str]:
-    """The ``W2SLAB_*`` and ``HF_*`` settings a Ray job hands its workers, without secrets: a ``runtime_env`` is
-    visible to anyone who can read the cluster's dashboard, so tokens stay in each node's own environment."""
+    """The ``W2SLAB_*``, ``HF_*``, ``MLFLOW_*`` and ``WANDB_*`` settings a Ray job hands its workers, without
+    secrets: a ``runtime_env`` is visible to anyone who can read the cluster's dashboard, so tokens, passwords and
+    API keys stay in each node's own environment."""
     secret = ("TOKEN", "SECRET", "PASSWORD", "KEY")
     return {k: v for k, v in os.environ.items()
-            if k.startswith(("W2SLAB_", "HF_")) and not any(word in k.upper() for word in secret)}
+            if k.startswith(FORWARDED_PREFIXES) and not any(word in k.upper() for word in secret)}
 
 
 #: Executors by name (``w2s sweep --executor``): ``execute(todo or all stages, store, runtime, **options)``.
