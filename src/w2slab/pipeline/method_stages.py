@@ -20,17 +20,17 @@ from w2slab.methods.boosting import boost
 from w2slab.methods.selective import can_fit_selector, select_student_labels
 from w2slab.methods.trust import fit_trust, hidden_signals, trust_rows, trust_signals
 from w2slab.metrics import softmax
-from w2slab.pipeline.artifacts import StageFolder
+from w2slab.pipeline.artifacts import PREDICTED, StageFolder
 from w2slab.pipeline.graph import Stage
 from w2slab.pipeline.stages import _role_model, labelled_sample, labels_of, one_hot, record_ground_truth
 
 
 def compute_boost(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:
     """Train the experts in turn (out-of-fold, :func:`~w2slab.methods.boosting.boost`) and write the ensemble's
-    transfer and test labels."""
+    transfer, validation and test labels."""
     spec = stage.spec
     splits = StageFolder(inputs["split"]).splits()
-    weak = _role_model(stage, runtime, "weak", splits, ("weak_train", "transfer", "test"), spec.train)
+    weak = _role_model(stage, runtime, "weak", splits, ("weak_train", *PREDICTED), spec.train)
     truth = labels_of(splits, "weak_train")
     k = weak.num_labels
 
@@ -39,18 +39,18 @@ def compute_boost(stage: Stage, inputs: dict[str, Path], work: Path, runtime) ->
         # boosting's weights are one distribution over the rows: not renormalised per batch (mean 1 over fit_rows)
         model, result = weak.fit(weak.subset("weak_train", fit_rows), one_hot(truth[fit_rows], k),
                                  FixedWeightCrossEntropy(), seed=seed, desc=desc, weights=weights.astype(np.float32))
-        logits = weak.predict_splits(model, ("weak_train", "transfer", "test"), desc)
-        return (softmax(logits["weak_train"]), {name: softmax(logits[name]) for name in ("transfer", "test")},
+        logits = weak.predict_splits(model, ("weak_train", *PREDICTED), desc)
+        return (softmax(logits["weak_train"]), {name: softmax(logits[name]) for name in PREDICTED},
                 result.stability.final_loss)
 
     experts, rounds = boost(truth, k, spec.rounds, spec.folds, spec.seed, train, runtime.echo)
     total = sum(alpha for alpha, _ in experts)
-    for name in ("transfer", "test"):
+    for name in PREDICTED:
         mean = sum(alpha * probs[name] for alpha, probs in experts) / total
         StageFolder(work).write_labels(name, [r["id"] for r in splits[name]], SoftLabels.of(mean))
     StageFolder(work).write_json("rounds.json", rounds)
     StageFolder(work).write_resolved(weak.resolved_settings())
-    record_ground_truth(work, stage, inputs, "weak", len(truth))
+    record_ground_truth(work, stage, inputs, "weak", len(truth), rows={"weak_train": np.arange(len(truth))})
 
 
 def compute_trust(stage: Stage, inputs: dict[str, Path], work: Path, runtime) -> None:

@@ -52,24 +52,37 @@ GROUND_TRUTH = StageFolder.GROUND_TRUTH
 
 
 def record_ground_truth(work: Path, stage: Stage, inputs: dict[str, Path], role: str | None = None,
-                        count: int = 0) -> None:
+                        count: int = 0, rows: dict[str, np.ndarray] | None = None) -> None:
     """``ground_truth.json``: the ground-truth labels this stage and everything upstream of it read, by stage id.
 
-    Each stage adds its own reading (``role``, ``count``) to its inputs' records, so the evaluate stage can say
-    how many ground-truth labels each role consumed without counting a shared stage twice.
+    Each stage adds its own reading (``role``, ``count``, and where known which ``rows`` of which split) to its
+    inputs' records, so the evaluate stage can say how many ground-truth labels each role consumed without
+    counting a shared stage twice, nor a row that several stages read (an ensemble's members all train on
+    weak-train: its rows are read once).
     """
     seen: dict[str, dict] = {}
     for folder in inputs.values():
         seen.update(StageFolder(folder).ground_truth())
     if role is not None and count:
         seen[stage.id] = {"role": role, "kind": stage.kind, "labels": count}
+        if rows is not None:
+            seen[stage.id]["rows"] = {split: sorted(int(i) for i in np.unique(ids)) for split, ids in rows.items()}
     StageFolder(work).write_ground_truth(seen)
 
 
 def ground_truth_by_role(records: dict[str, dict]) -> dict[str, int]:
+    """Labels read per role: the distinct rows of each split where the stages said which, plus the counts of the
+    stages that did not."""
     totals: dict[str, int] = {}
+    distinct: dict[tuple[str, str], set[int]] = {}
     for record in records.values():
-        totals[record["role"]] = totals.get(record["role"], 0) + int(record["labels"])
+        if "rows" in record:
+            for split, ids in record["rows"].items():
+                distinct.setdefault((record["role"], split), set()).update(ids)
+        else:
+            totals[record["role"]] = totals.get(record["role"], 0) + int(record["labels"])
+    for (role, _), ids in distinct.items():
+        totals[role] = totals.get(role, 0) + len(ids)
     return dict(sorted(totals.items()))
 
 
@@ -185,7 +198,7 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
                              **training_options(stage, work, runtime))
     save_file(trainable_state(model), str(work / WEIGHTS))
     write_training(work, weak, result)
-    record_ground_truth(work, stage, inputs, "weak", len(np.unique(rows)))
+    record_ground_truth(work, stage, inputs, "weak", len(np.unique(rows)), rows={"weak_train": rows})
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
@@ -241,7 +254,8 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
         StageFolder(work).write_predictions(name, [r["id"] for r in splits[name]], logits[name])
     keep_weights(work, model, spec.train)
     write_training(work, strong, result)
-    record_ground_truth(work, stage, inputs, "ceiling", len(splits["transfer"]))
+    record_ground_truth(work, stage, inputs, "ceiling", len(splits["transfer"]),
+                        rows={"transfer": np.arange(len(splits["transfer"]))})
     runtime.echo(f"  stability: {result.stability.line()}")
 
 
