@@ -490,7 +490,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = plot(figures, out)
-    command = "python benchmarks/reproduction.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--out" in given:  # where it was written says nothing of how it was made (and rebuild.py writes elsewhere)
+        del given[given.index("--out"):given.index("--out") + 2]
+    command = "python benchmarks/reproduction.py " + shlex.join(given)
     lines = ["# The paper's claims, checked", "", f"Made by `{command}` from {source}: the methods benchmark's probe "
              f"part ({args.dataset}) for every claim, and its fine-tuned default pair for (a) and (c) in the paper's "
              "own NLP setting.", "", (__doc__ or "").split("\n\n", 2)[2].strip(), ""]
