@@ -162,7 +162,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
               "from stages an earlier invocation computed on this machine")
     lines = ["# Methods benchmark", "", f"Made by `{meta['command']}` {timing} ({meta['n_results']} results) on 2 "
              f"cores of {meta['cpu']} (bf16 kernels differ between CPUs: numbers reproduce on one machine, not "
-             f"across machines), with w2slab source digest `{meta['source_digest']}`. Rebuilt from the committed "
+             f"across machines), with w2slab source digest `{meta['source_digest']}`"
+             + (f" (commit {meta['commit']})" if meta.get("commit") else "") + ". Rebuilt from the committed "
              "per-example outcomes (`records.jsonl.gz`) by `python benchmarks/rebuild.py`, without training.", "",
              (__doc__ or "").split("\n\n", 2)[2].split("\n\nWrites")[0].strip(), ""]
     for mode, (weak, strong) in ((mode, pair) for mode in SETTINGS for pair in PAIRS):

@@ -79,7 +79,34 @@ UNDERPOWERED = "underpowered: not testable with this ladder"
 NOT_TESTABLE = "not testable with this ladder"
 NO_GAP = "not tested: no real gap"
 NOT_RECORDED = "not tested: not recorded"
-VERDICTS = (HOLDS, FAILS, NULL, UNDERPOWERED, NOT_TESTABLE, NO_GAP, NOT_RECORDED)
+UNCORRECTED = "holds before correction only"
+VERDICTS = (HOLDS, FAILS, NULL, UNDERPOWERED, NOT_TESTABLE, NO_GAP, NOT_RECORDED, UNCORRECTED)
+#: Rows that only report (the smallest gap's logconf gain, the accuracy beside imitation) test no claim.
+REPORTED = ("reported",)
+
+
+def correct_claims(rows: list[dict]) -> list[dict]:
+    """Holm over the claims tested (the rows with an estimate whose text does not say ``reported``): each gets
+    its two-sided p and Holm-adjusted p, and a claim that holds only before the correction says so."""
+    from scipy import stats as scipy_stats
+
+    from w2slab import stats
+
+    tested_rows = [r for r in rows if math.isfinite(r.get("se", math.nan)) and r["se"] > 0
+                   and not any(word in r["what"] for word in REPORTED)]
+    for r in rows:
+        r["p"], r["p_holm"] = math.nan, math.nan
+        if any(word in r["what"] for word in REPORTED) and r["verdict"] in (HOLDS, FAILS):
+            r["note"] = "reported beside a claim, not tested: no correction" + (f"; {r['note']}" if r["note"] else "")
+            r["verdict"] = UNCORRECTED
+    ps = [float(2 * scipy_stats.t.sf(abs(r["value"]) / r["se"], max(r["df"], 1.0))) for r in tested_rows]
+    for r, p, adjusted in zip(tested_rows, ps, stats.holm(ps), strict=True):
+        r["p"], r["p_holm"], r["claims"] = p, adjusted, len(tested_rows)
+        if r["verdict"] in (HOLDS, FAILS) and adjusted >= stats.ALPHA:
+            r["note"] = (f"{r['verdict']} before correction; Holm p {adjusted:.3f} over the {len(tested_rows)} "
+                         "claims tested" + (f"; {r['note']}" if r["note"] else ""))
+            r["verdict"] = UNCORRECTED
+    return rows
 
 RESAMPLES = {
     "nested": "seeds (nested: t over seeds)",
@@ -414,15 +441,17 @@ def number(value: float, signed: bool = True) -> str:
 
 
 def table(rows: list[dict]) -> list[str]:
-    lines = ["| claim | what | value | 95% CI | se | power (against effect) | MDD | seeds | interval resamples | "
-             "verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines = ["| claim | what | value | 95% CI | se | power (against effect) | MDD | p | Holm p | seeds | "
+             "interval resamples | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         ci = "" if not math.isfinite(r["ci95"][0]) else f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
         power = "" if not math.isfinite(r["power"]) else f"{r['power']:.2f} (against {r['effect']:g})"
         value = number(r["value"]) or "n/a"
         note = f" ({r['note']})" if r["note"] else ""
+        p, holm = (f"{r[key]:.3f}" if math.isfinite(r.get(key, math.nan)) else "" for key in ("p", "p_holm"))
         lines.append(f"| {r['claim']} | {r['what']} | {value} | {ci} | {number(r['se'], False)} | {power} | "
-                     f"{number(r['mdd'], False)} | {r['seeds']} | {r['resamples']} | **{r['verdict']}**{note} |")
+                     f"{number(r['mdd'], False)} | {p} | {holm} | {r['seeds']} | {r['resamples']} | "
+                     f"**{r['verdict']}**{note} |")
     return lines
 
 
@@ -487,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: no probe runs of {args.dataset} in {source}; run python benchmarks/methods.py first")
     rows, figures = claims(probe)
     rows += finetuned_rows(finetuned)
+    rows = correct_claims(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = plot(figures, out)
@@ -503,7 +533,9 @@ def main(argv: list[str] | None = None) -> None:
         lines.append("The fine-tuned part (claims (a) and (c) on the fine-tuned default pair) was not run: no "
                      "records of it; `python benchmarks/methods.py --parts finetune` makes them.")
         lines.append("")
-    lines += [f"Every interval is read from the test set once; `interval resamples` says what it covers. Power is "
+    lines += [f"A claim holds only where its Holm-adjusted p over the claims tested (the rows with a p; `reported` "
+              f"rows test nothing) is below .05; `{UNCORRECTED}` marks one whose interval alone excludes 0. "
+              f"Every interval is read from the test set once; `interval resamples` says what it covers. Power is "
               f"against the row's stated effect at a two-sided 5% level; MDD: the smallest true difference found "
               f"with 80% power. The fixed step of (d) is the trace point nearest {MID_TRAINING:.0%} of training "
               "(`MID_TRAINING`, fixed before looking at any curve).", "",

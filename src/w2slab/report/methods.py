@@ -81,9 +81,10 @@ def matched_baseline(record: dict, baseline: str = BASELINE) -> str | None:
 
 
 def student_label_ground_truth(record: dict) -> int:
-    """Ground-truth labels the student's side read (its own stages and any supervisor it learned from)."""
+    """Ground-truth labels the student's side read (an oracle's, a truth_swap's). A synthetic supervisor's reads
+    are the weak side's (it simulates the weak model), as the weak model's training labels are: not counted."""
     counts = record.get("ground_truth_labels") or {}
-    return int(counts.get("student", 0)) + int(counts.get("supervisor", 0))
+    return int(counts.get("student", 0))
 
 
 def paired_rows(records: list[dict], baseline: str = BASELINE,
