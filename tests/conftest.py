@@ -46,3 +46,15 @@ def tiny_pair(tmp_path_factory):
     return SimpleNamespace(weak=str(write_tiny_model(root / "weak", layers=1, hidden=16)),
                            strong=str(write_tiny_model(root / "strong", layers=1, hidden=32, seed=1)),
                            data=str(write_toy_dataset(root / "toy.jsonl", n=300)))
+
+
+@pytest.fixture
+def fresh_tiny(tmp_path):
+    """Two tiny text models and a 300-row toy file in this test's own folder (tests that edit them), with a run root."""
+    from types import SimpleNamespace
+
+    from tests.tiny import write_tiny_model, write_toy_dataset
+
+    return SimpleNamespace(weak=str(write_tiny_model(tmp_path / "weak", layers=1, hidden=16)),
+                           strong=str(write_tiny_model(tmp_path / "strong", layers=1, hidden=32, seed=1)),
+                           data=str(write_toy_dataset(tmp_path / "toy.jsonl", n=300)), root=tmp_path / "runs")

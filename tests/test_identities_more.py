@@ -13,27 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import write_tiny_model, write_toy_dataset
+from tests.test_identity import TRAIN
+from tests.test_identity import spec as identity_spec
 from w2slab import fingerprint
 from w2slab.config import ExperimentConfig
 from w2slab.models.registry import FAMILIES, MODELS, register_family, register_model
 from w2slab.pipeline.graph import build_experiment, model_defaults
 
-TRAIN = {"mode": "full", "epochs": 1, "batch_size": 16, "lr": 3e-3}
-
 
 @pytest.fixture
-def tiny(tmp_path):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(weak=str(write_tiny_model(tmp_path / "weak", layers=1, hidden=16)),
-                           strong=str(write_tiny_model(tmp_path / "strong", layers=1, hidden=32, seed=1)),
-                           data=str(write_toy_dataset(tmp_path / "toy.jsonl", n=300)), root=tmp_path / "runs")
+def tiny(fresh_tiny):
+    return fresh_tiny
 
 
 def spec(tiny, **overrides) -> dict:
-    return {"dataset": tiny.data, "weak": tiny.weak, "strong": tiny.strong, "losses": ["xent"], "n_train": 64,
-            "n_test": 32, "max_ctx": 16, "weak_train": TRAIN, "strong_train": {**TRAIN, "lr": None}, **overrides}
+    """test_identity's experiment, the strong model at its family's learning rate (what a family defaults)."""
+    return identity_spec(tiny, **{"strong_train": {**TRAIN, "lr": None}, **overrides})
+
 
 LOSS_SOURCE = '''
 from dataclasses import dataclass

@@ -12,12 +12,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from tests.tiny import toy_collate, toy_examples, write_tiny_model, write_toy_dataset
+from tests.tiny import toy_collate, toy_examples
 from w2slab import fingerprint
 from w2slab.api import sweep
 from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
@@ -33,10 +32,8 @@ TRAIN = {"mode": "full", "epochs": 1, "batch_size": 16, "lr": 3e-3}
 
 
 @pytest.fixture
-def tiny(tmp_path):
-    return SimpleNamespace(weak=str(write_tiny_model(tmp_path / "weak", layers=1, hidden=16)),
-                           strong=str(write_tiny_model(tmp_path / "strong", layers=1, hidden=32, seed=1)),
-                           data=str(write_toy_dataset(tmp_path / "toy.jsonl", n=300)), root=tmp_path / "runs")
+def tiny(fresh_tiny):
+    return fresh_tiny
 
 
 def spec(tiny, **overrides) -> dict:
