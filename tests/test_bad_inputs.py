@@ -330,6 +330,14 @@ BAD_INPUTS: dict[str, Bad] = {
     "zero batch size": Bad(run_with("--batch-size", "0"), "batch_size: must be >= 1"),
     "seed beyond 64 bits": Bad(run_with("--seed", "180000000000000000000"), "seed: must be in [0, 2^32)"),
     "negative data seed": Bad(run_with("--data-seed", "-1"), "data_seed: must be in [0, 2^32)"),
+    "a negative validation size": Bad(run_with("--n-val", "-1"), "n_val: must be >= 0"),
+    "sweep: a negative validation size": Bad(sweep_file("n_val: -5\n"), "n_val: must be >= 0"),
+    "a selection setting on select's baseline, which selects nothing": Bad(
+        run_with("--method", "subset", "--method-param", "subset.every=2"), "subset selects no checkpoint"),
+    "a label-matched baseline given no labels": Bad(
+        run_with("--method", "truth_swap", "--method-param", "truth_swap.labelled=0"), "labelled: must be >= 1"),
+    "a label-matched baseline holding out all of transfer": Bad(
+        run_with("--method", "truth_swap", "--method-param", "truth_swap.holdout=1.5"), "holdout: must be in [0, 1)"),
     "negative checkpoint interval": Bad(run_with("--checkpoint-every", "-1"),
                                         "checkpoint_every: must be an integer >= 0"),
     "image size below 8": Bad(run_with("--image-size", "3"), "image_size: must be >= 8 pixels"),
