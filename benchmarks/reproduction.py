@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="sst2_sentences")
     parser.add_argument("--n-boot", type=int, default=2000, help="ignored: the intervals are analytic "
                         "(w2slab.stats); kept so older commands still run")
-    parser.add_argument("--methods", default="results/methods", help="the methods benchmark's output folder")
+    parser.add_argument("--methods", default="results/methods_field", help="the methods benchmark's output folder")
     parser.add_argument("--out", default="results/reproduction")
     args = parser.parse_args(argv)
 
