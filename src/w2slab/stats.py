@@ -74,13 +74,6 @@ class Ratio:
     denominator: Estimate
 
 
-DESIGNS = {
-    "crossed": "seeds and test examples (crossed: the seeds share the test set)",
-    "nested": "seeds (each with its own test set)",
-    "examples": "test examples (one seed)",
-}
-
-
 def _matrix(per_seed: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
     rows = [np.asarray(r, dtype=float) for r in per_seed]
     if not rows or any(r.ndim != 1 or len(r) == 0 for r in rows):
@@ -366,13 +359,6 @@ class Comparison:
     def claimed(self) -> bool:
         """Whether the difference may be claimed: Holm-adjusted p below ALPHA over its family."""
         return bool(self.p_holm < ALPHA)
-
-    def to_dict(self) -> dict:
-        e = self.estimate
-        return {"family": self.family, "comparisons": self.comparisons, "student": self.student,
-                "baseline": self.baseline, "diff": e.value, "diff_lo": e.ci95[0], "diff_hi": e.ci95[1],
-                "se": e.se, "df": e.df, "p": e.p, "p_holm": self.p_holm, "q_bh": self.q_bh, "mdd": self.mdd,
-                "claimed": self.claimed, "seeds": e.seeds, "examples": e.examples, "design": e.design}
 
 
 def degenerate(estimate: Estimate) -> bool:

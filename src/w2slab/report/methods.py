@@ -32,7 +32,7 @@ from w2slab import stats
 from w2slab.diagnostics import unpack_correct
 from w2slab.report.plots import _colours, _ensure_dir, _save, _slug
 from w2slab.report.records import nanmean, order_losses, test_set_key
-from w2slab.report.tables import correct_by_role, fmt, has_gap, md_cell
+from w2slab.report.tables import fmt, md_cell, pooled_pgr, shares_test_set
 
 BASELINE = "xent"
 PAIRED_COLUMNS = ("dataset", "weak", "strong", "student", "baseline", "family", "comparisons", "n_seeds",
@@ -113,7 +113,7 @@ def paired_rows(records: list[dict], baseline: str = BASELINE,
     by_family: dict[str, list[tuple[tuple, stats.Estimate]]] = defaultdict(list)
     for key, matched in pairs.items():
         matched.sort(key=lambda pair: pair[0]["seed"])
-        shared = len({test_set_key(r) for r, _ in matched}) == 1
+        shared = shares_test_set([r for r, _ in matched])
         estimate = stats.paired_difference([_correct(r) for r, _ in matched], [_correct(b) for _, b in matched],
                                            shared_test_set=shared)
         by_family[key[0]].append((key, estimate))
@@ -131,11 +131,9 @@ def _paired_row(key: tuple, comparison: stats.Comparison, matched: list[tuple[di
     """One CSV row: the comparison, its supervisor's accuracy and gap (of the baseline's runs), labels read."""
     records = [r for r, _ in matched]
     bases = [b for _, b in matched]
-    shared = len({test_set_key(b) for b in bases}) == 1
-    gap = stats.mean_estimate([correct_by_role(b)["ceiling"].astype(float) - correct_by_role(b)["weak"]
-                               for b in bases], shared_test_set=shared)
+    pooled = pooled_pgr(bases)  # the baseline's gap and the one gap rule, as the summary table has them
+    gap, pair_gap = pooled.gap, pooled.shown
     e = comparison.estimate
-    pair_gap = stats.shows_pgr(sum(has_gap(b) for b in bases), len(bases), gap)
     return {"dataset": key[1], "weak": key[2], "strong": key[3], "student": key[4], "baseline": key[5],
             "family": comparison.family, "comparisons": comparison.comparisons, "n_seeds": e.seeds,
             "n_examples": e.examples * e.seeds,

@@ -1,4 +1,4 @@
-"""Per-configuration summary over seeds: PGR and accuracies with bootstrap CIs, as CSV and Markdown.
+"""Per-configuration summary over seeds: PGR and accuracies with their intervals, as CSV and Markdown.
 
 One row per configuration: (dataset, weak, strong, loss) and config id (the experiment config without
 its seed). Every interval comes from :mod:`w2slab.stats`: the pooled PGR's covers seeds and the shared test
@@ -10,7 +10,6 @@ right after the main configuration's, with the fields that differ.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import warnings
 from collections import defaultdict
@@ -32,6 +31,7 @@ from w2slab.report.records import (
     nanmean,
     order_losses,
     order_models,
+    test_set_key,
 )
 
 ACCURACIES = ("weak_accuracy", "ceiling_accuracy", "student_accuracy")
@@ -145,13 +145,9 @@ def correct_by_role(record: dict) -> dict[str, np.ndarray]:
 
 
 def shares_test_set(group: list[dict]) -> bool:
-    """Whether the records were tested on one test set (same data, revision, test size and data seed): their
-    seeds are then crossed with the test examples; otherwise nested."""
-    def test_set(record: dict) -> tuple:
-        config = record.get("config") or {}
-        return (record.get("dataset"), record.get("test_size"), config.get("data_seed", 0),
-                config.get("n_test"), json.dumps(record.get("data_revision"), sort_keys=True, default=str))
-    return len({test_set(r) for r in group}) <= 1
+    """Whether the records were tested on one test set (:func:`~w2slab.report.records.test_set_key`): their seeds
+    are then crossed with the test examples; otherwise nested."""
+    return len({test_set_key(r) for r in group}) <= 1
 
 
 def pooled_pgr(group: list[dict]) -> stats.Pgr | None:
