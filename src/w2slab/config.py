@@ -39,10 +39,14 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Truncation = Literal["left", "right", "drop"]
 DataSource = Literal["auto", "local", "hub"]
 Scheduler = Literal["cosine", "linear", "constant_with_warmup", "constant"]
+HeadKind = Literal["auto", "linear", "label_tokens"]
+LengthRule = Literal["auto", "fixed"]
 TRAIN_MODES: tuple[str, ...] = TrainMode.__args__
 PRECISIONS: tuple[str, ...] = Precision.__args__
 TRUNCATIONS: tuple[str, ...] = Truncation.__args__
 DATA_SOURCES: tuple[str, ...] = DataSource.__args__
+HEAD_KINDS: tuple[str, ...] = HeadKind.__args__
+LENGTH_RULES: tuple[str, ...] = LengthRule.__args__
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,14 @@ class TrainConfig:
     # "probe": a logistic regression fitted on the frozen backbone's features of the training rows first (LP-FT,
     # Kumar et al. 2022), at the cost of one forward pass over them (README "Training that converges")
     head_init: Literal["zero", "probe"] = "zero"
+    # how a class is read from the network: "linear" (pooled features -> a linear head), "label_tokens" (a decoder's
+    # own next-token logits of one label word per class under a prompt), "auto" (the model family's default)
+    head: HeadKind = "auto"
     epochs: float = 2.0
+    # "auto": a training that ends unconverged is retried longer (and, where needed, at another learning rate), the
+    # attempt kept chosen on validation, up to ``max_epochs`` (None: 4 x epochs); "fixed": exactly ``epochs``
+    length: LengthRule = "auto"
+    max_epochs: float | None = None
     batch_size: int = 16
     group_by_length: bool = True  # batches of similar-length texts (transformers' length-grouped order)
     dropout: bool = False  # the model's dropout while training; off as in the reference recipe (README "Speed")
@@ -92,6 +103,11 @@ class TrainConfig:
               f"must be > 0 (or null for the family's probe learning rate), got {self.head_lr}")
         check(math.isfinite(self.epochs) and self.epochs > 0, "epochs",
               f"must be a finite number > 0, got {self.epochs}")
+        check(self.head in HEAD_KINDS, "head", f"must be one of {', '.join(HEAD_KINDS)}, got {self.head!r}")
+        check(self.length in LENGTH_RULES, "length",
+              f"must be one of {', '.join(LENGTH_RULES)}, got {self.length!r}")
+        check(self.max_epochs is None or (math.isfinite(self.max_epochs) and self.max_epochs >= self.epochs),
+              "max_epochs", f"must be a finite number >= epochs ({self.epochs}) or null, got {self.max_epochs}")
         check(self.lr is None or math.isfinite(self.lr), "lr", f"must be finite, got {self.lr}")
         check(self.head_lr is None or math.isfinite(self.head_lr), "head_lr", f"must be finite, got {self.head_lr}")
         for name in ("warmup_frac", "weight_decay", "max_grad_norm", "lora_alpha", "lora_dropout"):
@@ -130,7 +146,11 @@ TRAIN_FIELD_HELP = {
     "lr": "learning rate (null: the model family's default for the mode)",
     "head_lr": "the head's learning rate when the backbone trains too (null: the family's probe rate)",
     "head_init": "the head before fine-tuning: zero, or probe (a logistic regression on frozen features, LP-FT)",
+    "head": "how a class is read: linear (a head on pooled features), label_tokens (a decoder's label-word "
+            "logits under a prompt), auto (the family's default)",
     "epochs": "passes over the training rows (fractions allowed)",
+    "length": "auto: an unconverged training is retried longer, chosen on validation (up to max_epochs); fixed",
+    "max_epochs": "the cap on epochs when length is auto (null: 4 x epochs)",
     "batch_size": "training batch size",
     "group_by_length": "batches of similar-length texts",
     "dropout": "the model's dropout while training",
