@@ -272,25 +272,37 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
         cfg = ExperimentConfig.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"--config {args.config}: {exc}" if args.config else str(exc)) from None
-    if cfg.reads_a_file() and (args.n_train is None or args.n_test is None) and not args.config:
-        cfg = _sizes_the_file_supports(cfg, fit_train=args.n_train is None, fit_test=args.n_test is None)
+    from w2slab.data.registry import DATASETS
+
+    if ((cfg.reads_a_file() or DATASETS.find(cfg.dataset) is not None)
+            and (args.n_train is None or args.n_test is None) and not args.config):
+        cfg = _sizes_the_file_supports(cfg, fit_train=args.n_train is None, fit_test=args.n_test is None,
+                                       data_root=args.data_root)
     return cfg
 
 
-def _sizes_the_file_supports(cfg: ExperimentConfig, *, fit_train: bool, fit_test: bool) -> ExperimentConfig:
-    """A user's file without --n-test / --n-train: as many class-balanced examples as it supports, up to the
-    defaults, with a note; a size the user set is kept (and refused by the split with its largest feasible value).
+def _sizes_the_file_supports(cfg: ExperimentConfig, *, fit_train: bool, fit_test: bool,
+                             data_root: str | None = None) -> ExperimentConfig:
+    """A user's file, or a registered dataset (read from ``data_root`` or the Hub as the run will), without
+    --n-test / --n-train: as many class-balanced examples as it supports, up to the defaults, with a note; a size
+    the user set is kept (and refused by the split with its largest feasible value).
 
-    The test set first, since a held-out file's carved test pool (a fifth of it) is usually the short side: a
-    small test set widens the gap's interval until the run says "no gap", which is the honest answer.
+    The test set first, since a held-out file's carved test pool (a fifth of it) is usually the short side (and
+    registered datasets with one offline split, or a small test split, e.g. sciq's 1,000 questions, are short
+    there too): a small test set widens the gap's interval until the run says "no gap", the honest answer.
     """
     import dataclasses
 
     from w2slab.data import load_task
     from w2slab.data.splits import largest_n_test, largest_n_train
 
-    task = load_task(cfg.dataset, seed=cfg.data_seed, text_field=cfg.text_field, label_field=cfg.label_field,
-                     label_map=cfg.label_map)
+    try:
+        task = load_task(cfg.dataset, data_root=data_root, seed=cfg.data_seed, source=cfg.data_source,
+                         text_field=cfg.text_field, label_field=cfg.label_field, label_map=cfg.label_map)
+    except DataError:
+        if cfg.reads_a_file():
+            raise
+        return cfg  # a registered dataset not readable here (no data root, no Hub): the run says why, as before
     name = Path(cfg.dataset).name
     if fit_test:
         most = largest_n_test(task, cap=cfg.n_test)

@@ -102,3 +102,52 @@ def format_sst2(ex: dict, rng: random.Random) -> list[dict]:
 def format_amazon_fine_foods(ex: dict, rng: random.Random) -> list[dict]:
     """Review text, label 1 = score "great" (5 stars) vs "other" (1-4 stars)."""
     return [{"text": ex["review"].strip(), "label": int(ex["score"] == "great")}]
+
+
+def _shown_answer(correct: str, candidates: list[str], rng: random.Random) -> tuple[str, int] | None:
+    """The w2s binarisation of a multiple-choice question: a fair coin from ``rng`` shows the correct answer (label 1)
+    or one other candidate drawn at random (label 0); None when no other candidate differs from the correct one."""
+    label = int(rng.random() < 0.5)
+    others = [c for c in candidates if c.strip() != correct.strip()]
+    if not label:
+        if not others:
+            return None
+        return rng.choice(others), 0
+    return correct, 1
+
+
+def _qa_row(context: str, question: str, shown: tuple[str, int] | None) -> list[dict]:
+    if shown is None:
+        return []
+    answer, label = shown
+    return [{"text": f"Context: {context.strip()}\nQuestion: {question.strip()}\nAnswer: {answer.strip()}",
+             "label": label}]
+
+
+def format_piqa(ex: dict, rng: random.Random) -> list[dict]:
+    """PIQA (EleutherAI w2s format_piqa): the goal with the right solution (label 1) or the other one (label 0)."""
+    solutions = [ex["sol1"], ex["sol2"]]
+    shown = _shown_answer(solutions[int(ex["label"])], solutions, rng)
+    if shown is None:
+        return []
+    return [{"text": f"Goal: {ex['goal'].strip()}\nSolution: {shown[0].strip()}", "label": shown[1]}]
+
+
+def format_social_i_qa(ex: dict, rng: random.Random) -> list[dict]:
+    """Social IQa (EleutherAI w2s format_social_i_qa): the correct answer (label "1"-"3" names answerA-C) or a
+    random other one."""
+    answers = [ex["answerA"], ex["answerB"], ex["answerC"]]
+    return _qa_row(ex["context"], ex["question"], _shown_answer(answers[int(ex["label"]) - 1], answers, rng))
+
+
+def format_quail(ex: dict, rng: random.Random) -> list[dict]:
+    """QuAIL (EleutherAI w2s format_quail): the passage, the question and the correct answer or a random other one
+    (one of the four is often "not enough information", shown like any other)."""
+    answers = list(ex["answers"])
+    return _qa_row(ex["context"], ex["question"], _shown_answer(answers[int(ex["correct_answer_id"])], answers, rng))
+
+
+def format_dream(ex: dict, rng: random.Random) -> list[dict]:
+    """DREAM: the dialogue (one turn a line), the question and the correct choice or a random other one."""
+    return _qa_row("\n".join(turn.strip() for turn in ex["dialogue"]), ex["question"],
+                   _shown_answer(ex["answer"], list(ex["choice"]), rng))

@@ -10,9 +10,11 @@ import csv
 import gzip
 import json
 import re
+import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
+from w2slab.data.carve import hash_fraction
 from w2slab.errors import DataError
 
 ALL = "all"  # split name for datasets that ship a single labelled split offline (carved later)
@@ -170,3 +172,112 @@ def read_amazon_fine_foods(folder: Path, split: str) -> list[dict]:
     """modeldata small_fine_foods: review text with score "great" (5 stars) vs "other"."""
     name = {"train": "fine_foods_training_data.jsonl", "test": "fine_foods_testing_data.jsonl"}[split]
     return [{"review": r["review"], "score": r["score"]} for r in _read_jsonl(folder / name)]
+
+
+def _malformed(path: Path, why: str) -> DataError:
+    """The one-line error for a raw file whose content is not what its dataset ships."""
+    return DataError(f"{path.name}: {why}; replace the file with a complete copy of the shared datasets folder")
+
+
+def _read_label_lines(path: Path, allowed: tuple[str, ...], rows: int) -> list[str]:
+    """A ``*-labels.lst`` file: one label per line, one line per question row of its ``.jsonl``."""
+    with open(require_file(path), encoding="utf-8") as fh:
+        labels = [line.strip() for line in fh if line.strip()]
+    if len(labels) != rows:
+        raise _malformed(path, f"{len(labels)} labels for {rows} questions")
+    bad = next((i for i, label in enumerate(labels) if label not in allowed), None)
+    if bad is not None:
+        raise _malformed(path, f"line {bad + 1}: label {labels[bad][:20]!r} is not one of {', '.join(allowed)}")
+    return labels
+
+
+def _fields(path: Path, row: int, record: object, keys: tuple[str, ...]) -> dict:
+    """``record``'s ``keys`` as strings, or the one-line error naming the row that lacks one."""
+    if not isinstance(record, dict) or any(not isinstance(record.get(k), str) for k in keys):
+        raise _malformed(path, f"row {row}: expected text fields {', '.join(keys)}")
+    return {k: record[k] for k in keys}
+
+
+def read_piqa(folder: Path, split: str) -> list[dict]:
+    """The PIQA validation split (TEAM's ``dev.jsonl`` + ``dev-labels.lst``, 1,838 rows; the only labelled split
+    offline) as ybisk/piqa records: goal, sol1, sol2 and label (0 or 1: which solution is right)."""
+    path = folder / "TEAM_dev.jsonl"
+    rows = _read_jsonl(path)
+    labels = _read_label_lines(folder / "TEAM_dev-labels.lst", ("0", "1"), len(rows))
+    return [{**_fields(path, i + 1, r, ("goal", "sol1", "sol2")), "label": int(label)}
+            for i, (r, label) in enumerate(zip(rows, labels, strict=True))]
+
+
+def read_social_i_qa(folder: Path, split: str) -> list[dict]:
+    """The Social IQa dev split (TEAM's ``dev.jsonl`` + ``dev-labels.lst``, 1,954 rows; the only labelled split
+    offline) as allenai/social_i_qa records: context, question, answerA-C and label "1"-"3" (a string, as there)."""
+    path = folder / "TEAM_dev.jsonl"
+    rows = _read_jsonl(path)
+    labels = _read_label_lines(folder / "TEAM_dev-labels.lst", ("1", "2", "3"), len(rows))
+    keys = ("context", "question", "answerA", "answerB", "answerC")
+    return [{**_fields(path, i + 1, r, keys), "label": label}
+            for i, (r, label) in enumerate(zip(rows, labels, strict=True))]
+
+
+QUAIL_TRAIN_FRACTION = 0.7  # of the dev split's passages, as the loader carves single-split datasets
+
+
+def _words(text: str | None) -> str:
+    """A question's or answer's text without the XML's indentation."""
+    return " ".join((text or "").split())
+
+
+def read_quail(folder: Path, split: str) -> list[dict]:
+    """QuAIL v1.3 dev (``quail_1.3_dev.xml``: 120 passages, 2,164 questions; == the Hub's validation split) as
+    textmachinelab/quail records, cut into train/test by *passage*: the 70% of the passages whose ids hash lowest
+    (with all their questions) form the train pool, so no test question is about a passage seen in training (a carve
+    by question, as the loader does for one-split datasets, would put the ~18 questions of each passage on both
+    sides)."""
+    path = require_file(folder / "quail_1.3_dev.xml")
+    try:
+        texts = ET.parse(path).getroot().findall("text")
+    except ET.ParseError as exc:
+        raise _malformed(path, f"not well-formed XML ({exc})") from None
+    if not texts:
+        raise _malformed(path, "no <text> passages")
+    by_hash = sorted((t.get("id", "") for t in texts), key=lambda i: (hash_fraction(f"quail|{i}"), i))
+    train_ids = set(by_hash[:round(QUAIL_TRAIN_FRACTION * len(by_hash))])
+    records = []
+    for text in texts:
+        context_id = text.get("id", "")
+        if (context_id in train_ids) != (split == "train"):
+            continue
+        context = (text.findtext("text_body") or "").strip()
+        for k, q in enumerate(text.findall("questions/q")):
+            answers = [_words(a.text) for a in q.findall("a")]
+            correct = [i for i, a in enumerate(q.findall("a")) if a.get("correct") == "True"]
+            if not context or len(answers) < 2 or len(correct) != 1:
+                raise _malformed(path, f"passage {context_id} question {q.get('id')}: expected a passage and "
+                                       "answers with exactly one correct=\"True\"")
+            records.append({"id": f"{context_id}_{k}", "context_id": context_id,
+                            "context": context, "question": _words(q.text), "answers": answers,
+                            "correct_answer_id": correct[0]})
+    return records
+
+
+def read_dream(folder: Path, split: str) -> list[dict]:
+    """DREAM ``train.json`` / ``test.json`` (``[turns, questions, dialogue id]`` per dialogue) as one record per
+    question with the Hub's fields: dialogue_id, dialogue (the turns), question, choice (3), answer (a choice's
+    text). The dev split (``dev.json``) is not used: the test pool is the test split alone, on the Hub too."""
+    path = require_file(folder / f"{split}.json")
+    try:
+        dialogues = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+        raise _malformed(path, f"not valid JSON ({why})") from None
+    records = []
+    for i, item in enumerate(dialogues if isinstance(dialogues, list) else [None]):
+        try:
+            turns, questions, dialogue_id = item
+            for q in questions:
+                records.append({"id": len(records), "dialogue_id": str(dialogue_id), "dialogue": list(turns),
+                                "question": q["question"], "choice": list(q["choice"]), "answer": q["answer"]})
+        except (TypeError, ValueError, KeyError):
+            raise _malformed(path, f"dialogue {i + 1}: expected [turns, [{{question, choice, answer}}...], id]"
+                             ) from None
+    return records
