@@ -12,12 +12,12 @@ from pathlib import Path
 
 from w2slab.report.html import write_html
 from w2slab.report.methods import write_method_report
-from w2slab.report.plots import plot_accuracy_vs_ceiling, plot_pgr_heatmap
+from w2slab.report.plots import plot_accuracy_vs_ceiling, plot_accuracy_vs_size, plot_pgr_heatmap
 from w2slab.report.records import load_records
 from w2slab.report.tables import aggregate, write_tables
 
-__all__ = ["aggregate", "load_records", "plot_accuracy_vs_ceiling", "plot_pgr_heatmap", "write_report",
-           "write_tables"]
+__all__ = ["aggregate", "load_records", "plot_accuracy_vs_ceiling", "plot_accuracy_vs_size", "plot_pgr_heatmap",
+           "write_report", "write_tables"]
 
 
 def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[Path]]:
@@ -33,6 +33,7 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[
     paths = {
         "tables": list(write_tables(rows, out_dir)),
         "accuracy_plots": plot_accuracy_vs_ceiling(records, out_dir, rows=rows),
+        "size_plots": plot_accuracy_vs_size(records, out_dir, rows=rows),
         "heatmaps": plot_pgr_heatmap(records, out_dir, rows=rows),
         "methods": write_method_report(records, out_dir),
     }

@@ -49,6 +49,85 @@ def plot_accuracy_vs_ceiling(records: list[dict], out_dir: Path, rows: list[dict
     return paths
 
 
+def plot_accuracy_vs_size(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
+    """One ``accuracy_vs_size_<dataset>_<setting>.png`` per dataset and training setting (linear probes, or the
+    strong model fine-tuned/LoRA) with at least two strong-model sizes: the openai README's figure, test accuracy
+    against the strong model's parameter count, one colour per weak model, a line style per loss (the paper's
+    recipe, no method), the ground-truth ceiling in black. Points come from the :func:`aggregate` rows, so they
+    are the table's numbers; a hollow point's pair has no gap (the gap rule): no W2S experiment there."""
+    rows = aggregate(records) if rows is None else rows
+    out_dir = _ensure_dir(out_dir)
+    setting_of = {config_id: setting for config_id, setting in
+                  ((r["config_id"], _setting(r)) for r in records if (r.get("method") or "none") == "none")}
+    plain = {r["loss"] for r in records if (r.get("method") or "none") == "none"}
+    params = {r["strong"]: r["strong_params"] for r in records if r.get("strong_params")}
+    paths = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        for setting in sorted({setting_of[r["config_id"]] for r in rows if r["config_id"] in setting_of
+                               and r["dataset"] == dataset}):
+            series = [r for r in rows if r["dataset"] == dataset and r["loss"] in plain
+                      and setting_of.get(r["config_id"]) == setting and r["strong"] in params]
+            if len({r["strong"] for r in series}) < 2:
+                continue
+            fig = _size_figure(f"{dataset} ({setting})", series, params)
+            paths.append(_save(fig, out_dir / f"accuracy_vs_size_{_slug(dataset)}_{_slug(setting)}.png"))
+    return paths
+
+
+def _setting(record: dict) -> str:
+    """``linear probes`` when both models are probes, else how the strong model trains (``full``, ``lora``)."""
+    config = record.get("config") or {}
+    modes = [(config.get(f"{role}_train") or {}).get("mode", "full") for role in ("weak", "strong")]
+    return "linear probes" if set(modes) == {"probe"} else f"strong {modes[1]}"
+
+
+def _size_figure(title: str, rows: list[dict], params: dict[str, int]) -> Figure:
+    strongs = sorted({r["strong"] for r in rows}, key=lambda s: params[s])
+    weaks = sorted({r["weak"] for r in rows}, key=lambda w: nanmean(r["weak_accuracy_mean"] for r in rows
+                                                                      if r["weak"] == w))
+    losses = order_losses({r["loss"] for r in rows})
+    colours = _colours(weaks)
+    fig = Figure(figsize=(8.5, 5.4), dpi=DPI)
+    ax = fig.add_subplot()
+    ceiling = {s: next(r for r in rows if r["strong"] == s) for s in strongs}
+    xs = np.array([params[s] for s in strongs], dtype=float)
+    ax.errorbar(xs, [ceiling[s]["ceiling_accuracy_mean"] for s in strongs],
+                yerr=_yerr([(ceiling[s]["ceiling_accuracy_mean"], ceiling[s]["ceiling_accuracy_lo"],
+                             ceiling[s]["ceiling_accuracy_hi"]) for s in strongs]),
+                color="black", linestyle="--", marker="*", markersize=10, capsize=3, label="ceiling (ground truth)")
+    for weak in weaks:
+        mine = [r for r in rows if r["weak"] == weak]
+        _draw_weak_level(ax, (mine[0]["weak_accuracy_mean"], mine[0]["weak_accuracy_lo"],
+                              mine[0]["weak_accuracy_hi"]), colours[weak])
+        for loss in losses:
+            points = sorted((params[r["strong"]], r) for r in mine if r["loss"] == loss)
+            if not points:
+                continue
+            linestyle, marker = _loss_style(loss, losses)
+            px = np.array([x for x, _ in points], dtype=float)
+            py = np.array([r["student_accuracy_mean"] for _, r in points])
+            ax.errorbar(px, py, yerr=_yerr([(r["student_accuracy_mean"], r["student_accuracy_lo"],
+                                             r["student_accuracy_hi"]) for _, r in points]),
+                        color=colours[weak], linestyle=linestyle, marker=marker, capsize=3, linewidth=1.6,
+                        label=f"{weak}: {loss}")
+            hollow = np.array([not r.get("pgr_shown") for _, r in points])
+            if hollow.any():
+                ax.plot(px[hollow], py[hollow], linestyle="none", marker=marker, markersize=7,
+                        markerfacecolor="white", markeredgecolor=colours[weak], zorder=5)
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{s}\n{params[s] / 1e6:.0f}M" for s in strongs])
+    ax.minorticks_off()
+    ax.set_xlabel("strong model (parameters)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{title}: accuracy against strong-model size")
+    ax.grid(True, alpha=0.3)
+    several = any(r["n_seeds"] > 1 for r in rows)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title_fontsize=8,
+              title=("mean over seeds, bars: 95% t-interval\nover seeds; dotted: weak model;\nhollow: no gap"
+                     if several else "one seed: no interval;\ndotted: weak model; hollow: no gap"))
+    return fig
+
+
 def plot_pgr_heatmap(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
     """One ``pgr_heatmap_<dataset>_<loss>.png`` per (dataset, loss); ``rows`` reuses an :func:`aggregate`."""
     rows = aggregate(records) if rows is None else rows
@@ -91,7 +170,7 @@ def _accuracy_figure(dataset: str, records: list[dict], rows: list[dict]) -> Fig
     ax.margins(x=0.08, y=0.08)
     any_flagged = any(row["weak_not_smaller"] for row in rows)
     several = any(row["n_seeds"] > 1 for row in rows)  # one seed has no interval over seeds: promise no bars
-    title = "mean over seeds,\nbars: bootstrap 95% CI\nover seeds" if several else "one seed per point:\nno interval"
+    title = "mean over seeds,\nbars: 95% t-interval\nover seeds" if several else "one seed per point:\nno interval"
     ax.legend(handles=_accuracy_legend(weaks, colours, losses, any_flagged), loc="upper left",
               bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=9, handlelength=3.5,
               title=title, title_fontsize=9)

@@ -1,0 +1,42 @@
+"""The per-example outcomes behind a table, kept so the table can be rebuilt without training.
+
+One gzipped JSON line per result, in a fixed order and with a zero mtime, so the same records give the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from pathlib import Path
+
+#: What each kept record holds: enough to rebuild every table (per-example outcomes, the config that names its
+#: setting and test set, what it read, its validation outcomes, the students' traces).
+KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
+               "student_accuracy", "pgr", "gap_ci95", "ceiling_over_chance", "ground_truth_labels", "suspect",
+               "test_size", "test_correct", "experiment_id", "config", "validation", "trace", "weak_params",
+               "strong_params")
+
+
+def write_records(records: list[dict], path: Path) -> None:
+    """``records`` (as :func:`w2slab.report.records.load_records` gives them) to ``path``, byte-stable."""
+    kept = [{key: r.get(key) for key in KEPT_FIELDS} | {"resolved": {"revisions": (r.get("resolved") or {})
+                                                                      .get("revisions", {})}}
+            for r in sorted(records, key=lambda r: (r["experiment_id"], r["loss"]))]
+    text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
+        handle.write(text.encode())
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records :func:`write_records` wrote, validated as results (missing fields take their defaults)."""
+    from w2slab.results import ExperimentResult
+
+    out = []
+    for line in gzip.decompress(Path(path).read_bytes()).decode().splitlines():
+        raw = json.loads(line)
+        resolved = raw.pop("resolved", {})
+        record = dataclasses.asdict(ExperimentResult.from_dict(raw, str(path)))
+        record["resolved"] = resolved
+        out.append(record)
+    return out

@@ -1,0 +1,133 @@
+"""Run a bench: the suite's experiments as one deduplicated sweep (stages cached under the run root, so an
+interrupted bench resumes where it stopped and a second candidate reuses every weak model, ceiling, feature and
+xent student), then the tables, written beside the per-example records they are rebuilt from."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from w2slab.bench import suite
+from w2slab.bench.records import read_records, write_records
+from w2slab.bench.tables import markdown, summarize
+
+
+@dataclass
+class StageClock:
+    """Wall time per stage, from the executor's "[kind] label" line at each stage's start (local executor: one
+    stage at a time, so a stage lasts until the next one starts)."""
+
+    started: list[tuple[str, float]] = field(default_factory=list)
+    forward: Callable[..., None] | None = None
+
+    def echo(self, *parts, **kwargs) -> None:
+        text = " ".join(str(p) for p in parts)
+        if text.startswith("["):
+            self.started.append((text, time.monotonic()))
+        if self.forward is not None:
+            self.forward(*parts, **kwargs)
+
+    def seconds(self, end: float) -> list[tuple[str, float]]:
+        times = [t for _, t in self.started] + [end]
+        return [(label, times[i + 1] - times[i]) for i, (label, _) in enumerate(self.started)]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (bf16 kernels differ between CPUs: every figure says where it came from)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def matmul_rates(n: int = 1024, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of an n x n matmul in fp32 and bf16 on this machine (best of ``repeats``), measured in the run whose
+    times they put in context."""
+    import torch
+
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - began)
+        rates[name] = round(2 * n**3 / best / 1e9, 1)
+    return rates
+
+
+def run_bench(spec: str | dict, *, parts: Sequence[str], tasks: list[suite.SuiteTask], seeds: Sequence[int],
+              ladder: str, run_root: str, out: str | None, fit=None, sizes: dict[str, int] | None = None,
+              echo: Callable[..., None] | None = None, command: str = "") -> tuple[dict, str]:
+    """Run the bench and write ``out`` (README.md with every table, summary.json, records.jsonl.gz, meta.json);
+    return the summary and its Markdown."""
+    import w2slab
+    from w2slab.config import RuntimeConfig
+    from w2slab.fingerprint import source_digest
+    from w2slab.report.records import load_records
+
+    cand = suite.candidate(spec)
+    configs = [c for part in parts for c in suite.configs(cand, tasks, part, seeds, ladder, sizes, fit)]
+    clock = StageClock(forward=echo)
+    rates = matmul_rates()
+    began = time.monotonic()
+    result = w2slab.sweep(configs, RuntimeConfig(run_root=run_root, echo=clock.echo))
+    seconds = time.monotonic() - began
+    ids = {r.experiment_id for r in result.results}
+    records = [r for r in load_records(Path(run_root)) if r["experiment_id"] in ids]
+    meta = {"command": command, "candidate": cand.student(), "parts": list(parts), "seeds": list(seeds),
+            "ladder": ladder, "tasks": [t.name for t in tasks], "seconds": round(seconds),
+            "computed": len(result.plan.todo()), "n_results": len(records), "cpu": cpu_name(),
+            "matmul_gflops": rates, "source_digest": source_digest(), "stage_seconds": stage_costs(clock, began
+                                                                                                  + seconds)}
+    text = render_to(Path(out), records, meta) if out else markdown(summarize(records, cand.student(), tuple(parts)),
+                                                                     cand.student())
+    return summarize(records, cand.student(), tuple(parts)), text
+
+
+def stage_costs(clock: StageClock, end: float) -> dict[str, float]:
+    """Seconds per stage kind, and per (features, model, dataset): the probe suite's cold cost."""
+    costs: dict[str, float] = defaultdict(float)
+    for label, seconds in clock.seconds(end):
+        kind = label[1:label.index("]")]
+        costs[kind] += seconds
+        if kind == "features":  # "[features] features of MODEL on DATASET sN"
+            words = label.split()
+            costs[f"features {words[3]} {words[5]}"] += seconds
+    return {key: round(value, 1) for key, value in sorted(costs.items())}
+
+
+def render_to(out: Path, records: list[dict], meta: dict) -> str:
+    """Write the bench's files to ``out`` from ``records`` and ``meta``; return the README text."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_records(records, out / "records.jsonl.gz")
+    (out / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return render(out)
+
+
+def render(out: Path) -> str:
+    """(Re)write ``out``'s README.md and summary.json from its records.jsonl.gz and meta.json, without training."""
+    records = read_records(out / "records.jsonl.gz")
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    summary = summarize(records, meta["candidate"], tuple(meta["parts"]))
+    head = [f"# Bench: {meta['candidate']} on the suite", "",
+            f"Made by `{meta['command']}` in {meta['seconds'] / 60:.0f} min ({meta['computed']} stages computed, "
+            f"{meta['n_results']} results) on {meta['cpu']} (matmul fp32 {meta['matmul_gflops']['fp32']:.0f}, bf16 "
+            f"{meta['matmul_gflops']['bf16']:.0f} GFLOP/s in the same run; bf16 kernels differ between CPUs), "
+            f"source digest `{meta['source_digest']}`. Seeds {', '.join(map(str, meta['seeds']))} share one draw of "
+            "each task's data (data_seed 0) and vary the partition, initialisations and shuffles. Rebuilt from "
+            "`records.jsonl.gz` by `python benchmarks/rebuild.py`.", ""]
+    text = "\n".join(head) + "\n" + markdown(summary, meta["candidate"])
+    (out / "README.md").write_text(text, encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n",
+                                      encoding="utf-8")
+    return text

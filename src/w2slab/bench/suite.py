@@ -1,0 +1,200 @@
+"""The benchmark suite: which tasks, which ladder of model pairs, at which sizes, and the configs that run them.
+
+A *task* is a registered dataset (or a user's file) with the formatting its dataset spec declares: the
+multiple-choice tasks are binarised as the weak-to-strong paper does (one row per question, the correct answer
+or one random other candidate, a balanced coin), preference data are pairs for a Bradley-Terry reward model.
+
+A *part* is how the models train. ``probe``: every model a linear probe on its frozen features, which are
+extracted once per (model, task's rows) and kept in the example store, so every seed and every method reuses
+them; the suite's seeds share one draw of the data (``data_seed`` 0: the pool, validation and test rows), and
+vary the partition of the pool into weak-train and transfer, the initialisations and the shuffles, so seeds are
+crossed with one test set and every interval is :mod:`w2slab.stats`'s crossed one. ``finetune``: the weak model
+fine-tuned and the strong model fine-tuned (encoders) or trained with LoRA (decoders), the seed's own pairing
+among them.
+
+A student is benchmarked against its matched baseline (:func:`w2slab.report.methods.matched_baseline`): a loss
+against xent on the same supervisor and rows; a method under xent against its own matched baseline where it
+declares one (``select`` against ``subset``, an oracle against ``truth_swap``), else against plain xent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from w2slab.errors import ConfigError
+from w2slab.registry import Registry
+
+Part = Literal["probe", "finetune"]
+PARTS: tuple[str, ...] = Part.__args__
+
+
+@dataclass(frozen=True)
+class SuiteTask:
+    """One task of the suite: the dataset it reads and what the tables say of its formatting."""
+
+    name: str
+    dataset: str  # a registered dataset's name, or a user's .jsonl/.csv file
+    formatting: str = ""
+    modality: str = "text"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A weak -> strong pair of a part's ladder, and how each trains."""
+
+    weak: str
+    strong: str
+    weak_mode: str = "probe"
+    strong_mode: str = "probe"
+
+    @property
+    def label(self) -> str:
+        return f"{self.weak} -> {self.strong}"
+
+
+TASKS: Registry[SuiteTask] = Registry("suite task")
+
+_BINARISED = "binarised as the paper: the correct answer or one random other candidate (balanced)"
+for _task in (
+    SuiteTask("sst2_sentences", "sst2_sentences", "sentence sentiment"),
+    SuiteTask("imdb", "imdb", "movie-review sentiment (the review's last 128 tokens)"),
+    SuiteTask("amazon_multidomain", "amazon_multidomain",
+              "Amazon review polarity (Blitzer et al.; the offline stand-in for amazon_polarity)"),
+    SuiteTask("amazon_fine_foods", "amazon_fine_foods", "fine-food reviews: 5 stars vs 1-4"),
+    SuiteTask("sciq", "sciq", f"science QA, {_BINARISED}"),
+    SuiteTask("boolq", "boolq", "yes/no question about a passage (the gold answer is the label)"),
+    SuiteTask("cosmos_qa", "cosmos_qa", f"commonsense reading comprehension, {_BINARISED}"),
+    SuiteTask("piqa", "piqa", f"physical commonsense, {_BINARISED}"),
+    SuiteTask("social_i_qa", "social_i_qa", f"social commonsense, {_BINARISED}"),
+    SuiteTask("quail", "quail", f"reading comprehension, {_BINARISED}"),
+    SuiteTask("dream", "dream", f"dialogue comprehension, {_BINARISED}"),
+    SuiteTask("anthropic_hh", "anthropic_hh", "preference pairs (chosen vs rejected last exchange): a reward model"),
+):
+    TASKS.register(_task.name, _task)
+
+#: the text ladder of the probe part: three sizes of encoder (17M, 23M, 110M parameters), each pair a weak model
+#: smaller than its strong one; ``--ladder decoders`` adds gemma3-270m as the largest strong model
+PROBE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "minilm-l6"), Pair("minilm-l3", "mpnet-base"),
+                                 Pair("minilm-l6", "mpnet-base"))
+DECODER_PROBE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "gemma3-270m"), Pair("minilm-l6", "gemma3-270m"))
+#: the fine-tuned part: the default experiment's pair, and the seed's own (a BERT-type weak model, a Gemma strong
+#: model under LoRA)
+FINETUNE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "mpnet-base", "full", "full"),
+                                    Pair("minilm-l3", "gemma3-270m", "full", "lora"))
+LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
+    "encoders": {"probe": PROBE_PAIRS, "finetune": FINETUNE_PAIRS},
+    "decoders": {"probe": PROBE_PAIRS + DECODER_PROBE_PAIRS, "finetune": FINETUNE_PAIRS},
+}
+
+#: rows per task and seed: 1,000 weak-train + 1,000 transfer, 500 validation, 1,000 test (fitted down, with a note,
+#: where a task's pool is smaller); the probe part's cost is the features of these 3,500 rows per model
+SIZES: dict[str, int] = {"n_train": 2000, "n_val": 500, "n_test": 1000}
+#: the baseline every student is compared with (its matched form: same method, same supervisor, same rows)
+BASELINE = "xent"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What is benchmarked: a registered loss (against xent) or a registered method (under xent, against its
+    matched baseline)."""
+
+    kind: Literal["loss", "method"]
+    spec: Any  # the typed Loss or Method
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    def losses(self) -> tuple:
+        return (BASELINE,) if self.kind == "method" or self.spec.label == BASELINE else (BASELINE, self.spec)
+
+    def methods(self) -> tuple:
+        if self.kind == "loss":
+            return ({"name": "none"},)
+        matched = self.spec.matched_baseline()
+        return ({"name": "none"}, self.spec, *([matched] if matched is not None else []))
+
+    def student(self) -> str:
+        """The label of the student the leaderboard ranks."""
+        return self.spec.label if self.kind == "loss" else self.spec.student_label(BASELINE)
+
+
+def candidate(spec: str | dict) -> Candidate:
+    """A loss or method by name (or ``{name: ..., param: ...}``); a name both registries know is refused."""
+    from w2slab.losses import LOSSES, make_loss
+    from w2slab.methods import make_method
+    from w2slab.methods.base import METHODS
+
+    name = spec["name"] if isinstance(spec, dict) else spec
+    is_loss, is_method = LOSSES.find(name) is not None, METHODS.find(name) is not None
+    if is_loss and is_method:  # pragma: no cover - the registries keep their names apart today
+        raise ConfigError(f"{name!r} names both a loss and a method; pass a mapping with its kind")
+    if is_loss:
+        return Candidate("loss", make_loss(spec))
+    if is_method:
+        return Candidate("method", make_method(spec))
+    known = ", ".join(sorted({*LOSSES.names(), *METHODS.names()}))
+    raise ConfigError(f"w2s bench: {name!r} is neither a registered loss nor a method; choose one of {known}")
+
+
+def task_names(names: str | None, files: Sequence[str] = ()) -> list[SuiteTask]:
+    """The suite's tasks (``names``: a comma list, or None for every text task), then the user's files."""
+    tasks = [TASKS.get(name.strip()) for name in names.split(",") if name.strip()] if names else TASKS.values()
+    for file in files:
+        path = Path(file)
+        if not path.is_file():
+            raise ConfigError(f"--task {file}: no such file; give a .jsonl or .csv file with text and label columns")
+        tasks.append(SuiteTask(path.stem, str(path), "a user's file"))
+    return tasks
+
+
+def configs(cand: Candidate, tasks: Iterable[SuiteTask], part: str, seeds: Sequence[int], ladder: str = "encoders",
+            sizes: dict[str, int] | None = None, fit=None) -> list:
+    """The experiments of one part: every task x pair x seed, students ``cand``'s and its matched baseline's.
+
+    ``fit(config) -> config`` sizes a config to its task's pool (the CLI's rule for a dataset without --n-test);
+    ``sizes`` overrides :data:`SIZES`.
+    """
+    from w2slab.config import ExperimentConfig, TrainConfig
+
+    if part not in PARTS:
+        raise ConfigError(f"--parts: unknown part {part!r}; choose from {', '.join(PARTS)}")
+    if ladder not in LADDERS:
+        raise ConfigError(f"--ladder: unknown ladder {ladder!r}; choose from {', '.join(LADDERS)}")
+    sizes = {**SIZES, **(sizes or {})}
+    out = []
+    for task in tasks:
+        for pair in LADDERS[ladder][part]:
+            base = ExperimentConfig(dataset=task.dataset, weak=pair.weak, strong=pair.strong, seed=seeds[0],
+                                    data_seed=0, losses=cand.losses(), methods=cand.methods(),
+                                    weak_train=_train(pair.weak_mode, TrainConfig, "weak"),
+                                    strong_train=_train(pair.strong_mode, TrainConfig, "strong"), **sizes)
+            base = fit(base) if fit is not None else base
+            out += [replace(base, seed=int(seed)) for seed in seeds]
+    return out
+
+
+def _train(mode: str, cls, role: str):
+    """Probe roles train a linear head; fine-tuned roles keep the modality's defaults but for the mode."""
+    from w2slab.config import role_default
+
+    if mode == "probe":
+        return cls(mode="probe")
+    default = role_default("text", role)
+    return default if default.mode == mode else replace(default, mode=mode)
+
+
+def part_of(record: dict) -> str:
+    """``probe`` when both models of a record were probes, else ``finetune``."""
+    config = record.get("config") or {}
+    modes = {(config.get(f"{role}_train") or {}).get("mode") for role in ("weak", "strong")}
+    return "probe" if modes == {"probe"} else "finetune"
+
+
+def task_of(record: dict) -> str:
+    """The suite task a record belongs to (a user's file: its stem)."""
+    dataset = record["dataset"]
+    return TASKS.find(dataset).name if TASKS.find(dataset) is not None else Path(dataset).stem
