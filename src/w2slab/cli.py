@@ -18,6 +18,7 @@ import argparse
 import errno
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -512,6 +513,46 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``w2s bench NAME``: NAME (a loss or method, a plugin's included) against its matched baseline on the suite."""
+    import shlex
+
+    from w2slab.bench import suite
+    from w2slab.bench.run import run_bench
+
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in suite.PARTS]
+    if unknown or not parts:
+        raise ConfigError(f"--parts: unknown part {', '.join(unknown) or '(none)'}; choose from "
+                          f"{', '.join(suite.PARTS)} (comma-separated)")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds: {args.seeds!r} is not a comma-separated list of integers; e.g. 0,1,2") from None
+    if not seeds:
+        raise ConfigError("--seeds: name at least one seed, e.g. 0,1,2")
+    spec = _read_config_file(args.candidate) if Path(args.candidate).suffix in (".yaml", ".yml", ".json", ".toml") \
+        else args.candidate
+    suite.candidate(spec)  # an unknown name stops here, before any work
+    tasks = suite.task_names(args.tasks, args.task or ())
+    sizes = {key: value for key, value in (("n_train", args.n_train), ("n_test", args.n_test), ("n_val", args.n_val))
+             if value is not None}
+    def fit(cfg: ExperimentConfig) -> ExperimentConfig:  # a size not given is fitted to the task's pool
+        return _sizes_the_file_supports(cfg, fit_train="n_train" not in sizes, fit_test="n_test" not in sizes)
+
+    name = spec["name"] if isinstance(spec, dict) else spec
+    out = args.out or str(Path(args.run_root) / f"bench_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}")
+    _, text = run_bench(spec, parts=parts, tasks=tasks, seeds=seeds, ladder=args.ladder, run_root=args.run_root,
+                        out=out, fit=fit, sizes=sizes, echo=None if args.quiet else _echo,
+                        command="w2s bench " + shlex.join(sys.argv[2:] if argv_is_cli() else []))
+    print(text)
+    return 0
+
+
+def argv_is_cli() -> bool:
+    return Path(sys.argv[0]).name in ("w2s", "__main__.py") or sys.argv[0].endswith("w2slab.cli")
+
+
 def make_parser() -> argparse.ArgumentParser:
     from w2slab import __version__
 
@@ -552,6 +593,24 @@ def make_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", help="run root or experiment folder")
     compare.add_argument("--role", choices=("student", "ceiling", "weak"), default="student")
     compare.set_defaults(func=cmd_compare)
+    bench = sub.add_parser("bench", help="a loss or method against its matched baseline on the suite of tasks and "
+                           "model pairs: a row per task and the pooled row")
+    bench.add_argument("candidate", help="a registered loss or method (a plugin's included), or a YAML/JSON/TOML "
+                       "file holding {name: ..., param: ...}")
+    bench.add_argument("--parts", default="probe", help="probe (linear probes on cached features), finetune "
+                       "(fine-tuned / LoRA pairs), or both: probe,finetune")
+    bench.add_argument("--tasks", help="comma-separated suite tasks (default: every text task)")
+    bench.add_argument("--task", action="append", help="a user's .jsonl/.csv file as one more task (repeatable)")
+    bench.add_argument("--seeds", default="0,1,2,3,4")
+    bench.add_argument("--ladder", default="encoders", help="encoders (3 encoder pairs), decoders (adds "
+                       "gemma3-270m as a strong model)")
+    bench.add_argument("--n-train", type=int, help="default 2000, fitted to each task's pool")
+    bench.add_argument("--n-test", type=int, help="default 1000, fitted to each task's pool")
+    bench.add_argument("--n-val", type=int, help="default 500")
+    bench.add_argument("--run-root", default="runs/bench", help="stages (a second bench reuses them)")
+    bench.add_argument("--out", default=None, help="where the tables go (default: RUN_ROOT/bench_<candidate>)")
+    bench.add_argument("--quiet", action="store_true", help="no per-stage lines")
+    bench.set_defaults(func=cmd_bench)
     losses = sub.add_parser("losses", help="list registered losses and their parameters")
     losses.set_defaults(func=cmd_losses)
     methods = sub.add_parser("methods", help="list registered W2S methods, what they read, and their parameters")
@@ -564,7 +623,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def check_environment(args: argparse.Namespace) -> None:
     """Environment settings a command may read mid-way, refused in one line before it starts any work."""
-    if args.func in (cmd_run, cmd_sweep, cmd_models):  # the commands that may download a model
+    if args.func in (cmd_run, cmd_sweep, cmd_models, cmd_bench):  # the commands that may download a model
         from w2slab.models.packaged import download_timeout
 
         download_timeout()
