@@ -35,6 +35,10 @@ TEXT_CHECKS = {
     "sst2": lambda t: t == t.strip(),
     "sst2_sentences": lambda t: t == t.strip() and " " in t,  # whole sentences, not phrases
     "amazon_fine_foods": lambda t: len(t) > 5,
+    "piqa": lambda t: t.startswith("Goal: ") and "\nSolution: " in t,
+    "social_i_qa": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
+    "quail": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
+    "dream": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
 }
 
 

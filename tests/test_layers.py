@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("w2slab.pipeline",),  # stages, store, executors, sweeps
     ("w2slab.report", "w2slab.analysis"),  # tables and plots of results; results as a DataFrame
     ("w2slab.api",),  # w2slab.run / w2slab.sweep
+    ("w2slab.bench",),  # w2s bench: the suite of tasks and model pairs, its tables and claims
     ("w2slab.cli",),  # the w2s command
 ]
 

@@ -317,7 +317,13 @@ def _sizes_the_file_supports(cfg: ExperimentConfig, *, fit_train: bool, fit_test
     if not fit_train:
         return cfg
     try:
-        n_train = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train, data_seed=cfg.data_seed)
+        # the pool and the validation set share the train rows: keep room for the validation set (up to a quarter
+        # of what the pool could take), or every choice made on it would rest on a handful of rows
+        most = largest_n_train(task, n_test=cfg.n_test, seed=cfg.seed, cap=cfg.n_train + cfg.n_val,
+                               data_seed=cfg.data_seed)
+        reserve = 2 * (min(cfg.n_val, most // 4) // 2)
+        n_train = min(cfg.n_train, max(most - reserve, 4))
+        n_train -= n_train % 2
     except DataError as exc:
         if "n_test" in str(exc):
             raise
@@ -599,7 +605,8 @@ def make_parser() -> argparse.ArgumentParser:
                        "file holding {name: ..., param: ...}")
     bench.add_argument("--parts", default="probe", help="probe (linear probes on cached features), finetune "
                        "(fine-tuned / LoRA pairs), or both: probe,finetune")
-    bench.add_argument("--tasks", help="comma-separated suite tasks (default: every text task)")
+    bench.add_argument("--tasks", help="comma-separated suite tasks (default: every text task; none: only --task "
+                       "files)")
     bench.add_argument("--task", action="append", help="a user's .jsonl/.csv file as one more task (repeatable)")
     bench.add_argument("--seeds", default="0,1,2,3,4")
     bench.add_argument("--ladder", default="encoders", help="encoders (3 encoder pairs), decoders (adds "

@@ -86,6 +86,8 @@ FINETUNE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "mpnet-base", "full", "ful
                                     Pair("minilm-l3", "gemma3-270m", "full", "lora"))
 LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
     "encoders": {"probe": PROBE_PAIRS, "finetune": FINETUNE_PAIRS},
+    # one small pair (a quick look, and the tests): the two MiniLMs
+    "minilm": {"probe": PROBE_PAIRS[:1], "finetune": (Pair("minilm-l3", "minilm-l6", "full", "full"),)},
     "decoders": {"probe": PROBE_PAIRS + DECODER_PROBE_PAIRS, "finetune": FINETUNE_PAIRS},
 }
 
@@ -141,13 +143,18 @@ def candidate(spec: str | dict) -> Candidate:
 
 
 def task_names(names: str | None, files: Sequence[str] = ()) -> list[SuiteTask]:
-    """The suite's tasks (``names``: a comma list, or None for every text task), then the user's files."""
-    tasks = [TASKS.get(name.strip()) for name in names.split(",") if name.strip()] if names else TASKS.values()
+    """The suite's tasks (``names``: a comma list, None for every task, ``none`` for none), then the user's files."""
+    if names is None:
+        tasks = TASKS.values()
+    else:
+        tasks = [TASKS.get(name.strip()) for name in names.split(",") if name.strip() and name.strip() != "none"]
     for file in files:
         path = Path(file)
         if not path.is_file():
             raise ConfigError(f"--task {file}: no such file; give a .jsonl or .csv file with text and label columns")
         tasks.append(SuiteTask(path.stem, str(path), "a user's file"))
+    if not tasks:
+        raise ConfigError("w2s bench: no task; name suite tasks with --tasks or a file with --task my.jsonl")
     return tasks
 
 
