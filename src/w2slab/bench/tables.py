@@ -75,8 +75,8 @@ def ladder_rows(records: list[dict]) -> list[dict]:
             pooled = pooled_pgr(group)
             if pooled is None:
                 continue
-            why = "" if pooled.shown else f"no gap ({pooled.seeds_with_gap} of {pooled.seeds} seeds)"
-            why = why or unusable(group)
+            why = unusable(group) or ("" if pooled.shown else
+                                      f"no gap ({pooled.seeds_with_gap} of {pooled.seeds} seeds)")
             w, c = _role_estimate(group, "weak"), _role_estimate(group, "ceiling")
             rows.append({"part": part, "task": task, "weak": weak, "strong": strong, "seeds": len(group),
                          "test_size": int(group[0]["test_size"]), "weak_acc": w.value, "weak_lo": w.ci95[0],

@@ -1,0 +1,188 @@
+"""``w2s bench``: the suite's tables on records with known truths, the statistics across tasks, and the command."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2slab import stats
+from w2slab.bench import suite, tables
+from w2slab.bench.records import read_records, write_records
+from w2slab.diagnostics import pack_correct
+
+N_TEST, N_VAL = 600, 300
+
+
+def _outcomes(rng, accuracy: float, n: int) -> np.ndarray:
+    return rng.random(n) < accuracy
+
+
+def make_records(task: str, weak: str, strong: str, accuracies: dict[str, float], *, seeds=range(5),
+                 validation: dict[str, float] | None = None, suspect: str = "", loss_gain: float = 0.0,
+                 mode: str = "probe", seed_of_rng: int = 0) -> list[dict]:
+    """xent and logconf records of one (task, pair): weak/ceiling/xent with the given accuracies, logconf
+    ``loss_gain`` above xent; a shared test set (seeds crossed)."""
+    rng = np.random.default_rng(seed_of_rng)
+    validation = validation or accuracies
+    config = {"dataset": task, "n_test": N_TEST, "n_val": N_VAL, "data_seed": 0,
+              "weak_train": {"mode": mode}, "strong_train": {"mode": mode}}
+    out = []
+    for seed in seeds:
+        weak_ok = _outcomes(rng, accuracies["weak"], N_TEST)
+        ceiling = _outcomes(rng, accuracies["ceiling"], N_TEST)
+        xent = _outcomes(rng, accuracies["student"], N_TEST)
+        logconf = xent | (rng.random(N_TEST) < loss_gain)
+        val = {role: float(validation[role]) for role in ("weak", "ceiling")}
+        for loss, student in (("xent", xent), ("logconf", logconf)):
+            out.append({
+                "dataset": task, "weak": weak, "strong": strong, "loss": loss, "method": "none", "seed": seed,
+                "weak_accuracy": float(weak_ok.mean()), "ceiling_accuracy": float(ceiling.mean()),
+                "student_accuracy": float(student.mean()), "ceiling_over_chance": float(ceiling.mean()) - 0.5,
+                "suspect": [suspect] if suspect else [], "test_size": N_TEST, "experiment_id": f"{task}{weak}{seed}",
+                "test_correct": {"weak": pack_correct(weak_ok), "ceiling": pack_correct(ceiling),
+                                 "student": pack_correct(student)},
+                "config": {**config, "weak": weak, "strong": strong, "seed": seed,
+                           "losses": [{"name": loss}], "methods": [{"name": "none"}]},
+                "validation": {"weak_accuracy": val["weak"], "ceiling_accuracy": val["ceiling"]},
+                "resolved": {}, "gap_ci95": [0.01, 0.2], "pgr": math.nan})
+    return out
+
+
+def test_ladder_marks_gaps_and_refuses_weak_at_chance_and_unconverged_ceilings():
+    records = (make_records("a", "s", "l", {"weak": .70, "ceiling": .85, "student": .80})
+               + make_records("b", "s", "l", {"weak": .70, "ceiling": .70, "student": .70}, seed_of_rng=1)
+               + make_records("c", "s", "l", {"weak": .50, "ceiling": .80, "student": .60}, seed_of_rng=2)
+               + make_records("d", "s", "l", {"weak": .70, "ceiling": .85, "student": .80}, seed_of_rng=3,
+                              suspect="ceiling did not converge: its training loss ended at 0.69"))
+    ladder = {row["task"]: row for row in tables.ladder_rows(records)}
+    assert ladder["a"]["w2s"] and ladder["a"]["why_not"] == ""
+    assert ladder["a"]["gap_lo"] > 0
+    assert not ladder["b"]["w2s"] and ladder["b"]["why_not"].startswith("no gap")
+    assert not ladder["c"]["w2s"] and ladder["c"]["why_not"].startswith("weak model at chance")
+    assert not ladder["d"]["w2s"] and "ceiling did not converge" in ladder["d"]["why_not"]
+    # a task without a W2S experiment is in no W2S statistic
+    summary = tables.summarize(records, "logconf", ("probe",))
+    assert {row["task"] for row in summary["probe"]["w2s"]} == {"a"}
+    assert summary["probe"]["pooled"]["tasks"] == 1
+
+
+def test_primary_pair_is_chosen_on_validation_not_test():
+    # pair l2 has the larger test gap, pair l1 the larger validation gap: the leaderboard reads l1
+    records = (make_records("a", "s", "l1", {"weak": .70, "ceiling": .80, "student": .76},
+                            validation={"weak": .60, "ceiling": .90})
+               + make_records("a", "s", "l2", {"weak": .70, "ceiling": .95, "student": .85},
+                              validation={"weak": .70, "ceiling": .75}, seed_of_rng=1))
+    summary = tables.summarize(records, "logconf", ("probe",))
+    (row,) = summary["probe"]["leaderboard"]
+    assert row["strong"] == "l1"
+
+
+def test_leaderboard_pools_tasks_with_sign_test_and_holm():
+    records = []
+    for i, task in enumerate("abcdefg"):
+        records += make_records(task, "s", "l", {"weak": .65, "ceiling": .85, "student": .78}, loss_gain=.08,
+                                seed_of_rng=i)
+    summary = tables.summarize(records, "logconf", ("probe",))["probe"]
+    primaries, pooled = summary["leaderboard"], summary["pooled"]
+    assert len(primaries) == 7 and all(row["comparisons"] == 7 for row in primaries)
+    assert pooled["wins"] == 7 and pooled["decided"] == 7
+    assert pooled["p_sign"] == pytest.approx(2 / 2**7)
+    assert pooled["diff_lo"] > 0  # every task gains about .08 * .22
+    assert all(row["claimed"] for row in primaries)  # a real gain of ~.017 on 5 x 600 examples survives Holm
+    assert pooled["xent_pgr_above_0"] == 7
+    lo, hi = pooled["xent_median_lo"], pooled["xent_median_hi"]
+    assert lo <= pooled["xent_median_pgr"] <= hi
+    text = tables.markdown(tables.summarize(records, "logconf", ("probe",)), "logconf")
+    assert "sign test: 7 of 7" in text and "published PGR" in text
+
+
+def test_median_over_tasks_covers_the_tasks_median():
+    """Coverage by simulation: tasks' true PGRs from a skewed distribution, each estimated with noise; the order-
+    statistic interval of the estimates covers the median of the estimates' distribution at >= 95%."""
+    rng = np.random.default_rng(0)
+    covered, trials, n_tasks = 0, 2000, 11
+    # the estimate distribution: true PGR ~ Gamma-shaped + symmetric noise; its median by a large sample
+    population = rng.gamma(2.0, 0.2, 400_000) + rng.normal(0, 0.1, 400_000)
+    median = float(np.median(population))
+    for _ in range(trials):
+        values = rng.gamma(2.0, 0.2, n_tasks) + rng.normal(0, 0.1, n_tasks)
+        estimate = stats.median_over_tasks(values)
+        covered += estimate.ci95[0] <= median <= estimate.ci95[1]
+    assert covered / trials >= 0.975  # the interval's own coverage for 11 tasks is .988
+
+
+def test_mean_over_tasks_and_sign_test():
+    estimate = stats.mean_over_tasks([0.1, 0.2, 0.3])
+    assert estimate.value == pytest.approx(0.2) and estimate.df == 2
+    assert estimate.ci95[0] == pytest.approx(0.2 - 4.302653 * 0.1 / math.sqrt(3), rel=1e-5)
+    assert stats.sign_test([0.1, -0.1, 0.0, 0.2]) == (2, 3, pytest.approx(1.0))
+    assert stats.median_over_tasks([]).tasks == 0
+
+
+def test_records_round_trip(tmp_path):
+    records = make_records("a", "s", "l", {"weak": .7, "ceiling": .85, "student": .8})
+    write_records(records, tmp_path / "r.jsonl.gz")
+    first = (tmp_path / "r.jsonl.gz").read_bytes()
+    write_records(records, tmp_path / "r.jsonl.gz")
+    assert (tmp_path / "r.jsonl.gz").read_bytes() == first  # byte-stable
+    back = read_records(tmp_path / "r.jsonl.gz")
+    assert [r["test_correct"] for r in back] == [r["test_correct"] for r in sorted(
+        records, key=lambda r: (r["experiment_id"], r["loss"]))]
+
+
+def test_candidate_resolves_losses_and_methods():
+    assert suite.candidate("logconf").losses()[0] == "xent"
+    method = suite.candidate("select")
+    assert method.kind == "method" and any(getattr(m, "name", None) == "subset" for m in method.methods())
+    with pytest.raises(Exception, match="neither a registered loss nor a method"):
+        suite.candidate("nonsense")
+
+
+def _w2s(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "w2slab.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=900)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["nonsense"], "neither a registered loss nor a method"),
+    (["logconf", "--parts", "bogus"], "--parts: unknown part bogus"),
+    (["logconf", "--seeds", "a,b"], "--seeds"),
+    (["logconf", "--tasks", "none", "--task", "missing.jsonl"], "--task missing.jsonl: no such file"),
+    (["logconf", "--tasks", "nope"], "nope"),
+])
+def test_bad_bench_input_is_one_line_exit_2(tmp_path, args, message):
+    done = _w2s("bench", *args, "--run-root", str(tmp_path / "runs"), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+@pytest.mark.integration
+def test_bench_runs_a_users_file_end_to_end(tmp_path, data_root):
+    """``w2s bench logconf --task my.jsonl`` on the smallest ladder: tables written, records rebuild them."""
+    from w2slab.data import load_task
+
+    task = load_task("sst2_sentences", data_root=data_root)
+    rows = [{"text": r["text"], "label": int(r["label"])} for r in task.train[:1400]]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    done = _w2s("bench", "logconf", "--tasks", "none", "--task", str(path), "--ladder", "minilm", "--seeds", "0,1",
+                "--n-train", "300", "--n-test", "200", "--n-val", "100", "--run-root", str(tmp_path / "runs"),
+                "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = tmp_path / "runs" / "bench_logconf"
+    readme = (out / "README.md").read_text()
+    assert "| probe | mine | minilm-l3 -> minilm-l6 | 2 | 200 |" in readme
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["n_results"] == 4 and meta["matmul_gflops"]["fp32"] > 0
+    from w2slab.bench.run import render
+
+    assert render(out) == readme  # rebuilt from the records alone
