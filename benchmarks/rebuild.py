@@ -4,10 +4,11 @@
     python benchmarks/rebuild.py --check    # rebuild into memory and fail (exit 1) where a committed file differs
 
 A results folder that holds ``records.jsonl.gz`` (every result's per-example test outcomes, config and what it
-read) and ``meta.json`` (the command, machine and source digest that made it) is rebuilt by the benchmark that
-wrote it (``meta.json``'s ``benchmark``, default ``methods``), through the same statistics module the library's
-reports use. Folders without them (tables made before per-example outcomes were committed) are listed as not
-re-derivable, never silently skipped.
+read) and ``meta.json`` (the command, machine and source digest that made it) is rebuilt by what wrote it: a
+``w2s bench`` folder (its meta names a ``candidate``: ``results/suite``) by :func:`w2slab.bench.run.render`, the
+methods benchmark's by ``benchmarks/methods.py``, through the same statistics module the library's reports use.
+Folders without them (tables made before per-example outcomes were committed) are listed as not re-derivable,
+never silently skipped.
 """
 
 from __future__ import annotations
@@ -43,10 +44,17 @@ def rebuild(folder: Path, target: Path) -> tuple[str, ...]:
         records = (folder.parent / CLAIMS[1] / "records.jsonl.gz").relative_to(ROOT)
         reproduction.main(["--records", str(records), "--out", str(target)])
         return ("README.md", "claims.json")
+    import json
+
     import methods
 
     for name in ("records.jsonl.gz", "meta.json"):
         shutil.copy2(folder / name, target / name)
+    if "candidate" in json.loads((folder / "meta.json").read_text(encoding="utf-8")):  # written by w2s bench
+        from w2slab.bench.run import render
+
+        render(target)
+        return ("README.md", "summary.json")
     methods.render(target)
     return ("README.md", "methods.csv")
 

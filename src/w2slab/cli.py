@@ -531,16 +531,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown or not parts:
         raise ConfigError(f"--parts: unknown part {', '.join(unknown) or '(none)'}; choose from "
                           f"{', '.join(suite.PARTS)} (comma-separated)")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"--seeds: {args.seeds!r} is not a comma-separated list of integers; e.g. 0,1,2") from None
-    if not seeds:
-        raise ConfigError("--seeds: name at least one seed, e.g. 0,1,2")
+    seeds = _seed_list(args.seeds, "--seeds")
     spec = _read_config_file(args.candidate) if Path(args.candidate).suffix in (".yaml", ".yml", ".json", ".toml") \
         else args.candidate
     suite.candidate(spec)  # an unknown name stops here, before any work
     tasks = suite.task_names(args.tasks, args.task or ())
+    part_tasks = {"finetune": suite.task_names(args.finetune_tasks, args.task or ())} if args.finetune_tasks else {}
+    part_seeds = {"finetune": _seed_list(args.finetune_seeds, "--finetune-seeds")} if args.finetune_seeds else {}
     sizes = {key: value for key, value in (("n_train", args.n_train), ("n_test", args.n_test), ("n_val", args.n_val))
              if value is not None}
     def fit(cfg: ExperimentConfig) -> ExperimentConfig:  # a size not given is fitted to the task's pool
@@ -549,10 +546,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     name = spec["name"] if isinstance(spec, dict) else spec
     out = args.out or str(Path(args.run_root) / f"bench_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}")
     _, text = run_bench(spec, parts=parts, tasks=tasks, seeds=seeds, ladder=args.ladder, run_root=args.run_root,
-                        out=out, fit=fit, sizes=sizes, echo=None if args.quiet else _echo,
+                        out=out, fit=fit, sizes=sizes, echo=None if args.quiet else _echo, part_tasks=part_tasks,
+                        part_seeds=part_seeds,
                         command="w2s bench " + shlex.join(sys.argv[2:] if argv_is_cli() else []))
     print(text)
     return 0
+
+
+def _seed_list(text: str, flag: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag}: {text!r} is not a comma-separated list of integers; e.g. 0,1,2") from None
+    if not seeds:
+        raise ConfigError(f"{flag}: name at least one seed, e.g. 0,1,2")
+    return seeds
 
 
 def argv_is_cli() -> bool:
@@ -609,8 +617,11 @@ def make_parser() -> argparse.ArgumentParser:
                        "files)")
     bench.add_argument("--task", action="append", help="a user's .jsonl/.csv file as one more task (repeatable)")
     bench.add_argument("--seeds", default="0,1,2,3,4")
-    bench.add_argument("--ladder", default="encoders", help="encoders (3 encoder pairs), decoders (adds "
-                       "gemma3-270m as a strong model)")
+    bench.add_argument("--finetune-tasks", help="the fine-tuned part's tasks (default: --tasks)")
+    bench.add_argument("--finetune-seeds", help="the fine-tuned part's seeds (default: --seeds)")
+    bench.add_argument("--ladder", default="encoders", help="encoders (probes: 3 encoder pairs; fine-tuned: "
+                       "minilm-l3 -> mpnet-base), seed (fine-tuned: minilm-l3 -> gemma3-270m LoRA, the seed's "
+                       "experiment), decoders (both, and gemma3-270m probes), minilm (one small pair)")
     bench.add_argument("--n-train", type=int, help="default 2000, fitted to each task's pool")
     bench.add_argument("--n-test", type=int, help="default 1000, fitted to each task's pool")
     bench.add_argument("--n-val", type=int, help="default 500")

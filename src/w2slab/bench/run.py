@@ -67,16 +67,22 @@ def matmul_rates(n: int = 1024, repeats: int = 5) -> dict[str, float]:
 
 def run_bench(spec: str | dict, *, parts: Sequence[str], tasks: list[suite.SuiteTask], seeds: Sequence[int],
               ladder: str, run_root: str, out: str | None, fit=None, sizes: dict[str, int] | None = None,
-              echo: Callable[..., None] | None = None, command: str = "") -> tuple[dict, str]:
+              echo: Callable[..., None] | None = None, command: str = "",
+              part_tasks: dict[str, list[suite.SuiteTask]] | None = None,
+              part_seeds: dict[str, Sequence[int]] | None = None) -> tuple[dict, str]:
     """Run the bench and write ``out`` (README.md with every table, summary.json, records.jsonl.gz, meta.json);
-    return the summary and its Markdown."""
+    return the summary and its Markdown. ``part_tasks`` / ``part_seeds`` give a part other tasks or seeds than
+    ``tasks`` / ``seeds`` (the fine-tuned part costs minutes per experiment where a probe costs seconds)."""
     import w2slab
     from w2slab.config import RuntimeConfig
     from w2slab.fingerprint import source_digest
     from w2slab.report.records import load_records
 
     cand = suite.candidate(spec)
-    configs = [c for part in parts for c in suite.configs(cand, tasks, part, seeds, ladder, sizes, fit)]
+    tasks_of = {part: (part_tasks or {}).get(part, tasks) for part in parts}
+    seeds_of = {part: list((part_seeds or {}).get(part, seeds)) for part in parts}
+    configs = [c for part in parts for c in suite.configs(cand, tasks_of[part], part, seeds_of[part], ladder, sizes,
+                                                           fit)]
     clock = StageClock(forward=echo)
     rates = matmul_rates()
     began = time.monotonic()
@@ -84,8 +90,9 @@ def run_bench(spec: str | dict, *, parts: Sequence[str], tasks: list[suite.Suite
     seconds = time.monotonic() - began
     ids = {r.experiment_id for r in result.results}
     records = [r for r in load_records(Path(run_root)) if r["experiment_id"] in ids]
-    meta = {"command": command, "candidate": cand.student(), "parts": list(parts), "seeds": list(seeds),
-            "ladder": ladder, "tasks": [t.name for t in tasks], "seconds": round(seconds),
+    meta = {"command": command, "candidate": cand.student(), "parts": list(parts), "seeds": seeds_of,
+            "ladder": ladder, "tasks": {part: [t.name for t in tasks_of[part]] for part in parts},
+            "seconds": round(seconds),
             "computed": len(result.plan.todo()), "n_results": len(records), "cpu": cpu_name(),
             "matmul_gflops": rates, "source_digest": source_digest(), "stage_seconds": stage_costs(clock, began
                                                                                                   + seconds)}
@@ -123,9 +130,10 @@ def render(out: Path) -> str:
             f"Made by `{meta['command']}` in {meta['seconds'] / 60:.0f} min ({meta['computed']} stages computed, "
             f"{meta['n_results']} results) on {meta['cpu']} (matmul fp32 {meta['matmul_gflops']['fp32']:.0f}, bf16 "
             f"{meta['matmul_gflops']['bf16']:.0f} GFLOP/s in the same run; bf16 kernels differ between CPUs), "
-            f"source digest `{meta['source_digest']}`. Seeds {', '.join(map(str, meta['seeds']))} share one draw of "
-            "each task's data (data_seed 0) and vary the partition, initialisations and shuffles. Rebuilt from "
-            "`records.jsonl.gz` by `python benchmarks/rebuild.py`.", ""]
+            f"source digest `{meta['source_digest']}`. Seeds "
+            + "; ".join(f"{part}: {', '.join(map(str, seeds))}" for part, seeds in meta["seeds"].items())
+            + " share one draw of each task's data (data_seed 0) and vary the partition, initialisations and "
+            "shuffles. Rebuilt from `records.jsonl.gz` by `python benchmarks/rebuild.py`.", ""]
     text = "\n".join(head) + "\n" + markdown(summary, meta["candidate"])
     (out / "README.md").write_text(text, encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n",

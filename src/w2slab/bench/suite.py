@@ -80,15 +80,17 @@ for _task in (
 PROBE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "minilm-l6"), Pair("minilm-l3", "mpnet-base"),
                                  Pair("minilm-l6", "mpnet-base"))
 DECODER_PROBE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "gemma3-270m"), Pair("minilm-l6", "gemma3-270m"))
-#: the fine-tuned part: the default experiment's pair, and the seed's own (a BERT-type weak model, a Gemma strong
-#: model under LoRA)
-FINETUNE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "mpnet-base", "full", "full"),
-                                    Pair("minilm-l3", "gemma3-270m", "full", "lora"))
+#: the fine-tuned part: the default experiment's pair (both fine-tuned), and the seed's own (a BERT-type weak model
+#: fine-tuned, a Gemma strong model under LoRA)
+DEFAULT_PAIR = Pair("minilm-l3", "mpnet-base", "full", "full")
+SEED_PAIR = Pair("minilm-l3", "gemma3-270m", "full", "lora")
 LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
-    "encoders": {"probe": PROBE_PAIRS, "finetune": FINETUNE_PAIRS},
+    "encoders": {"probe": PROBE_PAIRS, "finetune": (DEFAULT_PAIR,)},
+    # the seed's experiment as the fine-tuned part, beside the encoder probes
+    "seed": {"probe": PROBE_PAIRS, "finetune": (SEED_PAIR,)},
+    "decoders": {"probe": PROBE_PAIRS + DECODER_PROBE_PAIRS, "finetune": (DEFAULT_PAIR, SEED_PAIR)},
     # one small pair (a quick look, and the tests): the two MiniLMs
     "minilm": {"probe": PROBE_PAIRS[:1], "finetune": (Pair("minilm-l3", "minilm-l6", "full", "full"),)},
-    "decoders": {"probe": PROBE_PAIRS + DECODER_PROBE_PAIRS, "finetune": FINETUNE_PAIRS},
 }
 
 #: rows per task and seed: 1,000 weak-train + 1,000 transfer, 500 validation, 1,000 test (fitted down, with a note,
