@@ -68,8 +68,11 @@ class TrainConfig:
     # own next-token logits of one label word per class under a prompt), "auto" (the model family's default)
     head: HeadKind = "auto"
     epochs: float = 2.0
-    # "auto": a training that ends unconverged is retried longer (and, where needed, at another learning rate), the
-    # attempt kept chosen on validation, up to ``max_epochs`` (None: 4 x epochs); "fixed": exactly ``epochs``
+    # "auto": a training that ends unconverged by the results' "did not converge" rule (judged on validation) is
+    # retried at 2x, 4x, ... its epochs, each attempt at most ``max_epochs`` long (None: 4 x epochs), then once at the
+    # longest length with 3x the learning rate where it trained stably; it stops at the first attempt that converges,
+    # else keeps the best on validation (w2slab.train.selection.search_length). A first attempt that converges is
+    # exactly the training of "fixed": one attempt of ``epochs``.
     length: LengthRule = "auto"
     max_epochs: float | None = None
     batch_size: int = 16
@@ -149,8 +152,8 @@ TRAIN_FIELD_HELP = {
     "head": "how a class is read: linear (a head on pooled features), label_tokens (a decoder's label-word "
             "logits under a prompt), auto (the family's default)",
     "epochs": "passes over the training rows (fractions allowed)",
-    "length": "auto: an unconverged training is retried longer, chosen on validation (up to max_epochs); fixed",
-    "max_epochs": "the cap on epochs when length is auto (null: 4 x epochs)",
+    "length": "auto: an unconverged training is retried longer (then at 3x lr), kept on validation; fixed: once",
+    "max_epochs": "the longest attempt when length is auto (null: 4 x epochs)",
     "batch_size": "training batch size",
     "group_by_length": "batches of similar-length texts",
     "dropout": "the model's dropout while training",

@@ -109,6 +109,7 @@ class ExperimentResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     test_correct: dict[str, str] = field(default_factory=dict)  # per role, packed per-example correctness on test
     test_size: int = 0  # examples in the test set (what test_correct unpacks to)
+    num_classes: int = 0  # K, the chance rate's 1/K (0: a record written before results carried it)
     selection: list[dict] = field(default_factory=list)  # checkpoint-selection evaluations of the student
     trace: list[dict] = field(default_factory=list)  # per traced step: step_frac, accuracy, PGR, agreement
     # the same models on the validation split (ground truth beside the pool, never trained on): accuracies, PGR,
@@ -151,7 +152,7 @@ class ExperimentResult:
                 values[name] = list(value)
             elif name in cls.KEYS or name == "experiment_id":
                 values[name] = str(value)
-            elif name in ("seed", "test_size"):
+            elif name in ("seed", "test_size", "num_classes"):
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                     raise W2SError(f"malformed experiment record {source}: {name} must be an integer >= 0, got "
                                    f"{json.dumps(value)[:40]}; {fix}")
@@ -226,6 +227,7 @@ class ExperimentResult:
         result.diagnostics = diagnose(weak, ceiling, student, labels)
         result.trace = trace_rows(trace, weak, result, labels) if trace is not None else []
         result.test_size = len(test)
+        result.num_classes = int(np.asarray(ceiling).shape[1])
         result.test_correct = {role: pack_correct(probs.argmax(-1) == test) for role, probs in
                                (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
         result.validation = validation_summary(validation) if validation is not None else {}
@@ -264,10 +266,15 @@ class ExperimentResult:
         self.self_pair = self.weak == self.strong
         self.weak_not_smaller = bool(self.weak_params and self.strong_params and self.weak_params >= self.strong_params)
 
+    def no_experiment(self) -> str:
+        """Why this run is no W2S experiment (:func:`no_experiment_reason`); empty where it is one."""
+        return no_experiment_reason(self)
+
     def one_line(self) -> str:
+        pgr = "n/a (no W2S experiment)" if self.no_experiment() else fmt(self.pgr)
         return (f"{self.dataset:10s} {self.weak:>14s} -> {self.strong:14s} {self.loss:8s} s{self.seed}  "
                 f"weak {fmt(self.weak_accuracy)}  student {fmt(self.student_accuracy)}  "
-                f"ceiling {fmt(self.ceiling_accuracy)}  PGR {fmt(self.pgr)}"
+                f"ceiling {fmt(self.ceiling_accuracy)}  PGR {pgr}"
                 + ("  SUSPECT" if self.suspect else ""))
 
 
@@ -454,26 +461,102 @@ def calibrated_loss(acc: float, num_classes: int) -> float:
 
 def convergence_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
                         stability: dict[str, dict]) -> list[str]:
-    """"did not converge": a model well above chance whose predictions never leave the middle (90th percentile of
-    its max probability < :data:`SUSPECT_UNCONFIDENT_P90`), or a ground-truth training whose loss ended within
-    :data:`SUSPECT_LOSS_NEAR_CHANCE` of ln K while above :func:`calibrated_loss` at its test accuracy. Such a model's
-    accuracy rests on a ranking it cannot express: its calibration, its confidence-based losses and any PGR built
-    on it measure the optimiser's cap, not the data."""
+    """"did not converge" (:func:`convergence_problems`) for each role on the test set, with the final training
+    loss of the ground-truth trainings (weak, ceiling); where ``length: auto`` retried a training, the reason
+    says how long it was tried (:func:`length_tried`). Such a model's accuracy rests on a ranking it cannot
+    express: its calibration, its confidence-based losses and any PGR built on it measure the optimiser's cap,
+    not the data."""
     reasons = []
     for role, probs in test_probs.items():
-        probs = np.asarray(probs, dtype=np.float64)
-        chance = 1.0 / probs.shape[1]
-        p90 = max_prob_quantile(probs, 0.9)
-        acc = accuracy(probs, test_labels)
-        if acc >= chance + SUSPECT_ABOVE_CHANCE and p90 < SUSPECT_UNCONFIDENT_P90:
-            reasons.append(f"{role} did not converge: accuracy {acc:.3f} but 90% of its test predictions have max "
-                           f"probability below {p90:.3f}")
         final = (stability.get(role) or {}).get("final_loss", NAN) if role in ("weak", "ceiling") else NAN
-        if math.isfinite(final) and final >= (1.0 - SUSPECT_LOSS_NEAR_CHANCE) * math.log(probs.shape[1]) \
-                and final > calibrated_loss(acc, probs.shape[1]) - 0.002:  # at chance: ln K, flagged
-            reasons.append(f"{role} did not converge: its training loss ended at {final:.4f}, within "
-                           f"{SUSPECT_LOSS_NEAR_CHANCE:.0%} of ln {probs.shape[1]} = {math.log(probs.shape[1]):.4f}")
+        tried = length_tried((stability.get(role) or {}).get("length"))
+        for reason in convergence_problems(probs, test_labels, final_loss=final, role=role, split="test"):
+            reasons.append(reason.replace(" did not converge:", f" did not converge {tried}:", 1) if tried
+                           else reason)
     return reasons
+
+
+def convergence_problems(probs: np.ndarray, labels: np.ndarray, *, final_loss: float = NAN, role: str = "model",
+                         split: str = "test", confidence: np.ndarray | None = None) -> list[str]:
+    """The one "did not converge" rule, for the results (on test) and for ``length: auto`` (on validation, or a
+    student's own training labels): a model well above chance (:data:`SUSPECT_ABOVE_CHANCE`) whose predictions
+    never leave the middle (90th percentile of its max probability < :data:`SUSPECT_UNCONFIDENT_P90`), or, given
+    the ``final_loss`` of a ground-truth training, one whose loss ended within :data:`SUSPECT_LOSS_NEAR_CHANCE` of
+    ln K while above :func:`calibrated_loss` at its accuracy on ``labels``. ``confidence``: the predictions whose
+    90th percentile is judged, where they are other rows than ``probs`` (a student's unlabelled validation rows,
+    ``split`` naming them; default ``probs``). Empty: converged. No rows: empty (not judged)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or not len(probs):
+        return []
+    k = probs.shape[1]
+    p90 = max_prob_quantile(probs if confidence is None or not len(confidence) else confidence, 0.9)
+    acc = accuracy(probs, labels)
+    reasons = []
+    if acc >= 1.0 / k + SUSPECT_ABOVE_CHANCE and p90 < SUSPECT_UNCONFIDENT_P90:
+        reasons.append(f"{role} did not converge: accuracy {acc:.3f} but 90% of its {split} predictions have max "
+                       f"probability below {p90:.3f}")
+    if math.isfinite(final_loss) and final_loss >= (1.0 - SUSPECT_LOSS_NEAR_CHANCE) * math.log(k) \
+            and final_loss > calibrated_loss(acc, k) - 0.002:  # at chance: ln K, flagged
+        reasons.append(f"{role} did not converge: its training loss ended at {final_loss:.4f}, within "
+                       f"{SUSPECT_LOSS_NEAR_CHANCE:.0%} of ln {k} = {math.log(k):.4f}")
+    return reasons
+
+
+def length_tried(record: dict | None) -> str:
+    """``within 4 epochs (3 attempts, the last at 3x lr)`` for a training that ``length: auto`` retried; empty
+    where it ran once (or its record predates the rule)."""
+    attempts = (record or {}).get("attempts") or []
+    if len(attempts) < 2:
+        return ""
+    longest = max(float(a["epochs"]) for a in attempts)
+    boosted = [a for a in attempts if float(a.get("lr_factor", 1.0)) != 1.0]
+    lr = f", the last at {float(boosted[-1]['lr_factor']):g}x lr" if boosted else ""
+    return f"within {epochs_text(longest)} ({len(attempts)} attempts{lr})"
+
+
+def epochs_text(epochs: float) -> str:
+    """``1 epoch``, ``2 epochs``, ``0.5 epochs``."""
+    return f"{epochs:g} epoch" + ("" if epochs == 1 else "s")
+
+
+def length_note(role: str, record: dict | None) -> str:
+    """One line on what ``length: auto`` did to a training that it retried (empty where it ran once):
+    ``ceiling retried at 2 epochs: converged (validation accuracy 0.874)`` or ``ceiling did not converge within 4
+    epochs (4 attempts, the last at 3x lr): kept 4 epochs (validation accuracy 0.612)``."""
+    record = record or {}
+    attempts = record.get("attempts") or []
+    if len(attempts) < 2:
+        return ""
+    kept = attempts[int(record.get("kept", len(attempts) - 1))]
+    what = epochs_text(float(kept["epochs"])) + (f" at {float(kept['lr_factor']):g}x lr"
+                                                  if float(kept.get("lr_factor", 1.0)) != 1.0 else "")
+    score = kept.get("score")
+    scored = (f" ({record.get('score_name', 'validation score')} {score:.3f})"
+              if isinstance(score, int | float) and math.isfinite(score) else "")
+    if kept.get("converged"):
+        return f"{role} retried at {what}: converged{scored}"
+    return f"{role} did not converge {length_tried(record)}: kept {what}{scored}"
+
+
+def no_experiment_reason(result: ExperimentResult | dict[str, Any]) -> str:
+    """Why a run is no weak-to-strong experiment, in one line (empty where it is one): the weak model at chance
+    (its test accuracy's interval, :func:`w2slab.stats.mean_estimate` over the test examples, includes 1/K: its
+    labels carry nothing to generalise from), or a ceiling that did not converge (the gap is then the optimiser's,
+    not the strong model's). Every table's gap rule counts such a run as one without a gap, so no PGR of it is
+    shown as a result (``report.tables.has_gap``, :func:`summary_table`)."""
+    get = result.get if isinstance(result, dict) else (lambda key, default=None: getattr(result, key, default))
+    reasons = []
+    correct, size, k = (get("test_correct") or {}).get("weak"), int(get("test_size") or 0), int(get("num_classes") or 0)
+    if correct and size and k >= 2:
+        weak = stats.mean_estimate([unpack_correct(correct, size).astype(float)])
+        low, high = weak.ci95
+        if low <= 1.0 / k <= high:
+            reasons.append(f"weak model at chance ({weak.value:.3f} [{low:.3f}, {high:.3f}], chance {1.0 / k:.3f}): "
+                           "no W2S experiment")
+    unconverged = [r for r in get("suspect") or [] if r.startswith("ceiling did not converge")]
+    if unconverged:
+        reasons.append(f"{unconverged[0]}: no W2S experiment")
+    return "; ".join(reasons)
 
 
 def read_results(path: Path) -> list[ExperimentResult]:
@@ -516,6 +599,12 @@ class ExperimentSummary:
         """Every loss's suspect reasons, each once, in order (weak and ceiling reasons are shared by all)."""
         return list(dict.fromkeys(reason for result in self.results.values() for reason in result.suspect))
 
+    def length_notes(self) -> list[str]:
+        """What ``length: auto`` did to each training it retried (:func:`length_note`), by role."""
+        notes = [length_note("student " + name.removeprefix("student_") if name.startswith("student_") else name,
+                             (report or {}).get("length")) for name, report in self.stability.items()]
+        return [note for note in notes if note]
+
     def to_dict(self) -> dict[str, Any]:
         """``metrics.json``. ``pgr_ci95`` is ``[null, null]`` with ``pgr_ci_unbounded: true`` when the gap is
         not established in the bootstrap (see :class:`ExperimentResult`); ``gap`` is ceiling - weak accuracy
@@ -535,6 +624,8 @@ class ExperimentSummary:
                                 "agreement_with_weak_test": r.agreement_with_weak_test, "suspect": r.suspect}
                          for loss, r in self.results.items()},
             "suspect": self.suspect,
+            "no_experiment": first.no_experiment(),
+            "length": self.length_notes(),
             "stability": self.stability,
             "notes": self.notes,
             "pair": {"self_pair": first.self_pair, "weak_not_smaller": first.weak_not_smaller,
@@ -559,9 +650,11 @@ def summary_table(summary: ExperimentSummary):
                         f"{summary.config['n_test']})")
     for column in ("model", "accuracy", "AUROC", "ECE", "p90 max p", "PGR", "95% CI"):
         table.add_column(column, justify="right" if column != "model" else "left")
-    has_gap = first.gap_ci95[0] > 0  # False when NaN
+    no_experiment = first.no_experiment()
+    has_gap = first.gap_ci95[0] > 0 and not no_experiment  # False when NaN
     at_chance = not first.ceiling_over_chance_ci95[0] > 0  # NaN (an old record): not said
-    table.caption = ("" if has_gap else "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
+    table.caption = (f"{no_experiment}, so no PGR is a result here. " if no_experiment else "" if has_gap else
+                     "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
         ("ceiling at chance: its margin over chance reaches 0, so this dataset measures nothing with these "
          "models. " if at_chance and not math.isnan(first.ceiling_over_chance_ci95[0]) else "") + \
         "Intervals over the test examples (one seed; w2slab.stats)."
@@ -583,7 +676,7 @@ def summary_table(summary: ExperimentSummary):
         ci = "unbounded" if result.pgr_ci_unbounded else interval(*result.pgr_ci95)
         table.add_row(label(f"w2s student ({loss})", "student" in result.suspect_roles()),
                       fmt(result.student_accuracy), fmt(result.student_auroc), *confidence(result, "student"),
-                      fmt(result.pgr) if has_gap else "no gap", ci if has_gap else "")
+                      fmt(result.pgr) if has_gap else "n/a" if no_experiment else "no gap", ci if has_gap else "")
     table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), fmt(first.ceiling_accuracy),
                   fmt(first.ceiling_auroc), *confidence(first, "ceiling"), "", "")
     table.add_row("gap (ceiling - weak)", fmt(first.ceiling_accuracy - first.weak_accuracy), "", "", "", "",
@@ -591,9 +684,12 @@ def summary_table(summary: ExperimentSummary):
     if not math.isnan(first.ceiling_over_chance):
         table.add_row("ceiling - chance", fmt(first.ceiling_over_chance), "", "", "", "",
                       interval(*first.ceiling_over_chance_ci95))
+    if notes := summary.length_notes():
+        table.caption = "; ".join(notes) + ". " + table.caption
     if summary.suspect:
-        table.caption = escape("suspect: " + "; ".join(summary.suspect) + ". " + table.caption)
+        table.caption = "suspect: " + "; ".join(summary.suspect) + ". " + table.caption
         table.caption_style = "red"
+    table.caption = escape(table.caption)
     return table
 
 

@@ -8,24 +8,34 @@ model location) in ``resolved.json``; results read it from there and never recom
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from w2slab.config import RuntimeConfig, TrainConfig
 from w2slab.data import Splits, load_task, make_splits
 from w2slab.data.types import PAIR_FIELD, content, is_pair
+from w2slab.diagnostics import max_prob_quantile
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import TrainingContext, make_loss
 from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels, SupervisorMethod
+from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
 from w2slab.pipeline.artifacts import PREDICTED, SPLIT_NAMES, StageFolder
 from w2slab.pipeline.graph import Stage, pinned_revision, result_versions, upstream_revisions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
-from w2slab.results import ExperimentResult
-from w2slab.train.selection import KeepBest, RecordPredictions
+from w2slab.results import (
+    SUSPECT_ABOVE_CHANCE,
+    SUSPECT_UNCONFIDENT_P90,
+    ExperimentResult,
+    convergence_problems,
+    length_note,
+)
+from w2slab.train.selection import Attempt, KeepBest, RecordPredictions, search_length, stable
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -111,8 +121,81 @@ def keep_weights(work: Path, model, train: TrainConfig) -> None:
         save_file(trainable_state(model), str(work / WEIGHTS))
 
 
-def write_training(work: Path, model: RoleModel, result) -> None:
-    StageFolder(work).write_training(result.log, result.stability, model.resolved_settings())
+def write_training(work: Path, model: RoleModel, result, length: dict[str, Any] | None = None) -> None:
+    """The kept training's log, its stability report with the ``length`` search's record, and what it resolved
+    (the kept attempt's learning rate, and its epochs where a retry ran)."""
+    length = length or {}
+    result.stability.length = length
+    settings = model.resolved_settings()
+    if len(length.get("attempts", ())) > 1:
+        kept = length["attempts"][length["kept"]]
+        settings.update(epochs=kept["epochs"], lr=kept["lr"], head_lr=kept["head_lr"])
+    StageFolder(work).write_training(result.log, result.stability, settings)
+
+
+# --- length: auto (w2slab.train.selection.search_length) ----------------------------------------------------
+
+
+@contextlib.contextmanager
+def trained_as(model: RoleModel, cfg: TrainConfig):
+    """``model`` trains under ``cfg`` (an attempt's epochs and learning rates) inside the block."""
+    saved, model.train_cfg = model.train_cfg, cfg
+    try:
+        yield model
+    finally:
+        model.train_cfg = saved
+
+
+def attempt_options(options: dict, index: int) -> dict:
+    """A retry's training options: its own checkpoint folder (the first attempt's stays where it always was, so a
+    resumed stage finds each attempt's checkpoint) and tracker run."""
+    if index == 0:
+        return options
+    out = dict(options)
+    if options.get("checkpoint_dir") is not None:
+        # "checkpoints-...": the store removes it with the stage's checkpoints, and a checkpoint-N folder beside it
+        # never takes it for an old checkpoint of its own
+        folder = Path(options["checkpoint_dir"]) / f"checkpoints-attempt-{index + 1}"
+        folder.mkdir(exist_ok=True)
+        out["checkpoint_dir"] = folder
+    tracking = dict(options.get("tracking") or {})
+    tracking["name"] = f"{tracking.get('name', 'train')} (attempt {index + 1})"
+    out["tracking"] = tracking
+    return out
+
+
+def judged_attempt(model: RoleModel, result, cfg: TrainConfig, factor: float, rows: int, role: str,
+                   probs: np.ndarray, labels: np.ndarray, *, split: str, final_loss: bool = True,
+                   score: tuple[np.ndarray, np.ndarray] | None = None, judged: bool = True,
+                   confidence: np.ndarray | None = None) -> Attempt:
+    """An attempt judged by the results' rule (:func:`w2slab.results.convergence_problems`) on ``probs`` against
+    ``labels`` (and the confidence of ``confidence``, where given); ``score``: (probabilities, labels) its validation
+    score (accuracy) is measured on (default: those)."""
+    reasons = convergence_problems(probs, labels, role=role, split=split, confidence=confidence,
+                                   final_loss=result.stability.final_loss if final_loss else float("nan"))
+    scored_probs, scored_labels = score if score is not None else (probs, labels)
+    value = float((scored_probs.argmax(-1) == scored_labels).mean()) if len(scored_labels) else float("nan")
+    return Attempt(epochs=cfg.epochs, lr_factor=factor, lr=model.lr, head_lr=model.head_lr, rows=rows,
+                   final_loss=result.stability.final_loss, score=value, converged=not reasons or not judged,
+                   judged=judged and bool(len(labels)), reasons=reasons, stable=stable(result.stability))
+
+
+def encode_unstored(model: RoleModel, name: str, rows: list[dict]) -> None:
+    """Encode a split (and, in probe mode, extract its features) without adding to the example stores: a split
+    the stage did not use before, whose features would otherwise change which texts a later stage's forward pass
+    batches together."""
+    saved, model.store_root = model.store_root, None
+    try:
+        model.encode(name, rows)
+        if model.train_cfg.mode == "probe":
+            model.set_features(name, model.frozen_features(name))
+    finally:
+        model.store_root = saved
+
+
+def report_length(runtime: RuntimeConfig, role: str, record: dict[str, Any]) -> None:
+    if note := length_note(role, record):
+        runtime.echo(f"  {note}")
 
 
 def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, names: tuple[str, ...],
@@ -194,10 +277,27 @@ def compute_weak_train(stage: Stage, inputs: dict[str, Path], work: Path, runtim
                  "ground-truth labels" + (f" (bootstrap resample, {len(np.unique(rows))} distinct)" if spec.bagged
                                           else ""))
     labels = one_hot(labels_of(splits, "weak_train"), weak.num_labels)[rows]
-    model, result = weak.fit(weak.subset("weak_train", rows), labels, make_loss("xent"), seed=spec.seed, desc="weak",
-                             **training_options(stage, work, runtime))
+    options = training_options(stage, work, runtime)
+    truth = labels_of(splits, "validation")
+
+    def attempt(index: int, cfg: TrainConfig, factor: float):
+        with trained_as(weak, cfg):
+            model, result = weak.fit(weak.subset("weak_train", rows), labels, make_loss("xent"), seed=spec.seed,
+                                     desc="weak", **attempt_options(options, index))
+            if cfg.length == "fixed":
+                return (model, result), None
+            if "validation" not in weak.splits:
+                encode_unstored(weak, "validation", splits["validation"])
+            probs = softmax(weak.predict(model, "validation", "weak validation")) if len(truth) else \
+                np.zeros((0, weak.num_labels))
+            return (model, result), judged_attempt(weak, result, cfg, factor, len(rows), "weak", probs, truth,
+                                                   split="validation")
+
+    (model, result), length = search_length(spec.train, attempt, lr=weak.lr, head_lr=weak.head_lr,
+                                            score_name="validation accuracy", role="weak", echo=runtime.echo)
     save_file(trainable_state(model), str(work / WEIGHTS))
-    write_training(work, weak, result)
+    write_training(work, weak, result, length)
+    report_length(runtime, "weak", length)
     record_ground_truth(work, stage, inputs, "weak", len(np.unique(rows)), rows={"weak_train": rows})
     runtime.echo(f"  stability: {result.stability.line()}")
 
@@ -247,13 +347,31 @@ def compute_ceiling(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     strong = _strong_model(stage, inputs, runtime, splits)
     runtime.echo(f"  training ceiling {spec.model.model} ({spec.train.mode}, lr {strong.lr:g}) on "
                  f"{len(splits['transfer'])} ground-truth labels")
-    model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer"), strong.num_labels), make_loss("xent"),
-                               seed=spec.seed, desc="ceiling", **training_options(stage, work, runtime))
-    logits = strong.predict_splits(model, ("validation", "test"), "ceiling")
+    options = training_options(stage, work, runtime)
+    truth = labels_of(splits, "validation")
+
+    def attempt(index: int, cfg: TrainConfig, factor: float):
+        with trained_as(strong, cfg):
+            model, result = strong.fit("transfer", one_hot(labels_of(splits, "transfer"), strong.num_labels),
+                                       make_loss("xent"), seed=spec.seed, desc="ceiling",
+                                       **attempt_options(options, index))
+            # validation and test in one pass, as always: the test logits are kept unread, and only the kept
+            # attempt's are written
+            logits = strong.predict_splits(model, ("validation", "test"), "ceiling")
+            if cfg.length == "fixed":
+                return (model, result, logits), None
+            return (model, result, logits), judged_attempt(strong, result, cfg, factor, len(splits["transfer"]),
+                                                           "ceiling", softmax(logits["validation"]), truth,
+                                                           split="validation")
+
+    (model, result, logits), length = search_length(spec.train, attempt, lr=strong.lr, head_lr=strong.head_lr,
+                                                    score_name="validation accuracy", role="ceiling",
+                                                    echo=runtime.echo)
     for name in ("validation", "test"):
         StageFolder(work).write_predictions(name, [r["id"] for r in splits[name]], logits[name])
     keep_weights(work, model, spec.train)
-    write_training(work, strong, result)
+    write_training(work, strong, result, length)
+    report_length(runtime, "ceiling", length)
     record_ground_truth(work, stage, inputs, "ceiling", len(splits["transfer"]),
                         rows={"transfer": np.arange(len(splits["transfer"]))})
     runtime.echo(f"  stability: {result.stability.line()}")
@@ -263,49 +381,99 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     """Train the student on its ``labels`` input's transfer labels (rows of weight 0 left out), predict transfer
     and test. It is given the splits without their labels; only an oracle selection method reads ground truth,
     through :func:`oracle_truth`, which counts what it reads. A selection method trains on the rows it does not hold
-    out; one that does not select (``subset``) keeps the final checkpoint and reads nothing of the held-out rows."""
+    out; one that does not select (``subset``) keeps the final checkpoint and reads nothing of the held-out rows.
+
+    ``length: auto`` judges the student by the results' rule on its own training rows' labels (its agreement with
+    them) and how confident it is on the validation rows (whose labels it never reads); a retry holds
+    :data:`LENGTH_HOLDOUT` of its rows out, trains every retry on the rest, and scores each on the held-out rows'
+    labels (never ground truth)."""
     spec = stage.spec
     splits = StageFolder(inputs["split"]).splits(blind=True)
     strong = _strong_model(stage, inputs, runtime, splits)
     labels = StageFolder(inputs["labels"]).labels("transfer")
     rows = np.flatnonzero(labels.kept)
-    method, callbacks, truth_read = spec.method, [], 0
+    method, truth_read, select_held = spec.method, 0, None
     if isinstance(method, SelectionMethod):
-        rows, held = holdout_rows(rows, method.holdout_size(len(rows)), spec.seed)
-        if method.selects:
-            callbacks.append(keep_best(strong, method, inputs["split"], labels.probs, rows, held, spec.train))
-            truth_read = len(held) if method.oracle else 0
-    train_split = strong.subset("transfer", rows)
-    trace = None
-    if spec.train.trace_every:
-        trace = RecordPredictions({name: strong.subset_examples(name, np.arange(len(splits[name])))
-                                   for name in ("transfer", "test")}, spec.train.trace_every,
-                                  batch_size=spec.train.eval_batch_size)
-        callbacks.append(trace)
+        rows, select_held = holdout_rows(rows, method.holdout_size(len(rows)), spec.seed)
+        truth_read = len(select_held) if method.selects and method.oracle else 0
     note = f", {len(rows)} of {len(labels.probs)} rows" if len(rows) < len(labels.probs) else ""
     runtime.echo(f"  training {stage.label.split(' ', 1)[0]} {spec.model.model} on its labels, loss {spec.loss.label}"
                  + (f", {method.label}" if method is not None else "") + note)
-    loss = spec.loss.for_training(TrainingContext(warmup_frac=spec.train.warmup_frac, batch_size=spec.train.batch_size,
-                                                  seed=spec.seed, labels=labels.probs[rows]))
     options = training_options(stage, work, runtime)
-    options["callbacks"] = [*options["callbacks"], *callbacks]
-    targets = labels.probs[rows]
-    if spec.loss.teachers:  # one soft label per teacher: [rows, M, K]
-        targets = StageFolder(inputs["labels"]).teachers()[rows]
-    model, result = strong.fit(train_split, targets, loss, seed=spec.seed,
-                               desc=f"student {spec.loss.label}", weights=labels.weights[rows], **options)
+    weak_argmax = labels.probs.argmax(-1)
+    # labels too unsure to be fitted confidently: a longer training cannot make the student surer than them
+    judgeable = bool(len(rows)) and max_prob_quantile(labels.probs[rows], 0.9) >= STUDENT_LABELS_P90
+    retry_rows: dict[str, np.ndarray] = {}
+
+    def attempt(index: int, cfg: TrainConfig, factor: float):
+        if index == 0:
+            train_rows = rows
+        else:  # retries train on the same rows less a held-out slice, which scores them
+            if not retry_rows:
+                retry_rows["train"], retry_rows["held"] = holdout_rows(
+                    rows, max(1, round(LENGTH_HOLDOUT * len(rows))), spec.seed, stream=LENGTH_STREAM)
+            train_rows = retry_rows["train"]
+        callbacks = []
+        if isinstance(method, SelectionMethod) and method.selects:
+            callbacks.append(keep_best(strong, method, inputs["split"], labels.probs, train_rows, select_held, cfg))
+        trace = None
+        if cfg.trace_every:
+            trace = RecordPredictions({name: strong.subset_examples(name, np.arange(len(splits[name])))
+                                       for name in ("transfer", "test")}, cfg.trace_every,
+                                      batch_size=cfg.eval_batch_size)
+            callbacks.append(trace)
+        attempt_opts = attempt_options(options, index)
+        attempt_opts["callbacks"] = [*attempt_opts["callbacks"], *callbacks]
+        loss = spec.loss.for_training(TrainingContext(warmup_frac=cfg.warmup_frac, batch_size=cfg.batch_size,
+                                                      seed=spec.seed, labels=labels.probs[train_rows]))
+        targets = labels.probs[train_rows]
+        if spec.loss.teachers:  # one soft label per teacher: [rows, M, K]
+            targets = StageFolder(inputs["labels"]).teachers()[train_rows]
+        with trained_as(strong, cfg):
+            model, result = strong.fit(strong.subset("transfer", train_rows), targets, loss, seed=spec.seed,
+                                       desc=f"student {spec.loss.label}", weights=labels.weights[train_rows],
+                                       **attempt_opts)
+            logits = strong.predict_splits(model, PREDICTED, "student")
+            payload = (model, result, logits, loss, trace)
+            if cfg.length == "fixed":
+                return payload, None
+            probs = softmax(logits["transfer"])
+            held = retry_rows.get("held", rows[:0])
+            # agreement with its labels on the rows it trained on, confidence on the validation rows (unlabelled
+            # here, unseen in training, as the test rows the results judge)
+            unseen = softmax(logits["validation"]) if len(logits["validation"]) else None
+            return payload, judged_attempt(strong, result, cfg, factor, len(train_rows), "student",
+                                           probs[train_rows], weak_argmax[train_rows],
+                                           split="validation" if unseen is not None else "training",
+                                           final_loss=False, score=(probs[held], weak_argmax[held]),
+                                           judged=judgeable, confidence=unseen)
+
+    (model, result, logits, loss, trace), length = search_length(
+        spec.train, attempt, lr=strong.lr, head_lr=strong.head_lr, first_is_candidate=False,
+        score_name="held-out agreement with its labels", role=f"student {spec.loss.label}", echo=runtime.echo)
     if (report := loss.report()) is not None:
         StageFolder(work).write_json(StageFolder.LOSS_REPORT, report)
-    logits = strong.predict_splits(model, PREDICTED, "student")
     for name in PREDICTED:
         StageFolder(work).write_predictions(name, [r["id"] for r in splits[name]], logits[name])
     keep_weights(work, model, spec.train)
-    write_training(work, strong, result)
+    write_training(work, strong, result, length)
+    report_length(runtime, f"student {spec.loss.label}", length)
     StageFolder(work).file(StageFolder.EVALUATIONS).write_text(json.dumps(result.state.evaluations))
     if trace is not None:
         np.savez(StageFolder(work).file(StageFolder.TRACE), total_steps=result.state.total_steps, **trace.arrays())
     record_ground_truth(work, stage, inputs, "student", truth_read)
     runtime.echo(f"  stability: {result.stability.line()}")
+
+
+#: ``length: auto``: the share of a student's training rows a retry holds out to score its attempts on.
+LENGTH_HOLDOUT = 0.1
+#: ``length: auto`` judges a student only where the 90th percentile of its labels' max probability is at least this
+#: (the "did not converge" bar plus its margin above chance): a student fitting less confident soft labels is as
+#: unsure as they are (a weak model whose labels mostly say .55-.65 taught a student that stayed below .6 over every
+#: retry of 1, 2 and 4 epochs: sst2_sentences, minilm-l3 -> minilm-l6, 200 rows).
+STUDENT_LABELS_P90 = SUSPECT_UNCONFIDENT_P90 + SUSPECT_ABOVE_CHANCE
+#: The random stream of that held-out slice (another than a selection method's, :func:`holdout_rows`).
+LENGTH_STREAM = 15_485_863
 
 
 def keep_best(strong: RoleModel, method: SelectionMethod, split_folder: Path, probs: np.ndarray, rows: np.ndarray,
@@ -319,9 +487,10 @@ def keep_best(strong: RoleModel, method: SelectionMethod, split_folder: Path, pr
                     metric=method.metric, patience=method.patience, batch_size=train.eval_batch_size)
 
 
-def holdout_rows(rows: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` split at random (by ``seed``) into (kept for training, held out): ``size`` held out."""
-    rng = np.random.default_rng([seed, 104_729])
+def holdout_rows(rows: np.ndarray, size: int, seed: int, stream: int = 104_729) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` split at random (by ``seed`` and ``stream``) into (kept for training, held out): ``size`` held
+    out."""
+    rng = np.random.default_rng([seed, stream])
     held = np.sort(rng.choice(rows, size=max(1, min(int(size), len(rows) - 1)), replace=False))
     return np.setdiff1d(rows, held), held
 

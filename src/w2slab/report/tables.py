@@ -10,6 +10,7 @@ right after the main configuration's, with the fields that differ.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import warnings
 from collections import defaultdict
@@ -33,6 +34,7 @@ from w2slab.report.records import (
     order_models,
     test_set_key,
 )
+from w2slab.results import no_experiment_reason
 
 ACCURACIES = ("weak_accuracy", "ceiling_accuracy", "student_accuracy")
 AUROCS = ("weak_auroc", "ceiling_auroc", "student_auroc")
@@ -48,7 +50,7 @@ COLUMNS = (
     "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median",
     *(f"{name}_{part}" for name in ACCURACIES for part in ("mean", "lo", "hi")),
     *(f"{name}_mean" for name in AUROCS),
-    "self_pair", "weak_not_smaller", "oracle", "n_suspect", "suspect", "note",
+    "self_pair", "weak_not_smaller", "oracle", "n_suspect", "suspect", "n_no_experiment", "no_experiment", "note",
 )
 
 
@@ -102,6 +104,8 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     pooled = pooled_pgr(group)
     row["n_gap"] = sum(has_gap(r) for r in group)
     row["pooled_from_examples"] = pooled is not None  # else records without per-example correctness (older files)
+    reasons = [f"s{r['seed']}: {reason}" for r in group if (reason := no_experiment_reason(r))]
+    row["n_no_experiment"], row["no_experiment"] = len(reasons), "; ".join(reasons)
     if pooled is not None:
         row["pgr_shown"] = pooled.shown
         row["pgr_pooled"], (row["pgr_pooled_lo"], row["pgr_pooled_hi"]) = pooled.pgr, pooled.ci95
@@ -134,8 +138,10 @@ def gap_low(record: dict) -> float:
 
 
 def has_gap(record: dict) -> bool:
-    """Whether the record's own gap interval excludes 0 (False when NaN)."""
-    return gap_low(record) > 0
+    """Whether the record's own gap interval excludes 0 (False when NaN) and it is a W2S experiment at all: a weak
+    model at chance or a ceiling that did not converge (:func:`w2slab.results.no_experiment_reason`) counts as a
+    seed without a gap, in every table's gap rule."""
+    return gap_low(record) > 0 and not no_experiment_reason(record)
 
 
 def correct_by_role(record: dict) -> dict[str, np.ndarray]:
@@ -156,13 +162,19 @@ def pooled_pgr(group: list[dict]) -> stats.Pgr | None:
     usable = sorted((r for r in group if r.get("test_correct") and r.get("test_size")), key=lambda r: r["seed"])
     if not usable or len(usable) < len(group):
         return None
-    return stats.pgr_estimate([correct_by_role(r) for r in usable], shared_test_set=shares_test_set(usable))
+    pooled = stats.pgr_estimate([correct_by_role(r) for r in usable], shared_test_set=shares_test_set(usable))
+    # the seeds with a gap are those of has_gap (their own gap interval, from the same outcomes, and a W2S experiment)
+    with_gap = sum(has_gap(r) for r in usable)
+    return dataclasses.replace(pooled, seeds_with_gap=with_gap, shown=stats.shows_pgr(with_gap, len(usable),
+                                                                                       pooled.gap))
 
 
 def pgr_cell(row: dict) -> str:
     """The pooled PGR with its interval and how many seeds have a gap; ``no gap (k of n)`` where the gap rule
     (:func:`w2slab.stats.shows_pgr`) says no PGR is a result."""
     if not row.get("pgr_shown"):
+        if row.get("n_no_experiment"):  # its reasons are listed under the Markdown table
+            return f"no W2S experiment ({row['n_no_experiment']} of {row['n_seeds']})"
         return f"no gap ({row['n_gap']} of {row['n_seeds']})"
     if not row.get("pooled_from_examples"):  # older records: the mean over seeds with a gap, a t-interval
         if row["n_gap"] == 1:  # one seed has no interval over seeds: never print a zero-width one
@@ -234,7 +246,9 @@ def markdown_table(rows: list[dict]) -> str:
         "the most common one of their (dataset, weak, strong, loss) follow it, with the fields that differ. "
         "PGR = (student - weak) / (ceiling - weak). A PGR is shown only where at least half the seeds have a "
         "gap interval of their own (ceiling - weak over their test examples) that excludes 0 and the pooled "
-        "gap's interval excludes 0; `no gap (k of n)` otherwise (k seeds had a gap). `PGR pooled`: the ratio "
+        "gap's interval excludes 0; `no gap (k of n)` otherwise (k seeds had a gap). A seed whose weak model is at "
+        "chance or whose ceiling did not converge is no W2S experiment and counts as one without a gap "
+        "(`no W2S experiment (k of n)`, reasons below the table). `PGR pooled`: the ratio "
         "of mean gains over all the seeds, its 95% CI Fieller's under a random-effects model of seeds crossed "
         "with the shared test examples (w2slab.stats; coverage checked by simulation). Accuracy brackets: "
         "t-intervals over seeds; one seed has no such interval. `PGR median`: over the seeds with a gap, no "
@@ -260,6 +274,11 @@ def markdown_table(rows: list[dict]) -> str:
             md_cell(row["note"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    missing = [row for row in rows if row.get("n_no_experiment")]
+    if missing:
+        lines += ["", "## No W2S experiment", ""]
+        lines += [f"- {row['dataset']} / {row['loss']} / {row['weak']} → {row['strong']} (config {row['config_id']}): "
+                  f"{md_cell(row['no_experiment'])}" for row in missing]
     suspect = [row for row in rows if row["n_suspect"]]
     if suspect:
         lines += ["", "## Suspect runs", ""]

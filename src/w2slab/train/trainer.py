@@ -101,6 +101,9 @@ class StabilityReport:
     # Why this training's numbers should not be trusted without a look (empty: nothing found). The checks
     # are in :meth:`suspect_reasons`; the evaluate stage copies them into the result, prefixed by the role.
     suspect: list[str] = field(default_factory=list)
+    # ``length: auto`` (w2slab.train.selection.search_length): every attempt (epochs, learning rate, final loss,
+    # validation score, converged) and which one was kept; empty under ``length: fixed``
+    length: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
         backoffs = f" scaler_backoffs={self.scaler_backoffs}" if self.scaler_backoffs else ""
