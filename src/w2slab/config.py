@@ -130,10 +130,14 @@ class TrainConfig:
         return build(cls, data, path)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; ``keep_weights`` only when set, so configs without it keep the identities they had."""
+        """Plain data; ``keep_weights`` only when set and ``head`` only when not ``auto``, so configs without them
+        keep the identities they had (an ``auto`` head is the model family's, which the stages' model defaults
+        hold)."""
         data = to_plain(self)
         if not data.get("keep_weights"):
             data.pop("keep_weights", None)
+        if data.get("head") == "auto":
+            data.pop("head", None)
         return data
 
     def identity(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,12 +257,24 @@ def load_tokenizer(resolved: ResolvedModel, *, truncation_side: str = "left"):
 
 
 def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torch.dtype = torch.float32,
-                    image_size: int | None = None) -> nn.Module:
+                    image_size: int | None = None, head: str = "linear", label_words: Sequence[str] | None = None,
+                    tokenizer=None) -> nn.Module:
     """Load the backbone and attach a zero-initialised head; weights in ``dtype``.
 
-    Text: ``AutoModel`` with masked pooling (:class:`SequenceClassifier`). Images: the family's registered
-    builder (:class:`~w2slab.models.vision.ImageClassifier`, inputs resized to ``image_size`` or the model's own).
+    Text: ``AutoModel`` with masked pooling (:class:`SequenceClassifier`); with ``head="label_tokens"``, the
+    causal LM's own logits of ``label_words`` (one per class; tokenised by ``tokenizer``, else the model's):
+    :class:`~w2slab.models.label_tokens.LabelTokenClassifier`. Images: the family's registered builder
+    (:class:`~w2slab.models.vision.ImageClassifier`, inputs resized to ``image_size`` or the model's own).
     """
+    if head == "label_tokens":
+        from w2slab.models.label_tokens import load_label_token_classifier
+
+        if resolved.modality != "text" or not label_words or len(label_words) != num_labels:
+            raise ModelError(f"head label_tokens reads a text model's label words, one per class ({num_labels}), "
+                             f"got {resolved.modality} model {resolved.name!r} and words {label_words}")
+        return load_label_token_classifier(resolved, label_words, tokenizer or load_tokenizer(resolved), dtype=dtype)
+    if head != "linear":
+        raise ValueError(f"unknown head {head!r}")
     if resolved.modality == "vector":
         from w2slab.models.vectors import load_vector_classifier
 

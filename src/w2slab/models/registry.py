@@ -16,7 +16,7 @@ from w2slab.registry import Registry
 
 @dataclass(frozen=True)
 class FamilyDefaults:
-    """Per-family settings: pooling, LoRA targets and default learning rates per training mode.
+    """Per-family settings: pooling, LoRA targets, default learning rates per training mode and the head.
 
     The learning rates of the ladder families come from a measured sweep (see
     ``benchmarks/lr_sweep.py`` and the README); the others follow the usual published
@@ -34,6 +34,17 @@ class FamilyDefaults:
     fp16_fp32_modules: tuple[str, ...] = ()
     fp16_half_storage: bool = True
     attn_implementation: str | None = None
+    # how a class is read under ``head: auto`` (TrainConfig.head): "linear" (a head on pooled features) or
+    # "label_tokens" (a decoder's own next-token logits of one label word per class under a prompt,
+    # w2slab.models.label_tokens). Decoders read "linear" until both are measured on the suite.
+    head: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.head not in ("linear", "label_tokens") or (self.head == "label_tokens" and self.kind != "decoder"):
+            from w2slab.errors import ModelError
+
+            raise ModelError(f"family head {self.head!r}: must be linear, or label_tokens for a decoder (kind "
+                             f"{self.kind!r})")
 
     @property
     def modality(self) -> str:

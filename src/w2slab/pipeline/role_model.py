@@ -24,13 +24,14 @@ import torch
 
 from w2slab.config import TrainConfig
 from w2slab.data.types import PAIR_FIELD, content, is_pair
+from w2slab.errors import ConfigError
 from w2slab.example_store import ExampleStore, store_key
 from w2slab.losses import LossFn
+from w2slab.models.label_tokens import LabelPrompt, label_prompt, prompt_token_ids
 from w2slab.models.loading import (
     PairwiseScorer,
     ProbeHead,
     ResolvedModel,
-    SequenceClassifier,
     TwinModel,
     apply_training_mode,
     load_classifier,
@@ -74,6 +75,9 @@ class RoleModel:
     num_labels: int = 2
     pairwise: bool = False  # preference pairs: a Bradley-Terry scorer (one output) over each text alone
     image_size: int | None = None  # images: the side they are resized to (None: the model's own)
+    # the dataset's name and class names: what a label-token head's prompt and label words are chosen by
+    dataset: str = ""
+    class_names: tuple[str, ...] | None = None
     # where token ids and features are kept across stages (None: computed in memory, not kept), and what
     # determines them besides max_ctx, truncation and precision (the model's revision, the code's versions)
     store_root: Path | None = None
@@ -88,6 +92,49 @@ class RoleModel:
             from w2slab.pipeline.graph import check_model_unchanged
 
             check_model_unchanged(str(self.identity.get("model", self.resolved.name)), str(self.identity["revision"]))
+        _ = self.head  # a head that cannot apply is one line now, before any tokenizer or weights load
+
+    @functools.cached_property
+    def head(self) -> str:
+        """How a class is read: ``linear`` (a head on pooled features) or ``label_tokens`` (the LM's logits of one
+        label word per class under a prompt, :mod:`w2slab.models.label_tokens`). ``auto`` is the model family's
+        head where label tokens can apply, else linear: probe mode (cached features, no LM in the loop), LP-FT's
+        ``head_init: probe`` (a fitted linear head), preference pairs (one score per text) and non-decoders. Asked
+        for by name where it cannot apply, label_tokens is a one-line :class:`ConfigError` naming the fix."""
+        cfg, defaults = self.train_cfg, self.resolved.defaults
+        problem = self._label_tokens_problem()
+        if cfg.head == "auto":
+            return "linear" if problem else defaults.head
+        if cfg.head == "label_tokens" and problem:
+            raise ConfigError(f"{self.role} model {self.resolved.name!r}: head label_tokens {problem}"
+                              + ("" if "; use" in problem else f"; use --{self.role}.head linear"))
+        return cfg.head
+
+    def _label_tokens_problem(self) -> str:
+        """Why a label-token head cannot apply to this model and training ("" where it can)."""
+        cfg, kind = self.train_cfg, self.resolved.defaults.kind
+        if kind != "decoder":
+            return f"reads a decoder's next-token logits and this is {'an' if kind[0] in 'aeiou' else 'a'} {kind} model"
+        if cfg.mode == "probe":
+            return f"needs the LM in every forward pass and probe mode trains on cached features; use " \
+                   f"--{self.role}.mode lora or full"
+        if cfg.head_init == "probe":
+            return "starts from the LM's own label-word rows, which head_init probe would replace with a fitted " \
+                   f"probe; use --{self.role}.head_init zero"
+        if self.pairwise:
+            return "does not apply to preference pairs (a Bradley-Terry scorer reads one score per text)"
+        return ""
+
+    @functools.cached_property
+    def prompt(self) -> LabelPrompt | None:
+        """A label-token head's prompt and label words (None for a linear head)."""
+        if self.head != "label_tokens":
+            return None
+        return label_prompt(self.dataset, self.num_labels, self.class_names)
+
+    def _prompt_key(self) -> dict[str, Any]:
+        """What a prompt adds to the example stores' identity (nothing without one: their keys stay as they were)."""
+        return {"prompt": self.prompt.to_value()} if self.prompt is not None else {}
 
     @functools.cached_property
     def tokenizer(self):
@@ -142,11 +189,14 @@ class RoleModel:
 
     @property
     def head_lr(self) -> float | None:
-        """The head's learning rate when the backbone trains too: configured, else the family's probe rate."""
+        """The head's learning rate when the backbone trains too: configured, else the family's probe rate (a zero
+        head must move); a label-token head starts at the LM's own rows and trains at the backbone's rate."""
         cfg = self.train_cfg
         if cfg.mode == "probe":
             return None
-        return cfg.head_lr if cfg.head_lr is not None else self.resolved.defaults.lr_for("probe")
+        if cfg.head_lr is not None:
+            return cfg.head_lr
+        return self.lr if self.head == "label_tokens" else self.resolved.defaults.lr_for("probe")
 
     def resolved_settings(self) -> dict[str, Any]:
         """What this model resolved at run time; stages record it and results read it back, never recompute it."""
@@ -155,7 +205,9 @@ class RoleModel:
         policy = PrecisionPolicy.resolve(self.train_cfg.precision, device())
         settings = {"model": self.resolved.name, "location": self.resolved.location, "source": self.resolved.source,
                     "mode": self.train_cfg.mode, "lr": self.lr, "head_lr": self.head_lr, "precision": policy.name,
-                    "device": policy.device_type, "pooling": self.resolved.defaults.pooling}
+                    "device": policy.device_type, "pooling": self.resolved.defaults.pooling, "head": self.head}
+        if self.prompt is not None:
+            settings["prompt"] = self.prompt.to_value()
         if self.is_image:
             settings["preprocess"] = self.image_preprocess.to_value()
         return settings
@@ -176,8 +228,12 @@ class RoleModel:
         """Per text: ``[untruncated length, *token ids truncated to max_ctx]`` (one row of the token store)."""
         if not texts:
             return []
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_ctx)["input_ids"]
-        return [np.array([n, *ids], dtype=np.int64) for n, ids in zip(self.token_lengths(texts), encoded, strict=True)]
+        if self.prompt is not None:  # <text><question>: the text cut to fit, the question kept whole
+            encoded, lengths = prompt_token_ids(self.tokenizer, texts, self.prompt, self.max_ctx)
+        else:
+            encoded = self.tokenizer(texts, truncation=True, max_length=self.max_ctx)["input_ids"]
+            lengths = self.token_lengths(texts)
+        return [np.array([n, *ids], dtype=np.int64) for n, ids in zip(lengths, encoded, strict=True)]
 
     def encode(self, name: str, rows: Sequence[dict]) -> EncodedSplit:
         """Token ids of a split, from the token store where this tokenizer has seen the text before; images are
@@ -192,7 +248,8 @@ class RoleModel:
         texts_b = [r[PAIR_FIELD] for r in rows] if rows and is_pair(rows[0]) else None
         if (texts_b is not None) != self.pairwise:
             raise ValueError(f"{self.role} model: preference pairs need a pairwise model and only pairs may use one")
-        rows_of = _cached(self._store("tokens"), texts + (texts_b or []), self._tokenize, "tokens")
+        rows_of = _cached(self._store("tokens", **self._prompt_key()), texts + (texts_b or []), self._tokenize,
+                          "tokens")
         examples = [{"input_ids": row[1:].tolist(), "index": i} for i, row in enumerate(rows_of[:len(texts)])]
         for example, row in zip(examples, rows_of[len(texts):], strict=False):
             example["input_ids_b"] = row[1:].tolist()
@@ -203,11 +260,14 @@ class RoleModel:
         self.splits[name] = split
         return split
 
-    def _fresh_model(self) -> SequenceClassifier:
+    def _fresh_model(self) -> torch.nn.Module:
         cfg, defaults = self.train_cfg, self.resolved.defaults
         policy = PrecisionPolicy.resolve(cfg.precision)
         storage = policy.frozen_storage_dtype(cfg.mode, half_storage_ok=defaults.fp16_half_storage)
-        model = load_classifier(self.resolved, num_labels=self.outputs, dtype=storage, image_size=self.image_size)
+        label_words = {"head": "label_tokens", "label_words": self.prompt.words, "tokenizer": self.tokenizer} \
+            if self.prompt is not None else {}
+        model = load_classifier(self.resolved, num_labels=self.outputs, dtype=storage, image_size=self.image_size,
+                                **label_words)
         if policy.name == "fp16" and defaults.fp16_fp32_modules:
             run_modules_in_fp32(model.backbone, defaults.fp16_fp32_modules)
         model = apply_training_mode(model, cfg.mode, defaults, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
@@ -257,7 +317,7 @@ class RoleModel:
 
         policy = PrecisionPolicy.resolve(self.train_cfg.precision)  # on this process's device
         store = self._store("features", precision=policy.name, device=policy.device_type,
-                            pooling=self.resolved.defaults.pooling)
+                            pooling=self.resolved.defaults.pooling, **self._prompt_key())
         return dict(zip(examples, _cached(store, list(examples), extract, "features"), strict=True))
 
     def set_features(self, name: str, features: np.ndarray) -> None:
@@ -334,10 +394,17 @@ class RoleModel:
         different random initialisations; two zero heads, or one nudged by noise, on the same features would solve
         the same problem and be one model). Zero-initialised heads get ``nn.Linear``'s default random init, one
         seed per twin; LP-FT heads (``head_init: probe``) are fit, the second on a seeded bootstrap resample of the
-        rows, so the twins start from different probes."""
+        rows, so the twins start from different probes. Label-token heads keep the LM's rows (a random one would
+        throw away what the head is for): under LoRA the twins' adapters start apart; full fine-tuning is refused."""
+        if self.head == "label_tokens" and self.train_cfg.mode != "lora":
+            raise ConfigError(f"co-teaching's two {self.role} students must start apart, and label_tokens heads start "
+                              "at the LM's own rows: under full fine-tuning the twins would be one model; use "
+                              f"--{self.role}.mode lora (their adapters start apart) or --{self.role}.head linear")
         torch.manual_seed(seed + 1)
         second = self.new_model()
-        if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
+        if self.head == "label_tokens":
+            pass  # both read the LM's own label rows; their LoRA adapters start from their own seeds
+        elif self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
             resample = np.random.default_rng([seed, 31]).multinomial(len(targets), np.full(len(targets),
                                                                                            1.0 / len(targets)))
             fit_probe_head(second.head, self.frozen_features(train_split), targets,
