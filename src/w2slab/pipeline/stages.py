@@ -201,8 +201,11 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
                 train: TrainConfig) -> RoleModel:
     spec = stage.spec.model
     resolved = resolve_model(spec.model, runtime.cache_dir(), revision=pinned_revision(spec.revision))
+    split = stage.inputs.get("split")  # the dataset and its class names choose a label-token head's prompt
     model = RoleModel(role, resolved, train, spec.max_ctx, spec.truncation, num_labels=num_classes_of(splits),
                       pairwise=is_pair_split(splits), image_size=spec.image_size, store_root=runtime.example_dir(),
+                      dataset=getattr(getattr(split, "spec", None), "dataset", ""),
+                      class_names=tuple(splits.get("class_names") or ()) or None,
                       identity={"model": spec.model, "revision": spec.revision, "versions": result_versions()})
     truncated = {name: model.encode(name, splits[name]).n_truncated for name in names}
     if any(truncated.values()):
