@@ -186,3 +186,23 @@ def test_bench_runs_a_users_file_end_to_end(tmp_path, data_root):
     from w2slab.bench.run import render
 
     assert render(out) == readme  # rebuilt from the records alone
+
+
+def test_example_stores_key_on_the_feature_code_only(tmp_path):
+    """An edit to a loss keeps every cached feature (the probe suite's whole cost); an edit to loading makes new."""
+    import shutil
+
+    from w2slab.fingerprint import PACKAGE_DIR, example_code_digest, source_digest
+
+    copy = tmp_path / "w2slab"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = (example_code_digest(copy), source_digest(copy))
+    example_code_digest.cache_clear(), source_digest.cache_clear()
+    (copy / "losses.py").write_text((copy / "losses.py").read_text() + "\n# edited\n")
+    after_loss = (example_code_digest(copy), source_digest(copy))
+    example_code_digest.cache_clear(), source_digest.cache_clear()
+    (copy / "models" / "loading.py").write_text((copy / "models" / "loading.py").read_text() + "\n# edited\n")
+    after_loading = example_code_digest(copy)
+    example_code_digest.cache_clear(), source_digest.cache_clear()
+    assert after_loss[0] == before[0] and after_loss[1] != before[1]
+    assert after_loading != before[0]

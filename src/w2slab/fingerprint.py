@@ -111,6 +111,25 @@ def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
     return digest.hexdigest()[:16]
 
 
+#: The modules that compute what the example stores hold (token ids, frozen features; w2slab.example_store): their
+#: digest keys the stores instead of the whole package's, so an edit to a loss, a method, a table or a stage keeps
+#: every cached feature (the probe suite's whole cost), while an edit to loading, pooling, prompts, tokenising or
+#: the precision policy makes new ones.
+EXAMPLE_CODE = ("models", "pipeline/role_model.py", "train/precision.py", "train/batching.py", "example_store.py")
+
+
+@functools.cache
+def example_code_digest(package_dir: Path = PACKAGE_DIR) -> str:
+    """Digest of :data:`EXAMPLE_CODE`'s source (the code behind every stored token id and feature)."""
+    digest = hashlib.sha256()
+    for part in EXAMPLE_CODE:
+        path = package_dir / part
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(file.relative_to(package_dir)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def code_digest(obj: object) -> str | None:
     """Digest of the user source that defines ``obj`` (a class or function), None for w2slab's own code.
 

@@ -197,6 +197,14 @@ def report_length(runtime: RuntimeConfig, role: str, record: dict[str, Any]) -> 
         runtime.echo(f"  {note}")
 
 
+def example_versions() -> dict[str, str | None]:
+    """What keys the example stores beside the model: the libraries' versions and the digest of the code that
+    tokenises and extracts features (:func:`w2slab.fingerprint.example_code_digest`), not the whole package's."""
+    from w2slab.fingerprint import example_code_digest
+
+    return {**result_versions(), "w2slab_source": example_code_digest()}
+
+
 def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, names: tuple[str, ...],
                 train: TrainConfig) -> RoleModel:
     spec = stage.spec.model
@@ -206,7 +214,7 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
                       pairwise=is_pair_split(splits), image_size=spec.image_size, store_root=runtime.example_dir(),
                       dataset=getattr(getattr(split, "spec", None), "dataset", ""),
                       class_names=tuple(splits.get("class_names") or ()) or None,
-                      identity={"model": spec.model, "revision": spec.revision, "versions": result_versions()})
+                      identity={"model": spec.model, "revision": spec.revision, "versions": example_versions()})
     truncated = {name: model.encode(name, splits[name]).n_truncated for name in names}
     if any(truncated.values()):
         runtime.echo(f"note: {spec.model}: texts truncated to {spec.max_ctx} tokens ({spec.truncation} side): "
