@@ -147,19 +147,17 @@ def trained_as(model: RoleModel, cfg: TrainConfig):
 
 def attempt_options(options: dict, index: int) -> dict:
     """A retry's training options: its own checkpoint folder (the first attempt's stays where it always was, so a
-    resumed stage finds each attempt's checkpoint) and tracker run."""
+    resumed stage finds each attempt's checkpoint), and no tracker: a training stage is one tracker run, its first
+    attempt's (every attempt's end is in its ``stability.json``)."""
     if index == 0:
         return options
-    out = dict(options)
+    out = dict(options, trackers=())
     if options.get("checkpoint_dir") is not None:
         # "checkpoints-...": the store removes it with the stage's checkpoints, and a checkpoint-N folder beside it
         # never takes it for an old checkpoint of its own
         folder = Path(options["checkpoint_dir"]) / f"checkpoints-attempt-{index + 1}"
         folder.mkdir(exist_ok=True)
         out["checkpoint_dir"] = folder
-    tracking = dict(options.get("tracking") or {})
-    tracking["name"] = f"{tracking.get('name', 'train')} (attempt {index + 1})"
-    out["tracking"] = tracking
     return out
 
 
@@ -174,9 +172,23 @@ def judged_attempt(model: RoleModel, result, cfg: TrainConfig, factor: float, ro
                                    final_loss=result.stability.final_loss if final_loss else float("nan"))
     scored_probs, scored_labels = score if score is not None else (probs, labels)
     value = float((scored_probs.argmax(-1) == scored_labels).mean()) if len(scored_labels) else float("nan")
-    return Attempt(epochs=cfg.epochs, lr_factor=factor, lr=model.lr, head_lr=model.head_lr, rows=rows,
-                   final_loss=result.stability.final_loss, score=value, converged=not reasons or not judged,
-                   judged=judged and bool(len(labels)), reasons=reasons, stable=stable(result.stability))
+    return as_on_main_process(Attempt(
+        epochs=cfg.epochs, lr_factor=factor, lr=model.lr, head_lr=model.head_lr, rows=rows,
+        final_loss=result.stability.final_loss, score=value, converged=not reasons or not judged,
+        judged=judged and bool(len(labels)), reasons=reasons, stable=stable(result.stability)))
+
+
+def as_on_main_process(value: Any) -> Any:
+    """``value`` as the main process has it, on every process of an ``accelerate launch`` (itself on one): each
+    rank's training loss is that of its own shard of the rows, and every rank must take the same retry."""
+    state = distributed_state()
+    if state is None or state.num_processes <= 1:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def encode_unstored(model: RoleModel, name: str, rows: list[dict]) -> None:
@@ -420,8 +432,7 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
             train_rows = rows
         else:  # retries train on the same rows less a held-out slice, which scores them
             if not retry_rows:
-                retry_rows["train"], retry_rows["held"] = holdout_rows(
-                    rows, max(1, round(LENGTH_HOLDOUT * len(rows))), spec.seed, stream=LENGTH_STREAM)
+                retry_rows["train"], retry_rows["held"] = length_holdout(rows, spec.seed)
             train_rows = retry_rows["train"]
         callbacks = []
         if isinstance(method, SelectionMethod) and method.selects:
@@ -488,6 +499,15 @@ STUDENT_LABELS_P90 = SUSPECT_UNCONFIDENT_P90
 LENGTH_STREAM = 15_485_863
 
 
+def length_holdout(rows: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A student's ``rows`` split at random into (what its retries train on, the :data:`LENGTH_HOLDOUT` slice that
+    scores them)."""
+    rng = np.random.default_rng([seed, LENGTH_STREAM])
+    size = max(1, min(round(LENGTH_HOLDOUT * len(rows)), len(rows) - 1))
+    held = np.sort(rng.choice(rows, size=size, replace=False))
+    return np.setdiff1d(rows, held), held
+
+
 def keep_best(strong: RoleModel, method: SelectionMethod, split_folder: Path, probs: np.ndarray, rows: np.ndarray,
               held: np.ndarray, train: TrainConfig) -> KeepBest:
     """The callback that keeps the student's best checkpoint on the ``held`` rows, scored against the method's
@@ -499,10 +519,9 @@ def keep_best(strong: RoleModel, method: SelectionMethod, split_folder: Path, pr
                     metric=method.metric, patience=method.patience, batch_size=train.eval_batch_size)
 
 
-def holdout_rows(rows: np.ndarray, size: int, seed: int, stream: int = 104_729) -> tuple[np.ndarray, np.ndarray]:
-    """``rows`` split at random (by ``seed`` and ``stream``) into (kept for training, held out): ``size`` held
-    out."""
-    rng = np.random.default_rng([seed, stream])
+def holdout_rows(rows: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` split at random (by ``seed``) into (kept for training, held out): ``size`` held out."""
+    rng = np.random.default_rng([seed, 104_729])
     held = np.sort(rng.choice(rows, size=max(1, min(int(size), len(rows) - 1)), replace=False))
     return np.setdiff1d(rows, held), held
 

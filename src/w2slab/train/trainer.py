@@ -453,7 +453,7 @@ class Trainer:
                  callbacks: Sequence[TrainerCallback] = (), checkpoint_dir: Path | None = None,
                  checkpoint_every: int = 0, checkpoint_seconds: float = 0.0, trackers: Sequence[str] = (),
                  tracking_dir: Path | None = None, head_lr: float | None = None, tracking: dict | None = None):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
         from transformers import get_scheduler
 
         from w2slab.distributed import device
@@ -465,8 +465,13 @@ class Trainer:
         self.policy = PrecisionPolicy.resolve(cfg.precision, device())
         # precision is the policy's job, not accelerate's (see w2slab.train.precision)
         self.trackers = tuple(trackers)
+        # DDP (accelerate launch): a backbone's parameters that no loss reaches (BERT's pooler under mean pooling)
+        # must be marked ready, or the gradient bucket they share is never all-reduced: the ranks then step their own
+        # local gradients apart, and the second step fails ("Expected to have finished reduction in the prior
+        # iteration"). One process ignores this.
         self.accelerator = Accelerator(cpu=self.policy.device_type == "cpu", log_with=list(trackers) or None,
-                                       project_dir=str(tracking_dir) if tracking_dir else None)
+                                       project_dir=str(tracking_dir) if tracking_dir else None,
+                                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.callbacks: list[TrainerCallback] = [StabilityGuard(), ProgressCallback()]
         if trackers:
             self.callbacks.append(TrackerCallback())
