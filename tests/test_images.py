@@ -221,8 +221,8 @@ def test_fine_tuning_the_pretrained_image_backbone(tmp_path):
     """mode full trains EfficientNet-Lite0 itself through the same stages (no frozen features to cache)."""
     cfg = ExperimentConfig(dataset="digits", weak="cnn-small", strong="efficientnet-lite0", image_size=32,
                            losses=["xent"], n_train=40, n_test=20,
-                           weak_train=TrainConfig(mode="full", epochs=1, batch_size=20),
-                           strong_train=TrainConfig(mode="full", epochs=1, batch_size=20, lr=1e-3))
+                           weak_train=TrainConfig(mode="full", epochs=1, batch_size=20, length="fixed"),
+                           strong_train=TrainConfig(mode="full", epochs=1, batch_size=20, lr=1e-3, length="fixed"))
     result = run(cfg, RuntimeConfig(run_root=str(tmp_path / "runs"), echo=lambda *a: None))
     (ceiling,) = [p for p in (tmp_path / "runs" / "stages" / "ceiling").iterdir() if p.is_dir()]
     steps = [json.loads(line) for line in (ceiling / "log.jsonl").read_text().splitlines()]

@@ -162,6 +162,7 @@ def test_accelerate_launch_on_two_processes_writes_each_stage_once(models_ready,
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "w2slab.cli", "run",
                "--dataset", "sst2", "--weak", "minilm-l3", "--strong", "minilm-l3", "--n-train", "32", "--n-test", "16",
                "--weak-mode", "full", "--strong-mode", "full", "--epochs", "1", "--batch-size", "8", "--loss", "xent",
+               "--weak.length", "fixed", "--strong.length", "fixed",  # one training each: its steps are counted
                "--data-root", str(data_root), "--out-dir", str(tmp_path)]
     done = subprocess.run(command, env={**os.environ, "W2SLAB_QUIET": "1"}, capture_output=True, text=True,
                           timeout=600)
