@@ -139,7 +139,10 @@ def w2s_rows(records: list[dict], student: str, part: str, ladder: list[dict]) -
             if pooled is not None:
                 acc = _role_estimate(mine, "student")
                 row.update({f"{name}_acc": acc.value, f"{name}_pgr": pooled.pgr, f"{name}_pgr_lo": pooled.ci95[0],
-                            f"{name}_pgr_hi": pooled.ci95[1]})
+                            f"{name}_pgr_hi": pooled.ci95[1],
+                            # students flagged SUSPECT (e.g. "did not converge"): printed beside their numbers
+                            f"{name}_suspect": sum(any(reason.startswith("student") for reason in r.get("suspect")
+                                                       or []) for r in mine)})
         if paired is not None:
             mine, base, base_label = paired
             row["baseline"] = base_label
@@ -227,8 +230,8 @@ def markdown_ladder(ladder: list[dict]) -> list[str]:
 
 def markdown_w2s(rows: list[dict], student: str) -> list[str]:
     lines = [f"| task | pair | weak | ceiling | xent acc | xent PGR | {student} acc | {student} PGR | baseline | "
-             "difference [95% CI] | p | Holm p | MDD |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+             "difference [95% CI] | p | Holm p | MDD | SUSPECT students (xent, student) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         star = " *" if row.get("claimed") else ""
         lines.append(f"| {row['task']} | {row['weak']} -> {row['strong']} | {fmt(row['weak_acc'])} | "
@@ -236,7 +239,8 @@ def markdown_w2s(rows: list[dict], student: str) -> list[str]:
                      f"{interval(row, 'xent_pgr', 'xent_pgr_lo', 'xent_pgr_hi', 2)} | {fmt(row.get('student_acc'))} | "
                      f"{interval(row, 'student_pgr', 'student_pgr_lo', 'student_pgr_hi', 2)} | "
                      f"{row.get('baseline', '')} | {interval(row, 'diff', 'diff_lo', 'diff_hi', 3, True)}{star} | "
-                     f"{p_text(row.get('p'))} | {p_text(row.get('p_holm'))} | {fmt(row.get('mdd'))} |")
+                     f"{p_text(row.get('p'))} | {p_text(row.get('p_holm'))} | {fmt(row.get('mdd'))} | "
+                     f"{row.get('xent_suspect', 0)}, {row.get('student_suspect', 0)} of {row['seeds']} |")
     return lines
 
 
