@@ -206,3 +206,23 @@ def test_example_stores_key_on_the_feature_code_only(tmp_path):
     example_code_digest.cache_clear(), source_digest.cache_clear()
     assert after_loss[0] == before[0] and after_loss[1] != before[1]
     assert after_loading != before[0]
+
+
+def test_merge_joins_the_parts_of_two_invocations(tmp_path):
+    from w2slab.bench.run import merge, render
+
+    meta = {"candidate": "logconf", "command": "w2s bench logconf", "seconds": 60, "computed": 3, "n_results": 10,
+            "cpu": "a CPU", "matmul_gflops": {"fp32": 100.0, "bf16": 400.0}, "source_digest": "abc", "ladder": "seed"}
+    folders = []
+    for part, mode, rng in (("probe", "probe", 0), ("finetune", "full", 1)):
+        folder = tmp_path / part
+        folder.mkdir()
+        write_records(make_records("a", "s", "l", {"weak": .7, "ceiling": .85, "student": .8}, mode=mode,
+                                   seed_of_rng=rng), folder / "records.jsonl.gz")
+        (folder / "meta.json").write_text(json.dumps({**meta, "parts": [part], "seeds": {part: [0, 1, 2, 3, 4]},
+                                                      "tasks": {part: ["a"]}}))
+        folders.append(folder)
+    text = merge(folders, tmp_path / "both")
+    assert "## probe: leaderboard" in text and "## finetune: leaderboard" in text
+    assert render(tmp_path / "both") == text
+    assert len(read_records(tmp_path / "both" / "records.jsonl.gz")) == 20

@@ -139,3 +139,24 @@ def render(out: Path) -> str:
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n",
                                       encoding="utf-8")
     return text
+
+
+def merge(folders: Sequence[Path], out: Path) -> str:
+    """One results folder from the parts of several bench invocations (e.g. the probe part, then the fine-tuned
+    part at a later commit): their records together, each invocation's meta kept under ``runs``; the README and
+    summary rendered from them. Returns the README text."""
+    metas = [json.loads((Path(f) / "meta.json").read_text(encoding="utf-8")) for f in folders]
+    candidates = {m["candidate"] for m in metas}
+    if len(candidates) != 1:
+        raise ValueError(f"bench folders of different candidates: {sorted(candidates)}")
+    records = [r for f in folders for r in read_records(Path(f) / "records.jsonl.gz")]
+    parts = [part for m in metas for part in m["parts"]]
+    meta = {"candidate": metas[0]["candidate"], "parts": list(dict.fromkeys(parts)),
+            "command": "; ".join(m["command"] for m in metas), "seconds": sum(m["seconds"] for m in metas),
+            "computed": sum(m["computed"] for m in metas), "n_results": len(records), "cpu": metas[0]["cpu"],
+            "matmul_gflops": metas[0]["matmul_gflops"],
+            "source_digest": ", ".join(f"{'+'.join(m['parts'])} {m['source_digest']}" for m in metas),
+            "seeds": {part: seeds for m in metas for part, seeds in m["seeds"].items()},
+            "tasks": {part: tasks for m in metas for part, tasks in m["tasks"].items()}, "ladder": metas[-1]["ladder"],
+            "runs": metas}
+    return render_to(out, records, meta)
