@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import math
 import shlex
@@ -229,30 +228,17 @@ KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", 
 
 
 def write_records(records: list[dict], path: Path) -> None:
-    """The per-example outcomes behind a table, gzipped JSON lines in a fixed order (byte-stable: mtime 0)."""
-    import gzip
+    """The per-example outcomes behind the table (:func:`w2slab.bench.records.write_records` with this benchmark's
+    fields)."""
+    from w2slab.bench.records import write_records as write
 
-    kept = [{key: r.get(key) for key in KEPT_FIELDS} | {"resolved": {"revisions": (r.get("resolved") or {})
-                                                                      .get("revisions", {})}}
-            for r in sorted(records, key=lambda r: (r["experiment_id"], r["loss"]))]
-    text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
-        handle.write(text.encode())
+    write(records, path, KEPT_FIELDS)
 
 
 def read_records(path: Path) -> list[dict]:
-    import gzip
+    from w2slab.bench.records import read_records as read
 
-    from w2slab.results import ExperimentResult
-
-    out = []
-    for line in gzip.decompress(path.read_bytes()).decode().splitlines():
-        raw = json.loads(line)
-        resolved = raw.pop("resolved", {})
-        record = dataclasses.asdict(ExperimentResult.from_dict(raw, str(path)))
-        record["resolved"] = resolved
-        out.append(record)
-    return out
+    return read(path)
 
 
 def render(out: Path) -> str:

@@ -18,9 +18,10 @@ KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", 
                "strong_params")
 
 
-def write_records(records: list[dict], path: Path) -> None:
-    """``records`` (as :func:`w2slab.report.records.load_records` gives them) to ``path``, byte-stable."""
-    kept = [{key: r[key] for key in KEPT_FIELDS if key in r} | {"resolved": {"revisions": (r.get("resolved") or {})
+def write_records(records: list[dict], path: Path, fields: tuple[str, ...] = KEPT_FIELDS) -> None:
+    """``records`` (as :func:`w2slab.report.records.load_records` gives them) to ``path``, byte-stable, each with
+    ``fields`` and its data and weight revisions."""
+    kept = [{key: r[key] for key in fields if key in r} | {"resolved": {"revisions": (r.get("resolved") or {})
                                                                       .get("revisions", {})}}
             for r in sorted(records, key=lambda r: (r["experiment_id"], r["loss"]))]
     text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
