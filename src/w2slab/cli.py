@@ -564,7 +564,7 @@ def _seed_list(text: str, flag: str) -> list[int]:
 
 
 def argv_is_cli() -> bool:
-    return Path(sys.argv[0]).name in ("w2s", "__main__.py") or sys.argv[0].endswith("w2slab.cli")
+    return Path(sys.argv[0]).name in ("w2s", "__main__.py", "cli.py")
 
 
 def make_parser() -> argparse.ArgumentParser:
