@@ -199,11 +199,8 @@ def load_label_token_classifier(resolved: ResolvedModel, words: Sequence[str], t
     from transformers import AutoModelForCausalLM
 
     token_ids = label_token_ids(tokenizer, words)
-    kwargs: dict = {"dtype": dtype, "revision": resolved.revision}
-    if resolved.defaults.attn_implementation:
-        kwargs["attn_implementation"] = resolved.defaults.attn_implementation
     try:
-        causal = AutoModelForCausalLM.from_pretrained(resolved.location, **kwargs)
+        causal = AutoModelForCausalLM.from_pretrained(resolved.location, **resolved.pretrained_kwargs(dtype))
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load {resolved.name!r} as a causal LM from {resolved.location} "
                          f"({type(exc).__name__}: {str(exc)[:200]}); head label_tokens needs a decoder with its LM "

