@@ -545,7 +545,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     name = spec["name"] if isinstance(spec, dict) else spec
     out = args.out or str(Path(args.run_root) / f"bench_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}")
-    _, text = run_bench(spec, parts=parts, tasks=tasks, seeds=seeds, ladder=args.ladder, run_root=args.run_root,
+    text = run_bench(spec, parts=parts, tasks=tasks, seeds=seeds, ladder=args.ladder, run_root=args.run_root,
                         out=out, fit=fit, sizes=sizes, echo=None if args.quiet else _echo, part_tasks=part_tasks,
                         part_seeds=part_seeds,
                         command="w2s bench " + shlex.join(sys.argv[2:] if argv_is_cli() else []))

@@ -538,6 +538,11 @@ def length_note(role: str, record: dict | None) -> str:
     return f"{role} did not converge {length_tried(record)}: kept {what}{scored}"
 
 
+def unconverged_ceiling(suspect: list[str]) -> list[str]:
+    """The SUSPECT reasons that say the ceiling did not converge (which makes a run no W2S experiment)."""
+    return [reason for reason in suspect if reason.startswith("ceiling did not converge")]
+
+
 def no_experiment_reason(result: ExperimentResult | dict[str, Any]) -> str:
     """Why a run is no weak-to-strong experiment, in one line (empty where it is one): the weak model at chance
     (its test accuracy's interval, :func:`w2slab.stats.mean_estimate` over the test examples, includes 1/K: its
@@ -553,7 +558,7 @@ def no_experiment_reason(result: ExperimentResult | dict[str, Any]) -> str:
         if low <= 1.0 / k <= high:
             reasons.append(f"weak model at chance ({weak.value:.3f} [{low:.3f}, {high:.3f}], chance {1.0 / k:.3f}): "
                            "no W2S experiment")
-    unconverged = [r for r in get("suspect") or [] if r.startswith("ceiling did not converge")]
+    unconverged = unconverged_ceiling(get("suspect") or [])
     if unconverged:
         reasons.append(f"{unconverged[0]}: no W2S experiment")
     return "; ".join(reasons)

@@ -69,9 +69,9 @@ def run_bench(spec: str | dict, *, parts: Sequence[str], tasks: list[suite.Suite
               ladder: str, run_root: str, out: str | None, fit=None, sizes: dict[str, int] | None = None,
               echo: Callable[..., None] | None = None, command: str = "",
               part_tasks: dict[str, list[suite.SuiteTask]] | None = None,
-              part_seeds: dict[str, Sequence[int]] | None = None) -> tuple[dict, str]:
+              part_seeds: dict[str, Sequence[int]] | None = None) -> str:
     """Run the bench and write ``out`` (README.md with every table, summary.json, records.jsonl.gz, meta.json);
-    return the summary and its Markdown. ``part_tasks`` / ``part_seeds`` give a part other tasks or seeds than
+    return its Markdown. ``part_tasks`` / ``part_seeds`` give a part other tasks or seeds than
     ``tasks`` / ``seeds`` (the fine-tuned part costs minutes per experiment where a probe costs seconds)."""
     import w2slab
     from w2slab.config import RuntimeConfig
@@ -96,9 +96,9 @@ def run_bench(spec: str | dict, *, parts: Sequence[str], tasks: list[suite.Suite
             "computed": len(result.plan.todo()), "n_results": len(records), "cpu": cpu_name(),
             "matmul_gflops": rates, "source_digest": source_digest(), "stage_seconds": stage_costs(clock, began
                                                                                                   + seconds)}
-    text = render_to(Path(out), records, meta) if out else markdown(summarize(records, cand.student(), tuple(parts)),
-                                                                     cand.student())
-    return summarize(records, cand.student(), tuple(parts)), text
+    if out:
+        return render_to(Path(out), records, meta)
+    return markdown(summarize(records, cand.student(), tuple(parts)), cand.student())
 
 
 def stage_costs(clock: StageClock, end: float) -> dict[str, float]:

@@ -176,12 +176,15 @@ def configs(cand: Candidate, tasks: Iterable[SuiteTask], part: str, seeds: Seque
     sizes = {**SIZES, **(sizes or {})}
     out = []
     for task in tasks:
+        fitted = None  # the sizes depend on the task's pool and the seeds, not on the pair: fitted once per task
         for pair in LADDERS[ladder][part]:
             base = ExperimentConfig(dataset=task.dataset, weak=pair.weak, strong=pair.strong, seed=seeds[0],
                                     data_seed=0, losses=cand.losses(), methods=cand.methods(),
                                     weak_train=_train(pair.weak_mode, TrainConfig, "weak"),
                                     strong_train=_train(pair.strong_mode, TrainConfig, "strong"), **sizes)
-            base = fit(base) if fit is not None else base
+            if fit is not None:
+                fitted = fitted or fit(base)
+                base = replace(base, n_train=fitted.n_train, n_test=fitted.n_test, n_val=fitted.n_val)
             out += [replace(base, seed=int(seed)) for seed in seeds]
     return out
 

@@ -25,6 +25,7 @@ from w2slab.bench import published
 from w2slab.bench.suite import BASELINE, part_of, task_of
 from w2slab.report.methods import matched_baseline
 from w2slab.report.tables import correct_by_role, pooled_pgr, shares_test_set
+from w2slab.results import unconverged_ceiling
 
 Group = dict[tuple[str, str, str], list[dict]]  # (task, weak, strong) -> records of one student
 
@@ -42,14 +43,13 @@ def _role_estimate(group: list[dict], role: str) -> stats.Estimate:
     return stats.mean_estimate([correct_by_role(r)[role] for r in group], shared_test_set=shares_test_set(group))
 
 
-def unusable(group: list[dict]) -> str:
-    """Why a pair's runs make no W2S experiment ('' when they do): a ceiling that did not converge on some seed, or
-    a weak model whose accuracy interval reaches chance (1/K of the classes)."""
-    bad_ceiling = sorted({r["seed"] for r in group for reason in r.get("suspect") or []
-                          if reason.startswith("ceiling") and "converge" in reason})
+def unusable(group: list[dict], weak: stats.Estimate) -> str:
+    """Why a pair's runs make no W2S experiment ('' when they do): a ceiling that did not converge on some seed
+    (:func:`w2slab.results.unconverged_ceiling`, the rule of every table), or a weak model whose accuracy interval
+    over the seeds (``weak``) reaches chance."""
+    bad_ceiling = sorted({r["seed"] for r in group if unconverged_ceiling(r.get("suspect") or [])})
     if bad_ceiling:
         return f"ceiling did not converge (seeds {', '.join(map(str, bad_ceiling))})"
-    weak = _role_estimate(group, "weak")
     # chance: the test set's most frequent class (what ceiling_over_chance is measured against)
     chance = float(np.mean([r["ceiling_accuracy"] - r["ceiling_over_chance"] for r in group]))
     if weak.ci95[0] <= chance:
@@ -75,9 +75,9 @@ def ladder_rows(records: list[dict]) -> list[dict]:
             pooled = pooled_pgr(group)
             if pooled is None:
                 continue
-            why = unusable(group) or ("" if pooled.shown else
-                                      f"no gap ({pooled.seeds_with_gap} of {pooled.seeds} seeds)")
             w, c = _role_estimate(group, "weak"), _role_estimate(group, "ceiling")
+            why = unusable(group, w) or ("" if pooled.shown else
+                                         f"no gap ({pooled.seeds_with_gap} of {pooled.seeds} seeds)")
             rows.append({"part": part, "task": task, "weak": weak, "strong": strong, "seeds": len(group),
                          "test_size": int(group[0]["test_size"]), "weak_acc": w.value, "weak_lo": w.ci95[0],
                          "weak_hi": w.ci95[1], "ceiling_acc": c.value, "ceiling_lo": c.ci95[0],
