@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 
 #: What each kept record holds: enough to rebuild every table (per-example outcomes, the config that names its
-#: setting and test set, what it read, its validation outcomes, the students' traces).
+#: setting and test set, what it read, its validation outcomes, the students' traces, and the number of classes
+#: the gap rule's "weak model at chance" reads: results.no_experiment_reason).
 KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
                "student_accuracy", "pgr", "gap_ci95", "ceiling_over_chance", "ground_truth_labels", "suspect",
                "test_size", "test_correct", "experiment_id", "config", "validation", "trace", "weak_params",
-               "strong_params")
+               "strong_params", "num_classes")
 
 
 def write_records(records: list[dict], path: Path, fields: tuple[str, ...] = KEPT_FIELDS) -> None:
