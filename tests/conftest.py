@@ -36,6 +36,40 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="module")
+def tasks(data_root: Path):
+    """Each dataset loaded once per module (imdb/sst2 are big), keyed by name: ``tasks(name)``."""
+    from w2slab.data import load_task
+
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = load_task(name, data_root=data_root, seed=0)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture
+def test_label_readers(monkeypatch) -> list[str]:
+    """The functions that read the test labels while the test runs (``StageFolder.test_labels`` traced to its
+    caller), in order: what the leakage checks assert on."""
+    import inspect
+
+    from w2slab.pipeline.artifacts import StageFolder
+
+    readers: list[str] = []
+    original = StageFolder.test_labels
+
+    def traced(self, reader):
+        readers.append(inspect.stack()[1].function)
+        return original(self, reader)
+
+    monkeypatch.setattr(StageFolder, "test_labels", traced)
+    return readers
+
+
+@pytest.fixture(scope="module")
 def tiny_pair(tmp_path_factory):
     """Two tiny text models built from configs (weak: 1 layer x 16, strong: 1 layer x 32) and a 300-row toy file."""
     from types import SimpleNamespace

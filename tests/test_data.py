@@ -42,19 +42,6 @@ TEXT_CHECKS = {
 }
 
 
-@pytest.fixture(scope="module")
-def tasks(data_root: Path):
-    """Each dataset loaded once per module (imdb/sst2 are big), keyed by name."""
-    cache: dict[str, object] = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = load_task(name, data_root=data_root, seed=0)
-        return cache[name]
-
-    return get
-
-
 def test_registry_covers_core_datasets():
     assert set(CORE) <= set(DATASETS)
     assert all(isinstance(s, DatasetSpec) for s in list_datasets())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 
 import pytest
@@ -17,18 +16,11 @@ METHODS = ({"name": "none"}, {"name": "conf_filter", "drop": 0.25}, {"name": "or
            {"name": "trust", "labelled": 20}, {"name": "selective", "labelled": 20}, {"name": "ensemw2s", "rounds": 2})
 
 
-def test_no_stage_but_evaluate_reads_the_test_labels(tiny_pair, tmp_path, monkeypatch):
+def test_no_stage_but_evaluate_reads_the_test_labels(tiny_pair, tmp_path, test_label_readers):
     """Every kind of method runs (an oracle, a synthetic supervisor that simulates its test predictions from
     truth, an ensemble, selection, trust, boosting) while every read of the test labels is traced to the function
     that asked: only the evaluate stage (and the experiment folder written from its results) may."""
-    readers: list[str] = []
-    original = StageFolder.test_labels
-
-    def traced(self, reader):
-        readers.append(inspect.stack()[1].function)
-        return original(self, reader)
-
-    monkeypatch.setattr(StageFolder, "test_labels", traced)
+    readers = test_label_readers
     probe = TrainConfig(mode="probe", epochs=2, batch_size=16, lr=1e-2)
     cfg = ExperimentConfig(dataset=tiny_pair.data, weak=tiny_pair.weak, strong=tiny_pair.strong,
                            losses=["xent", "logconf"], methods=METHODS, n_train=160, n_test=48, n_val=40,

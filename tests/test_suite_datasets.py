@@ -37,18 +37,6 @@ def _question_and_candidates(name: str, rec: dict) -> tuple[str, str, list[str]]
     return rec["question"], rec["answer"], rec["choice"]
 
 
-@pytest.fixture(scope="module")
-def tasks(data_root: Path):
-    cache: dict[str, object] = {}
-
-    def get(name: str):
-        if name not in cache:
-            cache[name] = load_task(name, data_root=data_root, seed=0)
-        return cache[name]
-
-    return get
-
-
 @pytest.mark.parametrize("name", NEW)
 def test_loads_offline_with_plausible_pools_and_balanced_labels(name: str, tasks, data_root: Path):
     assert dataset_available_locally(name, data_root)

@@ -128,20 +128,11 @@ def gaussian_config(train: TrainConfig, **changes):
                             strong_train=train, **changes)
 
 
-def run_traced(cfg, root: Path, monkeypatch) -> tuple[object, list[str], list[str]]:
-    """Run ``cfg`` while every read of the test labels is traced to the function that asked."""
+def run_traced(cfg, root: Path, readers: list[str]) -> tuple[object, list[str], list[str]]:
+    """Run ``cfg`` with ``readers`` (the ``test_label_readers`` fixture) tracing every read of the test labels."""
     from w2slab.api import run
     from w2slab.config import RuntimeConfig
-    from w2slab.pipeline.artifacts import StageFolder
 
-    readers: list[str] = []
-    original = StageFolder.test_labels
-
-    def traced(self, reader):
-        readers.append(inspect.stack()[1].function)
-        return original(self, reader)
-
-    monkeypatch.setattr(StageFolder, "test_labels", traced)
     lines: list[str] = []
     result = run(cfg, RuntimeConfig(run_root=str(root), echo=lines.append))
     return result, readers, lines
@@ -157,8 +148,9 @@ SHORT = TrainConfig(mode="probe", epochs=0.1, batch_size=16, lr=0.05, warmup_fra
 SURE = TrainConfig(mode="probe", epochs=4, batch_size=32, lr=0.05)
 
 
-def test_an_unconverged_training_is_retried_and_ends_converged_chosen_without_the_test_set(tmp_path, monkeypatch):
-    result, readers, lines = run_traced(gaussian_config(SHORT), tmp_path, monkeypatch)
+def test_an_unconverged_training_is_retried_and_ends_converged_chosen_without_the_test_set(tmp_path,
+                                                                                          test_label_readers):
+    result, readers, lines = run_traced(gaussian_config(SHORT), tmp_path, test_label_readers)
     assert set(readers) <= {"compute_evaluate", "write_experiment_folder"}, sorted(set(readers))
     for kind, role in (("weak_train", "weak"), ("ceiling", "ceiling")):
         (stability,) = stage_files(tmp_path, kind, "stability.json")
@@ -184,19 +176,20 @@ def test_an_unconverged_training_is_retried_and_ends_converged_chosen_without_th
     assert "ceiling retried at" in console.export_text()
 
 
-def test_fixed_trains_once(tmp_path, monkeypatch):
-    result, _, _ = run_traced(gaussian_config(dataclasses.replace(SHORT, length="fixed")), tmp_path, monkeypatch)
+def test_fixed_trains_once(tmp_path, test_label_readers):
+    result, _, _ = run_traced(gaussian_config(dataclasses.replace(SHORT, length="fixed")), tmp_path,
+                              test_label_readers)
     for kind in ("weak_train", "ceiling", "student"):
         for stability in stage_files(tmp_path, kind, "stability.json"):
             assert stability["length"] == {} and stability["steps"] == 3  # 0.1 x 25 steps, rounded up
     assert any("did not converge" in r for r in result.summary.suspect)
 
 
-def test_a_converged_first_attempt_is_bit_identical_to_fixed(tmp_path, monkeypatch):
+def test_a_converged_first_attempt_is_bit_identical_to_fixed(tmp_path, test_label_readers):
     folders = {}
     for length in ("auto", "fixed"):
         result, _, _ = run_traced(gaussian_config(dataclasses.replace(SURE, length=length)), tmp_path / length,
-                                  monkeypatch)
+                                  test_label_readers)
         folders[length] = result.folder
     for kind in ("weak_train", "ceiling", "student"):
         for stability in stage_files(tmp_path / "auto", kind, "stability.json"):
@@ -217,7 +210,7 @@ def test_a_converged_first_attempt_is_bit_identical_to_fixed(tmp_path, monkeypat
     assert weights[0] == weights[1]
 
 
-def test_a_student_retries_on_its_own_rows_and_is_scored_on_held_out_weak_labels(tmp_path, monkeypatch):
+def test_a_student_retries_on_its_own_rows_and_is_scored_on_held_out_weak_labels(tmp_path, test_label_readers):
     """A converged weak model's confident labels, a strong model trained one step (an eighth of an epoch of 64
     rows): the student's retries hold a tenth of its rows out and are scored by agreement with their weak labels;
     it reads no ground truth."""
@@ -228,7 +221,7 @@ def test_a_student_retries_on_its_own_rows_and_is_scored_on_held_out_weak_labels
                            losses=["xent"], n_train=800, n_test=400, n_val=200, weak_train=SURE,
                            strong_train=TrainConfig(mode="probe", epochs=0.125, batch_size=64, lr=0.05,
                                                     warmup_frac=0.0))
-    result, readers, _ = run_traced(cfg, tmp_path, monkeypatch)
+    result, readers, _ = run_traced(cfg, tmp_path, test_label_readers)
     assert set(readers) <= {"compute_evaluate", "write_experiment_folder"}
     (record,) = [s["length"] for s in stage_files(tmp_path, "student", "stability.json")]
     attempts = record["attempts"]
