@@ -1,7 +1,7 @@
 """The paper's qualitative claims (Burns et al. 2023), checked on the methods benchmark's runs.
 
     python benchmarks/methods.py          # first: the runs (probe setting, sst2_sentences, 3 pairs, 10 seeds)
-    python benchmarks/reproduction.py     # then: the claims, their table and figures in results/reproduction/
+    python benchmarks/reproduction.py     # then: the claims, their table and figures in results/sst2_claims/
     python benchmarks/reproduction.py --records results/methods_field/records.jsonl.gz --out /tmp/claims
                                           # or: from a methods benchmark's committed outcomes, without training
 
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-boot", type=int, default=2000, help="ignored: the intervals are analytic "
                         "(w2slab.stats); kept so older commands still run")
     parser.add_argument("--methods", default="results/methods_field", help="the methods benchmark's output folder")
-    parser.add_argument("--out", default="results/reproduction")
+    parser.add_argument("--out", default="results/sst2_claims")
     args = parser.parse_args(argv)
 
     if args.records:
