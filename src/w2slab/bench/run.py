@@ -141,6 +141,16 @@ def render(out: Path) -> str:
     return text
 
 
+def _union_per_part(maps) -> dict[str, list]:
+    """Each part's values over several invocations, in order, once each (two probe runs of other tasks or seeds)."""
+    out: dict[str, list] = {}
+    for mapping in maps:
+        for part, values in mapping.items():
+            out.setdefault(part, [])
+            out[part] += [v for v in values if v not in out[part]]
+    return out
+
+
 def merge(folders: Sequence[Path], out: Path) -> str:
     """One results folder from the parts of several bench invocations (e.g. the probe part, then the fine-tuned
     part at a later commit): their records together, each invocation's meta kept under ``runs``; the README and
@@ -156,7 +166,6 @@ def merge(folders: Sequence[Path], out: Path) -> str:
             "computed": sum(m["computed"] for m in metas), "n_results": len(records), "cpu": metas[0]["cpu"],
             "matmul_gflops": metas[0]["matmul_gflops"],
             "source_digest": ", ".join(f"{'+'.join(m['parts'])} {m['source_digest']}" for m in metas),
-            "seeds": {part: seeds for m in metas for part, seeds in m["seeds"].items()},
-            "tasks": {part: tasks for m in metas for part, tasks in m["tasks"].items()}, "ladder": metas[-1]["ladder"],
-            "runs": metas}
+            "seeds": _union_per_part(m["seeds"] for m in metas), "tasks": _union_per_part(m["tasks"] for m in metas),
+            "ladder": ", ".join(dict.fromkeys(m["ladder"] for m in metas)), "runs": metas}
     return render_to(out, records, meta)
