@@ -1,0 +1,158 @@
+"""The base of every weak-to-strong loss: the :class:`Loss` class, its registry and the helpers the families share.
+
+A loss is a frozen dataclass registered by name; its fields are its typed parameters, and an
+instance is at once the loss's configuration (serialised into results and stage identities) and the
+callable that computes it::
+
+    @register_loss("focal")
+    @dataclass(frozen=True)
+    class Focal(Loss):
+        gamma: float = 2.0
+        def per_example(self, logits, labels, step_frac): ...
+
+Every loss takes ``logits`` [B, K], soft ``labels`` [B, K] (rows sum to 1), ``step_frac``
+(fraction of training done, in [0, 1]) and optional per-example ``weights`` [B], and returns the
+(weighted) mean loss over the batch. A loss implements :meth:`Loss.per_example`; the base class
+does the weighting, so every loss accepts weights (filtering and confidence-weighting methods use them).
+Losses are written for K classes and computed in fp32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from w2slab.component import Component, registrar
+from w2slab.lazy import LazyModule
+from w2slab.registry import Registry
+
+# torch on first use: validating a config or printing `w2s --help` needs no tensor (w2slab.lazy)
+torch = LazyModule("torch")
+F = LazyModule("torch.nn.functional")
+
+LossFn = Callable[["torch.Tensor", "torch.Tensor", float], "torch.Tensor"]
+
+#: The warm-up fraction of a training run (TrainConfig.warmup_frac) unless configured otherwise; also what a
+#: loss whose schedule starts after the run's warm-up uses when it is called outside a run.
+DEFAULT_WARMUP_FRAC = 0.1
+#: The auxiliary (self-training) terms ramp in over this fraction of training after the lr warm-up: Burns et
+#: al. (2023) warm the logconf weight up "over the first 20% of training".
+DEFAULT_RAMP_FRAC = 0.2
+
+LOSSES: Registry[type[Loss]] = Registry("loss")
+
+
+@dataclass(frozen=True)
+class TrainingContext:
+    """What a loss may read of the training run that uses it (:meth:`Loss.for_training`)."""
+
+    warmup_frac: float = DEFAULT_WARMUP_FRAC  # the learning-rate warm-up, as a fraction of training
+    batch_size: int = 0
+    seed: int = 0
+    # the training targets [N, K] (weak labels for a student): for quantities computed once over the training set
+    labels: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+
+
+def step_generator(seed: int, step_frac: float) -> torch.Generator:
+    """A generator fixed by the run's seed and the step: random tie-breaking that a resumed run repeats exactly."""
+    return torch.Generator().manual_seed(int(seed) * 1_000_003 + int(round(float(step_frac) * 2**31)))
+
+
+def ramp(step_frac: float, start: float, length: float) -> float:
+    """0 before ``start``, then linear to 1 over ``length`` (both fractions of training)."""
+    if step_frac < start:
+        return 0.0
+    return 1.0 if length <= 0 else min(1.0, (step_frac - start) / length)
+
+
+def random_argmax(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``argmax`` over the last axis with ties broken at random (``torch.argmax`` takes the first: class 0)."""
+    noise = torch.rand(probs.shape, generator=generator).to(probs.device)
+    top = probs.max(dim=-1, keepdim=True).values
+    return torch.where(probs >= top, noise + 1.0, noise - 1.0).argmax(dim=-1)
+
+
+@dataclass(frozen=True)
+class Loss(Component):
+    """Base of every registered loss: its dataclass fields are its typed, serialisable parameters."""
+
+    registry: ClassVar[Registry] = LOSSES
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        """The loss of each example [B], from fp32 ``logits`` and ``labels`` (batch-level quantities such as
+        logconf's threshold are computed over the whole batch first)."""
+        raise NotImplementedError
+
+    #: the trainer passes each example's ``indices`` (its position in the training rows) to losses that keep a
+    #: per-example memory (ELR); such a loss also has ``state_dict`` / ``load_state_dict`` for checkpoints
+    uses_indices: ClassVar[bool] = False
+    #: the loss trains two models at once (co-teaching): the student is a :class:`~w2slab.models.loading.TwinModel`
+    #: whose training logits are both models' ``[B, 2K]``, and whose predictions are their mixture
+    twin: ClassVar[bool] = False
+    #: the loss learns from several teachers at once: ``labels`` are ``[B, M, K]``, one soft label per teacher (an
+    #: ``ensemble`` method's members); every other loss gets their mean ``[B, K]``
+    teachers: ClassVar[bool] = False
+
+    def report(self) -> dict[str, Any] | None:
+        """What the loss learned besides the model (RAVEN's teacher weights), written beside the student."""
+        return None
+
+    @property
+    def settled(self) -> float:
+        """The fraction of training after which the objective stops changing by schedule (0: it never does): a
+        warm-up on easy examples makes the loss rise when it ends, which is not divergence."""
+        return 0.0
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
+                 weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
+        values = (self.per_example_at(logits.float(), labels.float(), step_frac, indices) if indices is not None
+                  else self.per_example(logits.float(), labels.float(), step_frac))
+        return weighted_mean(values, weights)
+
+    def per_example_at(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor) -> torch.Tensor:
+        """:meth:`per_example` for the training rows at ``indices`` (what a loss with a per-example memory uses)."""
+        return self.per_example(logits, labels, step_frac)
+
+    def for_training(self, context: TrainingContext) -> Loss:
+        """The loss as one training run uses it (fills parameters that default to the run's settings)."""
+        return self
+
+    def check_training(self, num_classes: int, batch_size: int) -> None:
+        """Refuse (:class:`ConfigError`) settings that cannot mean what they say for this task and batch size;
+        called when the stage graph is built, before any work."""
+
+
+#: ``@register_loss("name")`` on a :class:`Loss` subclass (made a frozen dataclass if it is not one).
+register_loss = registrar(Loss)
+
+
+def make_loss(spec: str | dict | Loss) -> Loss:
+    """A loss from a name, a ``{name: ..., param: ...}`` mapping or an instance (validated)."""
+    return Loss.from_value(spec)
+
+
+def with_params(loss: Loss, **params: Any) -> Loss:
+    """A copy of ``loss`` with some parameters changed (validated like any configuration)."""
+    return loss.with_params(**params)
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of per-example ``values``; with ``weights``, ``sum(w * v) / sum(w)`` (0 when every weight is 0)."""
+    if weights is None:
+        return values.mean()
+    weights = weights.to(values)
+    return (weights * values).sum() / weights.sum().clamp_min(1e-12)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy of ``logits`` against soft ``target`` rows: ``-sum_k t_k log p_k``."""
+    return -(target * torch.log_softmax(logits, dim=-1)).sum(-1)
+
+
+#: where a probability is clamped before its log
+EPS = 1e-7
