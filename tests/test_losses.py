@@ -326,8 +326,8 @@ def test_every_loss_accepts_per_example_weights():
     assert len(built_in) == 15  # the paper's, EleutherAI's and RAVEN's, gce, sce, elr, coteach, raven, edl, csl
     for name in built_in:
         loss = make_loss(name).for_training(CONTEXT)
-        both = torch.cat([logits, logits], -1) if loss.twin else logits  # co-teaching: two models' logits
-        targets = torch.stack([labels, labels], 1) if loss.teachers else labels  # two teachers' labels
+        both = torch.cat([logits, logits], -1) if "twin" in loss.needs else logits  # co-teaching: two models' logits
+        targets = torch.stack([labels, labels], 1) if "teachers" in loss.needs else labels  # two teachers' labels
         rows = [make_loss(name).for_training(CONTEXT).per_example(both, targets, 0.5)]
         weighted = loss(both, targets, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
         assert weighted == pytest.approx(((rows[0][0] + 3 * rows[0][2]) / 4).item(), abs=1e-6), name
@@ -648,3 +648,53 @@ def test_fixed_weight_cross_entropy_keeps_the_boosting_distribution_across_batch
     assert fixed(logits, labels, 0.0, low).item() == pytest.approx(0.5 * LN2)
     assert fixed(logits, labels, 0.0, high).item() == pytest.approx(2.0 * LN2)
     assert fixed(logits, labels, 0.0).item() == pytest.approx(LN2) and fixed.name == "xent"
+
+
+# --- what a loss needs, declared once on its class --------------------------------------------------------------
+
+
+def test_every_loss_declares_its_needs_from_the_vocabulary():
+    from w2slab.losses import LOSSES, NEEDS
+
+    declared = {name: cls.needs for name, cls in LOSSES.items()}
+    assert all(isinstance(needs, frozenset) and needs <= NEEDS.keys() for needs in declared.values()), declared
+    assert {name: sorted(needs) for name, needs in declared.items() if needs} == {
+        "elr": ["indices"], "coteach": ["twin"], "raven": ["teachers"], "edl": ["teachers"], "csl": ["teachers"]}
+
+
+def test_a_need_outside_the_vocabulary_or_an_old_flag_is_refused_when_the_class_is_defined():
+    from w2slab.errors import ConfigError
+    from w2slab.losses import Loss
+
+    with pytest.raises(ConfigError, match="needs: a frozenset of indices, teachers, twin"):
+        class Misspelt(Loss):
+            needs = frozenset({"indexes"})
+    with pytest.raises(ConfigError, match="uses_indices: a loss declares what it needs in one place"):
+        class Flagged(Loss):
+            uses_indices = True
+
+
+def test_the_trainer_gives_example_indices_to_the_losses_that_need_them_and_to_no_other():
+    from w2slab.config import TrainConfig
+    from w2slab.models.loading import ProbeHead
+    from w2slab.train.batching import Collator
+    from w2slab.train.trainer import train_model
+
+    features = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    examples = [{"features": f, "index": i, "target": np.eye(2, dtype=np.float32)[i % 2]}
+                for i, f in enumerate(features)]
+
+    class Recording:
+        def __init__(self, needs):
+            self.needs, self.seen = needs, []
+
+        def __call__(self, logits, labels, step_frac, **options):
+            self.seen.append(options.get("indices"))
+            return make_loss("xent")(logits, labels, step_frac)
+
+    cfg = TrainConfig(mode="probe", epochs=1, batch_size=10, precision="fp32")
+    plain, memory = Recording(frozenset()), Recording(frozenset({"indices"}))
+    for loss in (plain, memory):
+        train_model(ProbeHead(3, 2), examples, Collator(), loss, cfg, 1e-2, seed=0)
+    assert len(plain.seen) == 4 and all(indices is None for indices in plain.seen)
+    assert sorted(torch.cat(memory.seen).tolist()) == list(range(40))  # each example's own row, once an epoch

@@ -15,10 +15,12 @@ from w2slab.losses.base import (
     DEFAULT_WARMUP_FRAC,
     EPS,
     LOSSES,
+    NEEDS,
     Loss,
     LossFn,
     TrainingContext,
     make_loss,
+    needs_of,
     ramp,
     random_argmax,
     register_loss,
@@ -63,11 +65,13 @@ from w2slab.losses.multi_teacher import (
 # isort: on
 
 __all__ = [
-    "DEFAULT_RAMP_FRAC", "DEFAULT_WARMUP_FRAC", "EPS", "LOSSES", "Loss", "LossFn", "TrainingContext", "make_loss",
-    "ramp", "random_argmax", "register_loss", "soft_cross_entropy", "step_generator", "weighted_mean", "with_params",
+    "DEFAULT_RAMP_FRAC", "DEFAULT_WARMUP_FRAC", "EPS", "LOSSES", "NEEDS", "Loss", "LossFn", "TrainingContext",
+    "make_loss", "needs_of", "ramp", "random_argmax", "register_loss", "soft_cross_entropy", "step_generator",
+    "weighted_mean", "with_params",
     "AdaptiveConfidenceLoss", "CrossEntropy", "EntropyLoss", "FixedWeightCrossEntropy", "LogConfLoss", "ProductLoss",
     "RampedLoss", "balance_labels", "balanced_assignment", "class_quota", "harden_predictions", "logconf_weight",
-    "xent_loss", "KLLoss", "ReverseKLLoss", "WindowLoss", "CoTeaching", "EarlyLearningRegularization",
-    "GeneralizedCrossEntropy", "SymmetricCrossEntropy", "CoSupervised", "EvidentialMultiTeacher", "Raven",
-    "dirichlet_kl_to_uniform", "evidential_loss",
+    "xent_loss",
+    "KLLoss", "ReverseKLLoss", "WindowLoss",
+    "CoTeaching", "EarlyLearningRegularization", "GeneralizedCrossEntropy", "SymmetricCrossEntropy",
+    "CoSupervised", "EvidentialMultiTeacher", "Raven", "dirichlet_kl_to_uniform", "evidential_loss",
 ]

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from w2slab.component import Component, registrar
+from w2slab.errors import ConfigError
 from w2slab.lazy import LazyModule
 from w2slab.registry import Registry
 
@@ -44,6 +45,18 @@ DEFAULT_WARMUP_FRAC = 0.1
 DEFAULT_RAMP_FRAC = 0.2
 
 LOSSES: Registry[type[Loss]] = Registry("loss")
+
+#: The vocabulary of :attr:`Loss.needs`: what a loss may ask of the training that uses it, beyond logits, soft labels
+#: [B, K], the fraction of training done and per-example weights (what every loss gets).
+NEEDS: dict[str, str] = {
+    "indices": "the trainer passes each example's position in the training rows (``indices`` [B]) to the loss's "
+               "training run, which keeps a per-example memory (ELR) and saves it with checkpoints",
+    "teachers": "``labels`` are ``[B, M, K]``, one soft label per teacher (an ``ensemble`` method's members) instead "
+                "of their mean; the graph refuses the loss without an ensemble to learn from (RAVEN, edl, CSL)",
+    "twin": "the loss trains two networks at once (co-teaching): the role model makes the student a TwinModel of "
+            "two students started apart, whose training logits are both networks' ``[B, 2K]``; the loss's "
+            "``predict`` parameter says what the trained pair predicts (``first`` network or their ``mean``)",
+}
 
 
 @dataclass(frozen=True)
@@ -87,15 +100,20 @@ class Loss(Component):
         logconf's threshold are computed over the whole batch first)."""
         raise NotImplementedError
 
-    #: the trainer passes each example's ``indices`` (its position in the training rows) to losses that keep a
-    #: per-example memory (ELR); such a loss also has ``state_dict`` / ``load_state_dict`` for checkpoints
-    uses_indices: ClassVar[bool] = False
-    #: the loss trains two models at once (co-teaching): the student is a :class:`~w2slab.models.loading.TwinModel`
-    #: whose training logits are both models' ``[B, 2K]``, and whose predictions are their mixture
-    twin: ClassVar[bool] = False
-    #: the loss learns from several teachers at once: ``labels`` are ``[B, M, K]``, one soft label per teacher (an
-    #: ``ensemble`` method's members); every other loss gets their mean ``[B, K]``
-    teachers: ClassVar[bool] = False
+    #: what the loss asks of the training that uses it, words of :data:`NEEDS`, declared once on the class: the
+    #: trainer, the role model and the stage graph read it (through :func:`needs_of`), and nothing else does
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse a declaration outside the vocabulary when the class is defined: a misspelt need would otherwise
+        be ignored by every reader, and the loss trained without what it asked for."""
+        super().__init_subclass__(**kwargs)
+        if not isinstance(cls.needs, frozenset) or not cls.needs <= NEEDS.keys():
+            raise ConfigError(f"{cls.__name__}.needs: a frozenset of {', '.join(NEEDS)}, got {cls.needs!r}")
+        flags = [flag for flag in ("uses_indices", "twin", "teachers") if flag in cls.__dict__]
+        if flags:
+            raise ConfigError(f"{cls.__name__}.{flags[0]}: a loss declares what it needs in one place, "
+                              f"needs = frozenset({{...}}) from {', '.join(NEEDS)}")
 
     def report(self) -> dict[str, Any] | None:
         """What the loss learned besides the model (RAVEN's teacher weights), written beside the student."""
@@ -129,6 +147,12 @@ class Loss(Component):
 
 #: ``@register_loss("name")`` on a :class:`Loss` subclass (made a frozen dataclass if it is not one).
 register_loss = registrar(Loss)
+
+
+def needs_of(loss_fn: LossFn) -> frozenset[str]:
+    """What ``loss_fn`` declares it needs (:data:`NEEDS`): a :class:`Loss`'s class declaration, or that of the
+    object its training run calls; a plain function needs nothing."""
+    return frozenset(getattr(loss_fn, "needs", ()))
 
 
 def make_loss(spec: str | dict | Loss) -> Loss:

@@ -34,7 +34,7 @@ class Raven(Loss):
     .2, as in the reference's configs). Learned weights are written beside the student (``loss_report.json``)."""
 
     source: ClassVar[str] = "RAVEN, mlbio-epfl/raven (NeurIPS 2025); warm-up .2 as in its configs"
-    teachers: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"teachers"})
     lr_weights: float = 1e-2
     warmup: float = 0.2
 
@@ -128,7 +128,7 @@ class EvidentialMultiTeacher(Loss):
 
     source: ClassVar[str] = ("Cui et al. 2024, arXiv 2406.03199 (evidential loss as in mlbio-epfl/raven); adapted: "
                              "softplus evidence")
-    teachers: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"teachers"})
     gamma: float = 0.5
     soft: bool = False  # fit each teacher's soft label instead of its argmax (not the reference's loss)
 
@@ -164,7 +164,7 @@ class CoSupervised(Loss):
 
     source: ClassVar[str] = ("Liu & Alahi 2024, arXiv 2402.15505; adapted: assignment every step, top-1 consistency, "
                              "generalist teachers")
-    teachers: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"teachers"})
     warmup: float = 0.2
 
     def __post_init__(self) -> None:

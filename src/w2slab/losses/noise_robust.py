@@ -3,7 +3,7 @@
 - ``gce`` / ``sce``: generalized cross-entropy (Zhang & Sabuncu 2018) and symmetric cross-entropy (Wang et al.
   2019), bounded losses that let examples the student finds unlikely (often the teacher's errors) pull less.
 - ``elr``: early-learning regularisation (Liu et al. 2020), whose per-example memory the trainer feeds
-  (``uses_indices``) and checkpoints.
+  (it needs ``indices``) and checkpoints.
 - ``coteach``: co-teaching (Han et al. 2018), two students that each learn from the examples the other finds
   easiest.
 """
@@ -80,7 +80,7 @@ class EarlyLearningRegularization(Loss):
     keeps it near them. Without example indices (a call outside a training run) it is cross-entropy alone."""
 
     source: ClassVar[str] = "Liu et al. 2020, arXiv 2007.00151"
-    uses_indices: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"indices"})
     lam: float = 3.0
     beta: float = 0.7
 
@@ -149,7 +149,7 @@ class CoTeaching(Loss):
 
     source: ClassVar[str] = ("Han et al. 2018, arXiv 1804.06872; adapted: in probe mode the twins are linear heads "
                              "on shared features")
-    twin: ClassVar[bool] = True
+    needs: ClassVar[frozenset[str]] = frozenset({"twin"})
     forget: float | None = None
     ramp: float = 0.5
     predict: str = "first"  # what the trained twins predict: the first network's, or the two networks' mean
