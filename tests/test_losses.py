@@ -50,7 +50,7 @@ def test_logconf_weight_schedule_exact_per_step():
     """The paper's schedule as trained: 0 through the lr warm-up (10% of 64 steps), then linear to aux_weight over
     20% of training, then flat. Each step's weight is exact, not just its shape."""
     total = 64
-    loss = make_loss("logconf").for_training(TrainingContext(warmup_frac=0.1, batch_size=32, seed=0))
+    loss = make_loss("logconf").for_training(TrainingContext(warmup_frac=0.1, batch_size=32, seed=0)).loss
     for step in range(total):
         frac = step / total
         expected = 0.0 if frac < 0.1 else 0.5 * min(1.0, (frac - 0.1) / 0.2)
@@ -60,7 +60,7 @@ def test_logconf_weight_schedule_exact_per_step():
     assert loss.weight(12 / total) == pytest.approx(0.5 * (12 / 64 - 0.1) / 0.2)  # half-way: .22 of .5
     assert loss.weight(0.3) == pytest.approx(0.5) and loss.weight(1.0) == 0.5
     # its own ramp length and start, as configured
-    custom = make_loss({"name": "logconf", "ramp_frac": 0.5, "ramp_start": 0.0}).for_training(TrainingContext())
+    custom = make_loss({"name": "logconf", "ramp_frac": 0.5, "ramp_start": 0.0}).for_training(TrainingContext()).loss
     assert custom.weight(0.25) == pytest.approx(0.25)
 
 
@@ -392,18 +392,18 @@ def test_elr_keeps_a_running_average_per_example_and_pulls_towards_it():
     labels = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # the first label disagrees with the student
     index = torch.tensor([3, 1])
     p = torch.softmax(logits, -1).clamp(1e-4, 1 - 1e-4)
-    value = loss.per_example_at(logits, labels, 0.0, index)
+    value = loss.per_example(logits, labels, 0.0, index)
     t = 0.3 * p
     expected = -(labels * torch.log_softmax(logits, -1)).sum(-1) + 3.0 * torch.log(1 - (t * p).sum(-1))
     assert torch.allclose(value, expected, atol=1e-5)
-    loss.per_example_at(logits, labels, 0.0, index)
+    loss.per_example(logits, labels, 0.0, index)
     assert torch.allclose(loss.memory(4, 2)[3], 0.7 * 0.3 * p[0] + 0.3 * p[0], atol=1e-6)  # the EMA, per row
     assert torch.equal(loss.memory(4, 2)[0], torch.zeros(2))  # rows never seen stay empty
 
     def grad_on_class_0(name: str) -> float:
         fresh = make_loss(name).for_training(TrainingContext())
         for _ in range(5):  # the memory learns the student's view: class 0 for the first example
-            fresh.per_example_at(logits, labels, 0.0, index) if name == "elr" else None
+            fresh.per_example(logits, labels, 0.0, index) if name == "elr" else None
         x = logits.clone().requires_grad_(True)
         out = fresh(x, labels, 0.0, indices=index) if name == "elr" else fresh(x, labels, 0.0)
         out.backward()
@@ -520,7 +520,7 @@ def test_raven_learns_to_weight_the_teacher_the_student_can_fit():
     assert weights[0] > 0.6 > 0.4 > weights[1], weights
     assert (predicted == truth).mean() > 0.95
     state = loss.state_dict()  # saved with checkpoints: a resumed run continues with these weights
-    fresh = make_loss("raven")
+    fresh = make_loss("raven").for_training(TrainingContext())
     fresh.load_state_dict(state)
     assert fresh.report()["teacher_weights"] == weights
 
@@ -570,7 +570,7 @@ def test_the_entropy_loss_gradient_is_one_minus_w_times_cross_entropys():
     labels = torch.softmax(torch.randn(6, 3), -1)
     for step_frac in (0.0, 0.15, 0.5):
         loss = make_loss("entropy").for_training(CONTEXT)
-        w = loss.weight(step_frac)
+        w = loss.loss.weight(step_frac)
         logits = torch.randn(6, 3, requires_grad=True)
         (entropy_grad,) = torch.autograd.grad(loss(logits, labels, step_frac), logits)
         (xent_grad,) = torch.autograd.grad(xent_loss(logits, labels, step_frac), logits)
@@ -698,3 +698,31 @@ def test_the_trainer_gives_example_indices_to_the_losses_that_need_them_and_to_n
         train_model(ProbeHead(3, 2), examples, Collator(), loss, cfg, 1e-2, seed=0)
     assert len(plain.seen) == 4 and all(indices is None for indices in plain.seen)
     assert sorted(torch.cat(memory.seen).tolist()) == list(range(40))  # each example's own row, once an epoch
+
+
+def test_a_training_run_keeps_its_state_and_the_loss_it_was_built_from_never_changes():
+    """ELR's memory, RAVEN's weights and logconf's buffer live in the run built for one training (LossRun), so the
+    frozen loss, which is also the configuration, is the same after any number of runs, and two runs share nothing."""
+    from w2slab.losses import LOSSES, LossRun
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
+    index = torch.tensor([0, 2, 5])
+    specs = {"logconf": {"name": "logconf", "buffer": 8}, "window": {"name": "window", "radius": "midweak"}}
+    context = TrainingContext(warmup_frac=0.1, seed=3, labels=labels.numpy())
+    for name in [name for name, cls in LOSSES.items() if cls.__module__.startswith("w2slab.losses.")]:
+        loss = make_loss(specs.get(name, name))
+        before = dict(vars(loss))
+        run = loss.for_training(context)
+        assert run.needs == loss.needs
+        both = torch.cat([logits, logits], -1) if "twin" in loss.needs else logits
+        targets = torch.stack([labels, labels], 1) if "teachers" in loss.needs else labels
+        for step_frac in (0.1, 0.5, 0.9):
+            run(both, targets, step_frac, indices=index if "indices" in loss.needs else None).backward()
+        assert vars(loss) == before and loss == make_loss(specs.get(name, name)), name
+        assert isinstance(run, LossRun) == (name in ("logconf", "entropy", "adaptive_conf", "window", "elr", "raven"))
+    first, second = make_loss("elr").for_training(context), make_loss("elr").for_training(context)
+    first(logits, labels, 0.5, indices=index)
+    assert second.memory(6, 2).abs().sum() == 0  # a second run starts with an empty memory
+    with pytest.raises(TypeError, match="training run"):
+        make_loss("elr")(logits, labels, 0.5, indices=index)  # the frozen loss holds no memory to address

@@ -18,6 +18,7 @@ from w2slab.losses.base import (
     NEEDS,
     Loss,
     LossFn,
+    LossRun,
     TrainingContext,
     make_loss,
     needs_of,
@@ -37,6 +38,7 @@ from w2slab.losses.paper import (
     LogConfLoss,
     ProductLoss,
     RampedLoss,
+    RampedRun,
     balance_labels,
     balanced_assignment,
     class_quota,
@@ -48,10 +50,12 @@ from w2slab.losses.literature import (
     KLLoss,
     ReverseKLLoss,
     WindowLoss,
+    WindowRun,
 )
 from w2slab.losses.noise_robust import (
     CoTeaching,
     EarlyLearningRegularization,
+    ElrRun,
     GeneralizedCrossEntropy,
     SymmetricCrossEntropy,
 )
@@ -59,19 +63,20 @@ from w2slab.losses.multi_teacher import (
     CoSupervised,
     EvidentialMultiTeacher,
     Raven,
+    RavenRun,
     dirichlet_kl_to_uniform,
     evidential_loss,
 )
 # isort: on
 
 __all__ = [
-    "DEFAULT_RAMP_FRAC", "DEFAULT_WARMUP_FRAC", "EPS", "LOSSES", "NEEDS", "Loss", "LossFn", "TrainingContext",
-    "make_loss", "needs_of", "ramp", "random_argmax", "register_loss", "soft_cross_entropy", "step_generator",
-    "weighted_mean", "with_params",
+    "DEFAULT_RAMP_FRAC", "DEFAULT_WARMUP_FRAC", "EPS", "LOSSES", "NEEDS", "Loss", "LossFn", "LossRun",
+    "TrainingContext", "make_loss", "needs_of", "ramp", "random_argmax", "register_loss", "soft_cross_entropy",
+    "step_generator", "weighted_mean", "with_params",
     "AdaptiveConfidenceLoss", "CrossEntropy", "EntropyLoss", "FixedWeightCrossEntropy", "LogConfLoss", "ProductLoss",
-    "RampedLoss", "balance_labels", "balanced_assignment", "class_quota", "harden_predictions", "logconf_weight",
-    "xent_loss",
-    "KLLoss", "ReverseKLLoss", "WindowLoss",
-    "CoTeaching", "EarlyLearningRegularization", "GeneralizedCrossEntropy", "SymmetricCrossEntropy",
-    "CoSupervised", "EvidentialMultiTeacher", "Raven", "dirichlet_kl_to_uniform", "evidential_loss",
+    "RampedLoss", "RampedRun", "balance_labels", "balanced_assignment", "class_quota", "harden_predictions",
+    "logconf_weight", "xent_loss",
+    "KLLoss", "ReverseKLLoss", "WindowLoss", "WindowRun",
+    "CoTeaching", "EarlyLearningRegularization", "ElrRun", "GeneralizedCrossEntropy", "SymmetricCrossEntropy",
+    "CoSupervised", "EvidentialMultiTeacher", "Raven", "RavenRun", "dirichlet_kl_to_uniform", "evidential_loss",
 ]

@@ -94,15 +94,14 @@ class Loss(Component):
     """Base of every registered loss: its dataclass fields are its typed, serialisable parameters."""
 
     registry: ClassVar[Registry] = LOSSES
+    #: what the loss asks of the training that uses it, words of :data:`NEEDS`, declared once on the class and read
+    #: (:func:`needs_of`) by the trainer (indices), the role model (twin), the graph and the student stage (teachers)
+    needs: ClassVar[frozenset[str]] = frozenset()
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         """The loss of each example [B], from fp32 ``logits`` and ``labels`` (batch-level quantities such as
         logconf's threshold are computed over the whole batch first)."""
         raise NotImplementedError
-
-    #: what the loss asks of the training that uses it, words of :data:`NEEDS`, declared once on the class: the
-    #: trainer, the role model and the stage graph read it (through :func:`needs_of`), and nothing else does
-    needs: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse a declaration outside the vocabulary when the class is defined: a misspelt need would otherwise
@@ -116,7 +115,8 @@ class Loss(Component):
                               f"needs = frozenset({{...}}) from {', '.join(NEEDS)}")
 
     def report(self) -> dict[str, Any] | None:
-        """What the loss learned besides the model (RAVEN's teacher weights), written beside the student."""
+        """What the loss learned besides the model, written beside the student: nothing for a loss without state
+        (what a stateful loss learns is its training run's, :meth:`LossRun.report`)."""
         return None
 
     @property
@@ -127,22 +127,68 @@ class Loss(Component):
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
                  weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
-        values = (self.per_example_at(logits.float(), labels.float(), step_frac, indices) if indices is not None
-                  else self.per_example(logits.float(), labels.float(), step_frac))
-        return weighted_mean(values, weights)
+        if indices is not None and "indices" in self.needs:  # the memory they address is a training run's
+            raise TypeError(f"{self.name}: example indices go to the loss's training run, "
+                            "loss.for_training(context), not to the loss itself")
+        return weighted_mean(self.per_example(logits.float(), labels.float(), step_frac), weights)
 
-    def per_example_at(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
-                       indices: torch.Tensor) -> torch.Tensor:
-        """:meth:`per_example` for the training rows at ``indices`` (what a loss with a per-example memory uses)."""
-        return self.per_example(logits, labels, step_frac)
-
-    def for_training(self, context: TrainingContext) -> Loss:
-        """The loss as one training run uses it (fills parameters that default to the run's settings)."""
+    def for_training(self, context: TrainingContext) -> Loss | LossRun:
+        """What one training run calls: the loss itself, its parameters that default to the run's settings filled
+        (co-teaching's ``forget``), or for a loss with state (a seed, a memory, learned weights) a :class:`LossRun`
+        built afresh for the run, so the frozen loss, which is also the configuration, never changes."""
         return self
+
+    def per_example_in(self, run: LossRun, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`per_example` in a training run, whose state (``run``) it reads and updates; ``indices``: the
+        training rows of the batch, for a loss that needs them. The arithmetic is the loss's, the state the run's."""
+        return self.per_example(logits, labels, step_frac)
 
     def check_training(self, num_classes: int, batch_size: int) -> None:
         """Refuse (:class:`ConfigError`) settings that cannot mean what they say for this task and batch size;
         called when the stage graph is built, before any work."""
+
+
+class LossRun:
+    """A loss with training-time state, as one training run uses it (:meth:`Loss.for_training`).
+
+    The frozen :attr:`loss` is the configuration (serialised into results and stage identities) and does the
+    arithmetic (:meth:`Loss.per_example_in`); what the run builds up as it trains (ELR's per-example memory, RAVEN's
+    teacher weights, logconf's buffer of recent predictions) and what it took from the run (its seed) live here,
+    one object per run. A subclass whose state must survive a resumed run adds ``state_dict`` / ``load_state_dict``
+    (the trainer saves it with each checkpoint; tensors and plain values, never a pickle).
+    """
+
+    def __init__(self, loss: Loss):
+        self.loss = loss
+
+    @property
+    def needs(self) -> frozenset[str]:
+        return self.loss.needs
+
+    @property
+    def settled(self) -> float:
+        return self.loss.settled
+
+    @property
+    def name(self) -> str:
+        return self.loss.name
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                    indices: torch.Tensor | None = None) -> torch.Tensor:
+        return self.loss.per_example_in(self, logits, labels, step_frac, indices)
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
+                 weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
+        return weighted_mean(self.per_example(logits.float(), labels.float(), step_frac, indices), weights)
+
+    def report(self) -> dict[str, Any] | None:
+        """What the loss learned in this run besides the model (RAVEN's teacher weights), written beside the
+        student."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.loss!r})"
 
 
 #: ``@register_loss("name")`` on a :class:`Loss` subclass (made a frozen dataclass if it is not one).

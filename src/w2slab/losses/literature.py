@@ -9,20 +9,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from w2slab.lazy import LazyModule
-from w2slab.losses.base import EPS, Loss, TrainingContext, register_loss, soft_cross_entropy
+from w2slab.losses.base import EPS, Loss, LossRun, TrainingContext, register_loss, soft_cross_entropy
 from w2slab.typed import check
 
 # torch on first use: validating a config or printing `w2s --help` needs no tensor (w2slab.lazy)
 torch = LazyModule("torch")
 F = LazyModule("torch.nn.functional")
-
 
 
 @register_loss("kl")
@@ -65,19 +63,36 @@ class WindowLoss(Loss):
         check(self.radius == "midweak" or (not isinstance(self.radius, str) and 0.0 <= self.radius <= 1.0),
               "radius", f"must be a number in [0, 1] or 'midweak', got {self.radius!r}")
 
-    def for_training(self, context: TrainingContext) -> Loss:
+    def for_training(self, context: TrainingContext) -> Loss | WindowRun:
         if self.radius != "midweak" or context.labels is None or not len(context.labels):
             return self
         labels = np.asarray(context.labels, dtype=np.float64)
-        loss = dataclasses.replace(self)
-        object.__setattr__(loss, "_radius", float(np.median(labels.max(axis=1)) - 1.0 / labels.shape[1]))
-        return loss
+        return WindowRun(self, float(np.median(labels.max(axis=1)) - 1.0 / labels.shape[1]))
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
-        chance = 1.0 / logits.shape[-1]
         radius = self.radius
-        if radius == "midweak":
-            radius = self.__dict__.get("_radius")
-            radius = float(labels.max(-1).values.median() - chance) if radius is None else radius
+        if radius == "midweak":  # outside a training run: this batch's
+            radius = float(labels.max(-1).values.median() - 1.0 / logits.shape[-1])
+        return self.unsure_cross_entropy(logits, labels, radius)
+
+    def per_example_in(self, run: WindowRun, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor | None = None) -> torch.Tensor:
+        return self.unsure_cross_entropy(logits, labels, run.radius)
+
+    @staticmethod
+    def unsure_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, radius: float) -> torch.Tensor:
+        """Cross-entropy where the student's top probability is below ``1/K + radius``, 0 elsewhere."""
+        chance = 1.0 / logits.shape[-1]
         unsure = torch.softmax(logits, dim=-1).detach().max(-1).values < chance + radius
         return soft_cross_entropy(logits, labels) * unsure.float()
+
+
+class WindowRun(LossRun):
+    """``window`` with ``radius: midweak`` in one training run: the radius computed once over the run's training
+    targets (the median weak-label confidence above chance), not over each batch."""
+
+    loss: WindowLoss
+
+    def __init__(self, loss: WindowLoss, radius: float):
+        super().__init__(loss)
+        self.radius = radius

@@ -8,19 +8,17 @@ method's members), where every other loss gets their mean.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from w2slab.lazy import LazyModule
-from w2slab.losses.base import EPS, Loss, TrainingContext, register_loss, soft_cross_entropy
+from w2slab.losses.base import EPS, Loss, LossRun, TrainingContext, register_loss, soft_cross_entropy
 from w2slab.typed import check
 
 # torch on first use: validating a config or printing `w2s --help` needs no tensor (w2slab.lazy)
 torch = LazyModule("torch")
 F = LazyModule("torch.nn.functional")
-
 
 
 @register_loss("raven")
@@ -43,21 +41,12 @@ class Raven(Loss):
         check(self.lr_weights >= 0, "lr_weights", f"must be >= 0, got {self.lr_weights}")
         check(0.0 <= self.warmup < 1.0, "warmup", f"must be in [0, 1), got {self.warmup}")
 
-    def for_training(self, context: TrainingContext) -> Loss:
-        loss = dataclasses.replace(self)  # fresh weights per training run
-        object.__setattr__(loss, "_weights", None)
-        return loss
+    def for_training(self, context: TrainingContext) -> RavenRun:
+        return RavenRun(self)  # fresh weights per training run
 
     @property
     def settled(self) -> float:
         return self.warmup
-
-    def weights(self, teachers: int) -> torch.Tensor:
-        current = self.__dict__.get("_weights")
-        if current is None or len(current) != teachers:
-            current = torch.full((teachers,), 1.0 / teachers)
-            object.__setattr__(self, "_weights", current)
-        return current
 
     @staticmethod
     def mixture(labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -65,8 +54,13 @@ class Raven(Loss):
         return mixed / mixed.sum(-1, keepdim=True).clamp_min(1e-12)
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        """Outside a training run: one batch of a run of its own (uniform weights)."""
+        return self.for_training(TrainingContext()).per_example(logits, labels, step_frac)
+
+    def per_example_in(self, run: RavenRun, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor | None = None) -> torch.Tensor:
         _check_teachers(self, logits, labels)
-        weights = self.weights(labels.shape[1])
+        weights = run.weights(labels.shape[1])
         warming = step_frac < self.warmup
         votes = labels.argmax(-1)
         mask = (votes == votes[:, :1]).all(-1).float() if warming else torch.ones(len(labels)).to(logits)
@@ -78,18 +72,34 @@ class Raven(Loss):
                              ).mean()
                 (gradient,) = torch.autograd.grad(objective, variable)
             updated = (weights - self.lr_weights * gradient.cpu()).clamp_min(1e-6)
-            object.__setattr__(self, "_weights", updated / updated.sum())
+            run.teacher_weights = updated / updated.sum()
         return values
 
+
+class RavenRun(LossRun):
+    """RAVEN in one training run: the teacher weights it learns (uniform until the first update), saved with every
+    checkpoint so a resumed run continues them, and written beside the student when the run ends."""
+
+    loss: Raven
+
+    def __init__(self, loss: Raven):
+        super().__init__(loss)
+        self.teacher_weights: torch.Tensor | None = None
+
+    def weights(self, teachers: int) -> torch.Tensor:
+        """The current weights of ``teachers`` teachers (uniform when none are learned yet for that many)."""
+        if self.teacher_weights is None or len(self.teacher_weights) != teachers:
+            self.teacher_weights = torch.full((teachers,), 1.0 / teachers)
+        return self.teacher_weights
+
     def state_dict(self) -> dict[str, torch.Tensor]:
-        weights = self.__dict__.get("_weights")
-        return {"weights": weights if weights is not None else torch.zeros(0)}
+        return {"weights": self.teacher_weights if self.teacher_weights is not None else torch.zeros(0)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        object.__setattr__(self, "_weights", state["weights"].clone() if state["weights"].numel() else None)
+        self.teacher_weights = state["weights"].clone() if state["weights"].numel() else None
 
     def report(self) -> dict[str, Any] | None:
-        weights = self.__dict__.get("_weights")
+        weights = self.teacher_weights
         return None if weights is None else {"teacher_weights": [round(float(w), 6) for w in weights]}
 
 

@@ -18,13 +18,12 @@ from typing import ClassVar
 import numpy as np
 
 from w2slab.lazy import LazyModule
-from w2slab.losses.base import EPS, Loss, TrainingContext, ramp, register_loss, soft_cross_entropy
+from w2slab.losses.base import EPS, Loss, LossRun, TrainingContext, ramp, register_loss, soft_cross_entropy
 from w2slab.typed import check
 
 # torch on first use: validating a config or printing `w2s --help` needs no tensor (w2slab.lazy)
 torch = LazyModule("torch")
 F = LazyModule("torch.nn.functional")
-
 
 
 @register_loss("gce")
@@ -89,28 +88,19 @@ class EarlyLearningRegularization(Loss):
         check(self.lam >= 0, "lam", f"must be >= 0, got {self.lam}")
         check(0.0 <= self.beta < 1.0, "beta", f"must be in [0, 1), got {self.beta}")
 
-    def for_training(self, context: TrainingContext) -> Loss:
-        loss = dataclasses.replace(self)  # a fresh memory per training run
-        object.__setattr__(loss, "_memory", None)
-        return loss
-
-    def memory(self, rows: int, classes: int) -> torch.Tensor:
-        current = self.__dict__.get("_memory")
-        if current is None or current.shape[0] < rows:
-            grown = torch.zeros(max(rows, 1), classes)
-            if current is not None:
-                grown[: current.shape[0]] = current
-            object.__setattr__(self, "_memory", grown)
-        return self.__dict__["_memory"]
+    def for_training(self, context: TrainingContext) -> ElrRun:
+        return ElrRun(self)  # a fresh memory per training run
 
     def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
         return soft_cross_entropy(logits, labels)
 
-    def per_example_at(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
-                       indices: torch.Tensor) -> torch.Tensor:
+    def per_example_in(self, run: ElrRun, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor | None = None) -> torch.Tensor:
+        if indices is None:
+            return self.per_example(logits, labels, step_frac)
         probs = torch.softmax(logits, dim=-1).clamp(1e-4, 1.0 - 1e-4)
         indices = indices.long().cpu()
-        memory = self.memory(int(indices.max()) + 1, logits.shape[-1])
+        memory = run.memory(int(indices.max()) + 1, logits.shape[-1])
         with torch.no_grad():
             current = (probs / probs.sum(-1, keepdim=True)).detach().cpu()
             memory[indices] = self.beta * memory[indices] + (1.0 - self.beta) * current
@@ -118,14 +108,34 @@ class EarlyLearningRegularization(Loss):
         regulariser = torch.log((1.0 - (target * probs).sum(-1)).clamp_min(1e-6))
         return soft_cross_entropy(logits, labels) + self.lam * regulariser
 
+
+class ElrRun(LossRun):
+    """ELR in one training run: each training row's running average of the student's predictions (a row never
+    seen is zeros), grown as higher rows appear and saved with every checkpoint, so a resumed run continues it."""
+
+    loss: EarlyLearningRegularization
+
+    def __init__(self, loss: EarlyLearningRegularization):
+        super().__init__(loss)
+        self._memory: torch.Tensor | None = None
+
+    def memory(self, rows: int, classes: int) -> torch.Tensor:
+        """The memory [rows or more, classes], the rows not seen yet zeros."""
+        current = self._memory
+        if current is None or current.shape[0] < rows:
+            grown = torch.zeros(max(rows, 1), classes)
+            if current is not None:
+                grown[: current.shape[0]] = current
+            self._memory = grown
+        return self._memory
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The memory, saved with a training's checkpoint so a resumed run continues it."""
-        memory = self.__dict__.get("_memory")
-        return {"memory": memory if memory is not None else torch.zeros(0, 0)}
+        return {"memory": self._memory if self._memory is not None else torch.zeros(0, 0)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         memory = state["memory"]
-        object.__setattr__(self, "_memory", memory.clone() if memory.numel() else None)
+        self._memory = memory.clone() if memory.numel() else None
 
 
 @register_loss("coteach")

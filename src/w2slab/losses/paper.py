@@ -34,6 +34,7 @@ from w2slab.losses.base import (
     DEFAULT_RAMP_FRAC,
     DEFAULT_WARMUP_FRAC,
     Loss,
+    LossRun,
     TrainingContext,
     ramp,
     random_argmax,
@@ -46,7 +47,6 @@ from w2slab.typed import check
 # torch on first use: validating a config or printing `w2s --help` needs no tensor (w2slab.lazy)
 torch = LazyModule("torch")
 F = LazyModule("torch.nn.functional")
-
 
 
 @register_loss("xent")
@@ -156,7 +156,8 @@ class RampedLoss(Loss):
     """A loss with an auxiliary term that ramps in after the learning-rate warm-up (:func:`ramp`).
 
     ``ramp_start``: where the ramp begins, as a fraction of training (None: the run's lr warm-up); ``ramp_frac``:
-    how long it takes. The run's seed reaches the loss here too, for its random tie-breaking.
+    how long it takes. A training run calls a :class:`RampedRun`, which holds the run's seed (for the loss's random
+    tie-breaking); a subclass computes its loss in :meth:`per_example_in`, from the run.
     """
 
     ramp_frac: float = DEFAULT_RAMP_FRAC
@@ -168,18 +169,48 @@ class RampedLoss(Loss):
         check(self.ramp_start is None or 0.0 <= self.ramp_start <= 1.0, "ramp_start",
               f"must be in [0, 1] or null (after the lr warm-up), got {self.ramp_start}")
 
-    def for_training(self, context: TrainingContext) -> Loss:
-        # a copy either way: the per-run state below is never shared with the configuration
-        loss = dataclasses.replace(self, ramp_start=context.warmup_frac if self.ramp_start is None else self.ramp_start)
-        object.__setattr__(loss, "_seed", int(context.seed))
-        return loss
+    def for_training(self, context: TrainingContext) -> RampedRun:
+        return RampedRun(self.after_warmup(context), context.seed)
+
+    def after_warmup(self, context: TrainingContext) -> RampedLoss:
+        """A copy whose ramp starts where configured, or after this run's learning-rate warm-up."""
+        return dataclasses.replace(self, ramp_start=context.warmup_frac if self.ramp_start is None else self.ramp_start)
+
+    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        """Outside a training run: one batch of a run of its own (seed 0, the ramp after the default warm-up)."""
+        return self.for_training(TrainingContext()).per_example(logits, labels, step_frac)
 
     def ramp_factor(self, step_frac: float) -> float:
         start = DEFAULT_WARMUP_FRAC if self.ramp_start is None else self.ramp_start
         return ramp(step_frac, start, self.ramp_frac)
 
+    def per_example_in(self, run: RampedRun, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RampedRun(LossRun):
+    """A ramped loss in one training run: the run's seed, which fixes its random tie-breaking at each step (a
+    resumed run repeats it exactly), and logconf's ``buffer`` of the student's recent predictions (empty when a run
+    starts, a resumed one included: it is not checkpointed)."""
+
+    loss: RampedLoss
+
+    def __init__(self, loss: RampedLoss, seed: int, buffer: int = 0):
+        super().__init__(loss)
+        self.seed = int(seed)
+        self.recent_predictions: collections.deque[float] | None = (collections.deque(maxlen=buffer) if buffer
+                                                                     else None)
+
     def generator(self, step_frac: float) -> torch.Generator:
-        return step_generator(self.__dict__.get("_seed", 0), step_frac)
+        return step_generator(self.seed, step_frac)
+
+    def recent(self, probs: torch.Tensor) -> torch.Tensor | None:
+        """This batch's p(class 0) pushed into the rolling buffer, and the buffer (None without one)."""
+        if self.recent_predictions is None or probs.shape[-1] != 2:
+            return None
+        self.recent_predictions.extend(probs[:, 0].tolist())
+        return torch.tensor(list(self.recent_predictions))
 
 
 @register_loss("logconf")
@@ -216,33 +247,23 @@ class LogConfLoss(RampedLoss):
             raise ConfigError(f"{self.name}.buffer: {self.buffer} predictions hold no past minibatch at batch size "
                               f"{batch_size}; use a buffer larger than the batch (e.g. {4 * batch_size}) or 0")
 
-    def for_training(self, context: TrainingContext) -> Loss:
-        loss = super().for_training(context)
-        if self.buffer:  # a fresh buffer per training run: state, not configuration
-            object.__setattr__(loss, "_recent", collections.deque(maxlen=self.buffer))
-        return loss
-
-    def recent(self, probs: torch.Tensor) -> torch.Tensor | None:
-        """This batch's p(class 0) pushed into the rolling buffer, and the buffer (None without one)."""
-        if not self.buffer or probs.shape[-1] != 2:
-            return None
-        if "_recent" not in self.__dict__:  # called outside a training run: a buffer for this instance
-            object.__setattr__(self, "_recent", collections.deque(maxlen=self.buffer))
-        self._recent.extend(probs[:, 0].tolist())
-        return torch.tensor(list(self._recent))
+    def for_training(self, context: TrainingContext) -> RampedRun:
+        return RampedRun(self.after_warmup(context), context.seed, buffer=self.buffer)
 
     def weight(self, step_frac: float) -> float:
         return self.aux_weight * self.ramp_factor(step_frac)
 
-    def own_target(self, probs: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def own_target(self, run: RampedRun, probs: torch.Tensor, labels: torch.Tensor,
+                   step_frac: float) -> torch.Tensor:
         """What the student's own predictions contribute to the target: hardened here."""
-        return harden_predictions(probs, labels, self.recent(probs), self.generator(step_frac))
+        return harden_predictions(probs, labels, run.recent(probs), run.generator(step_frac))
 
-    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def per_example_in(self, run: RampedRun, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor | None = None) -> torch.Tensor:
         if self.balance_batch and labels.shape[-1] == 2:
             labels = balance_labels(labels)
         weight = self.weight(step_frac)
-        own = self.own_target(torch.softmax(logits, dim=-1).detach(), labels, step_frac)
+        own = self.own_target(run, torch.softmax(logits, dim=-1).detach(), labels, step_frac)
         return soft_cross_entropy(logits, (1.0 - weight) * labels + weight * own)
 
 
@@ -258,7 +279,8 @@ class EntropyLoss(LogConfLoss):
 
     source: ClassVar[str] = "EleutherAI/w2s"
 
-    def own_target(self, probs: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def own_target(self, run: RampedRun, probs: torch.Tensor, labels: torch.Tensor,
+                   step_frac: float) -> torch.Tensor:
         return probs
 
 
@@ -279,9 +301,10 @@ class AdaptiveConfidenceLoss(RampedLoss):
 
     source: ClassVar[str] = "mlbio-epfl/raven (V-sup)"
 
-    def per_example(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def per_example_in(self, run: RampedRun, logits: torch.Tensor, labels: torch.Tensor, step_frac: float,
+                       indices: torch.Tensor | None = None) -> torch.Tensor:
         probs = torch.softmax(logits, dim=-1).detach()
-        generator = self.generator(step_frac)
+        generator = run.generator(step_frac)
         own, teacher = random_argmax(probs, generator), random_argmax(labels, generator)
         p_own, p_teacher = probs.gather(1, own[:, None])[:, 0], probs.gather(1, teacher[:, None])[:, 0]
         alpha = (p_teacher / (p_own + p_teacher).clamp_min(1e-12))[:, None] * self.ramp_factor(step_frac)
