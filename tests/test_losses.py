@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from w2slab.losses import (
+    CrossEntropy,
     LogConfLoss,
     ProductLoss,
     TrainingContext,
     harden_predictions,
-    logconf_weight,
     make_loss,
-    xent_loss,
 )
 
 LN2 = math.log(2.0)
@@ -23,12 +22,12 @@ LSE = math.log(math.exp(2) + 1)
 
 
 def test_xent_uniform_logits_is_ln2():
-    assert xent_loss(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), 0.0).item() == pytest.approx(LN2, abs=1e-6)
+    assert CrossEntropy()(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), 0.0).item() == pytest.approx(LN2, abs=1e-6)
 
 
 def test_xent_soft_labels():
     # 0.75 * 0.126928 + 0.25 * 2.126928 = 0.626928
-    value = xent_loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.3).item()
+    value = CrossEntropy()(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.3).item()
     assert value == pytest.approx(0.626928, abs=1e-5)
     assert value == pytest.approx(0.75 * (LSE - 2) + 0.25 * LSE, abs=1e-6)
 
@@ -37,12 +36,12 @@ def test_xent_soft_labels():
 def test_logconf_weight_ramps_linearly_to_its_maximum(step_frac, expected):
     # The reference code used weight = aux * step_frac during warm-up: 0.025 at 5% of training,
     # then a jump from 0.05 to 0.5. Fixed: linear to 0.5 over the ramp.
-    assert logconf_weight(step_frac, aux_weight=0.5, ramp_frac=0.1) == pytest.approx(expected)
+    assert LogConfLoss(aux_weight=0.5, ramp_frac=0.1, ramp_start=0.0).weight(step_frac) == pytest.approx(expected)
 
 
 def test_logconf_weight_is_continuous_at_end_of_ramp():
-    before = logconf_weight(0.0999, 0.5, 0.1)
-    after = logconf_weight(0.1001, 0.5, 0.1)
+    loss = LogConfLoss(aux_weight=0.5, ramp_frac=0.1, ramp_start=0.0)
+    before, after = loss.weight(0.0999), loss.weight(0.1001)
     assert abs(after - before) < 1e-3
 
 
@@ -155,7 +154,7 @@ def test_logconf_exact_value_after_warmup():
 def test_logconf_at_step_zero_equals_xent():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     weak = torch.tensor([[0.6, 0.4], [0.6, 0.4]])
-    assert LogConfLoss()(logits, weak, 0.0).item() == pytest.approx(xent_loss(logits, weak).item(), abs=1e-7)
+    assert LogConfLoss()(logits, weak, 0.0).item() == pytest.approx(CrossEntropy()(logits, weak).item(), abs=1e-7)
 
 
 def test_logconf_mid_warmup_uses_partial_weight():
@@ -264,7 +263,7 @@ def test_logconf_balance_batch_recentres_the_weak_labels():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     weak = torch.tensor([[0.2, 0.8], [0.4, 0.6]])
     assert LogConfLoss(balance_batch=True)(logits, weak, 0.0).item() == pytest.approx(
-        xent_loss(logits, balanced).item(), abs=1e-6)
+        CrossEntropy()(logits, balanced).item(), abs=1e-6)
 
 
 def test_bad_window_radius_is_a_config_error():
@@ -573,7 +572,7 @@ def test_the_entropy_loss_gradient_is_one_minus_w_times_cross_entropys():
         w = loss.loss.weight(step_frac)
         logits = torch.randn(6, 3, requires_grad=True)
         (entropy_grad,) = torch.autograd.grad(loss(logits, labels, step_frac), logits)
-        (xent_grad,) = torch.autograd.grad(xent_loss(logits, labels, step_frac), logits)
+        (xent_grad,) = torch.autograd.grad(CrossEntropy()(logits, labels, step_frac), logits)
         assert torch.allclose(entropy_grad, (1.0 - w) * xent_grad, atol=1e-6), step_frac
     assert w == pytest.approx(0.5)
 

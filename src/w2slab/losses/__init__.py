@@ -28,7 +28,6 @@ from w2slab.losses.base import (
     soft_cross_entropy,
     step_generator,
     weighted_mean,
-    with_params,
 )
 from w2slab.losses.paper import (
     AdaptiveConfidenceLoss,
@@ -43,8 +42,6 @@ from w2slab.losses.paper import (
     balanced_assignment,
     class_quota,
     harden_predictions,
-    logconf_weight,
-    xent_loss,
 )
 from w2slab.losses.literature import (
     KLLoss,
@@ -72,10 +69,9 @@ from w2slab.losses.multi_teacher import (
 __all__ = [
     "DEFAULT_RAMP_FRAC", "DEFAULT_WARMUP_FRAC", "EPS", "LOSSES", "NEEDS", "Loss", "LossFn", "LossRun",
     "TrainingContext", "make_loss", "needs_of", "ramp", "random_argmax", "register_loss", "soft_cross_entropy",
-    "step_generator", "weighted_mean", "with_params",
+    "step_generator", "weighted_mean",
     "AdaptiveConfidenceLoss", "CrossEntropy", "EntropyLoss", "FixedWeightCrossEntropy", "LogConfLoss", "ProductLoss",
     "RampedLoss", "RampedRun", "balance_labels", "balanced_assignment", "class_quota", "harden_predictions",
-    "logconf_weight", "xent_loss",
     "KLLoss", "ReverseKLLoss", "WindowLoss", "WindowRun",
     "CoTeaching", "EarlyLearningRegularization", "ElrRun", "GeneralizedCrossEntropy", "SymmetricCrossEntropy",
     "CoSupervised", "EvidentialMultiTeacher", "Raven", "RavenRun", "dirichlet_kl_to_uniform", "evidential_loss",

@@ -206,11 +206,6 @@ def make_loss(spec: str | dict | Loss) -> Loss:
     return Loss.from_value(spec)
 
 
-def with_params(loss: Loss, **params: Any) -> Loss:
-    """A copy of ``loss`` with some parameters changed (validated like any configuration)."""
-    return loss.with_params(**params)
-
-
 def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of per-example ``values``; with ``weights``, ``sum(w * v) / sum(w)`` (0 when every weight is 0)."""
     if weights is None:

@@ -77,17 +77,6 @@ class FixedWeightCrossEntropy(CrossEntropy):
         return values.mean() if weights is None else (weights.to(values) * values).mean()
 
 
-def xent_loss(logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0) -> torch.Tensor:
-    """Cross-entropy with soft targets (the function form of ``xent``)."""
-    return CrossEntropy()(logits, labels, step_frac)
-
-
-def logconf_weight(step_frac: float, aux_weight: float, ramp_frac: float = DEFAULT_RAMP_FRAC,
-                   start: float = 0.0) -> float:
-    """Auxiliary weight: 0 until ``start`` (the lr warm-up), then linear to ``aux_weight`` over ``ramp_frac``."""
-    return aux_weight * ramp(step_frac, start, ramp_frac)
-
-
 def harden_predictions(probs: torch.Tensor, weak_labels: torch.Tensor, recent: torch.Tensor | None = None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     """One-hot hardened student predictions with the weak labels' class balance.
