@@ -2,8 +2,7 @@
 
 from dataclasses import dataclass
 
-from w2slab.losses import Loss, register_loss
-from w2slab.losses import xent_loss as _xent
+from w2slab.losses import CrossEntropy, Loss, register_loss
 
 
 @register_loss("demo_halved_xent", replace=True)
@@ -14,4 +13,4 @@ class HalvedXent(Loss):
     factor: float = 0.5
 
     def __call__(self, logits, labels, step_frac):
-        return self.factor * _xent(logits, labels, step_frac)
+        return self.factor * CrossEntropy()(logits, labels, step_frac)

@@ -81,7 +81,7 @@ def test_installed_and_standard_library_modules_are_not_the_users():
 
     assert not fingerprint._is_user_file(Path(json.__file__).resolve())
     assert not fingerprint._is_user_file(Path(numpy.__file__).resolve())
-    assert not fingerprint._is_user_file(fingerprint.PACKAGE_DIR / "losses.py")
+    assert not fingerprint._is_user_file(fingerprint.PACKAGE_DIR / "losses" / "base.py")
     assert fingerprint._is_user_file(Path(__file__).resolve())
 
 

@@ -94,7 +94,7 @@ def test_editing_w2slab_source_changes_every_identity(tiny, tmp_path, monkeypatc
     copy = tmp_path / "w2slab_copy"
     shutil.copytree(fingerprint.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     digest = fingerprint.source_digest(copy)
-    losses = copy / "losses.py"
+    losses = copy / "losses" / "base.py"
     losses.write_text(losses.read_text() + "\n# an edit\n")
     assert fingerprint.source_digest.__wrapped__(copy) != digest  # uncached: the edit shows
 

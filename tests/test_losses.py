@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from w2slab.losses import (
+    CrossEntropy,
     LogConfLoss,
     ProductLoss,
     TrainingContext,
     harden_predictions,
-    logconf_weight,
     make_loss,
-    xent_loss,
 )
 
 LN2 = math.log(2.0)
@@ -23,12 +22,12 @@ LSE = math.log(math.exp(2) + 1)
 
 
 def test_xent_uniform_logits_is_ln2():
-    assert xent_loss(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), 0.0).item() == pytest.approx(LN2, abs=1e-6)
+    assert CrossEntropy()(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]]), 0.0).item() == pytest.approx(LN2, abs=1e-6)
 
 
 def test_xent_soft_labels():
     # 0.75 * 0.126928 + 0.25 * 2.126928 = 0.626928
-    value = xent_loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.3).item()
+    value = CrossEntropy()(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.75, 0.25]]), 0.3).item()
     assert value == pytest.approx(0.626928, abs=1e-5)
     assert value == pytest.approx(0.75 * (LSE - 2) + 0.25 * LSE, abs=1e-6)
 
@@ -37,12 +36,12 @@ def test_xent_soft_labels():
 def test_logconf_weight_ramps_linearly_to_its_maximum(step_frac, expected):
     # The reference code used weight = aux * step_frac during warm-up: 0.025 at 5% of training,
     # then a jump from 0.05 to 0.5. Fixed: linear to 0.5 over the ramp.
-    assert logconf_weight(step_frac, aux_weight=0.5, ramp_frac=0.1) == pytest.approx(expected)
+    assert LogConfLoss(aux_weight=0.5, ramp_frac=0.1, ramp_start=0.0).weight(step_frac) == pytest.approx(expected)
 
 
 def test_logconf_weight_is_continuous_at_end_of_ramp():
-    before = logconf_weight(0.0999, 0.5, 0.1)
-    after = logconf_weight(0.1001, 0.5, 0.1)
+    loss = LogConfLoss(aux_weight=0.5, ramp_frac=0.1, ramp_start=0.0)
+    before, after = loss.weight(0.0999), loss.weight(0.1001)
     assert abs(after - before) < 1e-3
 
 
@@ -50,7 +49,7 @@ def test_logconf_weight_schedule_exact_per_step():
     """The paper's schedule as trained: 0 through the lr warm-up (10% of 64 steps), then linear to aux_weight over
     20% of training, then flat. Each step's weight is exact, not just its shape."""
     total = 64
-    loss = make_loss("logconf").for_training(TrainingContext(warmup_frac=0.1, batch_size=32, seed=0))
+    loss = make_loss("logconf").for_training(TrainingContext(warmup_frac=0.1, batch_size=32, seed=0)).loss
     for step in range(total):
         frac = step / total
         expected = 0.0 if frac < 0.1 else 0.5 * min(1.0, (frac - 0.1) / 0.2)
@@ -60,7 +59,7 @@ def test_logconf_weight_schedule_exact_per_step():
     assert loss.weight(12 / total) == pytest.approx(0.5 * (12 / 64 - 0.1) / 0.2)  # half-way: .22 of .5
     assert loss.weight(0.3) == pytest.approx(0.5) and loss.weight(1.0) == 0.5
     # its own ramp length and start, as configured
-    custom = make_loss({"name": "logconf", "ramp_frac": 0.5, "ramp_start": 0.0}).for_training(TrainingContext())
+    custom = make_loss({"name": "logconf", "ramp_frac": 0.5, "ramp_start": 0.0}).for_training(TrainingContext()).loss
     assert custom.weight(0.25) == pytest.approx(0.25)
 
 
@@ -155,7 +154,7 @@ def test_logconf_exact_value_after_warmup():
 def test_logconf_at_step_zero_equals_xent():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     weak = torch.tensor([[0.6, 0.4], [0.6, 0.4]])
-    assert LogConfLoss()(logits, weak, 0.0).item() == pytest.approx(xent_loss(logits, weak).item(), abs=1e-7)
+    assert LogConfLoss()(logits, weak, 0.0).item() == pytest.approx(CrossEntropy()(logits, weak).item(), abs=1e-7)
 
 
 def test_logconf_mid_warmup_uses_partial_weight():
@@ -264,7 +263,7 @@ def test_logconf_balance_batch_recentres_the_weak_labels():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
     weak = torch.tensor([[0.2, 0.8], [0.4, 0.6]])
     assert LogConfLoss(balance_batch=True)(logits, weak, 0.0).item() == pytest.approx(
-        xent_loss(logits, balanced).item(), abs=1e-6)
+        CrossEntropy()(logits, balanced).item(), abs=1e-6)
 
 
 def test_bad_window_radius_is_a_config_error():
@@ -321,12 +320,13 @@ def test_every_loss_accepts_per_example_weights():
 
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
-    built_in = [name for name, cls in LOSSES.items() if cls.__module__ == "w2slab.losses"]  # not tests' plugins
+    # not the tests' plugins
+    built_in = [name for name, cls in LOSSES.items() if cls.__module__.startswith("w2slab.losses.")]
     assert len(built_in) == 15  # the paper's, EleutherAI's and RAVEN's, gce, sce, elr, coteach, raven, edl, csl
     for name in built_in:
         loss = make_loss(name).for_training(CONTEXT)
-        both = torch.cat([logits, logits], -1) if loss.twin else logits  # co-teaching: two models' logits
-        targets = torch.stack([labels, labels], 1) if loss.teachers else labels  # two teachers' labels
+        both = torch.cat([logits, logits], -1) if "twin" in loss.needs else logits  # co-teaching: two models' logits
+        targets = torch.stack([labels, labels], 1) if "teachers" in loss.needs else labels  # two teachers' labels
         rows = [make_loss(name).for_training(CONTEXT).per_example(both, targets, 0.5)]
         weighted = loss(both, targets, 0.5, weights=torch.tensor([1.0, 0.0, 3.0])).item()
         assert weighted == pytest.approx(((rows[0][0] + 3 * rows[0][2]) / 4).item(), abs=1e-6), name
@@ -391,18 +391,18 @@ def test_elr_keeps_a_running_average_per_example_and_pulls_towards_it():
     labels = torch.tensor([[0.0, 1.0], [0.0, 1.0]])  # the first label disagrees with the student
     index = torch.tensor([3, 1])
     p = torch.softmax(logits, -1).clamp(1e-4, 1 - 1e-4)
-    value = loss.per_example_at(logits, labels, 0.0, index)
+    value = loss.per_example(logits, labels, 0.0, index)
     t = 0.3 * p
     expected = -(labels * torch.log_softmax(logits, -1)).sum(-1) + 3.0 * torch.log(1 - (t * p).sum(-1))
     assert torch.allclose(value, expected, atol=1e-5)
-    loss.per_example_at(logits, labels, 0.0, index)
+    loss.per_example(logits, labels, 0.0, index)
     assert torch.allclose(loss.memory(4, 2)[3], 0.7 * 0.3 * p[0] + 0.3 * p[0], atol=1e-6)  # the EMA, per row
     assert torch.equal(loss.memory(4, 2)[0], torch.zeros(2))  # rows never seen stay empty
 
     def grad_on_class_0(name: str) -> float:
         fresh = make_loss(name).for_training(TrainingContext())
         for _ in range(5):  # the memory learns the student's view: class 0 for the first example
-            fresh.per_example_at(logits, labels, 0.0, index) if name == "elr" else None
+            fresh.per_example(logits, labels, 0.0, index) if name == "elr" else None
         x = logits.clone().requires_grad_(True)
         out = fresh(x, labels, 0.0, indices=index) if name == "elr" else fresh(x, labels, 0.0)
         out.backward()
@@ -519,7 +519,7 @@ def test_raven_learns_to_weight_the_teacher_the_student_can_fit():
     assert weights[0] > 0.6 > 0.4 > weights[1], weights
     assert (predicted == truth).mean() > 0.95
     state = loss.state_dict()  # saved with checkpoints: a resumed run continues with these weights
-    fresh = make_loss("raven")
+    fresh = make_loss("raven").for_training(TrainingContext())
     fresh.load_state_dict(state)
     assert fresh.report()["teacher_weights"] == weights
 
@@ -569,10 +569,10 @@ def test_the_entropy_loss_gradient_is_one_minus_w_times_cross_entropys():
     labels = torch.softmax(torch.randn(6, 3), -1)
     for step_frac in (0.0, 0.15, 0.5):
         loss = make_loss("entropy").for_training(CONTEXT)
-        w = loss.weight(step_frac)
+        w = loss.loss.weight(step_frac)
         logits = torch.randn(6, 3, requires_grad=True)
         (entropy_grad,) = torch.autograd.grad(loss(logits, labels, step_frac), logits)
-        (xent_grad,) = torch.autograd.grad(xent_loss(logits, labels, step_frac), logits)
+        (xent_grad,) = torch.autograd.grad(CrossEntropy()(logits, labels, step_frac), logits)
         assert torch.allclose(entropy_grad, (1.0 - w) * xent_grad, atol=1e-6), step_frac
     assert w == pytest.approx(0.5)
 
@@ -647,3 +647,81 @@ def test_fixed_weight_cross_entropy_keeps_the_boosting_distribution_across_batch
     assert fixed(logits, labels, 0.0, low).item() == pytest.approx(0.5 * LN2)
     assert fixed(logits, labels, 0.0, high).item() == pytest.approx(2.0 * LN2)
     assert fixed(logits, labels, 0.0).item() == pytest.approx(LN2) and fixed.name == "xent"
+
+
+# --- what a loss needs, declared once on its class --------------------------------------------------------------
+
+
+def test_every_loss_declares_its_needs_from_the_vocabulary():
+    from w2slab.losses import LOSSES, NEEDS
+
+    declared = {name: cls.needs for name, cls in LOSSES.items()}
+    assert all(isinstance(needs, frozenset) and needs <= NEEDS.keys() for needs in declared.values()), declared
+    assert {name: sorted(needs) for name, needs in declared.items() if needs} == {
+        "elr": ["indices"], "coteach": ["twin"], "raven": ["teachers"], "edl": ["teachers"], "csl": ["teachers"]}
+
+
+def test_a_need_outside_the_vocabulary_or_an_old_flag_is_refused_when_the_class_is_defined():
+    from w2slab.errors import ConfigError
+    from w2slab.losses import Loss
+
+    with pytest.raises(ConfigError, match="needs: a frozenset of indices, teachers, twin"):
+        class Misspelt(Loss):
+            needs = frozenset({"indexes"})
+    with pytest.raises(ConfigError, match="uses_indices: a loss declares what it needs in one place"):
+        class Flagged(Loss):
+            uses_indices = True
+
+
+def test_the_trainer_gives_example_indices_to_the_losses_that_need_them_and_to_no_other():
+    from w2slab.config import TrainConfig
+    from w2slab.models.loading import ProbeHead
+    from w2slab.train.batching import Collator
+    from w2slab.train.trainer import train_model
+
+    features = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+    examples = [{"features": f, "index": i, "target": np.eye(2, dtype=np.float32)[i % 2]}
+                for i, f in enumerate(features)]
+
+    class Recording:
+        def __init__(self, needs):
+            self.needs, self.seen = needs, []
+
+        def __call__(self, logits, labels, step_frac, **options):
+            self.seen.append(options.get("indices"))
+            return make_loss("xent")(logits, labels, step_frac)
+
+    cfg = TrainConfig(mode="probe", epochs=1, batch_size=10, precision="fp32")
+    plain, memory = Recording(frozenset()), Recording(frozenset({"indices"}))
+    for loss in (plain, memory):
+        train_model(ProbeHead(3, 2), examples, Collator(), loss, cfg, 1e-2, seed=0)
+    assert len(plain.seen) == 4 and all(indices is None for indices in plain.seen)
+    assert sorted(torch.cat(memory.seen).tolist()) == list(range(40))  # each example's own row, once an epoch
+
+
+def test_a_training_run_keeps_its_state_and_the_loss_it_was_built_from_never_changes():
+    """ELR's memory, RAVEN's weights and logconf's buffer live in the run built for one training (LossRun), so the
+    frozen loss, which is also the configuration, is the same after any number of runs, and two runs share nothing."""
+    from w2slab.losses import LOSSES, LossRun
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], requires_grad=True)
+    labels = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.5, 0.5]])
+    index = torch.tensor([0, 2, 5])
+    specs = {"logconf": {"name": "logconf", "buffer": 8}, "window": {"name": "window", "radius": "midweak"}}
+    context = TrainingContext(warmup_frac=0.1, seed=3, labels=labels.numpy())
+    for name in [name for name, cls in LOSSES.items() if cls.__module__.startswith("w2slab.losses.")]:
+        loss = make_loss(specs.get(name, name))
+        before = dict(vars(loss))
+        run = loss.for_training(context)
+        assert run.needs == loss.needs
+        both = torch.cat([logits, logits], -1) if "twin" in loss.needs else logits
+        targets = torch.stack([labels, labels], 1) if "teachers" in loss.needs else labels
+        for step_frac in (0.1, 0.5, 0.9):
+            run(both, targets, step_frac, indices=index if "indices" in loss.needs else None).backward()
+        assert vars(loss) == before and loss == make_loss(specs.get(name, name)), name
+        assert isinstance(run, LossRun) == (name in ("logconf", "entropy", "adaptive_conf", "window", "elr", "raven"))
+    first, second = make_loss("elr").for_training(context), make_loss("elr").for_training(context)
+    first(logits, labels, 0.5, indices=index)
+    assert second.memory(6, 2).abs().sum() == 0  # a second run starts with an empty memory
+    with pytest.raises(TypeError, match="training run"):
+        make_loss("elr")(logits, labels, 0.5, indices=index)  # the frozen loss holds no memory to address

@@ -150,7 +150,7 @@ import numpy as np
 
 from w2slab.losses import Loss, register_loss
 from w2slab.methods.base import LabelMethod, SoftLabels, register_method
-from w2slab.losses import xent_loss
+from w2slab.losses import CrossEntropy
 
 SHARPNESS = {sharpness}
 
@@ -159,7 +159,7 @@ SHARPNESS = {sharpness}
 @dataclass(frozen=True)
 class EditedXent(Loss):
     def __call__(self, logits, labels, step_frac):
-        return xent_loss(logits, labels, step_frac)
+        return CrossEntropy()(logits, labels, step_frac)
 
 
 @register_method("edited_sharpen", replace=True)

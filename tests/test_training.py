@@ -252,7 +252,7 @@ def test_a_loss_with_a_memory_resumes_it_from_the_checkpoint(tmp_path):
     class CrashingAt:
         """The ELR loss that dies in step 7 (after the checkpoint of step 6), its memory checkpointed as ELR's."""
 
-        uses_indices = True
+        needs = frozenset({"indices"})
 
         def __init__(self, inner):
             self.inner = inner
@@ -299,7 +299,7 @@ def crashed_elr_training(folder):
     inner = make_loss({"name": "elr", "lam": 3.0}).for_training(TrainingContext())
 
     class CrashingAt:
-        uses_indices = True
+        needs = frozenset({"indices"})
 
         def __call__(self, logits, labels, step_frac, indices=None):
             if step_frac >= 7 / 12:

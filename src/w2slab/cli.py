@@ -431,7 +431,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     print("Methods that are losses (--loss NAME; `w2s losses` gives their parameters):")
     for name, cls in LOSSES.items():
-        kind = "teachers" if cls.teachers else "twin" if cls.twin else "loss"
+        kind = "teachers" if "teachers" in cls.needs else "twin" if "twin" in cls.needs else "loss"
         print(f"  {name:22s} {kind:10s} {cls.summary()}" + (f" [{cls.source}]" if cls.source else ""))
     print("teachers: learns from each member of --method ensemble (their labels, not their mean); twin: trains two "
           "students that filter each other's examples.")

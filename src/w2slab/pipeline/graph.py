@@ -533,7 +533,7 @@ class GraphBuilder:
         """A student of ``model`` (default: the strong model) trained on ``labels``' transfer labels."""
         model_input = self.model_input(model) if model else self.strong.model
         loss.check_training(self.num_classes, (train or self.strong.train).batch_size)
-        if loss.teachers and labels.kind != "ensemble":
+        if "teachers" in loss.needs and labels.kind != "ensemble":
             raise ConfigError(f"loss {loss.name!r} learns from several teachers; pair it with --method ensemble "
                               "(its members are the teachers: seeds, or other weak models with ensemble.models)")
         spec = StudentSpec(model_input, train or self.strong.train, self.cfg.seed, callbacks=self.callbacks,

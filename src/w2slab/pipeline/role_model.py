@@ -26,7 +26,7 @@ from w2slab.config import TrainConfig
 from w2slab.data.types import PAIR_FIELD, content, is_pair
 from w2slab.errors import ConfigError
 from w2slab.example_store import ExampleStore, store_key
-from w2slab.losses import LossFn
+from w2slab.losses import LossFn, needs_of
 from w2slab.models.label_tokens import LabelPrompt, label_prompt, prompt_token_ids
 from w2slab.models.loading import (
     PairwiseScorer,
@@ -382,7 +382,7 @@ class RoleModel:
         probe_targets = targets.mean(1) if targets.ndim == 3 else targets  # several teachers: their mean
         if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
             fit_probe_head(model.head, self.frozen_features(train_split), probe_targets, weights)
-        if getattr(loss_fn, "twin", False):  # co-teaching: two students from independent starts
+        if "twin" in needs_of(loss_fn):  # co-teaching: two students from independent starts
             model = self._twins(model, train_split, probe_targets, weights, seed, getattr(loss_fn, "predict", "first"))
         result = train_model(model, self._examples(train_split, targets, weights), self.collate, loss_fn,
                              self.train_cfg, self.lr, seed=seed, desc=desc, head_lr=self.head_lr, **options)

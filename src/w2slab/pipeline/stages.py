@@ -448,7 +448,7 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
         loss = spec.loss.for_training(TrainingContext(warmup_frac=cfg.warmup_frac, batch_size=cfg.batch_size,
                                                       seed=spec.seed, labels=labels.probs[train_rows]))
         targets = labels.probs[train_rows]
-        if spec.loss.teachers:  # one soft label per teacher: [rows, M, K]
+        if "teachers" in spec.loss.needs:  # one soft label per teacher: [rows, M, K]
             targets = StageFolder(inputs["labels"]).teachers()[train_rows]
         with trained_as(strong, cfg):
             model, result = strong.fit(strong.subset("transfer", train_rows), targets, loss, seed=spec.seed,

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from w2slab import atomic
 from w2slab.config import TrainConfig
 from w2slab.errors import TrainingError
-from w2slab.losses import LossFn
+from w2slab.losses import LossFn, needs_of
 from w2slab.progress import logger, progress_bar
 from w2slab.train.precision import PrecisionPolicy
 
@@ -459,6 +459,7 @@ class Trainer:
         from w2slab.distributed import device
 
         self.cfg, self.lr, self.seed, self.name, self.loss_fn, self.collate = cfg, lr, seed, name, loss_fn, collate
+        self.needs = needs_of(loss_fn)  # what the loss is given beyond logits, targets, progress and weights
         self.tracking_dir = tracking_dir
         # the tracker run of this training: run_root, name, group (its experiment's config id), kind, config
         self.tracking = tracking or {}
@@ -555,7 +556,7 @@ class Trainer:
         with self.policy.autocast():
             logits = self.model(**_model_inputs(batch))
         options = {"weights": batch["weight"]} if "weight" in batch else {}  # per-example weights, when given
-        if getattr(self.loss_fn, "uses_indices", False):  # a loss with a per-example memory (ELR)
+        if "indices" in self.needs:  # a loss with a per-example memory (ELR)
             options["indices"] = batch["index"]
         loss = self.loss_fn(logits.float(), batch["target"], step / state.total_steps, **options)
         grad_norm, bad, backoff = self._optimizer_step(loss)
