@@ -24,6 +24,8 @@ from w2slab.methods.base import (
     RelabelContext,
     SelectionMethod,
     SoftLabels,
+    StageBuilder,
+    StageNode,
     SupervisorMethod,
     check_method,
     make_method,
@@ -31,4 +33,5 @@ from w2slab.methods.base import (
 )
 
 __all__ = ["LABEL_SOURCES", "METHODS", "ChainMethod", "LabelMethod", "LeakageError", "Method", "RelabelContext",
-           "SelectionMethod", "SoftLabels", "SupervisorMethod", "check_method", "make_method", "register_method"]
+           "SelectionMethod", "SoftLabels", "StageBuilder", "StageNode", "SupervisorMethod", "check_method",
+           "make_method", "register_method"]

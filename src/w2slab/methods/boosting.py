@@ -28,15 +28,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import ChainMethod, register_method
+from w2slab.methods.base import ChainMethod, ModelInput, StageBuilder, StageNode, register_method
 from w2slab.typed import check
-
-if TYPE_CHECKING:
-    from w2slab.pipeline.graph import GraphBuilder, ModelInput, Stage
 
 
 @dataclass(frozen=True)
@@ -132,11 +129,11 @@ class EnsemW2S(ChainMethod):
         check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
         check(self.folds >= 2, "folds", f"must be >= 2 (errors are measured on held-out rows), got {self.folds}")
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         cfg = builder.cfg
         spec = BoostSpec(builder.model_input(cfg.weak), cfg.weak_train, cfg.seed, self.rounds, self.folds)
         return builder.add("boost", spec, {"split": builder.split},
                            label=f"boosted {self.rounds} x {cfg.weak} {builder.name}")
 
-    def supervisor_stage(self, builder: GraphBuilder) -> Stage:
+    def supervisor_stage(self, builder: StageBuilder) -> StageNode:
         return self.labels_stage(builder)

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import LabelledOracle, LabelMethod, RelabelContext, SoftLabels, register_method
+from w2slab.methods.base import LabelMethod, RelabelContext, SoftLabels, StageBuilder, StageNode, register_method
+from w2slab.methods.baselines import LabelledOracle
 from w2slab.typed import check
 
 if TYPE_CHECKING:
     from w2slab.losses import Loss
-    from w2slab.pipeline.graph import GraphBuilder, Stage
 
 
 def knn_graph(features: np.ndarray, k: int) -> np.ndarray:
@@ -184,7 +184,7 @@ class SelectiveW2S(LabelledOracle):
         super().__post_init__()
         check(0.0 <= self.alpha < 1.0, "alpha", f"must be in [0, 1), got {self.alpha}")
 
-    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+    def build_student(self, builder: StageBuilder, loss: Loss, label: str) -> StageNode:
         smoothed = builder.relabel(GraphSmooth(alpha=self.alpha))
         first = builder.student(loss, smoothed, label=f"{label} round 1")
         inputs = {"split": builder.split, "labels": smoothed, "weak": builder.weak_label, "student": first,

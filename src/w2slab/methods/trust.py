@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import LabelledOracle, register_method
+from w2slab.methods.base import StageBuilder, StageNode, register_method
+from w2slab.methods.baselines import LabelledOracle
 from w2slab.typed import check
 
 if TYPE_CHECKING:
     from w2slab.losses import Loss
-    from w2slab.pipeline.graph import GraphBuilder, Stage
 
 
 @dataclass(frozen=True)
@@ -136,17 +136,17 @@ class TrustFunctions(LabelledOracle):
         check(not self.inject_truth or self.labelled >= 4, "labelled",
               f"inject_truth splits the labelled rows in two: needs at least 4, got {self.labelled}")
 
-    def trust_stage(self, builder: GraphBuilder, labels: Stage, first: bool) -> Stage:
+    def trust_stage(self, builder: StageBuilder, labels: StageNode, first: bool) -> StageNode:
         inputs = {"split": builder.split, "labels": labels, "features": builder.features_of(builder.cfg.strong)}
         if self.signals == "hidden":  # the teacher's features: the weak model's, then the strong students'
             inputs["teacher_features"] = builder.features_of(builder.cfg.weak if first else builder.cfg.strong)
         return builder.add("trust", TrustSpec(self, builder.cfg.seed, first), inputs,
                            label=f"trust {'weak' if first else 'student'} labels {builder.name}")
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         return self.trust_stage(builder, builder.weak_label, True)
 
-    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+    def build_student(self, builder: StageBuilder, loss: Loss, label: str) -> StageNode:
         student = builder.student(loss, self.labels_stage(builder), self,
                                   label=label if self.rounds == 1 else f"{label} round 1")
         for round_ in range(2, self.rounds + 1):
