@@ -157,7 +157,7 @@ class Method(Component):
     reads: ClassVar[frozenset[str]] = frozenset({"weak_labels"})
     #: an oracle reads ground truth on the student's side on purpose: its results are upper references
     oracle: ClassVar[bool] = False
-    #: the stage kind this method adds or configures ("" for none)
+    #: the stage kind this method adds or configures ("" for none); a kind of its own is registered in its module
     stage_kind: ClassVar[str] = ""
     #: the dataset modalities the method has a meaning for (a cue in a text's wording has none for images)
     modalities: ClassVar[frozenset[str]] = frozenset({"text", "image", "vector"})
