@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,6 +47,7 @@ def compute_smooth(stage, inputs: dict[str, Path], work: Path, runtime) -> None:
 class SmoothLabels(ChainMethod):
     """Students learn from the weak labels smoothed towards uniform (a plugin stage kind)."""
 
+    stage_kind: ClassVar[str] = "smooth"
     alpha: float = 0.2
 
     def labels_stage(self, builder):

@@ -2,8 +2,9 @@
 
 A module may import from its own layer's package and from lower layers, never upward. Imports
 inside functions count too (a lazy import is still a dependency). Imports under ``if TYPE_CHECKING:`` do
-not: a method's hooks are *called with* the pipeline's graph builder, and naming that type in a hint adds
-no runtime dependency.
+not (a hint adds no runtime dependency), but they count for import cycles: the methods name the graph builder
+they are called with by protocols of their own layer (``w2slab.methods.base.StageBuilder``), not by the pipeline's
+class, so that no import, hint or lazy, goes round through the config, the methods and the pipeline.
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
     return skipped
 
 
-def imported(path: Path) -> set[str]:
+def imported(path: Path, *, hints: bool = False) -> set[str]:
+    """The w2slab modules ``path`` imports, anywhere in it (``hints``: under ``if TYPE_CHECKING:`` too)."""
     names = set()
     tree = ast.parse(path.read_text())
-    hints_only = _type_checking_only(tree)
+    hints_only = set() if hints else _type_checking_only(tree)
     for node in ast.walk(tree):
         if id(node) in hints_only:
             continue
@@ -79,3 +81,25 @@ def test_no_module_imports_from_a_higher_layer():
             if target != "w2slab" and layer_of(target) > layer_of(module):
                 violations.append(f"{module} -> {target}")
     assert not violations, violations
+
+
+#: No import cycle may pass through these packages, counting every import (in functions, under TYPE_CHECKING).
+ACYCLIC = ("w2slab.config", "w2slab.methods", "w2slab.pipeline")
+
+
+def test_no_import_cycle_passes_through_the_config_the_methods_or_the_pipeline():
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    edges = {module: {target for target in imported(path, hints=True) if target in modules and target != module}
+             for module, path in modules.items()}
+    cycles = []
+    for start in sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in ACYCLIC)):
+        paths = {target: [start, target] for target in edges[start]}  # breadth first: a shortest way back
+        queue = sorted(paths)
+        while queue and start not in paths:
+            module = queue.pop(0)
+            for target in sorted(edges[module] - paths.keys()):
+                paths[target] = [*paths[module], target]
+                queue.append(target)
+        if start in paths:
+            cycles.append(" -> ".join(paths[start]))
+    assert not cycles, cycles

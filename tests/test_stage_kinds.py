@@ -86,3 +86,79 @@ def test_the_cli_lists_registered_kinds_for_recompute():
     help_text = make_parser()._subparsers._group_actions[0].choices["run"].format_help()
     assert all(kind in help_text for kind in stage_kinds())
     assert STAGES.get("smooth").description == "weak labels mixed with the uniform distribution"
+
+
+def test_a_method_with_its_own_stage_kind_keeps_it_in_its_own_file():
+    """One file per idea: a built-in method's kind (its spec, its compute function) is registered by
+    ``@register_stage`` in the method's module, as a plugin's is; the pipeline lists only its own kinds, and the
+    methods package imports every module in it, so a new method with a kind of its own touches no other source."""
+    import pkgutil
+    import sys
+    from pathlib import Path
+
+    import w2slab.methods
+    from w2slab.fingerprint import PACKAGE_DIR
+    from w2slab.methods import METHODS
+    from w2slab.pipeline import kinds
+
+    pipeline_own = {name for name in stage_kinds() if STAGES.get(name).compute_ref == f"w2slab.pipeline.stages:"
+                    f"compute_{name}"}
+    assert pipeline_own == {"split", "weak_train", "weak_label", "features", "ceiling", "supervise", "ensemble",
+                            "relabel", "student", "evaluate"}
+    owners = {cls.stage_kind: cls for _, cls in METHODS.items()
+              if cls.stage_kind and cls.stage_kind not in pipeline_own}
+    assert {"boost", "trust", "select_labels", "smooth"} <= set(owners)
+    for kind, method in owners.items():
+        compute = STAGES.get(kind).compute_ref
+        assert callable(compute) and compute.__module__ == method.__module__, kind  # the method's own file
+        assert f'"{kind}"' not in Path(kinds.__file__).read_text()  # named by no pipeline file
+        if method.__module__.startswith("w2slab."):  # w2slab's own: in every identity through the source digest
+            assert STAGES.get(kind).code_digest() is None
+            assert Path(sys.modules[method.__module__].__file__).resolve().is_relative_to(PACKAGE_DIR)
+    assert not (PACKAGE_DIR / "pipeline" / "method_stages.py").exists()
+    modules = {m.name for m in pkgutil.iter_modules(w2slab.methods.__path__)}
+    assert all(f"w2slab.methods.{name}" in sys.modules for name in modules)  # registered by being a file there
+
+
+def test_a_compute_function_takes_the_context_or_the_folders():
+    """``compute(context)`` is handed the pipeline's context; ``compute(stage, inputs, work, runtime)`` its parts."""
+    from types import SimpleNamespace
+
+    from w2slab.methods.stage_api import StageKind, takes_context
+
+    calls = []
+
+    def with_context(context):
+        calls.append(("context", context))
+
+    def with_folders(stage, inputs, work, runtime):
+        calls.append(("folders", stage, inputs, work, runtime))
+
+    context = SimpleNamespace(stage="s", inputs={"split": "p"}, work="w", runtime="r")
+    assert takes_context(with_context) and not takes_context(with_folders)
+    StageKind("a", with_context).run(context)
+    StageKind("b", with_folders).run(context)
+    assert calls == [("context", context), ("folders", "s", {"split": "p"}, "w", "r")]
+
+
+def test_the_pipeline_implements_what_the_methods_are_written_against(tiny_pair, tmp_path):
+    """The methods name the graph builder, its stages, a stage's folders, its model and its context by protocols of
+    their own layer; the pipeline's classes have every member they ask for."""
+    from w2slab.config import ExperimentConfig, RuntimeConfig
+    from w2slab.methods.base import StageBuilder, StageNode
+    from w2slab.methods.stage_api import StageContext, StageFiles, TrainableModel
+    from w2slab.pipeline.artifacts import StageFolder
+    from w2slab.pipeline.graph import GraphBuilder
+    from w2slab.pipeline.role_model import RoleModel
+    from w2slab.pipeline.stages import FolderContext
+
+    def missing(protocol: type, obj: object) -> set[str]:
+        asked = {name for name in vars(protocol) if not name.startswith("_")} | set(protocol.__annotations__)
+        return asked - set(dir(obj))
+
+    builder = GraphBuilder(ExperimentConfig(dataset=tiny_pair.data, weak=tiny_pair.weak, strong=tiny_pair.strong,
+                                            n_train=64, n_test=32, max_ctx=16))
+    context = FolderContext(builder.split, {"split": tmp_path}, tmp_path, RuntimeConfig())
+    for protocol, obj in ((StageBuilder, builder), (StageNode, builder.split), (StageFiles, StageFolder(tmp_path)),
+                          (StageContext, context), (TrainableModel, RoleModel)):
+        assert not missing(protocol, obj), (protocol.__name__, missing(protocol, obj))

@@ -23,9 +23,10 @@ how many ground-truth labels each role consumed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,7 +36,6 @@ from w2slab.registry import Registry
 
 if TYPE_CHECKING:
     from w2slab.losses import Loss
-    from w2slab.pipeline.graph import GraphBuilder, Stage
 
 #: What a method may read: the weak model's labels on the transfer set, ground truth, the strong model's
 #: frozen features of the transfer set, or a trained student's labels.
@@ -67,6 +67,87 @@ class SoftLabels:
         return self.weights > 0
 
 
+# --- the stage graph as a method sees it ----------------------------------------------------------------
+# A method's hooks are called with the pipeline's graph builder (w2slab.pipeline.graph.GraphBuilder) and return its
+# stages. The pipeline sits a layer above the methods, so a method names them by these protocols, which the builder
+# and its stages implement, and never imports the pipeline.
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """A model as a stage sees it: its name, the revision of its weights, and how texts are encoded."""
+
+    model: str
+    revision: str
+    max_ctx: int
+    truncation: str
+    image_size: int | None = None  # images: the side they are resized to (None: the model's own)
+    # w2slab.pipeline.graph.model_defaults at plan time: family defaults, overrides, a plugin source's code
+    defaults: str = ""
+
+    def to_value(self) -> dict[str, Any]:
+        """Plain data; ``image_size`` and ``defaults`` only when set."""
+        value = {"model": self.model, "revision": self.revision, "max_ctx": self.max_ctx, "truncation": self.truncation}
+        if self.defaults:
+            value["defaults"] = json.loads(self.defaults)
+        return value if self.image_size is None else {**value, "image_size": self.image_size}
+
+
+@runtime_checkable
+class StageNode(Protocol):
+    """One stage of the graph (:class:`w2slab.pipeline.graph.Stage`): its kind, its spec, its inputs by role."""
+
+    kind: str
+    spec: Any
+    inputs: dict[str, StageNode]
+    label: str
+
+    @property
+    def id(self) -> str:
+        """The stage's content identity."""
+        ...
+
+
+@runtime_checkable
+class StageBuilder(Protocol):
+    """What a method builds its stages with (:class:`w2slab.pipeline.graph.GraphBuilder`): the experiment's shared
+    stages, and a stage of each kind, made once per identity."""
+
+    cfg: Any  # the experiment's ExperimentConfig (w2slab.config, a layer above the methods)
+    name: str  # dataset/weak->strong/seed, for stage labels
+    split: StageNode
+    weak_train: StageNode
+    weak_label: StageNode
+    ceiling: StageNode
+
+    @property
+    def num_classes(self) -> int:
+        """K of the dataset, known before any stage runs."""
+        ...
+
+    def add(self, kind: str, spec: Any, inputs: dict[str, StageNode], label: str = "") -> StageNode:
+        """A stage of any registered kind (``spec`` a frozen dataclass, ``inputs`` by role)."""
+        ...
+
+    def model_input(self, model: str) -> ModelInput: ...
+
+    def weak_model(self, model: str, seed: int, train: Any = None, bagged: bool = False
+                   ) -> tuple[StageNode, StageNode]:
+        """A weak model's training stage and its labelling stage."""
+        ...
+
+    def features_of(self, model: str) -> StageNode: ...
+
+    def relabel(self, method: Method, labels: StageNode | None = None) -> StageNode: ...
+
+    def supervise(self, method: Method) -> StageNode: ...
+
+    def ensemble(self, members: list[StageNode], weights: tuple[float, ...] = ()) -> StageNode: ...
+
+    def student(self, loss: Loss, labels: StageNode, method: Method | None = None, model: str | None = None,
+                train: Any = None, label: str = "") -> StageNode: ...
+
+
 @dataclass(frozen=True)
 class Method(Component):
     """Base of every registered method (see the module docstring for the kinds)."""
@@ -76,7 +157,7 @@ class Method(Component):
     reads: ClassVar[frozenset[str]] = frozenset({"weak_labels"})
     #: an oracle reads ground truth on the student's side on purpose: its results are upper references
     oracle: ClassVar[bool] = False
-    #: the stage kind this method adds or configures ("" for none)
+    #: the stage kind this method adds or configures ("" for none); a kind of its own is registered in its module
     stage_kind: ClassVar[str] = ""
     #: the dataset modalities the method has a meaning for (a cue in a text's wording has none for images)
     modalities: ClassVar[frozenset[str]] = frozenset({"text", "image", "vector"})
@@ -96,15 +177,15 @@ class Method(Component):
             return loss_label
         return f"{loss_label}+{self.label}" + ("(oracle)" if self.oracle else "")
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         """The stage whose ``transfer.npz`` the student learns from (default: the weak model's labels)."""
         return builder.weak_label
 
-    def supervisor_stage(self, builder: GraphBuilder) -> Stage:
+    def supervisor_stage(self, builder: StageBuilder) -> StageNode:
         """The stage whose ``test.npz`` is the *weak* accuracy PGR is measured from (default: the weak model)."""
         return builder.weak_label
 
-    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+    def build_student(self, builder: StageBuilder, loss: Loss, label: str) -> StageNode:
         """The final student of this (loss, method): by default one student on :meth:`labels_stage`."""
         return builder.student(loss, self.labels_stage(builder), self, label=label)
 
@@ -128,7 +209,7 @@ class LabelMethod(Method):
     def transform(self, labels: SoftLabels, context: RelabelContext) -> SoftLabels:
         raise NotImplementedError
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         return builder.relabel(self)
 
 
@@ -147,10 +228,10 @@ class SupervisorMethod(Method):
         """Soft labels [N, K] on ``transfer`` and ``test`` from their texts and ground-truth ``labels``."""
         raise NotImplementedError
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         return builder.supervise(self)
 
-    def supervisor_stage(self, builder: GraphBuilder) -> Stage:
+    def supervisor_stage(self, builder: StageBuilder) -> StageNode:
         return builder.supervise(self)
 
 
@@ -203,30 +284,6 @@ class SelectionMethod(Method):
 @dataclass(frozen=True)
 class ChainMethod(Method):
     """Builds its own chain of stages ending in the student's labels (and, for ensembles, the supervisor)."""
-
-
-@dataclass(frozen=True)
-class LabelledOracle(ChainMethod):
-    """A chain method that learns from ``labelled`` rows of the transfer set with their ground truth (trust
-    functions, selective W2S): an oracle, its ground truth counted and its results marked in every table."""
-
-    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth", "strong_features",
-                                                 "student_labels"})
-    oracle: ClassVar[bool] = True
-    labelled: int = 100
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        from w2slab.typed import check
-
-        check(self.labelled >= 2, "labelled", f"must be >= 2, got {self.labelled}")
-
-    def matched_baseline(self) -> Method:
-        """``truth_swap`` of as many rows, drawn by the same rule (``labelled_sample``): the ground truth it reads,
-        learnt directly, without what the method does with it."""
-        from w2slab.methods.baselines import TruthSwap
-
-        return TruthSwap(labelled=self.labelled)
 
 
 @dataclass

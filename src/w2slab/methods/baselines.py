@@ -23,7 +23,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import LabelMethod, RelabelContext, SelectionMethod, SoftLabels, holdout_size, register_method
+from w2slab.methods.base import (
+    ChainMethod,
+    LabelMethod,
+    Method,
+    RelabelContext,
+    SelectionMethod,
+    SoftLabels,
+    holdout_size,
+    register_method,
+)
 from w2slab.typed import check
 
 
@@ -69,3 +78,24 @@ class TruthSwap(LabelMethod):
         probs = labels.probs.astype(np.float32).copy()
         probs[rows] = np.eye(probs.shape[1], dtype=np.float32)[truth]
         return SoftLabels(probs, labels.weights)
+
+
+@dataclass(frozen=True)
+class LabelledOracle(ChainMethod):
+    """A chain method that learns from ``labelled`` rows of the transfer set with their ground truth (trust
+    functions, selective W2S): an oracle, its ground truth counted and its results marked in every table. Its
+    matched baseline is :class:`TruthSwap` of as many rows."""
+
+    reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth", "strong_features",
+                                                 "student_labels"})
+    oracle: ClassVar[bool] = True
+    labelled: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.labelled >= 2, "labelled", f"must be >= 2, got {self.labelled}")
+
+    def matched_baseline(self) -> Method:
+        """``truth_swap`` of as many rows, drawn by the same rule (``labelled_sample``): the ground truth it reads,
+        learnt directly, without what the method does with it."""
+        return TruthSwap(labelled=self.labelled)

@@ -1,5 +1,5 @@
-"""EnsemW2S (arXiv 2410.04571): weak experts combined by boosting, as one stage of its own kind (``boost``; its
-folder reading and writing is ``w2slab.pipeline.method_stages.compute_boost``, the loop is :func:`boost`).
+"""EnsemW2S (arXiv 2410.04571): weak experts combined by boosting, as one stage of its own kind, ``boost``: its spec
+(:class:`BoostSpec`), its compute function (:func:`compute_boost`), the loop (:func:`boost`) and the method.
 
 The weak side of the experiment, so it reads the weak-train split's ground truth (and counts it, role ``weak``).
 Round ``t`` trains fresh weak models on weak-train with per-example loss weights from the boosting distribution
@@ -28,15 +28,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import ChainMethod, register_method
+from w2slab.losses import FixedWeightCrossEntropy
+from w2slab.methods.base import ChainMethod, ModelInput, SoftLabels, StageBuilder, StageNode, register_method
+from w2slab.methods.stage_api import PREDICTED, StageContext, register_stage
+from w2slab.metrics import softmax
 from w2slab.typed import check
-
-if TYPE_CHECKING:
-    from w2slab.pipeline.graph import GraphBuilder, ModelInput, Stage
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,38 @@ def boost(truth: np.ndarray, num_classes: int, rounds: int, folds: int, seed: in
     return experts, records
 
 
+@register_stage("boost", trains=True, order=1.5,
+                description="weak experts trained in turn on reweighted rows (EnsemW2S), their vote")
+def compute_boost(context: StageContext) -> None:
+    """Train the experts in turn (out-of-fold, :func:`boost`) and write the ensemble's transfer, validation and test
+    labels."""
+    spec = context.spec
+    splits = context.input("split").splits()
+    weak = context.role_model("weak", splits, ("weak_train", *PREDICTED), spec.train)
+    truth = np.array([row["label"] for row in splits["weak_train"]])
+    k = weak.num_labels
+
+    def train(fit_rows: np.ndarray, weights: np.ndarray, seed: int, desc: str
+              ) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+        # boosting's weights are one distribution over the rows: not renormalised per batch (mean 1 over fit_rows)
+        targets = np.eye(k, dtype=np.float32)[truth[fit_rows]]
+        model, result = weak.fit(weak.subset("weak_train", fit_rows), targets, FixedWeightCrossEntropy(), seed=seed,
+                                 desc=desc, weights=weights.astype(np.float32))
+        logits = weak.predict_splits(model, ("weak_train", *PREDICTED), desc)
+        return (softmax(logits["weak_train"]), {name: softmax(logits[name]) for name in PREDICTED},
+                result.stability.final_loss)
+
+    experts, rounds = boost(truth, k, spec.rounds, spec.folds, spec.seed, train, context.echo)
+    total = sum(alpha for alpha, _ in experts)
+    for name in PREDICTED:
+        mean = sum(alpha * probs[name] for alpha, probs in experts) / total
+        context.output.write_labels(name, [r["id"] for r in splits[name]], SoftLabels.of(mean))
+    context.output.write_json("rounds.json", rounds)
+    context.output.write_resolved(weak.resolved_settings())
+    # the weak side of the experiment: it reads every weak-train row's ground truth
+    context.record_ground_truth("weak", len(truth), rows={"weak_train": np.arange(len(truth))})
+
+
 @register_method("ensemw2s")
 @dataclass(frozen=True)
 class EnsemW2S(ChainMethod):
@@ -124,6 +156,7 @@ class EnsemW2S(ChainMethod):
 
     source: ClassVar[str] = ("Agrawal et al. 2024, EnsemW2S, arXiv 2410.04571 (SAMME: Zhu et al. 2009); adapted: "
                              "classifier experts, out-of-fold errors")
+    stage_kind: ClassVar[str] = "boost"
     rounds: int = 3
     folds: int = 2
 
@@ -132,11 +165,11 @@ class EnsemW2S(ChainMethod):
         check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
         check(self.folds >= 2, "folds", f"must be >= 2 (errors are measured on held-out rows), got {self.folds}")
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         cfg = builder.cfg
         spec = BoostSpec(builder.model_input(cfg.weak), cfg.weak_train, cfg.seed, self.rounds, self.folds)
         return builder.add("boost", spec, {"split": builder.split},
                            label=f"boosted {self.rounds} x {cfg.weak} {builder.name}")
 
-    def supervisor_stage(self, builder: GraphBuilder) -> Stage:
+    def supervisor_stage(self, builder: StageBuilder) -> StageNode:
         return self.labels_stage(builder)

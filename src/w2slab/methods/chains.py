@@ -16,12 +16,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from w2slab.methods.base import ChainMethod, register_method
+from w2slab.methods.base import ChainMethod, StageBuilder, StageNode, register_method
 from w2slab.typed import check
 
 if TYPE_CHECKING:
     from w2slab.losses import Loss
-    from w2slab.pipeline.graph import GraphBuilder, Stage
 
 
 @register_method("ensemble")
@@ -48,7 +47,7 @@ class WeakEnsemble(ChainMethod):
     def extra_models(self) -> tuple[str, ...]:
         return self.models
 
-    def members(self, builder: GraphBuilder) -> list[Stage]:
+    def members(self, builder: StageBuilder) -> list[StageNode]:
         cfg = builder.cfg
         stages = [builder.weak_model(model, cfg.seed + i, bagged=self.bagging and (model, i) != (cfg.weak, 0))[1]
                   for model in (cfg.weak, *self.models) for i in range(self.seeds)]
@@ -57,10 +56,10 @@ class WeakEnsemble(ChainMethod):
               f"got {len(self.weights)}")
         return stages
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         return builder.ensemble(self.members(builder), self.weights)
 
-    def supervisor_stage(self, builder: GraphBuilder) -> Stage:
+    def supervisor_stage(self, builder: StageBuilder) -> StageNode:
         return self.labels_stage(builder)
 
 
@@ -81,7 +80,7 @@ class Bootstrap(ChainMethod):
     def extra_models(self) -> tuple[str, ...]:
         return (self.via,)
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         from w2slab.losses import make_loss
 
         train = dataclasses.replace(builder.cfg.strong_train, lr=None)  # the intermediate family's own lr
@@ -101,7 +100,7 @@ class StrongToStrong(ChainMethod):
         super().__post_init__()
         check(self.rounds >= 1, "rounds", f"must be >= 1, got {self.rounds}")
 
-    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+    def build_student(self, builder: StageBuilder, loss: Loss, label: str) -> StageNode:
         student = builder.student(loss, builder.weak_label, label=f"student {builder.name} {loss.label}")
         for round_ in range(1, self.rounds + 1):
             student = builder.student(loss, student, label=f"{label} round {round_}" if round_ < self.rounds

@@ -1,6 +1,6 @@
 """Selective weak-to-strong generalization (arXiv 2511.14166): weak labels smoothed over a similarity graph, then a
-per-example selector decides where the student's own label replaces the weak one. A stage kind (``select_labels``,
-computed by ``w2slab.pipeline.method_stages.compute_select_labels``) and two methods.
+per-example selector decides where the student's own label replaces the weak one. A stage kind (``select_labels``:
+its spec :class:`SelectSpec`, its compute function :func:`compute_select_labels`) and two methods.
 
 - ``graph_smooth`` (a label method): label propagation of the weak labels over the k-nearest-neighbour graph of
   the strong model's frozen features, ``Y <- (1 - a) Y0 + a S Y`` with ``S`` the row-normalised cosine-kNN graph
@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import LabelledOracle, LabelMethod, RelabelContext, SoftLabels, register_method
+from w2slab.methods.base import LabelMethod, RelabelContext, SoftLabels, StageBuilder, StageNode, register_method
+from w2slab.methods.baselines import LabelledOracle
+from w2slab.methods.stage_api import StageContext, register_stage
 from w2slab.typed import check
 
 if TYPE_CHECKING:
     from w2slab.losses import Loss
-    from w2slab.pipeline.graph import GraphBuilder, Stage
 
 
 def knn_graph(features: np.ndarray, k: int) -> np.ndarray:
@@ -170,6 +171,38 @@ def select_student_labels(student: np.ndarray, weak: np.ndarray, features: np.nd
     return disagree & (knows > 0.5), knows
 
 
+@register_stage("select_labels", order=8.5,
+                description="a selector keeps the student's or the weak label where they disagree")
+def compute_select_labels(context: StageContext) -> None:
+    """Where the first student and the smoothed weak labels disagree, keep the student's label where the P(IK)
+    selector says it knows the answer (:func:`select_student_labels`)."""
+    spec, method = context.spec, context.spec.method
+    splits = context.input("split").splits(blind=True)
+    smoothed = context.input("labels").labels("transfer")
+    weak = context.input("weak").labels("transfer").probs  # unsmoothed: their propagated scores are soft
+    student = context.input("student").probs("transfer")
+    features = context.input("features").features("transfer", pair_difference=True)
+    n, k = smoothed.probs.shape
+    labelled, truth = context.labelled_sample(n, method.labelled, spec.seed, method)
+    take_student, _ = select_student_labels(student, weak, features, labelled, truth, method.alpha)
+    disagree = student.argmax(-1) != smoothed.probs.argmax(-1)
+    take_student &= disagree
+    right = (student[labelled].argmax(-1) == truth).astype(int)
+    fitted = can_fit_selector(right)
+    out = np.where(take_student[:, None], student, smoothed.probs).astype(np.float32)
+    out[labelled] = np.eye(k, dtype=np.float32)[truth]
+    context.echo(f"  selective: student and weak labels disagree on {int(disagree.sum())} of {n} rows; the student's "
+                 f"label replaces the weak one on {int(take_student.sum())} "
+                 f"({'P(IK) selector' if fitted else 'too few labelled outcomes to fit: the more confident side'})")
+    context.output.write_labels("transfer", [r["id"] for r in splits["transfer"]],
+                                SoftLabels(out, smoothed.weights))
+    context.output.write_json("selection.json", {"disagree": int(disagree.sum()),
+                                                 "student_taken": int(take_student.sum()),
+                                                 "labelled": len(labelled),
+                                                 "selector": "pik" if fitted else "confidence"})
+    context.record_ground_truth("student", len(labelled))
+
+
 @register_method("selective")
 @dataclass(frozen=True)
 class SelectiveW2S(LabelledOracle):
@@ -178,13 +211,14 @@ class SelectiveW2S(LabelledOracle):
 
     source: ClassVar[str] = ("selective W2S, arXiv 2511.14166; adapted: P(IK) on frozen features' principal "
                              "components and confidences, a small labelled set")
+    stage_kind: ClassVar[str] = "select_labels"
     alpha: float = 0.9
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(0.0 <= self.alpha < 1.0, "alpha", f"must be in [0, 1), got {self.alpha}")
 
-    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+    def build_student(self, builder: StageBuilder, loss: Loss, label: str) -> StageNode:
         smoothed = builder.relabel(GraphSmooth(alpha=self.alpha))
         first = builder.student(loss, smoothed, label=f"{label} round 1")
         inputs = {"split": builder.split, "labels": smoothed, "weak": builder.weak_label, "student": first,

@@ -1,6 +1,6 @@
 """Trust functions (arXiv 2606.01000): a trust score per weak label, learned from a small labelled set, filters the
-labels the student learns from; the student then becomes the next teacher. A stage kind (``trust``, computed by
-``w2slab.pipeline.method_stages.compute_trust``) and its method.
+labels the student learns from; the student then becomes the next teacher. A stage kind (``trust``: its spec
+:class:`TrustSpec`, its compute function :func:`compute_trust`) and its method.
 
 The score of a transfer row is P(its teacher label is right), fit on ``labelled`` rows of the transfer set whose
 ground truth it reads (so the method is an *oracle*: its ground truth is counted, and every table marks it). Two
@@ -29,18 +29,20 @@ labelled rows, not counted again) and a fresh student learns from what it keeps.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from w2slab.methods.base import LabelledOracle, register_method
+from w2slab.methods.base import SoftLabels, StageBuilder, StageNode, register_method
+from w2slab.methods.baselines import LabelledOracle
+from w2slab.methods.stage_api import StageContext, register_stage
 from w2slab.typed import check
 
 if TYPE_CHECKING:
     from w2slab.losses import Loss
-    from w2slab.pipeline.graph import GraphBuilder, Stage
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,46 @@ def fit_trust(signals: np.ndarray, correct: np.ndarray, model: str = "logistic",
     return classifier.predict_proba(scaler.transform(signals))[:, 1]
 
 
+@register_stage("trust", order=7.5,
+                description="a trust score per teacher label, learned from a few labelled rows, filters them")
+def compute_trust(context: StageContext) -> None:
+    """Score, filter and write the transfer labels the next student learns from (module docstring)."""
+    spec, method = context.spec, context.spec.method
+    splits = context.input("split").splits(blind=True)
+    teacher = context.input("labels").labels("transfer")
+    probs, weights = teacher.probs, teacher.weights
+    n = len(probs)
+    # the labelled rows depend on the experiment's seed only: every round scores with the same rows
+    labelled, truth = context.labelled_sample(n, method.labelled, spec.seed, method)
+    fit_rows, taught = trust_rows(labelled, method.inject_truth, spec.seed)
+    truth_of = dict(zip(labelled.tolist(), truth.tolist(), strict=True))
+    correct = np.full(n, -1)  # only the rows that fit trust: never the rows a student was taught the answers of
+    correct[fit_rows] = (probs[fit_rows].argmax(-1) == [truth_of[r] for r in fit_rows]).astype(int)
+    if method.signals == "hidden":
+        hidden = context.input("teacher_features").features("transfer", pair_difference=True)
+        trust = fit_trust(hidden_signals(probs, hidden), correct, "mlp", spec.seed)
+    else:
+        features = context.input("features").features("transfer", pair_difference=True)
+        trust = fit_trust(trust_signals(probs, features, spec.seed, max(1, math.ceil(math.sqrt(n)))), correct)
+    keep = (trust >= method.threshold) & (weights > 0)
+    out = probs.astype(np.float32).copy()
+    if len(taught):  # inject_truth: these rows teach their ground truth
+        out[taught] = np.eye(probs.shape[1], dtype=np.float32)[[truth_of[r] for r in taught]]
+        keep[taught] = True
+    right = int(correct[fit_rows].sum())
+    context.echo(f"  trust ({method.signals}): {right} of {len(fit_rows)} labelled rows' teacher labels right; kept "
+                 f"{int(keep.sum())} of {n} rows (trust >= {method.threshold})"
+                 + (f"; {len(taught)} labelled rows teach their ground truth" if len(taught) else ""))
+    context.output.write_labels("transfer", [r["id"] for r in splits["transfer"]],
+                                SoftLabels(out, keep.astype(np.float32)))
+    context.output.write_json("trust.json", {"labelled": len(labelled), "fit_trust": len(fit_rows),
+                                             "taught_truth": len(taught), "labelled_right": right,
+                                             "kept": int(keep.sum()), "mean_trust": float(trust.mean()),
+                                             "signals": method.signals})
+    # later rounds score with the same labelled rows: only the first counts them
+    context.record_ground_truth("student", len(labelled) if spec.counts_truth else 0)
+
+
 @register_method("trust")
 @dataclass(frozen=True)
 class TrustFunctions(LabelledOracle):
@@ -123,6 +165,7 @@ class TrustFunctions(LabelledOracle):
 
     source: ClassVar[str] = ("trust functions, arXiv 2606.01000; adapted: signals output (default) is a logistic "
                              "regression on output-level signals, hidden an MLP on frozen features")
+    stage_kind: ClassVar[str] = "trust"
     threshold: float = 0.5
     rounds: int = 1
     signals: str = "output"  # output: logistic regression on output-level signals; hidden: MLP on teacher features
@@ -136,17 +179,17 @@ class TrustFunctions(LabelledOracle):
         check(not self.inject_truth or self.labelled >= 4, "labelled",
               f"inject_truth splits the labelled rows in two: needs at least 4, got {self.labelled}")
 
-    def trust_stage(self, builder: GraphBuilder, labels: Stage, first: bool) -> Stage:
+    def trust_stage(self, builder: StageBuilder, labels: StageNode, first: bool) -> StageNode:
         inputs = {"split": builder.split, "labels": labels, "features": builder.features_of(builder.cfg.strong)}
         if self.signals == "hidden":  # the teacher's features: the weak model's, then the strong students'
             inputs["teacher_features"] = builder.features_of(builder.cfg.weak if first else builder.cfg.strong)
         return builder.add("trust", TrustSpec(self, builder.cfg.seed, first), inputs,
                            label=f"trust {'weak' if first else 'student'} labels {builder.name}")
 
-    def labels_stage(self, builder: GraphBuilder) -> Stage:
+    def labels_stage(self, builder: StageBuilder) -> StageNode:
         return self.trust_stage(builder, builder.weak_label, True)
 
-    def build_student(self, builder: GraphBuilder, loss: Loss, label: str) -> Stage:
+    def build_student(self, builder: StageBuilder, loss: Loss, label: str) -> StageNode:
         student = builder.student(loss, self.labels_stage(builder), self,
                                   label=label if self.rounds == 1 else f"{label} round 1")
         for round_ in range(2, self.rounds + 1):

@@ -4,7 +4,9 @@ A stage writes into its work folder and reads its inputs' folders; every such fo
 whose methods say what each file holds (splits as rows, predictions as logits with their probabilities and
 per-example weights, labels as :class:`~w2slab.methods.base.SoftLabels`, frozen features, an ensemble's teachers,
 a training's record). Stage code and plugins ask for ``folder.labels("transfer")``, never for ``"transfer.npz"``:
-a file's name, shape and compatibility with older folders live here only.
+a file's name, shape and compatibility with older folders live here only. A method's own stage kind reads and
+writes them through its context (``context.input(role)``, ``context.output``: the
+:class:`~w2slab.methods.stage_api.StageFiles` a StageFolder implements).
 """
 
 from __future__ import annotations
@@ -17,14 +19,8 @@ from typing import Any
 import numpy as np
 
 from w2slab.methods.base import SoftLabels
+from w2slab.methods.stage_api import PREDICTED, SPLIT_NAMES  # noqa: F401 - the pipeline's modules read them here
 from w2slab.metrics import softmax
-
-#: The four splits of an experiment, in the split stage's order.
-SPLIT_NAMES = ("weak_train", "transfer", "validation", "test")
-#: The splits every trained model predicts (transfer: the weak labels and misfit; validation: tuning; test: the
-#: table).
-PREDICTED = ("transfer", "validation", "test")
-
 
 #: Who may read the test labels: the evaluate stage, and the experiment folder written from its results.
 TEST_LABEL_READERS = ("evaluate", "experiment folder")

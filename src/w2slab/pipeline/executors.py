@@ -36,12 +36,13 @@ def execute_stage(stage: Stage, store: StageStore, runtime: RuntimeConfig, posit
 
 
 def compute(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
-    """The kind's compute function; a stage that records no ground-truth reading of its own passes its inputs' on
-    (a plugin kind need not know the leakage guard's bookkeeping for the counts to stay whole)."""
+    """The kind's compute function, in the form it takes; a stage that records no ground-truth reading of its own
+    passes its inputs' on (a plugin kind need not know the leakage guard's bookkeeping for the counts to stay
+    whole)."""
     from w2slab.pipeline.artifacts import StageFolder
-    from w2slab.pipeline.stages import record_ground_truth
+    from w2slab.pipeline.stages import FolderContext, record_ground_truth
 
-    stage_kind(stage.kind).compute(stage, inputs, work, runtime)
+    stage_kind(stage.kind).run(FolderContext(stage, inputs, work, runtime))
     if not StageFolder(work).file(StageFolder.GROUND_TRUTH).exists():
         record_ground_truth(work, stage, inputs)
 

@@ -32,7 +32,7 @@ from w2slab import __version__, fingerprint
 from w2slab.config import ExperimentConfig, TrainConfig
 from w2slab.errors import ConfigError
 from w2slab.losses import Loss
-from w2slab.methods.base import Method, SelectionMethod, check_method
+from w2slab.methods.base import Method, ModelInput, SelectionMethod, check_method
 from w2slab.pipeline.kinds import stage_kind
 from w2slab.typed import to_plain
 
@@ -151,25 +151,6 @@ class SplitSpec:
     file_fields: dict[str, Any] | None = None  # a user's file: text_field, label_field, label_map
     data_seed: int = 0  # which rows form the pool and the test set
     n_val: int = 0  # validation rows beside the pool (ground truth for tuning; 0: none)
-
-
-@dataclass(frozen=True)
-class ModelInput:
-    """A model as a stage sees it: its name, the revision of its weights, and how texts are encoded."""
-
-    model: str
-    revision: str
-    max_ctx: int
-    truncation: str
-    image_size: int | None = None  # images: the side they are resized to (None: the model's own)
-    defaults: str = ""  # :func:`model_defaults` at plan time: family defaults, overrides, a plugin source's code
-
-    def to_value(self) -> dict[str, Any]:
-        """Plain data; ``image_size`` and ``defaults`` only when set."""
-        value = {"model": self.model, "revision": self.revision, "max_ctx": self.max_ctx, "truncation": self.truncation}
-        if self.defaults:
-            value["defaults"] = json.loads(self.defaults)
-        return value if self.image_size is None else {**value, "image_size": self.image_size}
 
 
 def callback_identities(callbacks: tuple[Any, ...]) -> tuple[str, ...]:

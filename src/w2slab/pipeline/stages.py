@@ -1,7 +1,8 @@
 """What each stage kind computes, reading its inputs' folders and writing into its work folder.
 
 Every function here is ``compute(stage, inputs: {role: finished folder}, work: Path, runtime)``. They
-only read finished input folders and only write inside ``work``; the store makes that atomic.
+only read finished input folders and only write inside ``work``; the store makes that atomic. A method's own stage
+kinds live in its file and are handed a :class:`FolderContext` instead.
 Training stages record what they resolved at run time (learning rate, precision, device, pooling,
 model location) in ``resolved.json``; results read it from there and never recompute it.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +235,42 @@ def _role_model(stage: Stage, runtime: RuntimeConfig, role: str, splits: dict, n
         runtime.echo(f"note: {spec.model}: texts truncated to {spec.max_ctx} tokens ({spec.truncation} side): "
                      + ", ".join(f"{k} {v}" for k, v in truncated.items() if v))
     return model
+
+
+@dataclass
+class FolderContext:
+    """What a compute function of one argument is handed (:class:`~w2slab.methods.stage_api.StageContext`): the
+    pipeline's folders, models and ground-truth bookkeeping, so that a method's own stage kind, in the method's
+    file, needs nothing from the pipeline."""
+
+    stage: Stage
+    inputs: dict[str, Path]
+    work: Path
+    runtime: RuntimeConfig
+
+    @property
+    def spec(self) -> Any:
+        return self.stage.spec
+
+    @property
+    def output(self) -> StageFolder:
+        return StageFolder(self.work)
+
+    def input(self, role: str) -> StageFolder:
+        return StageFolder(self.inputs[role])
+
+    def echo(self, message: str) -> None:
+        self.runtime.echo(message)
+
+    def role_model(self, role: str, splits: dict, names: Sequence[str], train: TrainConfig) -> RoleModel:
+        return _role_model(self.stage, self.runtime, role, splits, tuple(names), train)
+
+    def labelled_sample(self, n: int, count: int, seed: int, method: Any) -> tuple[np.ndarray, np.ndarray]:
+        return labelled_sample(self.inputs["split"], n, count, seed, method)
+
+    def record_ground_truth(self, role: str | None = None, count: int = 0,
+                            rows: dict[str, np.ndarray] | None = None) -> None:
+        record_ground_truth(self.work, self.stage, self.inputs, role, count, rows)
 
 
 # --- stage kinds ------------------------------------------------------------------------------
