@@ -25,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-#: The single-dataset claims (sst2_sentences) are recomputed from the methods benchmark's committed outcomes (benchmarks/reproduction.py).
+#: The single-dataset claims (sst2_sentences) are recomputed from the methods benchmark's committed outcomes
+#: (benchmarks/reproduction.py).
 CLAIMS = ("sst2_claims", "methods_field")
 
 

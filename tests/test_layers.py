@@ -1,15 +1,21 @@
-"""The package's layers, as the README's Architecture section states them, checked on every import.
+"""The package's layers, as the README's Architecture section states them, and no import cycles, checked on every
+import.
 
 A module may import from its own layer's package and from lower layers, never upward. Imports
 inside functions count too (a lazy import is still a dependency). Imports under ``if TYPE_CHECKING:`` do
-not (a hint adds no runtime dependency), but they count for import cycles: the methods name the graph builder
-they are called with by protocols of their own layer (``w2slab.methods.base.StageBuilder``), not by the pipeline's
-class, so that no import, hint or lazy, goes round through the config, the methods and the pipeline.
+not: a method's hooks are *called with* the pipeline's graph builder, and naming that type in a hint adds
+no runtime dependency.
+
+No module may reach itself again through the modules it imports, inside a package or across packages. Here every
+import counts, inside functions and under ``if TYPE_CHECKING:`` too: a cycle of lazy imports still means that no
+module of it can be read, tested or moved without the others (and moving one import to the top turns it into an
+import error), and a hint-only import still ties what a module says to a module that depends on it.
 """
 
 from __future__ import annotations
 
 import ast
+from collections import deque
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "w2slab"
@@ -83,23 +89,142 @@ def test_no_module_imports_from_a_higher_layer():
     assert not violations, violations
 
 
-#: No import cycle may pass through these packages, counting every import (in functions, under TYPE_CHECKING).
-ACYCLIC = ("w2slab.config", "w2slab.methods", "w2slab.pipeline")
+def modules() -> dict[str, Path]:
+    return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def test_no_import_cycle_passes_through_the_config_the_methods_or_the_pipeline():
-    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
-    edges = {module: {target for target in imported(path, hints=True) if target in modules and target != module}
-             for module, path in modules.items()}
-    cycles = []
-    for start in sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in ACYCLIC)):
-        paths = {target: [start, target] for target in edges[start]}  # breadth first: a shortest way back
-        queue = sorted(paths)
-        while queue and start not in paths:
-            module = queue.pop(0)
-            for target in sorted(edges[module] - paths.keys()):
-                paths[target] = [*paths[module], target]
+def _module_of(name: str, known: dict[str, Path]) -> str | None:
+    """The package's module that ``name`` is or lies in (``w2slab.models.loading.ResolvedModel`` -> its module)."""
+    while name not in known and "." in name:
+        name = name.rsplit(".", 1)[0]
+    return name if name in known else None
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports, from every ``import`` and ``from ... import``
+    anywhere in its file (top level, inside functions, under ``if TYPE_CHECKING:``).
+
+    ``from w2slab.models import loading`` names the module ``w2slab.models.loading``; ``from w2slab.models.loading
+    import pool`` the module ``w2slab.models.loading``. The package ``__init__`` files Python runs on the way to a
+    submodule are not counted: a package that re-exports its submodules (``w2slab.data``) would otherwise close a
+    loop with each of them, while importing them in that order is sound.
+    """
+    known = modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in known.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: set[str | None] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {_module_of(alias.name, known) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package, one level up per extra dot
+                    anchor = package.rsplit(".", node.level - 1)[0]
+                    base = f"{anchor}.{base}" if base else anchor
+                targets |= {_module_of(f"{base}.{alias.name}", known) for alias in node.names}
+        graph[module] = {target for target in targets if target is not None and target != module}
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The components of two or more modules that all reach each other (Tarjan's algorithm), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(components)
+
+
+def shortest_cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
+    """A shortest loop through the component's first module, as the modules it passes: ``[a, b, a]``."""
+    start, members = component[0], set(component)
+    previous: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for target in sorted(graph[node] & members):
+            if target == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(previous[path[-1]])
+                return [start, *reversed(path[:-1]), start]
+            if target not in previous:
+                previous[target] = node
                 queue.append(target)
-        if start in paths:
-            cycles.append(" -> ".join(paths[start]))
-    assert not cycles, cycles
+    raise AssertionError(f"{component} is not strongly connected")
+
+
+def describe(graph: dict[str, set[str]], component: list[str]) -> str:
+    """One line naming a loop of the component, and every module caught in it when there are more."""
+    loop = " -> ".join(shortest_cycle(graph, component))
+    return loop if len(component) == 2 else f"{loop}  (all of: {', '.join(component)})"
+
+
+def package_of(module: str) -> str:
+    """``w2slab.models`` for ``w2slab.models.sources``; a top-level module is its own package (``w2slab.config``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle_inside_a_package():
+    """Within each package, counting only the imports between its own modules: a loop usually hides in an import
+    inside a function (a loader asking the sources, a source calling back into the loader)."""
+    graph = import_graph()
+    inside = {module: {target for target in targets if package_of(target) == package_of(module)}
+              for module, targets in graph.items()}
+    cycles = [describe(inside, component) for component in strongly_connected(inside)]
+    assert not cycles, "import cycles inside a package:\n" + "\n".join(cycles)
+
+
+def test_no_import_cycle_across_packages():
+    """Over the whole package: a loop that leaves a package and comes back (config -> methods -> pipeline.graph ->
+    config) is refused as well."""
+    graph = import_graph()
+    cycles = [describe(graph, component) for component in strongly_connected(graph)
+              if len({package_of(module) for module in component}) > 1]
+    assert not cycles, "import cycles across packages:\n" + "\n".join(cycles)
+
+
+def test_the_cycle_finder_sees_lazy_and_hint_only_imports(tmp_path, monkeypatch):
+    """A loop closed only by an import inside a function and one under ``if TYPE_CHECKING:`` is still found, and a
+    package re-exporting its submodules is not a loop."""
+    package = tmp_path / "w2slab"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from w2slab.sub.a import f\n")
+    (package / "sub" / "a.py").write_text("def f():\n    from w2slab.sub import b\n")
+    (package / "sub" / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                          "    from .c import C\n")
+    (package / "sub" / "c.py").write_text("import w2slab.sub.a\n")
+    monkeypatch.setitem(globals(), "PACKAGE", package)
+    graph = import_graph()
+    assert graph["w2slab.sub"] == {"w2slab.sub.a"} and graph["w2slab.sub.b"] == {"w2slab.sub.c"}
+    assert [describe(graph, component) for component in strongly_connected(graph)] == [
+        "w2slab.sub.a -> w2slab.sub.b -> w2slab.sub.c -> w2slab.sub.a  (all of: w2slab.sub.a, w2slab.sub.b, "
+        "w2slab.sub.c)"]

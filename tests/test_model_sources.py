@@ -9,8 +9,7 @@ import pytest
 
 from w2slab.errors import ModelError
 from w2slab.models.loading import check_model_name, model_modality, resolve_model
-from w2slab.models.registry import parameter_count
-from w2slab.models.sources import MODEL_SOURCES, ModelSource, model_source, register_model_source
+from w2slab.models.sources import MODEL_SOURCES, ModelSource, model_source, parameter_count, register_model_source
 from w2slab.pipeline.graph import model_revision
 
 
@@ -70,3 +69,34 @@ def _check_remote() -> None:
     assert model_revision("remote://zoo/net") == "remote:remote://zoo/net@v1"
     with pytest.raises(ModelError, match="after the slash"):
         check_model_name("remote://zoo/")
+
+
+def test_a_source_builds_its_own_network():
+    """``load_classifier`` asks the name's source for the network: a plugin's kind of model needs no edit of the
+    loader, and ``coords:`` builds its coordinate classifier."""
+    import torch
+
+    from w2slab.models.loading import ResolvedModel, load_classifier
+    from w2slab.models.registry import FAMILIES
+    from w2slab.models.vectors import CoordinateClassifier
+
+    coords = load_classifier(resolve_model("coords:1-3"), num_labels=3)
+    assert isinstance(coords, CoordinateClassifier) and coords.head.weight.shape == (3, 3)
+
+    @dataclass(frozen=True)
+    class Constant(ModelSource):
+        name: ClassVar[str] = "constant"
+        order: ClassVar[float] = 50
+
+        def matches(self, name: str) -> bool:
+            return name.startswith("constant:")
+
+        def load(self, resolved, *, num_labels, dtype, image_size=None):
+            return torch.nn.Linear(1, num_labels)
+
+    register_model_source(Constant())
+    try:
+        resolved = ResolvedModel("constant:x", "constant:x", FAMILIES["linear"], "builtin", family="linear")
+        assert isinstance(load_classifier(resolved, num_labels=4), torch.nn.Linear)
+    finally:
+        MODEL_SOURCES.unregister("constant")

@@ -260,7 +260,7 @@ class ExperimentResult:
 
     def mark_pair(self) -> None:
         """Self-pairs and weak >= strong pairs are allowed (as in the paper) and marked."""
-        from w2slab.models.registry import parameter_count
+        from w2slab.models.sources import parameter_count
 
         self.weak_params, self.strong_params = parameter_count(self.weak), parameter_count(self.strong)
         self.self_pair = self.weak == self.strong

@@ -5,9 +5,9 @@ and Hub paths) turns each into ``{"id", "text", "label"}`` rows (:func:`load_tas
 and :func:`make_splits` samples weak_train / transfer / test (:class:`Splits`).
 """
 
-from w2slab.data.loading import check_dataset_name, dataset_modality, dataset_num_classes, load_task
 from w2slab.data.registry import DATASETS, DatasetSpec, dataset_available_locally, list_datasets, register_dataset
 from w2slab.data.root import resolve_data_root
+from w2slab.data.sources import check_dataset_name, dataset_modality, dataset_num_classes, load_task
 from w2slab.data.splits import make_splits
 from w2slab.data.types import Splits, TaskData
 from w2slab.data.validate import validate_rows

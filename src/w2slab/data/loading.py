@@ -1,4 +1,10 @@
-"""``load_task``: registered dataset or user file -> formatted train/test pools (:class:`TaskData`)."""
+"""How each kind of dataset is read into formatted train/test pools (:class:`TaskData`): a registered dataset (its
+offline files, the Hub or code), an ImageFolder directory, a user's ``.jsonl``/``.csv`` file.
+
+The readers only: which kind a name is, and the questions asked of a name (``load_task``, ``dataset_modality``,
+...), are :mod:`w2slab.data.sources`, which calls these. They never ask a source, so the two modules do not import
+each other.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,6 @@ from w2slab.data.types import PAIR_FIELD, TaskData, content, content_field, is_p
 from w2slab.data.validate import validate_rows
 from w2slab.errors import DataError
 
-SOURCES = ("auto", "local", "hub")
 CARVE_TRAIN_FRACTION = 0.7  # for registered datasets that ship a single labelled split offline
 
 _HH_FORMAT_NOTE = (
@@ -141,13 +146,6 @@ def image_folder_layout(folder: Path) -> tuple[Path, Path | None] | None:
     return None
 
 
-def check_dataset_name(name: str) -> None:
-    """Cheap check, before any work: a registered dataset, an existing data file or an ImageFolder."""
-    from w2slab.data.sources import data_source
-
-    data_source(name)  # no source takes it: one line saying what it looks like
-
-
 def load_image_folder(path: str | Path) -> TaskData:
     """An ``ImageFolder`` directory: labels are the sorted class folders' positions (torchvision's rule)."""
     folder = Path(path).resolve()
@@ -205,33 +203,6 @@ def read_user_file(name: str, text_field: str = "text", label_field: str = "labe
     return _USER_FILES[key]
 
 
-def load_task(
-    name: str,
-    *,
-    data_root: str | Path | None = None,
-    seed: int = 0,
-    source: str = "auto",
-    hub_revision: str | None = None,
-    text_field: str = "text",
-    label_field: str = "label",
-    label_map: dict[str, int] | None = None,
-    question_field: str | None = None,
-    answer_field: str | None = None,
-) -> TaskData:
-    """Formatted train/test pools for a registered dataset or a user's ``.jsonl``/``.csv`` file.
-
-    ``source``: "auto" reads the offline files when a data root exists, else the Hub; "local" and "hub"
-    force one. The field arguments only apply to user files. The same ``seed`` gives the same rows.
-    """
-    if source not in SOURCES:
-        raise DataError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
-    from w2slab.data.sources import data_source
-
-    return data_source(name).load(name, data_root=data_root, seed=seed, source=source, hub_revision=hub_revision,
-                                  text_field=text_field, label_field=label_field, label_map=label_map,
-                                  question_field=question_field, answer_field=answer_field)
-
-
 def load_registered(name: str, *, data_root: str | Path | None = None, seed: int = 0, source: str = "auto",
                     hub_revision: str | None = None) -> TaskData:
     """A registered dataset's formatted pools: offline files, the Hub at ``hub_revision``, or rows from code."""
@@ -256,22 +227,3 @@ def load_registered(name: str, *, data_root: str | Path | None = None, seed: int
         validate_rows(rows, f"{spec.name} {split} pool", num_classes)
     return TaskData(name=spec.name, train=formatted["train"], test=formatted["test"], notes=notes,
                     num_classes=num_classes, class_names=class_names)
-
-
-def dataset_modality(name: str) -> str:
-    """``text``, ``image`` or ``vector``, from the name alone (no data is read): what the roles' defaults depend on.
-    A name no source takes is ``text`` here (the run refuses it in one line before any work)."""
-    from w2slab.data.sources import data_source
-
-    try:
-        return data_source(name).modality(name)
-    except DataError:
-        return "image" if Path(name).is_dir() else "text"
-
-
-def dataset_num_classes(name: str, *, data_root: str | Path | None = None, source: str = "auto",
-                        **file_fields) -> int:
-    """K of a dataset before any stage runs: registered, from its folders (ImageFolder), or by reading a user file."""
-    from w2slab.data.sources import data_source
-
-    return data_source(name).num_classes(name, data_root, source, **file_fields)

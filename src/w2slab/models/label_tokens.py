@@ -1,7 +1,7 @@
 """Read a class from a causal LM's own next-token logits of one label word per class, under a prompt.
 
 The other way the field reads a class from a decoder (Anthropic's W2S sandbox, most LM work), beside a linear head
-on the last token's hidden state (:class:`~w2slab.models.loading.SequenceClassifier`): each row's text is followed by
+on the last token's hidden state (:class:`~w2slab.models.heads.SequenceClassifier`): each row's text is followed by
 a question that ends right before the answer (``<text>\\nQuestion: Is this answer correct?\\nAnswer:``; sentiment:
 ``<text>\\nSentiment:``) and the K logits are the LM's logits, at the prompt's last token, of the first token of each
 class's label word (`` Yes``/`` No``, `` positive``/`` negative``, a class name).
@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from w2slab.errors import ConfigError, ModelError
-from w2slab.models.loading import Fp32Head, pool
+from w2slab.models.heads import Fp32Head, pool
 from w2slab.registry import Registry
 
 if TYPE_CHECKING:
-    from w2slab.models.loading import ResolvedModel
+    from w2slab.models.resolved import ResolvedModel
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class LabelTokenClassifier(nn.Module):
     """A causal LM's base (``backbone``) and the K rows of its LM head for the label tokens (``head``): K logits,
     the LM's logits at the last real token (from the attention mask: left or right padding) for those tokens.
 
-    Only K rows are applied, in fp32 (:class:`~w2slab.models.loading.Fp32Head`: bf16 logits tie), to the final
+    Only K rows are applied, in fp32 (:class:`~w2slab.models.heads.Fp32Head`: bf16 logits tie), to the final
     hidden state: the same numbers as the full LM's logits at those ids without its vocabulary-wide product (262k
     rows for Gemma 3). Position ids follow the mask, so a left-padded row reads as it would unpadded.
 

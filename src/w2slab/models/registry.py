@@ -8,7 +8,6 @@ name is taken as a Hub id or a local HF folder and gets its family's defaults fr
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 from w2slab.registry import Registry
@@ -186,11 +185,3 @@ LIBRARY_PREFIXES = ("timm", "torchvision", "torchhub")
 
 for _spec in _MODELS.values():
     register_model(_spec)
-
-
-@functools.cache
-def parameter_count(name: str) -> int | None:
-    """Parameters of a model where known without its weights (the registry, a config on the meta device)."""
-    from w2slab.models.sources import model_source
-
-    return model_source(name).params(name)

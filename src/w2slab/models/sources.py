@@ -12,15 +12,20 @@ Each kind is one source that says, from the name alone, everything the harness a
 - ``params(name)``: its parameter count where known without loading weights (the weak < strong check);
 - ``defaults(name)``: its family's defaults (pooling, learning rates), where known before loading (in every
   stage's identity: re-registering a family changes what trains);
-- ``resolve(name, cache_dir, install, revision)``: a loadable :class:`~w2slab.models.loading.ResolvedModel`.
+- ``resolve(name, cache_dir, install, revision)``: a loadable :class:`~w2slab.models.resolved.ResolvedModel`;
+- ``load(resolved, num_labels=, dtype=, image_size=)``: the network, with a zero-initialised linear head.
 
-These questions used to be four if-chains over the kinds of names (``model_revision``, ``model_modality``,
-``check_model_name``, ``resolve_model``) and a fifth in ``parameter_count``; a new kind of model is now one
-registered source (``register_model_source``).
+A new kind of model is one registered source (``register_model_source``): nothing else asks what kind a name is.
+A source of one kind of network builds it (``coords:`` a vector classifier, an image library's name an image
+one); registered names, local folders and Hub ids hold text or image models, so the default ``load`` builds what
+the family's modality says. The networks (:mod:`~w2slab.models.text`, :mod:`~w2slab.models.vision`,
+:mod:`~w2slab.models.vectors`) are imported inside the methods that build them, so importing the sources (to ask
+a name's kind, revision or modality) imports no torch.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import re
@@ -29,11 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from w2slab.errors import ModelError
+from w2slab.models.registry import BUILTIN_CONFIGS, FAMILIES, LIBRARY_PREFIXES, MODELS, FamilyDefaults, family_defaults
+from w2slab.models.resolved import ResolvedModel
 from w2slab.registry import Registry, first_match
 
 if TYPE_CHECKING:
-    from w2slab.models.loading import ResolvedModel
-    from w2slab.models.registry import FamilyDefaults
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,23 @@ class ModelSource:
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
         raise NotImplementedError
 
+    def load(self, resolved: ResolvedModel, *, num_labels: int, dtype: torch.dtype,
+             image_size: int | None = None) -> nn.Module:
+        """The network of a model this source resolved, with a zero-initialised fp32 linear head of ``num_labels``
+        and the backbone in ``dtype``; images resized to ``image_size`` (None: the model's own).
+
+        By default what the family's modality says: an image family's registered builder
+        (:func:`~w2slab.models.vision.load_image_network`), else a transformers text model
+        (:func:`~w2slab.models.text.load_text_classifier`). A source of one kind of network overrides it.
+        """
+        if resolved.modality == "image":
+            from w2slab.models.vision import load_image_network
+
+            return load_image_network(resolved, num_labels=num_labels, dtype=dtype, image_size=image_size)
+        from w2slab.models.text import load_text_classifier
+
+        return load_text_classifier(resolved, num_labels=num_labels, dtype=dtype)
+
 
 MODEL_SOURCES: Registry[ModelSource] = Registry("model source")
 
@@ -81,6 +105,36 @@ def model_source(name: str) -> ModelSource:
     return source
 
 
+@functools.cache
+def parameter_count(name: str) -> int | None:
+    """Parameters of a model where known without its weights (the registry, a config on the meta device)."""
+    return model_source(name).params(name)
+
+
+def library_model(name: str) -> tuple[str, str] | None:
+    """``("timm", "resnet50")`` for ``timm:resnet50`` (and torchvision:), else None."""
+    prefix, sep, rest = name.partition(":")
+    return (prefix, rest) if sep and prefix in LIBRARY_PREFIXES and rest.strip() else None
+
+
+def read_folder_config(folder: Path) -> dict:
+    """A local model folder's ``config.json`` as a mapping, or a one-line :class:`ModelError` saying what is wrong
+    (checked before anything hashes or loads the folder: ``--weak .`` would otherwise hash a whole tree)."""
+    config = folder / "config.json"
+    fix = "point the flag at the folder that holds config.json and the weights (as save_pretrained writes it)"
+    if not config.is_file():
+        raise ModelError(f"model folder {folder} has no config.json, so it is not a Hugging Face model folder; {fix}")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{config} is not readable JSON ({type(exc).__name__}: {str(exc)[:80]}); re-save the "
+                         "model with save_pretrained or fix the file") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{config} holds a {type(data).__name__}, not a JSON object; re-save the model with "
+                         "save_pretrained or fix the file")
+    return data
+
+
 @dataclass(frozen=True)
 class RegisteredSource(ModelSource):
     """A registered short name: packaged offline weights, a model built from code, or a pinned Hub id."""
@@ -89,13 +143,10 @@ class RegisteredSource(ModelSource):
     order: ClassVar[float] = 0
 
     def matches(self, name: str) -> bool:
-        from w2slab.models.registry import MODELS
-
         return name in MODELS
 
     def revision(self, name: str) -> str:
         from w2slab.models.packaged import PACKAGED
-        from w2slab.models.registry import BUILTIN_CONFIGS, MODELS
 
         if name in PACKAGED:
             return "pypi:" + ",".join(PACKAGED[name].packages)
@@ -104,24 +155,16 @@ class RegisteredSource(ModelSource):
         return HubSource().revision(MODELS[name].hub_id)
 
     def modality(self, name: str) -> str:
-        from w2slab.models.registry import FAMILIES, MODELS
-
         return FAMILIES[MODELS[name].family].modality
 
     def params(self, name: str) -> int | None:
-        from w2slab.models.registry import MODELS
-
         return MODELS[name].params
 
     def defaults(self, name: str) -> FamilyDefaults | None:
-        from w2slab.models.registry import MODELS
-
         return MODELS[name].defaults()
 
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
-        from w2slab.models.loading import ResolvedModel
         from w2slab.models.packaged import PACKAGED, converted_folder
-        from w2slab.models.registry import BUILTIN_CONFIGS, MODELS
 
         spec = MODELS[name]
         if name in PACKAGED:
@@ -130,6 +173,17 @@ class RegisteredSource(ModelSource):
         if name in BUILTIN_CONFIGS:
             return ResolvedModel(name, name, spec.defaults(), "builtin", family=spec.family)
         return ResolvedModel(name, spec.hub_id, spec.defaults(), "hub", revision, family=spec.family)
+
+    def load(self, resolved: ResolvedModel, *, num_labels: int, dtype: torch.dtype,
+             image_size: int | None = None) -> nn.Module:
+        """A model built from code has no ``config.json``: its image family builds it from its registered
+        configuration. Packaged and Hub models load as their family's modality says (:meth:`ModelSource.load`)."""
+        if resolved.source == "builtin":
+            from w2slab.models.vision import load_image_network
+
+            return load_image_network(resolved, num_labels=num_labels, dtype=dtype, image_size=image_size,
+                                      config=BUILTIN_CONFIGS[resolved.name])
+        return super().load(resolved, num_labels=num_labels, dtype=dtype, image_size=image_size)
 
 
 @dataclass(frozen=True)
@@ -141,14 +195,10 @@ class LibrarySource(ModelSource):
     order: ClassVar[float] = 10
 
     def matches(self, name: str) -> bool:
-        from w2slab.models.loading import library_model
-
         return library_model(name) is not None
 
     def check(self, name: str) -> None:
         import importlib.util
-
-        from w2slab.models.loading import library_model
 
         library, rest = library_model(name)
         needed = {"timm": ("timm", "torchvision"), "torchvision": ("torchvision",), "torchhub": ()}[library]
@@ -167,8 +217,6 @@ class LibrarySource(ModelSource):
 
     def revision(self, name: str) -> str:
         """The library's pretrained tag, at its installed version."""
-        from w2slab.models.loading import library_model
-
         library, rest = library_model(name)
         try:
             version = importlib.metadata.version("torch" if library == "torchhub" else library)
@@ -180,17 +228,18 @@ class LibrarySource(ModelSource):
         return "image"
 
     def defaults(self, name: str) -> FamilyDefaults | None:
-        from w2slab.models.loading import library_model
-        from w2slab.models.registry import FAMILIES
-
         return FAMILIES.find(library_model(name)[0])
 
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
-        from w2slab.models.loading import ResolvedModel, library_model
-        from w2slab.models.registry import FAMILIES
-
         library, rest = library_model(name)
         return ResolvedModel(name, rest, FAMILIES[library], "hub", family=library)
+
+    def load(self, resolved: ResolvedModel, *, num_labels: int, dtype: torch.dtype,
+             image_size: int | None = None) -> nn.Module:
+        """The library's backbone, built by its family (``timm``, ``torchvision``, ``torchhub``) from its name."""
+        from w2slab.models.vision import load_image_network
+
+        return load_image_network(resolved, num_labels=num_labels, dtype=dtype, image_size=image_size)
 
 
 #: a whole name: ``fullmatch`` (``$`` with ``match`` also accepts a trailing newline, ``coords:0-3\n``)
@@ -231,16 +280,20 @@ class CoordinatesSource(ModelSource):
         return None if span is None else span[1] - span[0] + 1
 
     def defaults(self, name: str) -> FamilyDefaults | None:
-        from w2slab.models.registry import FAMILIES
-
         return FAMILIES.find("linear")
 
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
-        from w2slab.models.loading import ResolvedModel
-        from w2slab.models.registry import FAMILIES
-
         self.check(name)
         return ResolvedModel(name, name, FAMILIES["linear"], "builtin", family="linear")
+
+    def load(self, resolved: ResolvedModel, *, num_labels: int, dtype: torch.dtype,
+             image_size: int | None = None) -> nn.Module:
+        """The coordinates and a head (:class:`~w2slab.models.vectors.CoordinateClassifier`); ``dtype`` does not
+        apply: there are no weights to store but the fp32 head's."""
+        from w2slab.models.vectors import CoordinateClassifier
+
+        first, last = coordinate_range(resolved.name)
+        return CoordinateClassifier(first, last, num_labels)
 
 
 @dataclass(frozen=True)
@@ -254,8 +307,6 @@ class FolderSource(ModelSource):
         return Path(name).is_dir()
 
     def check(self, name: str) -> None:
-        from w2slab.models.loading import read_folder_config
-
         read_folder_config(Path(name))
 
     def revision(self, name: str) -> str:
@@ -264,9 +315,6 @@ class FolderSource(ModelSource):
         return "folder:" + fingerprint.files_digest(Path(name))
 
     def modality(self, name: str) -> str:
-        from w2slab.models.loading import read_folder_config
-        from w2slab.models.registry import FAMILIES
-
         family = FAMILIES.find(str(read_folder_config(Path(name)).get("model_type", "")))
         return family.modality if family is not None else "text"
 
@@ -274,8 +322,6 @@ class FolderSource(ModelSource):
         return _count_from_config(name)
 
     def defaults(self, name: str) -> FamilyDefaults | None:
-        from w2slab.models.loading import read_folder_config
-
         return _config_defaults(read_folder_config(Path(name)))
 
     def resolve(self, name: str, cache_dir: Path | None, install: bool, revision: str | None) -> ResolvedModel:
@@ -294,8 +340,6 @@ class HubSource(ModelSource):
         return True
 
     def check(self, name: str) -> None:
-        from w2slab.models.registry import MODELS
-
         if Path(name).exists() or name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
             raise ModelError(f"unknown model {name!r}: not a registered name ({', '.join(MODELS)}), not an HF "
                              "model folder and not a Hub id (owner/name); run `w2s models` to list the registered "
@@ -335,8 +379,6 @@ class HubSource(ModelSource):
 
 def _config_defaults(config: dict) -> FamilyDefaults:
     """The defaults :func:`_resolve_transformers` gives a model of this HF config (read without transformers)."""
-    from w2slab.models.registry import FAMILIES, family_defaults
-
     model_type = str(config.get("model_type", ""))
     if model_type in FAMILIES and FAMILIES[model_type].modality == "image":
         return FAMILIES[model_type]
@@ -360,9 +402,6 @@ def _count_from_config(name: str) -> int | None:
 
 def _resolve_transformers(name: str, location: str, source: str, revision: str | None) -> ResolvedModel:
     from transformers import AutoConfig
-
-    from w2slab.models.loading import ResolvedModel
-    from w2slab.models.registry import FAMILIES, MODELS, family_defaults
 
     try:
         config = AutoConfig.from_pretrained(location, revision=revision if source == "hub" else None)

@@ -2,7 +2,8 @@
 
 There is no backbone to fine-tune: the coordinates are the features (so every training mode trains the head
 alone, and a probe and a "full" fine-tune are the same model). Used by the planted Gaussian task
-(:mod:`w2slab.data.vectors`), where theory says what PGR a linear weak and strong model reach.
+(:mod:`w2slab.data.vectors`), where theory says what PGR a linear weak and strong model reach. The
+``coords:`` source (:class:`~w2slab.models.sources.CoordinatesSource`) parses the name and builds the classifier.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from w2slab.models.loading import zero_head
+from w2slab.models.heads import zero_head
 
 
 class CoordinateSlice(nn.Module):
@@ -40,10 +41,3 @@ class CoordinateClassifier(nn.Module):
 
     def forward(self, vectors: torch.Tensor, **_: object) -> torch.Tensor:
         return self.head(self.features(vectors))
-
-
-def load_vector_classifier(name: str, num_labels: int) -> CoordinateClassifier:
-    from w2slab.models.sources import coordinate_range
-
-    first, last = coordinate_range(name)
-    return CoordinateClassifier(first, last, num_labels)

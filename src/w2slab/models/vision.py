@@ -21,6 +21,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,7 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from w2slab.errors import ModelError
+from w2slab.models.heads import zero_head
 from w2slab.registry import Registry
+
+if TYPE_CHECKING:
+    from w2slab.models.resolved import ResolvedModel
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,8 +89,6 @@ class ImageClassifier(nn.Module):
 
     def __init__(self, backbone: nn.Module, hidden_size: int, num_labels: int, preprocess: ImagePreprocess):
         super().__init__()
-        from w2slab.models.loading import zero_head
-
         self.backbone = backbone
         self.preprocess = preprocess
         self.head = zero_head(hidden_size, num_labels)
@@ -333,3 +336,15 @@ def load_image_classifier(family: str, location: str, *, num_labels: int, image_
     config = config if config is not None else read_image_config(location)
     backbone, preprocess = IMAGE_BUILDERS[family](location, config, image_size)
     return ImageClassifier(backbone, backbone.num_features, num_labels, preprocess)
+
+
+def load_image_network(resolved: ResolvedModel, *, num_labels: int, dtype: torch.dtype, image_size: int | None = None,
+                       config: dict | None = None) -> ImageClassifier:
+    """The image classifier of a resolved image model, built by its family (:func:`load_image_classifier`), with
+    the backbone in ``dtype`` (the head stays fp32). ``config``: a model built from code has its registered one;
+    otherwise the converted folder's ``config.json`` (a library's model name configures itself)."""
+    model = load_image_classifier(resolved.family, resolved.location, num_labels=num_labels, image_size=image_size,
+                                  config=config)
+    if dtype != torch.float32:
+        model.backbone.to(dtype)
+    return model

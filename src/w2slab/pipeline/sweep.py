@@ -294,7 +294,7 @@ def expand_component(key: str, item: Any) -> list[Any]:
 
 def _smaller(weak: str, strong: str) -> bool:
     """Whether ``weak`` has fewer parameters than ``strong`` (registry counts; unknown counts: kept)."""
-    from w2slab.models.registry import parameter_count
+    from w2slab.models.sources import parameter_count
 
     if weak == strong:
         return False
