@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     import w2slab
-    from w2slab import stats
     from w2slab.bench.run import cpu_name, matmul_rates
     from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
     from w2slab.diagnostics import unpack_correct
@@ -66,14 +65,16 @@ def main(argv: list[str] | None = None) -> None:
                              "suspect": record.suspect, "correct": correct.astype(int).tolist()})
                 print(f"{task} {head} lr {lr:g}: validation ceiling {correct.mean():.3f} "
                       f"({runs[-1]['seconds']} s)", flush=True)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from validation_choice import choose
+
     by_setting = {(h, lr): [r for r in runs if (r["head"], r["lr"]) == (h, lr)] for h in HEADS for lr in LRS}
-    pooled = {key: float(np.mean(np.concatenate([r["correct"] for r in group]))) for key, group in by_setting.items()}
-    best = max(pooled, key=pooled.get)
-    versus = stats.paired_difference([np.concatenate([r["correct"] for r in by_setting[best]])],
-                                     [np.concatenate([r["correct"] for r in by_setting[INCUMBENT]])])
-    choice = best if versus.value - versus.se > 0 else INCUMBENT
+    picked = choose({key: np.concatenate([r["correct"] for r in group]) for key, group in by_setting.items()},
+                    INCUMBENT)
+    pooled, best, choice = picked["pooled"], picked["best"], picked["choice"]
     summary = {"pooled_validation_ceiling": {f"{h} lr {lr:g}": v for (h, lr), v in pooled.items()},
-               "best": list(best), "best_minus_incumbent": versus.value, "se": versus.se, "choice": list(choice),
+               "best": list(best), "best_minus_incumbent": picked["difference"], "se": picked["se"],
+               "choice": list(choice),
                "rule": "highest pooled validation ceiling, unless the incumbent is within one SE",
                "cpu": cpu_name(), "matmul_gflops": rates, "command": "python benchmarks/decoder_head.py "
                + " ".join(sys.argv[1:] if argv is None else argv),

@@ -47,7 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     import w2slab
-    from w2slab import stats
     from w2slab.bench.run import cpu_name, matmul_rates
     from w2slab.bench.suite import SIZES
     from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
@@ -90,10 +89,11 @@ def main(argv: list[str] | None = None) -> None:
         return np.concatenate([np.asarray(parts[key]) for key in sorted(parts)])
 
     settings = [(lr, epochs) for lr in LRS for epochs in EPOCHS]
-    pooled = {key: float(ground_truth_correct(*key).mean()) for key in settings}
-    best = max(pooled, key=pooled.get)
-    versus = stats.paired_difference([ground_truth_correct(*best)], [ground_truth_correct(*INCUMBENT)])
-    choice = best if versus.value - versus.se > 0 else INCUMBENT
+    sys.path.insert(0, str(Path(__file__).parent))
+    from validation_choice import choose
+
+    picked = choose({key: ground_truth_correct(*key) for key in settings}, INCUMBENT)
+    pooled, best, choice = picked["pooled"], picked["best"], picked["choice"]
     students = {f"lr {lr:g} epochs {epochs:g}": {
         loss: float(np.mean([r["validation"]["student"] for r in runs
                              if (r["lr"], r["epochs"], r["student"]) == (lr, epochs, loss)]))
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
                                                    if (r["lr"], r["epochs"]) == (lr, epochs))
                for lr, epochs in settings}
     summary = {"pooled_validation_ground_truth_models": {f"lr {lr:g} epochs {e:g}": v for (lr, e), v in pooled.items()},
-               "best": list(best), "best_minus_incumbent": versus.value, "se": versus.se, "choice": list(choice),
+               "best": list(best), "best_minus_incumbent": picked["difference"], "se": picked["se"],
+               "choice": list(choice),
                "rule": "highest pooled validation accuracy of the weak models and ceilings, unless the incumbent "
                        "(lr 1e-3, 2 epochs) is within one SE",
                "students_validation_for_the_record": students, "suspect_runs": suspect,
