@@ -52,11 +52,6 @@ def is_pair(row: dict) -> bool:
     return PAIR_FIELD in row
 
 
-def row_texts(row: dict) -> list[str]:
-    """The texts a model reads of a text row: one, or a pair's two."""
-    return [row["text"], row[PAIR_FIELD]] if PAIR_FIELD in row else [row["text"]]
-
-
 def modality_of(rows: list[dict]) -> str:
     """``text``, ``image`` or ``vector``: the modality of a list of rows (that of its first row; empty: text)."""
     return content_field(rows[0]) if rows else "text"
