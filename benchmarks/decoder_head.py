@@ -18,7 +18,6 @@ Writes ``<out>/decoder_head.json`` (every run's validation and test accuracies, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{task} {head} lr {lr:g}: validation ceiling {correct.mean():.3f} "
                       f"({runs[-1]['seconds']} s)", flush=True)
     sys.path.insert(0, str(Path(__file__).parent))
-    from validation_choice import choose
+    from validation_choice import choose, write
 
     by_setting = {(h, lr): [r for r in runs if (r["head"], r["lr"]) == (h, lr)] for h in HEADS for lr in LRS}
     picked = choose({key: np.concatenate([r["correct"] for r in group]) for key, group in by_setting.items()},
@@ -79,10 +78,7 @@ def main(argv: list[str] | None = None) -> None:
                "cpu": cpu_name(), "matmul_gflops": rates, "command": "python benchmarks/decoder_head.py "
                + " ".join(sys.argv[1:] if argv is None else argv),
                "runs": [{k: v for k, v in r.items() if k != "correct"} for r in runs]}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "decoder_head.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+    write(args.out, "decoder_head", summary)
 
 
 if __name__ == "__main__":

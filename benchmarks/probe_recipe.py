@@ -25,7 +25,6 @@ Writes ``<out>/probe_recipe.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = [(lr, epochs) for lr in LRS for epochs in EPOCHS]
     sys.path.insert(0, str(Path(__file__).parent))
-    from validation_choice import choose
+    from validation_choice import choose, write
 
     picked = choose({key: ground_truth_correct(*key) for key in settings}, INCUMBENT)
     pooled, best, choice = picked["pooled"], picked["best"], picked["choice"]
@@ -110,10 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                "cpu": cpu_name(), "matmul_gflops": rates,
                "command": "python benchmarks/probe_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "runs": [{k: v for k, v in r.items() if k != "correct"} for r in runs]}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "probe_recipe.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+    write(args.out, "probe_recipe", summary)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ default changes only on evidence."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -21,3 +23,11 @@ def choose(correct: Mapping[Hashable, np.ndarray], incumbent: Hashable) -> dict:
     versus = stats.paired_difference([np.asarray(correct[best])], [np.asarray(correct[incumbent])])
     return {"pooled": pooled, "best": best, "difference": versus.value, "se": versus.se,
             "choice": best if versus.value - versus.se > 0 else incumbent}
+
+
+def write(out: str | Path, name: str, summary: dict) -> None:
+    """``<out>/<name>.json`` with every run; the console gets the summary without the runs."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
