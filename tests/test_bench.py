@@ -145,6 +145,22 @@ def test_candidate_resolves_losses_and_methods():
         suite.candidate("nonsense")
 
 
+def test_every_suite_task_names_a_registered_dataset_and_choice_tasks_are_pairs():
+    from w2slab.data.registry import DATASETS
+
+    assert all(DATASETS.find(task.dataset) is not None for task in suite.TASKS.values())
+    choices = [task for task in suite.TASKS.values() if task.name.endswith("_choices")]
+    assert {task.name.removesuffix("_choices") for task in choices} <= set(suite.TASKS.names())
+    assert choices and all("scored as a pair" in task.formatting for task in choices)
+
+
+def test_gemma_ladder_puts_every_other_packaged_model_under_gemma():
+    configs = suite.configs(suite.candidate("logconf"), [suite.TASKS.get("piqa_choices")], "probe", [0, 1], "gemma")
+    pairs = {(c.weak, c.strong) for c in configs}
+    assert pairs == {(weak, "gemma3-270m") for weak in ("minilm-l3", "minilm-l6", "mpnet-base", "smollm2-135m")}
+    assert len(configs) == 8 and {c.dataset for c in configs} == {"piqa_choices"}
+
+
 def _w2s(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "w2slab.cli", *args], capture_output=True, text=True, env=env,

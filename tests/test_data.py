@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,10 @@ TEXT_CHECKS = {
     "quail": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
     "dream": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
 }
+# a choice pair's texts look like the binarised dataset's (boolq's end with the answer it is scored on)
+TEXT_CHECKS |= {f"{name}_choices": TEXT_CHECKS[name] for name in ("sciq", "cosmos_qa", "piqa", "social_i_qa", "quail",
+                                                                  "dream")}
+TEXT_CHECKS["boolq_choices"] = lambda t: TEXT_CHECKS["boolq"](t) and t.endswith(("\nAnswer: yes", "\nAnswer: no"))
 
 
 def test_registry_covers_core_datasets():
@@ -201,3 +206,36 @@ def test_sst2_sentences_is_sentences_in_both_pools(tasks):
                   (("train", task.train), ("test", task.test))}
     assert 17 < mean_words["train"] < 23 and 17 < mean_words["test"] < 23
     assert abs(mean_words["train"] - mean_words["test"]) < 1.5
+
+
+_CHOICE_DATASETS = ["sciq", "boolq", "cosmos_qa", "piqa", "social_i_qa", "quail", "dream"]
+
+
+@pytest.mark.parametrize("name", _CHOICE_DATASETS)
+def test_choice_pairs_put_the_correct_answer_on_the_labelled_side(name: str, data_root: Path):
+    """A ``<name>_choices`` row is the question with its correct answer against one other candidate: the two texts
+    share the question and differ only in the answer, label 1 exactly when ``text`` holds the correct one, and the
+    coin is balanced."""
+    import random
+
+    spec = DATASETS[f"{name}_choices"]
+    raw = spec.reader(data_root / spec.folder, spec.local_splits[-1])[:200]
+    rng = random.Random(0)
+    labels = []
+    for rec in raw:
+        rows = spec.formatter(rec, rng)
+        if not rows:
+            continue
+        (row,) = rows
+        correct, other = (row["text"], row["text_b"]) if row["label"] else (row["text_b"], row["text"])
+        assert correct != other and os.path.commonprefix([correct, other])  # one question, two answers
+        binarised = DATASETS[name].formatter(rec, random.Random(7))  # the same question, as one shown answer
+        if name != "boolq" and binarised and binarised[0]["label"] == 1:  # it shows the correct answer
+            assert correct.split() == binarised[0]["text"].split()
+        labels.append(row["label"])
+    assert len(labels) > 150 and 0.35 < sum(labels) / len(labels) < 0.65
+
+
+def test_choice_pairs_load_as_preference_pairs(tasks):
+    task = tasks("piqa_choices")
+    assert task.pairwise and all(row["text"] != row["text_b"] for row in task.train)

@@ -622,6 +622,7 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ladder", default="encoders", help="encoders (probes: 3 encoder pairs; fine-tuned: "
                        "minilm-l3 -> mpnet-base), seed (fine-tuned: minilm-l3 -> gemma3-270m LoRA, the seed's "
                        "experiment), decoders (probes: smollm2-135m -> gemma3-270m; fine-tuned: the seed's pair), "
+                       "gemma (probes: each other packaged model -> gemma3-270m; fine-tuned: the seed's pair), "
                        "minilm (one small pair)")
     bench.add_argument("--n-train", type=int, help="default 2000, fitted to each task's pool")
     bench.add_argument("--n-test", type=int, help="default 1000, fitted to each task's pool")

@@ -58,6 +58,7 @@ class Pair:
 TASKS: Registry[SuiteTask] = Registry("suite task")
 
 _BINARISED = "binarised as the paper: the correct answer or one random other candidate (balanced)"
+_CHOICES = "answer choices scored as a pair: the correct answer against one random other, ranked by a scorer"
 for _task in (
     SuiteTask("sst2_sentences", "sst2_sentences", "sentence sentiment"),
     SuiteTask("imdb", "imdb", "movie-review sentiment (the review's last 128 tokens)"),
@@ -72,6 +73,11 @@ for _task in (
     SuiteTask("quail", "quail", f"reading comprehension, {_BINARISED}"),
     SuiteTask("dream", "dream", f"dialogue comprehension, {_BINARISED}"),
     SuiteTask("anthropic_hh", "anthropic_hh", "preference pairs (chosen vs rejected last exchange): a reward model"),
+    *(SuiteTask(f"{name}_choices", f"{name}_choices", f"{what}, {_CHOICES}") for name, what in (
+        ("sciq", "science QA"), ("boolq", "yes/no question about a passage"),
+        ("cosmos_qa", "commonsense reading comprehension"), ("piqa", "physical commonsense"),
+        ("social_i_qa", "social commonsense"), ("quail", "reading comprehension"), ("dream", "dialogue comprehension"),
+    )),
 ):
     TASKS.register(_task.name, _task)
 
@@ -83,6 +89,9 @@ PROBE_PAIRS: tuple[Pair, ...] = (Pair("minilm-l3", "minilm-l6"), Pair("minilm-l3
 #: answering tasks every encoder probe is at chance, so no encoder can be the weak model there; the decoders' last
 #: token reads a question with its candidate answer better (docs/results.md, sciq: .60 and .66)
 DECODER_PROBE_PAIRS: tuple[Pair, ...] = (Pair("smollm2-135m", "gemma3-270m"),)
+#: ``--ladder gemma``: every other packaged model supervising gemma3-270m (the seed's strong model) as probes
+GEMMA_PROBE_PAIRS: tuple[Pair, ...] = tuple(Pair(weak, "gemma3-270m")
+                                            for weak in ("minilm-l3", "minilm-l6", "mpnet-base", "smollm2-135m"))
 #: the fine-tuned part: the default experiment's pair (both fine-tuned), and the seed's own (a BERT-type weak model
 #: fine-tuned, a Gemma strong model under LoRA)
 DEFAULT_PAIR = Pair("minilm-l3", "mpnet-base", "full", "full")
@@ -92,6 +101,7 @@ LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
     # the seed's experiment as the fine-tuned part, beside the encoder probes
     "seed": {"probe": PROBE_PAIRS, "finetune": (SEED_PAIR,)},
     "decoders": {"probe": DECODER_PROBE_PAIRS, "finetune": (SEED_PAIR,)},
+    "gemma": {"probe": GEMMA_PROBE_PAIRS, "finetune": (SEED_PAIR,)},
     # one small pair (a quick look, and the tests): the two MiniLMs
     "minilm": {"probe": PROBE_PAIRS[:1], "finetune": (Pair("minilm-l3", "minilm-l6", "full", "full"),)},
 }

@@ -151,3 +151,76 @@ def format_dream(ex: dict, rng: random.Random) -> list[dict]:
     """DREAM: the dialogue (one turn a line), the question and the correct choice or a random other one."""
     return _qa_row("\n".join(turn.strip() for turn in ex["dialogue"]), ex["question"],
                    _shown_answer(ex["answer"], list(ex["choice"]), rng))
+
+
+# Answer choices scored by the model: the same questions as pairs. A binarised row asks a model whether one shown
+# answer is right, which it must judge without the alternatives; a choice pair shows the question with the correct
+# answer and with one other candidate, and a Bradley-Terry scorer must rank them (how language models are evaluated
+# on multiple choice: each choice scored alone, the higher one picked). The pair order is a balanced coin from
+# ``rng`` (label 1 when ``text`` holds the correct answer).
+
+
+def choice_pair(render: Callable[[str], str], correct: str, candidates: list[str],
+                rng: random.Random) -> list[dict]:
+    """The question rendered with the correct answer and with one other candidate drawn at random, as a preference
+    pair in random order; [] when no candidate differs from the correct one."""
+    others = [c for c in candidates if c.strip() != correct.strip()]
+    if not others:
+        return []
+    return format_preference_pair(render(correct), render(rng.choice(others)), rng)
+
+
+def _qa_text(context: str, question: str) -> Callable[[str], str]:
+    return lambda answer: f"Context: {context.strip()}\nQuestion: {question.strip()}\nAnswer: {answer.strip()}"
+
+
+def format_sciq_choices(ex: dict, rng: random.Random) -> list[dict]:
+    """SciQ as choices: the question with the correct answer against one of the three distractors."""
+    candidates = [ex["correct_answer"], ex["distractor1"], ex["distractor2"], ex["distractor3"]]
+    return choice_pair(lambda a: f"Q: {ex['question']} A: {a}", ex["correct_answer"], candidates, rng)
+
+
+def format_boolq_choices(ex: dict, rng: random.Random) -> list[dict]:
+    """BoolQ as choices: the passage and question answered "yes" against answered "no"."""
+    correct = "yes" if ex["answer"] else "no"
+    return choice_pair(lambda a: f"Passage: {ex['passage']}\nQuestion: {ex['question']}?\nAnswer: {a}", correct,
+                       ["yes", "no"], rng)
+
+
+def format_cosmos_qa_choices(ex: dict, rng: random.Random) -> list[dict]:
+    """Cosmos QA as choices: the true answer against another of the four (a true "None of the above" included)."""
+    answers = [ex[f"answer{i}"] for i in range(4)]
+    return choice_pair(_qa_text(ex["context"], ex["question"]), answers[int(ex["label"])], answers, rng)
+
+
+def format_piqa_choices(ex: dict, rng: random.Random) -> list[dict]:
+    """PIQA as choices: the goal with the right solution against the goal with the other one."""
+    solutions = [ex["sol1"], ex["sol2"]]
+    return choice_pair(lambda s: f"Goal: {ex['goal'].strip()}\nSolution: {s.strip()}", solutions[int(ex["label"])],
+                       solutions, rng)
+
+
+def format_social_i_qa_choices(ex: dict, rng: random.Random) -> list[dict]:
+    """Social IQa as choices: the correct answer against one of the two others."""
+    answers = [ex["answerA"], ex["answerB"], ex["answerC"]]
+    return choice_pair(_qa_text(ex["context"], ex["question"]), answers[int(ex["label"]) - 1], answers, rng)
+
+
+def format_quail_choices(ex: dict, rng: random.Random) -> list[dict]:
+    """QuAIL as choices: the correct answer against one of the three others."""
+    answers = list(ex["answers"])
+    return choice_pair(_qa_text(ex["context"], ex["question"]), answers[int(ex["correct_answer_id"])], answers, rng)
+
+
+def format_dream_choices(ex: dict, rng: random.Random) -> list[dict]:
+    """DREAM as choices: the dialogue and question with the correct choice against one of the two others."""
+    dialogue = "\n".join(turn.strip() for turn in ex["dialogue"])
+    return choice_pair(_qa_text(dialogue, ex["question"]), ex["answer"], list(ex["choice"]), rng)
+
+
+#: the multiple-choice datasets' choice-pair formatters, by the binarised dataset's name
+CHOICE_FORMATTERS: dict[str, Formatter] = {
+    "sciq": format_sciq_choices, "boolq": format_boolq_choices, "cosmos_qa": format_cosmos_qa_choices,
+    "piqa": format_piqa_choices, "social_i_qa": format_social_i_qa_choices, "quail": format_quail_choices,
+    "dream": format_dream_choices,
+}

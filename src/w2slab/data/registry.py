@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,7 +318,19 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
     return DATASETS.register(spec.name, spec, replace=replace)
 
 
-for _spec in (*_SPECS, *_IMAGE_SPECS, *_VECTOR_SPECS):
+#: ``<task>_choices``: each multiple-choice dataset with its answer choices scored as a preference pair (the correct
+#: answer against one other candidate) instead of binarised; same files, Hub id and splits
+def _as_choices(spec: DatasetSpec) -> DatasetSpec:
+    name = f"{spec.name}_choices"
+    return dataclasses.replace(
+        spec, name=name, formatter=fmt.CHOICE_FORMATTERS[spec.name],
+        local_notes=tuple(note.replace(f"{spec.name}:", f"{name}:", 1) for note in spec.local_notes),
+        description=f"{spec.description.split(';')[0]}; the correct answer against another, as a scored pair")
+
+
+_CHOICE_SPECS = tuple(_as_choices(spec) for spec in _SPECS if spec.name in fmt.CHOICE_FORMATTERS)
+
+for _spec in (*_SPECS, *_CHOICE_SPECS, *_IMAGE_SPECS, *_VECTOR_SPECS):
     register_dataset(_spec)
 
 
