@@ -242,3 +242,11 @@ def test_merge_joins_the_parts_of_two_invocations(tmp_path):
     assert "## probe: leaderboard" in text and "## finetune: leaderboard" in text
     assert render(tmp_path / "both") == text
     assert len(read_records(tmp_path / "both" / "records.jsonl.gz")) == 20
+
+
+def test_published_numbers_stand_beside_a_choice_task_as_binarised():
+    from w2slab.bench import published
+
+    assert published.beside("sciq") == "openai 0.33 / 0.31; eleuther 0.56 / 0.60"
+    assert published.beside("sciq_choices") == "openai 0.33 / 0.31; eleuther 0.56 / 0.60 (binarised)"
+    assert published.beside("imdb") == "" and published.beside("imdb_choices") == ""

@@ -33,9 +33,14 @@ NOTES = ("openai: median PGR over gpt2..Qwen-14B pairs, accuracy (amazon_polarit
          "the confidence loss (smallest supervisor, largest student)")
 
 
+CHOICES = "_choices"
+
+
 def beside(task: str) -> str:
-    """The published (xent, logconf) PGRs of ``task``, as a table cell."""
+    """The published (xent, logconf) PGRs of ``task``, as a table cell. A ``<task>_choices`` task is the same
+    questions as ``<task>`` scored as answer pairs; the sources binarised them, which the cell says."""
+    base = task.removesuffix(CHOICES)
     cells = [f"{name} {x:.2f} / {c:.2f}" for name, table in (("openai", OPENAI_MEDIAN_PGR),
                                                                ("eleuther", ELEUTHER_PGR))
-             if (pair := table.get(task)) is not None for x, c in [pair]]
-    return "; ".join(cells)
+             if (pair := table.get(base)) is not None for x, c in [pair]]
+    return "; ".join(cells) + (" (binarised)" if cells and base != task else "")
