@@ -343,3 +343,18 @@ def test_report_html_embeds_only_the_files_its_caller_wrote(tmp_path):
     for other in (holiday, elsewhere):
         assert base64.b64encode(other.read_bytes()).decode() not in page
     assert "linked.png" not in page and "secret.png" not in page
+
+
+def test_size_figure_draws_two_configurations_at_one_strong_model(tmp_path):
+    """Two configurations of one (weak, strong, loss) sit at one parameter count: the figure orders its points by
+    size alone (comparing the two rows themselves stopped the report with a TypeError)."""
+    from w2slab.report.plots import plot_accuracy_vs_size
+
+    records = []
+    for strong, params in (("minilm-l6", 22_000_000), ("minilm-l12", 33_000_000)):
+        for changes in ({}, {"n_train": 4000}):
+            record = with_config(make_record("sciq", "minilm-l3", strong, "xent", 0, 0.3), **changes)
+            records.append({**record, "strong_params": params})
+    records = load_records(write_run_root(tmp_path / "run", records))
+    (path,) = plot_accuracy_vs_size(records, tmp_path / "out")
+    assert path.stat().st_size > 0

@@ -100,7 +100,7 @@ def _size_figure(title: str, rows: list[dict], params: dict[str, int]) -> Figure
         _draw_weak_level(ax, (mine[0]["weak_accuracy_mean"], mine[0]["weak_accuracy_lo"],
                               mine[0]["weak_accuracy_hi"]), colours[weak])
         for loss in losses:
-            points = sorted((params[r["strong"]], r) for r in mine if r["loss"] == loss)
+            points = sorted(((params[r["strong"]], r) for r in mine if r["loss"] == loss), key=lambda point: point[0])
             if not points:
                 continue
             linestyle, marker = _loss_style(loss, losses)
@@ -197,7 +197,8 @@ def _draw_weak_level(ax, stats: tuple[float, float, float], colour) -> None:
 
 def _draw_student_line(ax, series: list[dict], ceiling: dict, colour, loss: str, losses: list[str]) -> None:
     """One (weak, loss) line; pairs whose weak model is not smaller get open markers."""
-    points = sorted((ceiling[row["strong"]][0], row) for row in series if not math.isnan(ceiling[row["strong"]][0]))
+    points = sorted(((ceiling[row["strong"]][0], row) for row in series if not math.isnan(ceiling[row["strong"]][0])),
+                    key=lambda point: point[0])
     if not points:
         return
     xs = np.array([x for x, _ in points])
