@@ -147,16 +147,10 @@ def student_rows(records: list[dict]) -> list[dict]:
                                        r["weak"], r["strong"], order[r["student"]]))
 
 
-def signed(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:+.3f}"
-
-
-def p_text(value: float) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.0e}"
-
-
 def markdown(rows: list[dict], meta: dict) -> str:
     """The benchmark's README from its rows and the run's metadata alone (so rebuild.py can remake it)."""
+    from w2slab.formatting import markdown_cell, p_short, signed
+
     timing = (f"in {meta['seconds'] / 60:.0f} min, computing {meta['computed']} stages" if meta["computed"] else
               "from stages an earlier invocation computed on this machine")
     lines = ["# Methods benchmark", "", f"Made by `{meta['command']}` {timing} ({meta['n_results']} results) on 2 "
@@ -201,9 +195,10 @@ def markdown(rows: list[dict], meta: dict) -> str:
                     " *" if r["claimed"] else "")
             mdd = f"{r['mdd']:.3f}" if "mdd" in r and not math.isnan(r["mdd"]) else ""
             gt = f"{r['ground_truth']:.0f}" + (f" ({r['baseline_ground_truth']:.0f})" if "p" in r else "")
-            lines.append(f"| {md_cell(r['student'])} | {md_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | {gt} | "
-                         f"{r['student_acc']:.3f} | {pgr} | {diff} | {p_text(r.get('p'))} | "
-                         f"{p_text(r.get('p_holm'))} | {p_text(r.get('q_bh'))} | {mdd} | {r['suspect']}/{r['seeds']} |")
+            lines.append(f"| {markdown_cell(r['student'])} | {markdown_cell(r['baseline'])} | "
+                         f"{r['supervisor_acc']:.3f} | {gt} | {r['student_acc']:.3f} | {pgr} | {diff} | "
+                         f"{p_short(r.get('p'))} | {p_short(r.get('p_holm'))} | {p_short(r.get('q_bh'))} | {mdd} | "
+                         f"{r['suspect']}/{r['seeds']} |")
         lines.append("")
     lines += ["`*`: Holm-adjusted p < .05 within the pair's family and the pair has a gap: the only differences to "
               "claim. An unstarred row is *no detectable difference*, not equivalence (that needs TOST with a "
@@ -212,12 +207,6 @@ def markdown(rows: list[dict], meta: dict) -> str:
               "PGR is from their own accuracy, and their comparison is against plain xent (another supervisor). "
               "Adapted methods (their `w2s methods` source says `adapted:`) are measured as adapted."]
     return "\n".join(lines) + "\n"
-
-
-def md_cell(text: str) -> str:
-    from w2slab.report.tables import md_cell as escape
-
-    return escape(text)
 
 
 #: What each committed record keeps: enough to rebuild every table (per-example outcomes, the config that names

@@ -436,21 +436,19 @@ def setting_of(record: dict) -> str:
     return ((record.get("config") or {}).get("strong_train") or {}).get("mode", "full")
 
 
-def number(value: float, signed: bool = True) -> str:
-    return "" if value is None or not math.isfinite(value) else f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
 def table(rows: list[dict]) -> list[str]:
+    from w2slab.formatting import number, signed
+
     lines = ["| claim | what | value | 95% CI | se | power (against effect) | MDD | p | Holm p | seeds | "
              "interval resamples | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         ci = "" if not math.isfinite(r["ci95"][0]) else f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
         power = "" if not math.isfinite(r["power"]) else f"{r['power']:.2f} (against {r['effect']:g})"
-        value = number(r["value"]) or "n/a"
+        value = signed(r["value"])
         note = f" ({r['note']})" if r["note"] else ""
         p, holm = (f"{r[key]:.3f}" if math.isfinite(r.get(key, math.nan)) else "" for key in ("p", "p_holm"))
-        lines.append(f"| {r['claim']} | {r['what']} | {value} | {ci} | {number(r['se'], False)} | {power} | "
-                     f"{number(r['mdd'], False)} | {p} | {holm} | {r['seeds']} | {r['resamples']} | "
+        lines.append(f"| {r['claim']} | {r['what']} | {value} | {ci} | {number(r['se'], missing='')} | {power} | "
+                     f"{number(r['mdd'], missing='')} | {p} | {holm} | {r['seeds']} | {r['resamples']} | "
                      f"**{r['verdict']}**{note} |")
     return lines
 

@@ -35,6 +35,7 @@ from w2slab.diagnostics import (
     unpack_correct,
 )
 from w2slab.errors import W2SError
+from w2slab.formatting import console
 from w2slab.metrics import accuracy, agreement, auroc, majority_fraction, pgr
 
 NAN = math.nan
@@ -271,10 +272,10 @@ class ExperimentResult:
         return no_experiment_reason(self)
 
     def one_line(self) -> str:
-        pgr = "n/a (no W2S experiment)" if self.no_experiment() else fmt(self.pgr)
+        pgr = "n/a (no W2S experiment)" if self.no_experiment() else console(self.pgr)
         return (f"{self.dataset:10s} {self.weak:>14s} -> {self.strong:14s} {self.loss:8s} s{self.seed}  "
-                f"weak {fmt(self.weak_accuracy)}  student {fmt(self.student_accuracy)}  "
-                f"ceiling {fmt(self.ceiling_accuracy)}  PGR {pgr}"
+                f"weak {console(self.weak_accuracy)}  student {console(self.student_accuracy)}  "
+                f"ceiling {console(self.ceiling_accuracy)}  PGR {pgr}"
                 + ("  SUSPECT" if self.suspect else ""))
 
 
@@ -666,28 +667,28 @@ def summary_table(summary: ExperimentSummary):
 
     def confidence(result: ExperimentResult, role: str) -> tuple[str, str]:
         cal = (result.diagnostics.get("calibration") or {}).get(role) or {}
-        return fmt(cal.get("ece", NAN)), fmt(cal.get("p90_max_prob", NAN))
+        return console(cal.get("ece", NAN)), console(cal.get("p90_max_prob", NAN))
 
     def label(text: str, suspect: bool) -> str:
         return escape(text) + (" [bold red]SUSPECT[/]" if suspect else "")
 
     def interval(low: float, high: float) -> str:
-        return escape(f"[{fmt(low)}, {fmt(high)}]")
+        return escape(f"[{console(low)}, {console(high)}]")
 
     roles = set().union(*(result.suspect_roles() for result in summary.results.values()))
-    table.add_row(label(f"weak ({first.weak})", "weak" in roles), fmt(first.weak_accuracy), fmt(first.weak_auroc),
-                  *confidence(first, "weak"), "", "")
+    table.add_row(label(f"weak ({first.weak})", "weak" in roles), console(first.weak_accuracy),
+                  console(first.weak_auroc), *confidence(first, "weak"), "", "")
     for loss, result in summary.results.items():
         ci = "unbounded" if result.pgr_ci_unbounded else interval(*result.pgr_ci95)
         table.add_row(label(f"w2s student ({loss})", "student" in result.suspect_roles()),
-                      fmt(result.student_accuracy), fmt(result.student_auroc), *confidence(result, "student"),
-                      fmt(result.pgr) if has_gap else "n/a" if no_experiment else "no gap", ci if has_gap else "")
-    table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), fmt(first.ceiling_accuracy),
-                  fmt(first.ceiling_auroc), *confidence(first, "ceiling"), "", "")
-    table.add_row("gap (ceiling - weak)", fmt(first.ceiling_accuracy - first.weak_accuracy), "", "", "", "",
+                      console(result.student_accuracy), console(result.student_auroc), *confidence(result, "student"),
+                      console(result.pgr) if has_gap else "n/a" if no_experiment else "no gap", ci if has_gap else "")
+    table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), console(first.ceiling_accuracy),
+                  console(first.ceiling_auroc), *confidence(first, "ceiling"), "", "")
+    table.add_row("gap (ceiling - weak)", console(first.ceiling_accuracy - first.weak_accuracy), "", "", "", "",
                   interval(*first.gap_ci95))
     if not math.isnan(first.ceiling_over_chance):
-        table.add_row("ceiling - chance", fmt(first.ceiling_over_chance), "", "", "", "",
+        table.add_row("ceiling - chance", console(first.ceiling_over_chance), "", "", "", "",
                       interval(*first.ceiling_over_chance_ci95))
     if notes := summary.length_notes():
         table.caption = "; ".join(notes) + ". " + table.caption
@@ -696,10 +697,6 @@ def summary_table(summary: ExperimentSummary):
         table.caption_style = "red"
     table.caption = escape(table.caption)
     return table
-
-
-def fmt(value: float | None) -> str:
-    return "  nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
 def _as_float(value: Any, key: str, source: str, fix: str) -> float:

@@ -23,6 +23,7 @@ import numpy as np
 from w2slab import stats
 from w2slab.bench import published
 from w2slab.bench.suite import BASELINE, part_of, task_of
+from w2slab.formatting import number, p_short, signed
 from w2slab.report.methods import matched_baseline
 from w2slab.report.tables import correct_by_role, pooled_pgr, shares_test_set
 from w2slab.results import unconverged_ceiling
@@ -200,20 +201,13 @@ def pooled_row(primaries: list[dict]) -> dict:
     return out
 
 
-def fmt(value: float, digits: int = 3, signed: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def interval(row: dict, key: str, lo: str, hi: str, digits: int = 3, signed: bool = False) -> str:
+def interval(row: dict, key: str, lo: str, hi: str, digits: int = 3, sign: bool = False) -> str:
+    """``row[key] [row[lo], row[hi]]`` to ``digits`` decimals (with their signs: ``sign``); empty where the row has
+    no ``key`` (a pair without that student)."""
     if key not in row:
         return ""
-    return f"{fmt(row[key], digits, signed)} [{fmt(row[lo], digits, signed)}, {fmt(row[hi], digits, signed)}]"
-
-
-def p_text(value: float | None) -> str:
-    return "" if value is None or not math.isfinite(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.0e}"
+    write = signed if sign else number
+    return f"{write(row[key], digits)} [{write(row[lo], digits)}, {write(row[hi], digits)}]"
 
 
 def markdown_ladder(ladder: list[dict]) -> list[str]:
@@ -223,7 +217,7 @@ def markdown_ladder(ladder: list[dict]) -> list[str]:
         lines.append(f"| {row['part']} | {row['task']} | {row['weak']} -> {row['strong']} | {row['seeds']} | "
                      f"{row['test_size']} | {interval(row, 'weak_acc', 'weak_lo', 'weak_hi')} | "
                      f"{interval(row, 'ceiling_acc', 'ceiling_lo', 'ceiling_hi')} | "
-                     f"{interval(row, 'gap', 'gap_lo', 'gap_hi')} | {fmt(row['validation_gap'])} | "
+                     f"{interval(row, 'gap', 'gap_lo', 'gap_hi')} | {number(row['validation_gap'])} | "
                      f"{'yes' if row['w2s'] else row['why_not']} |")
     return lines
 
@@ -234,12 +228,13 @@ def markdown_w2s(rows: list[dict], student: str) -> list[str]:
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         star = " *" if row.get("claimed") else ""
-        lines.append(f"| {row['task']} | {row['weak']} -> {row['strong']} | {fmt(row['weak_acc'])} | "
-                     f"{fmt(row['ceiling_acc'])} | {fmt(row.get('xent_acc'))} | "
-                     f"{interval(row, 'xent_pgr', 'xent_pgr_lo', 'xent_pgr_hi', 2)} | {fmt(row.get('student_acc'))} | "
+        lines.append(f"| {row['task']} | {row['weak']} -> {row['strong']} | {number(row['weak_acc'])} | "
+                     f"{number(row['ceiling_acc'])} | {number(row.get('xent_acc'))} | "
+                     f"{interval(row, 'xent_pgr', 'xent_pgr_lo', 'xent_pgr_hi', 2)} | "
+                     f"{number(row.get('student_acc'))} | "
                      f"{interval(row, 'student_pgr', 'student_pgr_lo', 'student_pgr_hi', 2)} | "
                      f"{row.get('baseline', '')} | {interval(row, 'diff', 'diff_lo', 'diff_hi', 3, True)}{star} | "
-                     f"{p_text(row.get('p'))} | {p_text(row.get('p_holm'))} | {fmt(row.get('mdd'))} | "
+                     f"{p_short(row.get('p'))} | {p_short(row.get('p_holm'))} | {number(row.get('mdd'))} | "
                      f"{row.get('xent_suspect', 0)}, {row.get('student_suspect', 0)} of {row['seeds']} |")
     return lines
 
@@ -255,14 +250,14 @@ def markdown_leaderboard(primaries: list[dict], pooled: dict, student: str) -> l
         lines.append(f"| {row['task']} | {row['weak']} -> {row['strong']} | {row.get('baseline', '')} | "
                      f"{interval(row, 'xent_pgr', 'xent_pgr_lo', 'xent_pgr_hi', 2)} | "
                      f"{interval(row, 'student_pgr', 'student_pgr_lo', 'student_pgr_hi', 2)} | "
-                     f"{interval(row, 'diff', 'diff_lo', 'diff_hi', 3, True)}{star} | {p_text(row.get('p'))} | "
-                     f"{p_text(row.get('p_holm'))} | {fmt(row.get('mdd'))} | {published.beside(row['task'])} |")
-    lines.append(f"| **pooled ({pooled['compared']} tasks)** | | | median {fmt(pooled['xent_median_pgr'], 2)} "
-                 f"[{fmt(pooled['xent_median_lo'], 2)}, {fmt(pooled['xent_median_hi'], 2)}] | median "
-                 f"{fmt(pooled['student_median_pgr'], 2)} [{fmt(pooled['student_median_lo'], 2)}, "
-                 f"{fmt(pooled['student_median_hi'], 2)}] | {fmt(pooled['diff'], 3, True)} "
-                 f"[{fmt(pooled['diff_lo'], 3, True)}, {fmt(pooled['diff_hi'], 3, True)}] | {p_text(pooled['p'])} "
-                 f"| sign test: {pooled['wins']} of {pooled['decided']}, p {p_text(pooled['p_sign'])} | | "
+                     f"{interval(row, 'diff', 'diff_lo', 'diff_hi', 3, True)}{star} | {p_short(row.get('p'))} | "
+                     f"{p_short(row.get('p_holm'))} | {number(row.get('mdd'))} | {published.beside(row['task'])} |")
+    lines.append(f"| **pooled ({pooled['compared']} tasks)** | | | median {number(pooled['xent_median_pgr'], 2)} "
+                 f"[{number(pooled['xent_median_lo'], 2)}, {number(pooled['xent_median_hi'], 2)}] | median "
+                 f"{number(pooled['student_median_pgr'], 2)} [{number(pooled['student_median_lo'], 2)}, "
+                 f"{number(pooled['student_median_hi'], 2)}] | {signed(pooled['diff'])} "
+                 f"[{signed(pooled['diff_lo'])}, {signed(pooled['diff_hi'])}] | {p_short(pooled['p'])} "
+                 f"| sign test: {pooled['wins']} of {pooled['decided']}, p {p_short(pooled['p_sign'])} | | "
                  f"Burns et al.: median .25 / .80 |")
     lines += ["", f"Published numbers: {published.NOTES}."]
     return lines
@@ -274,15 +269,16 @@ def claims(pooled: dict, student: str) -> list[dict]:
     n = pooled["tasks"]
     return [
         {"claim": "(a) naive W2S: xent's PGR > 0", "result": f"{pooled['xent_pgr_above_0']} of {n} tasks with a gap "
-         f"(PGR interval above 0)", "median": f"{fmt(pooled['xent_median_pgr'], 2)} [{fmt(pooled['xent_median_lo'], 2)}"
-         f", {fmt(pooled['xent_median_hi'], 2)}]", "interval": pooled["xent_median_method"]},
+         f"(PGR interval above 0)", "median": f"{number(pooled['xent_median_pgr'], 2)} "
+         f"[{number(pooled['xent_median_lo'], 2)}, {number(pooled['xent_median_hi'], 2)}]",
+         "interval": pooled["xent_median_method"]},
         {"claim": f"(a) {student}'s PGR > 0", "result": f"{pooled['student_pgr_above_0']} of {n} tasks",
-         "median": f"{fmt(pooled['student_median_pgr'], 2)} [{fmt(pooled['student_median_lo'], 2)}, "
-         f"{fmt(pooled['student_median_hi'], 2)}]", "interval": pooled["student_median_method"]},
+         "median": f"{number(pooled['student_median_pgr'], 2)} [{number(pooled['student_median_lo'], 2)}, "
+         f"{number(pooled['student_median_hi'], 2)}]", "interval": pooled["student_median_method"]},
         {"claim": f"(c) {student} beats its matched baseline", "result": f"wins {pooled['wins']} of "
-         f"{pooled['decided']} tasks, sign test p {p_text(pooled['p_sign'])}", "median": "",
-         "interval": f"pooled difference {fmt(pooled['diff'], 3, True)} [{fmt(pooled['diff_lo'], 3, True)}, "
-         f"{fmt(pooled['diff_hi'], 3, True)}] (t over tasks), p {p_text(pooled['p'])}"},
+         f"{pooled['decided']} tasks, sign test p {p_short(pooled['p_sign'])}", "median": "",
+         "interval": f"pooled difference {signed(pooled['diff'])} [{signed(pooled['diff_lo'])}, "
+         f"{signed(pooled['diff_hi'])}] (t over tasks), p {p_short(pooled['p'])}"},
     ]
 
 

@@ -30,9 +30,10 @@ from matplotlib.figure import Figure
 
 from w2slab import stats
 from w2slab.diagnostics import unpack_correct
+from w2slab.formatting import markdown_cell, number, p_value, signed
 from w2slab.report.plots import _colours, _ensure_dir, _save, _slug
 from w2slab.report.records import nanmean, order_losses, test_set_key
-from w2slab.report.tables import fmt, md_cell, pooled_pgr, shares_test_set
+from w2slab.report.tables import pooled_pgr, shares_test_set
 
 BASELINE = "xent"
 PAIRED_COLUMNS = ("dataset", "weak", "strong", "student", "baseline", "family", "comparisons", "n_seeds",
@@ -212,14 +213,6 @@ def _student(row: dict) -> str:
     return row["student"] + (" **ORACLE**" if row["oracle"] and "(oracle)" not in row["student"] else "")
 
 
-def signed(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:+.3f}"
-
-
-def p_cell(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
-
-
 def paired_markdown(rows: list[dict]) -> str:
     """The paired comparisons, one table per family, each saying how many comparisons it holds."""
     lines = ["# Paired differences against each student's matched baseline", "",
@@ -237,17 +230,17 @@ def paired_markdown(rows: list[dict]) -> str:
         members = [r for r in rows if r["family"] == family]
         first = members[0]
         gap = "" if first["pair_has_gap"] else " — no gap: no PGR and no star"
-        lines += [f"## {md_cell(family)} ({first['comparisons']} comparisons){gap}", "",
+        lines += [f"## {markdown_cell(family)} ({first['comparisons']} comparisons){gap}", "",
                   "| student | baseline | supervisor acc | gap [95% CI] | GT | seeds | difference [95% CI] | p | "
                   "Holm p | BH q | MDD |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in members:
             star = " *" if r["claimed"] else ""
             lines.append(
-                f"| {md_cell(_student(r))} | {md_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | "
+                f"| {markdown_cell(_student(r))} | {markdown_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | "
                 f"{r['gap']:.3f} [{r['gap_lo']:.3f}, {r['gap_hi']:.3f}] | {r['ground_truth']:.0f} "
                 f"({r['baseline_ground_truth']:.0f}) | {r['n_seeds']} | {signed(r['diff_mean'])} "
-                f"[{signed(r['diff_lo'])}, {signed(r['diff_hi'])}]{star} | {p_cell(r['p'])} | "
-                f"{p_cell(r['p_holm'])} | {p_cell(r['q_bh'])} | {fmt(r['mdd'])} |")
+                f"[{signed(r['diff_lo'])}, {signed(r['diff_hi'])}]{star} | {p_value(r['p'])} | "
+                f"{p_value(r['p_holm'])} | {p_value(r['q_bh'])} | {number(r['mdd'])} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -266,11 +259,11 @@ def diagnostics_markdown(rows: list[dict]) -> str:
              "new errors | CAPA weak-ceiling | ECE weak / ceiling / student | Brier student |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {md_cell(r['dataset'])} | {md_cell(r['weak'])} | {md_cell(r['strong'])} | "
-                     f"{md_cell(_student(r))} | {r['n_seeds']} | "
+        lines.append(f"| {markdown_cell(r['dataset'])} | {markdown_cell(r['weak'])} | {markdown_cell(r['strong'])} | "
+                     f"{markdown_cell(_student(r))} | {r['n_seeds']} | "
                      f"{r['misfit']:.3f} | {r['gain']:+.3f} | {r['gain_ge_misfit']}/{r['n_seeds']} | "
                      f"{r['corrected']:.3f} | {r['imitated']:.3f} | {r['new_errors']:.3f} | "
-                     f"{fmt(r['capa_weak_ceiling'])} | "
+                     f"{number(r['capa_weak_ceiling'])} | "
                      f"{r['weak_ece']:.3f} / {r['ceiling_ece']:.3f} / {r['student_ece']:.3f} | "
                      f"{r['student_brier']:.3f} |")
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ import numpy as np
 
 from w2slab import stats
 from w2slab.diagnostics import unpack_correct
+from w2slab.formatting import markdown_cell, number, with_interval
 from w2slab.report.records import (
     KEY_FIELDS,
     config_difference,
@@ -178,10 +179,10 @@ def pgr_cell(row: dict) -> str:
         return f"no gap ({row['n_gap']} of {row['n_seeds']})"
     if not row.get("pooled_from_examples"):  # older records: the mean over seeds with a gap, a t-interval
         if row["n_gap"] == 1:  # one seed has no interval over seeds: never print a zero-width one
-            return f"{fmt(row['pgr_mean'])} (1 of {row['n_seeds']}; no interval: rerun to record test examples)"
-        interval = fmt_ci(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"])
+            return f"{number(row['pgr_mean'])} (1 of {row['n_seeds']}; no interval: rerun to record test examples)"
+        interval = with_interval(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"])
         return f"{interval} ({row['n_gap']} of {row['n_seeds']}, mean over seeds)"
-    interval = fmt_ci(row["pgr_pooled"], row["pgr_pooled_lo"], row["pgr_pooled_hi"])
+    interval = with_interval(row["pgr_pooled"], row["pgr_pooled_lo"], row["pgr_pooled_hi"])
     return f"{interval} ({row['n_gap']} of {row['n_seeds']})"
 
 
@@ -224,16 +225,6 @@ def write_tables(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
     return csv_path, md_path
 
 
-def fmt(value: float) -> str:
-    """A number to 3 decimals; NaN (undefined) as ``n/a``."""
-    return "n/a" if math.isnan(value) else f"{value:.3f}"
-
-
-def fmt_ci(point: float, low: float, high: float) -> str:
-    """``0.550 [0.410, 0.700]``; just ``n/a`` when the statistic is undefined."""
-    return "n/a" if math.isnan(point) else f"{fmt(point)} [{fmt(low)}, {fmt(high)}]"
-
-
 def markdown_table(rows: list[dict]) -> str:
     """The summary as a Markdown document: a one-paragraph legend, then one table."""
     header = ["dataset", "loss", "weak", "strong", "seeds", "PGR pooled [95% CI] (seeds with a gap of n)",
@@ -265,29 +256,23 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         seeds = str(row["n_seeds"]) if row["n_pgr"] == row["n_seeds"] else f"{row['n_pgr']}/{row['n_seeds']}"
         cells = [
-            *(md_cell(row[key]) for key in ("dataset", "loss", "weak", "strong")), seeds,
+            *(markdown_cell(row[key]) for key in ("dataset", "loss", "weak", "strong")), seeds,
             pgr_cell(row),
-            fmt(row["pgr_median"]) if row["n_pgr"] > 1 and row.get("pgr_shown") else "n/a",
-            *(fmt_ci(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) if row["n_seeds"] > 1 else fmt(row[f"{n}_mean"])
-              for n in ACCURACIES),  # one seed: the value alone (an interval over one seed has zero width)
-            md_cell(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
-            md_cell(row["note"]),
+            number(row["pgr_median"]) if row["n_pgr"] > 1 and row.get("pgr_shown") else "n/a",
+            *(with_interval(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) if row["n_seeds"] > 1
+              else number(row[f"{n}_mean"]) for n in ACCURACIES),  # one seed: the value alone (no zero-width interval)
+            markdown_cell(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
+            markdown_cell(row["note"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     missing = [row for row in rows if row.get("n_no_experiment")]
     if missing:
         lines += ["", "## No W2S experiment", ""]
         lines += [f"- {row['dataset']} / {row['loss']} / {row['weak']} → {row['strong']} (config {row['config_id']}): "
-                  f"{md_cell(row['no_experiment'])}" for row in missing]
+                  f"{markdown_cell(row['no_experiment'])}" for row in missing]
     suspect = [row for row in rows if row["n_suspect"]]
     if suspect:
         lines += ["", "## Suspect runs", ""]
         lines += [f"- {row['dataset']} / {row['loss']} / {row['weak']} → {row['strong']} (config {row['config_id']}): "
-                  f"{md_cell(row['suspect'])}" for row in suspect]
+                  f"{markdown_cell(row['suspect'])}" for row in suspect]
     return "\n".join(lines) + "\n"
-
-
-def md_cell(text: object) -> str:
-    """Cell text that cannot break a Markdown table: a ``|`` (a config value such as ``keyword=a|b``) would start
-    a new column, a newline a new row."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
