@@ -12,7 +12,8 @@ import torch
 from rich.console import Console
 
 from w2slab import stats
-from w2slab.results import SUSPECT_ONE_CLASS_FRACTION, ExperimentResult, ExperimentSummary, summary_table
+from w2slab.report.console import summary_table
+from w2slab.results import SUSPECT_ONE_CLASS_FRACTION, ExperimentResult, ExperimentSummary
 
 N = 400
 CONFIG = {"dataset": "toy", "weak": "minilm-l6", "strong": "mpnet-base", "n_train": 2000, "n_test": N, "seed": 0,

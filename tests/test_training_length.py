@@ -171,8 +171,10 @@ def test_an_unconverged_training_is_retried_and_ends_converged_chosen_without_th
     assert any(note.startswith("ceiling retried at ") for note in saved["length"]), saved["length"]
     from rich.console import Console
 
+    from w2slab.report.console import summary_table
+
     console = Console(width=200, record=True)
-    console.print(__import__("w2slab.results", fromlist=["summary_table"]).summary_table(summary))
+    console.print(summary_table(summary))
     assert "ceiling retried at" in console.export_text()
 
 
@@ -259,7 +261,8 @@ def make_result(weak_acc: float, ceiling_p: float = 0.95, ceiling_loss: float = 
 def table_text(result) -> str:
     from rich.console import Console
 
-    from w2slab.results import ExperimentSummary, summary_table
+    from w2slab.report.console import summary_table
+    from w2slab.results import ExperimentSummary
 
     summary = ExperimentSummary(config=result.config, results={"xent": result}, stability={}, notes=[], stages={},
                                 resolved={})

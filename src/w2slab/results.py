@@ -7,7 +7,7 @@
   ``result.json``; sweeps publish it to ``RUN_ROOT/experiments/<id>/result.json``; reports read it back
   with :func:`read_results`, which validates every file.
 - :class:`ExperimentSummary`: one experiment with all its losses (``metrics.json`` of ``w2s run``),
-  built from its results and the stages' stability reports, and printed by :func:`summary_table`.
+  built from its results and the stages' stability reports (printed by :func:`w2slab.report.console.summary_table`).
 """
 
 from __future__ import annotations
@@ -549,7 +549,7 @@ def no_experiment_reason(result: ExperimentResult | dict[str, Any]) -> str:
     (its test accuracy's interval, :func:`w2slab.stats.mean_estimate` over the test examples, includes 1/K: its
     labels carry nothing to generalise from), or a ceiling that did not converge (the gap is then the optimiser's,
     not the strong model's). Every table's gap rule counts such a run as one without a gap, so no PGR of it is
-    shown as a result (``report.tables.has_gap``, :func:`summary_table`)."""
+    shown as a result (``report.tables.has_gap``, ``report.console.summary_table``)."""
     get = result.get if isinstance(result, dict) else (lambda key, default=None: getattr(result, key, default))
     reasons = []
     correct, size, k = (get("test_correct") or {}).get("weak"), int(get("test_size") or 0), int(get("num_classes") or 0)
@@ -640,63 +640,6 @@ class ExperimentSummary:
             "stages": self.stages,
             "wall_seconds": self.wall_seconds,
         })
-
-
-def summary_table(summary: ExperimentSummary):
-    """The printed result of ``w2s run`` as a rich table.
-
-    The last column holds the students' PGR CI (``unbounded`` when the bootstrap cannot bound it) and the
-    gap's CI; rows of a suspect model are marked and the reasons are listed under the table.
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    first = summary.first
-    table = Table(title=f"{first.dataset}: {first.weak} -> {first.strong} (seed {first.seed}, n_test "
-                        f"{summary.config['n_test']})")
-    for column in ("model", "accuracy", "AUROC", "ECE", "p90 max p", "PGR", "95% CI"):
-        table.add_column(column, justify="right" if column != "model" else "left")
-    no_experiment = first.no_experiment()
-    has_gap = first.gap_ci95[0] > 0 and not no_experiment  # False when NaN
-    at_chance = not first.ceiling_over_chance_ci95[0] > 0  # NaN (an old record): not said
-    table.caption = (f"{no_experiment}, so no PGR is a result here. " if no_experiment else "" if has_gap else
-                     "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
-        ("ceiling at chance: its margin over chance reaches 0, so this dataset measures nothing with these "
-         "models. " if at_chance and not math.isnan(first.ceiling_over_chance_ci95[0]) else "") + \
-        "Intervals over the test examples (one seed; w2slab.stats)."
-
-    def confidence(result: ExperimentResult, role: str) -> tuple[str, str]:
-        cal = (result.diagnostics.get("calibration") or {}).get(role) or {}
-        return console(cal.get("ece", NAN)), console(cal.get("p90_max_prob", NAN))
-
-    def label(text: str, suspect: bool) -> str:
-        return escape(text) + (" [bold red]SUSPECT[/]" if suspect else "")
-
-    def interval(low: float, high: float) -> str:
-        return escape(f"[{console(low)}, {console(high)}]")
-
-    roles = set().union(*(result.suspect_roles() for result in summary.results.values()))
-    table.add_row(label(f"weak ({first.weak})", "weak" in roles), console(first.weak_accuracy),
-                  console(first.weak_auroc), *confidence(first, "weak"), "", "")
-    for loss, result in summary.results.items():
-        ci = "unbounded" if result.pgr_ci_unbounded else interval(*result.pgr_ci95)
-        table.add_row(label(f"w2s student ({loss})", "student" in result.suspect_roles()),
-                      console(result.student_accuracy), console(result.student_auroc), *confidence(result, "student"),
-                      console(result.pgr) if has_gap else "n/a" if no_experiment else "no gap", ci if has_gap else "")
-    table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), console(first.ceiling_accuracy),
-                  console(first.ceiling_auroc), *confidence(first, "ceiling"), "", "")
-    table.add_row("gap (ceiling - weak)", console(first.ceiling_accuracy - first.weak_accuracy), "", "", "", "",
-                  interval(*first.gap_ci95))
-    if not math.isnan(first.ceiling_over_chance):
-        table.add_row("ceiling - chance", console(first.ceiling_over_chance), "", "", "", "",
-                      interval(*first.ceiling_over_chance_ci95))
-    if notes := summary.length_notes():
-        table.caption = "; ".join(notes) + ". " + table.caption
-    if summary.suspect:
-        table.caption = "suspect: " + "; ".join(summary.suspect) + ". " + table.caption
-        table.caption_style = "red"
-    table.caption = escape(table.caption)
-    return table
 
 
 def _as_float(value: Any, key: str, source: str, fix: str) -> float:
