@@ -50,8 +50,12 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from w2slab.results import ExperimentResult
 
 DATASET = "sst2_sentences"
 LOSSES = ("xent", "logconf", "entropy", "adaptive_conf", "product", "kl", "reverse_kl", "window",
@@ -96,45 +100,45 @@ def configs(args) -> list:
     return out
 
 
-def setting(record: dict) -> str:
-    """How the record's strong model trained (``probe``, ``full``, ``lora``): what separates the two parts."""
+def setting(record: ExperimentResult) -> str:
+    """How the result's strong model trained (``probe``, ``full``, ``lora``): what separates the two parts."""
     from w2slab.config import ExperimentConfig
 
-    return ExperimentConfig.from_dict(record["config"]).train_config("strong").mode
+    return ExperimentConfig.from_dict(record.config).train_config("strong").mode
 
 
-def family_of(record: dict) -> str:
+def family_of(record: ExperimentResult) -> str:
     """The family a comparison is corrected in, declared before the run: every student of one (setting, pair)
     against its matched baseline."""
-    return f"{setting(record)}: {record['weak']} -> {record['strong']}"
+    return f"{setting(record)}: {record.weak} -> {record.strong}"
 
 
-def student_rows(records: list[dict]) -> list[dict]:
+def student_rows(records: list[ExperimentResult]) -> list[dict]:
     """Per (setting, pair, student): the pooled PGR over all seeds (shown under the gap rule) and the paired
     difference against the student's matched baseline with p, Holm p and BH q over its family (w2slab.stats)."""
+    from w2slab import stats
     from w2slab.report.methods import matched_baseline, paired_rows, student_label_ground_truth
     from w2slab.report.records import order_losses
-    from w2slab.report.tables import has_gap, pooled_pgr
 
     compared = {(r["family"], r["student"]): r for r in paired_rows(records, family_of=family_of)}
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: r["seed"]):
-        groups[(setting(record), record["weak"], record["strong"], record["loss"])].append(record)
+    groups: dict[tuple, list[ExperimentResult]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: r.seed):
+        groups[(setting(record), record.weak, record.strong, record.loss)].append(record)
     rows = []
     for (mode, weak, strong, student), group in groups.items():
-        pooled = pooled_pgr(group)
+        pooled = stats.pooled_pgr(group)
         family = family_of(group[0])
         row = {"setting": mode, "weak": weak, "strong": strong, "student": student, "family": family,
                "baseline": matched_baseline(group[0]) or "", "seeds": len(group),
-               "seeds_with_gap": sum(has_gap(r) for r in group),
-               "supervisor_acc": float(np.mean([r["weak_accuracy"] for r in group])),
-               "ceiling_acc": float(np.mean([r["ceiling_accuracy"] for r in group])),
-               "student_acc": float(np.mean([r["student_accuracy"] for r in group])),
+               "seeds_with_gap": sum(r.has_gap() for r in group),
+               "supervisor_acc": float(np.mean([r.weak_accuracy for r in group])),
+               "ceiling_acc": float(np.mean([r.ceiling_accuracy for r in group])),
+               "student_acc": float(np.mean([r.student_accuracy for r in group])),
                "gap": pooled.gap.value, "gap_lo": pooled.gap.ci95[0], "gap_hi": pooled.gap.ci95[1],
                "pgr_shown": pooled.shown, "pgr": pooled.pgr, "pgr_lo": pooled.ci95[0], "pgr_hi": pooled.ci95[1],
                "ground_truth": float(np.mean([student_label_ground_truth(r) for r in group])),
-               "oracle": any(bool(r.get("oracle")) for r in group),
-               "suspect": sum(bool(r.get("suspect")) for r in group)}
+               "oracle": any(r.oracle for r in group),
+               "suspect": sum(bool(r.suspect) for r in group)}
         paired = compared.get((family, student))
         if paired is not None:
             row.update({key: paired[key] for key in ("comparisons", "diff_mean", "diff_lo", "diff_hi", "se", "df",
@@ -216,7 +220,7 @@ KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", 
                "experiment_id", "config", "validation", "trace")
 
 
-def write_records(records: list[dict], path: Path) -> None:
+def write_records(records: list[ExperimentResult], path: Path) -> None:
     """The per-example outcomes behind the table (:func:`w2slab.bench.records.write_records` with this benchmark's
     fields)."""
     from w2slab.bench.records import write_records as write
@@ -224,7 +228,7 @@ def write_records(records: list[dict], path: Path) -> None:
     write(records, path, KEPT_FIELDS)
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[ExperimentResult]:
     from w2slab.bench.records import read_records as read
 
     return read(path)
@@ -275,10 +279,10 @@ def main() -> None:
     # this invocation's experiments only: the run root also holds those of earlier code revisions (results
     # written before they recorded their code revision share a config id with these, and would count as seeds)
     ids = sorted(r.experiment_id for r in result.results)
-    records = [r for r in load_records(Path(args.run_root)) if r["experiment_id"] in set(ids)]
+    records = [r for r in load_records(Path(args.run_root)) if r.experiment_id in set(ids)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    by_setting = {mode: sorted(r["experiment_id"] for r in records if setting(r) == mode) for mode in SETTINGS}
+    by_setting = {mode: sorted(r.experiment_id for r in records if setting(r) == mode) for mode in SETTINGS}
     (out / "experiments.json").write_text(json.dumps(by_setting) + "\n", encoding="utf-8")  # for reproduction.py
     write_records(records, out / "records.jsonl.gz")
     from w2slab.fingerprint import source_digest

@@ -86,9 +86,9 @@ def find(rows: list[dict], dataset: str, weak: str, strong: str, loss: str) -> d
 def test_load_records_normalises_nulls_and_flags(run_root):
     records = load_records(run_root)
     assert len(records) == len(PGR) * len(SEEDS) + 1
-    self_pairs = [r for r in records if r["weak"] == r["strong"]]
-    assert all(math.isnan(r["pgr"]) and r["self_pair"] and r["weak_not_smaller"] for r in self_pairs)
-    assert all(isinstance(r["pgr"], float) for r in records)
+    self_pairs = [r for r in records if r.weak == r.strong]
+    assert all(math.isnan(r.pgr) and r.self_pair and r.weak_not_smaller for r in self_pairs)
+    assert all(isinstance(r.pgr, float) for r in records)
 
 
 def test_aggregate_matches_hand_computed_statistics(rows):
@@ -240,7 +240,7 @@ def test_two_configurations_of_one_pair_are_reported_apart(tmp_path):
     assert "seed" not in second["config_diff"]
     assert "no config recorded" in third["config_diff"]
     # the seed does not enter the config id: the three main records share one
-    assert len({r["config_id"] for r in records if r["experiment_id"] in {m["experiment_id"] for m in main}}) == 1
+    assert len({r.config_id() for r in records if r.experiment_id in {m["experiment_id"] for m in main}}) == 1
 
     paths = write_report(root)
     markdown = paths["tables"][1].read_text(encoding="utf-8")

@@ -75,7 +75,7 @@ def _refuse_mismatched_test_sets(left: list[ExperimentResult], right: list[Exper
 
 def compare(a: str | Path, b: str | Path, *, role: str = "student") -> list[dict[str, Any]]:
     """Paired differences ``B - A`` of ``role``'s test accuracy (student, ceiling or weak), per student label,
-    over the seeds both hold, with the interval and p-value of :func:`w2slab.stats.paired_difference` (the
+    over the seeds both hold, with the interval and p-value of :func:`w2slab.stats.paired_results` (the
     benchmark's rule: seeds crossed with the shared test examples) and Holm / BH over the labels compared.
 
     Results pair when they share a test set, a seed and a student label (:func:`pairing_key`); when A and B each
@@ -100,12 +100,8 @@ def compare(a: str | Path, b: str | Path, *, role: str = "student") -> list[dict
     groups: dict[tuple, list[tuple[ExperimentResult, ExperimentResult]]] = defaultdict(list)
     for key in shared:
         groups[(left_keys[key].dataset, key[-1])].append((left_keys[key], right_keys[key]))
-    entries = []
-    for (dataset, student), pairs in sorted(groups.items()):
-        one_set = len({x.test_set() for x, _ in pairs}) == 1
-        estimate = stats.paired_difference([y.correct(role).astype(float) for _, y in pairs],
-                                           [x.correct(role).astype(float) for x, _ in pairs], shared_test_set=one_set)
-        entries.append(((dataset, student), estimate))
+    entries = [((dataset, student), stats.paired_results([y for _, y in pairs], [x for x, _ in pairs], role))
+               for (dataset, student), pairs in sorted(groups.items())]
     adjusted = stats.adjust_family(f"{a} vs {b}", [(s, "A", e) for (_, s), e in entries])
     rows = []
     for ((dataset, student), estimate), comparison in zip(entries, adjusted, strict=True):

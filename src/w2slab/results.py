@@ -241,6 +241,26 @@ class ExperimentResult:
             raise W2SError(f"result {self.experiment_id} has no per-example record of {role}; re-run its evaluation")
         return unpack_correct(self.test_correct[role], self.test_size)
 
+    def validation_correct(self, role: str) -> np.ndarray:
+        """Per-example correctness of ``role`` on the validation split (what a tuning choice pools, never the test
+        set's)."""
+        packed = (self.validation.get("correct") or {}).get(role)
+        if packed is None:
+            raise W2SError(f"result {self.experiment_id} has no per-example validation record of {role}; re-run its "
+                           "evaluation")
+        return unpack_correct(packed, int(self.validation["size"]))
+
+    def has_outcomes(self) -> bool:
+        """Whether the result recorded its per-example test outcomes (results written before they did have none,
+        and pool into no interval over examples)."""
+        return bool(self.test_correct) and self.test_size > 0
+
+    def has_gap(self) -> bool:
+        """Whether this seed counts as one with a gap in every table's gap rule: its own gap interval (ceiling - weak
+        over its test examples) excludes 0 (not where it is unknown) and it is a W2S experiment at all
+        (:meth:`no_experiment`)."""
+        return bool(self.gap_ci95[0] > 0) and not self.no_experiment()
+
     def test_set(self) -> str:
         """What two results must share to be paired example by example (:func:`test_set_identity`)."""
         return test_set_identity(self.dataset, self.test_size, self.config, self.resolved)
@@ -544,22 +564,21 @@ def unconverged_ceiling(suspect: list[str]) -> list[str]:
     return [reason for reason in suspect if reason.startswith("ceiling did not converge")]
 
 
-def no_experiment_reason(result: ExperimentResult | dict[str, Any]) -> str:
+def no_experiment_reason(result: ExperimentResult) -> str:
     """Why a run is no weak-to-strong experiment, in one line (empty where it is one): the weak model at chance
     (its test accuracy's interval, :func:`w2slab.stats.mean_estimate` over the test examples, includes 1/K: its
     labels carry nothing to generalise from), or a ceiling that did not converge (the gap is then the optimiser's,
     not the strong model's). Every table's gap rule counts such a run as one without a gap, so no PGR of it is
-    shown as a result (``report.tables.has_gap``, ``report.console.summary_table``)."""
-    get = result.get if isinstance(result, dict) else (lambda key, default=None: getattr(result, key, default))
+    shown as a result (:meth:`ExperimentResult.has_gap`, ``report.console.summary_table``)."""
     reasons = []
-    correct, size, k = (get("test_correct") or {}).get("weak"), int(get("test_size") or 0), int(get("num_classes") or 0)
-    if correct and size and k >= 2:
-        weak = stats.mean_estimate([unpack_correct(correct, size).astype(float)])
+    k = result.num_classes
+    if result.test_correct.get("weak") and result.test_size and k >= 2:
+        weak = stats.mean_estimate([result.correct("weak")])
         low, high = weak.ci95
         if low <= 1.0 / k <= high:
             reasons.append(f"weak model at chance ({weak.value:.3f} [{low:.3f}, {high:.3f}], chance {1.0 / k:.3f}): "
                            "no W2S experiment")
-    unconverged = unconverged_ceiling(get("suspect") or [])
+    unconverged = unconverged_ceiling(result.suspect)
     if unconverged:
         reasons.append(f"{unconverged[0]}: no W2S experiment")
     return "; ".join(reasons)

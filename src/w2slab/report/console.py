@@ -24,7 +24,7 @@ def summary_table(summary: ExperimentSummary) -> Table:
     for column in ("model", "accuracy", "AUROC", "ECE", "p90 max p", "PGR", "95% CI"):
         table.add_column(column, justify="right" if column != "model" else "left")
     no_experiment = first.no_experiment()
-    has_gap = first.gap_ci95[0] > 0 and not no_experiment  # False when NaN
+    has_gap = first.has_gap()
     at_chance = not first.ceiling_over_chance_ci95[0] > 0  # NaN (an old record): not said
     table.caption = (f"{no_experiment}, so no PGR is a result here. " if no_experiment else "" if has_gap else
                      "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \

@@ -10,7 +10,6 @@ right after the main configuration's, with the fields that differ.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 import warnings
 from collections import defaultdict
@@ -20,12 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from w2slab import stats
-from w2slab.diagnostics import unpack_correct
 from w2slab.formatting import markdown_cell, number, with_interval
 from w2slab.report.records import (
     KEY_FIELDS,
     config_difference,
-    config_id_of,
     identity_of,
     key_of,
     main_config_records,
@@ -33,9 +30,8 @@ from w2slab.report.records import (
     nanmean,
     order_losses,
     order_models,
-    test_set_key,
 )
-from w2slab.results import no_experiment_reason
+from w2slab.results import ExperimentResult
 
 ACCURACIES = ("weak_accuracy", "ceiling_accuracy", "student_accuracy")
 AUROCS = ("weak_auroc", "ceiling_auroc", "student_auroc")
@@ -73,25 +69,25 @@ def summarize(values) -> tuple[float, float, float]:
     return (estimate.value, *estimate.ci95)
 
 
-def aggregate(records: list[dict]) -> list[dict]:
-    """One summary row per configuration ((dataset, weak, strong, loss) + config id), ordered as the plots are.
+def aggregate(results: list[ExperimentResult]) -> list[dict]:
+    """One summary row per configuration ((dataset, weak, strong, student) + config id), ordered as the plots are.
 
-    Rows go by dataset, loss (paper order), weak model (by weak accuracy), strong model (by ceiling), then
+    Rows go by dataset, student (paper order), weak model (by weak accuracy), strong model (by ceiling), then
     the main configuration before the others.
     """
-    groups: dict[tuple[str, ...], list[dict]] = defaultdict(list)
-    for record in records:
-        groups[(*key_of(record), config_id_of(record))].append(record)
-    main = main_configs(records)
+    groups: dict[tuple[str, ...], list[ExperimentResult]] = defaultdict(list)
+    for result in results:
+        groups[(*key_of(result), result.config_id())].append(result)
+    main = main_configs(results)
     main_config = {key[:-1]: identity_of(group[0]) for key, group in groups.items() if main[key[:-1]] == key[-1]}
     rows = [_summarize_group(key, group, main_config[key[:-1]], key[-1] == main[key[:-1]])
             for key, group in groups.items()]
-    return sorted(rows, key=_row_sort_key(main_config_records(records)))
+    return sorted(rows, key=_row_sort_key(main_config_records(results)))
 
 
-def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict, is_main: bool) -> dict:
+def _summarize_group(key: tuple[str, ...], group: list[ExperimentResult], main_config: dict, is_main: bool) -> dict:
     """Statistics of one configuration over its seeds."""
-    seeds = [r["seed"] for r in group]
+    seeds = [r.seed for r in group]
     if len(set(seeds)) < len(seeds):
         warnings.warn(f"{'/'.join(key)} has repeated seeds {sorted(seeds)}: each record is counted "
                       "as a separate seed", stacklevel=3)
@@ -99,13 +95,13 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     row["config_id"], row["config_main"] = key[-1], is_main
     row["config_diff"] = "" if is_main else config_difference(identity_of(group[0]), main_config)
     # a PGR enters an aggregate only from seeds whose own gap interval excludes 0: elsewhere it divides noise by noise
-    pgrs = [r["pgr"] if has_gap(r) else math.nan for r in group]
+    pgrs = [r.pgr if r.has_gap() else math.nan for r in group]
     row["n_seeds"] = len(group)
     row["n_pgr"] = sum(not math.isnan(v) for v in pgrs)
-    pooled = pooled_pgr(group)
-    row["n_gap"] = sum(has_gap(r) for r in group)
-    row["pooled_from_examples"] = pooled is not None  # else records without per-example correctness (older files)
-    reasons = [f"s{r['seed']}: {reason}" for r in group if (reason := no_experiment_reason(r))]
+    pooled = stats.pooled_pgr(group)
+    row["n_gap"] = sum(r.has_gap() for r in group)
+    row["pooled_from_examples"] = pooled is not None  # else results without per-example correctness (older files)
+    reasons = [f"s{r.seed}: {reason}" for r in group if (reason := r.no_experiment())]
     row["n_no_experiment"], row["no_experiment"] = len(reasons), "; ".join(reasons)
     if pooled is not None:
         row["pgr_shown"] = pooled.shown
@@ -119,55 +115,17 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     finite = [v for v in pgrs if not math.isnan(v)]
     row["pgr_median"] = float(np.median(finite)) if finite else math.nan
     for name in ACCURACIES:
-        row[f"{name}_mean"], row[f"{name}_lo"], row[f"{name}_hi"] = summarize([r[name] for r in group])
+        row[f"{name}_mean"], row[f"{name}_lo"], row[f"{name}_hi"] = summarize([getattr(r, name) for r in group])
     for name in AUROCS:
-        row[f"{name}_mean"] = nanmean(r[name] for r in group)
-    row["self_pair"] = any(r["self_pair"] for r in group)
-    row["weak_not_smaller"] = any(r["weak_not_smaller"] for r in group)
-    row["oracle"] = any(r.get("oracle") for r in group)
-    suspect = [r for r in group if r.get("suspect")]
+        row[f"{name}_mean"] = nanmean(getattr(r, name) for r in group)
+    row["self_pair"] = any(r.self_pair for r in group)
+    row["weak_not_smaller"] = any(r.weak_not_smaller for r in group)
+    row["oracle"] = any(r.oracle for r in group)
+    suspect = [r for r in group if r.suspect]
     row["n_suspect"] = len(suspect)
-    row["suspect"] = "; ".join(f"s{r['seed']}: {reason}" for r in suspect for reason in r["suspect"])
+    row["suspect"] = "; ".join(f"s{r.seed}: {reason}" for r in suspect for reason in r.suspect)
     row["note"] = note(row)
     return row
-
-
-def gap_low(record: dict) -> float:
-    """The lower end of the record's own gap interval (ceiling - weak, over its test examples); NaN if unknown."""
-    low = (record.get("gap_ci95") or [None])[0]
-    return math.nan if low is None else float(low)
-
-
-def has_gap(record: dict) -> bool:
-    """Whether the record's own gap interval excludes 0 (False when NaN) and it is a W2S experiment at all: a weak
-    model at chance or a ceiling that did not converge (:func:`w2slab.results.no_experiment_reason`) counts as a
-    seed without a gap, in every table's gap rule."""
-    return gap_low(record) > 0 and not no_experiment_reason(record)
-
-
-def correct_by_role(record: dict) -> dict[str, np.ndarray]:
-    """Per-example test correctness of the record's weak model, student and ceiling."""
-    return {role: unpack_correct(record["test_correct"][role], int(record["test_size"]))
-            for role in ("weak", "student", "ceiling")}
-
-
-def shares_test_set(group: list[dict]) -> bool:
-    """Whether the records were tested on one test set (:func:`~w2slab.report.records.test_set_key`): their seeds
-    are then crossed with the test examples; otherwise nested."""
-    return len({test_set_key(r) for r in group}) <= 1
-
-
-def pooled_pgr(group: list[dict]) -> stats.Pgr | None:
-    """The PGR of a configuration over all its seeds (:func:`w2slab.stats.pgr_estimate`), or None when some seed
-    did not record its per-example test outcomes (older result files)."""
-    usable = sorted((r for r in group if r.get("test_correct") and r.get("test_size")), key=lambda r: r["seed"])
-    if not usable or len(usable) < len(group):
-        return None
-    pooled = stats.pgr_estimate([correct_by_role(r) for r in usable], shared_test_set=shares_test_set(usable))
-    # the seeds with a gap are those of has_gap (their own gap interval, from the same outcomes, and a W2S experiment)
-    with_gap = sum(has_gap(r) for r in usable)
-    return dataclasses.replace(pooled, seeds_with_gap=with_gap, shown=stats.shows_pgr(with_gap, len(usable),
-                                                                                       pooled.gap))
 
 
 def pgr_cell(row: dict) -> str:
@@ -199,15 +157,15 @@ def note(row: dict) -> str:
     return ", ".join(parts)
 
 
-def _row_sort_key(records: list[dict]) -> Callable[[dict], tuple]:
-    """Sort key placing rows in dataset / loss / weak-capability / strong-capability order."""
+def _row_sort_key(results: list[ExperimentResult]) -> Callable[[dict], tuple]:
+    """Sort key placing rows in dataset / student / weak-capability / strong-capability order."""
     rank: dict[tuple[str, str, str], int] = {}
-    for dataset in {r["dataset"] for r in records}:
-        subset = [r for r in records if r["dataset"] == dataset]
+    for dataset in {r.dataset for r in results}:
+        subset = [r for r in results if r.dataset == dataset]
         for role in ("weak", "strong"):
             for i, name in enumerate(order_models(subset, role)):
                 rank[(dataset, role, name)] = i
-    loss_rank = {loss: i for i, loss in enumerate(order_losses(r["loss"] for r in records))}
+    loss_rank = {loss: i for i, loss in enumerate(order_losses(r.loss for r in results))}
     return lambda row: (row["dataset"], loss_rank[row["loss"]], rank[(row["dataset"], "weak", row["weak"])],
                         rank[(row["dataset"], "strong", row["strong"])], not row["config_main"], row["config_id"])
 
