@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                                        strong_train=strong)
                 began = time.time()
                 result = w2slab.sweep([cfg], RuntimeConfig(run_root=args.run_root, echo=lambda *a, **k: None))
-                (record,) = [r for r in result.results if r.loss == "xent"]
+                (record,) = [r for r in result.results if r.student == "xent"]
                 correct = record.validation_correct("ceiling")
                 runs.append({"task": task, "head": head, "lr": lr, "seconds": round(time.time() - began),
                              "validation_ceiling": float(correct.mean()), "test_ceiling": record.ceiling_accuracy,

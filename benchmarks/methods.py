@@ -123,7 +123,7 @@ def student_rows(records: list[ExperimentResult]) -> list[dict]:
     compared = {(r["family"], r["student"]): r for r in paired_rows(records, family_of=family_of)}
     groups: dict[tuple, list[ExperimentResult]] = defaultdict(list)
     for record in sorted(records, key=lambda r: r.seed):
-        groups[(setting(record), record.weak, record.strong, record.loss)].append(record)
+        groups[(setting(record), record.weak, record.strong, record.student)].append(record)
     rows = []
     for (mode, weak, strong, student), group in groups.items():
         pooled = stats.pooled_pgr(group)
@@ -215,7 +215,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 #: What each committed record keeps: enough to rebuild every table (per-example outcomes, the config that names
 #: its setting and test set, what it read, the students' traces for the reproduction claims).
-KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
+KEPT_FIELDS = ("dataset", "weak", "strong", "student", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
                "student_accuracy", "pgr", "gap_ci95", "ground_truth_labels", "suspect", "test_size", "test_correct",
                "experiment_id", "config", "validation", "trace")
 

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                 for record in result.results:
                     correct = {role: record.validation_correct(role) for role in record.validation["correct"]}
                     runs.append({"task": task, "lr": lr, "epochs": epochs, "pair": f"{record.weak}->{record.strong}",
-                                 "student": record.loss, "suspect": record.suspect,
+                                 "student": record.student, "suspect": record.suspect,
                                  "validation": {role: float(c.mean()) for role, c in correct.items()},
                                  "correct": {role: c.astype(int).tolist() for role, c in correct.items()}})
                 seen = runs[-len(result.results):]

@@ -137,7 +137,7 @@ def groups_of(records: list[ExperimentResult]) -> dict[tuple, list[ExperimentRes
     """(weak, strong, loss) -> its results, by seed."""
     out: dict[tuple, list[ExperimentResult]] = defaultdict(list)
     for r in sorted(records, key=lambda r: r.seed):
-        out[(r.weak, r.strong, r.loss)].append(r)
+        out[(r.weak, r.strong, r.student)].append(r)
     return dict(out)
 
 

@@ -179,7 +179,7 @@ def test_truth_swap_labels_are_the_weak_labels_with_n_rows_of_ground_truth(basel
 
 
 def test_the_report_pairs_each_method_with_its_matched_baseline(baselines_run):
-    records = {r.loss: r for r in load_records(baselines_run.root)}
+    records = {r.student: r for r in load_records(baselines_run.root)}
     expected = {"xent+select[every=2]": "xent+subset",
                 "xent+oracle_select(oracle)": "xent+truth_swap[labelled=200,holdout=0.1](oracle)",
                 "xent+trust[labelled=20](oracle)": "xent+truth_swap[labelled=20](oracle)",
@@ -190,5 +190,5 @@ def test_the_report_pairs_each_method_with_its_matched_baseline(baselines_run):
     assert {(s, b) for s, b in expected.items() if b is not None} <= pairs
     older = replace(records["xent+select[every=2]"], config={"methods": [{"name": "gone"}]})
     assert matched_baseline(older) == "xent"  # the default rule: its config does not build
-    raven = replace(records["xent+select[every=2]"], loss="raven+select[every=2]", config=records["xent"].config)
+    raven = replace(records["xent+select[every=2]"], student="raven+select[every=2]", config=records["xent"].config)
     assert matched_baseline(raven) == "xent+select[every=2]"  # a loss: the baseline loss under the same method

@@ -135,7 +135,7 @@ def test_records_round_trip(tmp_path):
     assert (tmp_path / "r.jsonl.gz").read_bytes() == first  # byte-stable
     back = read_records(tmp_path / "r.jsonl.gz")
     assert [r.test_correct for r in back] == [r.test_correct for r in sorted(
-        records, key=lambda r: (r.experiment_id, r.loss))]
+        records, key=lambda r: (r.experiment_id, r.student))]
 
 
 def test_candidate_resolves_losses_and_methods():

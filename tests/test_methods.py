@@ -379,8 +379,8 @@ def test_report_pairs_each_student_with_xent_and_marks_the_oracle(methods_run, t
     assert any(n.startswith("forest_") for n in names) and any(n.startswith("decomposition_") for n in names)
     records = load_records(root)
     rows = {r["student"]: r for r in paired_rows(records)}
-    assert set(rows) == {r.loss for r in records} - {"xent"}
-    by_label = {r.loss: r for r in records}
+    assert set(rows) == {r.student for r in records} - {"xent"}
+    by_label = {r.student: r for r in records}
 
     def correct(label):
         return by_label[label].correct("student")

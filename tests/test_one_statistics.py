@@ -102,7 +102,7 @@ def test_a_pipe_in_a_name_never_shifts_a_markdown_column(five_seeds):
     root = five_seeds[0]
     records = load_records(root)
     for r in records:
-        r.loss = r.loss.replace("logconf", "logconf[keyword=a|b]")
+        r.student = r.student.replace("logconf", "logconf[keyword=a|b]")
         r.diagnostics = {"misfit": 0.1, "gain": 0.1, "gain_ge_misfit": True,
                             "decomposition": {"corrected": 0.1, "imitated": 0.1, "changed": 0.0, "new_errors": 0.1},
                             "calibration": {role: {"ece": 0.1, "brier": 0.1} for role in ("weak", "ceiling",
@@ -122,7 +122,7 @@ def test_results_are_pooled_from_their_own_outcomes_by_stats(five_seeds):
     its test set (crossed seeds here) and its own gap rule."""
     import dataclasses
 
-    xent = sorted((r for r in load_records(five_seeds[0]) if r.loss == "xent"), key=lambda r: r.seed)
+    xent = sorted((r for r in load_records(five_seeds[0]) if r.student == "xent"), key=lambda r: r.seed)
     arrays = [{role: r.correct(role) for role in stats.ROLES} for r in xent]
     pooled = stats.pooled_pgr(xent)
     expected = stats.pgr_estimate(arrays, shared_test_set=True)

@@ -358,3 +358,21 @@ def test_size_figure_draws_two_configurations_at_one_strong_model(tmp_path):
     records = load_records(write_run_root(tmp_path / "run", records))
     (path,) = plot_accuracy_vs_size(records, tmp_path / "out")
     assert path.stat().st_size > 0
+
+
+def test_a_result_written_with_the_old_loss_key_loads_as_its_student(tmp_path):
+    """Result files that name the student label ``loss`` (written before the field was called ``student``) load
+    unchanged, into every report; files written now say ``student``."""
+    from w2slab.results import ExperimentResult
+
+    old = make_record("sciq", "minilm-l3", "minilm-l6", "xent+conf_filter[drop=0.2]", 0, 0.5)
+    assert "loss" in old and "student" not in old
+    (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    result = ExperimentResult.read(tmp_path / "old.json")
+    assert result.student == "xent+conf_filter[drop=0.2]" and result.pgr == pytest.approx(0.5)
+    written = json.loads(result.write(tmp_path / "new.json").read_text(encoding="utf-8"))
+    assert written["student"] == result.student and "loss" not in written
+    assert ExperimentResult.read(tmp_path / "new.json").to_dict() == result.to_dict()
+    assert ExperimentResult.from_dict({**old, "student": "logconf"}).student == "logconf"  # the field's own name wins
+    (row,) = aggregate(load_records(write_run_root(tmp_path / "run", [old])))
+    assert row["loss"] == "xent+conf_filter[drop=0.2]"  # summary.csv's column keeps its name

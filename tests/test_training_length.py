@@ -254,7 +254,7 @@ def make_result(weak_acc: float, ceiling_p: float = 0.95, ceiling_loss: float = 
         labels={"transfer": labels, "test": labels}, weak={"transfer": weak, "test": weak}, ceiling=ceiling,
         student={"transfer": student, "test": student}, config={"dataset": "toy", "weak": "minilm-l3",
                                                                  "strong": "mpnet-base", "n_test": n},
-        loss="xent", experiment_id=f"x{weak_acc}{ceiling_p}", resolved={}, seed=0, warn=lambda *_: None,
+        label="xent", experiment_id=f"x{weak_acc}{ceiling_p}", resolved={}, seed=0, warn=lambda *_: None,
         stability={"ceiling": {"final_loss": ceiling_loss}})
 
 

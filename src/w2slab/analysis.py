@@ -2,7 +2,7 @@
 
     import w2slab
     df = w2slab.load_results("runs")                 # a run root, or one experiment folder of `w2s run`
-    df.groupby(["loss", "strong_train.lr"]).pgr.mean()
+    df.groupby(["student", "strong_train.lr"]).pgr.mean()
     w2slab.compare("runs/a", "runs/b")               # what `w2s compare A B` prints
 
 One row per result (one student of one experiment): the accuracies, PGR and its interval as ``pgr_ci_low`` /
@@ -56,7 +56,7 @@ def pairing_key(result: ExperimentResult) -> tuple:
     """What two results must share to be compared example by example: the test set
     (:meth:`ExperimentResult.test_set`: dataset and revision, data seed, n_test, data-file fields), the seed and
     the student (loss and method label)."""
-    return (result.test_set(), result.seed, result.loss)
+    return (result.test_set(), result.seed, result.student)
 
 
 def _refuse_mismatched_test_sets(left: list[ExperimentResult], right: list[ExperimentResult], a: str, b: str
@@ -64,11 +64,11 @@ def _refuse_mismatched_test_sets(left: list[ExperimentResult], right: list[Exper
     """One line where A and B hold a dataset, seed and student in common but measured on other test sets (another
     data revision, label field, n_test or size): pairing them example by example would compare apples and
     oranges, or fail on their lengths."""
-    sets = {(r.dataset, r.seed, r.loss): r.test_set() for r in left}
+    sets = {(r.dataset, r.seed, r.student): r.test_set() for r in left}
     for result in right:
-        other = sets.get((result.dataset, result.seed, result.loss))
+        other = sets.get((result.dataset, result.seed, result.student))
         if other is not None and other != result.test_set():
-            raise W2SError(f"compare: {a} and {b} hold {result.dataset} seed {result.seed} ({result.loss}) on other "
+            raise W2SError(f"compare: {a} and {b} hold {result.dataset} seed {result.seed} ({result.student}) on other "
                            f"test sets ({test_set_difference(other, result.test_set())}); compare runs of one data "
                            "revision and one test set")
 
@@ -85,9 +85,9 @@ def compare(a: str | Path, b: str | Path, *, role: str = "student") -> list[dict
 
     left, right = read_results(Path(a)), read_results(Path(b))
     _refuse_mismatched_test_sets(left, right, str(a), str(b))
-    if {r.loss for r in left} != {r.loss for r in right} and len({r.loss for r in left}) == 1 \
-            and len({r.loss for r in right}) == 1:
-        label = f"{left[0].loss} -> {right[0].loss}"
+    if {r.student for r in left} != {r.student for r in right} and len({r.student for r in left}) == 1 \
+            and len({r.student for r in right}) == 1:
+        label = f"{left[0].student} -> {right[0].student}"
         left_keys = {pairing_key(r)[:-1] + (label,): r for r in left}
         right_keys = {pairing_key(r)[:-1] + (label,): r for r in right}
     else:

@@ -1,12 +1,12 @@
 """The result schema, defined once: what an experiment measured, on disk, on screen and in reports.
 
-- :class:`ExperimentResult`: one (experiment, loss): the accuracies of weak, ceiling and student,
+- :class:`ExperimentResult`: one (experiment, student): the accuracies of weak, ceiling and student,
   PGR with its bootstrap CI (or the mark that it is unbounded) and the gap's CI, agreement, pair marks,
-  the reasons the run is *suspect*, the experiment's config (restricted to that loss) and what the
+  the reasons the run is *suspect*, the experiment's config (restricted to that student's loss) and what the
   stages resolved at run time. The ``evaluate`` stage writes it as
   ``result.json``; sweeps publish it to ``RUN_ROOT/experiments/<id>/result.json``; reports read it back
   with :func:`read_results`, which validates every file.
-- :class:`ExperimentSummary`: one experiment with all its losses (``metrics.json`` of ``w2s run``),
+- :class:`ExperimentSummary`: one experiment with all its students (``metrics.json`` of ``w2s run``),
   built from its results and the stages' stability reports (printed by :func:`w2slab.report.console.summary_table`).
 """
 
@@ -58,11 +58,13 @@ SUSPECT_LOSS_NEAR_CHANCE = 0.10
 ROLES = ("weak", "ceiling", "student")
 #: :meth:`ExperimentResult.config_id` of a record written before results carried their config.
 NO_CONFIG_ID = "no-config"
+#: The keys result files wrote before a field was renamed, and the field each is read into.
+OLD_KEYS = {"loss": "student"}
 
 
 @dataclass
 class ExperimentResult:
-    """One (dataset, weak, strong, loss, seed). Undefined numbers (e.g. PGR when ceiling <= weak) are NaN.
+    """One (dataset, weak, strong, student, seed). Undefined numbers (e.g. PGR when ceiling <= weak) are NaN.
 
     ``pgr_ci95`` is Fieller's 95% CI of PGR over the test examples (:func:`w2slab.stats.pgr_estimate`). Where the
     gap itself is not significant, PGR is unbounded within the interval: ``pgr_ci_unbounded`` is true and
@@ -76,7 +78,9 @@ class ExperimentResult:
     dataset: str
     weak: str
     strong: str
-    loss: str  # the loss label: its name plus any non-default parameters
+    # the student's label: its loss's name and non-default parameters, and its method's where it has one
+    # (``xent``, ``logconf[buffer=128]``, ``xent+conf_filter[drop=0.2]``, ``xent+oracle_select(oracle)``)
+    student: str
     seed: int
     weak_accuracy: float
     ceiling_accuracy: float
@@ -100,10 +104,10 @@ class ExperimentResult:
     weak_params: int | None = None
     strong_params: int | None = None
     experiment_id: str = ""
-    config: dict[str, Any] = field(default_factory=dict)  # ExperimentConfig.to_dict() with this loss only
+    config: dict[str, Any] = field(default_factory=dict)  # ExperimentConfig.to_dict() with this student's loss only
     resolved: dict[str, Any] = field(default_factory=dict)  # per role: lr, precision, device, pooling, location
     suspect: list[str] = field(default_factory=list)
-    method: str = "none"  # the method's label; ``loss`` is then the student's label, e.g. xent+conf_filter
+    method: str = "none"  # the method's label (its part of ``student``: conf_filter of xent+conf_filter)
     oracle: bool = False  # the student read ground truth on purpose (a named oracle method): not a W2S result
     ground_truth_labels: dict[str, int] = field(default_factory=dict)  # by role: weak, ceiling, supervisor, student
     # misfit/gain (Charikar et al. 2024), the test-set decomposition and calibration (w2slab.diagnostics)
@@ -117,7 +121,7 @@ class ExperimentResult:
     # its size and the per-example correctness; every tuning choice reads these, never the test numbers
     validation: dict[str, Any] = field(default_factory=dict)
 
-    KEYS = ("dataset", "weak", "strong", "loss")  # what names a configuration in tables and plots
+    KEYS = ("dataset", "weak", "strong", "student")  # what names a configuration in tables and plots
 
     # --- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -125,11 +129,13 @@ class ExperimentResult:
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "result") -> ExperimentResult:
-        """Validate a parsed ``result.json``; every problem names ``source`` so it can be fixed or deleted."""
+        """Validate a parsed ``result.json``; every problem names ``source`` so it can be fixed or deleted. Files
+        written before a field was renamed (:data:`OLD_KEYS`: ``loss`` for ``student``) read the same."""
         fix = "delete it and re-run `w2s sweep`"
         if not isinstance(raw, dict):
             raise W2SError(f"malformed experiment record {source}: expected one JSON object, got "
                            f"{type(raw).__name__}; {fix}")
+        raw = _renamed(raw)
         fields = {f.name: f for f in dataclasses.fields(cls)}
         required = [name for name, f in fields.items()
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
@@ -183,13 +189,14 @@ class ExperimentResult:
     # --- computing one -------------------------------------------------------------------------
     @classmethod
     def compute(cls, *, labels: dict[str, np.ndarray], weak: dict[str, np.ndarray], ceiling: np.ndarray,
-                student: dict[str, np.ndarray], config: dict[str, Any], loss: str, experiment_id: str,
+                student: dict[str, np.ndarray], config: dict[str, Any], label: str, experiment_id: str,
                 resolved: dict[str, Any], seed: int, warn=print,
                 stability: dict[str, dict] | None = None, method: str = "none", oracle: bool = False,
                 ground_truth_labels: dict[str, int] | None = None, selection: list[dict] | None = None,
                 trace: dict[str, np.ndarray] | None = None,
                 validation: dict[str, np.ndarray] | None = None) -> ExperimentResult:
-        """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test.
+        """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test; ``label``
+        names the student (the result's :attr:`student`).
 
         ``stability``: the trainings' stability reports by role (``weak``, ``ceiling``, ``student``; each a
         parsed ``stability.json``), whose ``suspect`` reasons the result carries next to its own. ``weak`` is
@@ -197,7 +204,7 @@ class ExperimentResult:
         """
         test = labels["test"]
         result = cls(
-            dataset=config["dataset"], weak=config["weak"], strong=config["strong"], loss=loss, seed=seed,
+            dataset=config["dataset"], weak=config["weak"], strong=config["strong"], student=label, seed=seed,
             weak_accuracy=accuracy(weak["test"], test), ceiling_accuracy=accuracy(ceiling, test),
             student_accuracy=accuracy(student["test"], test), pgr=NAN,
             weak_auroc=auroc(weak["test"], test), ceiling_auroc=auroc(ceiling, test),
@@ -211,7 +218,7 @@ class ExperimentResult:
             result.pgr = pgr(result.weak_accuracy, result.student_accuracy, result.ceiling_accuracy)
             result.pgr_auroc = pgr(result.weak_auroc, result.student_auroc, result.ceiling_auroc)
         for warning in caught:
-            warn(f"warning: {loss}: {warning.message}")
+            warn(f"warning: {label}: {warning.message}")
         chance = float(np.bincount(test).max() / len(test))
         outcomes = {role: (probs.argmax(-1) == test).astype(float) for role, probs in
                     (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
@@ -293,7 +300,7 @@ class ExperimentResult:
 
     def one_line(self) -> str:
         pgr = "n/a (no W2S experiment)" if self.no_experiment() else console(self.pgr)
-        return (f"{self.dataset:10s} {self.weak:>14s} -> {self.strong:14s} {self.loss:8s} s{self.seed}  "
+        return (f"{self.dataset:10s} {self.weak:>14s} -> {self.strong:14s} {self.student:8s} s{self.seed}  "
                 f"weak {console(self.weak_accuracy)}  student {console(self.student_accuracy)}  "
                 f"ceiling {console(self.ceiling_accuracy)}  PGR {pgr}"
                 + ("  SUSPECT" if self.suspect else ""))
@@ -604,10 +611,10 @@ def read_results(path: Path) -> list[ExperimentResult]:
 
 @dataclass
 class ExperimentSummary:
-    """One experiment with every loss: the content of ``metrics.json`` and of the printed table."""
+    """One experiment with every student: the content of ``metrics.json`` and of the printed table."""
 
     config: dict[str, Any]
-    results: dict[str, ExperimentResult]  # by loss label
+    results: dict[str, ExperimentResult]  # by student label
     stability: dict[str, dict]  # weak, ceiling, student_<loss>
     notes: list[str]
     stages: dict[str, str]  # stage label -> id
@@ -621,7 +628,7 @@ class ExperimentSummary:
 
     @property
     def suspect(self) -> list[str]:
-        """Every loss's suspect reasons, each once, in order (weak and ceiling reasons are shared by all)."""
+        """Every student's suspect reasons, each once, in order (weak and ceiling reasons are shared by all)."""
         return list(dict.fromkeys(reason for result in self.results.values() for reason in result.suspect))
 
     def length_notes(self) -> list[str]:
@@ -642,12 +649,12 @@ class ExperimentSummary:
                         "over_chance": first.ceiling_over_chance,
                         "over_chance_ci95": list(first.ceiling_over_chance_ci95)},
             "gap": {"accuracy": first.ceiling_accuracy - first.weak_accuracy, "gap_ci95": list(first.gap_ci95)},
-            "students": {loss: {"accuracy": r.student_accuracy, "auroc": r.student_auroc, "pgr": r.pgr,
+            "students": {label: {"accuracy": r.student_accuracy, "auroc": r.student_auroc, "pgr": r.pgr,
                                 "pgr_ci95": list(r.pgr_ci95), "pgr_ci_unbounded": r.pgr_ci_unbounded,
                                 "pgr_auroc": r.pgr_auroc,
                                 "agreement_with_weak_transfer": r.agreement_with_weak_transfer,
                                 "agreement_with_weak_test": r.agreement_with_weak_test, "suspect": r.suspect}
-                         for loss, r in self.results.items()},
+                         for label, r in self.results.items()},
             "suspect": self.suspect,
             "no_experiment": first.no_experiment(),
             "length": self.length_notes(),
@@ -659,6 +666,11 @@ class ExperimentSummary:
             "stages": self.stages,
             "wall_seconds": self.wall_seconds,
         })
+
+
+def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with each old key (:data:`OLD_KEYS`) read as its field's name, unless the file holds that name too."""
+    return {OLD_KEYS[key] if key in OLD_KEYS and OLD_KEYS[key] not in raw else key: value for key, value in raw.items()}
 
 
 def _as_float(value: Any, key: str, source: str, fix: str) -> float:

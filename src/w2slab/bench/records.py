@@ -14,7 +14,7 @@ from w2slab.results import ExperimentResult
 #: What each kept record holds: enough to rebuild every table (per-example outcomes, the config that names its
 #: setting and test set, what it read, its validation outcomes, the students' traces, and the number of classes
 #: the gap rule's "weak model at chance" reads: results.no_experiment_reason).
-KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
+KEPT_FIELDS = ("dataset", "weak", "strong", "student", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
                "student_accuracy", "pgr", "gap_ci95", "ceiling_over_chance", "ground_truth_labels", "suspect",
                "test_size", "test_correct", "experiment_id", "config", "validation", "trace", "weak_params",
                "strong_params", "num_classes")
@@ -23,7 +23,7 @@ KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", 
 def write_records(results: list[ExperimentResult], path: Path, fields: tuple[str, ...] = KEPT_FIELDS) -> None:
     """``results`` to ``path``, byte-stable, each with ``fields`` and its data and weight revisions."""
     kept = [{key: getattr(r, key) for key in fields} | {"resolved": {"revisions": r.resolved.get("revisions", {})}}
-            for r in sorted(results, key=lambda r: (r.experiment_id, r.loss))]
+            for r in sorted(results, key=lambda r: (r.experiment_id, r.student))]
     text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
         handle.write(text.encode())

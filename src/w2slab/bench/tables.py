@@ -44,7 +44,7 @@ def by_pair(records: list[ExperimentResult], student: str) -> Group:
     """``student``'s results per (task, weak, strong), seeds in order."""
     out: Group = defaultdict(list)
     for record in sorted(records, key=lambda r: r.seed):
-        if record.loss == student:
+        if record.student == student:
             out[(_task(record), record.weak, record.strong)].append(record)
     return out
 
@@ -109,13 +109,13 @@ def primary_pair(pairs: list[dict]) -> dict:
 def _paired(records: list[ExperimentResult], student: str
             ) -> tuple[list[ExperimentResult], list[ExperimentResult], str] | None:
     """The student's results and its matched baseline's, seed by seed, with the baseline's label."""
-    mine = sorted((r for r in records if r.loss == student), key=lambda r: r.seed)
+    mine = sorted((r for r in records if r.student == student), key=lambda r: r.seed)
     if not mine:
         return None
     base_label = matched_baseline(mine[0], BASELINE)
     if base_label is None:
         return None
-    base = {r.seed: r for r in records if r.loss == base_label}
+    base = {r.seed: r for r in records if r.student == base_label}
     mine = [r for r in mine if r.seed in base]
     return (mine, [base[r.seed] for r in mine], base_label) if mine else None
 
@@ -134,7 +134,7 @@ def w2s_rows(records: list[ExperimentResult], student: str, part: str, ladder: l
         paired = _paired(group, student)
         row = {**usable[key], "student": student}
         for label, name in ((BASELINE, "xent"), (student, "student")):
-            mine = sorted((r for r in group if r.loss == label), key=lambda r: r.seed)
+            mine = sorted((r for r in group if r.student == label), key=lambda r: r.seed)
             pooled = stats.pooled_pgr(mine) if mine else None
             if pooled is not None:
                 acc = stats.role_estimate(mine, "student")

@@ -51,7 +51,7 @@ def experiment_key(result: ExperimentResult) -> str:
 def loss_label(result: ExperimentResult) -> str:
     """The loss part of a student label (``raven`` of ``raven+ensemble[...]``)."""
     method = result.method or "none"
-    label = result.loss.removesuffix("(oracle)")
+    label = result.student.removesuffix("(oracle)")
     return label[: -len(method) - 1] if method != "none" and label.endswith(f"+{method}") else label
 
 
@@ -97,7 +97,7 @@ def paired_rows(records: list[ExperimentResult], baseline: str = BASELINE,
     by_experiment: dict[str, dict[str, ExperimentResult]] = defaultdict(dict)
     for record in records:
         if record.has_outcomes():
-            by_experiment[experiment_key(record)][record.loss] = record
+            by_experiment[experiment_key(record)][record.student] = record
     pairs: dict[tuple, list[tuple[ExperimentResult, ExperimentResult]]] = defaultdict(list)
     for students in by_experiment.values():
         for label, record in students.items():
@@ -151,7 +151,7 @@ def diagnostic_rows(records: list[ExperimentResult]) -> list[dict]:
     groups: dict[tuple, list[ExperimentResult]] = defaultdict(list)
     for record in records:
         if record.diagnostics:
-            groups[(record.dataset, record.weak, record.strong, record.loss)].append(record)
+            groups[(record.dataset, record.weak, record.strong, record.student)].append(record)
     rows = []
     for key, group in groups.items():
         diag = [r.diagnostics for r in group]
@@ -265,7 +265,7 @@ def diagnostics_markdown(rows: list[dict]) -> str:
 def gain_misfit_figure(records: list[ExperimentResult]) -> Figure:
     """Every student of every run: gain against misfit, with the line gain = misfit; the legend beside the axes
     (it covered the points), one colour per student label (a ten-colour cycle repeated them past ten)."""
-    labels = order_losses({r.loss for r in records if r.diagnostics})
+    labels = order_losses({r.student for r in records if r.diagnostics})
     fig = Figure(figsize=(6.5 + (1.8 if len(labels) > 1 else 0), 5))
     ax = fig.add_subplot()
     colours = _colours(labels)
@@ -273,7 +273,7 @@ def gain_misfit_figure(records: list[ExperimentResult]) -> Figure:
     top = 0.0
     for i, label in enumerate(labels):
         points = [(r.diagnostics["misfit"], r.diagnostics["gain"]) for r in records
-                  if r.loss == label and r.diagnostics]
+                  if r.student == label and r.diagnostics]
         xs, ys = zip(*points, strict=True)
         top = max(top, *xs)
         ax.scatter(xs, ys, s=18, color=colours[label], marker=markers[i % len(markers)], label=label, alpha=0.8)
@@ -365,12 +365,12 @@ def training_figure(dataset: str, weak: str, strong: str, records: list[Experime
     """PGR on test and agreement with the weak labels on transfer over training, per student (mean over seeds)."""
     fig = Figure(figsize=(10, 4))
     pgr_ax, agree_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    labels = order_losses({r.loss for r in records})
+    labels = order_losses({r.student for r in records})
     colours = _colours(labels)
     for label in labels:
         by_frac: dict[float, list[dict]] = defaultdict(list)
         for record in records:
-            if record.loss == label:
+            if record.student == label:
                 for row in record.trace:
                     by_frac[round(row["step_frac"], 4)].append(row)
         fracs = sorted(by_frac)

@@ -62,7 +62,7 @@ def plot_accuracy_vs_size(records: list[ExperimentResult], out_dir: Path,
     out_dir = _ensure_dir(out_dir)
     setting_of = {config_id: setting for config_id, setting in
                   ((r.config_id(), _setting(r)) for r in records if (r.method or "none") == "none")}
-    plain = {r.loss for r in records if (r.method or "none") == "none"}
+    plain = {r.student for r in records if (r.method or "none") == "none"}
     params = {r.strong: r.strong_params for r in records if r.strong_params}
     paths = []
     for dataset in sorted({r.dataset for r in records}):
@@ -140,7 +140,7 @@ def plot_pgr_heatmap(records: list[ExperimentResult], out_dir: Path,
     paths = []
     for dataset in sorted({r.dataset for r in records}):
         subset = [r for r in records if r.dataset == dataset]
-        for loss in order_losses(r.loss for r in subset):
+        for loss in order_losses(r.student for r in subset):
             cells = {(row["weak"], row["strong"]): row for row in rows
                      if row["dataset"] == dataset and row["loss"] == loss}
             fig = _heatmap_figure(dataset, loss, subset, cells)
@@ -155,7 +155,7 @@ def plot_pgr_heatmap(records: list[ExperimentResult], out_dir: Path,
 def _accuracy_figure(dataset: str, records: list[ExperimentResult], rows: list[dict]) -> Figure:
     """Student accuracy per (weak, loss) line over strong models placed at their ceiling accuracy."""
     strongs, weaks = order_models(records, "strong"), order_models(records, "weak")
-    losses = order_losses(r.loss for r in records)
+    losses = order_losses(r.student for r in records)
     ceiling = {s: summarize([r.ceiling_accuracy for r in records if r.strong == s]) for s in strongs}
     colours = _colours(weaks)
     fig = Figure(figsize=(9.0, 5.6), dpi=DPI)
@@ -328,7 +328,7 @@ def _main_only(records: list[ExperimentResult], rows: list[dict]) -> tuple[list[
     left_out: dict = {}
     for record in records:
         if id(record) not in kept_ids:
-            for scope in (record.dataset, (record.dataset, record.loss)):
+            for scope in (record.dataset, (record.dataset, record.student)):
                 left_out[scope] = left_out.get(scope, 0) + 1
     return kept, [row for row in rows if row.get("config_main", True)], left_out
 

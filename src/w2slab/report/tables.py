@@ -1,8 +1,9 @@
 """Per-configuration summary over seeds: PGR and accuracies with their intervals, as CSV and Markdown.
 
-One row per configuration: (dataset, weak, strong, loss) and config id (the experiment config without
-its seed). Every interval comes from :mod:`w2slab.stats`: the pooled PGR's covers seeds and the shared test
-examples (crossed), the per-seed means' cover seeds (a t-interval). Runs of another config
+One row per configuration: (dataset, weak, strong, student) and config id (the experiment config without
+its seed); the student's label is in the ``loss`` column (summary.csv's published column name). Every interval
+comes from :mod:`w2slab.stats`: the pooled PGR's covers seeds and the shared test examples (crossed), the
+per-seed means' cover seeds (a t-interval). Runs of another config
 (a changed ``n_train``, ``epochs``, data, ...) are never counted as extra seeds: they get their own row,
 right after the main configuration's, with the fields that differ.
 """
@@ -21,7 +22,6 @@ import numpy as np
 from w2slab import stats
 from w2slab.formatting import markdown_cell, number, with_interval
 from w2slab.report.records import (
-    KEY_FIELDS,
     config_difference,
     identity_of,
     key_of,
@@ -40,9 +40,11 @@ NOTE_WEAK_NOT_SMALLER = "weak ≥ strong"
 NOTE_SUSPECT = "suspect"
 NOTE_ORACLE = "ORACLE"
 
+#: A row's key columns: a result's (dataset, weak, strong, student), the student's label under its published name.
+ROW_KEYS = ("dataset", "weak", "strong", "loss")
 #: CSV column order: keys, config, counts, PGR, accuracies, AUROCs, flags.
 COLUMNS = (
-    *KEY_FIELDS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr", "n_gap", "pooled_from_examples",
+    *ROW_KEYS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr", "n_gap", "pooled_from_examples",
     "pgr_shown", "pgr_pooled", "pgr_pooled_lo", "pgr_pooled_hi", "gap_pooled", "gap_pooled_lo", "gap_pooled_hi",
     "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median",
     *(f"{name}_{part}" for name in ACCURACIES for part in ("mean", "lo", "hi")),
@@ -91,7 +93,7 @@ def _summarize_group(key: tuple[str, ...], group: list[ExperimentResult], main_c
     if len(set(seeds)) < len(seeds):
         warnings.warn(f"{'/'.join(key)} has repeated seeds {sorted(seeds)}: each record is counted "
                       "as a separate seed", stacklevel=3)
-    row: dict = dict(zip(KEY_FIELDS, key[:-1], strict=True))
+    row: dict = dict(zip(ROW_KEYS, key[:-1], strict=True))
     row["config_id"], row["config_main"] = key[-1], is_main
     row["config_diff"] = "" if is_main else config_difference(identity_of(group[0]), main_config)
     # a PGR enters an aggregate only from seeds whose own gap interval excludes 0: elsewhere it divides noise by noise
@@ -165,7 +167,7 @@ def _row_sort_key(results: list[ExperimentResult]) -> Callable[[dict], tuple]:
         for role in ("weak", "strong"):
             for i, name in enumerate(order_models(subset, role)):
                 rank[(dataset, role, name)] = i
-    loss_rank = {loss: i for i, loss in enumerate(order_losses(r.loss for r in results))}
+    loss_rank = {loss: i for i, loss in enumerate(order_losses(r.student for r in results))}
     return lambda row: (row["dataset"], loss_rank[row["loss"]], rank[(row["dataset"], "weak", row["weak"])],
                         rank[(row["dataset"], "strong", row["strong"])], not row["config_main"], row["config_id"])
 
