@@ -45,9 +45,9 @@ def summary_table(summary: ExperimentSummary) -> Table:
     roles = set().union(*(result.suspect_roles() for result in summary.results.values()))
     table.add_row(label(f"weak ({first.weak})", "weak" in roles), console(first.weak_accuracy),
                   console(first.weak_auroc), *confidence(first, "weak"), "", "")
-    for loss, result in summary.results.items():
+    for student, result in summary.results.items():
         ci = "unbounded" if result.pgr_ci_unbounded else interval(*result.pgr_ci95)
-        table.add_row(label(f"w2s student ({loss})", "student" in result.suspect_roles()),
+        table.add_row(label(f"w2s student ({student})", "student" in result.suspect_roles()),
                       console(result.student_accuracy), console(result.student_auroc), *confidence(result, "student"),
                       console(result.pgr) if has_gap else "n/a" if no_experiment else "no gap", ci if has_gap else "")
     table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), console(first.ceiling_accuracy),
