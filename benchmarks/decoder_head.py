@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> None:
     import w2slab
     from w2slab.bench.run import cpu_name, matmul_rates
     from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
-    from w2slab.diagnostics import unpack_correct
     from w2slab.progress import quiet_libraries
 
     quiet_libraries()
@@ -56,9 +55,8 @@ def main(argv: list[str] | None = None) -> None:
                                        strong_train=strong)
                 began = time.time()
                 result = w2slab.sweep([cfg], RuntimeConfig(run_root=args.run_root, echo=lambda *a, **k: None))
-                (record,) = [r for r in result.results if r.loss == "xent"]
-                validation = record.validation
-                correct = unpack_correct(validation["correct"]["ceiling"], int(validation["size"]))
+                (record,) = [r for r in result.results if r.student == "xent"]
+                correct = record.validation_correct("ceiling")
                 runs.append({"task": task, "head": head, "lr": lr, "seconds": round(time.time() - began),
                              "validation_ceiling": float(correct.mean()), "test_ceiling": record.ceiling_accuracy,
                              "suspect": record.suspect, "correct": correct.astype(int).tolist()})

@@ -50,8 +50,12 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from w2slab.results import ExperimentResult
 
 DATASET = "sst2_sentences"
 LOSSES = ("xent", "logconf", "entropy", "adaptive_conf", "product", "kl", "reverse_kl", "window",
@@ -96,45 +100,45 @@ def configs(args) -> list:
     return out
 
 
-def setting(record: dict) -> str:
-    """How the record's strong model trained (``probe``, ``full``, ``lora``): what separates the two parts."""
+def setting(record: ExperimentResult) -> str:
+    """How the result's strong model trained (``probe``, ``full``, ``lora``): what separates the two parts."""
     from w2slab.config import ExperimentConfig
 
-    return ExperimentConfig.from_dict(record["config"]).train_config("strong").mode
+    return ExperimentConfig.from_dict(record.config).train_config("strong").mode
 
 
-def family_of(record: dict) -> str:
+def family_of(record: ExperimentResult) -> str:
     """The family a comparison is corrected in, declared before the run: every student of one (setting, pair)
     against its matched baseline."""
-    return f"{setting(record)}: {record['weak']} -> {record['strong']}"
+    return f"{setting(record)}: {record.weak} -> {record.strong}"
 
 
-def student_rows(records: list[dict]) -> list[dict]:
+def student_rows(records: list[ExperimentResult]) -> list[dict]:
     """Per (setting, pair, student): the pooled PGR over all seeds (shown under the gap rule) and the paired
     difference against the student's matched baseline with p, Holm p and BH q over its family (w2slab.stats)."""
+    from w2slab import stats
     from w2slab.report.methods import matched_baseline, paired_rows, student_label_ground_truth
     from w2slab.report.records import order_losses
-    from w2slab.report.tables import has_gap, pooled_pgr
 
     compared = {(r["family"], r["student"]): r for r in paired_rows(records, family_of=family_of)}
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: r["seed"]):
-        groups[(setting(record), record["weak"], record["strong"], record["loss"])].append(record)
+    groups: dict[tuple, list[ExperimentResult]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: r.seed):
+        groups[(setting(record), record.weak, record.strong, record.student)].append(record)
     rows = []
     for (mode, weak, strong, student), group in groups.items():
-        pooled = pooled_pgr(group)
+        pooled = stats.pooled_pgr(group)
         family = family_of(group[0])
         row = {"setting": mode, "weak": weak, "strong": strong, "student": student, "family": family,
                "baseline": matched_baseline(group[0]) or "", "seeds": len(group),
-               "seeds_with_gap": sum(has_gap(r) for r in group),
-               "supervisor_acc": float(np.mean([r["weak_accuracy"] for r in group])),
-               "ceiling_acc": float(np.mean([r["ceiling_accuracy"] for r in group])),
-               "student_acc": float(np.mean([r["student_accuracy"] for r in group])),
+               "seeds_with_gap": sum(r.has_gap() for r in group),
+               "supervisor_acc": float(np.mean([r.weak_accuracy for r in group])),
+               "ceiling_acc": float(np.mean([r.ceiling_accuracy for r in group])),
+               "student_acc": float(np.mean([r.student_accuracy for r in group])),
                "gap": pooled.gap.value, "gap_lo": pooled.gap.ci95[0], "gap_hi": pooled.gap.ci95[1],
                "pgr_shown": pooled.shown, "pgr": pooled.pgr, "pgr_lo": pooled.ci95[0], "pgr_hi": pooled.ci95[1],
                "ground_truth": float(np.mean([student_label_ground_truth(r) for r in group])),
-               "oracle": any(bool(r.get("oracle")) for r in group),
-               "suspect": sum(bool(r.get("suspect")) for r in group)}
+               "oracle": any(r.oracle for r in group),
+               "suspect": sum(bool(r.suspect) for r in group)}
         paired = compared.get((family, student))
         if paired is not None:
             row.update({key: paired[key] for key in ("comparisons", "diff_mean", "diff_lo", "diff_hi", "se", "df",
@@ -147,16 +151,10 @@ def student_rows(records: list[dict]) -> list[dict]:
                                        r["weak"], r["strong"], order[r["student"]]))
 
 
-def signed(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:+.3f}"
-
-
-def p_text(value: float) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.0e}"
-
-
 def markdown(rows: list[dict], meta: dict) -> str:
     """The benchmark's README from its rows and the run's metadata alone (so rebuild.py can remake it)."""
+    from w2slab.formatting import markdown_cell, p_short, signed
+
     timing = (f"in {meta['seconds'] / 60:.0f} min, computing {meta['computed']} stages" if meta["computed"] else
               "from stages an earlier invocation computed on this machine")
     lines = ["# Methods benchmark", "", f"Made by `{meta['command']}` {timing} ({meta['n_results']} results) on 2 "
@@ -201,9 +199,10 @@ def markdown(rows: list[dict], meta: dict) -> str:
                     " *" if r["claimed"] else "")
             mdd = f"{r['mdd']:.3f}" if "mdd" in r and not math.isnan(r["mdd"]) else ""
             gt = f"{r['ground_truth']:.0f}" + (f" ({r['baseline_ground_truth']:.0f})" if "p" in r else "")
-            lines.append(f"| {md_cell(r['student'])} | {md_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | {gt} | "
-                         f"{r['student_acc']:.3f} | {pgr} | {diff} | {p_text(r.get('p'))} | "
-                         f"{p_text(r.get('p_holm'))} | {p_text(r.get('q_bh'))} | {mdd} | {r['suspect']}/{r['seeds']} |")
+            lines.append(f"| {markdown_cell(r['student'])} | {markdown_cell(r['baseline'])} | "
+                         f"{r['supervisor_acc']:.3f} | {gt} | {r['student_acc']:.3f} | {pgr} | {diff} | "
+                         f"{p_short(r.get('p'))} | {p_short(r.get('p_holm'))} | {p_short(r.get('q_bh'))} | {mdd} | "
+                         f"{r['suspect']}/{r['seeds']} |")
         lines.append("")
     lines += ["`*`: Holm-adjusted p < .05 within the pair's family and the pair has a gap: the only differences to "
               "claim. An unstarred row is *no detectable difference*, not equivalence (that needs TOST with a "
@@ -214,20 +213,14 @@ def markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def md_cell(text: str) -> str:
-    from w2slab.report.tables import md_cell as escape
-
-    return escape(text)
-
-
 #: What each committed record keeps: enough to rebuild every table (per-example outcomes, the config that names
 #: its setting and test set, what it read, the students' traces for the reproduction claims).
-KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
+KEPT_FIELDS = ("dataset", "weak", "strong", "student", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
                "student_accuracy", "pgr", "gap_ci95", "ground_truth_labels", "suspect", "test_size", "test_correct",
                "experiment_id", "config", "validation", "trace")
 
 
-def write_records(records: list[dict], path: Path) -> None:
+def write_records(records: list[ExperimentResult], path: Path) -> None:
     """The per-example outcomes behind the table (:func:`w2slab.bench.records.write_records` with this benchmark's
     fields)."""
     from w2slab.bench.records import write_records as write
@@ -235,7 +228,7 @@ def write_records(records: list[dict], path: Path) -> None:
     write(records, path, KEPT_FIELDS)
 
 
-def read_records(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[ExperimentResult]:
     from w2slab.bench.records import read_records as read
 
     return read(path)
@@ -286,10 +279,10 @@ def main() -> None:
     # this invocation's experiments only: the run root also holds those of earlier code revisions (results
     # written before they recorded their code revision share a config id with these, and would count as seeds)
     ids = sorted(r.experiment_id for r in result.results)
-    records = [r for r in load_records(Path(args.run_root)) if r["experiment_id"] in set(ids)]
+    records = [r for r in load_records(Path(args.run_root)) if r.experiment_id in set(ids)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    by_setting = {mode: sorted(r["experiment_id"] for r in records if setting(r) == mode) for mode in SETTINGS}
+    by_setting = {mode: sorted(r.experiment_id for r in records if setting(r) == mode) for mode in SETTINGS}
     (out / "experiments.json").write_text(json.dumps(by_setting) + "\n", encoding="utf-8")  # for reproduction.py
     write_records(records, out / "records.jsonl.gz")
     from w2slab.fingerprint import source_digest

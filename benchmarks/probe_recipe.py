@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> None:
     from w2slab.bench.run import cpu_name, matmul_rates
     from w2slab.bench.suite import SIZES
     from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
-    from w2slab.diagnostics import unpack_correct
     from w2slab.progress import quiet_libraries
 
     quiet_libraries()
@@ -65,11 +64,9 @@ def main(argv: list[str] | None = None) -> None:
                 began = time.time()
                 result = w2slab.sweep(configs, RuntimeConfig(run_root=args.run_root, echo=lambda *a, **k: None))
                 for record in result.results:
-                    validation = record.validation
-                    size = int(validation["size"])
-                    correct = {role: unpack_correct(packed, size) for role, packed in validation["correct"].items()}
+                    correct = {role: record.validation_correct(role) for role in record.validation["correct"]}
                     runs.append({"task": task, "lr": lr, "epochs": epochs, "pair": f"{record.weak}->{record.strong}",
-                                 "student": record.loss, "suspect": record.suspect,
+                                 "student": record.student, "suspect": record.suspect,
                                  "validation": {role: float(c.mean()) for role, c in correct.items()},
                                  "correct": {role: c.astype(int).tolist() for role, c in correct.items()}})
                 seen = runs[-len(result.results):]

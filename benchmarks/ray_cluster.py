@@ -34,7 +34,7 @@ METRICS = ("weak_accuracy", "ceiling_accuracy", "student_accuracy", "pgr")
 
 
 def metrics(results) -> dict:
-    return {(r.dataset, r.weak, r.strong, r.loss, r.seed): tuple(getattr(r, k) for k in METRICS) for r in results}
+    return {(r.dataset, r.weak, r.strong, r.student, r.seed): tuple(getattr(r, k) for k in METRICS) for r in results}
 
 
 def main() -> int:

@@ -50,8 +50,12 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from w2slab.results import ExperimentResult
 
 PAIRS = (("minilm-l3", "minilm-l6"), ("minilm-l3", "mpnet-base"), ("minilm-l6", "mpnet-base"))
 LADDER = (("minilm-l3", "minilm-l6"), ("minilm-l3", "mpnet-base"))  # one weak model, growing strong ones
@@ -129,27 +133,27 @@ def verdict(low: float, high: float, power: float, positive: bool = True) -> str
     return NULL
 
 
-def groups_of(records: list[dict]) -> dict[tuple, list[dict]]:
-    """(weak, strong, loss) -> its records, by seed."""
-    out: dict[tuple, list[dict]] = defaultdict(list)
-    for r in sorted(records, key=lambda r: r["seed"]):
-        out[(r["weak"], r["strong"], r["loss"])].append(r)
+def groups_of(records: list[ExperimentResult]) -> dict[tuple, list[ExperimentResult]]:
+    """(weak, strong, loss) -> its results, by seed."""
+    out: dict[tuple, list[ExperimentResult]] = defaultdict(list)
+    for r in sorted(records, key=lambda r: r.seed):
+        out[(r.weak, r.strong, r.student)].append(r)
     return dict(out)
 
 
-def aligned(named: dict[str, list[dict]]) -> tuple[dict[str, list[np.ndarray]], list[int], bool]:
+def aligned(named: dict[str, list[ExperimentResult]]) -> tuple[dict[str, list[np.ndarray]], list[int], bool]:
     """Per-example correctness ``"<name>:<role>"`` -> one array per seed, over the seeds every group has; the
     seeds and whether they share one test set (crossed) or not (nested). Where a seed's groups were tested on
     test sets of different sizes, each array is reduced to its mean (exact for the nested t-interval)."""
-    from w2slab.report.tables import correct_by_role, shares_test_set
+    from w2slab import stats
 
-    by_seed = {name: {r["seed"]: r for r in group} for name, group in named.items()}
+    by_seed = {name: {r.seed: r for r in group} for name, group in named.items()}
     seeds = sorted(set.intersection(*(set(s) for s in by_seed.values())))
     every = [by_seed[name][s] for name in named for s in seeds]
-    shared = shares_test_set(every)
+    shared = stats.shares_test_set(every)
     arrays: dict[str, list[np.ndarray]] = {f"{name}:{role}": [] for name in named for role in ROLES}
     for s in seeds:
-        outcomes = {name: correct_by_role(by_seed[name][s]) for name in named}
+        outcomes = {name: {role: by_seed[name][s].correct(role) for role in ROLES} for name in named}
         sizes = {len(v) for o in outcomes.values() for v in o.values()}
         for name, o in outcomes.items():
             for role in ROLES:
@@ -164,12 +168,12 @@ def pgr_of(means: dict[str, float], name: str) -> float:
     return (means[f"{name}:student"] - means[f"{name}:weak"]) / gap if gap > 0 else math.nan
 
 
-def pgr_of_group(group: list[dict]):
+def pgr_of_group(group: list[ExperimentResult]):
     """``stats.pgr_estimate`` over every seed of a group (none dropped), shown under the one gap rule."""
     from w2slab import stats
-    from w2slab.report.tables import correct_by_role, shares_test_set
 
-    return stats.pgr_estimate([correct_by_role(r) for r in group], shared_test_set=shares_test_set(group))
+    return stats.pgr_estimate([{role: r.correct(role) for role in ROLES} for r in group],
+                              shared_test_set=stats.shares_test_set(group))
 
 
 def row(claim: str, what: str, *, effect: float, seeds: str, verdict_text: str, value: float = math.nan,
@@ -197,7 +201,7 @@ def tested(claim: str, what: str, estimate, effect: float, *, positive: bool = T
                design=estimate.design, **extra)
 
 
-def function_of(function: Callable[[dict], float], named: dict[str, list[dict]]):
+def function_of(function: Callable[[dict], float], named: dict[str, list[ExperimentResult]]):
     """``stats.function_estimate`` of ``function`` (of the role means ``"<name>:<role>"``) over the seeds every
     named group has, paired by seed and test example."""
     from w2slab import stats
@@ -210,7 +214,7 @@ def gap_text(pgr) -> str:
     return f"{pgr.seeds_with_gap} of {pgr.seeds} with a gap"
 
 
-def pgr_positive(group: list[dict], where: str, claim: str = "a") -> dict:
+def pgr_positive(group: list[ExperimentResult], where: str, claim: str = "a") -> dict:
     """Claim (a) on one pair: PGR > 0 where the gap rule shows it (Fieller's interval; se and power by the delta
     method), else not tested."""
     pgr = pgr_of_group(group)
@@ -224,13 +228,14 @@ def pgr_positive(group: list[dict], where: str, claim: str = "a") -> dict:
                   note="Fieller's interval; se and power by the delta method")
 
 
-def logconf_gain(xent: list[dict], logconf: list[dict], what: str, effect: float, **extra) -> dict:
+def logconf_gain(xent: list[ExperimentResult], logconf: list[ExperimentResult], what: str, effect: float,
+                 **extra) -> dict:
     """PGR(logconf) - PGR(xent) on one pair, paired by seed and example (delta method)."""
     estimate = function_of(lambda m: pgr_of(m, "logconf") - pgr_of(m, "xent"), {"logconf": logconf, "xent": xent})
     return tested("c", what, estimate, effect, **extra)
 
 
-def claims(records: list[dict]) -> tuple[list[dict], dict]:
+def claims(records: list[ExperimentResult]) -> tuple[list[dict], dict]:
     """The rows of claims (a)-(d) on the probe part's records (method ``none``), and what the figures plot."""
     groups = groups_of(records)
     xent = {pair: groups[(*pair, "xent")] for pair in PAIRS if (*pair, "xent") in groups}
@@ -301,19 +306,19 @@ def fixed_index(trace: list[dict]) -> int:
     return min(range(len(trace)), key=lambda i: (abs(trace[i]["step_frac"] - MID_TRAINING), i))
 
 
-def imitation_rows(xent: dict[tuple, list[dict]], pgrs: dict) -> tuple[list[dict], dict]:
+def imitation_rows(xent: dict[tuple, list[ExperimentResult]], pgrs: dict) -> tuple[list[dict], dict]:
     """Claim (d) on the xent student of the pair with the largest gap (among pairs with traces): per seed,
     ``imitation_test`` and test accuracy at the final trace point minus at :func:`fixed_index`; t over seeds."""
     from w2slab import stats
 
-    traced = {pair: [r for r in group if r.get("trace")] for pair, group in xent.items()}
+    traced = {pair: [r for r in group if r.trace] for pair, group in xent.items()}
     traced = {pair: group for pair, group in traced.items() if group}
     what = "imitation of the weak model's errors (imitation_test), final - at the step nearest 50% of training"
     if not traced:
         return [row("d", what, effect=EFFECTS["d"], seeds="0", verdict_text=NOT_RECORDED,
                     note="no xent student recorded a trace")], {}
     pair = max(traced, key=lambda p: pgrs[p].gap.value if math.isfinite(pgrs[p].gap.value) else -math.inf)
-    traces = [sorted(r["trace"], key=lambda t: t["step_frac"]) for r in traced[pair]]
+    traces = [sorted(r.trace, key=lambda t: t["step_frac"]) for r in traced[pair]]
     where = f"{pair[0]} -> {pair[1]}, xent"
     fixed = [fixed_index(t) for t in traces]
     fracs = [t[i]["step_frac"] for t, i in zip(traces, fixed, strict=True)]
@@ -330,10 +335,8 @@ def imitation_rows(xent: dict[tuple, list[dict]], pgrs: dict) -> tuple[list[dict
     def over_seeds(values: list[float]):
         return stats.mean_estimate([np.array([v]) for v in values], shared_test_set=False)
 
-    from w2slab.report.tables import shares_test_set
-
     crossed = ("; the seeds share one test set, so this t over seeds does not cover another draw of it"
-               if len(traced[pair]) > 1 and shares_test_set(traced[pair]) else "")
+               if len(traced[pair]) > 1 and stats.shares_test_set(traced[pair]) else "")
     rows = []
     imitation = change("imitation_test")
     missing = sum(not math.isfinite(v) for v in imitation)
@@ -357,7 +360,7 @@ def imitation_rows(xent: dict[tuple, list[dict]], pgrs: dict) -> tuple[list[dict
     return rows, figure
 
 
-def finetuned_rows(records: list[dict]) -> list[dict]:
+def finetuned_rows(records: list[ExperimentResult]) -> list[dict]:
     """Claims (a) and (c) on the methods benchmark's second part, the fine-tuned default pair: the paper's own
     NLP setting, where the strong model is fine-tuned rather than probed."""
     groups = groups_of(records)
@@ -431,26 +434,24 @@ def plot(figures: dict, out: Path) -> list[Path]:
     return paths
 
 
-def setting_of(record: dict) -> str:
-    """How the record's strong model trained (``probe``, ``full``, ``lora``; ``full`` is the config default)."""
-    return ((record.get("config") or {}).get("strong_train") or {}).get("mode", "full")
-
-
-def number(value: float, signed: bool = True) -> str:
-    return "" if value is None or not math.isfinite(value) else f"{value:+.3f}" if signed else f"{value:.3f}"
+def setting_of(record: ExperimentResult) -> str:
+    """How the result's strong model trained (``probe``, ``full``, ``lora``; ``full`` is the config default)."""
+    return (record.config.get("strong_train") or {}).get("mode", "full")
 
 
 def table(rows: list[dict]) -> list[str]:
+    from w2slab.formatting import number, signed
+
     lines = ["| claim | what | value | 95% CI | se | power (against effect) | MDD | p | Holm p | seeds | "
              "interval resamples | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         ci = "" if not math.isfinite(r["ci95"][0]) else f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
         power = "" if not math.isfinite(r["power"]) else f"{r['power']:.2f} (against {r['effect']:g})"
-        value = number(r["value"]) or "n/a"
+        value = signed(r["value"])
         note = f" ({r['note']})" if r["note"] else ""
         p, holm = (f"{r[key]:.3f}" if math.isfinite(r.get(key, math.nan)) else "" for key in ("p", "p_holm"))
-        lines.append(f"| {r['claim']} | {r['what']} | {value} | {ci} | {number(r['se'], False)} | {power} | "
-                     f"{number(r['mdd'], False)} | {p} | {holm} | {r['seeds']} | {r['resamples']} | "
+        lines.append(f"| {r['claim']} | {r['what']} | {value} | {ci} | {number(r['se'], missing='')} | {power} | "
+                     f"{number(r['mdd'], missing='')} | {p} | {holm} | {r['seeds']} | {r['resamples']} | "
                      f"**{r['verdict']}**{note} |")
     return lines
 
@@ -506,12 +507,11 @@ def main(argv: list[str] | None = None) -> None:
         except W2SError as error:
             sys.exit(f"error: {error}\n(or recompute the claims from committed outcomes: --records "
                      "results/methods_field/records.jsonl.gz)")
-        probe = [r for r in everything if r["experiment_id"] in ids]
-        finetuned = [r for r in everything if r["experiment_id"] in finetuned_ids]
+        probe = [r for r in everything if r.experiment_id in ids]
+        finetuned = [r for r in everything if r.experiment_id in finetuned_ids]
         source = f"the runs under `{args.run_root}` listed in `{listed}`"
-    probe = [r for r in probe if r.get("dataset") == args.dataset and r.get("method", "none") == "none"
-             and (r["weak"], r["strong"]) in PAIRS]
-    finetuned = [r for r in finetuned if r.get("method", "none") == "none"]
+    probe = [r for r in probe if r.dataset == args.dataset and r.method == "none" and (r.weak, r.strong) in PAIRS]
+    finetuned = [r for r in finetuned if r.method == "none"]
     if not probe:
         sys.exit(f"error: no probe runs of {args.dataset} in {source}; run python benchmarks/methods.py first")
     rows, figures = claims(probe)

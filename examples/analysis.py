@@ -14,10 +14,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run-root", default="runs/examples")
     df = w2slab.load_results(parser.parse_args().run_root)
-    table = (df.groupby(["loss", "strong_train.lr"])
-               .agg(seeds=("seed", "nunique"), student=("student_accuracy", "mean"), weak=("weak_accuracy", "mean"),
+    table = (df.groupby(["student", "strong_train.lr"])
+               .agg(seeds=("seed", "nunique"), accuracy=("student_accuracy", "mean"), weak=("weak_accuracy", "mean"),
                     ceiling=("ceiling_accuracy", "mean"))
                .reset_index())
     print(table.to_string(index=False, float_format="%.3f"))
-    best = table.loc[table.student.idxmax()]
-    print(f"best student: {best['loss']} at strong lr {best['strong_train.lr']:g} ({best['student']:.3f})")
+    best = table.loc[table.accuracy.idxmax()]
+    print(f"best student: {best['student']} at strong lr {best['strong_train.lr']:g} ({best['accuracy']:.3f})")

@@ -30,9 +30,9 @@ def test_load_results_gives_one_row_per_student_matching_metrics_json(two_runs):
     root, (slow, fast) = two_runs
     df = w2slab.load_results(slow)
     metrics = json.loads((slow / "metrics.json").read_text())
-    assert sorted(df["loss"]) == sorted(metrics["students"]) == ["logconf", "xent"]
+    assert sorted(df["student"]) == sorted(metrics["students"]) == ["logconf", "xent"]
     for _, row in df.iterrows():
-        student = metrics["students"][row["loss"]]
+        student = metrics["students"][row["student"]]
         assert row["student_accuracy"] == pytest.approx(student["accuracy"])
         nan = float("nan")  # metrics.json writes an undefined PGR (no gap) as null, the DataFrame as NaN
         assert row["pgr"] == pytest.approx(nan if student["pgr"] is None else student["pgr"], nan_ok=True)
@@ -58,8 +58,8 @@ def test_compare_pairs_two_runs_example_by_example(two_runs, capsys):
     assert {r["student"] for r in rows} == {"xent", "logconf"}
     a, b = w2slab.load_results(slow), w2slab.load_results(fast)
     for row in rows:
-        expected = (b.set_index("loss").student_accuracy[row["student"]]
-                    - a.set_index("loss").student_accuracy[row["student"]])
+        expected = (b.set_index("student").student_accuracy[row["student"]]
+                    - a.set_index("student").student_accuracy[row["student"]])
         assert row["diff_mean"] == pytest.approx(expected) and row["n_examples"] == 48
         assert row["diff_lo"] <= row["diff_mean"] <= row["diff_hi"]
     ceiling = w2slab.compare(slow, fast, role="ceiling")
@@ -79,7 +79,7 @@ def test_test_predictions_carry_texts_labels_and_every_model(two_runs, tiny_pair
     for role in ("weak", "ceiling", "student xent", "student logconf"):
         assert all(r[role]["prediction"] == max(range(2), key=r[role]["probs"].__getitem__) for r in rows)
     accuracy = sum(r["student xent"]["prediction"] == r["label"] for r in rows) / len(rows)
-    assert accuracy == pytest.approx(w2slab.load_results(slow).set_index("loss").student_accuracy["xent"])
+    assert accuracy == pytest.approx(w2slab.load_results(slow).set_index("student").student_accuracy["xent"])
 
 
 def test_keep_weights_keeps_every_model_of_an_experiment(tiny_pair, tmp_path):

@@ -8,7 +8,7 @@ config-built models (probe mode, seconds), recording which rows were held out an
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -179,7 +179,7 @@ def test_truth_swap_labels_are_the_weak_labels_with_n_rows_of_ground_truth(basel
 
 
 def test_the_report_pairs_each_method_with_its_matched_baseline(baselines_run):
-    records = {r["loss"]: r for r in load_records(baselines_run.root)}
+    records = {r.student: r for r in load_records(baselines_run.root)}
     expected = {"xent+select[every=2]": "xent+subset",
                 "xent+oracle_select(oracle)": "xent+truth_swap[labelled=200,holdout=0.1](oracle)",
                 "xent+trust[labelled=20](oracle)": "xent+truth_swap[labelled=20](oracle)",
@@ -188,7 +188,7 @@ def test_the_report_pairs_each_method_with_its_matched_baseline(baselines_run):
     assert {label: matched_baseline(records[label]) for label in expected} == expected
     pairs = {(row["student"], row["baseline"]) for row in paired_rows(list(records.values()))}
     assert {(s, b) for s, b in expected.items() if b is not None} <= pairs
-    older = {**records["xent+select[every=2]"], "config": {"methods": [{"name": "gone"}]}}  # does not build
-    assert matched_baseline(older) == "xent"  # the default rule
-    raven = {"loss": "raven+select[every=2]", "method": "select[every=2]", "config": records["xent"]["config"]}
+    older = replace(records["xent+select[every=2]"], config={"methods": [{"name": "gone"}]})
+    assert matched_baseline(older) == "xent"  # the default rule: its config does not build
+    raven = replace(records["xent+select[every=2]"], student="raven+select[every=2]", config=records["xent"].config)
     assert matched_baseline(raven) == "xent+select[every=2]"  # a loss: the baseline loss under the same method

@@ -16,6 +16,7 @@ from w2slab import stats
 from w2slab.bench import suite, tables
 from w2slab.bench.records import read_records, write_records
 from w2slab.diagnostics import pack_correct
+from w2slab.results import ExperimentResult
 
 N_TEST, N_VAL = 600, 300
 
@@ -26,7 +27,7 @@ def _outcomes(rng, accuracy: float, n: int) -> np.ndarray:
 
 def make_records(task: str, weak: str, strong: str, accuracies: dict[str, float], *, seeds=range(5),
                  validation: dict[str, float] | None = None, suspect: str = "", loss_gain: float = 0.0,
-                 mode: str = "probe", seed_of_rng: int = 0) -> list[dict]:
+                 mode: str = "probe", seed_of_rng: int = 0) -> list[ExperimentResult]:
     """xent and logconf records of one (task, pair): weak/ceiling/xent with the given accuracies, logconf
     ``loss_gain`` above xent; a shared test set (seeds crossed)."""
     rng = np.random.default_rng(seed_of_rng)
@@ -52,7 +53,7 @@ def make_records(task: str, weak: str, strong: str, accuracies: dict[str, float]
                            "losses": [{"name": loss}], "methods": [{"name": "none"}]},
                 "validation": {"weak_accuracy": val["weak"], "ceiling_accuracy": val["ceiling"]},
                 "resolved": {}, "gap_ci95": [0.01, 0.2], "pgr": math.nan})
-    return out
+    return [ExperimentResult.from_dict(record) for record in out]
 
 
 def test_ladder_marks_gaps_and_refuses_weak_at_chance_and_unconverged_ceilings():
@@ -133,8 +134,8 @@ def test_records_round_trip(tmp_path):
     write_records(records, tmp_path / "r.jsonl.gz")
     assert (tmp_path / "r.jsonl.gz").read_bytes() == first  # byte-stable
     back = read_records(tmp_path / "r.jsonl.gz")
-    assert [r["test_correct"] for r in back] == [r["test_correct"] for r in sorted(
-        records, key=lambda r: (r["experiment_id"], r["loss"]))]
+    assert [r.test_correct for r in back] == [r.test_correct for r in sorted(
+        records, key=lambda r: (r.experiment_id, r.student))]
 
 
 def test_candidate_resolves_losses_and_methods():

@@ -220,7 +220,7 @@ def test_kills_during_checkpoint_cleanup_and_stage_rename_then_resume(tiny, tmp_
     assert finished.returncode == 0, finished.stderr[-2000:]
 
     def metrics(root: Path) -> list[dict]:
-        return sorted((dataclasses.asdict(r) for r in read_results(root)), key=lambda r: r["loss"])
+        return sorted((dataclasses.asdict(r) for r in read_results(root)), key=lambda r: r["student"])
 
     expected, got = metrics(reference), metrics(crashed)
     for row in (*expected, *got):

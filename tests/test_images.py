@@ -213,7 +213,7 @@ def test_the_imagenet_sweep_file_loads_and_runs_on_a_fake_image_folder(tmp_path)
     configs = parse_sweep(small).configs
     result = sweep(configs, RuntimeConfig(run_root=str(tmp_path / "runs"), data_root=str(data_root),
                                           echo=lambda *a: None))
-    assert {r.loss for r in result.results} == {"xent", "logconf"}
+    assert {r.student for r in result.results} == {"xent", "logconf"}
     assert dataset_num_classes("imagenet", data_root=data_root) == 3
 
 

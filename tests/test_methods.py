@@ -379,12 +379,11 @@ def test_report_pairs_each_student_with_xent_and_marks_the_oracle(methods_run, t
     assert any(n.startswith("forest_") for n in names) and any(n.startswith("decomposition_") for n in names)
     records = load_records(root)
     rows = {r["student"]: r for r in paired_rows(records)}
-    assert set(rows) == {r["loss"] for r in records} - {"xent"}
-    by_label = {r["loss"]: r for r in records}
-    from w2slab.diagnostics import unpack_correct
+    assert set(rows) == {r.student for r in records} - {"xent"}
+    by_label = {r.student: r for r in records}
 
     def correct(label):
-        return unpack_correct(by_label[label]["test_correct"]["student"], by_label[label]["test_size"])
+        return by_label[label].correct("student")
 
     expected = float((correct("xent+conf_filter[drop=0.25]").astype(float) - correct("xent")).mean())
     assert rows["xent+conf_filter[drop=0.25]"]["diff_mean"] == pytest.approx(expected)

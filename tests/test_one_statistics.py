@@ -102,8 +102,8 @@ def test_a_pipe_in_a_name_never_shifts_a_markdown_column(five_seeds):
     root = five_seeds[0]
     records = load_records(root)
     for r in records:
-        r["loss"] = r["loss"].replace("logconf", "logconf[keyword=a|b]")
-        r["diagnostics"] = {"misfit": 0.1, "gain": 0.1, "gain_ge_misfit": True,
+        r.student = r.student.replace("logconf", "logconf[keyword=a|b]")
+        r.diagnostics = {"misfit": 0.1, "gain": 0.1, "gain_ge_misfit": True,
                             "decomposition": {"corrected": 0.1, "imitated": 0.1, "changed": 0.0, "new_errors": 0.1},
                             "calibration": {role: {"ece": 0.1, "brier": 0.1} for role in ("weak", "ceiling",
                                                                                          "student")}}
@@ -115,3 +115,21 @@ def test_a_pipe_in_a_name_never_shifts_a_markdown_column(five_seeds):
         columns = {len(re.findall(r"(?<!\\)\|", line)) for line in table}
         assert len(columns) == 1, table
         assert any("a\\|b" in line for line in table)
+
+
+def test_results_are_pooled_from_their_own_outcomes_by_stats(five_seeds):
+    """The report, the bench and the benchmarks pool results through stats: each result's per-example correctness,
+    its test set (crossed seeds here) and its own gap rule."""
+    import dataclasses
+
+    xent = sorted((r for r in load_records(five_seeds[0]) if r.student == "xent"), key=lambda r: r.seed)
+    arrays = [{role: r.correct(role) for role in stats.ROLES} for r in xent]
+    pooled = stats.pooled_pgr(xent)
+    expected = stats.pgr_estimate(arrays, shared_test_set=True)
+    assert (pooled.pgr, pooled.ci95, pooled.gap) == (expected.pgr, expected.ci95, expected.gap)
+    assert pooled.seeds_with_gap == sum(r.has_gap() for r in xent) == 5 and pooled.shown == (pooled.gap.ci95[0] > 0)
+    assert stats.role_estimate(xent, "weak") == stats.mean_estimate([a["weak"] for a in arrays])
+    older = [dataclasses.replace(xent[0], test_correct={}), *xent[1:]]  # one seed without per-example outcomes
+    assert not older[0].has_outcomes() and stats.pooled_pgr(older) is None
+    assert stats.shares_test_set(xent)
+    assert not stats.shares_test_set([xent[0], dataclasses.replace(xent[1], resolved={"revisions": {}})])

@@ -95,7 +95,7 @@ def test_a_registered_loss_runs_through_w2s_sweep(tiny, tmp_path, capsys):
     assert main(["sweep", str(sweep_file), "--run-root", str(tmp_path / "root")]) == 0
     results = read_results(tmp_path / "root")
     assert len(results) == 2 and {r.seed for r in results} == {0, 1}
-    assert all(r.loss == "scaled_xent[scale=2.0]" and r.config["losses"] == [{"name": "scaled_xent", "scale": 2.0}]
+    assert all(r.student == "scaled_xent[scale=2.0]" and r.config["losses"] == [{"name": "scaled_xent", "scale": 2.0}]
                for r in results)
     assert "scaled_xent[scale=2.0]" in capsys.readouterr().out
 

@@ -86,9 +86,9 @@ def find(rows: list[dict], dataset: str, weak: str, strong: str, loss: str) -> d
 def test_load_records_normalises_nulls_and_flags(run_root):
     records = load_records(run_root)
     assert len(records) == len(PGR) * len(SEEDS) + 1
-    self_pairs = [r for r in records if r["weak"] == r["strong"]]
-    assert all(math.isnan(r["pgr"]) and r["self_pair"] and r["weak_not_smaller"] for r in self_pairs)
-    assert all(isinstance(r["pgr"], float) for r in records)
+    self_pairs = [r for r in records if r.weak == r.strong]
+    assert all(math.isnan(r.pgr) and r.self_pair and r.weak_not_smaller for r in self_pairs)
+    assert all(isinstance(r.pgr, float) for r in records)
 
 
 def test_aggregate_matches_hand_computed_statistics(rows):
@@ -240,7 +240,7 @@ def test_two_configurations_of_one_pair_are_reported_apart(tmp_path):
     assert "seed" not in second["config_diff"]
     assert "no config recorded" in third["config_diff"]
     # the seed does not enter the config id: the three main records share one
-    assert len({r["config_id"] for r in records if r["experiment_id"] in {m["experiment_id"] for m in main}}) == 1
+    assert len({r.config_id() for r in records if r.experiment_id in {m["experiment_id"] for m in main}}) == 1
 
     paths = write_report(root)
     markdown = paths["tables"][1].read_text(encoding="utf-8")
@@ -343,3 +343,36 @@ def test_report_html_embeds_only_the_files_its_caller_wrote(tmp_path):
     for other in (holiday, elsewhere):
         assert base64.b64encode(other.read_bytes()).decode() not in page
     assert "linked.png" not in page and "secret.png" not in page
+
+
+def test_size_figure_draws_two_configurations_at_one_strong_model(tmp_path):
+    """Two configurations of one (weak, strong, loss) sit at one parameter count: the figure orders its points by
+    size alone (comparing the two rows themselves stopped the report with a TypeError)."""
+    from w2slab.report.plots import plot_accuracy_vs_size
+
+    records = []
+    for strong, params in (("minilm-l6", 22_000_000), ("minilm-l12", 33_000_000)):
+        for changes in ({}, {"n_train": 4000}):
+            record = with_config(make_record("sciq", "minilm-l3", strong, "xent", 0, 0.3), **changes)
+            records.append({**record, "strong_params": params})
+    records = load_records(write_run_root(tmp_path / "run", records))
+    (path,) = plot_accuracy_vs_size(records, tmp_path / "out")
+    assert path.stat().st_size > 0
+
+
+def test_a_result_written_with_the_old_loss_key_loads_as_its_student(tmp_path):
+    """Result files that name the student label ``loss`` (written before the field was called ``student``) load
+    unchanged, into every report; files written now say ``student``."""
+    from w2slab.results import ExperimentResult
+
+    old = make_record("sciq", "minilm-l3", "minilm-l6", "xent+conf_filter[drop=0.2]", 0, 0.5)
+    assert "loss" in old and "student" not in old
+    (tmp_path / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    result = ExperimentResult.read(tmp_path / "old.json")
+    assert result.student == "xent+conf_filter[drop=0.2]" and result.pgr == pytest.approx(0.5)
+    written = json.loads(result.write(tmp_path / "new.json").read_text(encoding="utf-8"))
+    assert written["student"] == result.student and "loss" not in written
+    assert ExperimentResult.read(tmp_path / "new.json").to_dict() == result.to_dict()
+    assert ExperimentResult.from_dict({**old, "student": "logconf"}).student == "logconf"  # the field's own name wins
+    (row,) = aggregate(load_records(write_run_root(tmp_path / "run", [old])))
+    assert row["loss"] == "xent+conf_filter[drop=0.2]"  # summary.csv's column keeps its name

@@ -12,7 +12,8 @@ import torch
 from rich.console import Console
 
 from w2slab import stats
-from w2slab.results import SUSPECT_ONE_CLASS_FRACTION, ExperimentResult, ExperimentSummary, summary_table
+from w2slab.report.console import summary_table
+from w2slab.results import SUSPECT_ONE_CLASS_FRACTION, ExperimentResult, ExperimentSummary
 
 N = 400
 CONFIG = {"dataset": "toy", "weak": "minilm-l6", "strong": "mpnet-base", "n_train": 2000, "n_test": N, "seed": 0,
@@ -73,7 +74,7 @@ def compute(student_pred: np.ndarray, *, ceiling_fraction: float = 0.9, stabilit
     return ExperimentResult.compute(
         labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
         ceiling=probs(predictions(ceiling_fraction, 3)), student={"test": probs(student_pred), "transfer": weak},
-        config=CONFIG, loss="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None, stability=stability)
+        config=CONFIG, label="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None, stability=stability)
 
 
 def test_a_one_class_student_makes_the_result_suspect():
@@ -97,13 +98,13 @@ def test_a_student_at_chance_under_a_teacher_that_is_not_makes_the_result_suspec
     result = ExperimentResult.compute(
         labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
         ceiling=probs(predictions(0.9, 3)), student={"test": probs(predictions(0.5, 4)), "transfer": weak},
-        config=CONFIG, loss="logconf", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
+        config=CONFIG, label="logconf", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
     assert len(result.suspect) == 1 and result.suspect[0].startswith("student ranks test examples at chance")
     assert "(AUROC 0.800)" in result.suspect[0]
     healthy = ExperimentResult.compute(
         labels={"test": labels, "transfer": labels}, weak={"test": weak, "transfer": weak},
         ceiling=probs(predictions(0.9, 3)), student={"test": probs(predictions(0.7, 4)), "transfer": weak},
-        config=CONFIG, loss="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
+        config=CONFIG, label="xent", experiment_id="e", resolved={}, seed=0, warn=lambda *_: None)
     assert healthy.suspect == []
 
 

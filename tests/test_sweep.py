@@ -69,7 +69,7 @@ def trainings(root: Path) -> dict[str, int]:
 
 
 def metrics_by_experiment(records):
-    return {(r["weak"], r["loss"], r["seed"]): tuple(r[k] for k in METRICS) for r in records}
+    return {(r["weak"], r["student"], r["seed"]): tuple(r[k] for k in METRICS) for r in records}
 
 
 def same(a, b):

@@ -171,8 +171,10 @@ def test_an_unconverged_training_is_retried_and_ends_converged_chosen_without_th
     assert any(note.startswith("ceiling retried at ") for note in saved["length"]), saved["length"]
     from rich.console import Console
 
+    from w2slab.report.console import summary_table
+
     console = Console(width=200, record=True)
-    console.print(__import__("w2slab.results", fromlist=["summary_table"]).summary_table(summary))
+    console.print(summary_table(summary))
     assert "ceiling retried at" in console.export_text()
 
 
@@ -252,14 +254,15 @@ def make_result(weak_acc: float, ceiling_p: float = 0.95, ceiling_loss: float = 
         labels={"transfer": labels, "test": labels}, weak={"transfer": weak, "test": weak}, ceiling=ceiling,
         student={"transfer": student, "test": student}, config={"dataset": "toy", "weak": "minilm-l3",
                                                                  "strong": "mpnet-base", "n_test": n},
-        loss="xent", experiment_id=f"x{weak_acc}{ceiling_p}", resolved={}, seed=0, warn=lambda *_: None,
+        label="xent", experiment_id=f"x{weak_acc}{ceiling_p}", resolved={}, seed=0, warn=lambda *_: None,
         stability={"ceiling": {"final_loss": ceiling_loss}})
 
 
 def table_text(result) -> str:
     from rich.console import Console
 
-    from w2slab.results import ExperimentSummary, summary_table
+    from w2slab.report.console import summary_table
+    from w2slab.results import ExperimentSummary
 
     summary = ExperimentSummary(config=result.config, results={"xent": result}, stability={}, notes=[], stages={},
                                 resolved={})
@@ -275,7 +278,7 @@ def student_pgr_cell(text: str) -> str:
 
 
 def test_a_weak_model_at_chance_is_no_w2s_experiment():
-    from w2slab.report.tables import aggregate, has_gap, markdown_table
+    from w2slab.report.tables import aggregate, markdown_table
     from w2slab.results import no_experiment_reason
 
     result = make_result(0.5)
@@ -284,29 +287,28 @@ def test_a_weak_model_at_chance_is_no_w2s_experiment():
     assert result.gap_ci95[0] > 0  # a gap there is: the rule, not the gap, rules the PGR out
     text = table_text(result)
     assert "weak model at chance" in text and student_pgr_cell(text) == "n/a"
-    record = dataclasses.asdict(result)
-    assert not has_gap(record)
-    (row,) = aggregate([record])
+    assert not result.has_gap()
+    (row,) = aggregate([result])
     assert not row["pgr_shown"] and row["n_no_experiment"] == 1
     assert "no W2S experiment (1 of 1)" in markdown_table([row]) and "weak model at chance" in markdown_table([row])
     assert "PGR n/a (no W2S experiment)" in result.one_line()
     good = make_result(0.7)
-    assert not no_experiment_reason(good) and has_gap(dataclasses.asdict(good))
+    assert not no_experiment_reason(good) and good.has_gap()
     assert student_pgr_cell(table_text(good)) == f"{good.pgr:.3f}"
-    assert aggregate([dataclasses.asdict(good)])[0]["pgr_shown"] is True
+    assert aggregate([good])[0]["pgr_shown"] is True
 
 
 def test_a_ceiling_that_did_not_converge_is_no_w2s_experiment():
     from w2slab.report.tables import aggregate
-    from w2slab.results import no_experiment_reason
+    from w2slab.results import ExperimentResult, no_experiment_reason
 
     result = make_result(0.7, ceiling_p=0.55)  # right on 90%, never confident
     reason = no_experiment_reason(result)
     assert reason.startswith("ceiling did not converge: accuracy") and reason.endswith("no W2S experiment"), reason
     text = table_text(result)
     assert "ceiling did not converge" in text and student_pgr_cell(text) == "n/a"
-    assert not aggregate([dataclasses.asdict(result)])[0]["pgr_shown"]
+    assert not aggregate([result])[0]["pgr_shown"]
     # a record without K (written before results carried it) is not judged at chance
-    old = dataclasses.asdict(make_result(0.5))
+    old = make_result(0.5).to_dict()
     old.pop("num_classes")
-    assert not no_experiment_reason(old)
+    assert not no_experiment_reason(ExperimentResult.from_dict(old))

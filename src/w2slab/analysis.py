@@ -2,7 +2,7 @@
 
     import w2slab
     df = w2slab.load_results("runs")                 # a run root, or one experiment folder of `w2s run`
-    df.groupby(["loss", "strong_train.lr"]).pgr.mean()
+    df.groupby(["student", "strong_train.lr"]).pgr.mean()
     w2slab.compare("runs/a", "runs/b")               # what `w2s compare A B` prints
 
 One row per result (one student of one experiment): the accuracies, PGR and its interval as ``pgr_ci_low`` /
@@ -56,7 +56,7 @@ def pairing_key(result: ExperimentResult) -> tuple:
     """What two results must share to be compared example by example: the test set
     (:meth:`ExperimentResult.test_set`: dataset and revision, data seed, n_test, data-file fields), the seed and
     the student (loss and method label)."""
-    return (result.test_set(), result.seed, result.loss)
+    return (result.test_set(), result.seed, result.student)
 
 
 def _refuse_mismatched_test_sets(left: list[ExperimentResult], right: list[ExperimentResult], a: str, b: str
@@ -64,18 +64,18 @@ def _refuse_mismatched_test_sets(left: list[ExperimentResult], right: list[Exper
     """One line where A and B hold a dataset, seed and student in common but measured on other test sets (another
     data revision, label field, n_test or size): pairing them example by example would compare apples and
     oranges, or fail on their lengths."""
-    sets = {(r.dataset, r.seed, r.loss): r.test_set() for r in left}
+    sets = {(r.dataset, r.seed, r.student): r.test_set() for r in left}
     for result in right:
-        other = sets.get((result.dataset, result.seed, result.loss))
+        other = sets.get((result.dataset, result.seed, result.student))
         if other is not None and other != result.test_set():
-            raise W2SError(f"compare: {a} and {b} hold {result.dataset} seed {result.seed} ({result.loss}) on other "
+            raise W2SError(f"compare: {a} and {b} hold {result.dataset} seed {result.seed} ({result.student}) on other "
                            f"test sets ({test_set_difference(other, result.test_set())}); compare runs of one data "
                            "revision and one test set")
 
 
 def compare(a: str | Path, b: str | Path, *, role: str = "student") -> list[dict[str, Any]]:
     """Paired differences ``B - A`` of ``role``'s test accuracy (student, ceiling or weak), per student label,
-    over the seeds both hold, with the interval and p-value of :func:`w2slab.stats.paired_difference` (the
+    over the seeds both hold, with the interval and p-value of :func:`w2slab.stats.paired_results` (the
     benchmark's rule: seeds crossed with the shared test examples) and Holm / BH over the labels compared.
 
     Results pair when they share a test set, a seed and a student label (:func:`pairing_key`); when A and B each
@@ -85,9 +85,9 @@ def compare(a: str | Path, b: str | Path, *, role: str = "student") -> list[dict
 
     left, right = read_results(Path(a)), read_results(Path(b))
     _refuse_mismatched_test_sets(left, right, str(a), str(b))
-    if {r.loss for r in left} != {r.loss for r in right} and len({r.loss for r in left}) == 1 \
-            and len({r.loss for r in right}) == 1:
-        label = f"{left[0].loss} -> {right[0].loss}"
+    if {r.student for r in left} != {r.student for r in right} and len({r.student for r in left}) == 1 \
+            and len({r.student for r in right}) == 1:
+        label = f"{left[0].student} -> {right[0].student}"
         left_keys = {pairing_key(r)[:-1] + (label,): r for r in left}
         right_keys = {pairing_key(r)[:-1] + (label,): r for r in right}
     else:
@@ -100,12 +100,8 @@ def compare(a: str | Path, b: str | Path, *, role: str = "student") -> list[dict
     groups: dict[tuple, list[tuple[ExperimentResult, ExperimentResult]]] = defaultdict(list)
     for key in shared:
         groups[(left_keys[key].dataset, key[-1])].append((left_keys[key], right_keys[key]))
-    entries = []
-    for (dataset, student), pairs in sorted(groups.items()):
-        one_set = len({x.test_set() for x, _ in pairs}) == 1
-        estimate = stats.paired_difference([y.correct(role).astype(float) for _, y in pairs],
-                                           [x.correct(role).astype(float) for x, _ in pairs], shared_test_set=one_set)
-        entries.append(((dataset, student), estimate))
+    entries = [((dataset, student), stats.paired_results([y for _, y in pairs], [x for x, _ in pairs], role))
+               for (dataset, student), pairs in sorted(groups.items())]
     adjusted = stats.adjust_family(f"{a} vs {b}", [(s, "A", e) for (_, s), e in entries])
     rows = []
     for ((dataset, student), estimate), comparison in zip(entries, adjusted, strict=True):

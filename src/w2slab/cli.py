@@ -346,7 +346,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from w2slab.api import run
-    from w2slab.results import summary_table
+    from w2slab.report.console import summary_table
 
     cfg = build_config(args)
     runtime = RuntimeConfig(run_root=args.run_root, data_root=args.data_root, model_cache=args.model_cache,

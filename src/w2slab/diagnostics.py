@@ -15,8 +15,9 @@
   (the student made the same wrong prediction), changed (a different wrong class, K>2) and the student's
   new errors on examples the weak model had right.
 - **Calibration**: expected calibration error (equal-width confidence bins) and the Brier score.
-- **Paired differences**: two students on the same test examples, a bootstrap CI of their accuracy
-  difference (resampling examples, so the shared difficulty of an example cancels).
+- **Per-example correctness**, packed into the result (:func:`pack_correct`) and read back only through
+  ``ExperimentResult.correct``, so that paired differences between students (:mod:`w2slab.stats`) see the same
+  examples in every report.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The result schema, defined once: what an experiment measured, on disk, on screen and in reports.
 
-- :class:`ExperimentResult`: one (experiment, loss): the accuracies of weak, ceiling and student,
+- :class:`ExperimentResult`: one (experiment, student): the accuracies of weak, ceiling and student,
   PGR with its bootstrap CI (or the mark that it is unbounded) and the gap's CI, agreement, pair marks,
-  the reasons the run is *suspect*, the experiment's config (restricted to that loss) and what the
+  the reasons the run is *suspect*, the experiment's config (restricted to that student's loss) and what the
   stages resolved at run time. The ``evaluate`` stage writes it as
   ``result.json``; sweeps publish it to ``RUN_ROOT/experiments/<id>/result.json``; reports read it back
   with :func:`read_results`, which validates every file.
-- :class:`ExperimentSummary`: one experiment with all its losses (``metrics.json`` of ``w2s run``),
-  built from its results and the stages' stability reports, and printed by :func:`summary_table`.
+- :class:`ExperimentSummary`: one experiment with all its students (``metrics.json`` of ``w2s run``),
+  built from its results and the stages' stability reports (printed by :func:`w2slab.report.console.summary_table`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from w2slab.diagnostics import (
     unpack_correct,
 )
 from w2slab.errors import W2SError
+from w2slab.formatting import console
 from w2slab.metrics import accuracy, agreement, auroc, majority_fraction, pgr
 
 NAN = math.nan
@@ -57,11 +58,13 @@ SUSPECT_LOSS_NEAR_CHANCE = 0.10
 ROLES = ("weak", "ceiling", "student")
 #: :meth:`ExperimentResult.config_id` of a record written before results carried their config.
 NO_CONFIG_ID = "no-config"
+#: The keys result files wrote before a field was renamed, and the field each is read into.
+OLD_KEYS = {"loss": "student"}
 
 
 @dataclass
 class ExperimentResult:
-    """One (dataset, weak, strong, loss, seed). Undefined numbers (e.g. PGR when ceiling <= weak) are NaN.
+    """One (dataset, weak, strong, student, seed). Undefined numbers (e.g. PGR when ceiling <= weak) are NaN.
 
     ``pgr_ci95`` is Fieller's 95% CI of PGR over the test examples (:func:`w2slab.stats.pgr_estimate`). Where the
     gap itself is not significant, PGR is unbounded within the interval: ``pgr_ci_unbounded`` is true and
@@ -75,7 +78,9 @@ class ExperimentResult:
     dataset: str
     weak: str
     strong: str
-    loss: str  # the loss label: its name plus any non-default parameters
+    # the student's label: its loss's name and non-default parameters, and its method's where it has one
+    # (``xent``, ``logconf[buffer=128]``, ``xent+conf_filter[drop=0.2]``, ``xent+oracle_select(oracle)``)
+    student: str
     seed: int
     weak_accuracy: float
     ceiling_accuracy: float
@@ -99,10 +104,10 @@ class ExperimentResult:
     weak_params: int | None = None
     strong_params: int | None = None
     experiment_id: str = ""
-    config: dict[str, Any] = field(default_factory=dict)  # ExperimentConfig.to_dict() with this loss only
+    config: dict[str, Any] = field(default_factory=dict)  # ExperimentConfig.to_dict() with this student's loss only
     resolved: dict[str, Any] = field(default_factory=dict)  # per role: lr, precision, device, pooling, location
     suspect: list[str] = field(default_factory=list)
-    method: str = "none"  # the method's label; ``loss`` is then the student's label, e.g. xent+conf_filter
+    method: str = "none"  # the method's label (its part of ``student``: conf_filter of xent+conf_filter)
     oracle: bool = False  # the student read ground truth on purpose (a named oracle method): not a W2S result
     ground_truth_labels: dict[str, int] = field(default_factory=dict)  # by role: weak, ceiling, supervisor, student
     # misfit/gain (Charikar et al. 2024), the test-set decomposition and calibration (w2slab.diagnostics)
@@ -116,7 +121,7 @@ class ExperimentResult:
     # its size and the per-example correctness; every tuning choice reads these, never the test numbers
     validation: dict[str, Any] = field(default_factory=dict)
 
-    KEYS = ("dataset", "weak", "strong", "loss")  # what names a configuration in tables and plots
+    KEYS = ("dataset", "weak", "strong", "student")  # what names a configuration in tables and plots
 
     # --- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -124,11 +129,13 @@ class ExperimentResult:
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "result") -> ExperimentResult:
-        """Validate a parsed ``result.json``; every problem names ``source`` so it can be fixed or deleted."""
+        """Validate a parsed ``result.json``; every problem names ``source`` so it can be fixed or deleted. Files
+        written before a field was renamed (:data:`OLD_KEYS`: ``loss`` for ``student``) read the same."""
         fix = "delete it and re-run `w2s sweep`"
         if not isinstance(raw, dict):
             raise W2SError(f"malformed experiment record {source}: expected one JSON object, got "
                            f"{type(raw).__name__}; {fix}")
+        raw = _renamed(raw)
         fields = {f.name: f for f in dataclasses.fields(cls)}
         required = [name for name, f in fields.items()
                     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
@@ -182,13 +189,14 @@ class ExperimentResult:
     # --- computing one -------------------------------------------------------------------------
     @classmethod
     def compute(cls, *, labels: dict[str, np.ndarray], weak: dict[str, np.ndarray], ceiling: np.ndarray,
-                student: dict[str, np.ndarray], config: dict[str, Any], loss: str, experiment_id: str,
+                student: dict[str, np.ndarray], config: dict[str, Any], label: str, experiment_id: str,
                 resolved: dict[str, Any], seed: int, warn=print,
                 stability: dict[str, dict] | None = None, method: str = "none", oracle: bool = False,
                 ground_truth_labels: dict[str, int] | None = None, selection: list[dict] | None = None,
                 trace: dict[str, np.ndarray] | None = None,
                 validation: dict[str, np.ndarray] | None = None) -> ExperimentResult:
-        """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test.
+        """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test; ``label``
+        names the student (the result's :attr:`student`).
 
         ``stability``: the trainings' stability reports by role (``weak``, ``ceiling``, ``student``; each a
         parsed ``stability.json``), whose ``suspect`` reasons the result carries next to its own. ``weak`` is
@@ -196,7 +204,7 @@ class ExperimentResult:
         """
         test = labels["test"]
         result = cls(
-            dataset=config["dataset"], weak=config["weak"], strong=config["strong"], loss=loss, seed=seed,
+            dataset=config["dataset"], weak=config["weak"], strong=config["strong"], student=label, seed=seed,
             weak_accuracy=accuracy(weak["test"], test), ceiling_accuracy=accuracy(ceiling, test),
             student_accuracy=accuracy(student["test"], test), pgr=NAN,
             weak_auroc=auroc(weak["test"], test), ceiling_auroc=auroc(ceiling, test),
@@ -210,7 +218,7 @@ class ExperimentResult:
             result.pgr = pgr(result.weak_accuracy, result.student_accuracy, result.ceiling_accuracy)
             result.pgr_auroc = pgr(result.weak_auroc, result.student_auroc, result.ceiling_auroc)
         for warning in caught:
-            warn(f"warning: {loss}: {warning.message}")
+            warn(f"warning: {label}: {warning.message}")
         chance = float(np.bincount(test).max() / len(test))
         outcomes = {role: (probs.argmax(-1) == test).astype(float) for role, probs in
                     (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
@@ -239,6 +247,26 @@ class ExperimentResult:
         if role not in self.test_correct:
             raise W2SError(f"result {self.experiment_id} has no per-example record of {role}; re-run its evaluation")
         return unpack_correct(self.test_correct[role], self.test_size)
+
+    def validation_correct(self, role: str) -> np.ndarray:
+        """Per-example correctness of ``role`` on the validation split (what a tuning choice pools, never the test
+        set's)."""
+        packed = (self.validation.get("correct") or {}).get(role)
+        if packed is None:
+            raise W2SError(f"result {self.experiment_id} has no per-example validation record of {role}; re-run its "
+                           "evaluation")
+        return unpack_correct(packed, int(self.validation["size"]))
+
+    def has_outcomes(self) -> bool:
+        """Whether the result recorded its per-example test outcomes (results written before they did have none,
+        and pool into no interval over examples)."""
+        return bool(self.test_correct) and self.test_size > 0
+
+    def has_gap(self) -> bool:
+        """Whether this seed counts as one with a gap in every table's gap rule: its own gap interval (ceiling - weak
+        over its test examples) excludes 0 (not where it is unknown) and it is a W2S experiment at all
+        (:meth:`no_experiment`)."""
+        return bool(self.gap_ci95[0] > 0) and not self.no_experiment()
 
     def test_set(self) -> str:
         """What two results must share to be paired example by example (:func:`test_set_identity`)."""
@@ -271,10 +299,10 @@ class ExperimentResult:
         return no_experiment_reason(self)
 
     def one_line(self) -> str:
-        pgr = "n/a (no W2S experiment)" if self.no_experiment() else fmt(self.pgr)
-        return (f"{self.dataset:10s} {self.weak:>14s} -> {self.strong:14s} {self.loss:8s} s{self.seed}  "
-                f"weak {fmt(self.weak_accuracy)}  student {fmt(self.student_accuracy)}  "
-                f"ceiling {fmt(self.ceiling_accuracy)}  PGR {pgr}"
+        pgr = "n/a (no W2S experiment)" if self.no_experiment() else console(self.pgr)
+        return (f"{self.dataset:10s} {self.weak:>14s} -> {self.strong:14s} {self.student:8s} s{self.seed}  "
+                f"weak {console(self.weak_accuracy)}  student {console(self.student_accuracy)}  "
+                f"ceiling {console(self.ceiling_accuracy)}  PGR {pgr}"
                 + ("  SUSPECT" if self.suspect else ""))
 
 
@@ -543,22 +571,21 @@ def unconverged_ceiling(suspect: list[str]) -> list[str]:
     return [reason for reason in suspect if reason.startswith("ceiling did not converge")]
 
 
-def no_experiment_reason(result: ExperimentResult | dict[str, Any]) -> str:
+def no_experiment_reason(result: ExperimentResult) -> str:
     """Why a run is no weak-to-strong experiment, in one line (empty where it is one): the weak model at chance
     (its test accuracy's interval, :func:`w2slab.stats.mean_estimate` over the test examples, includes 1/K: its
     labels carry nothing to generalise from), or a ceiling that did not converge (the gap is then the optimiser's,
     not the strong model's). Every table's gap rule counts such a run as one without a gap, so no PGR of it is
-    shown as a result (``report.tables.has_gap``, :func:`summary_table`)."""
-    get = result.get if isinstance(result, dict) else (lambda key, default=None: getattr(result, key, default))
+    shown as a result (:meth:`ExperimentResult.has_gap`, ``report.console.summary_table``)."""
     reasons = []
-    correct, size, k = (get("test_correct") or {}).get("weak"), int(get("test_size") or 0), int(get("num_classes") or 0)
-    if correct and size and k >= 2:
-        weak = stats.mean_estimate([unpack_correct(correct, size).astype(float)])
+    k = result.num_classes
+    if result.test_correct.get("weak") and result.test_size and k >= 2:
+        weak = stats.mean_estimate([result.correct("weak")])
         low, high = weak.ci95
         if low <= 1.0 / k <= high:
             reasons.append(f"weak model at chance ({weak.value:.3f} [{low:.3f}, {high:.3f}], chance {1.0 / k:.3f}): "
                            "no W2S experiment")
-    unconverged = unconverged_ceiling(get("suspect") or [])
+    unconverged = unconverged_ceiling(result.suspect)
     if unconverged:
         reasons.append(f"{unconverged[0]}: no W2S experiment")
     return "; ".join(reasons)
@@ -584,10 +611,10 @@ def read_results(path: Path) -> list[ExperimentResult]:
 
 @dataclass
 class ExperimentSummary:
-    """One experiment with every loss: the content of ``metrics.json`` and of the printed table."""
+    """One experiment with every student: the content of ``metrics.json`` and of the printed table."""
 
     config: dict[str, Any]
-    results: dict[str, ExperimentResult]  # by loss label
+    results: dict[str, ExperimentResult]  # by student label
     stability: dict[str, dict]  # weak, ceiling, student_<loss>
     notes: list[str]
     stages: dict[str, str]  # stage label -> id
@@ -601,7 +628,7 @@ class ExperimentSummary:
 
     @property
     def suspect(self) -> list[str]:
-        """Every loss's suspect reasons, each once, in order (weak and ceiling reasons are shared by all)."""
+        """Every student's suspect reasons, each once, in order (weak and ceiling reasons are shared by all)."""
         return list(dict.fromkeys(reason for result in self.results.values() for reason in result.suspect))
 
     def length_notes(self) -> list[str]:
@@ -622,12 +649,12 @@ class ExperimentSummary:
                         "over_chance": first.ceiling_over_chance,
                         "over_chance_ci95": list(first.ceiling_over_chance_ci95)},
             "gap": {"accuracy": first.ceiling_accuracy - first.weak_accuracy, "gap_ci95": list(first.gap_ci95)},
-            "students": {loss: {"accuracy": r.student_accuracy, "auroc": r.student_auroc, "pgr": r.pgr,
+            "students": {label: {"accuracy": r.student_accuracy, "auroc": r.student_auroc, "pgr": r.pgr,
                                 "pgr_ci95": list(r.pgr_ci95), "pgr_ci_unbounded": r.pgr_ci_unbounded,
                                 "pgr_auroc": r.pgr_auroc,
                                 "agreement_with_weak_transfer": r.agreement_with_weak_transfer,
                                 "agreement_with_weak_test": r.agreement_with_weak_test, "suspect": r.suspect}
-                         for loss, r in self.results.items()},
+                         for label, r in self.results.items()},
             "suspect": self.suspect,
             "no_experiment": first.no_experiment(),
             "length": self.length_notes(),
@@ -641,65 +668,9 @@ class ExperimentSummary:
         })
 
 
-def summary_table(summary: ExperimentSummary):
-    """The printed result of ``w2s run`` as a rich table.
-
-    The last column holds the students' PGR CI (``unbounded`` when the bootstrap cannot bound it) and the
-    gap's CI; rows of a suspect model are marked and the reasons are listed under the table.
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    first = summary.first
-    table = Table(title=f"{first.dataset}: {first.weak} -> {first.strong} (seed {first.seed}, n_test "
-                        f"{summary.config['n_test']})")
-    for column in ("model", "accuracy", "AUROC", "ECE", "p90 max p", "PGR", "95% CI"):
-        table.add_column(column, justify="right" if column != "model" else "left")
-    no_experiment = first.no_experiment()
-    has_gap = first.gap_ci95[0] > 0 and not no_experiment  # False when NaN
-    at_chance = not first.ceiling_over_chance_ci95[0] > 0  # NaN (an old record): not said
-    table.caption = (f"{no_experiment}, so no PGR is a result here. " if no_experiment else "" if has_gap else
-                     "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
-        ("ceiling at chance: its margin over chance reaches 0, so this dataset measures nothing with these "
-         "models. " if at_chance and not math.isnan(first.ceiling_over_chance_ci95[0]) else "") + \
-        "Intervals over the test examples (one seed; w2slab.stats)."
-
-    def confidence(result: ExperimentResult, role: str) -> tuple[str, str]:
-        cal = (result.diagnostics.get("calibration") or {}).get(role) or {}
-        return fmt(cal.get("ece", NAN)), fmt(cal.get("p90_max_prob", NAN))
-
-    def label(text: str, suspect: bool) -> str:
-        return escape(text) + (" [bold red]SUSPECT[/]" if suspect else "")
-
-    def interval(low: float, high: float) -> str:
-        return escape(f"[{fmt(low)}, {fmt(high)}]")
-
-    roles = set().union(*(result.suspect_roles() for result in summary.results.values()))
-    table.add_row(label(f"weak ({first.weak})", "weak" in roles), fmt(first.weak_accuracy), fmt(first.weak_auroc),
-                  *confidence(first, "weak"), "", "")
-    for loss, result in summary.results.items():
-        ci = "unbounded" if result.pgr_ci_unbounded else interval(*result.pgr_ci95)
-        table.add_row(label(f"w2s student ({loss})", "student" in result.suspect_roles()),
-                      fmt(result.student_accuracy), fmt(result.student_auroc), *confidence(result, "student"),
-                      fmt(result.pgr) if has_gap else "n/a" if no_experiment else "no gap", ci if has_gap else "")
-    table.add_row(label(f"ceiling ({first.strong})", "ceiling" in roles), fmt(first.ceiling_accuracy),
-                  fmt(first.ceiling_auroc), *confidence(first, "ceiling"), "", "")
-    table.add_row("gap (ceiling - weak)", fmt(first.ceiling_accuracy - first.weak_accuracy), "", "", "", "",
-                  interval(*first.gap_ci95))
-    if not math.isnan(first.ceiling_over_chance):
-        table.add_row("ceiling - chance", fmt(first.ceiling_over_chance), "", "", "", "",
-                      interval(*first.ceiling_over_chance_ci95))
-    if notes := summary.length_notes():
-        table.caption = "; ".join(notes) + ". " + table.caption
-    if summary.suspect:
-        table.caption = "suspect: " + "; ".join(summary.suspect) + ". " + table.caption
-        table.caption_style = "red"
-    table.caption = escape(table.caption)
-    return table
-
-
-def fmt(value: float | None) -> str:
-    return "  nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with each old key (:data:`OLD_KEYS`) read as its field's name, unless the file holds that name too."""
+    return {OLD_KEYS[key] if key in OLD_KEYS and OLD_KEYS[key] not in raw else key: value for key, value in raw.items()}
 
 
 def _as_float(value: Any, key: str, source: str, fix: str) -> float:

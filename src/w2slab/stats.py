@@ -23,13 +23,19 @@ baseline on one pair"): its p-value is Holm-adjusted over that family (the famil
 claims), with Benjamini-Hochberg's q beside it, and each table prints its family's size. The minimum detectable
 difference uses t quantiles and the family's Bonferroni level (Holm's first step). Equivalence is claimed only by
 TOST with a stated margin.
+
+**Results.** The last functions pool results themselves (:class:`Outcomes`: each result's per-example correctness
+by role, its seed, its test set and its own gap; :class:`w2slab.results.ExperimentResult` is one), so that the
+report, the bench, the benchmarks and ``w2s compare`` unpack outcomes, pair seeds and apply the gap rule the same
+way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 from scipy import stats as _scipy
@@ -429,3 +435,63 @@ def sign_test(differences: Sequence[float]) -> tuple[int, int, float]:
     decided = sum(1 for d in differences if d != 0 and math.isfinite(d))
     p = float(_scipy.binomtest(wins, decided, 0.5).pvalue) if decided else math.nan
     return wins, decided, p
+
+
+# --- over results: the seeds of one setting ----------------------------------------------------------------------
+
+
+class Outcomes(Protocol):
+    """What the statistics read of one result (one seed of one student; :class:`w2slab.results.ExperimentResult`)."""
+
+    seed: int
+
+    def correct(self, role: str) -> np.ndarray:
+        """Per-example correctness of ``role`` (``weak``, ``student``, ``ceiling``) on the test set."""
+        ...
+
+    def test_set(self) -> str:
+        """What two results must share to be paired example by example."""
+        ...
+
+    def has_outcomes(self) -> bool:
+        """Whether the result recorded its per-example test outcomes."""
+        ...
+
+    def has_gap(self) -> bool:
+        """Whether the result counts as a seed with a gap of its own under the gap rule."""
+        ...
+
+
+#: The roles a PGR pools: the supervisor the student learnt from, the student, the ceiling.
+ROLES = ("weak", "student", "ceiling")
+
+
+def shares_test_set(results: Sequence[Outcomes]) -> bool:
+    """Whether the results were measured on one test set: their seeds are then crossed with its examples,
+    otherwise nested (the ``shared_test_set`` of every estimate above)."""
+    return len({r.test_set() for r in results}) <= 1
+
+
+def role_estimate(results: Sequence[Outcomes], role: str) -> Estimate:
+    """``role``'s test accuracy over the results' seeds and test examples (:func:`mean_estimate`)."""
+    return mean_estimate([r.correct(role) for r in results], shared_test_set=shares_test_set(results))
+
+
+def pooled_pgr(results: Sequence[Outcomes]) -> Pgr | None:
+    """The PGR of one setting over all its seeds (:func:`pgr_estimate`; none dropped), its seeds with a gap counted
+    by each result's own rule (``has_gap``: its gap interval excludes 0 and it is a W2S experiment at all), shown
+    under :func:`shows_pgr`; None when some seed did not record its per-example outcomes (older result files)."""
+    usable = sorted((r for r in results if r.has_outcomes()), key=lambda r: r.seed)
+    if not usable or len(usable) < len(results):
+        return None
+    pooled = pgr_estimate([{role: r.correct(role) for role in ROLES} for r in usable],
+                          shared_test_set=shares_test_set(usable))
+    with_gap = sum(r.has_gap() for r in usable)
+    return replace(pooled, seeds_with_gap=with_gap, shown=shows_pgr(with_gap, len(usable), pooled.gap))
+
+
+def paired_results(treatment: Sequence[Outcomes], baseline: Sequence[Outcomes], role: str = "student") -> Estimate:
+    """``role``'s accuracy in each treatment result minus in the baseline result beside it (the same seed on the
+    same test examples): :func:`paired_difference`, the seeds crossed where the treatment's share one test set."""
+    return paired_difference([t.correct(role) for t in treatment], [b.correct(role) for b in baseline],
+                             shared_test_set=shares_test_set(treatment))

@@ -5,40 +5,31 @@ One gzipped JSON line per result, in a fixed order and with a zero mtime, so the
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 from pathlib import Path
 
+from w2slab.results import ExperimentResult
+
 #: What each kept record holds: enough to rebuild every table (per-example outcomes, the config that names its
 #: setting and test set, what it read, its validation outcomes, the students' traces, and the number of classes
 #: the gap rule's "weak model at chance" reads: results.no_experiment_reason).
-KEPT_FIELDS = ("dataset", "weak", "strong", "loss", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
+KEPT_FIELDS = ("dataset", "weak", "strong", "student", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
                "student_accuracy", "pgr", "gap_ci95", "ceiling_over_chance", "ground_truth_labels", "suspect",
                "test_size", "test_correct", "experiment_id", "config", "validation", "trace", "weak_params",
                "strong_params", "num_classes")
 
 
-def write_records(records: list[dict], path: Path, fields: tuple[str, ...] = KEPT_FIELDS) -> None:
-    """``records`` (as :func:`w2slab.report.records.load_records` gives them) to ``path``, byte-stable, each with
-    ``fields`` and its data and weight revisions."""
-    kept = [{key: r[key] for key in fields if key in r} | {"resolved": {"revisions": (r.get("resolved") or {})
-                                                                      .get("revisions", {})}}
-            for r in sorted(records, key=lambda r: (r["experiment_id"], r["loss"]))]
+def write_records(results: list[ExperimentResult], path: Path, fields: tuple[str, ...] = KEPT_FIELDS) -> None:
+    """``results`` to ``path``, byte-stable, each with ``fields`` and its data and weight revisions."""
+    kept = [{key: getattr(r, key) for key in fields} | {"resolved": {"revisions": r.resolved.get("revisions", {})}}
+            for r in sorted(results, key=lambda r: (r.experiment_id, r.student))]
     text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
         handle.write(text.encode())
 
 
-def read_records(path: Path) -> list[dict]:
-    """The records :func:`write_records` wrote, validated as results (missing fields take their defaults)."""
-    from w2slab.results import ExperimentResult
-
-    out = []
-    for line in gzip.decompress(Path(path).read_bytes()).decode().splitlines():
-        raw = json.loads(line)
-        resolved = raw.pop("resolved", {})
-        record = dataclasses.asdict(ExperimentResult.from_dict(raw, str(path)))
-        record["resolved"] = resolved
-        out.append(record)
-    return out
+def read_records(path: Path) -> list[ExperimentResult]:
+    """The results :func:`write_records` wrote, validated (missing fields take their defaults)."""
+    return [ExperimentResult.from_dict(json.loads(line), str(path))
+            for line in gzip.decompress(Path(path).read_bytes()).decode().splitlines()]

@@ -15,6 +15,7 @@ from pathlib import Path
 from w2slab.bench import suite
 from w2slab.bench.records import read_records, write_records
 from w2slab.bench.tables import markdown, summarize
+from w2slab.results import ExperimentResult
 
 
 @dataclass
@@ -89,7 +90,7 @@ def run_bench(spec: str | dict, *, parts: Sequence[str], tasks: list[suite.Suite
     result = w2slab.sweep(configs, RuntimeConfig(run_root=run_root, echo=clock.echo))
     seconds = time.monotonic() - began
     ids = {r.experiment_id for r in result.results}
-    records = [r for r in load_records(Path(run_root)) if r["experiment_id"] in ids]
+    records = [r for r in load_records(Path(run_root)) if r.experiment_id in ids]
     meta = {"command": command, "candidate": cand.student(), "parts": list(parts), "seeds": seeds_of,
             "ladder": ladder, "tasks": {part: [t.name for t in tasks_of[part]] for part in parts},
             "seconds": round(seconds),
@@ -113,7 +114,7 @@ def stage_costs(clock: StageClock, end: float) -> dict[str, float]:
     return {key: round(value, 1) for key, value in sorted(costs.items())}
 
 
-def render_to(out: Path, records: list[dict], meta: dict) -> str:
+def render_to(out: Path, records: list[ExperimentResult], meta: dict) -> str:
     """Write the bench's files to ``out`` from ``records`` and ``meta``; return the README text."""
     out.mkdir(parents=True, exist_ok=True)
     write_records(records, out / "records.jsonl.gz")

@@ -23,63 +23,68 @@ import numpy as np
 from w2slab import stats
 from w2slab.bench import published
 from w2slab.bench.suite import BASELINE, part_of, task_of
+from w2slab.formatting import number, p_short, signed
 from w2slab.report.methods import matched_baseline
-from w2slab.report.tables import correct_by_role, pooled_pgr, shares_test_set
-from w2slab.results import unconverged_ceiling
+from w2slab.results import ExperimentResult, unconverged_ceiling
 
-Group = dict[tuple[str, str, str], list[dict]]  # (task, weak, strong) -> records of one student
+Group = dict[tuple[str, str, str], list[ExperimentResult]]  # (task, weak, strong) -> results of one student
 
 
-def by_pair(records: list[dict], student: str) -> Group:
-    """``student``'s records per (task, weak, strong), seeds in order."""
+def _task(result: ExperimentResult) -> str:
+    """The suite task a result belongs to (:func:`w2slab.bench.suite.task_of`, which reads its dataset)."""
+    return task_of({"dataset": result.dataset})
+
+
+def _part(result: ExperimentResult) -> str:
+    """``probe`` or ``finetune`` (:func:`w2slab.bench.suite.part_of`, which reads its config)."""
+    return part_of({"config": result.config})
+
+
+def by_pair(records: list[ExperimentResult], student: str) -> Group:
+    """``student``'s results per (task, weak, strong), seeds in order."""
     out: Group = defaultdict(list)
-    for record in sorted(records, key=lambda r: r["seed"]):
-        if record["loss"] == student:
-            out[(task_of(record), record["weak"], record["strong"])].append(record)
+    for record in sorted(records, key=lambda r: r.seed):
+        if record.student == student:
+            out[(_task(record), record.weak, record.strong)].append(record)
     return out
 
 
-def _role_estimate(group: list[dict], role: str) -> stats.Estimate:
-    return stats.mean_estimate([correct_by_role(r)[role] for r in group], shared_test_set=shares_test_set(group))
-
-
-def unusable(group: list[dict], weak: stats.Estimate) -> str:
+def unusable(group: list[ExperimentResult], weak: stats.Estimate) -> str:
     """Why a pair's runs make no W2S experiment ('' when they do): a ceiling that did not converge on some seed
     (:func:`w2slab.results.unconverged_ceiling`, the rule of every table), or a weak model whose accuracy interval
     over the seeds (``weak``) reaches chance."""
-    bad_ceiling = sorted({r["seed"] for r in group if unconverged_ceiling(r.get("suspect") or [])})
+    bad_ceiling = sorted({r.seed for r in group if unconverged_ceiling(r.suspect)})
     if bad_ceiling:
         return f"ceiling did not converge (seeds {', '.join(map(str, bad_ceiling))})"
     # chance: the test set's most frequent class (what ceiling_over_chance is measured against)
-    chance = float(np.mean([r["ceiling_accuracy"] - r["ceiling_over_chance"] for r in group]))
+    chance = float(np.mean([r.ceiling_accuracy - r.ceiling_over_chance for r in group]))
     if weak.ci95[0] <= chance:
         return f"weak model at chance ({weak.value:.3f} [{weak.ci95[0]:.3f}, {weak.ci95[1]:.3f}])"
     return ""
 
 
-def validation_gap(group: list[dict]) -> float:
+def validation_gap(group: list[ExperimentResult]) -> float:
     """Mean over seeds of ceiling - weak accuracy on the validation split (NaN when not recorded)."""
-    gaps = [r["validation"]["ceiling_accuracy"] - r["validation"]["weak_accuracy"] for r in group
-            if (r.get("validation") or {}).get("ceiling_accuracy") is not None]
+    gaps = [r.validation["ceiling_accuracy"] - r.validation["weak_accuracy"] for r in group
+            if r.validation.get("ceiling_accuracy") is not None]
     return float(np.mean(gaps)) if gaps else math.nan
 
 
-def ladder_rows(records: list[dict]) -> list[dict]:
+def ladder_rows(records: list[ExperimentResult]) -> list[dict]:
     """Per (part, task, pair): both models' ground-truth accuracies, the gap with its interval, whether it has a
     W2S experiment (and why not)."""
     rows = []
     for part in ("probe", "finetune"):
-        plain = by_pair([r for r in records if part_of(r) == part and (r.get("method") or "none") == "none"],
-                        BASELINE)
+        plain = by_pair([r for r in records if _part(r) == part and (r.method or "none") == "none"], BASELINE)
         for (task, weak, strong), group in sorted(plain.items()):
-            pooled = pooled_pgr(group)
+            pooled = stats.pooled_pgr(group)
             if pooled is None:
                 continue
-            w, c = _role_estimate(group, "weak"), _role_estimate(group, "ceiling")
+            w, c = stats.role_estimate(group, "weak"), stats.role_estimate(group, "ceiling")
             why = unusable(group, w) or ("" if pooled.shown else
                                          f"no gap ({pooled.seeds_with_gap} of {pooled.seeds} seeds)")
             rows.append({"part": part, "task": task, "weak": weak, "strong": strong, "seeds": len(group),
-                         "test_size": int(group[0]["test_size"]), "weak_acc": w.value, "weak_lo": w.ci95[0],
+                         "test_size": int(group[0].test_size), "weak_acc": w.value, "weak_lo": w.ci95[0],
                          "weak_hi": w.ci95[1], "ceiling_acc": c.value, "ceiling_lo": c.ci95[0],
                          "ceiling_hi": c.ci95[1], "gap": pooled.gap.value, "gap_lo": pooled.gap.ci95[0],
                          "gap_hi": pooled.gap.ci95[1], "seeds_with_gap": pooled.seeds_with_gap,
@@ -101,52 +106,47 @@ def primary_pair(pairs: list[dict]) -> dict:
     return max(pairs, key=lambda row: (row["validation_gap"] if math.isfinite(row["validation_gap"]) else -1.0))
 
 
-def _paired(records: list[dict], student: str) -> tuple[list[dict], list[dict], str] | None:
-    """The student's records and its matched baseline's, seed by seed, with the baseline's label."""
-    mine = sorted((r for r in records if r["loss"] == student), key=lambda r: r["seed"])
+def _paired(records: list[ExperimentResult], student: str
+            ) -> tuple[list[ExperimentResult], list[ExperimentResult], str] | None:
+    """The student's results and its matched baseline's, seed by seed, with the baseline's label."""
+    mine = sorted((r for r in records if r.student == student), key=lambda r: r.seed)
     if not mine:
         return None
     base_label = matched_baseline(mine[0], BASELINE)
     if base_label is None:
         return None
-    base = {r["seed"]: r for r in records if r["loss"] == base_label}
-    mine = [r for r in mine if r["seed"] in base]
-    return (mine, [base[r["seed"]] for r in mine], base_label) if mine else None
+    base = {r.seed: r for r in records if r.student == base_label}
+    mine = [r for r in mine if r.seed in base]
+    return (mine, [base[r.seed] for r in mine], base_label) if mine else None
 
 
-def _difference(mine: list[dict], base: list[dict]) -> stats.Estimate:
-    return stats.paired_difference([correct_by_role(r)["student"] for r in mine],
-                                   [correct_by_role(b)["student"] for b in base],
-                                   shared_test_set=shares_test_set(mine))
-
-
-def w2s_rows(records: list[dict], student: str, part: str, ladder: list[dict]) -> list[dict]:
+def w2s_rows(records: list[ExperimentResult], student: str, part: str, ladder: list[dict]) -> list[dict]:
     """Per (task, pair) with a W2S experiment: xent's and the student's accuracy and PGR, and the student against
     its matched baseline, Holm over every such pair of the part (family ``<part>: <student> vs its baseline``)."""
     usable = {(row["task"], row["weak"], row["strong"]): row for row in ladder if row["part"] == part and row["w2s"]}
     groups: Group = defaultdict(list)
     for record in records:
-        key = (task_of(record), record["weak"], record["strong"])
-        if part_of(record) == part and key in usable:
+        key = (_task(record), record.weak, record.strong)
+        if _part(record) == part and key in usable:
             groups[key].append(record)
     rows, entries = [], []
     for key, group in sorted(groups.items()):
         paired = _paired(group, student)
         row = {**usable[key], "student": student}
         for label, name in ((BASELINE, "xent"), (student, "student")):
-            mine = sorted((r for r in group if r["loss"] == label), key=lambda r: r["seed"])
-            pooled = pooled_pgr(mine) if mine else None
+            mine = sorted((r for r in group if r.student == label), key=lambda r: r.seed)
+            pooled = stats.pooled_pgr(mine) if mine else None
             if pooled is not None:
-                acc = _role_estimate(mine, "student")
+                acc = stats.role_estimate(mine, "student")
                 row.update({f"{name}_acc": acc.value, f"{name}_pgr": pooled.pgr, f"{name}_pgr_lo": pooled.ci95[0],
                             f"{name}_pgr_hi": pooled.ci95[1],
                             # students flagged SUSPECT (e.g. "did not converge"): printed beside their numbers
-                            f"{name}_suspect": sum(any(reason.startswith("student") for reason in r.get("suspect")
-                                                       or []) for r in mine)})
+                            f"{name}_suspect": sum(any(reason.startswith("student") for reason in r.suspect)
+                                                   for r in mine)})
         if paired is not None:
             mine, base, base_label = paired
             row["baseline"] = base_label
-            entries.append((row, _difference(mine, base)))
+            entries.append((row, stats.paired_results(mine, base)))
         rows.append(row)
     family = f"{part}: {student} vs its matched baseline, every (task, pair) with a gap"
     comparisons = stats.adjust_family(family, [(student, row["baseline"], e) for row, e in entries])
@@ -200,20 +200,13 @@ def pooled_row(primaries: list[dict]) -> dict:
     return out
 
 
-def fmt(value: float, digits: int = 3, signed: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def interval(row: dict, key: str, lo: str, hi: str, digits: int = 3, signed: bool = False) -> str:
+def interval(row: dict, key: str, lo: str, hi: str, digits: int = 3, sign: bool = False) -> str:
+    """``row[key] [row[lo], row[hi]]`` to ``digits`` decimals (with their signs: ``sign``); empty where the row has
+    no ``key`` (a pair without that student)."""
     if key not in row:
         return ""
-    return f"{fmt(row[key], digits, signed)} [{fmt(row[lo], digits, signed)}, {fmt(row[hi], digits, signed)}]"
-
-
-def p_text(value: float | None) -> str:
-    return "" if value is None or not math.isfinite(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.0e}"
+    write = signed if sign else number
+    return f"{write(row[key], digits)} [{write(row[lo], digits)}, {write(row[hi], digits)}]"
 
 
 def markdown_ladder(ladder: list[dict]) -> list[str]:
@@ -223,7 +216,7 @@ def markdown_ladder(ladder: list[dict]) -> list[str]:
         lines.append(f"| {row['part']} | {row['task']} | {row['weak']} -> {row['strong']} | {row['seeds']} | "
                      f"{row['test_size']} | {interval(row, 'weak_acc', 'weak_lo', 'weak_hi')} | "
                      f"{interval(row, 'ceiling_acc', 'ceiling_lo', 'ceiling_hi')} | "
-                     f"{interval(row, 'gap', 'gap_lo', 'gap_hi')} | {fmt(row['validation_gap'])} | "
+                     f"{interval(row, 'gap', 'gap_lo', 'gap_hi')} | {number(row['validation_gap'])} | "
                      f"{'yes' if row['w2s'] else row['why_not']} |")
     return lines
 
@@ -234,12 +227,13 @@ def markdown_w2s(rows: list[dict], student: str) -> list[str]:
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         star = " *" if row.get("claimed") else ""
-        lines.append(f"| {row['task']} | {row['weak']} -> {row['strong']} | {fmt(row['weak_acc'])} | "
-                     f"{fmt(row['ceiling_acc'])} | {fmt(row.get('xent_acc'))} | "
-                     f"{interval(row, 'xent_pgr', 'xent_pgr_lo', 'xent_pgr_hi', 2)} | {fmt(row.get('student_acc'))} | "
+        lines.append(f"| {row['task']} | {row['weak']} -> {row['strong']} | {number(row['weak_acc'])} | "
+                     f"{number(row['ceiling_acc'])} | {number(row.get('xent_acc'))} | "
+                     f"{interval(row, 'xent_pgr', 'xent_pgr_lo', 'xent_pgr_hi', 2)} | "
+                     f"{number(row.get('student_acc'))} | "
                      f"{interval(row, 'student_pgr', 'student_pgr_lo', 'student_pgr_hi', 2)} | "
                      f"{row.get('baseline', '')} | {interval(row, 'diff', 'diff_lo', 'diff_hi', 3, True)}{star} | "
-                     f"{p_text(row.get('p'))} | {p_text(row.get('p_holm'))} | {fmt(row.get('mdd'))} | "
+                     f"{p_short(row.get('p'))} | {p_short(row.get('p_holm'))} | {number(row.get('mdd'))} | "
                      f"{row.get('xent_suspect', 0)}, {row.get('student_suspect', 0)} of {row['seeds']} |")
     return lines
 
@@ -255,14 +249,14 @@ def markdown_leaderboard(primaries: list[dict], pooled: dict, student: str) -> l
         lines.append(f"| {row['task']} | {row['weak']} -> {row['strong']} | {row.get('baseline', '')} | "
                      f"{interval(row, 'xent_pgr', 'xent_pgr_lo', 'xent_pgr_hi', 2)} | "
                      f"{interval(row, 'student_pgr', 'student_pgr_lo', 'student_pgr_hi', 2)} | "
-                     f"{interval(row, 'diff', 'diff_lo', 'diff_hi', 3, True)}{star} | {p_text(row.get('p'))} | "
-                     f"{p_text(row.get('p_holm'))} | {fmt(row.get('mdd'))} | {published.beside(row['task'])} |")
-    lines.append(f"| **pooled ({pooled['compared']} tasks)** | | | median {fmt(pooled['xent_median_pgr'], 2)} "
-                 f"[{fmt(pooled['xent_median_lo'], 2)}, {fmt(pooled['xent_median_hi'], 2)}] | median "
-                 f"{fmt(pooled['student_median_pgr'], 2)} [{fmt(pooled['student_median_lo'], 2)}, "
-                 f"{fmt(pooled['student_median_hi'], 2)}] | {fmt(pooled['diff'], 3, True)} "
-                 f"[{fmt(pooled['diff_lo'], 3, True)}, {fmt(pooled['diff_hi'], 3, True)}] | {p_text(pooled['p'])} "
-                 f"| sign test: {pooled['wins']} of {pooled['decided']}, p {p_text(pooled['p_sign'])} | | "
+                     f"{interval(row, 'diff', 'diff_lo', 'diff_hi', 3, True)}{star} | {p_short(row.get('p'))} | "
+                     f"{p_short(row.get('p_holm'))} | {number(row.get('mdd'))} | {published.beside(row['task'])} |")
+    lines.append(f"| **pooled ({pooled['compared']} tasks)** | | | median {number(pooled['xent_median_pgr'], 2)} "
+                 f"[{number(pooled['xent_median_lo'], 2)}, {number(pooled['xent_median_hi'], 2)}] | median "
+                 f"{number(pooled['student_median_pgr'], 2)} [{number(pooled['student_median_lo'], 2)}, "
+                 f"{number(pooled['student_median_hi'], 2)}] | {signed(pooled['diff'])} "
+                 f"[{signed(pooled['diff_lo'])}, {signed(pooled['diff_hi'])}] | {p_short(pooled['p'])} "
+                 f"| sign test: {pooled['wins']} of {pooled['decided']}, p {p_short(pooled['p_sign'])} | | "
                  f"Burns et al.: median .25 / .80 |")
     lines += ["", f"Published numbers: {published.NOTES}."]
     return lines
@@ -274,15 +268,16 @@ def claims(pooled: dict, student: str) -> list[dict]:
     n = pooled["tasks"]
     return [
         {"claim": "(a) naive W2S: xent's PGR > 0", "result": f"{pooled['xent_pgr_above_0']} of {n} tasks with a gap "
-         f"(PGR interval above 0)", "median": f"{fmt(pooled['xent_median_pgr'], 2)} [{fmt(pooled['xent_median_lo'], 2)}"
-         f", {fmt(pooled['xent_median_hi'], 2)}]", "interval": pooled["xent_median_method"]},
+         f"(PGR interval above 0)", "median": f"{number(pooled['xent_median_pgr'], 2)} "
+         f"[{number(pooled['xent_median_lo'], 2)}, {number(pooled['xent_median_hi'], 2)}]",
+         "interval": pooled["xent_median_method"]},
         {"claim": f"(a) {student}'s PGR > 0", "result": f"{pooled['student_pgr_above_0']} of {n} tasks",
-         "median": f"{fmt(pooled['student_median_pgr'], 2)} [{fmt(pooled['student_median_lo'], 2)}, "
-         f"{fmt(pooled['student_median_hi'], 2)}]", "interval": pooled["student_median_method"]},
+         "median": f"{number(pooled['student_median_pgr'], 2)} [{number(pooled['student_median_lo'], 2)}, "
+         f"{number(pooled['student_median_hi'], 2)}]", "interval": pooled["student_median_method"]},
         {"claim": f"(c) {student} beats its matched baseline", "result": f"wins {pooled['wins']} of "
-         f"{pooled['decided']} tasks, sign test p {p_text(pooled['p_sign'])}", "median": "",
-         "interval": f"pooled difference {fmt(pooled['diff'], 3, True)} [{fmt(pooled['diff_lo'], 3, True)}, "
-         f"{fmt(pooled['diff_hi'], 3, True)}] (t over tasks), p {p_text(pooled['p'])}"},
+         f"{pooled['decided']} tasks, sign test p {p_short(pooled['p_sign'])}", "median": "",
+         "interval": f"pooled difference {signed(pooled['diff'])} [{signed(pooled['diff_lo'])}, "
+         f"{signed(pooled['diff_hi'])}] (t over tasks), p {p_short(pooled['p'])}"},
     ]
 
 
@@ -292,7 +287,7 @@ def markdown_claims(rows: list[dict]) -> list[str]:
     return lines
 
 
-def summarize(records: list[dict], student: str, parts: tuple[str, ...] = ("probe", "finetune"),
+def summarize(records: list[ExperimentResult], student: str, parts: tuple[str, ...] = ("probe", "finetune"),
               echo: Callable[[str], None] | None = None) -> dict:
     """Every table of a bench run: ``{"ladder", part: {"w2s", "leaderboard", "pooled", "claims"}}``."""
     ladder = ladder_rows(records)

@@ -690,7 +690,7 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
         weak={"transfer": supervisor.probs("transfer"), "test": weak_test},
         ceiling=StageFolder(inputs["ceiling"]).probs("test"),
         student={name: StageFolder(inputs["student"]).probs(name) for name in ("transfer", "test")},
-        config=config.to_dict(), loss=method.student_label(stage.spec.loss.label), experiment_id=stage.id,
+        config=config.to_dict(), label=method.student_label(stage.spec.loss.label), experiment_id=stage.id,
         seed=config.seed, resolved={"weak": weak_resolved, "strong": StageFolder(inputs["student"]).resolved(),
                                     "versions": result_versions(), "revisions": upstream_revisions(stage)},
         warn=runtime.echo,  # the trainings' stability reports, so the result carries their suspect reasons

@@ -1,23 +1,36 @@
-"""The report of a sweep: summary tables and figures built from the per-experiment records.
+"""The report of a sweep: summary tables and figures built from the per-experiment records, and the table
+``w2s run`` prints (:mod:`.console`).
 
 ``write_report`` is the one entry point (used by ``w2s report``); it ends with ``report.html``, one
 self-contained page of everything (:mod:`.html`). The submodules hold the pieces:
 :mod:`.records` (loading), :mod:`.tables` (aggregation over seeds, CSV/Markdown), :mod:`.plots` (PNGs),
-:mod:`.methods` (paired differences between students, diagnostics, their figures).
+:mod:`.methods` (paired differences between students, diagnostics, their figures). Names are imported on first
+use, so the console table does not load matplotlib.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
-from w2slab.report.html import write_html
-from w2slab.report.methods import write_method_report
-from w2slab.report.plots import plot_accuracy_vs_ceiling, plot_accuracy_vs_size, plot_pgr_heatmap
-from w2slab.report.records import load_records
-from w2slab.report.tables import aggregate, write_tables
+_EXPORTS = {"aggregate": "w2slab.report.tables", "write_tables": "w2slab.report.tables",
+            "load_records": "w2slab.report.records", "plot_accuracy_vs_ceiling": "w2slab.report.plots",
+            "plot_accuracy_vs_size": "w2slab.report.plots", "plot_pgr_heatmap": "w2slab.report.plots"}
 
 __all__ = ["aggregate", "load_records", "plot_accuracy_vs_ceiling", "plot_accuracy_vs_size", "plot_pgr_heatmap",
            "write_report", "write_tables"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'w2slab.report' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names too (imported on first use, so ``dir`` and tab completion would miss them)."""
+    return sorted({*globals(), *_EXPORTS})
 
 
 def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[Path]]:
@@ -26,6 +39,12 @@ def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[
     ``out_dir`` defaults to ``RUN_ROOT/report``. Seeds are aggregated once and shared by the tables and
     both plot kinds, so every number in a figure is the one printed in the table.
     """
+    from w2slab.report.html import write_html
+    from w2slab.report.methods import write_method_report
+    from w2slab.report.plots import plot_accuracy_vs_ceiling, plot_accuracy_vs_size, plot_pgr_heatmap
+    from w2slab.report.records import load_records
+    from w2slab.report.tables import aggregate, write_tables
+
     run_root = Path(run_root)
     out_dir = Path(out_dir) if out_dir is not None else run_root / "report"
     records = load_records(run_root)

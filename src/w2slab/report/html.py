@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from w2slab.results import ExperimentResult
+
 #: The report's Markdown files, in page order, with their section titles.
 SECTIONS = (("summary.md", "Summary"), ("paired.md", "Paired differences"), ("diagnostics.md", "Diagnostics"))
 
@@ -109,13 +111,12 @@ def embeddable(out_dir: Path, written: Iterable[str | Path] | None) -> list[Path
     return files
 
 
-def write_html(out_dir: Path, records: list[dict], title: str, written: Iterable[str | Path] | None = None) -> Path:
+def write_html(out_dir: Path, records: list[ExperimentResult], title: str,
+               written: Iterable[str | Path] | None = None) -> Path:
     """``out_dir/report.html`` from the Markdown tables and PNG figures this report call wrote into ``out_dir``.
 
     ``written``: the paths the caller wrote (:func:`w2slab.report.write_report`'s), so the page embeds those and
     nothing else the folder holds (an earlier call's ``paired.md`` or figures, a user's own PNGs)."""
-    from w2slab.report.records import config_id_of
-
     out_dir = Path(out_dir)
     files = embeddable(out_dir, written)
     parts, nav = [], []
@@ -131,7 +132,7 @@ def write_html(out_dir: Path, records: list[dict], title: str, written: Iterable
         parts.append('<section id="figures"><h2>Figures</h2>' + "".join(figure(p) for p in figures) + "</section>")
     configs = {}
     for record in records:
-        configs.setdefault(config_id_of(record), record.get("config") or {})
+        configs.setdefault(record.config_id(), record.config)
     nav.append('<a href="#configs">Configurations</a>')
     blocks = "".join(f"<h3>{html.escape(cid)}</h3><pre>"
                      f"{html.escape(json.dumps(cfg, indent=2, default=str), quote=False)}</pre>"

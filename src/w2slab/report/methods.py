@@ -29,10 +29,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from w2slab import stats
-from w2slab.diagnostics import unpack_correct
+from w2slab.formatting import markdown_cell, number, p_value, signed
 from w2slab.report.plots import _colours, _ensure_dir, _save, _slug
-from w2slab.report.records import nanmean, order_losses, test_set_key
-from w2slab.report.tables import fmt, md_cell, pooled_pgr, shares_test_set
+from w2slab.report.records import nanmean, order_losses
+from w2slab.results import ExperimentResult
 
 BASELINE = "xent"
 PAIRED_COLUMNS = ("dataset", "weak", "strong", "student", "baseline", "family", "comparisons", "n_seeds",
@@ -42,80 +42,77 @@ PAIRED_COLUMNS = ("dataset", "weak", "strong", "student", "baseline", "family", 
 DECOMPOSITION = ("corrected", "imitated", "changed", "new_errors")
 
 
-def experiment_key(record: dict) -> str:
+def experiment_key(result: ExperimentResult) -> str:
     """What two students must share to be paired: the experiment config without its losses and methods."""
-    config = {k: v for k, v in (record.get("config") or {}).items() if k not in ("losses", "methods")}
+    config = {k: v for k, v in result.config.items() if k not in ("losses", "methods")}
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def loss_label(record: dict) -> str:
+def loss_label(result: ExperimentResult) -> str:
     """The loss part of a student label (``raven`` of ``raven+ensemble[...]``)."""
-    method = record.get("method") or "none"
-    label = record["loss"].removesuffix("(oracle)")
+    method = result.method or "none"
+    label = result.student.removesuffix("(oracle)")
     return label[: -len(method) - 1] if method != "none" and label.endswith(f"+{method}") else label
 
 
-def matched_baseline(record: dict, baseline: str = BASELINE) -> str | None:
-    """The student label a record is compared against: the same method with the ``baseline`` loss for a loss
+def matched_baseline(record: ExperimentResult, baseline: str = BASELINE) -> str | None:
+    """The student label a result is compared against: the same method with the ``baseline`` loss for a loss
     (same supervisor and rows: RAVEN on an ensemble against xent on that ensemble); for a method under the baseline
     loss, its method's own matched baseline where it has one (``Method.matched_baseline``: ``select`` against
     ``subset``, the same training rows without selection; an oracle against ``truth_swap``, as many ground-truth
-    labels learnt directly), else the plain ``baseline`` student; None for the baseline itself. A record whose
+    labels learnt directly), else the plain ``baseline`` student; None for the baseline itself. A result whose
     config no longer builds (an older result) gets the default rule."""
-    method = record.get("method") or "none"
+    method = record.method or "none"
     loss = loss_label(record)
     if loss == baseline and method != "none":
         from w2slab.config import ExperimentConfig
         from w2slab.errors import ConfigError
 
         try:
-            matched = ExperimentConfig.from_dict(record["config"]).methods[0].matched_baseline()
+            matched = ExperimentConfig.from_dict(record.config).methods[0].matched_baseline()
         except (ConfigError, KeyError, TypeError, ValueError, IndexError, OSError):  # an older record: default rule
             matched = None
         if matched is not None:
             return matched.student_label(baseline)
     if loss == baseline:
         return None if method == "none" else baseline
-    oracle = "(oracle)" if record.get("oracle") else ""
+    oracle = "(oracle)" if record.oracle else ""
     return baseline if method == "none" else f"{baseline}+{method}{oracle}"
 
 
-def student_label_ground_truth(record: dict) -> int:
+def student_label_ground_truth(record: ExperimentResult) -> int:
     """Ground-truth labels the student's side read (an oracle's, a truth_swap's). A synthetic supervisor's reads
     are the weak side's (it simulates the weak model), as the weak model's training labels are: not counted."""
-    counts = record.get("ground_truth_labels") or {}
-    return int(counts.get("student", 0))
+    return int(record.ground_truth_labels.get("student", 0))
 
 
-def paired_rows(records: list[dict], baseline: str = BASELINE,
-                family_of: Callable[[dict], str] | None = None) -> list[dict]:
+def paired_rows(records: list[ExperimentResult], baseline: str = BASELINE,
+                family_of: Callable[[ExperimentResult], str] | None = None) -> list[dict]:
     """Each student against its matched baseline over the seeds both hold, with the family's corrections.
 
     ``family_of`` names a record's family (default: ``dataset: weak -> strong``); Holm and BH run over each
     family's non-degenerate comparisons (:func:`w2slab.stats.adjust_family`).
     """
-    family_of = family_of or (lambda r: f"{r['dataset']}: {r['weak']} -> {r['strong']}")
-    by_experiment: dict[str, dict[str, dict]] = defaultdict(dict)
+    family_of = family_of or (lambda r: f"{r.dataset}: {r.weak} -> {r.strong}")
+    by_experiment: dict[str, dict[str, ExperimentResult]] = defaultdict(dict)
     for record in records:
-        if record.get("test_correct"):
-            by_experiment[experiment_key(record)][record["loss"]] = record
-    pairs: dict[tuple, list[tuple[dict, dict]]] = defaultdict(list)
+        if record.has_outcomes():
+            by_experiment[experiment_key(record)][record.student] = record
+    pairs: dict[tuple, list[tuple[ExperimentResult, ExperimentResult]]] = defaultdict(list)
     for students in by_experiment.values():
         for label, record in students.items():
             base_label = matched_baseline(record, baseline)
             if base_label is None or base_label not in students:
                 continue
             base = students[base_label]
-            if test_set_key(base) != test_set_key(record):  # pragma: no cover - one experiment, one test set
+            if base.test_set() != record.test_set():  # pragma: no cover - one experiment, one test set
                 continue
-            key = (family_of(record), record["dataset"], record["weak"], record["strong"], label, base_label)
+            key = (family_of(record), record.dataset, record.weak, record.strong, label, base_label)
             pairs[key].append((record, base))
     by_family: dict[str, list[tuple[tuple, stats.Estimate]]] = defaultdict(list)
     for key, matched in pairs.items():
-        matched.sort(key=lambda pair: pair[0]["seed"])
-        shared = shares_test_set([r for r, _ in matched])
-        estimate = stats.paired_difference([_correct(r) for r, _ in matched], [_correct(b) for _, b in matched],
-                                           shared_test_set=shared)
+        matched.sort(key=lambda pair: pair[0].seed)
+        estimate = stats.paired_results([r for r, _ in matched], [b for _, b in matched])
         by_family[key[0]].append((key, estimate))
     rows = []
     for family, entries in by_family.items():
@@ -127,42 +124,39 @@ def paired_rows(records: list[dict], baseline: str = BASELINE,
     return sorted(rows, key=lambda r: (r["family"], r["dataset"], r["weak"], r["strong"], order[r["student"]]))
 
 
-def _paired_row(key: tuple, comparison: stats.Comparison, matched: list[tuple[dict, dict]]) -> dict:
+def _paired_row(key: tuple, comparison: stats.Comparison,
+                matched: list[tuple[ExperimentResult, ExperimentResult]]) -> dict:
     """One CSV row: the comparison, its supervisor's accuracy and gap (of the baseline's runs), labels read."""
     records = [r for r, _ in matched]
     bases = [b for _, b in matched]
-    pooled = pooled_pgr(bases)  # the baseline's gap and the one gap rule, as the summary table has them
+    pooled = stats.pooled_pgr(bases)  # the baseline's gap and the one gap rule, as the summary table has them
     gap, pair_gap = pooled.gap, pooled.shown
     e = comparison.estimate
     return {"dataset": key[1], "weak": key[2], "strong": key[3], "student": key[4], "baseline": key[5],
             "family": comparison.family, "comparisons": comparison.comparisons, "n_seeds": e.seeds,
             "n_examples": e.examples * e.seeds,
-            "supervisor_acc": float(np.mean([r["weak_accuracy"] for r in records])),
+            "supervisor_acc": float(np.mean([r.weak_accuracy for r in records])),
             "gap": gap.value, "gap_lo": gap.ci95[0], "gap_hi": gap.ci95[1], "pair_has_gap": pair_gap,
             "ground_truth": float(np.mean([student_label_ground_truth(r) for r in records])),
             "baseline_ground_truth": float(np.mean([student_label_ground_truth(b) for b in bases])),
             "diff_mean": e.value, "diff_lo": e.ci95[0], "diff_hi": e.ci95[1], "se": e.se, "df": e.df, "p": e.p,
             "p_holm": comparison.p_holm, "q_bh": comparison.q_bh, "mdd": comparison.mdd,
             "claimed": comparison.claimed and pair_gap, "excludes_zero": bool(e.ci95[0] > 0 or e.ci95[1] < 0),
-            "oracle": any(bool(r.get("oracle")) for r in records), "design": e.design}
+            "oracle": any(r.oracle for r in records), "design": e.design}
 
 
-def _correct(record: dict) -> np.ndarray:
-    return unpack_correct(record["test_correct"]["student"], int(record["test_size"])).astype(float)
-
-
-def diagnostic_rows(records: list[dict]) -> list[dict]:
+def diagnostic_rows(records: list[ExperimentResult]) -> list[dict]:
     """Per (dataset, weak, strong, student): means over seeds of misfit, gain, the decomposition and calibration,
     and how many seeds satisfy gain >= misfit."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    groups: dict[tuple, list[ExperimentResult]] = defaultdict(list)
     for record in records:
-        if record.get("diagnostics"):
-            groups[(record["dataset"], record["weak"], record["strong"], record["loss"])].append(record)
+        if record.diagnostics:
+            groups[(record.dataset, record.weak, record.strong, record.student)].append(record)
     rows = []
     for key, group in groups.items():
-        diag = [r["diagnostics"] for r in group]
+        diag = [r.diagnostics for r in group]
         row = {"dataset": key[0], "weak": key[1], "strong": key[2], "student": key[3], "n_seeds": len(group),
-               "oracle": any(r.get("oracle") for r in group),
+               "oracle": any(r.oracle for r in group),
                "misfit": nanmean(d["misfit"] for d in diag), "gain": nanmean(d["gain"] for d in diag),
                "gain_ge_misfit": sum(bool(d["gain_ge_misfit"]) for d in diag),
                **{part: nanmean(d["decomposition"][part] for d in diag) for part in DECOMPOSITION},
@@ -175,7 +169,7 @@ def diagnostic_rows(records: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["dataset"], r["weak"], r["strong"], order[r["student"]]))
 
 
-def write_method_report(records: list[dict], out_dir: Path, baseline: str = BASELINE) -> list[Path]:
+def write_method_report(records: list[ExperimentResult], out_dir: Path, baseline: str = BASELINE) -> list[Path]:
     out_dir = _ensure_dir(out_dir)
     paired, diagnostics = paired_rows(records, baseline), diagnostic_rows(records)
     paths = []
@@ -198,10 +192,10 @@ def write_method_report(records: list[dict], out_dir: Path, baseline: str = BASE
         for dataset in sorted({r["dataset"] for r in diagnostics}):
             paths.append(_save(decomposition_figure(dataset, [r for r in diagnostics if r["dataset"] == dataset]),
                                out_dir / f"decomposition_{_slug(dataset)}.png"))
-    traced: dict[tuple, list[dict]] = defaultdict(list)
+    traced: dict[tuple, list[ExperimentResult]] = defaultdict(list)
     for record in records:
-        if record.get("trace"):
-            traced[(record["dataset"], record["weak"], record["strong"])].append(record)
+        if record.trace:
+            traced[(record.dataset, record.weak, record.strong)].append(record)
     for (dataset, weak, strong), group in sorted(traced.items()):
         paths.append(_save(training_figure(dataset, weak, strong, group),
                            out_dir / f"training_{_slug(dataset)}_{_slug(weak)}_{_slug(strong)}.png"))
@@ -210,14 +204,6 @@ def write_method_report(records: list[dict], out_dir: Path, baseline: str = BASE
 
 def _student(row: dict) -> str:
     return row["student"] + (" **ORACLE**" if row["oracle"] and "(oracle)" not in row["student"] else "")
-
-
-def signed(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:+.3f}"
-
-
-def p_cell(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
 def paired_markdown(rows: list[dict]) -> str:
@@ -237,17 +223,17 @@ def paired_markdown(rows: list[dict]) -> str:
         members = [r for r in rows if r["family"] == family]
         first = members[0]
         gap = "" if first["pair_has_gap"] else " — no gap: no PGR and no star"
-        lines += [f"## {md_cell(family)} ({first['comparisons']} comparisons){gap}", "",
+        lines += [f"## {markdown_cell(family)} ({first['comparisons']} comparisons){gap}", "",
                   "| student | baseline | supervisor acc | gap [95% CI] | GT | seeds | difference [95% CI] | p | "
                   "Holm p | BH q | MDD |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in members:
             star = " *" if r["claimed"] else ""
             lines.append(
-                f"| {md_cell(_student(r))} | {md_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | "
+                f"| {markdown_cell(_student(r))} | {markdown_cell(r['baseline'])} | {r['supervisor_acc']:.3f} | "
                 f"{r['gap']:.3f} [{r['gap_lo']:.3f}, {r['gap_hi']:.3f}] | {r['ground_truth']:.0f} "
                 f"({r['baseline_ground_truth']:.0f}) | {r['n_seeds']} | {signed(r['diff_mean'])} "
-                f"[{signed(r['diff_lo'])}, {signed(r['diff_hi'])}]{star} | {p_cell(r['p'])} | "
-                f"{p_cell(r['p_holm'])} | {p_cell(r['q_bh'])} | {fmt(r['mdd'])} |")
+                f"[{signed(r['diff_lo'])}, {signed(r['diff_hi'])}]{star} | {p_value(r['p'])} | "
+                f"{p_value(r['p_holm'])} | {p_value(r['q_bh'])} | {number(r['mdd'])} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -266,28 +252,28 @@ def diagnostics_markdown(rows: list[dict]) -> str:
              "new errors | CAPA weak-ceiling | ECE weak / ceiling / student | Brier student |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {md_cell(r['dataset'])} | {md_cell(r['weak'])} | {md_cell(r['strong'])} | "
-                     f"{md_cell(_student(r))} | {r['n_seeds']} | "
+        lines.append(f"| {markdown_cell(r['dataset'])} | {markdown_cell(r['weak'])} | {markdown_cell(r['strong'])} | "
+                     f"{markdown_cell(_student(r))} | {r['n_seeds']} | "
                      f"{r['misfit']:.3f} | {r['gain']:+.3f} | {r['gain_ge_misfit']}/{r['n_seeds']} | "
                      f"{r['corrected']:.3f} | {r['imitated']:.3f} | {r['new_errors']:.3f} | "
-                     f"{fmt(r['capa_weak_ceiling'])} | "
+                     f"{number(r['capa_weak_ceiling'])} | "
                      f"{r['weak_ece']:.3f} / {r['ceiling_ece']:.3f} / {r['student_ece']:.3f} | "
                      f"{r['student_brier']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
-def gain_misfit_figure(records: list[dict]) -> Figure:
+def gain_misfit_figure(records: list[ExperimentResult]) -> Figure:
     """Every student of every run: gain against misfit, with the line gain = misfit; the legend beside the axes
     (it covered the points), one colour per student label (a ten-colour cycle repeated them past ten)."""
-    labels = order_losses({r["loss"] for r in records if r.get("diagnostics")})
+    labels = order_losses({r.student for r in records if r.diagnostics})
     fig = Figure(figsize=(6.5 + (1.8 if len(labels) > 1 else 0), 5))
     ax = fig.add_subplot()
     colours = _colours(labels)
     markers = "osD^vP*Xh<>"
     top = 0.0
     for i, label in enumerate(labels):
-        points = [(r["diagnostics"]["misfit"], r["diagnostics"]["gain"]) for r in records
-                  if r["loss"] == label and r.get("diagnostics")]
+        points = [(r.diagnostics["misfit"], r.diagnostics["gain"]) for r in records
+                  if r.student == label and r.diagnostics]
         xs, ys = zip(*points, strict=True)
         top = max(top, *xs)
         ax.scatter(xs, ys, s=18, color=colours[label], marker=markers[i % len(markers)], label=label, alpha=0.8)
@@ -375,17 +361,17 @@ def decomposition_figure(dataset: str, rows: list[dict]) -> Figure:
     return fig
 
 
-def training_figure(dataset: str, weak: str, strong: str, records: list[dict]) -> Figure:
+def training_figure(dataset: str, weak: str, strong: str, records: list[ExperimentResult]) -> Figure:
     """PGR on test and agreement with the weak labels on transfer over training, per student (mean over seeds)."""
     fig = Figure(figsize=(10, 4))
     pgr_ax, agree_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    labels = order_losses({r["loss"] for r in records})
+    labels = order_losses({r.student for r in records})
     colours = _colours(labels)
     for label in labels:
         by_frac: dict[float, list[dict]] = defaultdict(list)
         for record in records:
-            if record["loss"] == label:
-                for row in record["trace"]:
+            if record.student == label:
+                for row in record.trace:
                     by_frac[round(row["step_frac"], 4)].append(row)
         fracs = sorted(by_frac)
         pgr_ax.plot(fracs, [nanmean(r["pgr"] for r in by_frac[f]) for f in fracs], marker=".", color=colours[label],

@@ -24,6 +24,7 @@ from matplotlib.lines import Line2D
 
 from w2slab.report.records import main_config_records, nanmean, order_losses, order_models
 from w2slab.report.tables import aggregate, summarize
+from w2slab.results import ExperimentResult
 
 DPI = 120
 #: PGR colour range: below -1 or above 1.5 the colour saturates (the annotation keeps the real value).
@@ -35,21 +36,23 @@ LOSS_MARKERS = {"xent": "o", "logconf": "s", "product": "^"}
 EXTRA_MARKERS = ["D", "v", "P", "X"]
 
 
-def plot_accuracy_vs_ceiling(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
+def plot_accuracy_vs_ceiling(records: list[ExperimentResult], out_dir: Path,
+                             rows: list[dict] | None = None) -> list[Path]:
     """One ``accuracy_vs_ceiling_<dataset>.png`` per dataset; ``rows`` reuses an existing :func:`aggregate`."""
     rows = aggregate(records) if rows is None else rows
     records, rows, left_out = _main_only(records, rows)
     out_dir = _ensure_dir(out_dir)
     paths = []
-    for dataset in sorted({r["dataset"] for r in records}):
-        fig = _accuracy_figure(dataset, [r for r in records if r["dataset"] == dataset],
+    for dataset in sorted({r.dataset for r in records}):
+        fig = _accuracy_figure(dataset, [r for r in records if r.dataset == dataset],
                                [row for row in rows if row["dataset"] == dataset])
         _note_left_out(fig, left_out.get(dataset, 0))
         paths.append(_save(fig, out_dir / f"accuracy_vs_ceiling_{_slug(dataset)}.png"))
     return paths
 
 
-def plot_accuracy_vs_size(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
+def plot_accuracy_vs_size(records: list[ExperimentResult], out_dir: Path,
+                          rows: list[dict] | None = None) -> list[Path]:
     """One ``accuracy_vs_size_<dataset>_<setting>.png`` per dataset and training setting (linear probes, or the
     strong model fine-tuned/LoRA) with at least two strong-model sizes: the openai README's figure, test accuracy
     against the strong model's parameter count, one colour per weak model, a line style per loss (the paper's
@@ -58,11 +61,11 @@ def plot_accuracy_vs_size(records: list[dict], out_dir: Path, rows: list[dict] |
     rows = aggregate(records) if rows is None else rows
     out_dir = _ensure_dir(out_dir)
     setting_of = {config_id: setting for config_id, setting in
-                  ((r["config_id"], _setting(r)) for r in records if (r.get("method") or "none") == "none")}
-    plain = {r["loss"] for r in records if (r.get("method") or "none") == "none"}
-    params = {r["strong"]: r["strong_params"] for r in records if r.get("strong_params")}
+                  ((r.config_id(), _setting(r)) for r in records if (r.method or "none") == "none")}
+    plain = {r.student for r in records if (r.method or "none") == "none"}
+    params = {r.strong: r.strong_params for r in records if r.strong_params}
     paths = []
-    for dataset in sorted({r["dataset"] for r in records}):
+    for dataset in sorted({r.dataset for r in records}):
         for setting in sorted({setting_of[r["config_id"]] for r in rows if r["config_id"] in setting_of
                                and r["dataset"] == dataset}):
             series = [r for r in rows if r["dataset"] == dataset and r["loss"] in plain
@@ -74,9 +77,9 @@ def plot_accuracy_vs_size(records: list[dict], out_dir: Path, rows: list[dict] |
     return paths
 
 
-def _setting(record: dict) -> str:
+def _setting(result: ExperimentResult) -> str:
     """``linear probes`` when both models are probes, else how the strong model trains (``full``, ``lora``)."""
-    config = record.get("config") or {}
+    config = result.config
     modes = [(config.get(f"{role}_train") or {}).get("mode", "full") for role in ("weak", "strong")]
     return "linear probes" if set(modes) == {"probe"} else f"strong {modes[1]}"
 
@@ -100,7 +103,7 @@ def _size_figure(title: str, rows: list[dict], params: dict[str, int]) -> Figure
         _draw_weak_level(ax, (mine[0]["weak_accuracy_mean"], mine[0]["weak_accuracy_lo"],
                               mine[0]["weak_accuracy_hi"]), colours[weak])
         for loss in losses:
-            points = sorted((params[r["strong"]], r) for r in mine if r["loss"] == loss)
+            points = sorted(((params[r["strong"]], r) for r in mine if r["loss"] == loss), key=lambda point: point[0])
             if not points:
                 continue
             linestyle, marker = _loss_style(loss, losses)
@@ -128,15 +131,16 @@ def _size_figure(title: str, rows: list[dict], params: dict[str, int]) -> Figure
     return fig
 
 
-def plot_pgr_heatmap(records: list[dict], out_dir: Path, rows: list[dict] | None = None) -> list[Path]:
+def plot_pgr_heatmap(records: list[ExperimentResult], out_dir: Path,
+                     rows: list[dict] | None = None) -> list[Path]:
     """One ``pgr_heatmap_<dataset>_<loss>.png`` per (dataset, loss); ``rows`` reuses an :func:`aggregate`."""
     rows = aggregate(records) if rows is None else rows
     records, rows, left_out = _main_only(records, rows)
     out_dir = _ensure_dir(out_dir)
     paths = []
-    for dataset in sorted({r["dataset"] for r in records}):
-        subset = [r for r in records if r["dataset"] == dataset]
-        for loss in order_losses(r["loss"] for r in subset):
+    for dataset in sorted({r.dataset for r in records}):
+        subset = [r for r in records if r.dataset == dataset]
+        for loss in order_losses(r.student for r in subset):
             cells = {(row["weak"], row["strong"]): row for row in rows
                      if row["dataset"] == dataset and row["loss"] == loss}
             fig = _heatmap_figure(dataset, loss, subset, cells)
@@ -148,17 +152,17 @@ def plot_pgr_heatmap(records: list[dict], out_dir: Path, rows: list[dict] | None
 # --- accuracy vs ceiling -------------------------------------------------------------------------
 
 
-def _accuracy_figure(dataset: str, records: list[dict], rows: list[dict]) -> Figure:
+def _accuracy_figure(dataset: str, records: list[ExperimentResult], rows: list[dict]) -> Figure:
     """Student accuracy per (weak, loss) line over strong models placed at their ceiling accuracy."""
     strongs, weaks = order_models(records, "strong"), order_models(records, "weak")
-    losses = order_losses(r["loss"] for r in records)
-    ceiling = {s: summarize([r["ceiling_accuracy"] for r in records if r["strong"] == s]) for s in strongs}
+    losses = order_losses(r.student for r in records)
+    ceiling = {s: summarize([r.ceiling_accuracy for r in records if r.strong == s]) for s in strongs}
     colours = _colours(weaks)
     fig = Figure(figsize=(9.0, 5.6), dpi=DPI)
     ax = fig.add_subplot()
     _draw_ceiling(ax, strongs, ceiling)
     for weak in weaks:
-        _draw_weak_level(ax, summarize([r["weak_accuracy"] for r in records if r["weak"] == weak]), colours[weak])
+        _draw_weak_level(ax, summarize([r.weak_accuracy for r in records if r.weak == weak]), colours[weak])
         for loss in losses:
             series = [row for row in rows if row["weak"] == weak and row["loss"] == loss]
             _draw_student_line(ax, series, ceiling, colours[weak], loss, losses)
@@ -197,7 +201,8 @@ def _draw_weak_level(ax, stats: tuple[float, float, float], colour) -> None:
 
 def _draw_student_line(ax, series: list[dict], ceiling: dict, colour, loss: str, losses: list[str]) -> None:
     """One (weak, loss) line; pairs whose weak model is not smaller get open markers."""
-    points = sorted((ceiling[row["strong"]][0], row) for row in series if not math.isnan(ceiling[row["strong"]][0]))
+    points = sorted(((ceiling[row["strong"]][0], row) for row in series if not math.isnan(ceiling[row["strong"]][0])),
+                    key=lambda point: point[0])
     if not points:
         return
     xs = np.array([x for x, _ in points])
@@ -254,7 +259,7 @@ def _yerr(stats: list[tuple[float, float, float]]) -> np.ndarray:
 # --- PGR heatmap ---------------------------------------------------------------------------------
 
 
-def _heatmap_figure(dataset: str, loss: str, records: list[dict], cells: dict) -> Figure:
+def _heatmap_figure(dataset: str, loss: str, records: list[ExperimentResult], cells: dict) -> Figure:
     """Pooled PGR per (weak, strong) cell, coloured only where the gap rule shows it
     (:func:`w2slab.stats.shows_pgr`); rows and columns ordered by capability over the whole dataset."""
     weaks, strongs = order_models(records, "weak"), order_models(records, "strong")
@@ -306,15 +311,16 @@ def shown_pgr(row: dict) -> float:
     return row["pgr_pooled"] if row.get("pgr_shown") else math.nan
 
 
-def _mean_by(records: list[dict], role: str, metric: str) -> dict[str, float]:
+def _mean_by(records: list[ExperimentResult], role: str, metric: str) -> dict[str, float]:
     """Mean of ``metric`` per model in ``role`` (used for tick labels)."""
-    return {name: nanmean(r[metric] for r in records if r[role] == name) for name in {r[role] for r in records}}
+    return {name: nanmean(getattr(r, metric) for r in records if getattr(r, role) == name)
+            for name in {getattr(r, role) for r in records}}
 
 
 # --- shared --------------------------------------------------------------------------------------
 
 
-def _main_only(records: list[dict], rows: list[dict]) -> tuple[list[dict], list[dict], dict]:
+def _main_only(records: list[ExperimentResult], rows: list[dict]) -> tuple[list[ExperimentResult], list[dict], dict]:
     """Records and rows of the main configurations, and how many records were left out, counted per
     dataset and per (dataset, loss) (the scopes of the two figure kinds)."""
     kept = main_config_records(records)
@@ -322,7 +328,7 @@ def _main_only(records: list[dict], rows: list[dict]) -> tuple[list[dict], list[
     left_out: dict = {}
     for record in records:
         if id(record) not in kept_ids:
-            for scope in (record["dataset"], (record["dataset"], record["loss"])):
+            for scope in (record.dataset, (record.dataset, record.student)):
                 left_out[scope] = left_out.get(scope, 0) + 1
     return kept, [row for row in rows if row.get("config_main", True)], left_out
 

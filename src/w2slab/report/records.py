@@ -1,20 +1,19 @@
-"""The report's input (validated :class:`~w2slab.results.ExperimentResult` files as flat records) and the
-model orderings every report view shares.
+"""The report's input (validated :class:`~w2slab.results.ExperimentResult` files) and the model orderings every
+report view shares.
 
 A sweep writes one ``RUN_ROOT/experiments/<experiment_id>/result.json`` per finished experiment; the
 schema and its validation live in :mod:`w2slab.results`, so a malformed file stops the report with a
 message that names it.
 
-Seeds are averaged only within one *configuration*: a (dataset, weak, strong, loss) plus its
+Seeds are averaged only within one *configuration*: a (dataset, weak, strong, student) plus its
 ``config_id`` (the full experiment config without the seed, the code revision and the data and weight
 revisions). Runs of the same pair under another ``n_train``, ``epochs``, data or code revision are other
 configurations; the most common one of each
-(dataset, weak, strong, loss) is its *main* configuration, which plots show and others are described against.
+(dataset, weak, strong, student) is its *main* configuration, which plots show and others are described against.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections import Counter, defaultdict
@@ -22,58 +21,47 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from w2slab.results import NO_CONFIG_ID, ExperimentResult, config_id, identity, read_results, test_set_identity
+from w2slab.results import NO_CONFIG_ID, ExperimentResult, identity, read_results
 
-#: Keys that name an experiment; they group records into table rows and plot series.
+#: Keys that name an experiment; they group results into table rows and plot series.
 KEY_FIELDS = ExperimentResult.KEYS
 #: The paper's losses in its own order; other losses follow alphabetically.
 KNOWN_LOSS_ORDER = ("xent", "logconf", "product")
 
 
-def load_records(path: Path) -> list[dict]:
-    """Every finished experiment under ``path`` (a run root or an experiment folder) as a dict (null numbers are
-    NaN), with its ``config_id``."""
-    return [dict(dataclasses.asdict(result), config_id=result.config_id()) for result in read_results(path)]
+def load_records(path: Path) -> list[ExperimentResult]:
+    """Every finished experiment under ``path`` (a run root or an experiment folder), validated
+    (:func:`w2slab.results.read_results`)."""
+    return read_results(path)
 
 
-def test_set_key(record: dict) -> str:
-    """What two records must share for their test outcomes to be paired example by example."""
-    return test_set_identity(record.get("dataset", ""), record.get("test_size", 0), record.get("config"),
-                             record.get("resolved"))
+def key_of(result: ExperimentResult) -> tuple[str, ...]:
+    """(dataset, weak, strong, student) of a result."""
+    return tuple(getattr(result, key) for key in KEY_FIELDS)
 
 
-def key_of(record: dict) -> tuple[str, ...]:
-    """(dataset, weak, strong, loss) of a record or a table row."""
-    return tuple(record[key] for key in KEY_FIELDS)
+def identity_of(result: ExperimentResult) -> dict[str, Any]:
+    """What a result's config id hashes: its config without the seed, the code and the revisions it ran with."""
+    return identity(result.config, result.resolved)
 
 
-def config_id_of(record: dict) -> str:
-    """A record's config id (computed from its config when it was built without :func:`load_records`)."""
-    return record.get("config_id") or config_id(record.get("config") or {}, record.get("resolved"))
-
-
-def identity_of(record: dict) -> dict[str, Any]:
-    """What a record's config id hashes: its config without the seed, the code and the revisions it ran with."""
-    return identity(record.get("config") or {}, record.get("resolved"))
-
-
-def main_configs(records: list[dict]) -> dict[tuple[str, ...], str]:
-    """The main config id of each (dataset, weak, strong, loss): the one with most records.
+def main_configs(results: list[ExperimentResult]) -> dict[tuple[str, ...], str]:
+    """The main config id of each (dataset, weak, strong, student): the one with most results.
 
     Ties go to a recorded config over ``no-config``, then to the id that sorts first, so the choice
     does not depend on the order files were read in.
     """
     counts: dict[tuple[str, ...], Counter] = defaultdict(Counter)
-    for record in records:
-        counts[key_of(record)][config_id_of(record)] += 1
+    for result in results:
+        counts[key_of(result)][result.config_id()] += 1
     return {key: min(ids.items(), key=lambda item: (-item[1], item[0] == NO_CONFIG_ID, item[0]))[0]
             for key, ids in counts.items()}
 
 
-def main_config_records(records: list[dict]) -> list[dict]:
-    """Only the records of their (dataset, weak, strong, loss)'s main configuration (what plots show)."""
-    main = main_configs(records)
-    return [r for r in records if config_id_of(r) == main[key_of(r)]]
+def main_config_records(results: list[ExperimentResult]) -> list[ExperimentResult]:
+    """Only the results of their (dataset, weak, strong, student)'s main configuration (what plots show)."""
+    main = main_configs(results)
+    return [r for r in results if r.config_id() == main[key_of(r)]]
 
 
 def config_difference(config: dict[str, Any], main: dict[str, Any]) -> str:
@@ -119,15 +107,15 @@ def nanmean(values: Iterable[float | None]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def order_models(records: list[dict], role: str) -> list[str]:
+def order_models(results: list[ExperimentResult], role: str) -> list[str]:
     """Weak models by mean weak accuracy, strong models by mean ceiling accuracy (ascending, name breaks ties).
 
     Ordering by measured capability rather than by name makes tables and plots read from weakest to
     strongest, as in the paper's figures.
     """
     metric = {"weak": "weak_accuracy", "strong": "ceiling_accuracy"}[role]
-    names = sorted({r[role] for r in records})
-    score = {name: nanmean(r[metric] for r in records if r[role] == name) for name in names}
+    names = sorted({getattr(r, role) for r in results})
+    score = {name: nanmean(getattr(r, metric) for r in results if getattr(r, role) == name) for name in names}
     def key(name: str) -> tuple[bool, float, str]:
         unknown = math.isnan(score[name])  # models without a finite score go last, by name
         return (unknown, 0.0 if unknown else score[name], name)

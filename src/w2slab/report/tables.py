@@ -1,8 +1,9 @@
 """Per-configuration summary over seeds: PGR and accuracies with their intervals, as CSV and Markdown.
 
-One row per configuration: (dataset, weak, strong, loss) and config id (the experiment config without
-its seed). Every interval comes from :mod:`w2slab.stats`: the pooled PGR's covers seeds and the shared test
-examples (crossed), the per-seed means' cover seeds (a t-interval). Runs of another config
+One row per configuration: (dataset, weak, strong, student) and config id (the experiment config without
+its seed); the student's label is in the ``loss`` column (summary.csv's published column name). Every interval
+comes from :mod:`w2slab.stats`: the pooled PGR's covers seeds and the shared test examples (crossed), the
+per-seed means' cover seeds (a t-interval). Runs of another config
 (a changed ``n_train``, ``epochs``, data, ...) are never counted as extra seeds: they get their own row,
 right after the main configuration's, with the fields that differ.
 """
@@ -10,7 +11,6 @@ right after the main configuration's, with the fields that differ.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 import warnings
 from collections import defaultdict
@@ -20,11 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from w2slab import stats
-from w2slab.diagnostics import unpack_correct
+from w2slab.formatting import markdown_cell, number, with_interval
 from w2slab.report.records import (
-    KEY_FIELDS,
     config_difference,
-    config_id_of,
     identity_of,
     key_of,
     main_config_records,
@@ -32,9 +30,8 @@ from w2slab.report.records import (
     nanmean,
     order_losses,
     order_models,
-    test_set_key,
 )
-from w2slab.results import no_experiment_reason
+from w2slab.results import ExperimentResult
 
 ACCURACIES = ("weak_accuracy", "ceiling_accuracy", "student_accuracy")
 AUROCS = ("weak_auroc", "ceiling_auroc", "student_auroc")
@@ -43,9 +40,11 @@ NOTE_WEAK_NOT_SMALLER = "weak ≥ strong"
 NOTE_SUSPECT = "suspect"
 NOTE_ORACLE = "ORACLE"
 
+#: A row's key columns: a result's (dataset, weak, strong, student), the student's label under its published name.
+ROW_KEYS = ("dataset", "weak", "strong", "loss")
 #: CSV column order: keys, config, counts, PGR, accuracies, AUROCs, flags.
 COLUMNS = (
-    *KEY_FIELDS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr", "n_gap", "pooled_from_examples",
+    *ROW_KEYS, "config_id", "config_main", "config_diff", "n_seeds", "n_pgr", "n_gap", "pooled_from_examples",
     "pgr_shown", "pgr_pooled", "pgr_pooled_lo", "pgr_pooled_hi", "gap_pooled", "gap_pooled_lo", "gap_pooled_hi",
     "pgr_mean", "pgr_mean_lo", "pgr_mean_hi", "pgr_median",
     *(f"{name}_{part}" for name in ACCURACIES for part in ("mean", "lo", "hi")),
@@ -72,39 +71,39 @@ def summarize(values) -> tuple[float, float, float]:
     return (estimate.value, *estimate.ci95)
 
 
-def aggregate(records: list[dict]) -> list[dict]:
-    """One summary row per configuration ((dataset, weak, strong, loss) + config id), ordered as the plots are.
+def aggregate(results: list[ExperimentResult]) -> list[dict]:
+    """One summary row per configuration ((dataset, weak, strong, student) + config id), ordered as the plots are.
 
-    Rows go by dataset, loss (paper order), weak model (by weak accuracy), strong model (by ceiling), then
+    Rows go by dataset, student (paper order), weak model (by weak accuracy), strong model (by ceiling), then
     the main configuration before the others.
     """
-    groups: dict[tuple[str, ...], list[dict]] = defaultdict(list)
-    for record in records:
-        groups[(*key_of(record), config_id_of(record))].append(record)
-    main = main_configs(records)
+    groups: dict[tuple[str, ...], list[ExperimentResult]] = defaultdict(list)
+    for result in results:
+        groups[(*key_of(result), result.config_id())].append(result)
+    main = main_configs(results)
     main_config = {key[:-1]: identity_of(group[0]) for key, group in groups.items() if main[key[:-1]] == key[-1]}
     rows = [_summarize_group(key, group, main_config[key[:-1]], key[-1] == main[key[:-1]])
             for key, group in groups.items()]
-    return sorted(rows, key=_row_sort_key(main_config_records(records)))
+    return sorted(rows, key=_row_sort_key(main_config_records(results)))
 
 
-def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict, is_main: bool) -> dict:
+def _summarize_group(key: tuple[str, ...], group: list[ExperimentResult], main_config: dict, is_main: bool) -> dict:
     """Statistics of one configuration over its seeds."""
-    seeds = [r["seed"] for r in group]
+    seeds = [r.seed for r in group]
     if len(set(seeds)) < len(seeds):
         warnings.warn(f"{'/'.join(key)} has repeated seeds {sorted(seeds)}: each record is counted "
                       "as a separate seed", stacklevel=3)
-    row: dict = dict(zip(KEY_FIELDS, key[:-1], strict=True))
+    row: dict = dict(zip(ROW_KEYS, key[:-1], strict=True))
     row["config_id"], row["config_main"] = key[-1], is_main
     row["config_diff"] = "" if is_main else config_difference(identity_of(group[0]), main_config)
     # a PGR enters an aggregate only from seeds whose own gap interval excludes 0: elsewhere it divides noise by noise
-    pgrs = [r["pgr"] if has_gap(r) else math.nan for r in group]
+    pgrs = [r.pgr if r.has_gap() else math.nan for r in group]
     row["n_seeds"] = len(group)
     row["n_pgr"] = sum(not math.isnan(v) for v in pgrs)
-    pooled = pooled_pgr(group)
-    row["n_gap"] = sum(has_gap(r) for r in group)
-    row["pooled_from_examples"] = pooled is not None  # else records without per-example correctness (older files)
-    reasons = [f"s{r['seed']}: {reason}" for r in group if (reason := no_experiment_reason(r))]
+    pooled = stats.pooled_pgr(group)
+    row["n_gap"] = sum(r.has_gap() for r in group)
+    row["pooled_from_examples"] = pooled is not None  # else results without per-example correctness (older files)
+    reasons = [f"s{r.seed}: {reason}" for r in group if (reason := r.no_experiment())]
     row["n_no_experiment"], row["no_experiment"] = len(reasons), "; ".join(reasons)
     if pooled is not None:
         row["pgr_shown"] = pooled.shown
@@ -118,55 +117,17 @@ def _summarize_group(key: tuple[str, ...], group: list[dict], main_config: dict,
     finite = [v for v in pgrs if not math.isnan(v)]
     row["pgr_median"] = float(np.median(finite)) if finite else math.nan
     for name in ACCURACIES:
-        row[f"{name}_mean"], row[f"{name}_lo"], row[f"{name}_hi"] = summarize([r[name] for r in group])
+        row[f"{name}_mean"], row[f"{name}_lo"], row[f"{name}_hi"] = summarize([getattr(r, name) for r in group])
     for name in AUROCS:
-        row[f"{name}_mean"] = nanmean(r[name] for r in group)
-    row["self_pair"] = any(r["self_pair"] for r in group)
-    row["weak_not_smaller"] = any(r["weak_not_smaller"] for r in group)
-    row["oracle"] = any(r.get("oracle") for r in group)
-    suspect = [r for r in group if r.get("suspect")]
+        row[f"{name}_mean"] = nanmean(getattr(r, name) for r in group)
+    row["self_pair"] = any(r.self_pair for r in group)
+    row["weak_not_smaller"] = any(r.weak_not_smaller for r in group)
+    row["oracle"] = any(r.oracle for r in group)
+    suspect = [r for r in group if r.suspect]
     row["n_suspect"] = len(suspect)
-    row["suspect"] = "; ".join(f"s{r['seed']}: {reason}" for r in suspect for reason in r["suspect"])
+    row["suspect"] = "; ".join(f"s{r.seed}: {reason}" for r in suspect for reason in r.suspect)
     row["note"] = note(row)
     return row
-
-
-def gap_low(record: dict) -> float:
-    """The lower end of the record's own gap interval (ceiling - weak, over its test examples); NaN if unknown."""
-    low = (record.get("gap_ci95") or [None])[0]
-    return math.nan if low is None else float(low)
-
-
-def has_gap(record: dict) -> bool:
-    """Whether the record's own gap interval excludes 0 (False when NaN) and it is a W2S experiment at all: a weak
-    model at chance or a ceiling that did not converge (:func:`w2slab.results.no_experiment_reason`) counts as a
-    seed without a gap, in every table's gap rule."""
-    return gap_low(record) > 0 and not no_experiment_reason(record)
-
-
-def correct_by_role(record: dict) -> dict[str, np.ndarray]:
-    """Per-example test correctness of the record's weak model, student and ceiling."""
-    return {role: unpack_correct(record["test_correct"][role], int(record["test_size"]))
-            for role in ("weak", "student", "ceiling")}
-
-
-def shares_test_set(group: list[dict]) -> bool:
-    """Whether the records were tested on one test set (:func:`~w2slab.report.records.test_set_key`): their seeds
-    are then crossed with the test examples; otherwise nested."""
-    return len({test_set_key(r) for r in group}) <= 1
-
-
-def pooled_pgr(group: list[dict]) -> stats.Pgr | None:
-    """The PGR of a configuration over all its seeds (:func:`w2slab.stats.pgr_estimate`), or None when some seed
-    did not record its per-example test outcomes (older result files)."""
-    usable = sorted((r for r in group if r.get("test_correct") and r.get("test_size")), key=lambda r: r["seed"])
-    if not usable or len(usable) < len(group):
-        return None
-    pooled = stats.pgr_estimate([correct_by_role(r) for r in usable], shared_test_set=shares_test_set(usable))
-    # the seeds with a gap are those of has_gap (their own gap interval, from the same outcomes, and a W2S experiment)
-    with_gap = sum(has_gap(r) for r in usable)
-    return dataclasses.replace(pooled, seeds_with_gap=with_gap, shown=stats.shows_pgr(with_gap, len(usable),
-                                                                                       pooled.gap))
 
 
 def pgr_cell(row: dict) -> str:
@@ -178,10 +139,10 @@ def pgr_cell(row: dict) -> str:
         return f"no gap ({row['n_gap']} of {row['n_seeds']})"
     if not row.get("pooled_from_examples"):  # older records: the mean over seeds with a gap, a t-interval
         if row["n_gap"] == 1:  # one seed has no interval over seeds: never print a zero-width one
-            return f"{fmt(row['pgr_mean'])} (1 of {row['n_seeds']}; no interval: rerun to record test examples)"
-        interval = fmt_ci(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"])
+            return f"{number(row['pgr_mean'])} (1 of {row['n_seeds']}; no interval: rerun to record test examples)"
+        interval = with_interval(row["pgr_mean"], row["pgr_mean_lo"], row["pgr_mean_hi"])
         return f"{interval} ({row['n_gap']} of {row['n_seeds']}, mean over seeds)"
-    interval = fmt_ci(row["pgr_pooled"], row["pgr_pooled_lo"], row["pgr_pooled_hi"])
+    interval = with_interval(row["pgr_pooled"], row["pgr_pooled_lo"], row["pgr_pooled_hi"])
     return f"{interval} ({row['n_gap']} of {row['n_seeds']})"
 
 
@@ -198,15 +159,15 @@ def note(row: dict) -> str:
     return ", ".join(parts)
 
 
-def _row_sort_key(records: list[dict]) -> Callable[[dict], tuple]:
-    """Sort key placing rows in dataset / loss / weak-capability / strong-capability order."""
+def _row_sort_key(results: list[ExperimentResult]) -> Callable[[dict], tuple]:
+    """Sort key placing rows in dataset / student / weak-capability / strong-capability order."""
     rank: dict[tuple[str, str, str], int] = {}
-    for dataset in {r["dataset"] for r in records}:
-        subset = [r for r in records if r["dataset"] == dataset]
+    for dataset in {r.dataset for r in results}:
+        subset = [r for r in results if r.dataset == dataset]
         for role in ("weak", "strong"):
             for i, name in enumerate(order_models(subset, role)):
                 rank[(dataset, role, name)] = i
-    loss_rank = {loss: i for i, loss in enumerate(order_losses(r["loss"] for r in records))}
+    loss_rank = {loss: i for i, loss in enumerate(order_losses(r.student for r in results))}
     return lambda row: (row["dataset"], loss_rank[row["loss"]], rank[(row["dataset"], "weak", row["weak"])],
                         rank[(row["dataset"], "strong", row["strong"])], not row["config_main"], row["config_id"])
 
@@ -222,16 +183,6 @@ def write_tables(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
         writer.writerows(rows)
     md_path.write_text(markdown_table(rows), encoding="utf-8")
     return csv_path, md_path
-
-
-def fmt(value: float) -> str:
-    """A number to 3 decimals; NaN (undefined) as ``n/a``."""
-    return "n/a" if math.isnan(value) else f"{value:.3f}"
-
-
-def fmt_ci(point: float, low: float, high: float) -> str:
-    """``0.550 [0.410, 0.700]``; just ``n/a`` when the statistic is undefined."""
-    return "n/a" if math.isnan(point) else f"{fmt(point)} [{fmt(low)}, {fmt(high)}]"
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -265,29 +216,23 @@ def markdown_table(rows: list[dict]) -> str:
     for row in rows:
         seeds = str(row["n_seeds"]) if row["n_pgr"] == row["n_seeds"] else f"{row['n_pgr']}/{row['n_seeds']}"
         cells = [
-            *(md_cell(row[key]) for key in ("dataset", "loss", "weak", "strong")), seeds,
+            *(markdown_cell(row[key]) for key in ("dataset", "loss", "weak", "strong")), seeds,
             pgr_cell(row),
-            fmt(row["pgr_median"]) if row["n_pgr"] > 1 and row.get("pgr_shown") else "n/a",
-            *(fmt_ci(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) if row["n_seeds"] > 1 else fmt(row[f"{n}_mean"])
-              for n in ACCURACIES),  # one seed: the value alone (an interval over one seed has zero width)
-            md_cell(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
-            md_cell(row["note"]),
+            number(row["pgr_median"]) if row["n_pgr"] > 1 and row.get("pgr_shown") else "n/a",
+            *(with_interval(row[f"{n}_mean"], row[f"{n}_lo"], row[f"{n}_hi"]) if row["n_seeds"] > 1
+              else number(row[f"{n}_mean"]) for n in ACCURACIES),  # one seed: the value alone (no zero-width interval)
+            markdown_cell(row["config_id"] if row["config_main"] else f"{row['config_id']}: {row['config_diff']}"),
+            markdown_cell(row["note"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     missing = [row for row in rows if row.get("n_no_experiment")]
     if missing:
         lines += ["", "## No W2S experiment", ""]
         lines += [f"- {row['dataset']} / {row['loss']} / {row['weak']} → {row['strong']} (config {row['config_id']}): "
-                  f"{md_cell(row['no_experiment'])}" for row in missing]
+                  f"{markdown_cell(row['no_experiment'])}" for row in missing]
     suspect = [row for row in rows if row["n_suspect"]]
     if suspect:
         lines += ["", "## Suspect runs", ""]
         lines += [f"- {row['dataset']} / {row['loss']} / {row['weak']} → {row['strong']} (config {row['config_id']}): "
-                  f"{md_cell(row['suspect'])}" for row in suspect]
+                  f"{markdown_cell(row['suspect'])}" for row in suspect]
     return "\n".join(lines) + "\n"
-
-
-def md_cell(text: object) -> str:
-    """Cell text that cannot break a Markdown table: a ``|`` (a config value such as ``keyword=a|b``) would start
-    a new column, a newline a new row."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
