@@ -46,7 +46,8 @@ def make_records(task: str, weak: str, strong: str, accuracies: dict[str, float]
                 "dataset": task, "weak": weak, "strong": strong, "loss": loss, "method": "none", "seed": seed,
                 "weak_accuracy": float(weak_ok.mean()), "ceiling_accuracy": float(ceiling.mean()),
                 "student_accuracy": float(student.mean()), "ceiling_over_chance": float(ceiling.mean()) - 0.5,
-                "suspect": [suspect] if suspect else [], "test_size": N_TEST, "experiment_id": f"{task}{weak}{seed}",
+                "suspect": [suspect] if suspect else [], "test_size": N_TEST,
+                "experiment_id": f"{task}{weak}{mode}{seed}",
                 "test_correct": {"weak": pack_correct(weak_ok), "ceiling": pack_correct(ceiling),
                                  "student": pack_correct(student)},
                 "config": {**config, "weak": weak, "strong": strong, "seed": seed,
@@ -243,6 +244,16 @@ def test_merge_joins_the_parts_of_two_invocations(tmp_path):
     assert "## probe: leaderboard" in text and "## finetune: leaderboard" in text
     assert render(tmp_path / "both") == text
     assert len(read_records(tmp_path / "both" / "records.jsonl.gz")) == 20
+    again = merge([*folders, folders[0]], tmp_path / "again")  # a folder given twice: its results counted once
+    assert len(read_records(tmp_path / "again" / "records.jsonl.gz")) == 20
+    assert again[again.index("## Ladder"):] == text[text.index("## Ladder"):]
+    other = tmp_path / "other"
+    other.mkdir()
+    write_records(make_records("a", "s", "l", {"weak": .7, "ceiling": .85, "student": .8}, seed_of_rng=9),
+                  other / "records.jsonl.gz")
+    (other / "meta.json").write_text((folders[0] / "meta.json").read_text())
+    with pytest.raises(ValueError, match="test outcomes differ"):
+        merge([folders[0], other], tmp_path / "clash")
 
 
 def test_published_numbers_stand_beside_a_choice_task_as_binarised():

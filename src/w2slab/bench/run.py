@@ -152,15 +152,28 @@ def _union_per_part(maps) -> dict[str, list]:
     return out
 
 
+def _once(records: list[ExperimentResult]) -> list[ExperimentResult]:
+    """Each (experiment, student) once: two invocations that share an experiment (a seed rerun beside new seeds) hold
+    the same result, which must not count twice; the same experiment with other test outcomes is refused."""
+    kept: dict[tuple[str, str], ExperimentResult] = {}
+    for record in records:
+        key = (record.experiment_id, record.student)
+        if key in kept and kept[key].test_correct != record.test_correct:
+            raise ValueError(f"bench folders disagree on experiment {key[0]} ({key[1]}): its test outcomes differ; "
+                             "merge folders made by one code and machine, or rerun one of them")
+        kept.setdefault(key, record)
+    return list(kept.values())
+
+
 def merge(folders: Sequence[Path], out: Path) -> str:
     """One results folder from the parts of several bench invocations (e.g. the probe part, then the fine-tuned
     part at a later commit): their records together, each invocation's meta kept under ``runs``; the README and
-    summary rendered from them. Returns the README text."""
+    summary rendered from them; a result two invocations share counts once. Returns the README text."""
     metas = [json.loads((Path(f) / "meta.json").read_text(encoding="utf-8")) for f in folders]
     candidates = {m["candidate"] for m in metas}
     if len(candidates) != 1:
         raise ValueError(f"bench folders of different candidates: {sorted(candidates)}")
-    records = [r for f in folders for r in read_records(Path(f) / "records.jsonl.gz")]
+    records = _once([r for f in folders for r in read_records(Path(f) / "records.jsonl.gz")])
     parts = [part for m in metas for part in m["parts"]]
     meta = {"candidate": metas[0]["candidate"], "parts": list(dict.fromkeys(parts)),
             "command": "; ".join(m["command"] for m in metas), "seconds": sum(m["seconds"] for m in metas),
