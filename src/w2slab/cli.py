@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from w2slab.config import (
+    DATA_ORIGINS,
     PRECISIONS,
     TRACKERS,
     TRAIN_MODES,
@@ -89,7 +90,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-field", help="your file's text column (default text)")
     p.add_argument("--label-field", help="your file's label column (default label)")
     p.add_argument("--label-map", metavar="WORD=ID,...", help="word labels to class ids, e.g. positive=1,negative=0")
-    p.add_argument("--data-source", choices=("auto", "local", "hub"))
+    p.add_argument("--data-source", choices=DATA_ORIGINS)
     p.add_argument("--data-root", help="local data root (default $W2SLAB_DATA_ROOT)")
     p.add_argument("--model-cache", help="where packaged models are converted (default ~/.cache/w2slab/models)")
     p.add_argument("--run-root", "--out-dir", dest="run_root", default="runs",
