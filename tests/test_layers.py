@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "w2slab"
 LAYERS: list[tuple[str, ...]] = [
     ("w2slab.errors", "w2slab.typed", "w2slab.registry", "w2slab.atomic", "w2slab.progress", "w2slab.metrics",
      "w2slab.stats", "w2slab.fingerprint", "w2slab.distributed", "w2slab.example_store", "w2slab.component",
-     "w2slab.diagnostics", "w2slab.yamlfile", "w2slab.tracking", "w2slab.lazy"),  # core: no w2slab imports beyond
+     "w2slab.diagnostics", "w2slab.configfile", "w2slab.tracking", "w2slab.lazy"),  # core: no w2slab imports beyond
     ("w2slab.losses", "w2slab.data", "w2slab.models", "w2slab.methods"),  # components, each registered by name
     ("w2slab.config",),  # typed ExperimentConfig / TrainConfig / RuntimeConfig
     ("w2slab.train", "w2slab.results"),  # the trainer; the result schema
