@@ -19,7 +19,7 @@ from tests.tiny import write_tiny_model, write_toy_dataset
 from w2slab.api import run
 from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
 from w2slab.errors import ConfigError
-from w2slab.methods import LeakageError, RelabelContext, SoftLabels, check_method, make_method
+from w2slab.methods import LabelMethod, LeakageError, RelabelContext, SoftLabels, check_method, make_method
 from w2slab.methods.baselines import TruthSwap
 from w2slab.pipeline import compute
 from w2slab.pipeline.artifacts import StageFolder
@@ -74,6 +74,21 @@ def test_truth_swap_replaces_exactly_the_given_rows_with_their_ground_truth():
     assert np.array_equal(out.probs[others], probs[others]) and out.weights.tolist() == [1.0] * 10
     with pytest.raises(LeakageError, match="holds no ground truth"):  # a context of a non-oracle: none to read
         TruthSwap().transform(SoftLabels.of(probs), RelabelContext(texts=[""] * 10, seed=0, num_classes=2))
+
+
+def test_an_oracle_label_method_declares_which_rows_ground_truth_it_reads(tmp_path):
+    """The relabel stage asks the method (``truth_sample``), never its parameters: truth_swap draws oracle_select's
+    held-out rows with ``holdout``, else a labelled sample; an oracle label method that does not say is refused."""
+    assert TruthSwap(labelled=30).truth_sample(400) == ("labelled", 30)
+    assert TruthSwap(labelled=200, holdout=0.1).truth_sample(5000) == ("holdout", 500)
+
+    @dataclass(frozen=True)
+    class Silent(LabelMethod):
+        reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth"})
+        oracle: ClassVar[bool] = True
+
+    with pytest.raises(ConfigError, match="say which transfer rows"):
+        compute.oracle_label_sample(tmp_path, 50, 0, Silent())
 
 
 @dataclass(frozen=True)
