@@ -19,9 +19,9 @@ from tests.tiny import write_tiny_model, write_toy_dataset
 from w2slab.api import run
 from w2slab.config import ExperimentConfig, RuntimeConfig, TrainConfig
 from w2slab.errors import ConfigError
-from w2slab.methods import LeakageError, RelabelContext, SoftLabels, check_method, make_method
+from w2slab.methods import LabelMethod, LeakageError, RelabelContext, SoftLabels, check_method, make_method
 from w2slab.methods.baselines import TruthSwap
-from w2slab.pipeline import stages
+from w2slab.pipeline import compute
 from w2slab.pipeline.artifacts import StageFolder
 from w2slab.pipeline.graph import build_experiment
 from w2slab.pipeline.store import StageStore
@@ -76,6 +76,21 @@ def test_truth_swap_replaces_exactly_the_given_rows_with_their_ground_truth():
         TruthSwap().transform(SoftLabels.of(probs), RelabelContext(texts=[""] * 10, seed=0, num_classes=2))
 
 
+def test_an_oracle_label_method_declares_which_rows_ground_truth_it_reads(tmp_path):
+    """The relabel stage asks the method (``truth_sample``), never its parameters: truth_swap draws oracle_select's
+    held-out rows with ``holdout``, else a labelled sample; an oracle label method that does not say is refused."""
+    assert TruthSwap(labelled=30).truth_sample(400) == ("labelled", 30)
+    assert TruthSwap(labelled=200, holdout=0.1).truth_sample(5000) == ("holdout", 500)
+
+    @dataclass(frozen=True)
+    class Silent(LabelMethod):
+        reads: ClassVar[frozenset[str]] = frozenset({"weak_labels", "ground_truth"})
+        oracle: ClassVar[bool] = True
+
+    with pytest.raises(ConfigError, match="say which transfer rows"):
+        compute.oracle_label_sample(tmp_path, 50, 0, Silent())
+
+
 @dataclass(frozen=True)
 class NotAnOracle(TruthSwap):
     """truth_swap that does not declare itself an oracle (not registered)."""
@@ -90,7 +105,7 @@ def test_truth_swap_is_refused_as_a_non_oracle_would_be(tmp_path):
     # at run time too: its rows are drawn through the leakage guard, which refuses before any split is read
     for method in (NotAnOracle(), NotAnOracle(holdout=0.1)):
         with pytest.raises(LeakageError, match="not an oracle"):
-            stages.oracle_label_sample(tmp_path, 50, 0, method)
+            compute.oracle_label_sample(tmp_path, 50, 0, method)
 
 
 # --- through the pipeline ------------------------------------------------------------------------------
@@ -108,7 +123,7 @@ def baselines_run(tmp_path_factory):
     cfg = ExperimentConfig(dataset=tiny.data, weak=tiny.weak, strong=tiny.strong, losses=["xent"], methods=methods,
                            n_train=160, n_test=48, max_ctx=16, weak_train=probe, strong_train=probe)
     held, read = [], []
-    holdout_rows, oracle_truth = stages.holdout_rows, stages.oracle_truth
+    holdout_rows, oracle_truth = compute.holdout_rows, compute.oracle_truth
 
     def recording_holdout(rows, size, seed):
         kept, out = holdout_rows(rows, size, seed)
@@ -120,8 +135,8 @@ def baselines_run(tmp_path_factory):
         return oracle_truth(split_folder, name, rows, method)
 
     with pytest.MonkeyPatch.context() as patch:  # the stages run in this process: record what they drew
-        patch.setattr(stages, "holdout_rows", recording_holdout)
-        patch.setattr(stages, "oracle_truth", recording_truth)
+        patch.setattr(compute, "holdout_rows", recording_holdout)
+        patch.setattr(compute, "oracle_truth", recording_truth)
         result = run(cfg, RuntimeConfig(run_root=str(root / "runs"), echo=lambda *a: None))
     return SimpleNamespace(result=result.summary.results, root=root / "runs", cfg=cfg, held=held, read=read)
 
@@ -170,7 +185,8 @@ def test_truth_swap_labels_are_the_weak_labels_with_n_rows_of_ground_truth(basel
         relabel = graph.students[make_method(spec).student_label("xent")].inputs["labels"]
         swapped = StageFolder(store.final_dir("relabel", relabel.id)).labels("transfer").probs
         weak = StageFolder(store.final_dir("weak_label", relabel.inputs["labels"].id)).labels("transfer").probs
-        truth = stages.labels_of(StageFolder(store.final_dir("split", relabel.inputs["split"].id)).splits(), "transfer")
+        split = StageFolder(store.final_dir("split", relabel.inputs["split"].id))
+        truth = compute.labels_of(split.splits(), "transfer")
         rows = next(read for label, _, read in baselines_run.read if label == make_method(spec).label)
         assert len(rows) == n
         assert np.allclose(swapped[rows], np.eye(2)[truth[rows]], atol=1e-6)  # stored with probabilities clipped

@@ -202,3 +202,16 @@ def test_help_and_version_import_neither_torch_nor_transformers():
             "print('heavy:', sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "heavy: []" in done.stdout, done.stdout[-300:] + done.stderr[-300:]
+
+
+@pytest.mark.parametrize("name,text", [("c.yaml", "name: conf_filter\ndrop: 0.3\n"),
+                                       ("c.toml", 'name = "conf_filter"\ndrop = 0.3\n'),
+                                       ("c.json", '{"name": "logconf", "aux_weight": 0.3}')])
+def test_a_bench_candidate_file_is_read_in_its_own_format(capsys, tmp_path, name, text):
+    """A YAML candidate was refused as a sweep ("name: unknown key"), a TOML one read as JSON, and a JSON one lost
+    its aux_weight to the legacy-config rule; each now reaches the task list (here a task that does not exist)."""
+    (tmp_path / name).write_text(text)
+    code, err = run_cli(["bench", str(tmp_path / name), "--tasks", "nope", "--run-root", str(tmp_path / "runs")],
+                        capsys)
+    assert_one_line_error(code, err, "nope")
+    assert not (tmp_path / "runs").exists()

@@ -60,3 +60,18 @@ def test_a_new_kind_of_dataset_is_one_registered_source():
         DATA_SOURCES.unregister("parity")
     with pytest.raises(DataError):
         data_source("parity://x")
+
+
+def test_where_rows_are_read_from_is_a_data_origin_and_configs_keep_their_data_source_key():
+    """``config.DataSource`` (auto/local/hub) was renamed ``DataOrigin`` (it clashed with the registry's
+    :class:`DataSource`); the config field users write and every saved config holds is still ``data_source``."""
+    from w2slab import config
+    from w2slab.config import ExperimentConfig
+    from w2slab.data.sources import DATA_ORIGINS
+
+    assert config.DATA_ORIGINS == DATA_ORIGINS == ("auto", "local", "hub")
+    assert not hasattr(config, "DataSource") and not hasattr(config, "DATA_SOURCES")
+    saved = ExperimentConfig(dataset="sst2", data_source="local").to_dict()  # as a result's config.json holds it
+    assert saved["data_source"] == "local" and ExperimentConfig.from_dict(saved).data_source == "local"
+    with pytest.raises(DataError, match="unknown source 'disk'"):
+        load_task("sst2", source="disk")

@@ -160,7 +160,7 @@ def flip_a_byte(path: Path, offset: int = -100) -> None:
 def test_a_data_file_rewritten_after_planning_is_refused_by_the_split_stage(tiny, tmp_path):
     from w2slab.config import RuntimeConfig
     from w2slab.errors import DataError
-    from w2slab.pipeline.stages import compute_split
+    from w2slab.pipeline.compute import compute_split
 
     graph = build_experiment(ExperimentConfig.from_dict(spec(tiny)))
     lines = Path(tiny.data).read_text().splitlines()

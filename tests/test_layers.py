@@ -1,10 +1,10 @@
 """The package's layers, as the README's Architecture section states them, and no import cycles, checked on every
 import.
 
-A module may import from its own layer's package and from lower layers, never upward. Imports
-inside functions count too (a lazy import is still a dependency). Imports under ``if TYPE_CHECKING:`` do
-not: a method's hooks are *called with* the pipeline's graph builder, and naming that type in a hint adds
-no runtime dependency.
+A module may import from its own layer's package and from lower layers, never upward. Every import counts: inside
+functions (a lazy import is still a dependency) and under ``if TYPE_CHECKING:`` (a hint naming a higher layer's type
+ties what a module says to that layer; a method names the pipeline's graph builder by a protocol of its own layer,
+:class:`~w2slab.methods.base.StageBuilder`, instead).
 
 No module may reach itself again through the modules it imports, inside a package or across packages. Here every
 import counts, inside functions and under ``if TYPE_CHECKING:`` too: a cycle of lazy imports still means that no
@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "w2slab"
 LAYERS: list[tuple[str, ...]] = [
     ("w2slab.errors", "w2slab.typed", "w2slab.registry", "w2slab.atomic", "w2slab.progress", "w2slab.metrics",
      "w2slab.stats", "w2slab.fingerprint", "w2slab.distributed", "w2slab.example_store", "w2slab.component",
-     "w2slab.diagnostics", "w2slab.yamlfile", "w2slab.tracking", "w2slab.lazy",
+     "w2slab.diagnostics", "w2slab.configfile", "w2slab.tracking", "w2slab.lazy",
      "w2slab.formatting"),  # core: no w2slab imports beyond
     ("w2slab.losses", "w2slab.data", "w2slab.models", "w2slab.methods"),  # components, each registered by name
     ("w2slab.config",),  # typed ExperimentConfig / TrainConfig / RuntimeConfig
@@ -52,23 +52,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _type_checking_only(tree: ast.AST) -> set[int]:
-    """ids of the nodes under ``if TYPE_CHECKING:`` blocks."""
-    skipped = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            skipped |= {id(child) for statement in node.body for child in ast.walk(statement)}
-    return skipped
-
-
-def imported(path: Path, *, hints: bool = False) -> set[str]:
-    """The w2slab modules ``path`` imports, anywhere in it (``hints``: under ``if TYPE_CHECKING:`` too)."""
+def imported(path: Path) -> set[str]:
+    """The w2slab modules ``path`` imports, anywhere in it (inside functions and under ``if TYPE_CHECKING:`` too)."""
     names = set()
-    tree = ast.parse(path.read_text())
-    hints_only = set() if hints else _type_checking_only(tree)
-    for node in ast.walk(tree):
-        if id(node) in hints_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module == "w2slab":  # from w2slab import atomic
             names |= {f"w2slab.{alias.name}" for alias in node.names if alias.name != "__version__"}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("w2slab"):
@@ -229,3 +216,10 @@ def test_the_cycle_finder_sees_lazy_and_hint_only_imports(tmp_path, monkeypatch)
     assert [describe(graph, component) for component in strongly_connected(graph)] == [
         "w2slab.sub.a -> w2slab.sub.b -> w2slab.sub.c -> w2slab.sub.a  (all of: w2slab.sub.a, w2slab.sub.b, "
         "w2slab.sub.c)"]
+
+
+def test_the_layer_check_sees_lazy_and_hint_only_imports(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from w2slab.pipeline.graph import Stage\n"
+                    "def f():\n    import w2slab.cli\n")
+    assert imported(path) == {"w2slab.pipeline.graph", "w2slab.cli"}

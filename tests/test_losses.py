@@ -632,6 +632,19 @@ def test_coteaching_predicts_with_one_network_unless_asked_for_the_mean():
     assert make_loss({"name": "coteach", "predict": "mean"}).predict == "mean"
     with pytest.raises(ConfigError, match="predict"):
         make_loss({"name": "coteach", "predict": "both"})
+    # what the role model reads, declared on the base: every loss and its training run answer it
+    assert make_loss({"name": "coteach", "predict": "mean"}).twin_prediction == "mean"
+    assert make_loss("coteach").twin_prediction == make_loss("xent").twin_prediction == "first"
+
+
+def test_when_a_loss_settles_is_read_from_the_loss_its_run_or_zero_for_a_plain_function():
+    from w2slab.losses import TrainingContext, settled_of
+
+    raven = make_loss({"name": "raven", "warmup": 0.3})
+    run = raven.for_training(TrainingContext())  # a LossRun: the stateful loss as one training uses it
+    assert settled_of(raven) == settled_of(run) == 0.3
+    assert settled_of(make_loss("coteach")) == 0.5 and settled_of(make_loss("xent")) == 0.0
+    assert settled_of(lambda logits, labels, step_frac: logits.sum()) == 0.0
 
 
 def test_fixed_weight_cross_entropy_keeps_the_boosting_distribution_across_batches():

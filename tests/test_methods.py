@@ -212,7 +212,7 @@ def test_a_student_side_method_reading_ground_truth_is_refused_unless_it_is_an_o
 
 
 def test_oracle_truth_refuses_a_method_that_is_not_an_oracle(tmp_path):
-    from w2slab.pipeline.stages import oracle_truth
+    from w2slab.pipeline.compute import oracle_truth
 
     (tmp_path / "splits.json").write_text(json.dumps({"weak_train": [], "transfer": [{"id": "a", "text": "x",
                                                                                        "label": 1}], "test": []}))

@@ -207,7 +207,7 @@ def test_trust_over_rounds_keeps_the_filter_alone_by_default_and_never_fits_on_t
     from w2slab.data.vectors import GAUSSIAN_W2S
     from w2slab.methods import make_method
     from w2slab.pipeline.artifacts import StageFolder
-    from w2slab.pipeline.stages import labelled_sample
+    from w2slab.pipeline.compute import labelled_sample
 
     plain = {"name": "trust", "labelled": 80, "rounds": 2}
     injected = {**plain, "inject_truth": True}

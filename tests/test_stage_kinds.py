@@ -101,7 +101,7 @@ def test_a_method_with_its_own_stage_kind_keeps_it_in_its_own_file():
     from w2slab.methods import METHODS
     from w2slab.pipeline import kinds
 
-    pipeline_own = {name for name in stage_kinds() if STAGES.get(name).compute_ref == f"w2slab.pipeline.stages:"
+    pipeline_own = {name for name in stage_kinds() if STAGES.get(name).compute_ref == f"w2slab.pipeline.compute:"
                     f"compute_{name}"}
     assert pipeline_own == {"split", "weak_train", "weak_label", "features", "ceiling", "supervise", "ensemble",
                             "relabel", "student", "evaluate"}
@@ -148,9 +148,9 @@ def test_the_pipeline_implements_what_the_methods_are_written_against(tiny_pair,
     from w2slab.methods.base import StageBuilder, StageNode
     from w2slab.methods.stage_api import StageContext, StageFiles, TrainableModel
     from w2slab.pipeline.artifacts import StageFolder
+    from w2slab.pipeline.compute import FolderContext
     from w2slab.pipeline.graph import GraphBuilder
     from w2slab.pipeline.role_model import RoleModel
-    from w2slab.pipeline.stages import FolderContext
 
     def missing(protocol: type, obj: object) -> set[str]:
         asked = {name for name in vars(protocol) if not name.startswith("_")} | set(protocol.__annotations__)

@@ -150,8 +150,41 @@ def test_bad_grids_are_one_line_naming_the_key(spec, needle):
 
 
 def test_yaml_reads_every_spelling_of_a_number():
-    from w2slab.yamlfile import safe_load
+    from w2slab.configfile import safe_load
 
     assert safe_load("[1e-5, 3E+2, .5, 1., -2e3, 1.0e-5, 7, .inf]") == [1e-5, 300.0, 0.5, 1.0, -2000.0, 1e-5, 7,
                                                                         float("inf")]
     assert safe_load("1e5x") == "1e5x" and safe_load("v1.2") == "v1.2"  # words stay words
+
+
+def test_one_reader_takes_json_yaml_and_toml_and_refuses_a_bad_file_in_one_line(tmp_path):
+    """``--config`` files, sweep files and bench candidates go through :func:`read_config_file`: the same mapping
+    from each format (a .toml config was read as JSON before), and every unreadable file is one ConfigError line."""
+    from w2slab.configfile import read_config_file
+    from w2slab.errors import ConfigError
+
+    files = {"c.json": '{"n_train": 64, "strong_train": {"lr": 1e-05}}', "c.yaml": "n_train: 64\nstrong_train:\n"
+             "  lr: 1e-5\n", "c.toml": "n_train = 64\n[strong_train]\nlr = 1e-5\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        assert read_config_file(tmp_path / name, label=name, holds="fields") == {"n_train": 64,
+                                                                                "strong_train": {"lr": 1e-5}}
+    (tmp_path / "noext").write_text("n_train: 64\n")
+    assert read_config_file(tmp_path / "noext", label="x", holds="fields", default="YAML") == {"n_train": 64}
+    bad = {"missing.json": None, "dir.yaml": "/", "syntax.toml": "n_train = [\n", "syntax.json": "{n_train: 1}",
+           "syntax.yaml": "a: {b: 1\n", "latin1.yaml": b"a: caf\xe9\n", "list.yaml": "- 1\n- 2\n"}
+    needles = {"missing.json": "file not found", "dir.yaml": "is a directory", "syntax.toml": "not valid TOML",
+               "syntax.json": "not valid JSON", "syntax.yaml": "not valid YAML", "latin1.yaml": "not UTF-8 text",
+               "list.yaml": "expected a YAML mapping of fields, got a list"}
+    for name, content in bad.items():
+        path = tmp_path / name
+        if content == "/":
+            path.mkdir()
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        elif content is not None:
+            path.write_text(content)
+        with pytest.raises(ConfigError) as info:
+            read_config_file(path, label=f"--config {name}", holds="fields")
+        message = str(info.value)
+        assert message.startswith(f"--config {name}: ") and needles[name] in message and "\n" not in message

@@ -99,10 +99,10 @@ def test_a_first_attempt_on_other_rows_is_kept_only_when_no_retry_ran():
 
 def test_results_and_training_share_the_convergence_rule():
     from w2slab import results
-    from w2slab.pipeline import stages
+    from w2slab.pipeline import compute
 
     assert "convergence_problems(" in inspect.getsource(results.convergence_reasons)
-    assert "convergence_problems(" in inspect.getsource(stages.judged_attempt)
+    assert "convergence_problems(" in inspect.getsource(compute.judged_attempt)
     labels = np.arange(400) % 2
     unsure = np.where(labels[:, None] == np.arange(2), 0.55, 0.45)  # right everywhere, never confident
     assert results.convergence_problems(unsure, labels, role="ceiling", split="validation")[0].startswith(

@@ -129,7 +129,7 @@ def run(config: ExperimentConfig | dict | None = None, runtime: RuntimeConfig | 
     runtime = _ready(runtime or RuntimeConfig())
     from w2slab.pipeline.sweep import plan
 
-    # one plan: the sources checked, the graph built and the store asked once (they were twice, the file read 3x)
+    # one plan: the sources checked, the graph built and the store asked once, for the run and its folder name
     sweep_plan = plan([config], StageStore(runtime.run_root, create=False), runtime.data_root, runtime.recompute,
                       runtime.callbacks)
     graph = sweep_plan.graphs[0]

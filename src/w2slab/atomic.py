@@ -131,7 +131,7 @@ def publish_dir(staging: Path, final: Path) -> Path:
     A reader of ``final`` always finds a complete folder, the old or the new one: the old one is deleted only once
     the new one is in place. Where the kernel can (Linux's ``renameat2(RENAME_EXCHANGE)``) the two are swapped in
     one atomic step; elsewhere the old one is renamed aside and the new one renamed in right after (a window of one
-    rename, where deleting the old folder first left it for as long as the deletion took). ``staging`` is first
+    rename; deleting the old folder first would leave none for as long as the deletion takes). ``staging`` is first
     renamed to a name of its own (``.NAME.incoming.HOST.PID.*``), so what a swap leaves there is never mistaken
     for the new content (a stage's ``.partial`` folder is resumable) and a kill mid-way leaves only folders that
     :func:`remove_leftovers` recognises. Safe against a concurrent writer of the same ``final``: each attempt is a

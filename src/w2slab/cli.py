@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from w2slab.config import (
+    DATA_ORIGINS,
     PRECISIONS,
     TRACKERS,
     TRAIN_MODES,
@@ -43,7 +44,7 @@ _LEGACY_RUNTIME_KEYS = ("data_root", "model_cache", "out_dir", "name")
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     from w2slab.losses import LOSSES
 
-    p.add_argument("--config", help="JSON file of an ExperimentConfig (e.g. a previous run's config.json)")
+    p.add_argument("--config", help="JSON, YAML or TOML file of ExperimentConfig fields (e.g. a run's config.json)")
     p.add_argument("--dataset", "--ds_name", dest="dataset",
                    help=f"registered dataset or a .jsonl/.csv file (default {DEFAULTS.dataset})")
     p.add_argument("--weak", "--weak_model_size", dest="weak", help=f"default {DEFAULTS.weak}")
@@ -89,7 +90,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-field", help="your file's text column (default text)")
     p.add_argument("--label-field", help="your file's label column (default label)")
     p.add_argument("--label-map", metavar="WORD=ID,...", help="word labels to class ids, e.g. positive=1,negative=0")
-    p.add_argument("--data-source", choices=("auto", "local", "hub"))
+    p.add_argument("--data-source", choices=DATA_ORIGINS)
     p.add_argument("--data-root", help="local data root (default $W2SLAB_DATA_ROOT)")
     p.add_argument("--model-cache", help="where packaged models are converted (default ~/.cache/w2slab/models)")
     p.add_argument("--run-root", "--out-dir", dest="run_root", default="runs",
@@ -133,29 +134,18 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def _read_config_file(path: str) -> dict:
+    """An ExperimentConfig's fields from a JSON file (a run's config.json), or a YAML or TOML one, which may use the
+    sweep file's spellings (``strong.lr: 1e-5``) for one experiment, no grids."""
+    from w2slab.configfile import file_format, read_config_file
     from w2slab.pipeline.sweep import normalise_keys
-    from w2slab.yamlfile import YAMLError, safe_load
 
-    file = Path(path)
-    is_yaml = file.suffix.lower() in (".yaml", ".yml")
-    kind = "YAML" if is_yaml else "JSON"
-    try:
-        text = file.read_text(encoding="utf-8")
-        data = safe_load(text) if is_yaml else json.loads(text)
-    except FileNotFoundError:
-        raise W2SError(f"--config {path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, YAMLError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise W2SError(f"--config {path}: not a readable {kind} file ({first}); pass a config.json of an earlier "
-                       "run or a .yaml of ExperimentConfig fields") from None
-    if not isinstance(data, dict):
-        raise W2SError(f"--config {path}: expected a {kind} {'mapping' if is_yaml else 'object'} of "
-                       "ExperimentConfig fields")
-    if is_yaml:  # a YAML config may use the sweep file's spellings (strong.lr: 1e-5); one experiment, no grids
+    label = f"--config {path}"
+    data = read_config_file(path, label=label, holds="ExperimentConfig fields (e.g. a config.json of an earlier run)")
+    if file_format(path) != "JSON":
         try:
             data = normalise_keys(data)
         except ConfigError as exc:
-            raise W2SError(f"--config {path}: {exc}") from None
+            raise ConfigError(f"{label}: {exc}") from None
     data.pop("resolved", None)
     for key in _LEGACY_RUNTIME_KEYS:
         data.pop(key, None)
@@ -183,7 +173,7 @@ def _parse_label_map(text: str) -> dict[str, int]:
 
 def _parse_value(text: str):
     """A flag's value as YAML reads it (numbers in any spelling, true/false, null, [lists]); else the text."""
-    from w2slab.yamlfile import YAMLError, safe_load
+    from w2slab.configfile import YAMLError, safe_load
 
     try:
         return safe_load(text)
@@ -525,6 +515,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from w2slab.bench import suite
     from w2slab.bench.run import run_bench
+    from w2slab.configfile import FORMATS, read_config_file
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in suite.PARTS]
@@ -532,8 +523,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError(f"--parts: unknown part {', '.join(unknown) or '(none)'}; choose from "
                           f"{', '.join(suite.PARTS)} (comma-separated)")
     seeds = _seed_list(args.seeds, "--seeds")
-    spec = _read_config_file(args.candidate) if Path(args.candidate).suffix in (".yaml", ".yml", ".json", ".toml") \
-        else args.candidate
+    if Path(args.candidate).suffix.lower() in FORMATS:  # a file of the candidate's name and parameters
+        spec = read_config_file(args.candidate, label=f"candidate {args.candidate}",
+                                holds="a loss or method: its name and parameters")
+    else:
+        spec = args.candidate
     suite.candidate(spec)  # an unknown name stops here, before any work
     tasks = suite.task_names(args.tasks, args.task or ())
     part_tasks = {"finetune": suite.task_names(args.finetune_tasks, args.task or ())} if args.finetune_tasks else {}

@@ -78,10 +78,6 @@ class Component:
             raise ConfigError(f"{path}: {cls.registry.unknown_message(value['name'])}")
         return build(cls.registry.get(value["name"]), params, f"{path}[{value['name']}]")
 
-    def with_params(self, **params: Any) -> Component:
-        """A copy with some parameters changed (validated like any configuration)."""
-        return build(type(self), {**self.params(), **params}, self.name)
-
 
 def registrar(base: type[Component]) -> Callable[..., Callable[[C], C]]:
     """The ``@register_<kind>(name)`` decorator of a component base: checks the class, makes it a frozen

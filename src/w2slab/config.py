@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from w2slab.data.sources import DATA_ORIGINS, DataOrigin
 from w2slab.losses import DEFAULT_WARMUP_FRAC, Loss, make_loss
 from w2slab.methods import Method, check_method, make_method
 from w2slab.progress import echo
@@ -37,14 +38,12 @@ from w2slab.typed import build, check, check_types, to_plain
 TrainMode = Literal["full", "lora", "probe"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Truncation = Literal["left", "right", "drop"]
-DataSource = Literal["auto", "local", "hub"]
 Scheduler = Literal["cosine", "linear", "constant_with_warmup", "constant"]
 HeadKind = Literal["auto", "linear", "label_tokens"]
 LengthRule = Literal["auto", "fixed"]
 TRAIN_MODES: tuple[str, ...] = TrainMode.__args__
 PRECISIONS: tuple[str, ...] = Precision.__args__
 TRUNCATIONS: tuple[str, ...] = Truncation.__args__
-DATA_SOURCES: tuple[str, ...] = DataSource.__args__
 HEAD_KINDS: tuple[str, ...] = HeadKind.__args__
 LENGTH_RULES: tuple[str, ...] = LengthRule.__args__
 
@@ -237,7 +236,7 @@ class ExperimentConfig:
     data_seed: int = 0
     max_ctx: int = 128
     truncation: Truncation = "left"  # texts longer than max_ctx: keep the end, keep the start, or drop them
-    data_source: DataSource = "auto"
+    data_source: DataOrigin = "auto"  # the field keeps its name: it is in every saved config and stage identity
     # reading a user's .jsonl/.csv file (registered datasets have their own formatters)
     text_field: str = "text"
     label_field: str = "label"
@@ -279,7 +278,7 @@ class ExperimentConfig:
         check(0 <= self.seed < 2**32, "seed", f"must be in [0, 2^32), got {self.seed}")
         check(0 <= self.data_seed < 2**32, "data_seed", f"must be in [0, 2^32), got {self.data_seed}")
         check(self.truncation in TRUNCATIONS, "truncation", f"must be one of {', '.join(TRUNCATIONS)}")
-        check(self.data_source in DATA_SOURCES, "data_source", f"must be one of {', '.join(DATA_SOURCES)}")
+        check(self.data_source in DATA_ORIGINS, "data_source", f"must be one of {', '.join(DATA_ORIGINS)}")
         check(bool(self.text_field.strip()) and bool(self.label_field.strip()), "text_field",
               "text_field and label_field must name columns")
         bad = {k: v for k, v in (self.label_map or {}).items()

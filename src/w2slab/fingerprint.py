@@ -290,7 +290,7 @@ _HUB_ANSWERS: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 
 def _ask_hub(repo_id: str, repo_type: str) -> tuple[str | None, str | None]:
     """``(commit of main, why the repository cannot be used)`` from one ``repo_info`` call, kept for the process
-    (checking an id and pinning its commit used to ask twice); ``(None, None)``, not kept, when the Hub cannot be
+    (checking an id and pinning its commit share the one answer); ``(None, None)``, not kept, when the Hub cannot be
     reached."""
     if (repo_type, repo_id) in _HUB_ANSWERS:
         return _HUB_ANSWERS[(repo_type, repo_id)]

@@ -122,8 +122,8 @@ class StageClock:
         self.kinds, self.began, self.spent = kinds, time.monotonic(), {}  # kind -> durations
 
     def line(self, index: int) -> str:
-        """``stage k of N, elapsed`` and, once every kind still to come has run once, ``ETA ~`` (a guess from other
-        kinds was wrong by minutes: a split takes a second, a training minutes)."""
+        """``stage k of N, elapsed`` and, once every kind still to come has run once, ``ETA ~`` (not before: a guess
+        from other kinds would be off by minutes, a split takes a second, a training minutes)."""
         elapsed = time.monotonic() - self.began
         position = f"stage {index + 1} of {len(self.kinds)}, {format_seconds(elapsed)} elapsed"
         if any(kind not in self.spent for kind in self.kinds[index:]):

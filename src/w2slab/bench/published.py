@@ -26,7 +26,6 @@ ELEUTHER_PGR: dict[str, tuple[float, float]] = {
     "amazon_multidomain": (0.870, 0.678), "sst2_sentences": (1.055, 1.061), "piqa": (0.220, 0.109),
     "social_i_qa": (0.226, 0.253), "quail": (0.400, 0.445), "dream": (0.379, 0.409), "anthropic_hh": (0.007, 0.298),
 }
-BURNS_MEDIAN = {"xent": 0.25, "logconf": 0.80}
 NOTES = ("openai: median PGR over gpt2..Qwen-14B pairs, accuracy (amazon_polarity for our amazon_multidomain "
          "stand-in); eleuther: Qwen1.5-0.5B -> Llama-3-8B LoRA, one run, PGR of ROC AUC read from their bar "
          "charts (+-.005; sst2 is GLUE's); Burns et al.: median over 22 tasks, about .25 naive and nearly .80 with "

@@ -37,7 +37,7 @@ def _records(path: Path) -> list[dict]:
     """Data rows as dicts, numbered 1.. in file order; any unreadable content is one line naming where."""
     if path.is_dir():
         raise DataError(f"{path}: is a directory; pass the .jsonl or .csv file inside it")
-    with open(path, "rb") as fh:  # the first 8 KB only: a 4 GB file was read whole to look at them
+    with open(path, "rb") as fh:  # the first 8 KB only: a large file is not read whole to look at them
         head = fh.read(8192)
     if b"\x00" in head:
         raise DataError(f"{path.name}: binary content (NUL bytes), not a text file; export it as UTF-8 .jsonl/.csv")

@@ -22,7 +22,7 @@ import hashlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from w2slab import fingerprint
 from w2slab.data.images import image_folder_classes, listing_digest
@@ -63,8 +63,11 @@ class DataSource:
         raise NotImplementedError
 
 
-#: where ``load_task`` reads a registered dataset's rows from (``auto``: the data root if there is one, else the Hub)
-SOURCES = ("auto", "local", "hub")
+#: where ``load_task`` reads a registered dataset's rows from (``auto``: the data root if there is one, else the Hub;
+#: ``local``, ``hub``: only there); ``ExperimentConfig.data_source`` is one of them. Not a :class:`DataSource`, which
+#: says what a dataset *name* points at.
+DataOrigin = Literal["auto", "local", "hub"]
+DATA_ORIGINS: tuple[str, ...] = DataOrigin.__args__
 
 DATA_SOURCES: Registry[DataSource] = Registry("data source")
 
@@ -206,8 +209,8 @@ def load_task(
     ``source``: "auto" reads the offline files when a data root exists, else the Hub; "local" and "hub"
     force one. The field arguments only apply to user files. The same ``seed`` gives the same rows.
     """
-    if source not in SOURCES:
-        raise DataError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
+    if source not in DATA_ORIGINS:
+        raise DataError(f"unknown source {source!r}; use one of {', '.join(DATA_ORIGINS)}")
     return data_source(name).load(name, data_root=data_root, seed=seed, source=source, hub_revision=hub_revision,
                                   text_field=text_field, label_field=label_field, label_map=label_map,
                                   question_field=question_field, answer_field=answer_field)

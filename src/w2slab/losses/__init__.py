@@ -25,6 +25,7 @@ from w2slab.losses.base import (
     ramp,
     random_argmax,
     register_loss,
+    settled_of,
     soft_cross_entropy,
     step_generator,
     weighted_mean,
@@ -68,8 +69,8 @@ from w2slab.losses.multi_teacher import (
 
 __all__ = [
     "DEFAULT_RAMP_FRAC", "DEFAULT_WARMUP_FRAC", "EPS", "LOSSES", "NEEDS", "Loss", "LossFn", "LossRun",
-    "TrainingContext", "make_loss", "needs_of", "ramp", "random_argmax", "register_loss", "soft_cross_entropy",
-    "step_generator", "weighted_mean",
+    "TrainingContext", "make_loss", "needs_of", "ramp", "random_argmax", "register_loss", "settled_of",
+    "soft_cross_entropy", "step_generator", "weighted_mean",
     "AdaptiveConfidenceLoss", "CrossEntropy", "EntropyLoss", "FixedWeightCrossEntropy", "LogConfLoss", "ProductLoss",
     "RampedLoss", "RampedRun", "balance_labels", "balanced_assignment", "class_quota", "harden_predictions",
     "KLLoss", "ReverseKLLoss", "WindowLoss", "WindowRun",

@@ -55,7 +55,7 @@ NEEDS: dict[str, str] = {
                 "of their mean; the graph refuses the loss without an ensemble to learn from (RAVEN, edl, CSL)",
     "twin": "the loss trains two networks at once (co-teaching): the role model makes the student a TwinModel of "
             "two students started apart, whose training logits are both networks' ``[B, 2K]``; the loss's "
-            "``predict`` parameter says what the trained pair predicts (``first`` network or their ``mean``)",
+            "``twin_prediction`` says what the trained pair predicts (``first`` network or their ``mean``)",
 }
 
 
@@ -125,6 +125,12 @@ class Loss(Component):
         warm-up on easy examples makes the loss rise when it ends, which is not divergence."""
         return 0.0
 
+    @property
+    def twin_prediction(self) -> str:
+        """What the trained pair of a loss that needs ``twin`` predicts: the ``first`` network's probabilities or the
+        ``mean`` of both (read by the role model; a loss without twins is never asked)."""
+        return "first"
+
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float = 0.0,
                  weights: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> torch.Tensor:
         if indices is not None and "indices" in self.needs:  # the memory they address is a training run's
@@ -171,6 +177,10 @@ class LossRun:
         return self.loss.settled
 
     @property
+    def twin_prediction(self) -> str:
+        return self.loss.twin_prediction
+
+    @property
     def name(self) -> str:
         return self.loss.name
 
@@ -199,6 +209,11 @@ def needs_of(loss_fn: LossFn) -> frozenset[str]:
     """What ``loss_fn`` declares it needs (:data:`NEEDS`): a :class:`Loss`'s class declaration, or that of the
     object its training run calls; a plain function needs nothing."""
     return frozenset(getattr(loss_fn, "needs", ()))
+
+
+def settled_of(loss_fn: LossFn) -> float:
+    """:attr:`Loss.settled` of a loss or its training run; 0 for a plain function (its objective has no schedule)."""
+    return loss_fn.settled if isinstance(loss_fn, Loss | LossRun) else 0.0
 
 
 def make_loss(spec: str | dict | Loss) -> Loss:

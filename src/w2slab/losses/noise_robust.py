@@ -175,6 +175,10 @@ class CoTeaching(Loss):
     def settled(self) -> float:
         return self.ramp
 
+    @property
+    def twin_prediction(self) -> str:
+        return self.predict
+
     def for_training(self, context: TrainingContext) -> Loss:
         if self.forget is not None or context.labels is None:
             return self

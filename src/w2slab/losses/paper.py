@@ -11,8 +11,8 @@
   and the step, never by index order. The weight ``w`` is 0 during the learning-rate warm-up, then ramps
   linearly to ``aux_weight`` over ``ramp_frac`` of training (default .2, the paper's "first 20% of
   training"). The reference code used ``w = step_frac`` during warm-up (so it reached only ``warmup_frac`` of the
-  maximum, 10% at the default warm-up, before jumping to it); an earlier w2slab ramped with the lr warm-up (10%,
-  ~6 steps of the default run), which locked the target onto the student's own hardened guesses before it had learned.
+  maximum, 10% at the default warm-up, before jumping to it); ramping within the lr warm-up instead (10%, ~6 steps
+  of the default run) would lock the target onto the student's own hardened guesses before it has learned.
 - ``entropy``: ``logconf`` without hardening: the target mixes the weak labels with the student's own
   soft predictions (EleutherAI/w2s ``entropy``). The predictions are detached, so its gradient is exactly
   ``(1 - w)`` times ``xent``'s: it scales the step down as ``w`` ramps in and does not lower the student's entropy.

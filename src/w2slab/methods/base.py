@@ -209,6 +209,13 @@ class LabelMethod(Method):
     def transform(self, labels: SoftLabels, context: RelabelContext) -> SoftLabels:
         raise NotImplementedError
 
+    def truth_sample(self, n: int) -> tuple[str, int]:
+        """An oracle label method's ground truth (asked only of one that reads ``ground_truth``): the rule that draws
+        the transfer rows it reads, as the oracle it matches draws them, and how many of ``n``: ``("holdout",
+        count)``, the rows a selection oracle holds out, or ``("labelled", count)``, a labelled sample (trust's and
+        selective's rows). The relabel stage draws them through the leakage guard and counts them."""
+        raise ConfigError(f"method {self.name!r} reads ground truth: say which transfer rows (truth_sample)")
+
     def labels_stage(self, builder: StageBuilder) -> StageNode:
         return builder.relabel(self)
 

@@ -73,6 +73,11 @@ class TruthSwap(LabelMethod):
         size = holdout_size(n, self.holdout, self.labelled) if self.holdout else self.labelled
         return max(1, min(size, n - 1))
 
+    def truth_sample(self, n: int) -> tuple[str, int]:
+        """With ``holdout``, the rows oracle_select holds out; else ``labelled`` rows drawn as trust and selective
+        draw theirs."""
+        return ("holdout", self.truth_count(n)) if self.holdout else ("labelled", self.labelled)
+
     def transform(self, labels: SoftLabels, context: RelabelContext) -> SoftLabels:
         rows, truth = context.ground_truth()
         probs = labels.probs.astype(np.float32).copy()

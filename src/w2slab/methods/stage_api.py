@@ -23,7 +23,7 @@ A method with a stage of its own keeps all of it in its file: the spec, the comp
 
 This module sits below the method modules and the pipeline: the methods import it and register their kinds when
 they are imported; the pipeline registers its own kinds (``w2slab.pipeline.kinds``) and hands every compute function
-its :class:`StageContext` (``w2slab.pipeline.stages.FolderContext``), so a method never imports the pipeline.
+its :class:`StageContext` (``w2slab.pipeline.compute.FolderContext``), so a method never imports the pipeline.
 
 A compute function takes either the context alone, as above, or ``(stage, inputs, work, runtime)``: the stage,
 its inputs' folders by role, its work folder and the ``RuntimeConfig``, read and written through
@@ -124,7 +124,7 @@ class TrainableModel(Protocol):
 @runtime_checkable
 class StageContext(Protocol):
     """What a compute function of one argument is handed: its stage, its inputs' finished folders, its work
-    folder, the stage's model and the ground-truth bookkeeping (``w2slab.pipeline.stages.FolderContext``
+    folder, the stage's model and the ground-truth bookkeeping (``w2slab.pipeline.compute.FolderContext``
     implements it)."""
 
     stage: StageNode

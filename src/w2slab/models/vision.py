@@ -134,10 +134,6 @@ class EfficientNetLiteBackbone(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.net._avg_pooling(self.net.extract_features(pixel_values)).flatten(1)
 
-    def imagenet_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The 1000 ImageNet logits of the original classifier (the conversion check compares them)."""
-        return self.net._fc(self(pixel_values))
-
 
 class FeatureBackbone(nn.Module):
     """A model whose output already is its feature vector (timm with ``num_classes=0``, DINO's hub models)."""

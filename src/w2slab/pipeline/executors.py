@@ -40,7 +40,7 @@ def compute(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeC
     passes its inputs' on (a plugin kind need not know the leakage guard's bookkeeping for the counts to stay
     whole)."""
     from w2slab.pipeline.artifacts import StageFolder
-    from w2slab.pipeline.stages import FolderContext, record_ground_truth
+    from w2slab.pipeline.compute import FolderContext, record_ground_truth
 
     stage_kind(stage.kind).run(FolderContext(stage, inputs, work, runtime))
     if not StageFolder(work).file(StageFolder.GROUND_TRUTH).exists():

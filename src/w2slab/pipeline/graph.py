@@ -26,7 +26,7 @@ import importlib.metadata
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from w2slab import __version__, fingerprint
 from w2slab.config import ExperimentConfig, TrainConfig
@@ -35,6 +35,9 @@ from w2slab.losses import Loss
 from w2slab.methods.base import Method, ModelInput, SelectionMethod, check_method
 from w2slab.pipeline.kinds import stage_kind
 from w2slab.typed import to_plain
+
+if TYPE_CHECKING:  # the trainer imports torch; the graph is built without it
+    from w2slab.train.trainer import TrainerCallback
 
 #: Libraries whose version can change a number in a result (tokenisation, kernels, metrics, data loading).
 RESULT_PACKAGES = ("torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "scikit-learn",
@@ -153,13 +156,13 @@ class SplitSpec:
     n_val: int = 0  # validation rows beside the pool (ground truth for tuning; 0: none)
 
 
-def callback_identities(callbacks: tuple[Any, ...]) -> tuple[str, ...]:
+def callback_identities(callbacks: tuple[TrainerCallback, ...]) -> tuple[str, ...]:
     """What identifies the user's trainer callbacks in a training stage: each one's class and, for the user's own
     code, its source digest. A callback can change what is trained (stop early, change the learning rate), so it
     is part of the identity unless its class declares ``observes_only = True`` (logging, progress)."""
     out = []
     for callback in callbacks:
-        if getattr(callback, "observes_only", False):
+        if callback.observes_only:
             continue
         cls = type(callback)
         digest = fingerprint.code_digest(cls)

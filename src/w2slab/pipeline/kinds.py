@@ -2,7 +2,7 @@
 
 The registry, :class:`StageKind` and ``@register_stage`` live below the methods (:mod:`w2slab.methods.stage_api`),
 so that a method with a stage of its own registers it in its own file, as a plugin does. This module registers the
-kinds the pipeline computes itself (:mod:`w2slab.pipeline.stages`), by import path, so that listing the kinds (for
+kinds the pipeline computes itself (:mod:`w2slab.pipeline.compute`), by import path, so that listing the kinds (for
 ``w2s --help``) loads no torch; it imports :mod:`w2slab.methods`, which registers the built-in methods' kinds, so
 that :func:`stage_kind` and :func:`stage_kinds` know every built-in kind.
 """
@@ -15,7 +15,7 @@ from w2slab.methods.stage_api import STAGES, ComputeFn, StageKind, register_stag
 
 __all__ = ["STAGES", "ComputeFn", "StageKind", "register_stage", "stage_kind", "stage_kinds"]
 
-_BUILTIN = "w2slab.pipeline.stages"
+_BUILTIN = "w2slab.pipeline.compute"
 for _kind in (
     StageKind("split", f"{_BUILTIN}:compute_split", order=0, description="read the data, draw the three splits"),
     StageKind("weak_train", f"{_BUILTIN}:compute_weak_train", trains=True, order=1,

@@ -383,7 +383,7 @@ class RoleModel:
         if self.train_cfg.mode != "probe" and self.train_cfg.head_init == "probe":
             fit_probe_head(model.head, self.frozen_features(train_split), probe_targets, weights)
         if "twin" in needs_of(loss_fn):  # co-teaching: two students from independent starts
-            model = self._twins(model, train_split, probe_targets, weights, seed, getattr(loss_fn, "predict", "first"))
+            model = self._twins(model, train_split, probe_targets, weights, seed, loss_fn.twin_prediction)
         result = train_model(model, self._examples(train_split, targets, weights), self.collate, loss_fn,
                              self.train_cfg, self.lr, seed=seed, desc=desc, head_lr=self.head_lr, **options)
         return model, result

@@ -18,8 +18,8 @@
 
 Every field of :class:`~w2slab.config.ExperimentConfig` and of a role's training can be swept; a sweep file and
 ``w2s run`` share one set of defaults (``losses`` included). Numbers read as numbers in any spelling (``1e-5``;
-:mod:`w2slab.yamlfile`). The file is parsed and *every* experiment is built and validated (types, ranges, unknown keys,
-loss/dataset/model names) before the first stage runs. The experiments expand to their stages, and
+:mod:`w2slab.configfile`). The file is parsed and *every* experiment is built and validated (types, ranges,
+unknown keys, loss/dataset/model names) before the first stage runs. The experiments expand to their stages, and
 the union of the stages is deduplicated by identity: each weak model, ceiling and student is
 trained exactly once.
 """
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from w2slab.config import ExperimentConfig
-from w2slab.errors import ConfigError, W2SError
+from w2slab.configfile import read_config_file
+from w2slab.errors import ConfigError
 from w2slab.pipeline.graph import ExperimentGraph, Stage, build_experiment, models_to_load, unique_stages
 from w2slab.pipeline.kinds import stage_kinds
 from w2slab.pipeline.store import StageStore
@@ -56,30 +57,9 @@ class SweepFile:
 
 
 def load_sweep_file(path: str | Path) -> dict:
-    """The raw mapping of a YAML or TOML sweep file (syntax errors are one line naming the file)."""
-    path = Path(path)
-    if path.is_dir():
-        raise W2SError(f"sweep file {str(path)!r} is a directory; pass the path of a .yaml or .toml file")
-    if not path.is_file():
-        raise W2SError(f"sweep file {str(path)!r} not found; pass the path of a .yaml or .toml file")
-    try:
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(text)
-        else:
-            from w2slab.yamlfile import safe_load
-
-            data = safe_load(text)
-    except UnicodeDecodeError as exc:
-        raise W2SError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    except Exception as exc:  # noqa: BLE001 - yaml and tomllib raise their own error types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise W2SError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'} ({first})") from None
-    if not isinstance(data, dict):
-        raise W2SError(f"{path}: a sweep file is a mapping with datasets, weak, strong, losses, seeds")
-    return data
+    """The raw mapping of a YAML or TOML sweep file (a file that cannot be read is one line naming it)."""
+    return read_config_file(path, label=f"sweep file {path}", holds="datasets, weak, strong, losses, seeds",
+                            default="YAML")
 
 
 def parse_sweep(spec: dict, source: str = "sweep") -> SweepFile:

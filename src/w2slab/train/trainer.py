@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 from w2slab import atomic
 from w2slab.config import TrainConfig
 from w2slab.errors import TrainingError
-from w2slab.losses import LossFn, needs_of
+from w2slab.losses import LossFn, needs_of, settled_of
 from w2slab.progress import logger, progress_bar
 from w2slab.train.precision import PrecisionPolicy
 
@@ -520,7 +520,7 @@ class Trainer:
             for callback in begun:
                 callback.on_train_end(self, self.state)
         model = self.accelerator.unwrap_model(self.model)
-        stability = StabilityReport.of(self.state, self.policy.name, getattr(self.loss_fn, "settled", 0.0))
+        stability = StabilityReport.of(self.state, self.policy.name, settled_of(self.loss_fn))
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
             raise TrainingError(f"{self.name}: training left non-finite weights; not saved ({stability.line()}); "
                                 "lower the learning rate or use --precision fp32")

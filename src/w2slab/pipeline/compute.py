@@ -25,7 +25,15 @@ from w2slab.diagnostics import max_prob_quantile
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import TrainingContext, make_loss
-from w2slab.methods import LeakageError, RelabelContext, SelectionMethod, SoftLabels, SupervisorMethod
+from w2slab.methods import (
+    LabelMethod,
+    LeakageError,
+    Method,
+    RelabelContext,
+    SelectionMethod,
+    SoftLabels,
+    SupervisorMethod,
+)
 from w2slab.metrics import softmax
 from w2slab.models.loading import resolve_model
 from w2slab.pipeline.artifacts import PREDICTED, SPLIT_NAMES, StageFolder
@@ -565,28 +573,32 @@ def holdout_rows(rows: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np
     return np.setdiff1d(rows, held), held
 
 
-def oracle_truth(split_folder: Path, name: str, rows: np.ndarray, method) -> np.ndarray:
+def oracle_truth(split_folder: Path, name: str, rows: np.ndarray, method: Method) -> np.ndarray:
     """Ground truth of ``rows`` of a split, for a named oracle method only (anything else is refused)."""
-    if not getattr(method, "oracle", False):
-        raise LeakageError(f"{getattr(method, 'name', method)!r} is not an oracle and may not read ground truth")
+    if not method.oracle:
+        raise LeakageError(f"{method.name!r} is not an oracle and may not read ground truth")
     return labels_of(StageFolder(split_folder).splits(), name)[rows]
 
 
-def labelled_sample(split_folder: Path, n: int, count: int, seed: int, method) -> tuple[np.ndarray, np.ndarray]:
+def labelled_sample(split_folder: Path, n: int, count: int, seed: int, method: Method
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` transfer rows drawn by ``seed`` (at most n - 1) and their ground truth, for an oracle ``method``
     that learns from a small labelled set (the same rows for every stage of one experiment seed)."""
     rows = np.sort(np.random.default_rng([seed, 7]).choice(n, min(count, n - 1), replace=False))
     return rows, oracle_truth(split_folder, "transfer", rows, method)
 
 
-def oracle_label_sample(split_folder: Path, n: int, seed: int, method) -> tuple[np.ndarray, np.ndarray]:
+def oracle_label_sample(split_folder: Path, n: int, seed: int, method: LabelMethod
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """The transfer rows an oracle label method reads the ground truth of, and that truth, drawn like the oracle it
-    matches: with ``holdout``, the rows an oracle selection holds out (:func:`holdout_rows`, the same seed); else
-    ``labelled`` rows by :func:`labelled_sample` (trust's and selective's rows). Non-oracles are refused."""
-    if getattr(method, "holdout", 0.0):
-        _, rows = holdout_rows(np.arange(n), method.truth_count(n), seed)
+    matches (:meth:`~w2slab.methods.LabelMethod.truth_sample`): the rows an oracle selection holds out
+    (:func:`holdout_rows`, the same seed), or a labelled sample by :func:`labelled_sample` (trust's and selective's
+    rows). Non-oracles are refused."""
+    rule, count = method.truth_sample(n)
+    if rule == "holdout":
+        _, rows = holdout_rows(np.arange(n), count, seed)
         return rows, oracle_truth(split_folder, "transfer", rows, method)
-    return labelled_sample(split_folder, n, method.labelled, seed, method)
+    return labelled_sample(split_folder, n, count, seed, method)
 
 
 def compute_relabel(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
