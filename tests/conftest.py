@@ -74,7 +74,7 @@ def tiny_pair(tmp_path_factory):
     """Two tiny text models built from configs (weak: 1 layer x 16, strong: 1 layer x 32) and a 300-row toy file."""
     from types import SimpleNamespace
 
-    from tests.tiny import write_tiny_model, write_toy_dataset
+    from tests.helpers.tiny import write_tiny_model, write_toy_dataset
 
     root = tmp_path_factory.mktemp("tiny")
     return SimpleNamespace(weak=str(write_tiny_model(root / "weak", layers=1, hidden=16)),
@@ -87,7 +87,7 @@ def fresh_tiny(tmp_path):
     """Two tiny text models and a 300-row toy file in this test's own folder (tests that edit them), with a run root."""
     from types import SimpleNamespace
 
-    from tests.tiny import write_tiny_model, write_toy_dataset
+    from tests.helpers.tiny import write_tiny_model, write_toy_dataset
 
     return SimpleNamespace(weak=str(write_tiny_model(tmp_path / "weak", layers=1, hidden=16)),
                            strong=str(write_tiny_model(tmp_path / "strong", layers=1, hidden=32, seed=1)),

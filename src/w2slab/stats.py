@@ -10,7 +10,8 @@ and test examples. Where the seeds share one test set, seeds and examples are *c
 ``mean +- t(df) * se``. With few seeds and seed-to-seed spread dominating, df is near ``k - 1`` (a seed-level
 t-interval); where per-example noise dominates it is large (a normal interval over examples), and nothing is
 counted twice (the hierarchical percentile bootstrap that preceded this module covered ~84% in the first regime
-and ~99.7% in the second; ``tests/test_stats.py`` checks 93-97% in both by simulation). Seeds on different test
+and ~99.7% in the second; ``tests/unit/core/test_stats.py`` checks 93-97% in both by
+simulation). Seeds on different test
 sets (another ``data_seed``) are *nested*: the interval is the t-interval over per-seed means. One seed: over its
 test examples.
 

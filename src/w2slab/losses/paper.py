@@ -264,7 +264,7 @@ class EntropyLoss(LogConfLoss):
     Cross-entropy against the weak labels mixed with the student's own detached soft predictions ``p`` (EleutherAI/w2s
     ``entropy``). With ``p`` detached, the gradient w.r.t. the logits is ``p - ((1 - w) y + w p) = (1 - w)(p - y)``: the
     auxiliary term only scales cross-entropy's step down as ``w`` ramps in (an annealed learning rate); it does not
-    push the student's entropy down, whatever the name says (``tests/test_losses.py`` checks this)."""
+    push the student's entropy down, whatever the name says (``tests/unit/losses/test_losses.py`` checks this)."""
 
     source: ClassVar[str] = "EleutherAI/w2s"
 

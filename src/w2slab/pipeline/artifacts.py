@@ -79,8 +79,8 @@ class StageFolder:
     def test_labels(self, reader: str) -> np.ndarray:
         """The test set's labels, in the split's order, for the evaluate stage alone (and the experiment folder
         written from its results): the test set is read once, for the table, so no training, selection or tuning
-        can have seen it. ``reader`` names who asks; anyone else is refused (``tests/test_leakage.py`` also checks
-        that no other stage calls this)."""
+        can have seen it. ``reader`` names who asks; anyone else is refused
+        (``tests/unit/pipeline/test_leakage.py`` also checks that no other stage calls this)."""
         if reader not in TEST_LABEL_READERS:
             raise HeldOutLabelsError(f"{reader!r} asked for the test labels; only the evaluate stage reads them")
         return np.asarray(json.loads(self.file(self.TEST_LABELS).read_text())["labels"], dtype=np.int64)
