@@ -37,7 +37,7 @@ def trace(rng: np.random.Generator, accuracy: float) -> list[dict]:
     return out
 
 
-def records(rates: dict = RATES, seed: int = 0, imitation: bool = True) -> list[dict]:
+def records(rates: dict = RATES, seed: int = 0, imitation: bool = True) -> list:
     rng = np.random.default_rng(seed)
     out = []
     for (weak, strong), (weak_rate, ceiling_rate, students) in rates.items():
@@ -68,7 +68,9 @@ def records(rates: dict = RATES, seed: int = 0, imitation: bool = True) -> list[
                     "config": {"data_seed": s, "seed": s, "dataset": "sst2_sentences", "n_test": N_TEST,
                                "strong_train": {"mode": "probe"}},
                     "trace": steps})
-    return out
+    from w2slab.results import ExperimentResult
+
+    return [ExperimentResult.from_dict(record, "synthetic") for record in out]
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ def test_mlflow_and_tensorboard_get_one_run_per_experiment_and_a_job_per_trainin
     metrics = experiment_run.data.metrics
     for label in ("xent", "logconf"):
         assert metrics[f"{label}/student_accuracy"] == pytest.approx(
-            df.set_index("loss").student_accuracy[label])
+            df.set_index("student").student_accuracy[label])
     assert metrics["ceiling_accuracy"] == pytest.approx(df.ceiling_accuracy.iloc[0])
     params = experiment_run.data.params
     assert params["dataset"] == tiny_pair.data and params["strong_train.mode"] == "probe" and "resolved.weak.lr" in \

@@ -62,7 +62,7 @@ def test_a_plugin_stage_kind_runs_in_a_sweep_is_cached_and_resumes(tiny_pair, tm
     done = sorted((root / "stages" / "smooth").glob("*/DONE"))
     assert len(done) == 4  # two alphas x two seeds
     results = [json.loads(p.read_text()) for p in (root / "experiments").glob("*/result.json")]
-    assert sorted({r["loss"] for r in results}) == ["xent", "xent+smooth_labels[alpha=0.1]",
+    assert sorted({r["student"] for r in results}) == ["xent", "xent+smooth_labels[alpha=0.1]",
                                                     "xent+smooth_labels[alpha=0.3]"]
     # the smoothed labels are what the plugin computes: (1 - alpha) * weak + alpha / K
     smooth_stage = done[0].parent
