@@ -14,8 +14,7 @@ Extension points: :func:`register_loss` (a :class:`Loss` dataclass), :func:`regi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from w2slab.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -36,12 +35,4 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'w2slab' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public names too (they are imported on first use, so ``dir`` and tab completion would miss them)."""
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -25,3 +25,18 @@ class LazyModule:
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Any, Any]:
+    """A package's ``__getattr__`` and ``__dir__`` for names imported on first use (``exports``: name -> module), so
+    importing the package loads none of them and ``dir`` and tab completion still list them."""
+
+    def module_getattr(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(exports[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def module_dir() -> list[str]:
+        return sorted({*vars(importlib.import_module(package)), *exports})
+
+    return module_getattr, module_dir

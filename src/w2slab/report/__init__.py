@@ -10,9 +10,9 @@ use, so the console table does not load matplotlib.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any
+
+from w2slab.lazy import lazy_exports
 
 _EXPORTS = {"aggregate": "w2slab.report.tables", "write_tables": "w2slab.report.tables",
             "load_records": "w2slab.report.records", "plot_accuracy_vs_ceiling": "w2slab.report.plots",
@@ -22,15 +22,7 @@ __all__ = ["aggregate", "load_records", "plot_accuracy_vs_ceiling", "plot_accura
            "write_report", "write_tables"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'w2slab.report' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public names too (imported on first use, so ``dir`` and tab completion would miss them)."""
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def write_report(run_root: Path, out_dir: Path | None = None) -> dict[str, list[Path]]:
