@@ -120,8 +120,7 @@ def _qa_row(context: str, question: str, shown: tuple[str, int] | None) -> list[
     if shown is None:
         return []
     answer, label = shown
-    return [{"text": f"Context: {context.strip()}\nQuestion: {question.strip()}\nAnswer: {answer.strip()}",
-             "label": label}]
+    return [{"text": _qa_text(context, question)(answer), "label": label}]
 
 
 def format_piqa(ex: dict, rng: random.Random) -> list[dict]:
