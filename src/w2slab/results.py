@@ -571,22 +571,37 @@ def unconverged_ceiling(suspect: list[str]) -> list[str]:
     return [reason for reason in suspect if reason.startswith("ceiling did not converge")]
 
 
+def chance_accuracy(result: ExperimentResult) -> float:
+    """The accuracy of always predicting the test set's most frequent class: the chance a weak model and a ceiling
+    must beat (what ``ceiling_over_chance`` is measured against; 1/K on a balanced test set). 1/K for a record that
+    lacks the margin, NaN for one that lacks K too."""
+    if math.isfinite(result.ceiling_over_chance) and math.isfinite(result.ceiling_accuracy):
+        return result.ceiling_accuracy - result.ceiling_over_chance
+    return 1.0 / result.num_classes if result.num_classes >= 2 else NAN
+
+
 def no_experiment_reason(result: ExperimentResult) -> str:
     """Why a run is no weak-to-strong experiment, in one line (empty where it is one): the weak model at chance
-    (its test accuracy's interval, :func:`w2slab.stats.mean_estimate` over the test examples, includes 1/K: its
-    labels carry nothing to generalise from), or a ceiling that did not converge (the gap is then the optimiser's,
-    not the strong model's). Every table's gap rule counts such a run as one without a gap, so no PGR of it is
-    shown as a result (:meth:`ExperimentResult.has_gap`, ``report.console.summary_table``)."""
+    (its test accuracy's interval, :func:`w2slab.stats.mean_estimate` over the test examples, reaches
+    :func:`chance_accuracy`: its labels carry nothing to generalise from); a ceiling at chance (the strong model
+    cannot learn the task at this size: whatever its training did, there is nothing to recover); or a ceiling that
+    did not converge (the gap is then the optimiser's, not the strong model's). Every table's gap rule counts such
+    a run as one without a gap, so no PGR of it is shown as a result (:meth:`ExperimentResult.has_gap`,
+    ``report.console.summary_table``)."""
     reasons = []
-    k = result.num_classes
-    if result.test_correct.get("weak") and result.test_size and k >= 2:
+    chance = chance_accuracy(result)
+    if result.test_correct.get("weak") and result.test_size and result.num_classes >= 2 and math.isfinite(chance):
         weak = stats.mean_estimate([result.correct("weak")])
         low, high = weak.ci95
-        if low <= 1.0 / k <= high:
-            reasons.append(f"weak model at chance ({weak.value:.3f} [{low:.3f}, {high:.3f}], chance {1.0 / k:.3f}): "
-                           "no W2S experiment")
-    unconverged = unconverged_ceiling(result.suspect)
-    if unconverged:
+        if low <= chance:
+            reasons.append(f"weak model at chance ({weak.value:.3f} [{low:.3f}, {high:.3f}], chance {chance:.3f}: "
+                           "the most frequent class): no W2S experiment")
+    ceiling_low = result.ceiling_over_chance_ci95[0]
+    if math.isfinite(ceiling_low) and ceiling_low <= 0:
+        low, high = (chance + bound for bound in result.ceiling_over_chance_ci95)
+        reasons.append(f"ceiling at chance ({result.ceiling_accuracy:.3f} [{low:.3f}, {high:.3f}], chance "
+                       f"{chance:.3f}): the strong model cannot learn this task at this size: no W2S experiment")
+    elif unconverged := unconverged_ceiling(result.suspect):
         reasons.append(f"{unconverged[0]}: no W2S experiment")
     return "; ".join(reasons)
 

@@ -74,8 +74,7 @@ for _task in (
     SuiteTask("dream", "dream", f"dialogue comprehension, {_BINARISED}"),
     SuiteTask("anthropic_hh", "anthropic_hh", "preference pairs (chosen vs rejected last exchange): a reward model"),
     *(SuiteTask(f"{name}_choices", f"{name}_choices", f"{what}, {_CHOICES}") for name, what in (
-        ("sciq", "science QA"), ("boolq", "yes/no question about a passage"),
-        ("cosmos_qa", "commonsense reading comprehension"), ("piqa", "physical commonsense"),
+        ("sciq", "science QA"), ("cosmos_qa", "commonsense reading comprehension"), ("piqa", "physical commonsense"),
         ("social_i_qa", "social commonsense"), ("quail", "reading comprehension"), ("dream", "dialogue comprehension"),
     )),
 ):

@@ -25,7 +25,7 @@ from w2slab.bench import published
 from w2slab.bench.suite import BASELINE, part_of, task_of
 from w2slab.formatting import number, p_short, signed
 from w2slab.report.methods import matched_baseline
-from w2slab.results import ExperimentResult, unconverged_ceiling
+from w2slab.results import ExperimentResult, chance_accuracy, unconverged_ceiling
 
 Group = dict[tuple[str, str, str], list[ExperimentResult]]  # (task, weak, strong) -> results of one student
 
@@ -49,15 +49,19 @@ def by_pair(records: list[ExperimentResult], student: str) -> Group:
     return out
 
 
-def unusable(group: list[ExperimentResult], weak: stats.Estimate) -> str:
-    """Why a pair's runs make no W2S experiment ('' when they do): a ceiling that did not converge on some seed
-    (:func:`w2slab.results.unconverged_ceiling`, the rule of every table), or a weak model whose accuracy interval
-    over the seeds (``weak``) reaches chance."""
+def unusable(group: list[ExperimentResult], weak: stats.Estimate, ceiling: stats.Estimate) -> str:
+    """Why a pair's runs make no W2S experiment ('' when they do): a ceiling whose accuracy interval over the seeds
+    (``ceiling``) reaches chance (the strong model cannot learn the task at this size, however long it trains), a
+    ceiling that did not converge on some seed (:func:`w2slab.results.unconverged_ceiling`, the rule of every
+    table), or a weak model whose interval (``weak``) reaches chance. Chance is the test set's most frequent class
+    (:func:`w2slab.results.chance_accuracy`, the rule ``w2s run`` prints by)."""
+    chance = float(np.mean([chance_accuracy(r) for r in group]))
+    if ceiling.ci95[0] <= chance:
+        return (f"strong model at chance ({ceiling.value:.3f} [{ceiling.ci95[0]:.3f}, {ceiling.ci95[1]:.3f}], "
+                f"chance {chance:.3f}): it cannot learn this task at this size")
     bad_ceiling = sorted({r.seed for r in group if unconverged_ceiling(r.suspect)})
     if bad_ceiling:
         return f"ceiling did not converge (seeds {', '.join(map(str, bad_ceiling))})"
-    # chance: the test set's most frequent class (what ceiling_over_chance is measured against)
-    chance = float(np.mean([r.ceiling_accuracy - r.ceiling_over_chance for r in group]))
     if weak.ci95[0] <= chance:
         return f"weak model at chance ({weak.value:.3f} [{weak.ci95[0]:.3f}, {weak.ci95[1]:.3f}])"
     return ""
@@ -81,7 +85,7 @@ def ladder_rows(records: list[ExperimentResult]) -> list[dict]:
             if pooled is None:
                 continue
             w, c = stats.role_estimate(group, "weak"), stats.role_estimate(group, "ceiling")
-            why = unusable(group, w) or ("" if pooled.shown else
+            why = unusable(group, w, c) or ("" if pooled.shown else
                                          f"no gap ({pooled.seeds_with_gap} of {pooled.seeds} seeds)")
             rows.append({"part": part, "task": task, "weak": weak, "strong": strong, "seeds": len(group),
                          "test_size": int(group[0].test_size), "weak_acc": w.value, "weak_lo": w.ci95[0],

@@ -156,7 +156,9 @@ def format_dream(ex: dict, rng: random.Random) -> list[dict]:
 # answer is right, which it must judge without the alternatives; a choice pair shows the question with the correct
 # answer and with one other candidate, and a Bradley-Terry scorer must rank them (how language models are evaluated
 # on multiple choice: each choice scored alone, the higher one picked). The pair order is a balanced coin from
-# ``rng`` (label 1 when ``text`` holds the correct answer).
+# ``rng`` (label 1 when ``text`` holds the correct answer). BoolQ has no such form: its two answers are "yes" and
+# "no", so a pair of them holds nothing its binarised row does not, and every model ranked it by the prior of "yes"
+# alone (.65, the share of yes answers; docs/results.md).
 
 
 def choice_pair(render: Callable[[str], str], correct: str, candidates: list[str],
@@ -177,13 +179,6 @@ def format_sciq_choices(ex: dict, rng: random.Random) -> list[dict]:
     """SciQ as choices: the question with the correct answer against one of the three distractors."""
     candidates = [ex["correct_answer"], ex["distractor1"], ex["distractor2"], ex["distractor3"]]
     return choice_pair(lambda a: f"Q: {ex['question']} A: {a}", ex["correct_answer"], candidates, rng)
-
-
-def format_boolq_choices(ex: dict, rng: random.Random) -> list[dict]:
-    """BoolQ as choices: the passage and question answered "yes" against answered "no"."""
-    correct = "yes" if ex["answer"] else "no"
-    return choice_pair(lambda a: f"Passage: {ex['passage']}\nQuestion: {ex['question']}?\nAnswer: {a}", correct,
-                       ["yes", "no"], rng)
 
 
 def format_cosmos_qa_choices(ex: dict, rng: random.Random) -> list[dict]:
@@ -219,7 +214,7 @@ def format_dream_choices(ex: dict, rng: random.Random) -> list[dict]:
 
 #: the multiple-choice datasets' choice-pair formatters, by the binarised dataset's name
 CHOICE_FORMATTERS: dict[str, Formatter] = {
-    "sciq": format_sciq_choices, "boolq": format_boolq_choices, "cosmos_qa": format_cosmos_qa_choices,
+    "sciq": format_sciq_choices, "cosmos_qa": format_cosmos_qa_choices,
     "piqa": format_piqa_choices, "social_i_qa": format_social_i_qa_choices, "quail": format_quail_choices,
     "dream": format_dream_choices,
 }

@@ -25,11 +25,8 @@ def summary_table(summary: ExperimentSummary) -> Table:
         table.add_column(column, justify="right" if column != "model" else "left")
     no_experiment = first.no_experiment()
     has_gap = first.has_gap()
-    at_chance = not first.ceiling_over_chance_ci95[0] > 0  # NaN (an old record): not said
     table.caption = (f"{no_experiment}, so no PGR is a result here. " if no_experiment else "" if has_gap else
                      "no gap: the gap's interval reaches 0, so no PGR is a result here. ") + \
-        ("ceiling at chance: its margin over chance reaches 0, so this dataset measures nothing with these "
-         "models. " if at_chance and not math.isnan(first.ceiling_over_chance_ci95[0]) else "") + \
         "Intervals over the test examples (one seed; w2slab.stats)."
 
     def confidence(result: ExperimentResult, role: str) -> tuple[str, str]:

@@ -62,6 +62,8 @@ def test_ladder_marks_gaps_and_refuses_weak_at_chance_and_unconverged_ceilings()
                + make_records("b", "s", "l", {"weak": .70, "ceiling": .70, "student": .70}, seed_of_rng=1)
                + make_records("c", "s", "l", {"weak": .50, "ceiling": .80, "student": .60}, seed_of_rng=2)
                + make_records("d", "s", "l", {"weak": .70, "ceiling": .85, "student": .80}, seed_of_rng=3,
+                              suspect="ceiling did not converge: its training loss ended at 0.69")
+               + make_records("e", "s", "l", {"weak": .45, "ceiling": .51, "student": .50}, seed_of_rng=4,
                               suspect="ceiling did not converge: its training loss ended at 0.69"))
     ladder = {row["task"]: row for row in tables.ladder_rows(records)}
     assert ladder["a"]["w2s"] and ladder["a"]["why_not"] == ""
@@ -69,6 +71,9 @@ def test_ladder_marks_gaps_and_refuses_weak_at_chance_and_unconverged_ceilings()
     assert not ladder["b"]["w2s"] and ladder["b"]["why_not"].startswith("no gap")
     assert not ladder["c"]["w2s"] and ladder["c"]["why_not"].startswith("weak model at chance")
     assert not ladder["d"]["w2s"] and "ceiling did not converge" in ladder["d"]["why_not"]
+    # a ceiling at chance is named for what it is, not an unfinished training: the task is beyond the strong model
+    assert not ladder["e"]["w2s"] and ladder["e"]["why_not"].startswith("strong model at chance (0.5")
+    assert ladder["e"]["why_not"].endswith("it cannot learn this task at this size")
     # a task without a W2S experiment is in no W2S statistic
     summary = tables.summarize(records, "logconf", ("probe",))
     assert {row["task"] for row in summary["probe"]["w2s"]} == {"a"}

@@ -41,10 +41,9 @@ TEXT_CHECKS = {
     "quail": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
     "dream": lambda t: t.startswith("Context: ") and "\nQuestion: " in t and "\nAnswer: " in t,
 }
-# a choice pair's texts look like the binarised dataset's (boolq's end with the answer it is scored on)
+# a choice pair's texts look like the binarised dataset's
 TEXT_CHECKS |= {f"{name}_choices": TEXT_CHECKS[name] for name in ("sciq", "cosmos_qa", "piqa", "social_i_qa", "quail",
                                                                   "dream")}
-TEXT_CHECKS["boolq_choices"] = lambda t: TEXT_CHECKS["boolq"](t) and t.endswith(("\nAnswer: yes", "\nAnswer: no"))
 
 
 def test_registry_covers_core_datasets():
@@ -208,7 +207,7 @@ def test_sst2_sentences_is_sentences_in_both_pools(tasks):
     assert abs(mean_words["train"] - mean_words["test"]) < 1.5
 
 
-_CHOICE_DATASETS = ["sciq", "boolq", "cosmos_qa", "piqa", "social_i_qa", "quail", "dream"]
+_CHOICE_DATASETS = ["sciq", "cosmos_qa", "piqa", "social_i_qa", "quail", "dream"]
 
 
 @pytest.mark.parametrize("name", _CHOICE_DATASETS)
@@ -230,7 +229,7 @@ def test_choice_pairs_put_the_correct_answer_on_the_labelled_side(name: str, dat
         correct, other = (row["text"], row["text_b"]) if row["label"] else (row["text_b"], row["text"])
         assert correct != other and os.path.commonprefix([correct, other])  # one question, two answers
         binarised = DATASETS[name].formatter(rec, random.Random(7))  # the same question, as one shown answer
-        if name != "boolq" and binarised and binarised[0]["label"] == 1:  # it shows the correct answer
+        if binarised and binarised[0]["label"] == 1:  # it shows the correct answer
             assert correct.split() == binarised[0]["text"].split()
         labels.append(row["label"])
     assert len(labels) > 150 and 0.35 < sum(labels) / len(labels) < 0.65

@@ -236,9 +236,10 @@ def test_a_student_retries_on_its_own_rows_and_is_scored_on_held_out_weak_labels
 # --- no W2S experiment -------------------------------------------------------------------------------------------
 
 
-def make_result(weak_acc: float, ceiling_p: float = 0.95, ceiling_loss: float = 0.1, n: int = 600):
+def make_result(weak_acc: float, ceiling_p: float = 0.95, ceiling_loss: float = 0.1, n: int = 600,
+                ceiling_acc: float = 0.9):
     """A result computed from synthetic predictions: the weak model right on ``weak_acc`` of the test rows, the
-    ceiling on 90% with probability ``ceiling_p`` on its answer, the student between them."""
+    ceiling on ``ceiling_acc`` with probability ``ceiling_p`` on its answer, the student between them."""
     from w2slab.results import ExperimentResult
 
     rng = np.random.default_rng(0)
@@ -249,7 +250,8 @@ def make_result(weak_acc: float, ceiling_p: float = 0.95, ceiling_loss: float = 
         predicted = np.where(right, labels, 1 - labels)
         return np.where(predicted[:, None] == np.arange(2), p, 1 - p)
 
-    weak, ceiling, student = probs(weak_acc, 0.9), probs(0.9, ceiling_p), probs((weak_acc + 0.9) / 2, 0.9)
+    weak, ceiling = probs(weak_acc, 0.9), probs(ceiling_acc, ceiling_p)
+    student = probs((weak_acc + ceiling_acc) / 2, 0.9)
     return ExperimentResult.compute(
         labels={"transfer": labels, "test": labels}, weak={"transfer": weak, "test": weak}, ceiling=ceiling,
         student={"transfer": student, "test": student}, config={"dataset": "toy", "weak": "minilm-l3",
@@ -296,6 +298,28 @@ def test_a_weak_model_at_chance_is_no_w2s_experiment():
     assert not no_experiment_reason(good) and good.has_gap()
     assert student_pgr_cell(table_text(good)) == f"{good.pgr:.3f}"
     assert aggregate([good])[0]["pgr_shown"] is True
+
+
+def test_a_ceiling_at_chance_says_the_strong_model_cannot_learn_the_task():
+    from w2slab.results import no_experiment_reason
+
+    result = make_result(0.45, ceiling_acc=0.51, ceiling_p=0.52, ceiling_loss=0.69)
+    reason = no_experiment_reason(result)
+    assert "ceiling at chance (0.510" in reason and "the strong model cannot learn this task at this size" in reason
+    assert "did not converge" not in reason  # the cause is the task, not an unfinished training
+    assert "cannot learn this task" in table_text(result) and not result.has_gap()
+
+
+def test_chance_is_the_most_frequent_class_of_the_test_set():
+    from w2slab.results import ExperimentResult, chance_accuracy
+
+    record = make_result(0.7).to_dict()
+    assert chance_accuracy(ExperimentResult.from_dict(record)) == 0.5  # balanced labels
+    # 70% of one class: a weak model right on 70% predicts no better than "always that class"
+    record.update(ceiling_accuracy=0.9, ceiling_over_chance=0.2)
+    assert abs(chance_accuracy(ExperimentResult.from_dict(record)) - 0.7) < 1e-12
+    record.update(ceiling_over_chance=float("nan"))
+    assert chance_accuracy(ExperimentResult.from_dict(record)) == 0.5  # an old record: 1/K
 
 
 def test_a_ceiling_that_did_not_converge_is_no_w2s_experiment():
