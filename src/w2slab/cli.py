@@ -607,8 +607,8 @@ def make_parser() -> argparse.ArgumentParser:
                        "file holding {name: ..., param: ...}")
     bench.add_argument("--parts", default="probe", help="probe (linear probes on cached features), finetune "
                        "(fine-tuned / LoRA pairs), or both: probe,finetune")
-    bench.add_argument("--tasks", help="comma-separated suite tasks (default: every text task; none: only --task "
-                       "files)")
+    bench.add_argument("--tasks", help="comma-separated suite tasks (default: every task; fashion_mnist runs in the "
+                       "fine-tuned part only, with its own image pair; none: only --task files)")
     bench.add_argument("--task", action="append", help="a user's .jsonl/.csv file as one more task (repeatable)")
     bench.add_argument("--seeds", default="0,1,2,3,4")
     bench.add_argument("--finetune-tasks", help="the fine-tuned part's tasks (default: --tasks)")

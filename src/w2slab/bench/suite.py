@@ -39,6 +39,9 @@ class SuiteTask:
     dataset: str  # a registered dataset's name, or a user's .jsonl/.csv file
     formatting: str = ""
     modality: str = "text"
+    #: the ladder this task always runs, whatever --ladder says (an image task: the text ladders' models cannot
+    #: read it); None: the --ladder given
+    ladder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ for _task in (
     SuiteTask("quail", "quail", f"reading comprehension, {_BINARISED}"),
     SuiteTask("dream", "dream", f"dialogue comprehension, {_BINARISED}"),
     SuiteTask("anthropic_hh", "anthropic_hh", "preference pairs (chosen vs rejected last exchange): a reward model"),
+    SuiteTask("fashion_mnist", "fashion_mnist", "10 classes of 28x28 clothing images (the paper's vision setting)",
+              modality="image", ladder="images"),
     *(SuiteTask(f"{name}_choices", f"{name}_choices", f"{what}, {_CHOICES}") for name, what in (
         ("sciq", "science QA"), ("cosmos_qa", "commonsense reading comprehension"), ("piqa", "physical commonsense"),
         ("social_i_qa", "social commonsense"), ("quail", "reading comprehension"), ("dream", "dialogue comprehension"),
@@ -95,6 +100,8 @@ GEMMA_PROBE_PAIRS: tuple[Pair, ...] = tuple(Pair(weak, "gemma3-270m")
 #: fine-tuned, a Gemma strong model under LoRA)
 DEFAULT_PAIR = Pair("minilm-l3", "mpnet-base", "full", "full")
 SEED_PAIR = Pair("minilm-l3", "gemma3-270m", "full", "lora")
+#: images: the weak CNN from scratch, the pretrained backbone frozen under a linear probe (the image defaults)
+IMAGE_PAIR = Pair("cnn-small", "efficientnet-lite0", "full", "probe")
 LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
     "encoders": {"probe": PROBE_PAIRS, "finetune": (DEFAULT_PAIR,)},
     # the seed's experiment as the fine-tuned part, beside the encoder probes
@@ -104,6 +111,11 @@ LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
     # one small pair (a quick look, and the tests): the two MiniLMs
     "minilm": {"probe": PROBE_PAIRS[:1], "finetune": (Pair("minilm-l3", "minilm-l6", "full", "full"),)},
 }
+
+#: the ladders a task runs whatever --ladder says (:attr:`SuiteTask.ladder`). ``images``: a small CNN trained from
+#: scratch (the AlexNet role) labels for a linear probe on a frozen ImageNet backbone (the DINO role), as ``w2s run``
+#: trains them on images; no probe part (a CNN from scratch has no features to probe)
+OWN_LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {"images": {"probe": (), "finetune": (IMAGE_PAIR,)}}
 
 #: rows per task and seed: 1,000 weak-train + 1,000 transfer, 500 validation, 1,000 test (fitted down, with a note,
 #: where a task's pool is smaller); the probe part's cost is the features of these 3,500 rows per model
@@ -189,11 +201,12 @@ def configs(cand: Candidate, tasks: Iterable[SuiteTask], part: str, seeds: Seque
     out = []
     for task in tasks:
         fitted = None  # the sizes depend on the task's pool and the seeds, not on the pair: fitted once per task
-        for pair in LADDERS[ladder][part]:
+        for pair in (OWN_LADDERS[task.ladder] if task.ladder else LADDERS[ladder])[part]:
             base = ExperimentConfig(dataset=task.dataset, weak=pair.weak, strong=pair.strong, seed=seeds[0],
                                     data_seed=0, losses=cand.losses(), methods=cand.methods(),
-                                    weak_train=_train(pair.weak_mode, TrainConfig, "weak"),
-                                    strong_train=_train(pair.strong_mode, TrainConfig, "strong"), **sizes)
+                                    weak_train=_train(pair.weak_mode, TrainConfig, "weak", task.modality),
+                                    strong_train=_train(pair.strong_mode, TrainConfig, "strong", task.modality),
+                                    **sizes)
             if fit is not None:
                 fitted = fitted or fit(base)
                 base = replace(base, n_train=fitted.n_train, n_test=fitted.n_test, n_val=fitted.n_val)
@@ -209,14 +222,14 @@ def configs(cand: Candidate, tasks: Iterable[SuiteTask], part: str, seeds: Seque
 PROBE_TRAINING: dict[str, Any] = {"lr": 1e-3, "epochs": 40.0, "max_epochs": 80.0}
 
 
-def _train(mode: str, cls, role: str):
-    """Probe roles train a linear head to convergence; fine-tuned roles keep the modality's defaults but for the
-    mode."""
+def _train(mode: str, cls, role: str, modality: str = "text"):
+    """Text probe roles train a linear head to convergence (:data:`PROBE_TRAINING`); other roles keep the
+    modality's defaults but for the mode (an image task's: what ``w2s run`` trains on images)."""
     from w2slab.config import role_default
 
-    if mode == "probe":
+    if mode == "probe" and modality == "text":
         return cls(mode="probe", **PROBE_TRAINING)
-    default = role_default("text", role)
+    default = role_default(modality, role)
     return default if default.mode == mode else replace(default, mode=mode)
 
 
