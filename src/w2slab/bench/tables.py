@@ -96,15 +96,6 @@ def ladder_rows(records: list[ExperimentResult]) -> list[dict]:
     return rows
 
 
-def tasks_with_gap(ladder: list[dict], part: str) -> dict[str, list[dict]]:
-    """Per task of ``part``: its pairs with a W2S experiment (a task without one is absent)."""
-    out: dict[str, list[dict]] = defaultdict(list)
-    for row in ladder:
-        if row["part"] == part and row["w2s"]:
-            out[row["task"]].append(row)
-    return dict(out)
-
-
 def primary_pair(pairs: list[dict]) -> dict:
     """The task's pair with the largest validation gap (ties: the first on the ladder)."""
     return max(pairs, key=lambda row: (row["validation_gap"] if math.isfinite(row["validation_gap"]) else -1.0))
