@@ -221,15 +221,15 @@ KEPT_FIELDS = ("dataset", "weak", "strong", "student", "method", "seed", "oracle
 
 
 def write_records(records: list[ExperimentResult], path: Path) -> None:
-    """The per-example outcomes behind the table (:func:`w2slab.bench.records.write_records` with this benchmark's
+    """The per-example outcomes behind the table (:func:`w2slab.results.write_records` with this benchmark's
     fields)."""
-    from w2slab.bench.records import write_records as write
+    from w2slab.results import write_records as write
 
     write(records, path, KEPT_FIELDS)
 
 
 def read_records(path: Path) -> list[ExperimentResult]:
-    from w2slab.bench.records import read_records as read
+    from w2slab.results import read_records as read
 
     return read(path)
 

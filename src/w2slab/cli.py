@@ -593,7 +593,8 @@ def make_parser() -> argparse.ArgumentParser:
     status.add_argument("--all", action="store_true", help="list finished stages too")
     status.set_defaults(func=cmd_status)
     report = sub.add_parser("report", help="tables (CSV, Markdown) and plots (PNG) of every finished experiment")
-    report.add_argument("run_root", help="a run root (of w2s run or w2s sweep) or one experiment folder of w2s run")
+    report.add_argument("run_root", help="a run root (of w2s run or w2s sweep), one experiment folder of w2s run, "
+                        "or a results folder of w2s bench (its records.jsonl.gz)")
     report.add_argument("--out", help="default: RUN_ROOT/report")
     report.set_defaults(func=cmd_report)
     compare = sub.add_parser("compare", help="paired differences B - A of two runs' test accuracy, per student")

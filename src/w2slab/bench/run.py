@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from w2slab.bench import suite
-from w2slab.bench.records import read_records, write_records
 from w2slab.bench.tables import markdown, summarize
-from w2slab.results import ExperimentResult
+from w2slab.results import RECORDS_FILE, ExperimentResult, read_records, write_records
 
 
 @dataclass
@@ -117,14 +116,14 @@ def stage_costs(clock: StageClock, end: float) -> dict[str, float]:
 def render_to(out: Path, records: list[ExperimentResult], meta: dict) -> str:
     """Write the bench's files to ``out`` from ``records`` and ``meta``; return the README text."""
     out.mkdir(parents=True, exist_ok=True)
-    write_records(records, out / "records.jsonl.gz")
+    write_records(records, out / RECORDS_FILE)
     (out / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return render(out)
 
 
 def render(out: Path) -> str:
     """(Re)write ``out``'s README.md and summary.json from its records.jsonl.gz and meta.json, without training."""
-    records = read_records(out / "records.jsonl.gz")
+    records = read_records(out / RECORDS_FILE)
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     summary = summarize(records, meta["candidate"], tuple(meta["parts"]))
     head = [f"# Bench: {meta['candidate']} on the suite", "",
@@ -173,7 +172,7 @@ def merge(folders: Sequence[Path], out: Path) -> str:
     candidates = {m["candidate"] for m in metas}
     if len(candidates) != 1:
         raise ValueError(f"bench folders of different candidates: {sorted(candidates)}")
-    records = _once([r for f in folders for r in read_records(Path(f) / "records.jsonl.gz")])
+    records = _once([r for f in folders for r in read_records(Path(f) / RECORDS_FILE)])
     parts = [part for m in metas for part in m["parts"]]
     meta = {"candidate": metas[0]["candidate"], "parts": list(dict.fromkeys(parts)),
             "command": "; ".join(m["command"] for m in metas), "seconds": sum(m["seconds"] for m in metas),

@@ -14,9 +14,8 @@ import pytest
 
 from w2slab import stats
 from w2slab.bench import suite, tables
-from w2slab.bench.records import read_records, write_records
 from w2slab.diagnostics import pack_correct
-from w2slab.results import ExperimentResult
+from w2slab.results import RECORDS_FILE, ExperimentResult, read_records, read_results, write_records
 
 N_TEST, N_VAL = 600, 300
 
@@ -142,6 +141,10 @@ def test_records_round_trip(tmp_path):
     back = read_records(tmp_path / "r.jsonl.gz")
     assert [r.test_correct for r in back] == [r.test_correct for r in sorted(
         records, key=lambda r: (r.experiment_id, r.student))]
+    # a results folder that holds only its records is what w2s report reads its figures from
+    (tmp_path / "folder").mkdir()
+    write_records(records, tmp_path / "folder" / RECORDS_FILE)
+    assert [r.test_correct for r in read_results(tmp_path / "folder")] == [r.test_correct for r in back]
 
 
 def test_candidate_resolves_losses_and_methods():
