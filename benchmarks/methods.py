@@ -228,15 +228,11 @@ def write_records(records: list[ExperimentResult], path: Path) -> None:
     write(records, path, KEPT_FIELDS)
 
 
-def read_records(path: Path) -> list[ExperimentResult]:
-    from w2slab.results import read_records as read
-
-    return read(path)
-
-
 def render(out: Path) -> str:
     """(Re)write README.md and methods.csv of ``out`` from its records.jsonl.gz and meta.json."""
-    records = read_records(out / "records.jsonl.gz")
+    from w2slab.results import RECORDS_FILE, read_records
+
+    records = read_records(out / RECORDS_FILE)
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     rows = student_rows(records)
     text = markdown(rows, meta)
@@ -284,8 +280,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     by_setting = {mode: sorted(r.experiment_id for r in records if setting(r) == mode) for mode in SETTINGS}
     (out / "experiments.json").write_text(json.dumps(by_setting) + "\n", encoding="utf-8")  # for reproduction.py
-    write_records(records, out / "records.jsonl.gz")
     from w2slab.fingerprint import source_digest
+    from w2slab.results import RECORDS_FILE
+
+    write_records(records, out / RECORDS_FILE)
 
     meta = {"command": command, "seconds": round(seconds), "n_results": len(result.results), "cpu": cpu_name(),
             "computed": computed, "source_digest": source_digest()}

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from w2slab.results import RECORDS_FILE
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 #: The single-dataset claims (sst2_sentences) are recomputed from the methods benchmark's committed outcomes
@@ -32,8 +34,8 @@ CLAIMS = ("sst2_claims", "methods_field")
 
 def rebuildable(folder: Path) -> bool:
     if folder.name == CLAIMS[0]:
-        return (folder / "claims.json").is_file() and (folder.parent / CLAIMS[1] / "records.jsonl.gz").is_file()
-    return (folder / "records.jsonl.gz").is_file() and (folder / "meta.json").is_file()
+        return (folder / "claims.json").is_file() and (folder.parent / CLAIMS[1] / RECORDS_FILE).is_file()
+    return (folder / RECORDS_FILE).is_file() and (folder / "meta.json").is_file()
 
 
 def rebuild(folder: Path, target: Path) -> tuple[str, ...]:
@@ -42,14 +44,14 @@ def rebuild(folder: Path, target: Path) -> tuple[str, ...]:
     if folder.name == CLAIMS[0]:
         import reproduction
 
-        records = (folder.parent / CLAIMS[1] / "records.jsonl.gz").relative_to(ROOT)
+        records = (folder.parent / CLAIMS[1] / RECORDS_FILE).relative_to(ROOT)
         reproduction.main(["--records", str(records), "--out", str(target)])
         return ("README.md", "claims.json")
     import json
 
     import methods
 
-    for name in ("records.jsonl.gz", "meta.json"):
+    for name in (RECORDS_FILE, "meta.json"):
         shutil.copy2(folder / name, target / name)
     if "candidate" in json.loads((folder / "meta.json").read_text(encoding="utf-8")):  # written by w2s bench
         from w2slab.bench.run import render

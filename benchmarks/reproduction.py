@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.records:
         sys.path.insert(0, str(Path(__file__).parent))
-        from methods import read_records
+        from w2slab.results import read_records
 
         path = Path(args.records)
         if not path.is_file():

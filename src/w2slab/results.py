@@ -607,9 +607,39 @@ def no_experiment_reason(result: ExperimentResult) -> str:
     return "; ".join(reasons)
 
 
+# The per-example outcomes behind a table, kept so the table (and its figures) can be rebuilt without training:
+# one gzipped JSON line per result, in a fixed order and with a zero mtime, so the same records give the same bytes.
+
+#: The kept records' file in a results folder (w2s bench's, the methods benchmark's)
+RECORDS_FILE = "records.jsonl.gz"
+#: What each kept record holds: enough to rebuild every table (per-example outcomes, the config that names its
+#: setting and test set, what it read, its validation outcomes, the students' traces, and the number of classes
+#: the gap rule's "weak model at chance" reads: results.no_experiment_reason).
+KEPT_FIELDS = ("dataset", "weak", "strong", "student", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
+               "student_accuracy", "pgr", "gap_ci95", "ceiling_over_chance", "ground_truth_labels", "suspect",
+               "test_size", "test_correct", "experiment_id", "config", "validation", "trace", "weak_params",
+               "strong_params", "num_classes")
+
+
+def write_records(results: list[ExperimentResult], path: Path, fields: tuple[str, ...] = KEPT_FIELDS) -> None:
+    """``results`` to ``path``, byte-stable, each with ``fields`` and its data and weight revisions."""
+    kept = [{key: getattr(r, key) for key in fields} | {"resolved": {"revisions": r.resolved.get("revisions", {})}}
+            for r in sorted(results, key=lambda r: (r.experiment_id, r.student))]
+    text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
+        handle.write(text.encode())
+
+
+def read_records(path: Path) -> list[ExperimentResult]:
+    """The results :func:`write_records` wrote, validated (missing fields take their defaults)."""
+    return [ExperimentResult.from_dict(json.loads(line), str(path))
+            for line in gzip.decompress(Path(path).read_bytes()).decode().splitlines()]
+
+
 def read_results(path: Path) -> list[ExperimentResult]:
     """Every result under ``path``, sorted by file, validated: a run root (``experiments/*/result.json``), one
-    ``w2s run`` experiment folder (``results/*.json``), or one ``result.json``.
+    ``w2s run`` experiment folder (``results/*.json``), one ``result.json``, or a results folder that holds only its
+    kept records (:data:`RECORDS_FILE`, e.g. ``results/suite``).
 
     A malformed file stops the caller with a message naming it, rather than being skipped (a silently
     missing seed would shift every mean and CI).
@@ -626,13 +656,6 @@ def read_results(path: Path) -> list[ExperimentResult]:
                        "w2s run and w2s sweep), an experiment folder of w2s run (it holds results/) or a results "
                        f"folder of w2s bench (it holds {RECORDS_FILE})")
     return [ExperimentResult.read(p) for p in paths]
-
-
-# The per-example outcomes behind a table, kept so the table (and its figures) can be rebuilt without training:
-# one gzipped JSON line per result, in a fixed order and with a zero mtime, so the same records give the same bytes.
-
-#: The kept records' file in a results folder (w2s bench's, the methods benchmark's)
-RECORDS_FILE = "records.jsonl.gz"
 
 
 @dataclass
@@ -717,27 +740,3 @@ def _nan_to_none(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_nan_to_none(v) for v in value]
     return value
-
-
-#: What each kept record holds: enough to rebuild every table (per-example outcomes, the config that names its
-#: setting and test set, what it read, its validation outcomes, the students' traces, and the number of classes
-#: the gap rule's "weak model at chance" reads: results.no_experiment_reason).
-KEPT_FIELDS = ("dataset", "weak", "strong", "student", "method", "seed", "oracle", "weak_accuracy", "ceiling_accuracy",
-               "student_accuracy", "pgr", "gap_ci95", "ceiling_over_chance", "ground_truth_labels", "suspect",
-               "test_size", "test_correct", "experiment_id", "config", "validation", "trace", "weak_params",
-               "strong_params", "num_classes")
-
-
-def write_records(results: list[ExperimentResult], path: Path, fields: tuple[str, ...] = KEPT_FIELDS) -> None:
-    """``results`` to ``path``, byte-stable, each with ``fields`` and its data and weight revisions."""
-    kept = [{key: getattr(r, key) for key in fields} | {"resolved": {"revisions": r.resolved.get("revisions", {})}}
-            for r in sorted(results, key=lambda r: (r.experiment_id, r.student))]
-    text = "".join(json.dumps(record, sort_keys=True, default=str) + "\n" for record in kept)
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as handle:
-        handle.write(text.encode())
-
-
-def read_records(path: Path) -> list[ExperimentResult]:
-    """The results :func:`write_records` wrote, validated (missing fields take their defaults)."""
-    return [ExperimentResult.from_dict(json.loads(line), str(path))
-            for line in gzip.decompress(Path(path).read_bytes()).decode().splitlines()]
