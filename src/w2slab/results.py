@@ -631,9 +631,15 @@ def write_records(results: list[ExperimentResult], path: Path, fields: tuple[str
 
 
 def read_records(path: Path) -> list[ExperimentResult]:
-    """The results :func:`write_records` wrote, validated (missing fields take their defaults)."""
-    return [ExperimentResult.from_dict(json.loads(line), str(path))
-            for line in gzip.decompress(Path(path).read_bytes()).decode().splitlines()]
+    """The results :func:`write_records` wrote, validated (missing fields take their defaults). A file that is not
+    gzipped JSON lines stops the caller with one line naming it."""
+    try:
+        lines = gzip.decompress(Path(path).read_bytes()).decode().splitlines()
+        records = [json.loads(line) for line in lines]
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise W2SError(f"{path}: not kept records (gzipped JSON lines: {err}); restore it (git checkout) or write it "
+                       "again with w2s bench") from None
+    return [ExperimentResult.from_dict(record, str(path)) for record in records]
 
 
 def read_results(path: Path) -> list[ExperimentResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import pytest
 from w2slab import stats
 from w2slab.bench import suite, tables
 from w2slab.diagnostics import pack_correct
+from w2slab.errors import W2SError
 from w2slab.results import RECORDS_FILE, ExperimentResult, read_records, read_results, write_records
 
 N_TEST, N_VAL = 600, 300
@@ -145,6 +147,11 @@ def test_records_round_trip(tmp_path):
     (tmp_path / "folder").mkdir()
     write_records(records, tmp_path / "folder" / RECORDS_FILE)
     assert [r.test_correct for r in read_results(tmp_path / "folder")] == [r.test_correct for r in back]
+    # a damaged records file is one error naming it, not a traceback from gzip or json
+    for damaged in (b"not gzip", gzip.compress(b"not json\n")):
+        (tmp_path / "folder" / RECORDS_FILE).write_bytes(damaged)
+        with pytest.raises(W2SError, match=f"{RECORDS_FILE}: not kept records"):
+            read_results(tmp_path / "folder")
 
 
 def test_candidate_resolves_losses_and_methods():
