@@ -46,10 +46,17 @@ SUSPECT_ONE_CLASS_FRACTION = 0.95
 #: A student whose test AUROC is at most this, while its teacher's is at least 0.1 higher, has lost the signal it
 #: was taught (a collapse that need not show as one predicted class): its run is suspect.
 SUSPECT_CHANCE_AUROC = 0.55
-#: A model at least this far above chance in accuracy whose 90th-percentile max probability on test stays below
-#: SUSPECT_UNCONFIDENT_P90 "did not converge": it ranks examples but cannot say so (a head stuck near zero).
+#: A model at least this far above chance in accuracy whose 90th-percentile max probability on validation stays
+#: below SUSPECT_UNCONFIDENT_P90 "did not converge": it ranks examples but cannot say so (a head stuck near zero).
 SUSPECT_ABOVE_CHANCE = 0.10
 SUSPECT_UNCONFIDENT_P90 = 0.6
+#: A student is judged by that confidence bar only where the 90th percentile of its training labels' max
+#: probability reaches the bar itself: a student that fits labels less sure than that stays as unsure as they are,
+#: and no longer training can make it surer (``length: auto`` and the results share this gate). On sst2_sentences,
+#: minilm-l3 -> minilm-l6 fully fine-tuned on 200 rows, labels at p90 .61 taught a student that stayed below .6 over
+#: 1, 2 and 4 epochs; in probe mode on 300 rows the same kind of labels gained the student .15 of test accuracy at 4
+#: epochs and 3x lr: a higher gate, .7, would have excused the first and missed the second.
+STUDENT_LABELS_P90 = SUSPECT_UNCONFIDENT_P90
 #: A model trained on ground truth (weak, ceiling) whose final training loss is within this fraction of ln K (the
 #: loss of the uniform prediction) learned little from it: "did not converge" too, unless its test accuracy is so
 #: low that a calibrated model that accurate has such a loss as well (a hard task: reward models on human
@@ -195,13 +202,15 @@ class ExperimentResult:
                 stability: dict[str, dict] | None = None, method: str = "none", oracle: bool = False,
                 ground_truth_labels: dict[str, int] | None = None, selection: list[dict] | None = None,
                 trace: dict[str, np.ndarray] | None = None,
-                validation: dict[str, np.ndarray] | None = None) -> ExperimentResult:
+                validation: SplitPredictions | None = None) -> ExperimentResult:
         """Metrics from probabilities: ``weak`` and ``student`` on transfer and test, ``ceiling`` on test; ``label``
         names the student (the result's :attr:`student`).
 
         ``stability``: the trainings' stability reports by role (``weak``, ``ceiling``, ``student``; each a
         parsed ``stability.json``), whose ``suspect`` reasons the result carries next to its own. ``weak`` is
         the supervisor the student learned from (the weak model, or a method's synthetic supervisor or ensemble).
+        ``validation``: every role's validation probabilities and ground truth, where all three predicted it (older
+        stages and some method stages did not): whether each model converged is judged there, not on test.
         """
         test = labels["test"]
         result = cls(
@@ -229,7 +238,8 @@ class ExperimentResult:
         result.ceiling_over_chance = result.ceiling_accuracy - chance
         result.ceiling_over_chance_ci95 = stats.mean_estimate([outcomes["ceiling"] - chance]).ci95
         result.suspect = suspect_reasons({"weak": weak["test"], "ceiling": ceiling, "student": student["test"]},
-                                         test, stability or {})
+                                         test, stability or {}, validation=validation,
+                                         student_labels=weak["transfer"])
         result.method, result.oracle = method, oracle
         result.ground_truth_labels = dict(ground_truth_labels or {})
         result.selection = list(selection or [])
@@ -239,7 +249,7 @@ class ExperimentResult:
         result.num_classes = int(np.asarray(ceiling).shape[1])
         result.test_correct = {role: pack_correct(probs.argmax(-1) == test) for role, probs in
                                (("weak", weak["test"]), ("ceiling", ceiling), ("student", student["test"]))}
-        result.validation = validation_summary(validation) if validation is not None else {}
+        result.validation = validation_summary(validation.correct()) if validation is not None else {}
         result.mark_pair()
         return result
 
@@ -449,14 +459,30 @@ def config_id(config: dict[str, Any], resolved: dict[str, Any] | None = None) ->
     return hashlib.sha256(json.dumps(identity(config, resolved), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
+@dataclass(frozen=True)
+class SplitPredictions:
+    """Every role's probabilities on one split and that split's ground truth (the validation split, where the
+    results judge convergence)."""
+
+    probs: dict[str, np.ndarray]
+    labels: np.ndarray
+
+    def correct(self) -> dict[str, np.ndarray]:
+        """Per-example correctness by role."""
+        return {role: np.asarray(probs).argmax(-1) == self.labels for role, probs in self.probs.items()}
+
+
 def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
-                    stability: dict[str, dict]) -> list[str]:
+                    stability: dict[str, dict], validation: SplitPredictions | None = None,
+                    student_labels: np.ndarray | None = None) -> list[str]:
     """Why a run needs a look, by role: its trainings' own reasons, then a collapse to one predicted class.
 
     A model predicting one class on >= :data:`SUSPECT_ONE_CLASS_FRACTION` of the test set usually learned
     nothing (or diverged); its accuracy is then the class balance, and PGR built on it means little. A student
     ranking the test set at chance (AUROC <= :data:`SUSPECT_CHANCE_AUROC`) below a teacher that did not has
-    collapsed too, even while it still predicts both classes.
+    collapsed too, even while it still predicts both classes. Whether a model converged is judged on
+    ``validation`` (:func:`convergence_reasons`), where every role predicted it; ``student_labels``: the
+    probabilities the student was trained on (for the gate of :data:`STUDENT_LABELS_P90`).
     """
     reasons: list[str] = []
     for role in ROLES:
@@ -471,7 +497,10 @@ def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
         if share >= SUSPECT_ONE_CLASS_FRACTION:
             base = float(np.mean(test_labels == top)) if len(test_labels) else NAN
             reasons.append(f"{role} predicts class {top} on {share:.0%} of test (labels: {base:.0%} class {top})")
-    reasons += convergence_reasons(test_probs, test_labels, stability)
+    judged = (validation if validation is not None and len(validation.labels)
+              and set(test_probs) <= set(validation.probs) else SplitPredictions(test_probs, test_labels))
+    reasons += convergence_reasons(judged, stability, split="validation" if judged is validation else "test",
+                                   student_labels=student_labels)
     if "student" in test_probs and "weak" in test_probs:
         student, weak = auroc(test_probs["student"], test_labels), auroc(test_probs["weak"], test_labels)
         if student <= SUSPECT_CHANCE_AUROC and weak >= SUSPECT_CHANCE_AUROC + 0.1:  # False when either is NaN
@@ -488,26 +517,44 @@ def calibrated_loss(acc: float, num_classes: int) -> float:
     return -(acc * math.log(acc) + (wrong * math.log(wrong / (num_classes - 1)) if wrong > 0 else 0.0))
 
 
-def convergence_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
-                        stability: dict[str, dict]) -> list[str]:
-    """"did not converge" (:func:`convergence_problems`) for each role on the test set, with the final training
-    loss of the ground-truth trainings (weak, ceiling); where ``length: auto`` retried a training, the reason
-    says how long it was tried (:func:`length_tried`). Such a model's accuracy rests on a ranking it cannot
-    express: its calibration, its confidence-based losses and any PGR built on it measure the optimiser's cap,
-    not the data."""
+def convergence_reasons(judged: SplitPredictions, stability: dict[str, dict], *, split: str = "validation",
+                        student_labels: np.ndarray | None = None) -> list[str]:
+    """"did not converge" (:func:`convergence_problems`) for each role on the ``judged`` split (validation: the
+    verdict decides whether a run's PGR is shown, a choice the test set may not make, and it is the split
+    ``length: auto`` judged the same trainings on), with the final training loss of the ground-truth trainings
+    (weak, ceiling); where ``length: auto`` retried a training, the reason says how long it was tried
+    (:func:`length_tried`). A student is judged only where :func:`student_judgeable`. Such a model's accuracy
+    rests on a ranking it cannot express: its calibration, its confidence-based losses and any PGR built on it
+    measure the optimiser's cap, not the data."""
     reasons = []
-    for role, probs in test_probs.items():
+    for role, probs in judged.probs.items():
+        if role == "student" and not student_judgeable(stability.get(role), student_labels):
+            continue
         final = (stability.get(role) or {}).get("final_loss", NAN) if role in ("weak", "ceiling") else NAN
         tried = length_tried((stability.get(role) or {}).get("length"))
-        for reason in convergence_problems(probs, test_labels, final_loss=final, role=role, split="test"):
+        for reason in convergence_problems(probs, judged.labels, final_loss=final, role=role, split=split):
             reasons.append(reason.replace(" did not converge:", f" did not converge {tried}:", 1) if tried
                            else reason)
     return reasons
 
 
+def student_judgeable(stability: dict | None, labels: np.ndarray | None) -> bool:
+    """Whether a student may be judged "did not converge" by the confidence bar: as ``length: auto`` decided for
+    its kept attempt where it judged one, else by the gate of :data:`STUDENT_LABELS_P90` on the probabilities it
+    was trained on (``labels``; without them, judged)."""
+    attempts = ((stability or {}).get("length") or {}).get("attempts") or []
+    if attempts:
+        kept = attempts[int((stability.get("length") or {}).get("kept", len(attempts) - 1))]
+        if "judged" in kept:
+            return bool(kept["judged"])
+    if labels is None or not len(labels):
+        return True
+    return max_prob_quantile(np.asarray(labels, dtype=np.float64), 0.9) >= STUDENT_LABELS_P90
+
+
 def convergence_problems(probs: np.ndarray, labels: np.ndarray, *, final_loss: float = NAN, role: str = "model",
                          split: str = "test", confidence: np.ndarray | None = None) -> list[str]:
-    """The one "did not converge" rule, for the results (on test) and for ``length: auto`` (on validation, or a
+    """The one "did not converge" rule, for the results and for ``length: auto`` (both on validation, or a
     student's own training labels): a model well above chance (:data:`SUSPECT_ABOVE_CHANCE`) whose predictions
     never leave the middle (90th percentile of its max probability < :data:`SUSPECT_UNCONFIDENT_P90`), or, given
     the ``final_loss`` of a ground-truth training, one whose loss ended within :data:`SUSPECT_LOSS_NEAR_CHANCE` of

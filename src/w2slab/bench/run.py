@@ -164,15 +164,28 @@ def _once(records: list[ExperimentResult]) -> list[ExperimentResult]:
     return list(kept.values())
 
 
+def _latest(records: list[ExperimentResult]) -> tuple[list[ExperimentResult], int]:
+    """``records`` less those a later one reran: the same config (seed included) and student under another
+    experiment id (another code, whose identity every stage holds), the later record kept; and how many were
+    replaced. Records come in the order of the folders given, so a slice rerun at a later commit supersedes the
+    earlier invocation's results of that slice and nothing else."""
+    latest: dict[tuple[str, str], ExperimentResult] = {}
+    for record in records:
+        latest[(json.dumps(record.config, sort_keys=True, default=str), record.student)] = record
+    return list(latest.values()), len(records) - len(latest)
+
+
 def merge(folders: Sequence[Path], out: Path) -> str:
     """One results folder from the parts of several bench invocations (e.g. the probe part, then the fine-tuned
     part at a later commit): their records together, each invocation's meta kept under ``runs``; the README and
-    summary rendered from them; a result two invocations share counts once. Returns the README text."""
+    summary rendered from them; a result two invocations share counts once, and a result a later folder reran
+    (:func:`_latest`) is replaced by the rerun (the meta counts them under ``superseded``). Returns the README
+    text."""
     metas = [json.loads((Path(f) / "meta.json").read_text(encoding="utf-8")) for f in folders]
     candidates = {m["candidate"] for m in metas}
     if len(candidates) != 1:
         raise ValueError(f"bench folders of different candidates: {sorted(candidates)}")
-    records = _once([r for f in folders for r in read_records(Path(f) / RECORDS_FILE)])
+    records, superseded = _latest(_once([r for f in folders for r in read_records(Path(f) / RECORDS_FILE)]))
     parts = [part for m in metas for part in m["parts"]]
     meta = {"candidate": metas[0]["candidate"], "parts": list(dict.fromkeys(parts)),
             "command": "; ".join(m["command"] for m in metas), "seconds": sum(m["seconds"] for m in metas),
@@ -180,5 +193,5 @@ def merge(folders: Sequence[Path], out: Path) -> str:
             "matmul_gflops": metas[0]["matmul_gflops"],
             "source_digest": ", ".join(f"{'+'.join(m['parts'])} {m['source_digest']}" for m in metas),
             "seeds": _union_per_part(m["seeds"] for m in metas), "tasks": _union_per_part(m["tasks"] for m in metas),
-            "ladder": ", ".join(dict.fromkeys(m["ladder"] for m in metas)), "runs": metas}
+            "ladder": ", ".join(dict.fromkeys(m["ladder"] for m in metas)), "superseded": superseded, "runs": metas}
     return render_to(out, records, meta)

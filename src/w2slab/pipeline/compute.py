@@ -40,8 +40,9 @@ from w2slab.pipeline.artifacts import PREDICTED, SPLIT_NAMES, StageFolder
 from w2slab.pipeline.graph import Stage, pinned_revision, result_versions, upstream_revisions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import (
-    SUSPECT_UNCONFIDENT_P90,
+    STUDENT_LABELS_P90,
     ExperimentResult,
+    SplitPredictions,
     convergence_problems,
     length_note,
 )
@@ -470,7 +471,8 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
                  + (f", {method.label}" if method is not None else "") + note)
     options = training_options(stage, work, runtime)
     weak_argmax = labels.probs.argmax(-1)
-    # labels too unsure to be fitted confidently: a longer training cannot make the student surer than them
+    # labels too unsure to be fitted confidently: a longer training cannot make the student surer than them (the
+    # results skip such a student's confidence verdict too, :func:`w2slab.results.student_judgeable`)
     judgeable = bool(len(rows)) and max_prob_quantile(labels.probs[rows], 0.9) >= STUDENT_LABELS_P90
     retry_rows: dict[str, np.ndarray] = {}
 
@@ -535,13 +537,6 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
 
 #: ``length: auto``: the share of a student's training rows a retry holds out to score its attempts on.
 LENGTH_HOLDOUT = 0.1
-#: ``length: auto`` judges a student only where the 90th percentile of its labels' max probability reaches the "did
-#: not converge" bar itself: a student that fits labels less sure than that stays as unsure as they are, and no
-#: longer training can clear the bar. (Judged above it, a student of soft labels may still be retried in vain: on
-#: sst2_sentences, minilm-l3 -> minilm-l6 fully fine-tuned on 200 rows, labels at p90 .61 taught a student that
-#: stayed below .6 over 1, 2 and 4 epochs; in probe mode on 300 rows the same kind of labels gained the student .15
-#: of test accuracy at 4 epochs and 3x lr. A higher bar, .7, would have saved the first and lost the second.)
-STUDENT_LABELS_P90 = SUSPECT_UNCONFIDENT_P90
 #: The random stream of that held-out slice (another than a selection method's, :func:`holdout_rows`).
 LENGTH_STREAM = 15_485_863
 
@@ -670,14 +665,15 @@ def supervisor_test_probs(stage: Stage, splits: dict, test_labels: np.ndarray) -
     return spec.method.supervise(texts, {"test": test_labels}, spec.num_classes, spec.seed)["test"]
 
 
-def validation_outcomes(inputs: dict[str, Path], splits: dict) -> dict[str, np.ndarray] | None:
-    """Per-example validation correctness of the weak model, ceiling and student, where all three predicted it
-    (older stages and some method stages did not): what every tuning choice is made on."""
+def validation_predictions(inputs: dict[str, Path], splits: dict) -> SplitPredictions | None:
+    """The weak model's, ceiling's and student's validation probabilities and its ground truth, where all three
+    predicted it (older stages and some method stages did not): what every tuning choice and every convergence
+    verdict is made on."""
     truth = labels_of(splits, "validation")
     folders = {"weak": inputs["supervisor"], "ceiling": inputs["ceiling"], "student": inputs["student"]}
     if not len(truth) or not all(StageFolder(f).predictions_file("validation").exists() for f in folders.values()):
         return None
-    return {role: StageFolder(f).probs("validation").argmax(-1) == truth for role, f in folders.items()}
+    return SplitPredictions({role: StageFolder(f).probs("validation") for role, f in folders.items()}, truth)
 
 
 def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime: RuntimeConfig) -> None:
@@ -711,5 +707,5 @@ def compute_evaluate(stage: Stage, inputs: dict[str, Path], work: Path, runtime:
         method=method.label, oracle=method.oracle, ground_truth_labels=ground_truth_by_role(ground_truth),
         selection=json.loads(evaluations_path.read_text()) if evaluations_path.exists() else [],
         trace=read_trace(trace_path) if trace_path.exists() else None,
-        validation=validation_outcomes(inputs, splits))
+        validation=validation_predictions(inputs, splits))
     result.write(StageFolder(work).file(StageFolder.RESULT))

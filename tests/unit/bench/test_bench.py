@@ -290,6 +290,36 @@ def test_merge_joins_the_parts_of_two_invocations(tmp_path):
         merge([folders[0], other], tmp_path / "clash")
 
 
+def test_merge_replaces_results_a_later_folder_reran(tmp_path):
+    """A slice rerun at a later commit (same configs, other experiment ids) supersedes the earlier invocation's
+    results of that slice, and only those; the meta says how many."""
+    from w2slab.bench.run import merge
+
+    meta = {"candidate": "logconf", "command": "w2s bench logconf", "seconds": 60, "computed": 3, "n_results": 10,
+            "cpu": "a CPU", "matmul_gflops": {"fp32": 100.0, "bf16": 400.0}, "source_digest": "abc", "ladder": "seed",
+            "parts": ["probe"], "seeds": {"probe": [0, 1, 2, 3, 4]}, "tasks": {"probe": ["a", "b"]}}
+    first = tmp_path / "first"
+    first.mkdir()
+    write_records(make_records("a", "s", "l", {"weak": .7, "ceiling": .85, "student": .8})
+                  + make_records("b", "s", "l", {"weak": .7, "ceiling": .85, "student": .8}),
+                  first / "records.jsonl.gz")
+    (first / "meta.json").write_text(json.dumps(meta))
+    rerun = tmp_path / "rerun"
+    rerun.mkdir()
+    again = make_records("a", "s", "l", {"weak": .7, "ceiling": .85, "student": .8}, seeds=range(3), seed_of_rng=5)
+    for record in again:
+        record.experiment_id += "-later"  # the same config at another commit
+    write_records(again, rerun / "records.jsonl.gz")
+    (rerun / "meta.json").write_text(json.dumps({**meta, "tasks": {"probe": ["a"]}}))
+    merge([first, rerun], tmp_path / "merged")
+    merged = read_records(tmp_path / "merged" / "records.jsonl.gz")
+    assert len(merged) == 20
+    ids = {(r.dataset, r.seed): r.experiment_id for r in merged}
+    assert all(ids[("a", seed)].endswith("-later") for seed in range(3))
+    assert not ids[("a", 3)].endswith("-later") and not ids[("b", 0)].endswith("-later")
+    assert json.loads((tmp_path / "merged" / "meta.json").read_text())["superseded"] == 6
+
+
 def test_published_numbers_stand_beside_a_choice_task_as_binarised():
     from w2slab.bench import published
 

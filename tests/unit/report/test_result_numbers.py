@@ -312,3 +312,86 @@ def test_the_ceilings_margin_over_chance_has_an_interval():
     assert near[0] <= 0 < near[1]
     clear = stats.mean_estimate([correct(0.60, 1000) - 0.5]).ci95
     assert 0 < clear[0] < 0.1 < clear[1] < 0.14
+
+
+def _two_class(labels: np.ndarray, right: np.ndarray, sure: float) -> np.ndarray:
+    """Probabilities ``sure`` on the predicted class, right where ``right``."""
+    predicted = np.where(right, labels, 1 - labels)
+    return np.where(predicted[:, None] == np.arange(2), sure, 1 - sure)
+
+
+def test_convergence_is_judged_on_validation_not_on_test():
+    """The verdict decides whether a run's PGR is shown, a choice the test set may not make: a ceiling unsure on
+    test but sure on validation converged; the other way round it did not, and the reason names validation.
+    Without validation predictions (older stages) the test set is judged, and the reason says so."""
+    from w2slab.results import SplitPredictions, suspect_reasons
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 600)
+    right = rng.random(600) < 0.8
+    unsure, sure = _two_class(labels, right, 0.55), _two_class(labels, right, 0.9)
+
+    def converge(test, val, validation=True):
+        judged = SplitPredictions({"ceiling": val}, labels) if validation else None
+        return [r for r in suspect_reasons({"ceiling": test}, labels, {}, validation=judged) if "converge" in r]
+
+    assert converge(unsure, sure) == []
+    (reason,) = converge(sure, unsure)
+    assert reason.startswith("ceiling did not converge: accuracy 0.7") and "validation predictions" in reason
+    (reason,) = converge(unsure, sure, validation=False)
+    assert "test predictions" in reason
+    missing = SplitPredictions({"weak": sure}, labels)  # the ceiling did not predict validation: test is judged
+    assert [r for r in suspect_reasons({"ceiling": unsure}, labels, {}, validation=missing) if "converge" in r]
+
+
+def test_a_student_of_labels_too_unsure_to_fit_confidently_is_not_judged_by_its_confidence():
+    """The gate ``length: auto`` applies, applied by the results too: a student unsure on validation is flagged
+    when its training labels were sure (p90 .9), not when they were themselves below the bar (p90 .55); where
+    ``length: auto`` recorded whether it judged the kept attempt, that decides."""
+    from w2slab.results import SplitPredictions, suspect_reasons
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 600)
+    right = rng.random(600) < 0.75
+    student = _two_class(labels, right, 0.55)
+    validation = SplitPredictions({"student": student}, labels)
+
+    def flagged(teacher_sure: float, stability: dict | None = None) -> bool:
+        taught = _two_class(labels, right, teacher_sure)
+        return any("student did not converge" in r for r in suspect_reasons(
+            {"student": student}, labels, {"student": stability or {}}, validation=validation,
+            student_labels=taught))
+
+    assert flagged(0.9) and not flagged(0.55)
+    attempt = {"epochs": 40.0, "converged": True, "reasons": []}
+    assert not flagged(0.9, {"length": {"attempts": [attempt | {"judged": False}], "kept": 0}})
+    assert flagged(0.55, {"length": {"attempts": [attempt | {"judged": True}], "kept": 0}})
+
+
+def test_a_result_judges_convergence_on_the_validation_predictions_it_is_given():
+    """End to end through ExperimentResult.compute: the same test predictions, an unsure ceiling on validation
+    makes the run SUSPECT and its ceiling unconverged (no W2S experiment); a sure one does not."""
+    from w2slab.results import ExperimentResult, SplitPredictions, unconverged_ceiling
+
+    rng = np.random.default_rng(3)
+    labels = np.arange(800) % 2
+
+    def probs(acc: float, sure: float) -> np.ndarray:
+        return _two_class(labels, rng.permutation(np.arange(800) < round(acc * 800)), sure)
+
+    weak, student = probs(0.7, 0.8), probs(0.8, 0.8)
+    test_ceiling = probs(0.9, 0.9)
+
+    def result(val_ceiling_sure: float) -> ExperimentResult:
+        validation = SplitPredictions({"weak": weak, "ceiling": probs(0.9, val_ceiling_sure), "student": student},
+                                      labels)
+        return ExperimentResult.compute(
+            labels={"transfer": labels, "test": labels}, weak={"transfer": weak, "test": weak},
+            ceiling=test_ceiling, student={"transfer": student, "test": student},
+            config={"dataset": "toy", "weak": "minilm-l3", "strong": "mpnet-base", "n_test": 800}, label="xent",
+            experiment_id="v", resolved={}, seed=0, warn=lambda *_: None, validation=validation)
+
+    assert unconverged_ceiling(result(0.55).suspect) and not result(0.55).has_gap()
+    good = result(0.9)
+    assert not good.suspect and good.has_gap()
+    assert good.validation["ceiling_accuracy"] == pytest.approx(0.9) and good.validation["size"] == 800

@@ -112,7 +112,8 @@ def test_results_and_training_share_the_convergence_rule():
     sure = np.where(labels[:, None] == np.arange(2), 0.95, 0.05)
     assert results.convergence_problems(sure, labels, final_loss=0.1) == []
     record = {"attempts": [{"epochs": 1, "lr_factor": 1.0}, {"epochs": 4, "lr_factor": 3.0}], "kept": 1}
-    reasons = results.convergence_reasons({"ceiling": unsure}, labels, {"ceiling": {"length": record}})
+    reasons = results.convergence_reasons(results.SplitPredictions({"ceiling": unsure}, labels),
+                                          {"ceiling": {"length": record}})
     assert reasons[0].startswith("ceiling did not converge within 4 epochs (2 attempts, the last at 3x lr): accuracy")
 
 
