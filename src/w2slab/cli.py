@@ -542,7 +542,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     text = run_bench(spec, parts=parts, tasks=tasks, seeds=seeds, ladder=args.ladder, run_root=args.run_root,
                         out=out, fit=fit, sizes=sizes, echo=None if args.quiet else _echo, part_tasks=part_tasks,
                         part_seeds=part_seeds,
-                        command="w2s bench " + shlex.join(sys.argv[2:] if argv_is_cli() else []))
+                        command="w2s " + shlex.join(args.argv))
     print(text)
     return 0
 
@@ -555,10 +555,6 @@ def _seed_list(text: str, flag: str) -> list[int]:
     if not seeds:
         raise ConfigError(f"{flag}: name at least one seed, e.g. 0,1,2")
     return seeds
-
-
-def argv_is_cli() -> bool:
-    return Path(sys.argv[0]).name in ("w2s", "__main__.py", "cli.py")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -658,7 +654,9 @@ def main(argv: list[str] | None = None) -> int:
     except W2SError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = make_parser().parse_args(argv)  # --help and --version end here, before torch or transformers load
+    args.argv = argv  # the command as typed, for what records it (a bench's meta), however main was called
     quiet_libraries()
     try:
         check_environment(args)

@@ -215,3 +215,23 @@ def test_a_bench_candidate_file_is_read_in_its_own_format(capsys, tmp_path, name
                         capsys)
     assert_one_line_error(code, err, "nope")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_bench_records_the_command_as_typed_however_main_is_called(tmp_path, monkeypatch, capsys):
+    """The bench's meta named `w2s bench ` (no arguments) for a run started by `python -c "main()"` or main(argv):
+    the command is now the argv main parsed."""
+    import w2slab.bench.run as bench_run
+
+    seen = {}
+
+    def fake_bench(spec, **kwargs):
+        seen["command"] = kwargs["command"]
+        return "table"
+
+    monkeypatch.setattr(bench_run, "run_bench", fake_bench)
+    root = str(tmp_path / "runs")
+    code, _ = run_cli(["bench", "logconf", "--tasks", "sst2_sentences", "--seeds", "0,1", "--run-root", root], capsys)
+    assert code == 0
+    assert seen["command"] == f"w2s bench logconf --tasks sst2_sentences --seeds 0,1 --run-root {root}"
+    monkeypatch.setattr("sys.argv", ["-c", "bench", "logconf", "--seeds", "2", "--run-root", root])
+    assert main() == 0 and seen["command"] == f"w2s bench logconf --seeds 2 --run-root {root}"

@@ -128,8 +128,9 @@ def render(out: Path) -> str:
     summary = summarize(records, meta["candidate"], tuple(meta["parts"]))
     head = [f"# Bench: {meta['candidate']} on the suite", "",
             f"Made by `{meta['command']}` in {meta['seconds'] / 60:.0f} min ({meta['computed']} stages computed, "
-            f"{meta['n_results']} results) on {meta['cpu']} (matmul fp32 {meta['matmul_gflops']['fp32']:.0f}, bf16 "
-            f"{meta['matmul_gflops']['bf16']:.0f} GFLOP/s in the same run; bf16 kernels differ between CPUs), "
+            f"{meta['n_results']} results{superseded_note(meta)}) on {meta['cpu']} (matmul fp32 "
+            f"{meta['matmul_gflops']['fp32']:.0f}, bf16 {meta['matmul_gflops']['bf16']:.0f} GFLOP/s in the same run; "
+            "bf16 kernels differ between CPUs), "
             f"source digest `{meta['source_digest']}`. Seeds "
             + "; ".join(f"{part}: {', '.join(map(str, seeds))}" for part, seeds in meta["seeds"].items())
             + " share one draw of each task's data (data_seed 0) and vary the partition, initialisations and "
@@ -139,6 +140,13 @@ def render(out: Path) -> str:
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True, default=str) + "\n",
                                       encoding="utf-8")
     return text
+
+
+def superseded_note(meta: dict) -> str:
+    """``; 40 results of earlier invocations replaced by later reruns`` for a merged folder that replaced some
+    (:func:`merge`), else empty."""
+    count = int(meta.get("superseded") or 0)
+    return f"; {count} results of earlier invocations replaced by later reruns" if count else ""
 
 
 def _union_per_part(maps) -> dict[str, list]:

@@ -318,6 +318,8 @@ def test_merge_replaces_results_a_later_folder_reran(tmp_path):
     assert all(ids[("a", seed)].endswith("-later") for seed in range(3))
     assert not ids[("a", 3)].endswith("-later") and not ids[("b", 0)].endswith("-later")
     assert json.loads((tmp_path / "merged" / "meta.json").read_text())["superseded"] == 6
+    assert "20 results; 6 results of earlier invocations replaced by later reruns)" in (
+        tmp_path / "merged" / "README.md").read_text()
 
 
 def test_published_numbers_stand_beside_a_choice_task_as_binarised():
