@@ -100,8 +100,11 @@ GEMMA_PROBE_PAIRS: tuple[Pair, ...] = tuple(Pair(weak, "gemma3-270m")
 #: fine-tuned, a Gemma strong model under LoRA)
 DEFAULT_PAIR = Pair("minilm-l3", "mpnet-base", "full", "full")
 SEED_PAIR = Pair("minilm-l3", "gemma3-270m", "full", "lora")
-#: images: the weak CNN from scratch, the pretrained backbone frozen under a linear probe (the image defaults)
-IMAGE_PAIR = Pair("cnn-small", "efficientnet-lite0", "full", "probe")
+#: images: the weak CNN from scratch, a pretrained backbone frozen under a linear probe (the image defaults), at two
+#: backbone sizes so the figures have a size axis: EfficientNet-Lite0 (4.7M parameters, 224 px) and -Lite2 (6.1M,
+#: 260 px), the packaged ImageNet backbones
+IMAGE_PAIRS: tuple[Pair, ...] = tuple(Pair("cnn-small", strong, "full", "probe")
+                                      for strong in ("efficientnet-lite0", "efficientnet-lite2"))
 LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
     "encoders": {"probe": PROBE_PAIRS, "finetune": (DEFAULT_PAIR,)},
     # the seed's experiment as the fine-tuned part, beside the encoder probes
@@ -115,7 +118,7 @@ LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
 #: the ladders a task runs whatever --ladder says (:attr:`SuiteTask.ladder`). ``images``: a small CNN trained from
 #: scratch (the AlexNet role) labels for a linear probe on a frozen ImageNet backbone (the DINO role), as ``w2s run``
 #: trains them on images; no probe part (a CNN from scratch has no features to probe)
-OWN_LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {"images": {"probe": (), "finetune": (IMAGE_PAIR,)}}
+OWN_LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {"images": {"probe": (), "finetune": IMAGE_PAIRS}}
 
 #: rows per task and seed: 1,000 weak-train + 1,000 transfer, 500 validation, 1,000 test (fitted down, with a note,
 #: where a task's pool is smaller); the probe part's cost is the features of these 3,500 rows per model

@@ -179,22 +179,25 @@ def test_gemma_ladder_puts_every_other_packaged_model_under_gemma():
 
 
 def test_an_image_task_runs_its_own_pair_whatever_the_ladder():
-    """fashion_mnist: the CNN from scratch labels for EfficientNet-Lite0's probe, trained as ``w2s run`` trains them
-    on images, in the fine-tuned part; no probe part (the CNN has no pretrained features)."""
+    """fashion_mnist: the CNN from scratch labels for EfficientNet-Lite0's and -Lite2's probes, trained as ``w2s run``
+    trains them on images, in the fine-tuned part; no probe part (the CNN has no pretrained features)."""
     from w2slab.config import role_default
 
     task = suite.TASKS.get("fashion_mnist")
     assert task.modality == "image" and task in suite.task_names(None)
     for ladder in suite.LADDERS:
         assert not suite.configs(suite.candidate("logconf"), [task], "probe", [0], ladder)
-        (config,) = suite.configs(suite.candidate("logconf"), [task], "finetune", [0], ladder)
-        assert (config.weak, config.strong) == ("cnn-small", "efficientnet-lite0")
-        assert config.weak_train == role_default("image", "weak")
-        assert config.strong_train == role_default("image", "strong")
-        assert suite.part_of({"config": config.to_dict()}) == "finetune"
+        configs = suite.configs(suite.candidate("logconf"), [task], "finetune", [0], ladder)
+        assert [(c.weak, c.strong) for c in configs] == [("cnn-small", "efficientnet-lite0"),
+                                                         ("cnn-small", "efficientnet-lite2")]
+        for config in configs:
+            assert config.weak_train == role_default("image", "weak")
+            assert config.strong_train == role_default("image", "strong")
+            assert suite.part_of({"config": config.to_dict()}) == "finetune"
     text = suite.configs(suite.candidate("logconf"), [suite.TASKS.get("imdb"), task], "finetune", [0], "seed")
     assert [(c.dataset, c.weak, c.strong) for c in text] == [("imdb", "minilm-l3", "gemma3-270m"),
-                                                             ("fashion_mnist", "cnn-small", "efficientnet-lite0")]
+                                                             ("fashion_mnist", "cnn-small", "efficientnet-lite0"),
+                                                             ("fashion_mnist", "cnn-small", "efficientnet-lite2")]
 
 
 def _w2s(*args: str, cwd: Path) -> subprocess.CompletedProcess:
