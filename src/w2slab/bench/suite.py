@@ -101,8 +101,8 @@ GEMMA_PROBE_PAIRS: tuple[Pair, ...] = tuple(Pair(weak, "gemma3-270m")
 DEFAULT_PAIR = Pair("minilm-l3", "mpnet-base", "full", "full")
 SEED_PAIR = Pair("minilm-l3", "gemma3-270m", "full", "lora")
 #: images: the weak CNN from scratch, a pretrained backbone frozen under a linear probe (the image defaults), at two
-#: backbone sizes so the figures have a size axis: EfficientNet-Lite0 (4.7M parameters, 224 px) and -Lite2 (6.1M,
-#: 260 px), the packaged ImageNet backbones
+#: backbone sizes so the figures have a size axis: EfficientNet-Lite0 (3.4M parameters without its ImageNet
+#: classifier, 224 px) and -Lite2 (4.8M, 260 px), the packaged ImageNet backbones
 IMAGE_PAIRS: tuple[Pair, ...] = tuple(Pair("cnn-small", strong, "full", "probe")
                                       for strong in ("efficientnet-lite0", "efficientnet-lite2"))
 LADDERS: dict[str, dict[str, tuple[Pair, ...]]] = {
