@@ -461,11 +461,12 @@ def config_id(config: dict[str, Any], resolved: dict[str, Any] | None = None) ->
 
 @dataclass(frozen=True)
 class SplitPredictions:
-    """Every role's probabilities on one split and that split's ground truth (the validation split, where the
-    results judge convergence)."""
+    """Every role's probabilities on one split and that split's ground truth, and the split's name (validation,
+    where the results judge convergence; test for stages that predicted no validation rows)."""
 
     probs: dict[str, np.ndarray]
     labels: np.ndarray
+    split: str = "validation"
 
     def correct(self) -> dict[str, np.ndarray]:
         """Per-example correctness by role."""
@@ -498,9 +499,8 @@ def suspect_reasons(test_probs: dict[str, np.ndarray], test_labels: np.ndarray,
             base = float(np.mean(test_labels == top)) if len(test_labels) else NAN
             reasons.append(f"{role} predicts class {top} on {share:.0%} of test (labels: {base:.0%} class {top})")
     judged = (validation if validation is not None and len(validation.labels)
-              and set(test_probs) <= set(validation.probs) else SplitPredictions(test_probs, test_labels))
-    reasons += convergence_reasons(judged, stability, split="validation" if judged is validation else "test",
-                                   student_labels=student_labels)
+              and set(test_probs) <= set(validation.probs) else SplitPredictions(test_probs, test_labels, "test"))
+    reasons += convergence_reasons(judged, stability, student_labels=student_labels)
     if "student" in test_probs and "weak" in test_probs:
         student, weak = auroc(test_probs["student"], test_labels), auroc(test_probs["weak"], test_labels)
         if student <= SUSPECT_CHANCE_AUROC and weak >= SUSPECT_CHANCE_AUROC + 0.1:  # False when either is NaN
@@ -517,7 +517,7 @@ def calibrated_loss(acc: float, num_classes: int) -> float:
     return -(acc * math.log(acc) + (wrong * math.log(wrong / (num_classes - 1)) if wrong > 0 else 0.0))
 
 
-def convergence_reasons(judged: SplitPredictions, stability: dict[str, dict], *, split: str = "validation",
+def convergence_reasons(judged: SplitPredictions, stability: dict[str, dict], *,
                         student_labels: np.ndarray | None = None) -> list[str]:
     """"did not converge" (:func:`convergence_problems`) for each role on the ``judged`` split (validation: the
     verdict decides whether a run's PGR is shown, a choice the test set may not make, and it is the split
@@ -532,7 +532,7 @@ def convergence_reasons(judged: SplitPredictions, stability: dict[str, dict], *,
             continue
         final = (stability.get(role) or {}).get("final_loss", NAN) if role in ("weak", "ceiling") else NAN
         tried = length_tried((stability.get(role) or {}).get("length"))
-        for reason in convergence_problems(probs, judged.labels, final_loss=final, role=role, split=split):
+        for reason in convergence_problems(probs, judged.labels, final_loss=final, role=role, split=judged.split):
             reasons.append(reason.replace(" did not converge:", f" did not converge {tried}:", 1) if tried
                            else reason)
     return reasons
@@ -542,13 +542,18 @@ def student_judgeable(stability: dict | None, labels: np.ndarray | None) -> bool
     """Whether a student may be judged "did not converge" by the confidence bar: as ``length: auto`` decided for
     its kept attempt where it judged one, else by the gate of :data:`STUDENT_LABELS_P90` on the probabilities it
     was trained on (``labels``; without them, judged)."""
-    attempts = ((stability or {}).get("length") or {}).get("attempts") or []
+    length = (stability or {}).get("length") or {}
+    attempts = length.get("attempts") or []
     if attempts:
-        kept = attempts[int((stability.get("length") or {}).get("kept", len(attempts) - 1))]
+        kept = attempts[int(length.get("kept", len(attempts) - 1))]
         if "judged" in kept:
             return bool(kept["judged"])
-    if labels is None or not len(labels):
-        return True
+    return labels is None or not len(labels) or labels_sure_enough(labels)
+
+
+def labels_sure_enough(labels: np.ndarray) -> bool:
+    """The gate of :data:`STUDENT_LABELS_P90` on a student's training labels (probabilities), the one test of it
+    for ``length: auto`` and the results."""
     return max_prob_quantile(np.asarray(labels, dtype=np.float64), 0.9) >= STUDENT_LABELS_P90
 
 

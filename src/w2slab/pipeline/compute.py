@@ -21,7 +21,6 @@ import numpy as np
 from w2slab.config import RuntimeConfig, TrainConfig
 from w2slab.data import Splits, load_task, make_splits
 from w2slab.data.types import PAIR_FIELD, content, is_pair
-from w2slab.diagnostics import max_prob_quantile
 from w2slab.distributed import distributed_state
 from w2slab.errors import DataError
 from w2slab.losses import TrainingContext, make_loss
@@ -40,10 +39,10 @@ from w2slab.pipeline.artifacts import PREDICTED, SPLIT_NAMES, StageFolder
 from w2slab.pipeline.graph import Stage, pinned_revision, result_versions, upstream_revisions
 from w2slab.pipeline.role_model import RoleModel, trainable_state
 from w2slab.results import (
-    STUDENT_LABELS_P90,
     ExperimentResult,
     SplitPredictions,
     convergence_problems,
+    labels_sure_enough,
     length_note,
 )
 from w2slab.train.selection import Attempt, KeepBest, RecordPredictions, search_length, stable
@@ -472,8 +471,8 @@ def compute_student(stage: Stage, inputs: dict[str, Path], work: Path, runtime: 
     options = training_options(stage, work, runtime)
     weak_argmax = labels.probs.argmax(-1)
     # labels too unsure to be fitted confidently: a longer training cannot make the student surer than them (the
-    # results skip such a student's confidence verdict too, :func:`w2slab.results.student_judgeable`)
-    judgeable = bool(len(rows)) and max_prob_quantile(labels.probs[rows], 0.9) >= STUDENT_LABELS_P90
+    # results skip such a student's confidence verdict by the same test, :func:`w2slab.results.labels_sure_enough`)
+    judgeable = bool(len(rows)) and labels_sure_enough(labels.probs[rows])
     retry_rows: dict[str, np.ndarray] = {}
 
     def attempt(index: int, cfg: TrainConfig, factor: float):
